@@ -1,0 +1,15 @@
+# `make run`: install (once) and run the main job; `make test`: install (once) and run the tests.
+PY := .venv/bin/python
+
+.PHONY: install run test
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml scripts/install.sh
+	bash scripts/install.sh
+	touch $@
+
+run: install
+	$(PY) -m pyg_mpnn.train --exp scale_sweep
+
+test: install
+	$(PY) -m pytest -q -x --durations=15

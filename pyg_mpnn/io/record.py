@@ -1,0 +1,158 @@
+"""The one record type every reader returns, and its conversion to a PyG ``Data``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from pyg_mpnn.alphabet import encode
+
+BACKBONE_ATOMS = ("N", "CA", "C", "O")
+CHAIN_OFFSET = 100  # the original's residue_idx = 100 * chain + position
+
+
+class ReadError(Exception):
+    """A structure source could not be turned into records. ``str()`` names the file and reason."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+@dataclass
+class ProteinRecord:
+    """One protein (one or more chains), residues concatenated chain after chain.
+
+    Attributes:
+        name: identifier (e.g. ``"1abc"`` or ``"1abc_A"``).
+        seq: one letter per residue in ProteinMPNN's alphabet (``X`` = unknown).
+        coords: float32 ``[N, 4, 3]`` backbone N, CA, C, O; NaN where an atom is missing.
+        chain_index: int64 ``[N]``, the chain (0..C-1) of each residue.
+        chain_ids: the C chain identifiers, as in the source file.
+        designed: bool ``[C]``, chains to be predicted (the rest are visible context).
+        residue_ids: optional author numbering per residue (``"12"``, ``"12A"``).
+        plddt: optional float32 ``[N]`` per-residue confidence (AlphaFold DB).
+        meta: free-form source metadata (path, resolution, date, cluster, ...).
+    """
+
+    name: str
+    seq: str
+    coords: np.ndarray
+    chain_index: np.ndarray
+    chain_ids: list[str]
+    designed: np.ndarray
+    residue_ids: list[str] | None = None
+    plddt: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.coords = np.asarray(self.coords, dtype=np.float32).reshape(-1, 4, 3)
+        self.chain_index = np.asarray(self.chain_index, dtype=np.int64)
+        self.designed = np.asarray(self.designed, dtype=bool)
+        n = len(self.seq)
+        if self.coords.shape[0] != n or self.chain_index.shape[0] != n:
+            raise ValueError(
+                f"{self.name}: seq ({n}), coords ({self.coords.shape[0]}) and "
+                f"chain_index ({self.chain_index.shape[0]}) lengths differ")
+        if len(self.designed) != len(self.chain_ids):
+            raise ValueError(f"{self.name}: designed has {len(self.designed)} entries for "
+                             f"{len(self.chain_ids)} chains")
+
+    @property
+    def num_residues(self) -> int:
+        return len(self.seq)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """True where all four backbone atoms are present and finite."""
+        return np.isfinite(self.coords).all(axis=(1, 2))
+
+    def chain_seq(self, chain: int | str) -> str:
+        c = self.chain_ids.index(chain) if isinstance(chain, str) else chain
+        idx = np.nonzero(self.chain_index == c)[0]
+        return "".join(self.seq[i] for i in idx)
+
+    def select_chains(self, keep) -> "ProteinRecord":
+        """A record with only the chains whose index is in ``keep`` (order kept)."""
+        keep = [c for c in range(len(self.chain_ids)) if c in set(keep)]
+        remap = {c: i for i, c in enumerate(keep)}
+        sel = np.isin(self.chain_index, keep)
+        idx = np.nonzero(sel)[0]
+        return ProteinRecord(
+            name=self.name,
+            seq="".join(self.seq[i] for i in idx),
+            coords=self.coords[sel],
+            chain_index=np.array([remap[c] for c in self.chain_index[sel]], dtype=np.int64),
+            chain_ids=[self.chain_ids[c] for c in keep],
+            designed=self.designed[keep],
+            residue_ids=[self.residue_ids[i] for i in idx] if self.residue_ids else None,
+            plddt=self.plddt[sel] if self.plddt is not None else None,
+            meta=dict(self.meta),
+        )
+
+    @staticmethod
+    def from_chains(name, chains, designed=None, meta=None) -> "ProteinRecord":
+        """Build from a list of ``(chain_id, seq, coords[L,4,3], residue_ids|None)``."""
+        seq = "".join(c[1] for c in chains)
+        coords = (np.concatenate([np.asarray(c[2], np.float32).reshape(-1, 4, 3) for c in chains])
+                  if chains else np.zeros((0, 4, 3), np.float32))
+        chain_index = np.concatenate(
+            [np.full(len(c[1]), i, np.int64) for i, c in enumerate(chains)]
+        ) if chains else np.zeros(0, np.int64)
+        rids = None
+        if chains and all(len(c) > 3 and c[3] is not None for c in chains):
+            rids = [r for c in chains for r in c[3]]
+        return ProteinRecord(
+            name=name, seq=seq, coords=coords, chain_index=chain_index,
+            chain_ids=[c[0] for c in chains],
+            designed=np.ones(len(chains), bool) if designed is None else designed,
+            residue_ids=rids, meta=meta or {},
+        )
+
+
+def residue_idx(chain_index: np.ndarray) -> np.ndarray:
+    """The original's residue index: ``100 * chain + position in the concatenation``.
+
+    Only differences within a chain reach the model (across chains the positional
+    feature is a separate class), so this equals ``tied_featurize``'s numbering.
+    """
+    return CHAIN_OFFSET * chain_index + np.arange(len(chain_index))
+
+
+def to_data(record: ProteinRecord) -> Data:
+    """Convert a record into a ``torch_geometric.data.Data`` graph without edges.
+
+    Fields (N residues):
+        ``coords``  float32 ``[N, 4, 3]``: N, CA, C, O; missing atoms set to 0.
+        ``pos``     float32 ``[N, 3]``: CA coordinates (what neighbour search uses).
+        ``seq``     int64 ``[N]``: residue type in ``ACDEFGHIKLMNPQRSTVWYX``.
+        ``mask``    bool ``[N]``: all four backbone atoms present (else the residue has no edges
+                    and no loss).
+        ``chain``   int64 ``[N]``: chain number within this protein (not incremented by
+                    batching; edges never cross proteins).
+        ``residue_idx`` int64 ``[N]``: ``100 * chain + position`` (the original's offsets).
+        ``design_mask`` bool ``[N]``: residue belongs to a chain to be predicted.
+        ``name``    str; ``chain_ids`` list of str.
+    Edges (``edge_index``) are added by :class:`pyg_mpnn.data.graph.KNNEdges` or in the model.
+    """
+    coords = torch.from_numpy(np.nan_to_num(record.coords, nan=0.0).astype(np.float32))
+    mask = torch.from_numpy(record.mask)
+    coords[~mask] = 0.0  # as the original: a residue missing any atom is fully masked
+    chain = torch.from_numpy(record.chain_index)
+    return Data(
+        coords=coords,
+        pos=coords[:, 1].clone(),
+        seq=torch.tensor(encode(record.seq), dtype=torch.long),
+        mask=mask,
+        chain=chain,
+        residue_idx=torch.from_numpy(residue_idx(record.chain_index)),
+        design_mask=torch.from_numpy(record.designed[record.chain_index]) if len(chain) else
+        torch.zeros(0, dtype=torch.bool),
+        name=record.name,
+        chain_ids=list(record.chain_ids),
+        num_nodes=len(record.seq),
+    )
