@@ -1,0 +1,239 @@
+"""ProteinMPNN on sparse residue graphs: no padding, no dense masks.
+
+A batch is a PyG ``Data``/``Batch`` from :func:`pyg_mpnn.io.record.to_data` (fields
+``coords [N,4,3]``, ``mask``, ``seq``, ``chain``, ``residue_idx``, ``design_mask``,
+optionally ``batch`` and a precomputed ``edge_index``). Reading order: featurize -> encode
+-> causal context -> decode (teacher forced) -> sample (autoregressive).
+
+The decoding order is a per-node *rank* inside each graph. The causal mask is edge-local:
+edge ``j -> i`` carries ``[e_ij, s_j, h_j^(l)]`` if ``rank[j] < rank[i]`` and
+``[e_ij, 0, h_j^enc]`` otherwise, so no ``[B, L, L]`` tensor is ever built.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from pyg_mpnn.alphabet import ALPHABET
+from pyg_mpnn.data.graph import knn_edges
+from pyg_mpnn.nn.features import EdgeFeatures
+from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer
+
+
+def decoding_rank(design: Tensor, randn: Tensor, batch: Tensor | None = None) -> Tensor:
+    """Rank of each node in its graph's decoding order, from a given ``randn`` ``[N]``.
+
+    Same key as the original, ``argsort((chain_M * mask + 0.0001) * |randn|)``: nodes
+    with ``design == False`` (visible or missing atoms) come first, almost always, in
+    random order; then designed ones. ``design`` must already include ``mask``.
+    """
+    key = (design.to(randn.dtype) + 0.0001) * randn.abs()
+    order = torch.argsort(key, stable=True)
+    if batch is not None:
+        order = order[torch.argsort(batch[order], stable=True)]
+    rank = torch.empty_like(order)
+    pos = torch.arange(order.numel(), device=order.device)
+    if batch is not None:
+        start = _graph_ptr(batch)[:-1]
+        pos = pos - start[batch[order]]
+    rank[order] = pos
+    return rank
+
+
+def _graph_ptr(batch: Tensor) -> Tensor:
+    counts = torch.bincount(batch)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+def _batch_vector(data: Data) -> Tensor:
+    b = getattr(data, "batch", None)
+    return b if b is not None else torch.zeros(data.num_nodes, dtype=torch.long,
+                                               device=data.coords.device)
+
+
+class ProteinMPNN(nn.Module):
+    """ProteinMPNN (Dauparas et al. 2022) with the original's parameter names.
+
+    Args:
+        num_letters: output classes (21). hidden_dim: node, edge and sequence width.
+        num_encoder_layers / num_decoder_layers: depth. k_neighbors: kNN on CA atoms.
+        augment_eps: std of Gaussian noise added to the backbone before the neighbour
+            search, whenever ``> 0`` (as the original, also in eval mode).
+        dropout: dropout of every residual branch. vocab: sequence embedding size.
+    """
+
+    def __init__(self, num_letters: int = 21, hidden_dim: int = 128,
+                 num_encoder_layers: int = 3, num_decoder_layers: int = 3,
+                 k_neighbors: int = 48, augment_eps: float = 0.0, dropout: float = 0.1,
+                 vocab: int = 21):
+        super().__init__()
+        self.config = dict(num_letters=num_letters, hidden_dim=hidden_dim,
+                           num_encoder_layers=num_encoder_layers,
+                           num_decoder_layers=num_decoder_layers, k_neighbors=k_neighbors,
+                           augment_eps=augment_eps, dropout=dropout, vocab=vocab)
+        self.hidden_dim, self.k_neighbors, self.augment_eps = hidden_dim, k_neighbors, augment_eps
+        self.features = EdgeFeatures(hidden_dim)
+        self.W_e = nn.Linear(hidden_dim, hidden_dim)
+        self.W_s = nn.Embedding(vocab, hidden_dim)
+        self.encoder_layers = nn.ModuleList(
+            [EncoderLayer(hidden_dim, dropout=dropout) for _ in range(num_encoder_layers)])
+        self.decoder_layers = nn.ModuleList(
+            [DecoderLayer(hidden_dim, 3 * hidden_dim, dropout=dropout)
+             for _ in range(num_decoder_layers)])
+        self.W_out = nn.Linear(hidden_dim, num_letters)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Xavier-uniform on every matrix, as the original."""
+        for m in self.modules():
+            if m is not self and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    # -- graph and encoder -------------------------------------------------------------
+    def build_graph(self, data: Data) -> tuple[Tensor, Tensor]:
+        """(possibly noised) coords and the kNN ``edge_index`` (``data.edge_index`` is used
+        when present and no noise is added)."""
+        coords = data.coords
+        if self.augment_eps > 0:
+            coords = coords + self.augment_eps * torch.randn_like(coords)
+        elif getattr(data, "edge_index", None) is not None:
+            return coords, data.edge_index
+        edge_index = knn_edges(coords[:, 1], self.k_neighbors, getattr(data, "batch", None),
+                               data.mask)
+        return coords, edge_index
+
+    def encode(self, data: Data) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns node states ``[N, H]``, edge states ``[E, H]`` and ``edge_index``."""
+        coords, edge_index = self.build_graph(data)
+        h_E = self.W_e(self.features(coords, edge_index, data.residue_idx, data.chain))
+        h_V = h_E.new_zeros(data.num_nodes, self.hidden_dim)
+        for layer in self.encoder_layers:
+            h_V, h_E = layer(h_V, edge_index, h_E, data.mask)
+        return h_V, h_E, edge_index
+
+    def random_rank(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
+        """A random decoding rank from ``torch.randn`` (visible residues first)."""
+        randn = torch.randn(data.num_nodes, generator=generator, device=data.coords.device)
+        return decoding_rank(data.design_mask & data.mask, randn, getattr(data, "batch", None))
+
+    # -- teacher-forced decoder --------------------------------------------------------
+    @staticmethod
+    def _context(h_E: Tensor, h_S_src: Tensor, h_src: Tensor, h_enc_src: Tensor,
+                 causal: Tensor) -> Tensor:
+        """Per-edge decoder input: ``[e, s_j, h_j]`` on causal edges, ``[e, 0, h_j^enc]``
+        otherwise (``causal`` is ``[E, 1]`` bool)."""
+        return torch.cat([h_E, h_S_src * causal, torch.where(causal, h_src, h_enc_src)], -1)
+
+    def forward(self, data: Data, decoding_rank: Tensor | None = None) -> Tensor:
+        """Teacher-forced log-probabilities ``[N, num_letters]`` under ``decoding_rank``
+        (random, drawn from the torch RNG, when ``None``)."""
+        h_enc, h_E, edge_index = self.encode(data)
+        rank = self.random_rank(data) if decoding_rank is None else decoding_rank
+        src, dst = edge_index
+        causal = (rank[src] < rank[dst]).unsqueeze(-1)
+        h_S_src = self.W_s(data.seq)[src]
+        h_enc_src = h_enc[src]
+        h = h_enc
+        for layer in self.decoder_layers:
+            ctx = self._context(h_E, h_S_src, h[src], h_enc_src, causal)
+            h = layer(h, edge_index, ctx, data.mask)
+        return F.log_softmax(self.W_out(h), dim=-1)
+
+    # -- autoregressive sampling -------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, data: Data, temperature: float = 0.1, decoding_rank: Tensor | None = None,
+               generator: torch.Generator | None = None, omit: str = "X") -> dict:
+        """Sample sequences, one rank step at a time for all graphs of the batch at once.
+
+        Step ``t`` handles the node of rank ``t`` in every graph. Residues that are not
+        designed keep their native type. Nodes whose whole prefix is visible get their
+        decoder states from one teacher-forced pass; every later node is decoded
+        incrementally (its ``k`` incoming edges, per layer, as the original's
+        ``h_V_stack``). Like the original, one ``torch.multinomial`` over the
+        ``[B_t, 21]`` probabilities of the valid nodes of step ``t`` is drawn at every
+        step, visible nodes included, so with one graph and the same seed the draws are
+        the reference's. Letters in ``omit`` get probability 0.
+
+        Returns a dict: ``seq`` ``[N]`` (sampled; native where not designed),
+        ``log_probs`` ``[N, 21]`` (untempered log-softmax at decoding time = the
+        teacher-forced forward on ``seq``), ``decoding_rank`` ``[N]``, ``score`` ``[B]``
+        (mean NLL over designed valid residues) and ``recovery`` ``[B]``.
+        """
+        mask, batch = data.mask, _batch_vector(data)
+        design = data.design_mask & mask
+        h_enc, h_E, edge_index = self.encode(data)
+        rank = self.random_rank(data, generator) if decoding_rank is None else decoding_rank
+        n, num_graphs = data.num_nodes, int(batch.max()) + 1 if data.num_nodes else 0
+        # edges grouped by centre (CSR), for incremental decoding
+        perm = torch.argsort(edge_index[1], stable=True)
+        edge_index, h_E = edge_index[:, perm], h_E[perm]
+        edge_ptr = torch.cat([edge_index.new_zeros(1),
+                              torch.bincount(edge_index[1], minlength=n).cumsum(0)])
+        # nodes sorted by (graph, rank); first designed rank per graph
+        order = torch.argsort(rank, stable=True)
+        order = order[torch.argsort(batch[order], stable=True)]
+        ptr = _graph_ptr(batch) if n else edge_index.new_zeros(1)
+        counts = ptr[1:] - ptr[:-1]
+        big = torch.full((num_graphs,), n, dtype=torch.long, device=rank.device)
+        first_design = big.scatter_reduce(0, batch[design], rank[design], "amin")
+        omit_vec = torch.tensor([float(a in omit) for a in ALPHABET[:self.W_out.out_features]],
+                                device=h_enc.device)
+
+        seq = data.seq.clone()
+        logits = self.W_out(h_enc.new_zeros(n, self.hidden_dim))
+        stack = [h_enc] + [torch.zeros_like(h_enc) for _ in self.decoder_layers]
+        if bool((first_design > 0).any()):  # visible prefixes: one teacher-forced pass
+            h_S_src = self.W_s(seq)[edge_index[0]]
+            causal = (rank[edge_index[0]] < rank[edge_index[1]]).unsqueeze(-1)
+            for l, layer in enumerate(self.decoder_layers):
+                ctx = self._context(h_E, h_S_src, stack[l][edge_index[0]],
+                                    h_enc[edge_index[0]], causal)
+                stack[l + 1] = layer(stack[l], edge_index, ctx, mask)
+            logits = self.W_out(stack[-1])
+
+        for t in range(int(counts.max()) if n else 0):
+            nodes = order[ptr[:-1][counts > t] + t]
+            nodes = nodes[mask[nodes]]
+            if nodes.numel() == 0:
+                continue
+            todo = nodes[rank[nodes] >= first_design[batch[nodes]]]
+            if todo.numel():
+                logits[todo] = self._decode_nodes(todo, seq, rank, stack, h_enc, h_E,
+                                                  edge_index, edge_ptr, mask)
+            probs = F.softmax(logits[nodes] / temperature - omit_vec * 1e8, dim=-1)
+            draw = torch.multinomial(probs, 1, generator=generator).view(-1)
+            seq[nodes] = torch.where(design[nodes], draw, seq[nodes])
+
+        log_probs = F.log_softmax(logits, dim=-1)
+        nll = -log_probs.gather(1, seq.view(-1, 1)).view(-1)
+        w = design.to(nll.dtype)
+        per_graph = lambda v: torch.zeros(num_graphs, device=v.device).index_add_(0, batch, v)
+        denom = per_graph(w).clamp(min=1)
+        return dict(seq=seq, log_probs=log_probs, decoding_rank=rank,
+                    score=per_graph(nll * w) / denom,
+                    recovery=per_graph((seq == data.seq).to(w.dtype) * w) / denom)
+
+    def _decode_nodes(self, nodes: Tensor, seq: Tensor, rank: Tensor, stack: list[Tensor],
+                      h_enc: Tensor, h_E: Tensor, edge_index: Tensor, edge_ptr: Tensor,
+                      mask: Tensor) -> Tensor:
+        """Decoder states of ``nodes`` (one per graph) from their incoming edges only;
+        writes them into ``stack`` and returns their logits."""
+        deg = edge_ptr[nodes + 1] - edge_ptr[nodes]
+        local = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), deg)
+        first = torch.repeat_interleave(edge_ptr[nodes] - (deg.cumsum(0) - deg), deg)
+        eids = first + torch.arange(local.numel(), device=nodes.device)
+        src = edge_index[0, eids]
+        sub_index = torch.stack([src, local])
+        causal = (rank[src] < rank[nodes][local]).unsqueeze(-1)
+        e, h_S_src, h_enc_src = h_E[eids], self.W_s(seq[src]), h_enc[src]
+        for l, layer in enumerate(self.decoder_layers):
+            ctx = self._context(e, h_S_src, stack[l][src], h_enc_src, causal)
+            stack[l + 1][nodes] = layer((stack[l], stack[l][nodes]), sub_index, ctx,
+                                        mask[nodes])
+        return self.W_out(stack[-1][nodes])

