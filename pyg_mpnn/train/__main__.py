@@ -1,0 +1,79 @@
+"""``python -m pyg_mpnn.train --exp NAME [--set key=value ...] [--data PATH] [--out DIR] [--resume [PATH]]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from pyg_mpnn.train.config import ConfigError, list_experiments, load_experiment
+
+
+def _parser() -> argparse.ArgumentParser:
+    exps = list_experiments()
+    width = max((len(n) for n in exps), default=4)
+    epilog = "experiments (experiments/<name>.yaml, merged over base.yaml):\n" + "\n".join(
+        f"  {n:<{width}}  {d}" for n, d in exps.items())
+    epilog += ("\n\nexamples:\n"
+               "  python -m pyg_mpnn.train --exp smoke\n"
+               "  python -m pyg_mpnn.train --exp base --data ../shared/data/structures "
+               "--set data.max_tokens=2000 --set schedule.warmup_steps=300\n"
+               "  python -m pyg_mpnn.train --exp base --out runs/base/my-run --resume\n"
+               "  python -m pyg_mpnn.train --exp scale_sweep\n"
+               "see docs/training.md")
+    p = argparse.ArgumentParser(
+        prog="python -m pyg_mpnn.train", description="Train ProteinMPNN (pyg_mpnn).",
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp", default="smoke", help="experiment name or YAML path (default: smoke)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optim.grad_clip=1.0 (repeatable)")
+    p.add_argument("--data", help="dataset folder, or structure/JSONL sources to prepare "
+                                  "(default: the embedded dataset)")
+    p.add_argument("--out", help="run folder (default: runs/<exp>/<timestamp>)")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="PATH",
+                   help="resume from a checkpoint file or run folder; without PATH: the newest "
+                        "checkpoint under --out, else the newest run of --exp")
+    p.add_argument("--profile", action="store_true",
+                   help="run torch.profiler over a few steps (profile.* keys) and stop")
+    p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data.path={args.data}")
+    if args.profile:
+        overrides.append("profile.enabled=true")
+    try:
+        cfg = load_experiment(args.exp, overrides)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        import yaml
+        print(yaml.safe_dump(cfg, sort_keys=False))
+        return 0
+    from pyg_mpnn.train.checkpoint import find_resume
+    resume = None
+    if args.resume:
+        resume = find_resume(args.resume, args.out, Path("runs") / cfg["name"])
+        if resume is None:
+            print(f"error: nothing to resume from ({args.resume})", file=sys.stderr)
+            return 2
+    out = Path(args.out) if args.out else (
+        resume.parent.parent if resume else
+        Path("runs") / cfg["name"] / time.strftime("%Y%m%d-%H%M%S"))
+    if cfg.get("sweep"):
+        from pyg_mpnn.train.sweep import run_sweep
+        run_sweep(cfg, out)
+        return 0
+    from pyg_mpnn.train.trainer import Trainer
+    Trainer(cfg, out, resume=resume).fit()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Losses and metrics over the residues of a batch (no padding: ``[N, 21]`` log-probs).
+
+The training loss is the original's ``loss_smoothed``: the one-hot target plus ``eps / 21`` on
+every letter, renormalised to sum to one (so the true letter gets ``(1 + eps/21) / (1 + eps)``),
+cross-entropy against the log-probabilities, summed over the loss mask ``mask & design_mask``.
+
+Normalisation (``loss.normalize``): the original's *training* divides that sum by a fixed 2000
+("tokens") instead of the number of residues. We keep that as the default (``constant``):
+every residue weighs the same whatever batch it lands in, and an accumulated step over several
+micro-batches has exactly the gradient of one large batch (the sum of the parts), which a
+per-micro-batch mean does not give. Adam is nearly invariant to the constant's value.
+``mean`` divides by the batch's number of loss residues. Reported losses/perplexities are
+always per-residue means of the unsmoothed NLL, as the original's epoch summary.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def smoothed_nll(log_probs: Tensor, target: Tensor, smoothing: float = 0.1) -> Tensor:
+    """Per-residue label-smoothed cross-entropy ``[N]`` (the original's formula)."""
+    n = log_probs.shape[-1]
+    onehot = torch.nn.functional.one_hot(target, n).to(log_probs.dtype)
+    soft = onehot + smoothing / n
+    soft = soft / soft.sum(-1, keepdim=True)
+    return -(soft * log_probs).sum(-1)
+
+
+def training_loss(log_probs: Tensor, target: Tensor, loss_mask: Tensor, smoothing: float,
+                  normalize: str = "constant", tokens: float = 2000.0) -> Tensor:
+    """The scalar that is back-propagated (see the module docstring for ``normalize``)."""
+    per = smoothed_nll(log_probs.float(), target, smoothing)
+    m = loss_mask.to(per.dtype)
+    total = (per * m).sum()
+    if normalize == "constant":
+        return total / float(tokens)
+    return total / m.sum().clamp_min(1.0)
+
+
+@torch.no_grad()
+def batch_metrics(log_probs: Tensor, target: Tensor, loss_mask: Tensor) -> dict:
+    """Sums (not means) so epochs aggregate exactly: ``nll_sum``, ``correct``, ``count``."""
+    lp = log_probs.float()
+    m = loss_mask
+    nll = -lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    correct = (lp.argmax(-1) == target) & m
+    return {"nll_sum": float(nll[m].sum()), "correct": float(correct.sum()),
+            "count": float(m.sum())}
+
+
+class Meter:
+    """Accumulates :func:`batch_metrics` sums; ``loss``/``ppl``/``acc`` are residue-weighted."""
+
+    def __init__(self, state: dict | None = None):
+        self.nll_sum, self.correct, self.count = 0.0, 0.0, 0.0
+        if state:
+            self.__dict__.update(state)
+
+    def add(self, m: dict) -> None:
+        self.nll_sum += m["nll_sum"]
+        self.correct += m["correct"]
+        self.count += m["count"]
+
+    @property
+    def loss(self) -> float:
+        return self.nll_sum / self.count if self.count else float("nan")
+
+    @property
+    def ppl(self) -> float:
+        import math
+        return math.exp(min(self.loss, 50.0)) if self.count else float("nan")
+
+    @property
+    def acc(self) -> float:
+        return self.correct / self.count if self.count else float("nan")
+
+    def state_dict(self) -> dict:
+        return dict(nll_sum=self.nll_sum, correct=self.correct, count=self.count)
