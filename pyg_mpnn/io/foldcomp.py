@@ -20,6 +20,7 @@ when a reader runs.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Iterator
 
@@ -77,6 +78,29 @@ def read_lookup(path) -> list[tuple[int, str]]:
     return out
 
 
+def check_fcz_header(fcz: bytes) -> str | None:
+    """Why ``fcz`` is not a complete FCZ record, or None if its header and size add up.
+
+    Foldcomp's decoder trusts the header and can crash the interpreter on a truncated or
+    garbled record, so this is checked first. Layout (``src/foldcomp.cpp``, ``Foldcomp::read``):
+    ``"FCMP"``, a 72-byte header (nResidue u16, nAtom u16, idxResidue u16, idxAtom u16,
+    nAnchor u8, chain, 2 pad, nSideChainTorsion u32, first/last residue, 2 pad, lenTitle u32,
+    12 floats), then 4 bytes per anchor index, the title, 36 bytes per anchor, OXT flag +
+    12 bytes, 8 bytes per residue, one byte per side-chain torsion, 8 + 1 per residue
+    (pLDDT).
+    """
+    if len(fcz) < 76 or fcz[:4] != b"FCMP":
+        return "not a Foldcomp record (no FCMP header)"
+    n_res, n_atom, _, _, n_anchor, _, n_sc, _, _, len_title = struct.unpack_from(
+        "<HHHHBcxxIccxxI", fcz, 4)
+    if n_res < 1 or n_anchor < 2 or not 4 * n_res <= n_atom <= 15 * n_res:
+        return f"implausible header ({n_res} residues, {n_atom} atoms, {n_anchor} anchors)"
+    expected = 76 + 40 * n_anchor + len_title + 13 + 9 * n_res + n_sc + 8
+    if len(fcz) < expected:
+        return f"truncated record ({len(fcz)} bytes, header implies {expected})"
+    return None
+
+
 def record_from_fcz(fcz: bytes, name: str, source: str | None = None,
                     min_plddt: float | None = None) -> ProteinRecord:
     """Decode one FCZ blob into a single-chain record (chain ``"A"``, designed).
@@ -88,6 +112,9 @@ def record_from_fcz(fcz: bytes, name: str, source: str | None = None,
     """
     foldcomp = _import_foldcomp()
     where = source or name
+    problem = check_fcz_header(bytes(fcz))
+    if problem:
+        raise ReadError(where, problem)
     try:
         data = foldcomp.get_data(fcz)
     except Exception as exc:  # foldcomp raises plain exceptions on bad input
@@ -195,5 +222,5 @@ def iter_foldcomp(path, min_plddt: float | None = None) -> Iterator[ProteinRecor
         raise FileNotFoundError(f"{p}: not a Foldcomp database, .fcz file or directory")
 
 
-__all__ = ["iter_foldcomp", "is_foldcomp_db", "record_from_fcz", "read_lookup", "LowPLDDT",
-           "HEAVY_ATOMS"]
+__all__ = ["iter_foldcomp", "is_foldcomp_db", "record_from_fcz", "check_fcz_header",
+           "read_lookup", "LowPLDDT", "HEAVY_ATOMS"]
