@@ -17,8 +17,10 @@ Behaviour follows the original training loader (``build_training_clusters``,
   built by applying every operator of every ``pdbx_struct_assembly_gen`` row of that assembly
   id to the protein chains the row lists. A chain found in no assembly comes back alone.
 * designed chains: every copy of every chain whose sequence identity to the query chain
-  (``tm[query, j, 1]``) is strictly greater than ``homo_cutoff`` (the original's ``>``), the
-  query chain itself included; all other copies are visible context.
+  (``tm[query, j, 1]``) is strictly greater than ``homo_cutoff`` (the original's ``>``), and
+  every copy of the query chain itself (the original gets it from the ``tm`` diagonal, 1.0;
+  here it is always included, even if the diagonal is 0 for a chain TM-align skipped); all
+  other copies are visible context.
 * ``get_pdbs``: examples with >= 352 chain copies are dropped (here: :class:`ReadError`);
   His-tags are cut by the original's ten window rules; a copy left with < 4 residues is dropped.
 
@@ -32,7 +34,11 @@ Deviations from the original (deliberate): the assembly is picked by ``assembly_
 ``random.Random``/``numpy.random.Generator`` for the original's uniform pick); the chain
 order inside a gen row is the entry's ``chains`` order instead of Python set order;
 ``asmb_chains`` is split on commas (the original iterates characters, so multi-character chain
-ids could not load); the ``max_length`` filter of ``get_pdbs`` is left to the caller.
+ids could not load); the ``max_length`` filter of ``get_pdbs`` is left to the caller; an
+example left with no designed chain (all designed copies shorter than 4 residues after His-tag
+cuts; the original would keep it with an empty loss mask) is a :class:`ReadError`; a
+missing or corrupt file is a :class:`ReadError` naming it (the original returns a dummy
+example that ``get_pdbs`` silently skips, or crashes).
 """
 
 from __future__ import annotations
@@ -318,7 +324,7 @@ def _build(files: _Files, root: Path, chain_id: str, assembly_choice, homo_cutof
         if tm.shape[:2] != (len(chains), len(chains)) or tm.ndim != 3 or tm.shape[2] < 2:
             raise ReadError(source, f"tm has shape {tm.shape} for {len(chains)} chains")
         seqid = tm[chains.index(query), :, 1]
-        designed_chains = {c for c, s in zip(chains, seqid) if s > homo_cutoff}
+        designed_chains = {c for c, s in zip(chains, seqid) if s > homo_cutoff} | {query}
     info["assembly_copies"] = len(plan)
     if max_copies is not None and len(plan) >= max_copies:
         raise ReadError(source, f"assembly {info['assembly_id']} of {chain_id} has {len(plan)} "
@@ -338,9 +344,9 @@ def _build(files: _Files, root: Path, chain_id: str, assembly_choice, homo_cutof
         copies.append((c, k, i))
         designed.append(c in designed_chains)
         ids.append(cid)
-    if not parts:
-        raise ReadError(source, f"no chain of {chain_id}'s assembly has >= {MIN_CHAIN_LENGTH} "
-                                "residues after His-tag trimming")
+    if not any(designed):
+        raise ReadError(source, f"no designed chain of {chain_id}'s assembly has >= "
+                                f"{MIN_CHAIN_LENGTH} residues after His-tag trimming")
     info["copies"] = copies
     return ProteinRecord.from_chains(chain_id, parts, designed=np.array(designed, bool),
                                      meta=info)
@@ -379,7 +385,10 @@ def iter_pdb2021(root, rescut: float | None = 3.5, datcut=DEFAULT_DATCUT,
                  ) -> Iterator[ProteinRecord | ReadError]:
     """One item per ``list.csv`` row passing the filters (see :func:`load_list`), in file order.
 
-    ``splits``: optional subset of ``("train", "valid", "test")``. Each item is the record of
+    ``rescut``, ``datcut``, ``keep_nan_resolution``: the list filters of :func:`load_list`;
+    ``homo_cutoff``, ``assembly_choice``, ``trim_his_tags``, ``max_copies``: as in
+    :func:`load_assembly`. ``splits``: optional subset of ``("train", "valid", "test")``
+    (one name or several). Each item is the record of
     :func:`load_assembly` for that row, with ``meta`` also holding the list's ``cluster``,
     ``split``, ``resolution`` (float, NaN if none), ``date`` (ISO str), ``hash``, ``length``
     (list sequence length) and ``dataset`` (``"pdb_2021aug02"``); ``meta["source"]`` is the

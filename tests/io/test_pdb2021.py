@@ -259,3 +259,16 @@ def test_corrupt_and_missing_files_give_read_errors(root, tmp_path):
     assert all(isinstance(by_row[k], ProteinRecord) for k in good)
     assert by_row["1a7g_A"].chain_seq("A") == torch.load(dst / "pdb" / "a7" / "1a7g_A.pt",
                                                          weights_only=True)["seq"]
+
+
+def test_homo_cutoff_is_strict_as_in_the_original(root):
+    meta, _ = _entry(root, "1igy")
+    chains = list(meta["chains"])
+    sid = float(meta["tm"][chains.index("B"), chains.index("D"), 1])  # heavy chains, ~0.96
+    assert 0.7 < sid < 1.0
+    at = load_assembly(root, "1igy_B", homo_cutoff=sid)
+    below = load_assembly(root, "1igy_B", homo_cutoff=sid - 1e-3)
+    designed_at = {c for c, d in zip(at.chain_ids, at.designed) if d}
+    designed_below = {c for c, d in zip(below.chain_ids, below.designed) if d}
+    assert designed_at == {"B"}  # identity == cutoff is not a homo partner (seqid > HOMO)
+    assert designed_below == {"B", "D"}
