@@ -1,0 +1,159 @@
+"""Per-layer heartbeat: norms and histograms of weights, activations, gradients and updates.
+
+Layers are the model's top-level blocks: ``features``, ``W_e`` (edge embedding), ``W_s``
+(sequence embedding), ``encoder.<i>`` and ``decoder.<i>`` (the MessagePassing layers) and
+``W_out``; each belongs to a ``stack``: ``embed``, ``encoder``, ``decoder`` or ``head``.
+
+Every ``every`` steps :meth:`LayerMonitor.capture` (after backward, before the optimizer step)
+and :meth:`LayerMonitor.after_step` (after it) report, per layer, with context
+``{layer, stack, kind[, part]}``:
+
+* ``norm``: the root-mean-square of the values (the "average norm" per element, comparable
+  between layers of different sizes), for ``kind`` = ``weight`` (parameters), ``gradient``,
+  ``activation`` (``part`` = ``node`` or ``edge``: the outputs of every MessagePassing layer
+  and of the embeddings, captured by forward hooks during that step's forward pass);
+* ``update_ratio`` (``kind`` = ``update``): ``||theta_after - theta_before|| / ||theta_before||``
+  over the layer's parameters (healthy Adam training sits around 1e-3);
+* ``hist``: an ``aim.Distribution`` of the same values (activations subsampled to
+  ``max_samples``), when histograms are on.
+
+Hooks only record on steps where the monitor is armed, so the other steps pay one Python branch
+per layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+ORDER = ("embed", "encoder", "decoder", "head")
+
+
+def layer_of(param_name: str) -> tuple[str, str]:
+    """``"encoder_layers.1.W1.weight"`` -> (``"encoder.1"``, ``"encoder"``)."""
+    parts = param_name.split(".")
+    if parts[0] == "encoder_layers":
+        return f"encoder.{parts[1]}", "encoder"
+    if parts[0] == "decoder_layers":
+        return f"decoder.{parts[1]}", "decoder"
+    if parts[0] in ("W_out",):
+        return parts[0], "head"
+    return parts[0], "embed"
+
+
+def _rms(t: torch.Tensor) -> float:
+    return float(t.detach().float().pow(2).mean().sqrt()) if t.numel() else 0.0
+
+
+class LayerMonitor:
+    def __init__(self, model: nn.Module, tracker, every: int = 50, histograms: bool = True,
+                 bins: int = 64, max_samples: int = 65536):
+        self.model, self.tracker = model, tracker
+        self.every, self.histograms, self.bins = int(every), histograms, bins
+        self.max_samples = max_samples
+        self.armed = False
+        self.acts: dict[tuple[str, str], torch.Tensor] = {}
+        self.groups: dict[str, tuple[str, list[torch.nn.Parameter]]] = {}
+        for name, p in model.named_parameters():
+            layer, stack = layer_of(name)
+            self.groups.setdefault(layer, (stack, []))[1].append(p)
+        self._before: dict[str, list[torch.Tensor]] = {}
+        self._handles = []
+        self.last_edges = 0
+        for layer, module in self._hooked_modules():
+            self._handles.append(module.register_forward_hook(self._hook(layer)))
+
+    def _hooked_modules(self):
+        m = self.model
+        for name in ("W_e", "W_s"):
+            if isinstance(getattr(m, name, None), nn.Module):
+                yield name, getattr(m, name)
+        for i, layer in enumerate(getattr(m, "encoder_layers", [])):
+            yield f"encoder.{i}", layer
+        for i, layer in enumerate(getattr(m, "decoder_layers", [])):
+            yield f"decoder.{i}", layer
+
+    def _hook(self, layer: str):
+        def hook(module, inputs, output):
+            if layer == "encoder.0" and isinstance(output, tuple) and len(output) > 1:
+                self.last_edges = int(output[1].shape[0])  # edges/s without extra work
+            if not self.armed:
+                return
+            outs = output if isinstance(output, tuple) else (output,)
+            parts = ("node", "edge") if layer.startswith("encoder") else (
+                ("edge",) if layer == "W_e" else ("node",))
+            for part, t in zip(parts, outs):
+                if isinstance(t, torch.Tensor):
+                    self.acts[(layer, part)] = t.detach()
+        return hook
+
+    def stack_of(self, layer: str) -> str:
+        return self.groups[layer][0] if layer in self.groups else layer_of(layer.replace(
+            "encoder.", "encoder_layers.").replace("decoder.", "decoder_layers."))[1]
+
+    def due(self, step: int) -> bool:
+        """Whether optimizer step ``step`` (1-based) is a tracking step."""
+        return self.every > 0 and (step % self.every == 0 or step == 1)
+
+    def arm(self, on: bool = True) -> None:
+        self.armed = on
+        if not on:
+            self.acts.clear()
+
+    def _report(self, values: torch.Tensor, name_kind: str, step: int, layer: str, stack: str,
+                part: str | None = None, hist: bool = True):
+        self.tracker.track(_rms(values), "norm", step, layer=layer, stack=stack, kind=name_kind,
+                           part=part)
+        if hist and self.histograms:
+            v = values.detach().float().reshape(-1)
+            if v.numel() > self.max_samples:
+                idx = torch.randint(0, v.numel(), (self.max_samples,),
+                                    generator=torch.Generator().manual_seed(step),
+                                    device="cpu").to(v.device)
+                v = v[idx]
+            self.tracker.distribution(v.cpu().numpy(), "hist", step, bins=self.bins, layer=layer,
+                                      stack=stack, kind=name_kind, part=part)
+
+    @torch.no_grad()
+    def capture(self, step: int) -> None:
+        """After backward (gradients unscaled), before the optimizer step."""
+        for layer, (stack, params) in self.groups.items():
+            flat = torch.cat([p.detach().reshape(-1) for p in params])
+            self._report(flat, "weight", step, layer, stack)
+            grads = [p.grad.detach().reshape(-1) for p in params if p.grad is not None]
+            if grads:
+                self._report(torch.cat(grads), "gradient", step, layer, stack)
+            self._before[layer] = [p.detach().clone() for p in params]
+        for (layer, part), t in sorted(self.acts.items()):
+            self._report(t, "activation", step, layer, self.stack_of(layer), part)
+        self.acts.clear()
+
+    @torch.no_grad()
+    def after_step(self, step: int) -> None:
+        """After the optimizer step: update/weight ratio per layer."""
+        for layer, before in self._before.items():
+            stack, params = self.groups[layer]
+            delta = torch.cat([(p.detach().float() - b.float()).reshape(-1)
+                               for p, b in zip(params, before)])
+            den = float(torch.cat([b.float().reshape(-1) for b in before]).norm())
+            ratio = float(delta.norm()) / den if den > 0 else float("nan")
+            self.tracker.track(ratio, "update_ratio", step, layer=layer, stack=stack,
+                               kind="update")
+            if self.histograms:
+                self._report(delta, "update", step, layer, stack)
+        self._before.clear()
+        self.arm(False)
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+def layer_sort_key(layer: str) -> tuple:
+    """Model order: embeddings, encoder 0..n, decoder 0..n, head."""
+    stack = ("encoder" if layer.startswith("encoder") else "decoder" if layer.startswith(
+        "decoder") else "head" if layer == "W_out" else "embed")
+    idx = int(layer.split(".")[1]) if "." in layer else 0
+    return ORDER.index(stack), idx, layer

@@ -1,0 +1,122 @@
+"""Atomic checkpoints, retention (last N + best) and RNG state capture for exact resume.
+
+A checkpoint is one ``torch.save`` dict. Top-level ``model`` (state_dict) and ``config`` (the
+model's constructor kwargs) are what :mod:`pyg_mpnn.nn.weights` reads and exports to the
+original's format; the rest is the training state: ``optimizer``, ``scaler``, ``step``
+(optimizer steps done), ``epoch``, ``batch_in_epoch`` (batches of that epoch already consumed),
+``sampler`` (the batch sampler's state_dict), ``rng`` (python, numpy, torch CPU and CUDA
+generators), ``meters`` (running epoch sums), ``best``, ``train_config`` (the whole experiment
+config) and ``aim_run_hash`` (to continue the same Aim run).
+
+Writes go to a temporary file in the same folder, are flushed and ``fsync``-ed, then
+``os.replace``-d over the final name (atomic on POSIX), and the folder is ``fsync``-ed: a kill at
+any moment leaves either the previous file or the new one, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STEP_RE = re.compile(r"^step_(\d+)\.pt$")
+
+
+def atomic_save(obj, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # some filesystems cannot fsync a directory
+        pass
+    return path
+
+
+def load(path: str | os.PathLike, map_location="cpu") -> dict:
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class CheckpointManager:
+    """``<run>/checkpoints/step_XXXXXXXX.pt`` (the newest ``keep_last`` kept) and ``best.pt``."""
+
+    def __init__(self, run_dir: str | os.PathLike, keep_last: int = 3, keep_best: bool = True):
+        self.dir = Path(run_dir) / "checkpoints"
+        self.keep_last = max(int(keep_last), 1)
+        self.keep_best = keep_best
+
+    def save(self, state: dict, step: int, is_best: bool = False) -> Path:
+        path = atomic_save(state, self.dir / f"step_{step:08d}.pt")
+        if is_best and self.keep_best:
+            atomic_save(state, self.dir / "best.pt")
+        self._prune()
+        return path
+
+    def steps(self) -> list[Path]:
+        if not self.dir.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.dir.iterdir() if (m := STEP_RE.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def latest(self) -> Path | None:
+        s = self.steps()
+        return s[-1] if s else None
+
+    def _prune(self) -> None:
+        for p in self.steps()[:-self.keep_last]:
+            p.unlink(missing_ok=True)
+
+
+def find_resume(spec: str, out: str | None, exp_runs: Path) -> Path | None:
+    """Resolve ``--resume``: a checkpoint file, a run folder, or ``latest`` (newest under
+    ``out``, else the newest checkpoint of any run folder in ``exp_runs``)."""
+    if spec != "latest":
+        p = Path(spec)
+        if p.is_file():
+            return p
+        return CheckpointManager(p).latest() if p.is_dir() else None
+    if out:
+        return CheckpointManager(out).latest()
+    if not exp_runs.is_dir():
+        return None
+    cands = [c for d in exp_runs.iterdir() if d.is_dir() and (c := CheckpointManager(d).latest())]
+    return max(cands, key=lambda c: c.stat().st_mtime) if cands else None

@@ -1,0 +1,99 @@
+"""The data component of a run: dataset folders, token-budget samplers and loaders.
+
+``data.path`` may be a prepared dataset folder (it has ``index.npz``), or any sources that
+``python -m pyg_mpnn.data.prepare`` reads (structure files or folders, JSONL, ...): those are
+prepared once into ``data/cache/<hash>/`` (keyed by the resolved paths) and reused. ``null``
+means the embedded default dataset.
+
+Training epochs sample one random member per sequence cluster (the original's epochs);
+validation uses every protein of the held-out clusters in a fixed order. Proteins longer than
+``data.max_length`` are left out (the original's ``max_protein_length``) and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from pyg_mpnn.data.dataset import ProteinDataset
+from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
+
+CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache"
+
+
+def resolve_dataset(path: str | None, progress: bool = True) -> Path:
+    if path is None:
+        from pyg_mpnn.data.default import default_dataset_dir
+        return Path(default_dataset_dir())
+    paths = [Path(p) for p in str(path).split(",")]
+    if len(paths) == 1 and (paths[0] / "index.npz").exists():
+        return paths[0]
+    key = hashlib.sha1("\n".join(str(p.resolve()) for p in paths).encode()).hexdigest()[:12]
+    out = CACHE_DIR / key
+    if not (out / "index.npz").exists():
+        from pyg_mpnn.data.prepare import prepare
+        prepare([str(p) for p in paths], out, progress=progress)
+    return out
+
+
+def _subset(ds: ProteinDataset, max_length: int | None, max_items: int | None = None):
+    keep = np.arange(len(ds))
+    if max_length:
+        keep = keep[ds.lengths[keep] <= max_length]
+    if max_items is not None and len(keep) > max_items:
+        keep = keep[np.random.default_rng(0).permutation(len(keep))[:max_items]]
+        keep.sort()
+    sub = Subset(ds, keep.tolist())
+    sub.lengths = ds.lengths[keep]
+    sub.clusters = ds.clusters[keep]
+    sub.dropped = len(ds) - len(keep)
+    return sub
+
+
+def _make_loader(dataset, batch_sampler, num_workers: int) -> DataLoader:
+    try:
+        from pyg_mpnn.data.loader import make_loader
+        return make_loader(dataset, batch_sampler, num_workers=num_workers)
+    except ImportError:
+        from torch_geometric.loader.dataloader import Collater
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers,
+                          collate_fn=Collater(dataset))
+
+
+class RunData:
+    """Train/valid datasets, the training batch sampler and loaders for one run."""
+
+    def __init__(self, cfg: dict, seed: int, rank: int = 0, world: int = 1,
+                 progress: bool = True, valid_max_proteins: int | None = None):
+        d = cfg
+        self.root = resolve_dataset(d["path"], progress)
+        train = ProteinDataset(self.root, split=d["train_split"])
+        valid = ProteinDataset(self.root, split=d["valid_split"])
+        self.train = _subset(train, d["max_length"])
+        self.valid = _subset(valid, d["max_length"], valid_max_proteins)
+        if len(self.train) == 0:
+            raise RuntimeError(f"{self.root}: no training proteins (split {d['train_split']!r}, "
+                               f"max_length {d['max_length']})")
+        self.sampler = TokenBudgetBatchSampler(
+            self.train.lengths, int(d["max_tokens"]), clusters=self.train.clusters, shuffle=True,
+            seed=seed, num_replicas=world, rank=rank)
+        self.valid_sampler = TokenBudgetBatchSampler(
+            self.valid.lengths, int(d["valid_max_tokens"] or d["max_tokens"]), shuffle=False,
+            seed=seed, num_replicas=world, rank=rank)
+        self.train_loader = _make_loader(self.train, self.sampler, int(d["num_workers"]))
+        self.valid_loader = _make_loader(self.valid, self.valid_sampler, 0)
+        # A private generator: creating an epoch's iterator must not draw from the global torch
+        # RNG, which the model's noise, decoding order and dropout use (exact resume).
+        for loader in (self.train_loader, self.valid_loader):
+            loader.generator = torch.Generator().manual_seed(seed)
+
+    def describe(self) -> str:
+        return (f"data {self.root}: train {len(self.train)} proteins "
+                f"({int(self.train.lengths.sum())} residues, "
+                f"{len(np.unique(self.train.clusters))} clusters), valid {len(self.valid)} "
+                f"({int(self.valid.lengths.sum())} residues); longer than max_length left out: "
+                f"{self.train.dropped} train, {self.valid.dropped} valid")

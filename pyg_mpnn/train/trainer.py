@@ -1,0 +1,326 @@
+"""The training loop: components (data, schedule, checkpoints, tracking, profiling) wired by the
+config, and one short loop over epochs and optimizer steps. See docs/training.md."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import record_function
+from tqdm import tqdm
+
+from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.track.layers import LayerMonitor
+from pyg_mpnn.track.tracker import Tracker
+from pyg_mpnn.train import checkpoint as ckpt
+from pyg_mpnn.train.data import RunData
+from pyg_mpnn.train.loss import Meter, batch_metrics, training_loss
+from pyg_mpnn.train.precision import (autocast, grad_scaler, peak_memory_mb, pick_device,
+                                      pick_precision)
+from pyg_mpnn.train.schedule import Schedule
+
+PHASES = ("data_wait", "h2d", "forward", "backward", "optimizer", "tracking")
+MAX_BAD_BATCHES = 20  # consecutive unreadable batches before a run gives up
+
+
+def summary_line(epoch: int, step: int, seconds: float, train: Meter, valid: Meter) -> str:
+    """The original's epoch line (perplexities, accuracies, 3 decimals)."""
+    return (f"epoch: {epoch}, step: {step}, time: {seconds:.1f}, train: {train.ppl:.3f}, "
+            f"valid: {valid.ppl:.3f}, train_acc: {train.acc:.3f}, valid_acc: {valid.acc:.3f}")
+
+
+class Trainer:
+    """``Trainer(cfg, out, resume=None).fit()``; ``fit`` returns the final metrics dict."""
+
+    def __init__(self, cfg: dict, out: str | Path, resume: str | Path | None = None,
+                 run_name: str | None = None, data: RunData | None = None,
+                 valid_max_proteins: int | None = None):
+        self.cfg, self.out = cfg, Path(out)
+        t = cfg["train"]
+        if t.get("threads"):
+            torch.set_num_threads(int(t["threads"]))
+        self.device = pick_device(t["device"])
+        self.precision = pick_precision(t["precision"], self.device)
+        self.progress = bool(t["progress"])
+        state = ckpt.load(resume) if resume else None
+        ckpt.seed_everything(int(cfg["seed"]))
+        self.data = data or RunData(cfg["data"], int(cfg["seed"]), progress=self.progress,
+                                    valid_max_proteins=valid_max_proteins)
+        self.model = ProteinMPNN(**cfg["model"]).to(self.device)
+        o = cfg["optim"]
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=tuple(o["betas"]),
+                                          eps=float(o["eps"]), weight_decay=float(o["weight_decay"]))
+        self.schedule = Schedule(cfg["schedule"], cfg["model"]["hidden_dim"])
+        self.scaler = grad_scaler(self.precision, self.device)
+        c = cfg["checkpoint"]
+        self.checkpoints = ckpt.CheckpointManager(self.out, c["keep_last"], c["keep_best"])
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best, self.elapsed_before, self.bad_batches = math.inf, 0.0, 0
+        self.meter, self._rng = Meter(), None
+        if state is not None:
+            self._load(state)
+        tr = cfg["track"]
+        self.tracker = Tracker(self.out, cfg, aim_repo=tr["aim_repo"],
+                               experiment=tr["experiment"] or cfg["name"],
+                               run_hash=state.get("aim_run_hash") if state else None,
+                               use_aim=bool(tr["aim"]), run_name=run_name,
+                               resume_step=self.step if state else None)
+        self.monitor = LayerMonitor(self.model, self.tracker, every=int(tr["layer_every"]),
+                                    histograms=bool(tr["histograms"]), bins=int(tr["bins"]))
+        self.timings = dict.fromkeys(PHASES, 0.0)
+        self.step_times: list[dict] = []   # per-step phase seconds (profiling)
+        self.profiler = None
+        self._t_start = time.time()
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.tracker.set("model", {"parameters": n_params, **self.model.config})
+        self.log(f"{cfg['name']}: {n_params:,} parameters, device {self.device}, precision "
+                 f"{self.precision}, run folder {self.out}")
+        self.log(self.data.describe())
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(), "config": dict(self.model.config),
+            "train_config": self.cfg, "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "step": self.step, "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "sampler": self.data.sampler.state_dict(consumed=self.batch_in_epoch),
+            "rng": ckpt.rng_state(), "meters": self.meter.state_dict(), "best": self.best,
+            "aim_run_hash": self.tracker.hash, "elapsed": self.elapsed(),
+        }
+
+    def _load(self, s: dict) -> None:
+        self.model.load_state_dict(s["model"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.scaler.load_state_dict(s["scaler"])
+        self.step, self.epoch, self.batch_in_epoch = s["step"], s["epoch"], s["batch_in_epoch"]
+        self.data.sampler.load_state_dict(s["sampler"])
+        self.meter, self.best = Meter(s["meters"]), s["best"]
+        self.elapsed_before = s.get("elapsed", 0.0)
+        ckpt.set_rng_state(s["rng"])
+
+    def save(self, is_best: bool = False) -> Path:
+        self.tracker.flush()
+        return self.checkpoints.save(self.state_dict(), self.step, is_best)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self._t_start
+
+    def log(self, msg: str) -> None:
+        if self.tracker.enabled:
+            tqdm.write(msg, file=sys.stderr)
+
+    # -- loop ----------------------------------------------------------------------------------
+    def should_stop(self) -> bool:
+        t = self.cfg["train"]
+        if t["max_steps"] is not None and self.step >= int(t["max_steps"]):
+            return True
+        if t["max_minutes"] is not None and self.elapsed() >= 60 * float(t["max_minutes"]):
+            return True
+        return self.profiler is not None and self.profiler.done(self.step)
+
+    def fit(self) -> dict:
+        epochs, result = int(self.cfg["train"]["epochs"]), {}
+        bar = tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch",
+                   disable=not (self.progress and self.tracker.enabled), position=0)
+        try:
+            while self.epoch < epochs and not self.should_stop():
+                t0 = time.time()
+                complete = self.train_epoch()
+                valid = self.validate()
+                is_best = valid.loss < self.best
+                self.best = min(self.best, valid.loss)
+                line = summary_line(self.epoch + 1, self.step, time.time() - t0, self.meter, valid)
+                self.log(line if complete else line + " (partial epoch)")
+                with open(self.out / "log.txt", "a") as f:
+                    f.write(line + ("\n" if complete else " (partial epoch)\n"))
+                result = self._epoch_metrics(valid)
+                self.tracker.track_many({"loss": valid.loss, "ppl": valid.ppl,
+                                         "accuracy": valid.acc}, self.step, subset="valid")
+                self.tracker.track_many({"epoch_loss": self.meter.loss, "epoch_ppl": self.meter.ppl,
+                                         "epoch_accuracy": self.meter.acc}, self.step,
+                                        subset="train")
+                if complete:
+                    self.epoch, self.batch_in_epoch, self.meter = self.epoch + 1, 0, Meter()
+                    self.tracker.epoch = self.epoch
+                    bar.update(1)
+                self.save(is_best)
+                self.tracker.flush()
+        finally:
+            bar.close()
+            self.tracker.set("final", result)
+            self.tracker.close()
+            self.monitor.remove()
+        return result
+
+    def _epoch_metrics(self, valid: Meter) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "train_loss": self.meter.loss,
+                "train_ppl": self.meter.ppl, "train_acc": self.meter.acc,
+                "valid_loss": valid.loss, "valid_ppl": valid.ppl, "valid_acc": valid.acc,
+                "best_valid_loss": min(self.best, valid.loss)}
+
+    def _next_batch(self, it):
+        """The next batch, or None at the end of the epoch; unreadable batches are skipped."""
+        while True:
+            try:
+                batch = next(it)
+                self.bad_batches = 0
+                return batch
+            except StopIteration:
+                return None
+            except Exception as e:  # noqa: BLE001 - a bad protein must not end a long run
+                self.bad_batches += 1
+                self.batch_in_epoch += 1
+                self.log(f"warning: skipped an unreadable batch ({type(e).__name__}: {e})")
+                self.tracker.track(1.0, "skipped_batch", self.step, subset="train")
+                if self.bad_batches >= MAX_BAD_BATCHES:
+                    raise RuntimeError(f"{MAX_BAD_BATCHES} unreadable batches in a row") from e
+
+    def train_epoch(self) -> bool:
+        """Train until the epoch ends (True) or a stop condition holds (False)."""
+        sampler = self.data.sampler
+        sampler.set_epoch(self.epoch)
+        sampler.load_state_dict({"epoch": self.epoch, "consumed": self.batch_in_epoch,
+                                 "seed": sampler.seed})
+        total = len(sampler)
+        it = iter(self.data.train_loader)
+        self.model.train()
+        accumulate = int(self.cfg["optim"]["accumulate"])
+        save_every = self.cfg["checkpoint"]["every_steps"]
+        bar = tqdm(total=total, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}",
+                   unit="batch", leave=False, position=1,
+                   disable=not (self.progress and self.tracker.enabled))
+        try:
+            while not self.should_stop():
+                t0 = time.perf_counter()
+                with record_function("data_wait"):
+                    micro = []
+                    while len(micro) < accumulate and (b := self._next_batch(it)) is not None:
+                        micro.append(b)
+                if not micro:
+                    return True
+                wait = time.perf_counter() - t0
+                stats = self.train_step(micro, wait)
+                self.batch_in_epoch += len(micro)
+                bar.update(len(micro))
+                bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.2e}")
+                if self.profiler is not None:
+                    self.profiler.step()
+                if save_every and self.step % int(save_every) == 0:
+                    self.save()
+            return False
+        finally:
+            bar.close()
+
+    def train_step(self, micro: list, data_wait: float) -> dict:
+        """One optimizer step over ``micro`` (the accumulated micro-batches)."""
+        sync = self.profiler is not None and self.device.type == "cuda"
+        ph = dict.fromkeys(PHASES, 0.0)
+        ph["data_wait"] = data_wait
+        t_step = time.perf_counter() - data_wait
+        step = self.step + 1
+        layers = self.monitor.due(step) and self.tracker.enabled
+        lr = self.schedule.apply(self.optimizer, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        lo, n = self.cfg["loss"], len(micro)
+        loss_sum = res = edges = 0.0
+        step_meter = Meter()
+
+        def tick(name, t):
+            if sync:
+                torch.cuda.synchronize(self.device)
+            now = time.perf_counter()
+            ph[name] += now - t
+            return now
+
+        for i, batch in enumerate(micro):
+            t = time.perf_counter()
+            with record_function("h2d"):
+                batch = batch.to(self.device, non_blocking=True)
+            t = tick("h2d", t)
+            self.monitor.arm(layers and i == n - 1)
+            with record_function("forward"), autocast(self.precision, self.device):
+                log_probs = self.model(batch)
+                loss_mask = batch.mask & batch.design_mask
+                loss = training_loss(log_probs, batch.seq, loss_mask, lo["label_smoothing"],
+                                     lo["normalize"], lo["tokens"])
+                if lo["normalize"] == "mean":
+                    loss = loss / n
+            t = tick("forward", t)
+            with record_function("backward"):
+                self.scaler.scale(loss).backward()
+            t = tick("backward", t)
+            m = batch_metrics(log_probs.detach(), batch.seq, loss_mask)
+            step_meter.add(m)
+            loss_sum += float(loss.detach()) * (n if lo["normalize"] == "mean" else 1)
+            res += batch.num_nodes
+            edges += self.monitor.last_edges
+        t = time.perf_counter()
+        with record_function("optimizer"):
+            self.scaler.unscale_(self.optimizer)
+            clip = float(self.cfg["optim"]["grad_clip"])
+            gnorm = float(torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), clip if clip > 0 else math.inf))
+        t = tick("optimizer", t)
+        if layers:
+            with record_function("tracking"):
+                self.monitor.capture(step)
+            t = tick("tracking", t)
+        with record_function("optimizer"):
+            finite = math.isfinite(gnorm)
+            if finite or self.precision == "fp16":  # the scaler skips non-finite steps itself
+                self.scaler.step(self.optimizer)
+            self.scaler.update()
+        t = tick("optimizer", t)
+        if not finite:
+            self.log(f"warning: non-finite gradient norm at step {step}; update skipped")
+        self.step = step
+        self.meter.add(step_meter.state_dict())
+        wall = time.perf_counter() - t_step
+        stats = {"loss": step_meter.loss, "lr": lr}
+        every = max(int(self.cfg["track"]["log_every"]), 1)
+        if self.tracker.enabled and (step % every == 0 or step == 1):
+            t0 = time.perf_counter()
+            norm = lo["tokens"] if lo["normalize"] == "constant" else step_meter.count
+            self.tracker.track_many({
+                "loss_smoothed": loss_sum * norm / max(step_meter.count, 1.0),
+                "loss": step_meter.loss, "ppl": step_meter.ppl, "accuracy": step_meter.acc,
+            }, step, subset="train")
+            self.tracker.track_many({
+                "lr": lr, "grad_norm": gnorm, "residues_per_s": res / wall,
+                "edges_per_s": edges / wall, "data_wait_frac": data_wait / wall,
+                "step_time_s": wall, "peak_memory_mb": peak_memory_mb(self.device),
+            }, step)
+            ph["tracking"] += time.perf_counter() - t0
+        if layers:
+            t0 = time.perf_counter()
+            self.monitor.after_step(step)
+            ph["tracking"] += time.perf_counter() - t0
+        for k, v in ph.items():
+            self.timings[k] += v
+        ph.update(step=step, residues=res, edges=edges, total=time.perf_counter() - t_step)
+        self.step_times.append(ph)
+        if len(self.step_times) > 1000:
+            del self.step_times[:500]
+        return stats
+
+    @torch.no_grad()
+    def validate(self) -> Meter:
+        """Held-out loss with a fixed noise/decoding-order seed (comparable across epochs; the
+        training RNG stream is left untouched)."""
+        meter = Meter()
+        self.model.eval()
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(self.cfg["seed"]) + 1)
+            for batch in tqdm(self.data.valid_loader, desc="valid", unit="batch", leave=False,
+                              disable=not (self.progress and self.tracker.enabled), position=1):
+                batch = batch.to(self.device)
+                with autocast(self.precision, self.device):
+                    log_probs = self.model(batch)
+                meter.add(batch_metrics(log_probs, batch.seq, batch.mask & batch.design_mask))
+        self.model.train()
+        return meter

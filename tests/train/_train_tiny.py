@@ -1,0 +1,9 @@
+"""Shared constants of the training tests (a tiny real model and dataset)."""
+
+# Twelve small single-chain TS50 structures (85-173 residues), real PDB files.
+SMALL = ["1ahsA", "1bvyF", "1dx5I", "1eteA", "1h4aX", "1i8nA", "1lpbA", "1or4A", "1pdoA",
+         "1v7mV", "1y1lA", "1mr1D"]
+
+# The real ProteinMPNN, shrunk so that a step takes milliseconds.
+TINY_MODEL = ["model.hidden_dim=16", "model.num_encoder_layers=1", "model.num_decoder_layers=2",
+              "model.k_neighbors=8", "train.threads=1", "train.progress=false"]
