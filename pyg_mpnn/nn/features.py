@@ -57,7 +57,7 @@ class PositionalEncodings(nn.Module):
         m = self.max_relative_feature
         d = torch.where(same_chain, torch.clamp(offset + m, 0, 2 * m),
                         torch.full_like(offset, 2 * m + 1))
-        return self.linear(nn.functional.one_hot(d, 2 * m + 2).float())
+        return self.linear(nn.functional.one_hot(d, 2 * m + 2).to(self.linear.weight.dtype))
 
 
 class EdgeFeatures(nn.Module):
