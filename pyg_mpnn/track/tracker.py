@@ -191,4 +191,9 @@ class Tracker:
         if self.aim_run is not None:
             self.aim_run.close()
             self.aim_run = None
+            try:  # make the run visible to Repo queries without `aim up`
+                from pyg_mpnn.track.aimio import index_run
+                index_run(self.aim_repo, self.hash)
+            except Exception:  # noqa: BLE001 - `aim up` indexes it anyway
+                pass
         self.enabled = False

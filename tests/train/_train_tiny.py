@@ -7,3 +7,11 @@ SMALL = ["1ahsA", "1bvyF", "1dx5I", "1eteA", "1h4aX", "1i8nA", "1lpbA", "1or4A",
 # The real ProteinMPNN, shrunk so that a step takes milliseconds.
 TINY_MODEL = ["model.hidden_dim=16", "model.num_encoder_layers=1", "model.num_decoder_layers=2",
               "model.k_neighbors=8", "train.threads=1", "train.progress=false"]
+
+
+def make_tiny_dataset(shared_data, out):
+    """Prepare the twelve structures into a dataset folder (about a second)."""
+    from pyg_mpnn.data.prepare import prepare
+    srcs = [str(shared_data / "structures" / f"mdanalysistests__{n}.pdb.gz") for n in SMALL]
+    prepare(srcs, out, progress=False)
+    return out
