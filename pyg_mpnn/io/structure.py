@@ -224,56 +224,56 @@ def _first_model_pdb_lines(text: str) -> str:
 
 
 def _first_model_mmcif(text: str) -> str:
-    """Drop ``_atom_site`` rows of later models, of waters and of unused atoms.
+    """A minimal mmCIF for Bio.PDB: the data line and the ``_atom_site`` loop, reduced.
 
-    As for PDB text, within a residue only N/CA/C/O and the residue's first row are kept.
-
-    Rows are only dropped while each line splits into exactly one row's worth of tokens;
-    at the first line that does not, the rest is kept unchanged (Bio.PDB still keeps only
-    the first model, just more slowly).
+    Rows of later models and of waters are dropped and, as for PDB text, within a residue
+    only N/CA/C/O and the residue's first row are kept. Other categories are dropped (Bio.PDB
+    only reads optional header items from them). When the loop is not one row per line
+    (values over several lines) or is absent, the text is returned unchanged and Bio.PDB
+    reads all of it (same result, slower).
     """
     lines = text.splitlines()
-    out = []
-    i, n = 0, len(lines)
-    while i < n:
-        ln = lines[i]
-        out.append(ln)
+    n = len(lines)
+    data_line = next((ln for ln in lines if ln.startswith("data_")), "data_structure")
+    start = next((i + 1 for i in range(n - 1)
+                  if lines[i].strip() == "loop_" and lines[i + 1].startswith("_atom_site.")),
+                 None)
+    if start is None:
+        return text
+    i = start
+    columns = []
+    while i < n and lines[i].startswith("_atom_site."):
+        columns.append(lines[i].split()[0][len("_atom_site."):])
         i += 1
-        if ln.strip() != "loop_" or i >= n or not lines[i].startswith("_atom_site."):
+    out = [data_line, "loop_"] + ["_atom_site." + c for c in columns]
+
+    def column(name):
+        return columns.index(name) if name in columns else None
+
+    model_col, comp_col, atom_col = (column("pdbx_PDB_model_num"), column("label_comp_id"),
+                                     column("label_atom_id"))
+    residue_cols = [columns.index(c) for c in _MMCIF_RESIDUE_COLUMNS if c in columns]
+    first_model = last_residue = None
+    for row in lines[i:]:
+        if row.startswith(("_", "loop_", "data_", "#")):
+            break
+        tokens = row.split()
+        if len(tokens) != len(columns):
+            return text  # a row over several lines, or quoted values with blanks
+        if model_col is not None:
+            if first_model is None:
+                first_model = tokens[model_col]
+            elif tokens[model_col] != first_model:
+                continue
+        if comp_col is not None and tokens[comp_col] in WATER_NAMES:
             continue
-        columns = []
-        while i < n and lines[i].startswith("_atom_site."):
-            columns.append(lines[i].split()[0][len("_atom_site."):])
-            out.append(lines[i])
-            i += 1
-        model_col = columns.index("pdbx_PDB_model_num") if "pdbx_PDB_model_num" in columns else None
-        comp_col = columns.index("label_comp_id") if "label_comp_id" in columns else None
-        atom_col = columns.index("label_atom_id") if "label_atom_id" in columns else None
-        residue_cols = [columns.index(c) for c in _MMCIF_RESIDUE_COLUMNS if c in columns]
-        first_model = None
-        last_residue = None
-        while i < n:
-            row = lines[i]
-            if row.startswith(("_", "loop_", "data_", "#")):
-                break
-            tokens = row.split()
-            if len(tokens) != len(columns):
-                break  # a row over several lines: keep everything from here
-            i += 1
-            if model_col is not None:
-                if first_model is None:
-                    first_model = tokens[model_col]
-                elif tokens[model_col] != first_model:
-                    continue
-            if comp_col is not None and tokens[comp_col] in WATER_NAMES:
-                continue
-            residue_key = [tokens[c] for c in residue_cols]
-            if (atom_col is not None and residue_key == last_residue
-                    and tokens[atom_col] not in BACKBONE_SET):
-                continue
-            last_residue = residue_key
-            out.append(row)
-    return "\n".join(out) + "\n"
+        residue_key = [tokens[c] for c in residue_cols]
+        if (atom_col is not None and residue_key == last_residue
+                and tokens[atom_col] not in BACKBONE_SET):
+            continue
+        last_residue = residue_key
+        out.append(row)
+    return "\n".join(out) + "\n#\n"
 
 
 def _chains_from_biopython(structure) -> list[tuple[str, list[ParsedResidue]]]:
