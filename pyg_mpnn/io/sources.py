@@ -1,0 +1,86 @@
+"""One entry point over every input kind: ``iter_source(path)`` yields ``(item, result)``.
+
+``result`` is a :class:`ProteinRecord` or a :class:`ReadError`; an error never stops the
+iteration. What a path is decides the reader:
+
+* a folder with ``list.csv`` -> ProteinMPNN's pdb_2021aug02 layout (:mod:`.pdb2021`);
+* a foldcomp database (``X`` with ``X.index`` beside it) or ``.fcz`` files (:mod:`.foldcomp`);
+* ``*.jsonl`` / ``*.jsonl.gz`` -> CATH-style JSONL (:mod:`.jsonl`);
+* any other folder -> every file below it, sorted;
+* any other file -> a structure file (PDB, mmCIF, PQR, PDBQT; plain or gzipped), told apart
+  by content (:mod:`.structure`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from pyg_mpnn.io.record import ProteinRecord, ReadError
+
+# Files in a folder that are documentation or tables, not structures. Anything else is
+# tried as a structure and, if it is not one, reported.
+IGNORED_SUFFIXES = {".md", ".txt", ".tsv", ".csv", ".json", ".py", ".npz", ".lookup",
+                    ".index", ".dbtype", ".source"}
+
+Result = ProteinRecord | ReadError
+
+
+def _is_jsonl(path: Path) -> bool:
+    return path.name.endswith((".jsonl", ".jsonl.gz"))
+
+
+def _is_foldcomp(path: Path) -> bool:
+    from pyg_mpnn.io.foldcomp import is_foldcomp_db
+    return path.suffix == ".fcz" or is_foldcomp_db(path)
+
+
+def _with_names(results, default_prefix: str) -> Iterator[tuple[str, Result]]:
+    for i, r in enumerate(results):
+        if isinstance(r, ProteinRecord):
+            yield r.name, r
+        else:
+            yield f"{default_prefix}#{i}", r
+
+
+def iter_source(path: str | Path, *, pdb2021_options: dict | None = None,
+                min_plddt: float | None = None) -> Iterator[tuple[str, Result]]:
+    """Yield ``(item name, record or ReadError)`` for everything under ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        from pyg_mpnn.io.pdb2021 import is_pdb2021_root, iter_pdb2021
+        if is_pdb2021_root(path):
+            yield from _with_names(iter_pdb2021(path, **(pdb2021_options or {})), str(path))
+            return
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            if f.suffix.lower() in IGNORED_SUFFIXES or f.name.startswith("."):
+                continue
+            yield from iter_source(f, min_plddt=min_plddt)
+        return
+    if not path.exists() and not _is_foldcomp(path):
+        yield str(path), ReadError(str(path), "no such file or folder")
+        return
+    if _is_jsonl(path):
+        from pyg_mpnn.io.jsonl import iter_jsonl
+        yield from _with_names(iter_jsonl(path), str(path))
+    elif _is_foldcomp(path):
+        from pyg_mpnn.io.foldcomp import iter_foldcomp
+        yield from _with_names(iter_foldcomp(path, min_plddt=min_plddt), str(path))
+    else:
+        from pyg_mpnn.io.structure import read_structure
+        try:
+            yield str(path), read_structure(path)
+        except ReadError as e:
+            yield str(path), e
+        except Exception as e:  # a reader bug must not end a long run either
+            yield str(path), ReadError(str(path), f"unexpected {type(e).__name__}: {e}")
+
+
+def read_records(path: str | Path, **kwargs) -> list[ProteinRecord]:
+    """All readable records under ``path`` (errors raised: for interactive use and CLIs)."""
+    out = []
+    for _, r in iter_source(path, **kwargs):
+        if isinstance(r, ReadError):
+            raise r
+        out.append(r)
+    return out
