@@ -6,7 +6,8 @@ Line format read by :func:`iter_jsonl` (the layout of CATH 4.2's ``chain_set.jso
      "coords": {"N": [[x, y, z], ...], "CA": [...], "C": [...], "O": [...]},
      ...any other keys...}
 
-* ``NaN`` marks a missing atom (Python's ``json`` reads and writes the bare ``NaN`` token).
+* ``NaN`` marks a missing atom (Python's ``json`` reads and writes the bare ``NaN`` token);
+  ``null`` in place of a number is read as NaN too (what JavaScript writes for NaN).
 * A line is one chain, named by its ``chain`` key (``"A"`` when absent; an empty id is
   written ``_``), unless it holds a multi-chain record as written by :func:`write_jsonl`:
   ``chain_ids`` (list of C ids) and ``chain_index`` (list of N ints in ``0..C-1``), with
