@@ -23,7 +23,8 @@ Rules (they match ``shared/data/structures/chains.tsv`` except where noted):
   HETATM inside the polymer): they are read as their parent (``MSE`` -> ``M``, see
   :data:`pyg_mpnn.alphabet.MODIFIED_TO_PARENT`) or ``X``. Waters, ligands, caps and
   nucleotides are left out. Positions of non-standard residues and their names are kept in
-  ``meta["nonstandard_residues"]`` (``{position: resname}``) — ``chains.tsv`` leaves these
+  ``meta["nonstandard_residues"]`` (``{(chain_id, residue_id): resname}``, valid after
+  ``select_chains``) — ``chains.tsv`` leaves these
   residues out, which is the one intended difference from it.
 * One residue per (author number, insertion code) within a chain, first occurrence wins;
   residues keep file order; insertion codes are kept in ``residue_ids`` (``"52A"``).
@@ -378,10 +379,10 @@ def _is_polymer_residue(residue: ParsedResidue) -> bool:
 def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> ProteinRecord:
     chains = []
     nonstandard = {}
-    position = 0
     for chain_id, residues in parsed_chains:
         if not any(r.resname in THREE_TO_ONE for r in residues):
             continue
+        chain_name = chain_id.strip() or BLANK_CHAIN
         seen = set()
         letters, coords, residue_ids = [], [], []
         for residue in residues:
@@ -389,14 +390,13 @@ def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> Pr
             if key in seen or not _is_polymer_residue(residue):
                 continue
             seen.add(key)
+            residue_id = f"{residue.resseq}{residue.icode}"
             if residue.resname not in THREE_TO_ONE:
-                nonstandard[position + len(letters)] = residue.resname
+                nonstandard[(chain_name, residue_id)] = residue.resname
             letters.append(residue_letter(residue.resname))
             coords.append(residue.backbone())
-            residue_ids.append(f"{residue.resseq}{residue.icode}")
-        chain_name = chain_id.strip() or BLANK_CHAIN
+            residue_ids.append(residue_id)
         chains.append((chain_name, "".join(letters), np.stack(coords), residue_ids))
-        position += len(letters)
     if not chains:
         raise ReadError(source, "no protein chain (no residue with one of the 20 standard "
                                 "amino-acid names)")

@@ -71,6 +71,18 @@ def _expected_backbone_from_pdb_text(path: Path) -> dict:
     return {k: v[1] for k, v in best.items()}
 
 
+def _nonstandard_positions(record: ProteinRecord) -> dict[int, str]:
+    """``{position in record: residue name}`` from ``meta["nonstandard_residues"]``."""
+    named = record.meta["nonstandard_residues"]
+    positions = {}
+    for i, residue_id in enumerate(record.residue_ids):
+        resname = named.get((record.chain_ids[record.chain_index[i]], residue_id))
+        if resname is not None:
+            positions[i] = resname
+    assert len(positions) == len(named)
+    return positions
+
+
 # --- every chain of chains.tsv -------------------------------------------------------------
 
 @pytest.mark.parametrize("file_name", sorted(LISTED))
@@ -78,13 +90,13 @@ def test_chains_match_chains_tsv(file_name):
     """Chain ids in order, and per chain the standard residues spell the listed sequence.
 
     chains.tsv leaves out every non-standard residue name (MSE, TPO, HSD, ...), which this
-    reader keeps (as parent or X): those positions, named in ``meta["nonstandard_residues"]``,
+    reader keeps (as parent or X): those residues, named in ``meta["nonstandard_residues"]``,
     are removed before comparing; everything else must be equal.
     """
     record = read_cached(file_name)
     listed = LISTED[file_name]
     assert record.chain_ids == [chain for chain, _ in listed]
-    nonstandard = record.meta["nonstandard_residues"]
+    nonstandard = _nonstandard_positions(record)
     for position, resname in nonstandard.items():
         assert resname not in THREE_TO_ONE
         assert record.seq[position] == residue_letter(resname)
@@ -158,12 +170,11 @@ def test_insertion_codes_kept_in_file_order(shared_data):
 def test_modified_residues_read_as_parent(shared_data):
     mse = read_cached("biopython__1A8O.pdb")
     assert set(mse.meta["nonstandard_residues"].values()) == {"MSE"}
-    assert all(mse.seq[i] == "M" for i in mse.meta["nonstandard_residues"])
+    assert all(mse.seq[i] == "M" for i in _nonstandard_positions(mse))
     assert mse.num_residues == 70 and mse.mask.all()  # 66 standard + 4 MSE HETATM
     tpo = read_cached("posebusters-repo__7ZTL_BCN_protein.pdb")
     assert "TPO" in tpo.meta["nonstandard_residues"].values()
-    assert all(tpo.seq[i] == "T" for i, n in tpo.meta["nonstandard_residues"].items()
-               if n == "TPO")
+    assert all(tpo.seq[i] == "T" for i, n in _nonstandard_positions(tpo).items() if n == "TPO")
 
 
 def test_ca_only_files_keep_every_residue_masked(shared_data):
