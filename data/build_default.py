@@ -85,8 +85,11 @@ def main(argv=None) -> int:
         for name, blob in members(archive, folder):
             if any(part in name for part in EXCLUDE_PARTS):
                 continue
-            digest = hashlib.sha256(gzip.decompress(blob) if name.endswith(".gz") else blob
-                                    ).hexdigest()
+            try:
+                content = gzip.decompress(blob) if name.endswith(".gz") else blob
+            except (OSError, EOFError):  # a ".gz" that is not gzipped: the reader decides
+                content = blob
+            digest = hashlib.sha256(content).hexdigest()
             if digest in seen:  # the same file shipped twice (e.g. plain and gzipped)
                 continue
             seen.add(digest)
@@ -109,6 +112,12 @@ def main(argv=None) -> int:
             if rec.num_residues > MAX_RESIDUES:
                 print(f"skip {package}:{name}: {rec.num_residues} residues", file=sys.stderr)
                 continue
+            key = tuple(sorted(rec.chain_seq(c) for c in range(len(rec.chain_ids))))
+            if key in seen:  # the same entry in another format or another package
+                print(f"skip {package}:{name}: same chains as an earlier structure",
+                      file=sys.stderr)
+                continue
+            seen.add(key)
             rec.name = f"{package}__{Path(name).name.split('.')[0]}"
             rec.meta = {"source": f"{package}=={version}:{name}"}
             rec.residue_ids = None

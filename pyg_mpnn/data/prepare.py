@@ -120,18 +120,17 @@ def prepare(sources, out, *, min_length: int = 1, max_length: int | None = None,
 
         for src in sources:
             files_seen = set()
-            for item, result in iter_source(src, pdb2021_options=pdb2021_options,
-                                            min_plddt=min_plddt):
+            for file, item, result in iter_source(src, pdb2021_options=pdb2021_options,
+                                                  min_plddt=min_plddt):
                 bar.update(1)
+                files_seen.add(file)
                 if isinstance(result, ReadError):
-                    files_seen.add(result.source)
                     skip(result.source, item, result.reason)
                     continue
-                files_seen.add(result.meta.get("source", item))
                 record, reasons = filter_record(result, min_length, max_length,
                                                 keep_incomplete_chains)
                 for reason in reasons:
-                    skip(result.meta.get("source", str(src)), result.name, reason)
+                    skip(file, result.name, reason)
                 if record is None:
                     continue
                 writer.add(record, cluster=_cluster_of(record), split=_split_of(record))

@@ -54,6 +54,18 @@ def default_split(cluster: int, valid_frac: float = 0.1, test_frac: float = 0.1)
     return 2 if u < test_frac else 1 if u < test_frac + valid_frac else 0
 
 
+def _jsonable(value):
+    """Meta for JSON: tuple keys become ``"a|b"`` strings, containers recurse."""
+    if isinstance(value, dict):
+        return {("|".join(map(str, k)) if isinstance(k, tuple) else str(k)): _jsonable(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    return value
+
+
 def record_to_payload(record: ProteinRecord) -> dict:
     return {
         "name": record.name,
@@ -64,7 +76,8 @@ def record_to_payload(record: ProteinRecord) -> dict:
         "designed": torch.from_numpy(record.designed),
         "plddt": None if record.plddt is None else torch.from_numpy(
             np.asarray(record.plddt, np.float32)),
-        "meta": json.dumps(record.meta, default=str),
+        "residue_ids": list(record.residue_ids) if record.residue_ids else None,
+        "meta": json.dumps(_jsonable(record.meta), default=str),
     }
 
 
@@ -77,6 +90,7 @@ def payload_to_record(p: dict) -> ProteinRecord:
         chain_ids=list(p["chain_ids"]),
         designed=p["designed"].numpy(),
         plddt=None if p.get("plddt") is None else p["plddt"].numpy(),
+        residue_ids=p.get("residue_ids"),
         meta=json.loads(p["meta"]),
     )
 

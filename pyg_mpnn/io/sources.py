@@ -1,4 +1,4 @@
-"""One entry point over every input kind: ``iter_source(path)`` yields ``(item, result)``.
+"""One entry point over every input kind: ``iter_source(path)`` yields ``(file, item, result)``.
 
 ``result`` is a :class:`ProteinRecord` or a :class:`ReadError`; an error never stops the
 iteration. What a path is decides the reader:
@@ -35,17 +35,17 @@ def _is_foldcomp(path: Path) -> bool:
     return path.suffix == ".fcz" or is_foldcomp_db(path)
 
 
-def _with_names(results, default_prefix: str) -> Iterator[tuple[str, Result]]:
+def _with_names(results, file: str) -> Iterator[tuple[str, str, Result]]:
     for i, r in enumerate(results):
         if isinstance(r, ProteinRecord):
-            yield r.name, r
+            yield file, r.name, r
         else:
-            yield f"{default_prefix}#{i}", r
+            yield file, f"{file}#{i}", r
 
 
 def iter_source(path: str | Path, *, pdb2021_options: dict | None = None,
-                min_plddt: float | None = None) -> Iterator[tuple[str, Result]]:
-    """Yield ``(item name, record or ReadError)`` for everything under ``path``."""
+                min_plddt: float | None = None) -> Iterator[tuple[str, str, Result]]:
+    """Yield ``(input file, item name, record or ReadError)`` for everything under ``path``."""
     path = Path(path)
     if path.is_dir():
         from pyg_mpnn.io.pdb2021 import is_pdb2021_root, iter_pdb2021
@@ -58,7 +58,7 @@ def iter_source(path: str | Path, *, pdb2021_options: dict | None = None,
             yield from iter_source(f, min_plddt=min_plddt)
         return
     if not path.exists() and not _is_foldcomp(path):
-        yield str(path), ReadError(str(path), "no such file or folder")
+        yield str(path), str(path), ReadError(str(path), "no such file or folder")
         return
     if _is_jsonl(path):
         from pyg_mpnn.io.jsonl import iter_jsonl
@@ -69,17 +69,17 @@ def iter_source(path: str | Path, *, pdb2021_options: dict | None = None,
     else:
         from pyg_mpnn.io.structure import read_structure
         try:
-            yield str(path), read_structure(path)
+            yield str(path), str(path), read_structure(path)
         except ReadError as e:
-            yield str(path), e
+            yield str(path), str(path), e
         except Exception as e:  # a reader bug must not end a long run either
-            yield str(path), ReadError(str(path), f"unexpected {type(e).__name__}: {e}")
+            yield str(path), str(path), ReadError(str(path), f"unexpected {type(e).__name__}: {e}")
 
 
 def read_records(path: str | Path, **kwargs) -> list[ProteinRecord]:
     """All readable records under ``path`` (errors raised: for interactive use and CLIs)."""
     out = []
-    for _, r in iter_source(path, **kwargs):
+    for _, _, r in iter_source(path, **kwargs):
         if isinstance(r, ReadError):
             raise r
         out.append(r)
