@@ -41,8 +41,28 @@ def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
 
 
 def peak_memory_mb(device: torch.device) -> float:
-    """CUDA: peak allocated by tensors; CPU: the process's peak resident set size."""
+    """CUDA: peak bytes allocated by tensors; CPU: the process's peak resident set size
+    (``VmHWM``, since the last :func:`reset_peak_memory`), in MiB."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: CUDA allocator stats, or Linux's ``VmHWM`` (``clear_refs`` 5)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass

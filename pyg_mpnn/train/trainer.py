@@ -59,6 +59,8 @@ class Trainer:
         self.checkpoints = ckpt.CheckpointManager(self.out, c["keep_last"], c["keep_best"])
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best, self.elapsed_before, self.bad_batches = math.inf, 0.0, 0
+        self.residues_seen, self.skipped_batches = 0, 0
+        self.recent: list[dict] = []  # per-step metric sums of the last steps (sweep summaries)
         self.meter, self._rng = Meter(), None
         if state is not None:
             self._load(state)
@@ -73,6 +75,9 @@ class Trainer:
         self.timings = dict.fromkeys(PHASES, 0.0)
         self.step_times: list[dict] = []   # per-step phase seconds (profiling)
         self.profiler = None
+        if cfg["profile"]["enabled"]:
+            from pyg_mpnn.train.profile import StepProfiler
+            self.profiler = StepProfiler(self.out, cfg["profile"], self.device, self.tracker)
         self._t_start = time.time()
         n_params = sum(p.numel() for p in self.model.parameters())
         self.tracker.set("model", {"parameters": n_params, **self.model.config})
@@ -90,6 +95,7 @@ class Trainer:
             "sampler": self.data.sampler.state_dict(consumed=self.batch_in_epoch),
             "rng": ckpt.rng_state(), "meters": self.meter.state_dict(), "best": self.best,
             "aim_run_hash": self.tracker.hash, "elapsed": self.elapsed(),
+            "residues_seen": self.residues_seen,
         }
 
     def _load(self, s: dict) -> None:
@@ -100,6 +106,7 @@ class Trainer:
         self.data.sampler.load_state_dict(s["sampler"])
         self.meter, self.best = Meter(s["meters"]), s["best"]
         self.elapsed_before = s.get("elapsed", 0.0)
+        self.residues_seen = s.get("residues_seen", 0)
         ckpt.set_rng_state(s["rng"])
 
     def save(self, is_best: bool = False) -> Path:
@@ -120,16 +127,28 @@ class Trainer:
             return True
         if t["max_minutes"] is not None and self.elapsed() >= 60 * float(t["max_minutes"]):
             return True
+        if t["max_residues"] is not None and self.residues_seen >= int(t["max_residues"]):
+            return True
         return self.profiler is not None and self.profiler.done(self.step)
 
     def fit(self) -> dict:
         epochs, result = int(self.cfg["train"]["epochs"]), {}
         bar = tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch",
                    disable=not (self.progress and self.tracker.enabled), position=0)
+        if self.profiler is not None:
+            self.profiler.start()
         try:
             while self.epoch < epochs and not self.should_stop():
                 t0 = time.time()
                 complete = self.train_epoch()
+                if self.profiler is not None:  # profiling runs epochs until its window is done
+                    if self.profiler.done(self.step):
+                        self.profiler.finish(self)
+                        self.save()
+                        break
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    epochs = max(epochs, self.epoch + 1)
+                    continue
                 valid = self.validate()
                 is_best = valid.loss < self.best
                 self.best = min(self.best, valid.loss)
@@ -173,6 +192,7 @@ class Trainer:
                 return None
             except Exception as e:  # noqa: BLE001 - a bad protein must not end a long run
                 self.bad_batches += 1
+                self.skipped_batches += 1
                 self.batch_in_epoch += 1
                 self.log(f"warning: skipped an unreadable batch ({type(e).__name__}: {e})")
                 self.tracker.track(1.0, "skipped_batch", self.step, subset="train")
@@ -278,7 +298,10 @@ class Trainer:
         if not finite:
             self.log(f"warning: non-finite gradient norm at step {step}; update skipped")
         self.step = step
+        self.residues_seen += int(res)
         self.meter.add(step_meter.state_dict())
+        self.recent.append(step_meter.state_dict())
+        del self.recent[:-200]
         wall = time.perf_counter() - t_step
         stats = {"loss": step_meter.loss, "lr": lr}
         every = max(int(self.cfg["track"]["log_every"]), 1)
