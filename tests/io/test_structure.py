@@ -319,7 +319,8 @@ def test_garbled_coordinates_give_read_error(tmp_path):
 def test_no_protein_chain(shared_data, tmp_path):
     """Only the DNA chains of 1LCD, or only waters: no chain with a standard amino acid."""
     lines = _text(STRUCTURES / "biopython__1LCD.pdb.gz").splitlines()
-    dna = [ln for ln in lines if ln.startswith("ATOM") and ln[17:20].strip() in ("DA", "DC", "DG", "DT")]
+    dna = [ln for ln in lines
+           if ln.startswith("ATOM") and ln[17:20].strip() in ("DA", "DC", "DG", "DT")]
     assert dna
     dna_only = tmp_path / "dna.pdb"
     dna_only.write_text("\n".join(dna) + "\nEND\n")
@@ -333,7 +334,8 @@ def test_chain_without_backbone(shared_data, tmp_path):
     """Side chains only: an error if no chain has a backbone atom; masked if another has."""
     lines = _text(STRUCTURES / "biotite__1igy.pdb.gz").splitlines()
     atoms = [ln for ln in lines if ln.startswith("ATOM")]
-    side_chains_a = [ln for ln in atoms if ln[21] == "A" and ln[12:16].strip() not in ("N", "CA", "C", "O")]
+    side_chains_a = [ln for ln in atoms
+                     if ln[21] == "A" and ln[12:16].strip() not in ("N", "CA", "C", "O")]
     only_side_chains = tmp_path / "sidechains.pdb"
     only_side_chains.write_text("\n".join(side_chains_a) + "\nEND\n")
     _assert_read_error(only_side_chains, "no backbone")
