@@ -24,10 +24,12 @@ Rules (they match ``shared/data/structures/chains.tsv`` except where noted):
   peptide-bonded to the residue before; a ligand such as SAH after the chain is left out):
   they are read as their parent (``MSE`` -> ``M``, see
   :data:`pyg_mpnn.alphabet.MODIFIED_TO_PARENT`) or ``X``. Waters, ligands, caps and
-  nucleotides are left out. Positions of non-standard residues and their names are kept in
-  ``meta["nonstandard_residues"]`` (``{(chain_id, residue_id): resname}``, valid after
-  ``select_chains``) — ``chains.tsv`` leaves these
-  residues out, which is the one intended difference from it.
+  nucleotides are left out. Non-standard residues and their names are kept in
+  ``meta["nonstandard_residues"]`` (``{(chain_id, residue_id): resname}``, still valid after
+  ``select_chains``). ``chains.tsv`` leaves these residues out; that is the one intended
+  difference from it.
+* Speed: before Bio.PDB parses, the text is reduced to what this reader uses (first model,
+  no waters, per residue only N/CA/C/O plus its first atom line); results are identical.
 * One residue per (author number, insertion code) within a chain, first occurrence wins;
   residues keep file order; insertion codes are kept in ``residue_ids`` (``"52A"``).
 * Missing backbone atoms are NaN; residues are never dropped for that (CA-only files give
