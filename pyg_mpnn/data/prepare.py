@@ -102,7 +102,7 @@ def _cluster_of(record: ProteinRecord) -> int | None:
 
 def prepare(sources, out, *, min_length: int = 1, max_length: int | None = None,
             keep_incomplete_chains: bool = False, shard_size: int = 256, min_plddt=None,
-            pdb2021_options: dict | None = None, progress: bool = True) -> dict:
+            pdb2021_options: dict | None = None, progress: bool = True, workers: int = 1) -> dict:
     """Run parse -> filter -> write; return the summary dict (also written to ``out``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def prepare(sources, out, *, min_length: int = 1, max_length: int | None = None,
         for src in sources:
             files_seen = set()
             for file, item, result in iter_source(src, pdb2021_options=pdb2021_options,
-                                                  min_plddt=min_plddt):
+                                                  min_plddt=min_plddt, workers=workers):
                 bar.update(1)
                 files_seen.add(file)
                 if isinstance(result, ReadError):
@@ -166,6 +166,7 @@ def main(argv=None) -> int:
     ap.add_argument("--min-plddt", type=float, default=None, help="foldcomp: minimum mean pLDDT")
     ap.add_argument("--rescut", type=float, default=3.5, help="pdb_2021aug02: max resolution")
     ap.add_argument("--datcut", default="2030-01-01", help="pdb_2021aug02: latest deposition date")
+    ap.add_argument("--workers", type=int, default=1, help="processes parsing structure files")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     summary = prepare(args.sources, args.out, min_length=args.min_length,
@@ -173,7 +174,7 @@ def main(argv=None) -> int:
                       keep_incomplete_chains=args.keep_incomplete_chains, shard_size=args.shard_size,
                       min_plddt=args.min_plddt,
                       pdb2021_options={"rescut": args.rescut, "datcut": args.datcut},
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, workers=args.workers)
     print(json.dumps(summary, indent=2))
     if args.strict and summary["skipped_total"]:
         print(f"--strict: {summary['skipped_total']} item(s) skipped; see {summary['skip_report']}",

@@ -43,19 +43,42 @@ def _with_names(results, file: str) -> Iterator[tuple[str, str, Result]]:
             yield file, f"{file}#{i}", r
 
 
+def _read_one(path: Path) -> tuple[str, str, Result]:
+    from pyg_mpnn.io.structure import read_structure
+    try:
+        return str(path), str(path), read_structure(path)
+    except ReadError as e:
+        return str(path), str(path), e
+    except Exception as e:  # a reader bug must not end a long run either
+        return str(path), str(path), ReadError(str(path), f"unexpected {type(e).__name__}: {e}")
+
+
 def iter_source(path: str | Path, *, pdb2021_options: dict | None = None,
-                min_plddt: float | None = None) -> Iterator[tuple[str, str, Result]]:
-    """Yield ``(input file, item name, record or ReadError)`` for everything under ``path``."""
+                min_plddt: float | None = None, workers: int = 1
+                ) -> Iterator[tuple[str, str, Result]]:
+    """Yield ``(input file, item name, record or ReadError)`` for everything under ``path``.
+
+    ``workers > 1`` parses the structure files of a folder in a process pool (results keep
+    the sorted file order)."""
     path = Path(path)
     if path.is_dir():
         from pyg_mpnn.io.pdb2021 import is_pdb2021_root, iter_pdb2021
         if is_pdb2021_root(path):
             yield from _with_names(iter_pdb2021(path, **(pdb2021_options or {})), str(path))
             return
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            if f.suffix.lower() in IGNORED_SUFFIXES or f.name.startswith("."):
-                continue
-            yield from iter_source(f, min_plddt=min_plddt)
+        files = [f for f in sorted(p for p in path.rglob("*") if p.is_file())
+                 if f.suffix.lower() not in IGNORED_SUFFIXES and not f.name.startswith(".")]
+        plain = [f for f in files if not (_is_jsonl(f) or _is_foldcomp(f))]
+        for f in files:
+            if f not in plain:
+                yield from iter_source(f, min_plddt=min_plddt)
+        if workers > 1 and len(plain) > 1:
+            import multiprocessing as mp
+            with mp.get_context("spawn").Pool(workers) as pool:
+                yield from pool.imap(_read_one, plain, chunksize=2)
+        else:
+            for f in plain:
+                yield _read_one(f)
         return
     if not path.exists() and not _is_foldcomp(path):
         yield str(path), str(path), ReadError(str(path), "no such file or folder")
@@ -67,13 +90,7 @@ def iter_source(path: str | Path, *, pdb2021_options: dict | None = None,
         from pyg_mpnn.io.foldcomp import iter_foldcomp
         yield from _with_names(iter_foldcomp(path, min_plddt=min_plddt), str(path))
     else:
-        from pyg_mpnn.io.structure import read_structure
-        try:
-            yield str(path), str(path), read_structure(path)
-        except ReadError as e:
-            yield str(path), str(path), e
-        except Exception as e:  # a reader bug must not end a long run either
-            yield str(path), str(path), ReadError(str(path), f"unexpected {type(e).__name__}: {e}")
+        yield _read_one(path)
 
 
 def read_records(path: str | Path, **kwargs) -> list[ProteinRecord]:

@@ -1,0 +1,42 @@
+"""Ingestion throughput of ``prepare``: structures/s and residues/s, printed as JSON.
+
+    python benchmarks/ingest.py [SRC] [--workers 1 2]
+
+Default SRC: ../shared/data/structures (211 files: PDB, mmCIF, PQR, plain and gzipped).
+"""
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from pyg_mpnn.data.prepare import prepare
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("src", nargs="?", default=str(REPO.parent / "shared/data/structures"))
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--json", action="store_true", help="(output is always JSON)")
+    args = ap.parse_args()
+    results = []
+    for w in args.workers:
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            s = prepare([args.src], out, progress=False, workers=w)
+            dt = time.perf_counter() - t0
+        results.append({"workers": w, "seconds": round(dt, 2), "files": s["files"],
+                        "records": s["records"], "residues": s["residues"],
+                        "structures_per_s": round(s["files"] / dt, 2),
+                        "residues_per_s": round(s["residues"] / dt)})
+    print(json.dumps({"source": args.src, "machine": f"{platform.machine()}, "
+                      f"{os.cpu_count()} cores", "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
