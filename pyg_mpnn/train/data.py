@@ -2,7 +2,7 @@
 
 ``data.path`` may be a prepared dataset folder (it has ``index.npz``), or any sources that
 ``python -m pyg_mpnn.data.prepare`` reads (structure files or folders, JSONL, ...): those are
-prepared once into ``data/cache/<hash>/`` (keyed by the resolved paths) and reused. ``null``
+prepared once into ``<cache>/sources/<hash>/`` (``PYG_MPNN_CACHE``, default ``runs/data``) (keyed by the resolved paths) and reused. ``null``
 means the embedded default dataset.
 
 Training epochs sample one random member per sequence cluster (the original's epochs);
@@ -22,8 +22,6 @@ from torch.utils.data import DataLoader, Subset
 from pyg_mpnn.data.dataset import ProteinDataset
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
 
-CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache"
-
 
 def resolve_dataset(path: str | None, progress: bool = True) -> Path:
     if path is None:
@@ -33,7 +31,8 @@ def resolve_dataset(path: str | None, progress: bool = True) -> Path:
     if len(paths) == 1 and (paths[0] / "index.npz").exists():
         return paths[0]
     key = hashlib.sha1("\n".join(str(p.resolve()) for p in paths).encode()).hexdigest()[:12]
-    out = CACHE_DIR / key
+    from pyg_mpnn.data.default import cache_dir
+    out = cache_dir() / "sources" / key
     if not (out / "index.npz").exists():
         from pyg_mpnn.data.prepare import prepare
         prepare([str(p) for p in paths], out, progress=progress)
@@ -68,13 +67,13 @@ class RunData:
     """Train/valid datasets, the training batch sampler and loaders for one run."""
 
     def __init__(self, cfg: dict, seed: int, rank: int = 0, world: int = 1,
-                 progress: bool = True, valid_max_proteins: int | None = None):
+                 progress: bool = True):
         d = cfg
         self.root = resolve_dataset(d["path"], progress)
         train = ProteinDataset(self.root, split=d["train_split"])
         valid = ProteinDataset(self.root, split=d["valid_split"])
         self.train = _subset(train, d["max_length"])
-        self.valid = _subset(valid, d["max_length"], valid_max_proteins)
+        self.valid = _subset(valid, d["max_length"], d["valid_max_proteins"])
         if len(self.train) == 0:
             raise RuntimeError(f"{self.root}: no training proteins (split {d['train_split']!r}, "
                                f"max_length {d['max_length']})")

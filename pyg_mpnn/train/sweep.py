@@ -2,7 +2,7 @@
 
 ``sweep`` config keys: ``sizes`` (list of ``[hidden_dim, layers]``; layers = encoder = decoder
 depth) or ``widths`` x ``depths`` when ``sizes`` is null; ``token_budget`` (training residues per
-size); ``valid_max_proteins`` (validation subset, fixed across sizes); ``max_minutes`` (a
+size); ``max_minutes`` (a
 safety cap on the whole sweep: each size gets an equal share of what is left, and the table
 says how many residues each size really trained on).
 
@@ -145,8 +145,7 @@ def run_sweep(cfg: dict, out: str | Path) -> list[dict]:
     budget = int(sw["token_budget"])
     cap = sw.get("max_minutes")
     (out / "sweep_config.json").write_text(json.dumps(cfg, indent=1, default=str))
-    data = RunData(cfg["data"], int(cfg["seed"]), progress=bool(cfg["train"]["progress"]),
-                   valid_max_proteins=sw.get("valid_max_proteins"))
+    data = RunData(cfg["data"], int(cfg["seed"]), progress=bool(cfg["train"]["progress"]))
     print(data.describe(), file=sys.stderr)
     rows, t0 = [], time.time()
     bar = tqdm(sizes, desc="scale_sweep", unit="size", disable=not cfg["train"]["progress"])

@@ -36,8 +36,7 @@ class Trainer:
     """``Trainer(cfg, out, resume=None).fit()``; ``fit`` returns the final metrics dict."""
 
     def __init__(self, cfg: dict, out: str | Path, resume: str | Path | None = None,
-                 run_name: str | None = None, data: RunData | None = None,
-                 valid_max_proteins: int | None = None):
+                 run_name: str | None = None, data: RunData | None = None):
         self.cfg, self.out = cfg, Path(out)
         t = cfg["train"]
         if t.get("threads"):
@@ -47,8 +46,7 @@ class Trainer:
         self.progress = bool(t["progress"])
         state = ckpt.load(resume) if resume else None
         ckpt.seed_everything(int(cfg["seed"]))
-        self.data = data or RunData(cfg["data"], int(cfg["seed"]), progress=self.progress,
-                                    valid_max_proteins=valid_max_proteins)
+        self.data = data or RunData(cfg["data"], int(cfg["seed"]), progress=self.progress)
         self.model = ProteinMPNN(**cfg["model"]).to(self.device)
         o = cfg["optim"]
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=tuple(o["betas"]),
@@ -210,6 +208,7 @@ class Trainer:
         self.model.train()
         accumulate = int(self.cfg["optim"]["accumulate"])
         save_every = self.cfg["checkpoint"]["every_steps"]
+        valid_every = self.cfg["train"]["valid_every_steps"]
         bar = tqdm(total=total, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}",
                    unit="batch", leave=False, position=1,
                    disable=not (self.progress and self.tracker.enabled))
@@ -231,6 +230,11 @@ class Trainer:
                     self.profiler.step()
                 if save_every and self.step % int(save_every) == 0:
                     self.save()
+                if valid_every and self.step % int(valid_every) == 0:
+                    v = self.validate()
+                    self.tracker.track_many({"loss": v.loss, "ppl": v.ppl, "accuracy": v.acc},
+                                            self.step, subset="valid")
+                    self.log(f"step {self.step}: valid ppl {v.ppl:.3f}, valid acc {v.acc:.3f}")
             return False
         finally:
             bar.close()
