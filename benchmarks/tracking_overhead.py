@@ -1,0 +1,104 @@
+"""Tracking overhead of a training step, printed as JSON.
+
+One real training batch (proteins of the embedded default dataset, about ``--residues``
+residues) and one real model (``base`` by default: hidden 128, 3+3 layers, k=48) run
+optimizer steps in three interleaved modes:
+
+* ``off``: no tracking at all (no Aim, no CSV, no per-layer norms);
+* ``scalars``: per-step scalars to Aim + CSV (what every step pays);
+* ``layers``: scalars plus the per-layer norms and histograms on every step (what a step
+  pays every ``track.layer_every`` steps).
+
+The overhead at interval ``n`` is ``(scalars - off + (layers - scalars) / n) / off``, from the
+median step times (``overhead_frac_ab``), and from the time measured inside the tracking code
+itself (``overhead_frac_timed``, less sensitive to a noisy shared CPU). ``pass`` is
+``overhead_frac_timed < 0.05`` at the default interval of ``experiments/base.yaml``.
+
+    python benchmarks/tracking_overhead.py            # base model, ~1000 residues
+    python benchmarks/tracking_overhead.py --hidden 32 --layers 1 --residues 300 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from torch_geometric.data import Batch
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--k", type=int, default=48)
+    ap.add_argument("--residues", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the 3 modes")
+    ap.add_argument("--interval", type=int, default=None,
+                    help="layer_every to evaluate (default: base.yaml's)")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+
+    from pyg_mpnn.train.config import load_experiment
+    from pyg_mpnn.train.trainer import Trainer
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    interval = args.interval or load_experiment("base")["track"]["layer_every"]
+    with tempfile.TemporaryDirectory() as out:
+        cfg = load_experiment("base", [
+            f"model.hidden_dim={args.hidden}", f"model.num_encoder_layers={args.layers}",
+            f"model.num_decoder_layers={args.layers}", f"model.k_neighbors={args.k}",
+            "train.precision=fp32", "train.progress=false", "data.max_length=100000",
+            "track.layer_every=1"])
+        trainer = Trainer(cfg, out)
+        ds = trainer.data.train
+        order = sorted(range(len(ds)), key=lambda i: ds.lengths[i])
+        items, total = [], 0
+        for i in order:  # smallest proteins first until the budget is reached
+            if total + ds.lengths[i] > args.residues and items:
+                break
+            items.append(ds[i])
+            total += int(ds.lengths[i])
+        batch = Batch.from_data_list(items)
+        modes = {"off": (False, 0), "scalars": (True, 0), "layers": (True, 1)}
+        steps = {m: [] for m in modes}
+        tracked = {m: [] for m in modes}
+        enabled = trainer.tracker.enabled
+        trainer.tracker.enabled, trainer.monitor.every = False, 0
+        trainer.train_step([batch], 0.0)  # warm-up
+        for _ in range(args.rounds):
+            for mode, (on, every) in modes.items():
+                trainer.tracker.enabled, trainer.monitor.every = on and enabled, every
+                t0 = time.perf_counter()
+                trainer.train_step([batch], 0.0)
+                steps[mode].append(time.perf_counter() - t0)
+                tracked[mode].append(trainer.step_times[-1]["tracking"])
+        trainer.tracker.enabled = enabled
+        trainer.tracker.close()
+    med = {m: statistics.median(v) for m, v in steps.items()}
+    trk = {m: statistics.median(v) for m, v in tracked.items()}
+    off = med["off"]
+    ab = (med["scalars"] - off + (med["layers"] - med["scalars"]) / interval) / off
+    timed = (trk["scalars"] + (trk["layers"] - trk["scalars"]) / interval) / off
+    result = {
+        "model": {"hidden_dim": args.hidden, "layers": args.layers, "k_neighbors": args.k},
+        "residues_per_step": batch.num_nodes, "rounds": args.rounds, "interval": interval,
+        "threads": torch.get_num_threads(),
+        "step_s_median": med, "tracking_s_median": trk,
+        "per_step_scalars_s": trk["scalars"], "per_layer_event_s": trk["layers"] - trk["scalars"],
+        "overhead_frac_ab": ab, "overhead_frac_timed": timed,
+        "overhead_frac_layers_every_step": (trk["layers"]) / off,
+        "target": 0.05, "pass": timed < 0.05,
+    }
+    json.dump(result, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
