@@ -83,6 +83,9 @@ class CheckpointManager:
         self.dir = Path(run_dir) / "checkpoints"
         self.keep_last = max(int(keep_last), 1)
         self.keep_best = keep_best
+        if self.dir.is_dir():  # temporary files of a write that a kill interrupted
+            for p in self.dir.glob(".*.tmp-*"):
+                p.unlink(missing_ok=True)
 
     def save(self, state: dict, step: int, is_best: bool = False) -> Path:
         path = atomic_save(state, self.dir / f"step_{step:08d}.pt")
