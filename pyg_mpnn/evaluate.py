@@ -100,12 +100,13 @@ def evaluate(model: ProteinMPNN, records: Iterable[ProteinRecord], seed: int = 0
     for chunk in batches(records, max_residues):
         data = Batch.from_data_list([to_data(r) for r in chunk])
         scored = data.design_mask & data.mask
-        log_probs = model(data, decoding_rank=model.random_rank(data, gen))
+        encoded = model.encode(data)  # shared by scoring and sampling
+        log_probs = model(data, decoding_rank=model.random_rank(data, gen), encoded=encoded)
         nll = -log_probs.gather(1, data.seq.view(-1, 1)).view(-1)
         nll_sum += float(nll[scored].sum())
         correct += int((log_probs.argmax(-1) == data.seq)[scored].sum())
         residues += int(scored.sum())
-        out = model.sample(data, temperature=temperature, generator=gen)
+        out = model.sample(data, temperature=temperature, generator=gen, encoded=encoded)
         recov += chain_recoveries(data, out["seq"])
         bar.update(data.num_nodes)
     bar.close()

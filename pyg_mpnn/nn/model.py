@@ -130,10 +130,12 @@ class ProteinMPNN(nn.Module):
         otherwise (``causal`` is ``[E, 1]`` bool)."""
         return torch.cat([h_E, h_S_src * causal, torch.where(causal, h_src, h_enc_src)], -1)
 
-    def forward(self, data: Data, decoding_rank: Tensor | None = None) -> Tensor:
+    def forward(self, data: Data, decoding_rank: Tensor | None = None,
+                encoded: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
         """Teacher-forced log-probabilities ``[N, num_letters]`` under ``decoding_rank``
-        (random, drawn from the torch RNG, when ``None``)."""
-        h_enc, h_E, edge_index = self.encode(data)
+        (random, drawn from the torch RNG, when ``None``). ``encoded``: the output of
+        :meth:`encode` for ``data``, to reuse it (e.g. for scoring and sampling)."""
+        h_enc, h_E, edge_index = self.encode(data) if encoded is None else encoded
         rank = self.random_rank(data) if decoding_rank is None else decoding_rank
         src, dst = edge_index
         causal = (rank[src] < rank[dst]).unsqueeze(-1)
@@ -148,7 +150,8 @@ class ProteinMPNN(nn.Module):
     # -- autoregressive sampling -------------------------------------------------------
     @torch.no_grad()
     def sample(self, data: Data, temperature: float = 0.1, decoding_rank: Tensor | None = None,
-               generator: torch.Generator | None = None, omit: str = "X") -> dict:
+               generator: torch.Generator | None = None, omit: str = "X",
+               encoded: tuple[Tensor, Tensor, Tensor] | None = None) -> dict:
         """Sample sequences, one rank step at a time for all graphs of the batch at once.
 
         Step ``t`` handles the node of rank ``t`` in every graph. Residues that are not
@@ -158,7 +161,8 @@ class ProteinMPNN(nn.Module):
         ``h_V_stack``). Like the original, one ``torch.multinomial`` over the
         ``[B_t, 21]`` probabilities of the valid nodes of step ``t`` is drawn at every
         step, visible nodes included, so with one graph and the same seed the draws are
-        the reference's. Letters in ``omit`` get probability 0.
+        the reference's. Letters in ``omit`` get probability 0. ``encoded``: as in
+        :meth:`forward`.
 
         Returns a dict: ``seq`` ``[N]`` (sampled; native where not designed),
         ``log_probs`` ``[N, 21]`` (untempered log-softmax at decoding time = the
@@ -167,7 +171,7 @@ class ProteinMPNN(nn.Module):
         """
         mask, batch = data.mask, _batch_vector(data)
         design = data.design_mask & mask
-        h_enc, h_E, edge_index = self.encode(data)
+        h_enc, h_E, edge_index = self.encode(data) if encoded is None else encoded
         rank = self.random_rank(data, generator) if decoding_rank is None else decoding_rank
         n, num_graphs = data.num_nodes, int(batch.max()) + 1 if data.num_nodes else 0
         # edges grouped by centre (CSR), for incremental decoding
