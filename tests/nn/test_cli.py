@@ -10,7 +10,7 @@ from pyg_mpnn import design, evaluate
 from pyg_mpnn.alphabet import ALPHABET
 from pyg_mpnn.io.structure import read_structure
 
-from _data import REPO, STRUCTURES, TS50
+from _nn_data import REPO, STRUCTURES, TS50
 
 
 def test_design_multichain_with_one_chain_fixed(tmp_path, capsys):

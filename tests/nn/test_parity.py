@@ -20,7 +20,7 @@ from pyg_mpnn.nn.model import decoding_rank
 from pyg_mpnn.nn.reference import reference_log_probs, reference_model, reference_sample
 from pyg_mpnn.nn.weights import load_model
 
-from _data import read, ts50_records
+from _nn_data import read, ts50_records
 
 # (file, chains to keep or None, designed chains or None = all)
 CASES = [

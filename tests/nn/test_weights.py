@@ -9,7 +9,7 @@ from pyg_mpnn.io.record import to_data
 from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.nn.weights import ORIGINAL_NAMES, export_original, load_model, original_path
 
-from _data import ts50_records
+from _nn_data import ts50_records
 
 
 @pytest.mark.parametrize("name", ORIGINAL_NAMES)
