@@ -1,7 +1,9 @@
-"""Map-style dataset over a folder written by ``pyg_mpnn.data.prepare``."""
+"""Map-style dataset over a folder written by ``pyg_mpnn.data.prepare`` (formats 1 and 2)."""
 
 from __future__ import annotations
 
+import os
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -9,7 +11,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pyg_mpnn.data.store import SPLIT_ALIASES, payload_to_record, read_index
+from pyg_mpnn.data.codec import decode_record
+from pyg_mpnn.data.store import (FORMAT_V1, SPLIT_ALIASES, SPLITS, Names, ShardError,
+                                 open_index, payload_to_record)
 from pyg_mpnn.io.record import ProteinRecord, to_data
 
 
@@ -17,54 +21,117 @@ class ProteinDataset(Dataset):
     """Proteins of a prepared folder as PyG ``Data`` graphs (fields: see ``to_data``).
 
     Args:
-        root: dataset folder (``index.npz``, ``shards/``).
+        root: dataset folder (``index.npz``, ``meta.json``, ``shards/``).
         split: ``"train"``, ``"valid"``, ``"test"`` or ``None`` for all.
         transform: optional callable applied to each ``Data`` (e.g. ``KNNEdges``).
-        cache_shards: number of decoded shards kept in memory.
+        cache_shards: open shard files (format 2) or decoded shards (format 1) kept.
 
-    Attributes read from the index only (no payload is opened): ``lengths``,
-    ``clusters``, ``names``.
+    Opening is O(1) in the dataset size for format 2: the index columns are memory maps and a
+    split is a contiguous row range, so ``lengths``, ``clusters``, ``plddt`` (mean pLDDT, NaN
+    if none), ``sources`` and ``names`` are views that read pages only when touched. A payload
+    that cannot be read raises :class:`~pyg_mpnn.data.store.ShardError` naming the shard file
+    and the record; other items stay readable.
     """
 
     def __init__(self, root: str | Path, split: str | None = None, transform=None,
                  cache_shards: int = 4):
         self.root = Path(root)
-        index = read_index(self.root)
-        if split is None:
-            rows = np.arange(len(index["length"]))
-        else:
-            if split not in SPLIT_ALIASES:
-                raise ValueError(f"unknown split {split!r}; use train, valid or test")
-            rows = np.nonzero(index["split"] == SPLIT_ALIASES[split])[0]
         self.split = split
-        self.names = index["name"][rows]
-        self.lengths = index["length"][rows].astype(np.int64)
-        self.clusters = index["cluster"][rows]
-        self._shard = index["shard"][rows]
-        self._offset = index["offset"][rows]
         self.transform = transform
-        self._cache: OrderedDict[int, list] = OrderedDict()
         self._cache_size = cache_shards
+        if split is not None and split not in SPLIT_ALIASES:
+            raise ValueError(f"unknown split {split!r}; use train, valid or test")
+        self._open()
+
+    def _open(self) -> None:
+        self.meta, cols = open_index(self.root)
+        self.format = self.meta.get("format")
+        self._cache: OrderedDict[int, object] = OrderedDict()
+        split = self.split
+        if self.format == FORMAT_V1:
+            rows = (np.arange(len(cols["length"])) if split is None
+                    else np.nonzero(cols["split"] == SPLIT_ALIASES[split])[0])
+            self.names = cols["name"][rows]
+            self.lengths = cols["length"][rows].astype(np.int64)
+            self.clusters = cols["cluster"][rows]
+            self.plddt = np.full(len(rows), np.nan, np.float32)
+            self.sources = np.zeros(len(rows), np.int16)
+            self._shard, self._offset = cols["shard"][rows], cols["offset"][rows]
+            return
+        if split is None:
+            lo, hi = 0, len(cols["length"])
+        else:
+            lo, hi = self.meta["split_ranges"][SPLITS[SPLIT_ALIASES[split]]]
+        self.names = Names(cols["name_bytes"], cols["name_offsets"], lo, hi)
+        self.lengths = cols["length"][lo:hi]
+        self.clusters = cols["cluster"][lo:hi]
+        self.plddt = cols["plddt"][lo:hi]
+        self.sources = cols["source"][lo:hi]
+        self._shard, self._offset = cols["shard"][lo:hi], cols["offset"][lo:hi]
+        self._nbytes, self._crc = cols["nbytes"][lo:hi], cols["crc"][lo:hi]
+
+    # Memory maps and file descriptors are reopened in a new process, never pickled.
+    def __getstate__(self):
+        return {"root": self.root, "split": self.split, "transform": self.transform,
+                "_cache_size": self._cache_size}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._open()
 
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def _load_shard(self, shard: int) -> list:
+    def shard_path(self, i: int) -> Path:
+        """The shard file that holds item ``i``."""
+        ext = "pt" if self.format == FORMAT_V1 else "bin"
+        return self.root / "shards" / f"{int(self._shard[i]):05d}.{ext}"
+
+    def _cached(self, shard: int, load):
         if shard in self._cache:
             self._cache.move_to_end(shard)
             return self._cache[shard]
-        path = self.root / "shards" / f"{shard:05d}.pt"
-        try:
-            payloads = torch.load(path, weights_only=True)
-        except Exception as e:  # a clear message naming the shard
-            raise RuntimeError(f"{path}: unreadable shard ({type(e).__name__}: {e})") from e
-        self._cache[shard] = payloads
+        value = self._cache[shard] = load()
         if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return payloads
+            old = self._cache.popitem(last=False)[1]
+            if isinstance(old, int):
+                os.close(old)
+        return value
+
+    def _record_v1(self, i: int) -> ProteinRecord:
+        path = self.shard_path(i)
+
+        def load():
+            try:
+                return torch.load(path, weights_only=True)
+            except Exception as e:  # a clear message naming the shard
+                raise ShardError(path, f"unreadable shard ({type(e).__name__}: {e})") from e
+        return payload_to_record(self._cached(int(self._shard[i]), load)[int(self._offset[i])])
 
     def record(self, i: int) -> ProteinRecord:
-        return payload_to_record(self._load_shard(int(self._shard[i]))[int(self._offset[i])])
+        """The :class:`ProteinRecord` of item ``i`` (decoded from its shard)."""
+        if self.format == FORMAT_V1:
+            return self._record_v1(i)
+        path = self.shard_path(i)
+        offset, nbytes = int(self._offset[i]), int(self._nbytes[i])
+        where = f"record {self.names[i]!r} (bytes {offset}..{offset + nbytes})"
+
+        def load():
+            try:
+                return os.open(path, os.O_RDONLY)
+            except OSError as e:
+                raise ShardError(path, f"missing or unreadable shard ({e.strerror})") from e
+        # pread never moves a file position, so descriptors inherited by forked workers are safe.
+        fd = self._cached(int(self._shard[i]), load)
+        blob = os.pread(fd, nbytes, offset)
+        if len(blob) != nbytes:
+            raise ShardError(path, f"{where}: truncated shard, read {len(blob)} of {nbytes} bytes")
+        if zlib.crc32(blob) != int(self._crc[i]):
+            raise ShardError(path, f"{where}: checksum mismatch, the shard is corrupted")
+        try:
+            return decode_record(blob)
+        except Exception as e:
+            raise ShardError(path, f"{where}: undecodable ({type(e).__name__}: {e})") from e
 
     def __getitem__(self, i: int):
         data = to_data(self.record(i))

@@ -2,8 +2,9 @@
 
 Stages: **parse** (``pyg_mpnn.io.sources.iter_source``: structure files, JSONL,
 pdb_2021aug02, foldcomp) -> **filter** (drop chains without a single complete backbone
-residue, non-finite values, length limits) -> **write** (``ShardWriter``: shards + columnar
-index). Nothing bad is lost silently: every skipped file, record or chain is listed with its
+residue, non-finite values, length limits) -> **write** (``ShardWriter``: format 2 shards of compact
+record blobs + a memory-mappable columnar index; see :mod:`pyg_mpnn.data.store`).
+Nothing bad is lost silently: every skipped file, record or chain is listed with its
 reason in ``DIR/skipped.jsonl`` and counted by reason in the JSON summary printed at the end
 (also ``DIR/summary.json``). ``--strict`` makes any skip an error exit (status 2).
 """
@@ -118,7 +119,7 @@ def prepare(sources, out, *, min_length: int = 1, max_length: int | None = None,
             skipped.write(json.dumps({"source": source, "item": item, "reason": reason,
                                       "kind": kind}) + "\n")
 
-        for src in sources:
+        for source_id, src in enumerate(sources):
             files_seen = set()
             for file, item, result in iter_source(src, pdb2021_options=pdb2021_options,
                                                   min_plddt=min_plddt, workers=workers):
@@ -133,7 +134,8 @@ def prepare(sources, out, *, min_length: int = 1, max_length: int | None = None,
                     skip(file, result.name, reason)
                 if record is None:
                     continue
-                writer.add(record, cluster=_cluster_of(record), split=_split_of(record))
+                writer.add(record, cluster=_cluster_of(record), split=_split_of(record),
+                           source=source_id)
                 counts["records"] += 1
                 counts["chains"] += len(record.chain_ids)
                 counts["residues"] += record.num_residues
@@ -147,7 +149,8 @@ def prepare(sources, out, *, min_length: int = 1, max_length: int | None = None,
         "skipped_total": sum(skipped_by_kind.values()), "skip_report": str(skipped_path),
         "seconds": round(elapsed, 2),
     }
-    writer.close(meta={"sources": summary["sources"], "chains": counts["chains"]})
+    writer.close(meta={"sources": summary["sources"], "chains": counts["chains"],
+                       "min_plddt": min_plddt})
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
     return summary
 

@@ -1,27 +1,31 @@
-"""Token-budget batch sampling: padding-free batches of whole proteins.
+"""Token-budget batch sampling: padding-free batches of whole proteins, planned with numpy.
 
 The original packs proteins into batches of at most 10,000 *padded* tokens
 (``batch_size * max_length``) and silently drops the protein that overflows a batch.
 Here a batch is a list of dataset indices whose *real* residue counts sum to at most
 ``max_tokens``; nothing is dropped (a protein longer than the budget gets a batch of its
-own), and everything is computed from a precomputed ``lengths`` array, so no graph is ever
-loaded just to be counted.
+own), and everything is computed from the ``lengths`` (and ``clusters``) arrays of the index,
+so no graph is ever loaded just to be counted.
 
-Per epoch (deterministic from ``seed`` and ``epoch``):
+Per epoch (deterministic from ``seed`` and ``epoch``), all vectorised (a 10M-entry plan takes
+seconds):
 
-1. **sample** -- all items, or one random member per cluster when ``clusters`` is given
-   (the original's epochs: one chain per sequence cluster);
-2. **bucket** -- sort by length (random tie-break), so that a batch holds proteins of
-   similar size;
-3. **pack** -- greedily fill batches up to ``max_tokens`` real residues;
+1. **sample** -- all items, or one member per cluster when ``clusters`` is given (the
+   original's epochs). Members are grouped once (no sort at all when the index is already
+   sorted by cluster, as format 2 folders are); the member is drawn by inverse CDF on the
+   cumulative ``cluster_weights``: one ``searchsorted`` for all clusters;
+2. **bucket** -- sort by length with a random tie-break (``lexsort``);
+3. **pack** -- greedy: each batch ends where the cumulative length passes the budget
+   (``searchsorted`` on the cumsum, one call per batch);
 4. **shuffle** the order of batches;
-5. **shard** -- batch ``b`` goes to rank ``b % num_replicas``; batches are split in two until
-   their count divides evenly, so every rank runs the same number of steps and every item
-   is used exactly once.
+5. **shard** -- batch ``b`` goes to rank ``b % num_replicas``; the largest batches are split
+   in two until the count divides evenly, so every rank runs the same number of steps and
+   every item is used exactly once. Inside a rank, the ``DataLoader`` deals whole batches to
+   its workers, so no item is loaded twice.
 
-``state_dict()`` / ``load_state_dict()`` follow the ``torch.utils.data`` stateful
-convention and record the epoch and how many batches of it were consumed, so a resumed run
-continues with exactly the next batch.
+The plan is kept as arrays (an item order and batch boundaries); batches become lists only
+when they are yielded. ``state_dict()`` / ``load_state_dict()`` record the epoch and how many
+batches of it were consumed, so a resumed run continues with exactly the next batch.
 """
 
 from __future__ import annotations
@@ -29,17 +33,35 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Sampler
 
+WEIGHTINGS = ("uniform", "length", "plddt")
+
+
+def member_weights(kind: str, lengths=None, plddt=None) -> np.ndarray | None:
+    """Per-item weights for picking a cluster's member: ``"uniform"`` (``None``),
+    ``"length"`` (proportional to residues) or ``"plddt"`` (proportional to mean pLDDT;
+    items without pLDDT count as 100)."""
+    if kind == "uniform":
+        return None
+    if kind == "length":
+        return np.asarray(lengths, np.float64)
+    if kind == "plddt":
+        p = np.asarray(plddt, np.float64)
+        return np.where(np.isfinite(p), np.clip(p, 1e-3, None), 100.0)
+    raise ValueError(f"unknown weighting {kind!r}; use one of {WEIGHTINGS} or an array")
+
 
 class TokenBudgetBatchSampler(Sampler[list[int]]):
     """Yield lists of dataset indices with at most ``max_tokens`` residues each.
 
     Args:
-        lengths: residues per item (``int`` array, one per dataset index).
+        lengths: residues per item (``int`` array, one per dataset index; a memory map is
+            fine, it is never copied whole).
         max_tokens: residue budget of a batch (default 10,000, as the original).
-        clusters: optional cluster id per item; if given, each epoch uses one random
-            member of every cluster.
-        cluster_weights: optional per-item weights for picking the member of a cluster
-            (default uniform within the cluster).
+        clusters: optional cluster id per item; if given, each epoch uses one member of
+            every cluster.
+        cluster_weights: optional per-item weights for picking the member of a cluster, or
+            one of ``"uniform"``, ``"length"`` (see :func:`member_weights`; for ``"plddt"``
+            pass ``member_weights("plddt", plddt=dataset.plddt)``).
         shuffle: shuffle tie-breaks and batch order (``False``: sorted, fixed order).
         seed: base seed; epoch ``e`` uses ``(seed, e)``.
         num_replicas, rank: data-parallel sharding.
@@ -49,13 +71,15 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
     def __init__(self, lengths, max_tokens: int = 10_000, clusters=None,
                  cluster_weights=None, shuffle: bool = True, seed: int = 0,
                  num_replicas: int = 1, rank: int = 0, max_items: int | None = None):
-        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.lengths = np.asarray(lengths)
         if max_tokens <= 0:
             raise ValueError("max_tokens must be positive")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside [0, {num_replicas})")
         self.max_tokens = int(max_tokens)
         self.clusters = None if clusters is None else np.asarray(clusters)
+        if isinstance(cluster_weights, str):
+            cluster_weights = member_weights(cluster_weights, lengths=self.lengths)
         self.cluster_weights = (None if cluster_weights is None
                                 else np.asarray(cluster_weights, dtype=np.float64))
         self.shuffle = shuffle
@@ -65,11 +89,8 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self.max_items = max_items
         self.epoch = 0
         self._consumed = 0  # batches of the current epoch already yielded
-        if self.clusters is not None:
-            # Group members per cluster once (a stable sort: no Python dict of lists).
-            order = np.argsort(self.clusters, kind="stable")
-            _, starts = np.unique(self.clusters[order], return_index=True)
-            self._members = np.split(order, starts[1:])
+        self._groups = None  # (member order, cluster starts, cumulative weights), built lazily
+        self._plan_key, self._plan = None, None
 
     # -- epoch construction -------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -80,89 +101,176 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch])
 
+    def _group(self):
+        """Members of each cluster as contiguous runs of ``order`` (computed once)."""
+        if self._groups is None:
+            c = self.clusters
+            if len(c) < 2 or bool(np.all(c[1:] >= c[:-1])):
+                order = None  # already sorted by cluster (format 2 index): no copy, no sort
+                cs = c
+            else:
+                order = np.argsort(c, kind="stable")
+                cs = c[order]
+            starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]) if len(cs) else \
+                np.zeros(0, np.int64)
+            cum = None
+            if self.cluster_weights is not None:
+                w = self.cluster_weights if order is None else self.cluster_weights[order]
+                if np.any(w < 0) or not np.all(np.isfinite(w)):
+                    raise ValueError("cluster_weights must be finite and non-negative")
+                cum = np.concatenate([[0.0], np.cumsum(w)])
+            self._groups = (order, starts, cum)
+        return self._groups
+
     def _items(self, rng) -> np.ndarray:
+        """One member per cluster (all items without clusters)."""
         if self.clusters is None:
             return np.arange(len(self.lengths))
-        picks = np.empty(len(self._members), dtype=np.int64)
-        for c, members in enumerate(self._members):
-            if len(members) == 1:
-                picks[c] = members[0]
-            elif self.cluster_weights is None:
-                picks[c] = members[rng.integers(len(members))]
-            else:
-                w = self.cluster_weights[members]
-                picks[c] = rng.choice(members, p=w / w.sum())
-        return picks
+        order, starts, cum = self._group()
+        n = len(self.clusters)
+        ends = np.r_[starts[1:], n].astype(np.int64)
+        u = rng.random(len(starts))
+        if cum is None:
+            pos = starts + (u * (ends - starts)).astype(np.int64)
+        else:
+            lo, hi = cum[starts], cum[ends]
+            uniform = hi <= lo  # all-zero weights in a cluster: fall back to uniform
+            target = lo + u * (hi - lo)
+            pos = np.searchsorted(cum, target, side="right") - 1
+            pos = np.where(uniform, starts + (u * (ends - starts)).astype(np.int64), pos)
+        pos = np.clip(pos, starts, ends - 1)
+        return pos if order is None else order[pos]
 
-    def _pack(self, items: np.ndarray) -> list[np.ndarray]:
-        batches, start, tokens = [], 0, 0
-        lengths = self.lengths[items]
-        for i, n in enumerate(lengths):
-            full = tokens + n > self.max_tokens
-            if self.max_items is not None and i - start >= self.max_items:
-                full = True
-            if full and i > start:
-                batches.append(items[start:i])
-                start, tokens = i, 0
-            tokens += n
-        if len(items) > start:
-            batches.append(items[start:])
-        return batches
+    def _pack(self, lengths: np.ndarray) -> np.ndarray:
+        """Greedy batch boundaries over ``lengths`` (already in batch order): ``bounds[b]`` to
+        ``bounds[b + 1]`` is batch ``b``."""
+        cum = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        n, cap = len(lengths), self.max_items
+        bounds = [0]
+        start = 0
+        while start < n:
+            end = int(np.searchsorted(cum, cum[start] + self.max_tokens, side="right")) - 1
+            if cap is not None:
+                end = min(end, start + cap)
+            end = max(end, start + 1)  # an oversized protein rides alone
+            bounds.append(end)
+            start = end
+        return np.asarray(bounds, np.int64)
 
-    def _even_out(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+    def _even_out(self, bounds: np.ndarray, perm: np.ndarray, tokens: np.ndarray):
         """Make the batch count a multiple of ``num_replicas`` so every rank runs the same
-        number of steps: split the largest multi-protein batch in two; only when every batch
-        holds a single protein, merge the two smallest (the one case a batch may exceed the
-        budget, by at most the smaller protein)."""
-        tokens = lambda b: int(self.lengths[b].sum())  # noqa: E731
-        while len(batches) % self.num_replicas:
-            multi = [i for i, b in enumerate(batches) if len(b) > 1]
-            if not multi and len(batches) < self.num_replicas:
+        number of steps. Returns ``(starts, ends, None)`` or, in the rare small case,
+        ``(None, None, segments)`` with a list of ``(start, end)`` pieces per batch.
+
+        Common case (vectorised): split the ``need`` largest multi-protein batches in two, in
+        place in the batch order. When there are not enough of them: split repeatedly, and
+        only when every batch holds one protein merge the two smallest (the one case a batch
+        may exceed the budget, by at most the smaller protein)."""
+        starts, ends = bounds[:-1][perm], bounds[1:][perm]
+        need = (-len(perm)) % self.num_replicas
+        if need == 0:
+            return starts, ends, None
+        cand = np.flatnonzero(ends - starts > 1)
+        if len(cand) >= need:
+            tok = tokens[ends[cand]] - tokens[starts[cand]]
+            chosen = cand[np.argsort(-tok, kind="stable")[:need]]
+            split = np.zeros(len(starts), bool)
+            split[chosen] = True
+            rep = 1 + split.astype(np.int64)
+            first = np.cumsum(rep) - rep
+            mid = (starts + ends) // 2
+            new_s, new_e = np.repeat(starts, rep), np.repeat(ends, rep)
+            new_e[first[split]] = mid[split]
+            new_s[first[split] + 1] = mid[split]
+            return new_s, new_e, None
+        segs = [[(int(s), int(e))] for s, e in zip(starts, ends)]
+        size = lambda b: sum(e - s for s, e in b)  # noqa: E731
+        tok = lambda b: sum(int(tokens[e] - tokens[s]) for s, e in b)  # noqa: E731
+        while len(segs) % self.num_replicas:
+            multi = [i for i, b in enumerate(segs) if size(b) > 1]
+            if not multi and len(segs) < self.num_replicas:
                 break  # fewer proteins than ranks: nothing can even it out
             if multi:
-                j = max(multi, key=lambda i: tokens(batches[i]))
-                b = batches.pop(j)
-                batches[j:j] = [b[: len(b) // 2], b[len(b) // 2:]]
+                j = max(multi, key=lambda i: tok(segs[i]))
+                if len(segs[j]) == 1:
+                    (s, e), = segs[j]
+                    halves = [[(s, (s + e) // 2)], [((s + e) // 2, e)]]
+                else:
+                    h = len(segs[j]) // 2
+                    halves = [segs[j][:h], segs[j][h:]]
+                segs[j:j + 1] = halves
             else:
-                a, c = sorted(range(len(batches)), key=lambda i: tokens(batches[i]))[:2]
-                merged = np.concatenate([batches[a], batches[c]])
-                batches = [b for i, b in enumerate(batches) if i not in (a, c)] + [merged]
-        return batches
+                a, c = sorted(range(len(segs)), key=lambda i: tok(segs[i]))[:2]
+                merged = segs[a] + segs[c]
+                segs = [b for i, b in enumerate(segs) if i not in (a, c)] + [merged]
+        return None, None, segs
+
+    def plan(self) -> tuple:
+        """The current epoch's plan for this rank (cached per epoch): ``(items, starts, ends,
+        None)`` -- batch ``b`` is ``items[starts[b]:ends[b]]`` -- or, when small batches had
+        to be merged, ``(items, None, None, segments)`` with ``(start, end)`` pieces."""
+        key = (self.seed, self.epoch)
+        if self._plan_key == key:
+            return self._plan
+        rng = self._rng()
+        items = self._items(rng)
+        lens = self.lengths[items].astype(np.int64)
+        if self.shuffle:
+            sort = np.lexsort((rng.random(len(items)), lens))
+        else:
+            sort = np.argsort(lens, kind="stable")
+        items, lens = items[sort], lens[sort]
+        bounds = self._pack(lens)
+        nb = len(bounds) - 1
+        perm = rng.permutation(nb) if self.shuffle else np.arange(nb)
+        tokens = np.concatenate([[0], np.cumsum(lens)])
+        starts, ends, segs = self._even_out(bounds, perm, tokens)
+        r = slice(self.rank, None, self.num_replicas)
+        if segs is None:
+            plan = (items, np.ascontiguousarray(starts[r]), np.ascontiguousarray(ends[r]), None)
+        else:
+            plan = (items, None, None, segs[r])
+        self._plan_key, self._plan = key, plan
+        return plan
+
+    def _num_batches(self) -> int:
+        _, starts, _, segs = self.plan()
+        return len(starts) if segs is None else len(segs)
+
+    def _batch(self, b: int) -> list[int]:
+        items, starts, ends, segs = self.plan()
+        if segs is None:
+            return items[starts[b]:ends[b]].tolist()
+        return np.concatenate([items[s:e] for s, e in segs[b]]).tolist()
 
     def epoch_batches(self) -> list[list[int]]:
         """All batches of the current epoch for this rank, in order."""
-        rng = self._rng()
-        items = self._items(rng)
-        if self.shuffle:
-            items = items[rng.permutation(len(items))]
-        items = items[np.argsort(self.lengths[items], kind="stable")]
-        batches = self._pack(items)
-        if self.shuffle:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
-        batches = self._even_out(batches)
-        return [b.tolist() for b in batches[self.rank::self.num_replicas]]
+        return [self._batch(b) for b in range(self._num_batches())]
 
     # -- Sampler protocol ---------------------------------------------------
     def __iter__(self):
-        batches = self.epoch_batches()
-        start = self._consumed
-        for i in range(start, len(batches)):
+        for i in range(self._consumed, self._num_batches()):
             self._consumed = i + 1
-            yield batches[i]
+            yield self._batch(i)
         # The epoch is over: the next iteration starts a fresh one unless set_epoch says.
         self._consumed = 0
         self.epoch += 1
 
     def __len__(self) -> int:
-        return len(self.epoch_batches())
+        return self._num_batches()
 
     def state_dict(self, consumed: int | None = None) -> dict:
         """Epoch and batches consumed. Pass ``consumed`` when a prefetching loader has pulled
         batches ahead of what the training loop has actually used."""
         return {"epoch": self.epoch, "consumed": self._consumed if consumed is None else consumed,
-                "seed": self.seed}
+                "seed": self.seed, "num_items": len(self.lengths)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`; refuses a state saved over a different item count."""
+        n = state.get("num_items")
+        if n is not None and int(n) != len(self.lengths):
+            raise ValueError(f"sampler state is for {n} items, this dataset has "
+                             f"{len(self.lengths)}: resuming would not replay the same batches")
         self.epoch = int(state["epoch"])
         self._consumed = int(state["consumed"])
         self.seed = int(state.get("seed", self.seed))

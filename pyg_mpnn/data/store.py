@@ -1,34 +1,61 @@
 """The dataset folder that ``prepare`` writes and training reads.
 
-Layout (``FORMAT = "pyg_mpnn.shards/1"``)::
+Format 2 (``FORMAT = "pyg_mpnn.shards/2"``, written by :class:`ShardWriter`)::
 
-    DIR/meta.json       format, counts, sources, options
-    DIR/index.npz       one row per record: name, length, num_chains, cluster, split, shard, offset
-    DIR/shards/NNNNN.pt torch-saved lists of compact records (``weights_only`` loadable)
-    DIR/summary.json    what prepare read, kept and skipped (by reason)
-    DIR/skipped.jsonl   one line per skipped item: source, item, reason, kind
+    DIR/meta.json          format, counts, sources, split_ranges, options
+    DIR/index.npz          columnar index, one row per record, rows sorted by (split, cluster):
+                           length int32, num_chains int16, cluster int64, split int8,
+                           source int16 (into meta["sources"]), plddt float32 (mean, NaN if none),
+                           shard int32, offset int64, nbytes int32, crc uint32,
+                           name_bytes uint8 + name_offsets int64 (names, concatenated UTF-8)
+    DIR/shards/NNNNN.bin   record blobs back to back (:mod:`pyg_mpnn.data.codec`)
+    DIR/summary.json       what prepare read, kept and skipped (by reason)
+    DIR/skipped.jsonl      one line per skipped item: source, item, reason, kind
 
-The columnar index lives apart from the payloads, so samplers read lengths and clusters
-without opening a shard. Index and meta are written last and atomically: a folder with an
-``index.npz`` is complete.
+``index.npz`` is an *uncompressed* zip of ``.npy`` members, so :func:`open_index` memory-maps
+every column in place (``np.memmap`` at the member's offset): opening a dataset reads a few
+kilobytes whatever its size, and a sampler reads lengths and clusters without ever opening a
+payload. Because rows are sorted by split, a split is a contiguous row range
+(``meta["split_ranges"]``), i.e. a zero-copy slice. Shards, then index, then meta are written
+atomically (temporary file + rename): a folder whose ``meta.json`` exists is complete.
+
+Format 1 (``pyg_mpnn.shards/1``: ``index.npz`` with a ``name`` column, ``shards/NNNNN.pt``
+torch-saved lists of payload dicts) is still read (:func:`payload_to_record`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
+import zipfile
 import zlib
+from array import array
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pyg_mpnn.alphabet import ALPHABET, encode
+from pyg_mpnn.data.codec import _jsonable, encode_record
 from pyg_mpnn.io.record import ProteinRecord
 
-FORMAT = "pyg_mpnn.shards/1"
+FORMAT = "pyg_mpnn.shards/2"
+FORMAT_V1 = "pyg_mpnn.shards/1"
 SPLITS = ("train", "valid", "test")
 SPLIT_ALIASES = {"train": 0, "training": 0, "valid": 1, "val": 1, "validation": 1, "test": 2}
+ROW_COLUMNS = {"length": np.int32, "num_chains": np.int16, "cluster": np.int64,
+               "split": np.int8, "source": np.int16, "plddt": np.float32, "shard": np.int32,
+               "offset": np.int64, "nbytes": np.int32, "crc": np.uint32}
+
+
+class ShardError(RuntimeError):
+    """A payload could not be read; ``str()`` names the shard file, the record and why."""
+
+    def __init__(self, path, message: str | None = None):
+        # One-argument form: DataLoader workers re-raise an exception as ``type(msg)``.
+        super().__init__(str(path) if message is None else f"{path}: {message}")
+        self.path = str(path) if message is not None else None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -54,19 +81,9 @@ def default_split(cluster: int, valid_frac: float = 0.1, test_frac: float = 0.1)
     return 2 if u < test_frac else 1 if u < test_frac + valid_frac else 0
 
 
-def _jsonable(value):
-    """Meta for JSON: tuple keys become ``"a|b"`` strings, containers recurse."""
-    if isinstance(value, dict):
-        return {("|".join(map(str, k)) if isinstance(k, tuple) else str(k)): _jsonable(v)
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    return value
-
-
+# -- format 1 payloads (read only) ------------------------------------------------------
 def record_to_payload(record: ProteinRecord) -> dict:
+    """Format 1 payload dict of a record (kept for tools and tests that build old folders)."""
     return {
         "name": record.name,
         "seq": torch.tensor(encode(record.seq), dtype=torch.uint8),
@@ -82,6 +99,7 @@ def record_to_payload(record: ProteinRecord) -> dict:
 
 
 def payload_to_record(p: dict) -> ProteinRecord:
+    """Format 1 payload dict -> record."""
     return ProteinRecord(
         name=p["name"],
         seq="".join(ALPHABET[i] for i in p["seq"].tolist()),
@@ -95,68 +113,182 @@ def payload_to_record(p: dict) -> ProteinRecord:
     )
 
 
-class ShardWriter:
-    """Append records; shards of ``shard_size`` records; ``close()`` writes the index."""
-
-    def __init__(self, out: str | Path, shard_size: int = 256):
-        self.out = Path(out)
-        (self.out / "shards").mkdir(parents=True, exist_ok=True)
-        self.shard_size = shard_size
-        self._buf: list[dict] = []
-        self._rows: dict[str, list] = {k: [] for k in
-                                       ("name", "length", "num_chains", "cluster", "split",
-                                        "shard", "offset")}
-        self._shard = 0
-
-    def add(self, record: ProteinRecord, cluster: int | None = None,
-            split: int | None = None) -> None:
-        cluster = sequence_cluster(record) if cluster is None else int(cluster)
-        split = default_split(cluster) if split is None else int(split)
-        r = self._rows
-        r["name"].append(record.name)
-        r["length"].append(record.num_residues)
-        r["num_chains"].append(len(record.chain_ids))
-        r["cluster"].append(cluster)
-        r["split"].append(split)
-        r["shard"].append(self._shard)
-        r["offset"].append(len(self._buf))
-        self._buf.append(record_to_payload(record))
-        if len(self._buf) >= self.shard_size:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._buf:
-            return
-        path = self.out / "shards" / f"{self._shard:05d}.pt"
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(self._buf, tmp)
-        os.replace(tmp, path)
-        self._buf = []
-        self._shard += 1
-
-    def close(self, meta: dict | None = None) -> dict:
-        self._flush()
-        r = self._rows
-        tmp = self.out / ".index.tmp.npz"
-        np.savez(tmp, name=np.array(r["name"], dtype=str),
-                 length=np.array(r["length"], np.int32),
-                 num_chains=np.array(r["num_chains"], np.int32),
-                 cluster=np.array(r["cluster"], np.int64),
-                 split=np.array(r["split"], np.int8),
-                 shard=np.array(r["shard"], np.int32),
-                 offset=np.array(r["offset"], np.int32))
-        os.replace(tmp, self.out / "index.npz")
-        meta = {"format": FORMAT, "records": len(r["name"]),
-                "residues": int(np.sum(r["length"], dtype=np.int64)),
-                "shards": self._shard, **(meta or {})}
-        atomic_write_bytes(self.out / "meta.json", json.dumps(meta, indent=2).encode())
-        return meta
+# -- the index ------------------------------------------------------------------------
+def _gather_names(name_bytes: np.ndarray, offsets: np.ndarray, order: np.ndarray):
+    """Reorder variable-length names (concatenated bytes + offsets) by ``order``."""
+    starts, lens = offsets[:-1][order], np.diff(offsets)[order]
+    new_off = np.zeros(len(order) + 1, np.int64)
+    np.cumsum(lens, out=new_off[1:])
+    idx = np.repeat(starts - new_off[:-1], lens) + np.arange(new_off[-1], dtype=np.int64)
+    return name_bytes[idx], new_off
 
 
-def read_index(root: str | Path) -> dict[str, np.ndarray]:
-    path = Path(root) / "index.npz"
+def write_index(out: str | Path, columns: dict, meta: dict | None = None) -> dict:
+    """Sort rows by (split, cluster), write ``index.npz`` then ``meta.json`` atomically.
+
+    ``columns`` holds every name of :data:`ROW_COLUMNS` (one value per row) plus
+    ``name_bytes``/``name_offsets``. Returns the meta written (with ``split_ranges``).
+    """
+    out = Path(out)
+    cols = {k: np.asarray(columns[k], dtype=t) for k, t in ROW_COLUMNS.items()}
+    n = len(cols["length"])
+    order = np.lexsort((cols["cluster"], cols["split"]))
+    if not np.array_equal(order, np.arange(n)):
+        cols = {k: v[order] for k, v in cols.items()}
+        cols["name_bytes"], cols["name_offsets"] = _gather_names(
+            np.asarray(columns["name_bytes"], np.uint8),
+            np.asarray(columns["name_offsets"], np.int64), order)
+    else:
+        cols["name_bytes"] = np.asarray(columns["name_bytes"], np.uint8)
+        cols["name_offsets"] = np.asarray(columns["name_offsets"], np.int64)
+    bounds = np.searchsorted(cols["split"], np.arange(len(SPLITS) + 1))
+    tmp = out / ".index.tmp.npz"
+    np.savez(tmp, **cols)  # savez stores members uncompressed: memory-mappable
+    os.replace(tmp, out / "index.npz")
+    meta = {"format": FORMAT, "records": n,
+            "residues": int(cols["length"].sum(dtype=np.int64)),
+            "split_ranges": {s: [int(bounds[i]), int(bounds[i + 1])]
+                             for i, s in enumerate(SPLITS)},
+            **(meta or {})}
+    atomic_write_bytes(out / "meta.json", json.dumps(meta, indent=2).encode())
+    return meta
+
+
+def _mmap_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every member of an uncompressed ``.npz`` as a read-only memory map (no data read)."""
+    cols = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
+        for info in zf.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if info.compress_type != zipfile.ZIP_STORED:
+                with zf.open(info) as member:  # a compressed member must be read
+                    cols[key] = np.lib.format.read_array(member)
+                continue
+            f.seek(info.header_offset)
+            local = f.read(30)
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            if int(np.prod(shape)) == 0:
+                cols[key] = np.empty(shape, dtype)
+            else:
+                cols[key] = np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape,
+                                      order="F" if fortran else "C")
+    return cols
+
+
+class Names:
+    """Record names decoded on access from the index's concatenated bytes (no Python list
+    of 10M strings is ever built). ``names[i]`` is a ``str``; ``names[array]`` a list."""
+
+    def __init__(self, name_bytes, offsets, lo: int = 0, hi: int | None = None, rows=None):
+        self._bytes, self._off = name_bytes, offsets
+        self._rows = (np.arange(lo, len(offsets) - 1 if hi is None else hi)
+                      if rows is None else np.asarray(rows))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, (int, np.integer)):
+            r = int(self._rows[i])
+            return bytes(self._bytes[self._off[r]:self._off[r + 1]]).decode()
+        return [self[int(j)] for j in np.arange(len(self))[i]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def open_index(root: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(meta, columns)`` of a dataset folder; format 2 columns are memory maps."""
+    root = Path(root)
+    path = root / "index.npz"
     if not path.exists():
         raise FileNotFoundError(f"{root}: not a pyg_mpnn dataset folder (no index.npz); "
                                 "make one with `python -m pyg_mpnn.data.prepare SRC --out DIR`")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    meta_path = root / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"format": FORMAT_V1}
+    if meta.get("format") == FORMAT_V1:
+        with np.load(path) as z:
+            return meta, {k: z[k] for k in z.files}
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{root}: unknown dataset format {meta.get('format')!r} "
+                         f"(this version reads {FORMAT} and {FORMAT_V1})")
+    return meta, _mmap_npz(path)
+
+
+def read_index(root: str | Path) -> dict:
+    """The index columns of either format (format 2: memory maps, and ``name`` a :class:`Names`)."""
+    meta, cols = open_index(root)
+    if "name_bytes" in cols:
+        cols["name"] = Names(cols["name_bytes"], cols["name_offsets"])
+    return cols
+
+
+class ShardWriter:
+    """Append records to ``shards/NNNNN.bin``; ``close()`` writes the index and meta.
+
+    A shard is closed after ``shard_size`` records or ``shard_bytes`` bytes.
+    """
+
+    def __init__(self, out: str | Path, shard_size: int = 256, shard_bytes: int = 64 << 20):
+        self.out = Path(out)
+        (self.out / "shards").mkdir(parents=True, exist_ok=True)
+        self.shard_size, self.shard_bytes = shard_size, shard_bytes
+        types = {"length": "i", "num_chains": "h", "cluster": "q", "split": "b",
+                 "source": "h", "plddt": "f", "shard": "i", "offset": "q", "nbytes": "i",
+                 "crc": "I"}
+        self._cols = {k: array(t) for k, t in types.items()}
+        self._names = bytearray()
+        self._name_off = array("q", [0])
+        self._shard, self._in_shard, self._pos, self._file = 0, 0, 0, None
+
+    def _path(self, shard: int, tmp: bool = False) -> Path:
+        name = f"{shard:05d}.bin"
+        return self.out / "shards" / (f".{name}.tmp" if tmp else name)
+
+    def add(self, record: ProteinRecord, cluster: int | None = None,
+            split: int | None = None, source: int = 0) -> None:
+        """Append one record; ``cluster``/``split`` default to the sequence hash rules."""
+        cluster = sequence_cluster(record) if cluster is None else int(cluster)
+        split = default_split(cluster) if split is None else int(split)
+        blob = encode_record(record)
+        if self._file is None:
+            self._file = open(self._path(self._shard, tmp=True), "wb")
+        c = self._cols
+        plddt = np.nan if record.plddt is None or not len(record.plddt) else float(
+            np.mean(record.plddt))
+        for key, value in (("length", record.num_residues), ("num_chains", len(record.chain_ids)),
+                           ("cluster", cluster), ("split", split), ("source", source),
+                           ("plddt", plddt), ("shard", self._shard), ("offset", self._pos),
+                           ("nbytes", len(blob)), ("crc", zlib.crc32(blob))):
+            c[key].append(value)
+        self._names += record.name.encode()
+        self._name_off.append(len(self._names))
+        self._file.write(blob)
+        self._pos += len(blob)
+        self._in_shard += 1
+        if self._in_shard >= self.shard_size or self._pos >= self.shard_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._file is None:
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._path(self._shard, tmp=True), self._path(self._shard))
+        self._file, self._in_shard, self._pos = None, 0, 0
+        self._shard += 1
+
+    def close(self, meta: dict | None = None) -> dict:
+        """Close the last shard, write ``index.npz`` and ``meta.json``; return the meta."""
+        self._flush()
+        cols = {k: np.frombuffer(v, dtype=v.typecode) if len(v) else np.zeros(0)
+                for k, v in self._cols.items()}
+        cols["name_bytes"] = np.frombuffer(bytes(self._names), np.uint8)
+        cols["name_offsets"] = np.frombuffer(self._name_off, np.int64)
+        return write_index(self.out, cols, {"shards": self._shard, **(meta or {})})

@@ -36,7 +36,7 @@ def test_unreadable_shard_is_skipped_not_fatal(shared_data, tmp_path):
             ds, shard_size=1, progress=False)
     from pyg_mpnn.data.dataset import ProteinDataset
     train = ProteinDataset(ds, "train")
-    shard = ds / "shards" / f"{int(train._shard[0]):05d}.pt"  # a training protein's shard
+    shard = train.shard_path(0)  # a training protein's shard
     shard.write_bytes(shard.read_bytes()[:100])  # truncated on disk
     t = Trainer(_cfg(ds, "data.max_tokens=150", "train.max_steps=12", "train.epochs=1"),
                 tmp_path / "run")
