@@ -14,8 +14,8 @@ and :meth:`LayerMonitor.after_step` (after it) report, per layer, with context
   and of the embeddings, captured by forward hooks during that step's forward pass);
 * ``update_ratio`` (``kind`` = ``update``): ``||theta_after - theta_before|| / ||theta_before||``
   over the layer's parameters (healthy Adam training sits around 1e-3);
-* ``hist``: an ``aim.Distribution`` of the same values (activations subsampled to
-  ``max_samples``), when histograms are on.
+* ``hist``: an ``aim.Distribution`` of the same values (exact, ``bins`` equal-width bins
+  between their min and max), when histograms are on.
 
 Hooks only record on steps where the monitor is armed, so the other steps pay one Python branch
 per layer.
@@ -23,7 +23,8 @@ per layer.
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
 from torch import nn
 
@@ -42,16 +43,11 @@ def layer_of(param_name: str) -> tuple[str, str]:
     return parts[0], "embed"
 
 
-def _rms(t: torch.Tensor) -> float:
-    return float(t.detach().float().pow(2).mean().sqrt()) if t.numel() else 0.0
-
-
 class LayerMonitor:
     def __init__(self, model: nn.Module, tracker, every: int = 50, histograms: bool = True,
-                 bins: int = 64, max_samples: int = 65536):
+                 bins: int = 64):
         self.model, self.tracker = model, tracker
         self.every, self.histograms, self.bins = int(every), histograms, bins
-        self.max_samples = max_samples
         self.armed = False
         self.acts: dict[tuple[str, str], torch.Tensor] = {}
         self.groups: dict[str, tuple[str, list[torch.nn.Parameter]]] = {}
@@ -101,32 +97,40 @@ class LayerMonitor:
         if not on:
             self.acts.clear()
 
-    def _report(self, values: torch.Tensor, name_kind: str, step: int, layer: str, stack: str,
-                part: str | None = None, hist: bool = True):
-        self.tracker.track(_rms(values), "norm", step, layer=layer, stack=stack, kind=name_kind,
+    def _report(self, tensors: list[torch.Tensor], kind: str, step: int, layer: str,
+                stack: str, part: str | None = None):
+        """RMS over all values of ``tensors`` and (when on) their exact histogram, without
+        concatenating them (``vector_norm``/``aminmax``/``histc`` per tensor, then summed)."""
+        tensors = [t.detach() for t in tensors if t.numel()]
+        if not tensors:
+            return
+        n = sum(t.numel() for t in tensors)
+        sumsq = sum(float(torch.linalg.vector_norm(t, dtype=torch.float32)) ** 2 for t in tensors)
+        self.tracker.track((sumsq / n) ** 0.5, "norm", step, layer=layer, stack=stack, kind=kind,
                            part=part)
-        if hist and self.histograms:
-            v = values.detach().float().reshape(-1)
-            if v.numel() > self.max_samples:
-                idx = torch.randint(0, v.numel(), (self.max_samples,),
-                                    generator=torch.Generator().manual_seed(step),
-                                    device="cpu").to(v.device)
-                v = v[idx]
-            self.tracker.distribution(v.cpu().numpy(), "hist", step, bins=self.bins, layer=layer,
-                                      stack=stack, kind=name_kind, part=part)
+        if not self.histograms:
+            return
+        bounds = [torch.aminmax(t) for t in tensors]
+        lo = min(float(b.min) for b in bounds)
+        hi = max(float(b.max) for b in bounds)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        counts = sum(torch.histc(t.float(), self.bins, lo, hi) for t in tensors)
+        self.tracker.histogram(counts.cpu().numpy(), (lo, hi), "hist", step, layer=layer,
+                               stack=stack, kind=kind, part=part)
 
     @torch.no_grad()
     def capture(self, step: int) -> None:
         """After backward (gradients unscaled), before the optimizer step."""
         for layer, (stack, params) in self.groups.items():
-            flat = torch.cat([p.detach().reshape(-1) for p in params])
-            self._report(flat, "weight", step, layer, stack)
-            grads = [p.grad.detach().reshape(-1) for p in params if p.grad is not None]
-            if grads:
-                self._report(torch.cat(grads), "gradient", step, layer, stack)
+            self._report(list(params), "weight", step, layer, stack)
+            self._report([p.grad for p in params if p.grad is not None], "gradient", step,
+                         layer, stack)
             self._before[layer] = [p.detach().clone() for p in params]
         for (layer, part), t in sorted(self.acts.items()):
-            self._report(t, "activation", step, layer, self.stack_of(layer), part)
+            self._report([t], "activation", step, layer, self.stack_of(layer), part)
         self.acts.clear()
 
     @torch.no_grad()
@@ -134,14 +138,13 @@ class LayerMonitor:
         """After the optimizer step: update/weight ratio per layer."""
         for layer, before in self._before.items():
             stack, params = self.groups[layer]
-            delta = torch.cat([(p.detach().float() - b.float()).reshape(-1)
-                               for p, b in zip(params, before)])
-            den = float(torch.cat([b.float().reshape(-1) for b in before]).norm())
-            ratio = float(delta.norm()) / den if den > 0 else float("nan")
+            delta = [p.detach() - b for p, b in zip(params, before)]
+            num = sum(float(torch.linalg.vector_norm(d, dtype=torch.float32)) ** 2 for d in delta)
+            den = sum(float(torch.linalg.vector_norm(b, dtype=torch.float32)) ** 2 for b in before)
+            ratio = (num / den) ** 0.5 if den > 0 else float("nan")
             self.tracker.track(ratio, "update_ratio", step, layer=layer, stack=stack,
                                kind="update")
-            if self.histograms:
-                self._report(delta, "update", step, layer, stack)
+            self._report(delta, "update", step, layer, stack)
         self._before.clear()
         self.arm(False)
 

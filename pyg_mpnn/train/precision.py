@@ -56,13 +56,23 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    """Start a new peak: CUDA allocator stats, or Linux's ``VmHWM`` (``clear_refs`` 5)."""
+def reset_peak_memory(device: torch.device) -> float:
+    """Start a new peak and return the baseline it starts from (MiB): CUDA allocator stats,
+    or on CPU Linux's ``VmHWM``, after handing freed heap memory back to the OS
+    (``malloc_trim``) so that what an earlier model freed does not count as this one's."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        return
+        return torch.cuda.memory_allocated(device) / 2**20
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
     except OSError:
         pass
+    return peak_memory_mb(device)

@@ -11,8 +11,9 @@ Outputs in the sweep folder: ``<size>/`` run folders (checkpoints, metrics.csv),
 ``scale_sweep.csv``, ``scale_sweep.md`` and ``scale_sweep.png``.
 
 Columns: parameters; FLOPs per residue (forward + backward of one training batch, counted by
-``torch.utils.flop_counter.FlopCounterMode``, divided by its residues); peak memory (CUDA:
-peak allocated; CPU: peak resident set size of the process during that size); residues/s
+``torch.utils.flop_counter.FlopCounterMode``, divided by its residues); peak memory (what
+training that size added on top of the process before it: CUDA peak allocated, CPU peak
+resident set size after ``malloc_trim``); residues/s
 (median over steps after the first two); final train loss/accuracy (residue-weighted over the
 last quarter of steps); valid loss/perplexity/accuracy at the end.
 """
@@ -79,9 +80,9 @@ def train_size(cfg: dict, out: Path, width: int, depth: int, data: RunData, aim_
     data.sampler.set_epoch(0)
     first = next(iter(data.train_loader))
     flops = flops_per_residue(trainer, first)
-    reset_peak_memory(trainer.device)
+    base = reset_peak_memory(trainer.device)
     result = trainer.fit()
-    peak = peak_memory_mb(trainer.device)
+    peak = peak_memory_mb(trainer.device) - base
     rates = [s["residues"] / s["total"] for s in trainer.step_times[2:]] or \
         [s["residues"] / s["total"] for s in trainer.step_times]
     last = trainer.recent[-max(len(trainer.recent) // 4, 1):]
