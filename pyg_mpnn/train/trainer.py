@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.track.layers import LayerMonitor
-from pyg_mpnn.track.tracker import Tracker
+from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
 from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.loss import Meter, batch_metrics, training_loss
@@ -107,7 +107,10 @@ class Trainer:
         self.residues_seen = s.get("residues_seen", 0)
         ckpt.set_rng_state(s["rng"])
 
-    def save(self, is_best: bool = False) -> Path:
+    def save(self, is_best: bool = False) -> Path | None:
+        """Checkpoint now (rank 0 only: every rank holds the same weights)."""
+        if not is_rank_zero():
+            return None
         self.tracker.flush()
         return self.checkpoints.save(self.state_dict(), self.step, is_best)
 
