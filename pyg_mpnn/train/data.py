@@ -8,6 +8,11 @@ means the embedded default dataset.
 Training epochs sample one random member per sequence cluster (the original's epochs);
 validation uses every protein of the held-out clusters in a fixed order. Proteins longer than
 ``data.max_length`` are left out (the original's ``max_protein_length``) and counted.
+
+``data.transform`` (``null`` or ``spatial_crop`` / ``{name: spatial_crop, context_radius: 50,
+inner_radius: 20}``: :mod:`pyg_mpnn.data.crop`) applies to the training proteins only;
+validation always scores whole graphs, so runs with and without a crop are compared on the
+same task. The token budget still counts whole-protein lengths (a crop only shrinks a batch).
 """
 
 from __future__ import annotations
@@ -70,7 +75,10 @@ class RunData:
                  progress: bool = True):
         d = cfg
         self.root = resolve_dataset(d["path"], progress)
-        train = ProteinDataset(self.root, split=d["train_split"])
+        from pyg_mpnn.data.crop import make_transform
+        self.transform_spec = d.get("transform")
+        train = ProteinDataset(self.root, split=d["train_split"],
+                               transform=make_transform(self.transform_spec))
         valid = ProteinDataset(self.root, split=d["valid_split"])
         self.train = _subset(train, d["max_length"])
         self.valid = _subset(valid, d["max_length"], d["valid_max_proteins"])

@@ -2,7 +2,9 @@
 
 The training loss is the original's ``loss_smoothed``: the one-hot target plus ``eps / 21`` on
 every letter, renormalised to sum to one (so the true letter gets ``(1 + eps/21) / (1 + eps)``),
-cross-entropy against the log-probabilities, summed over the loss mask ``mask & design_mask``.
+cross-entropy against the log-probabilities, summed over the loss mask ``mask & design_mask``
+(``& loss_mask`` when a transform such as :class:`pyg_mpnn.data.crop.SpatialCrop` sets one:
+:func:`supervised_mask`).
 
 Normalisation (``loss.normalize``): the original's *training* divides that sum by a fixed 2000
 ("tokens") instead of the number of residues. We keep that as the default (``constant``):
@@ -17,6 +19,14 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+def supervised_mask(batch) -> Tensor:
+    """The residues that carry loss and metrics: ``mask & design_mask``, and ``loss_mask`` when
+    the batch has one (a crop's inner sphere; the decoding order still follows design_mask)."""
+    m = batch.mask & batch.design_mask
+    extra = getattr(batch, "loss_mask", None)
+    return m & extra if extra is not None else m
 
 
 def smoothed_nll(log_probs: Tensor, target: Tensor, smoothing: float = 0.1) -> Tensor:

@@ -10,6 +10,14 @@ Outputs in the sweep folder: ``<size>/`` run folders (checkpoints, metrics.csv),
 ``aim/`` with one run per size (experiment = the sweep's name, run name = the size),
 ``scale_sweep.csv``, ``scale_sweep.md`` and ``scale_sweep.png``.
 
+Ablations use the same machinery with ``sweep.points`` instead of sizes: a list of
+``{name: ..., set: {dotted.key: value, ...}}``, each point a run of the experiment's config with
+those keys overridden (any key of base.yaml: ``model.k_neighbors``, ``model.num_encoder_layers``,
+``data.transform``...). Their table (``<sweep.table>.csv/.md/.png``, default: the experiment's
+name) has a ``point`` column, one column per overridden key, then the columns below plus
+``loss_residues_per_s`` (supervised residues per second of step time: differs from
+``residues_per_s`` when a transform such as ``spatial_crop`` supervises a subset).
+
 Columns: parameters; FLOPs per residue (forward + backward of one training batch, counted by
 ``torch.utils.flop_counter.FlopCounterMode``, divided by its residues); peak memory (what
 training that size added on top of the process before it: CUDA peak allocated, CPU peak
@@ -33,12 +41,15 @@ from tqdm import tqdm
 
 from pyg_mpnn.train.config import apply_overrides
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.loss import Meter, training_loss
+from pyg_mpnn.train.loss import Meter, supervised_mask, training_loss
 from pyg_mpnn.train.precision import autocast, peak_memory_mb, reset_peak_memory
 
 COLUMNS = ("size", "hidden_dim", "layers", "params", "flops_per_residue", "peak_memory_mb",
            "residues_per_s", "residues_trained", "steps", "train_loss", "train_acc",
            "valid_loss", "valid_ppl", "valid_acc", "minutes")
+POINT_COLUMNS = ("params", "flops_per_residue", "peak_memory_mb", "residues_per_s",
+                 "loss_residues_per_s", "residues_trained", "steps", "train_loss", "train_acc",
+                 "valid_loss", "valid_ppl", "valid_acc", "minutes")
 
 
 def sizes_of(sweep: dict) -> list[tuple[int, int]]:
@@ -56,7 +67,7 @@ def flops_per_residue(trainer, batch) -> float:
     with FlopCounterMode(display=False) as counter:
         with autocast(trainer.precision, trainer.device):
             log_probs = model(batch)
-        loss = training_loss(log_probs, batch.seq, batch.mask & batch.design_mask,
+        loss = training_loss(log_probs, batch.seq, supervised_mask(batch),
                              lo["label_smoothing"], lo["normalize"], lo["tokens"])
         loss.backward()
     model.zero_grad(set_to_none=True)
@@ -64,38 +75,54 @@ def flops_per_residue(trainer, batch) -> float:
     return counter.get_total_flops() / batch.num_nodes
 
 
-def train_size(cfg: dict, out: Path, width: int, depth: int, data: RunData, aim_repo: Path,
-               budget: int, minutes: float | None) -> dict:
+def train_point(cfg: dict, out: Path, name: str, overrides: list[str], data: RunData,
+                aim_repo: Path, budget: int, minutes: float | None) -> dict:
+    """Train ``cfg`` with ``overrides`` for ``budget`` residues as run ``name``; its metrics."""
     from pyg_mpnn.train.trainer import Trainer
-    name = f"h{width}-d{depth}"
-    c = apply_overrides(copy.deepcopy(cfg), [
-        f"model.hidden_dim={width}", f"model.num_encoder_layers={depth}",
-        f"model.num_decoder_layers={depth}", f"train.max_residues={budget}",
+    c = apply_overrides(copy.deepcopy(cfg), list(overrides) + [
+        f"train.max_residues={budget}",
         f"train.max_minutes={minutes if minutes else 'null'}", f"track.aim_repo={aim_repo}",
         f"track.experiment={cfg['name']}"])
     c["name"] = cfg["name"]
     t0 = time.time()
+    if data.transform_spec != c["data"].get("transform"):
+        data = RunData(c["data"], int(c["seed"]), progress=bool(c["train"]["progress"]))
     trainer = Trainer(c, out / name, run_name=name, data=data)
     params = sum(p.numel() for p in trainer.model.parameters())
     data.sampler.set_epoch(0)
+    state = torch.get_rng_state()  # a transform may draw from it: first batch drawn aside
     first = next(iter(data.train_loader))
+    torch.set_rng_state(state)
     flops = flops_per_residue(trainer, first)
     base = reset_peak_memory(trainer.device)
     result = trainer.fit()
     peak = peak_memory_mb(trainer.device) - base
-    rates = [s["residues"] / s["total"] for s in trainer.step_times[2:]] or \
-        [s["residues"] / s["total"] for s in trainer.step_times]
+    times = trainer.step_times[2:] or trainer.step_times
+    rates = [s["residues"] / s["total"] for s in times]
     last = trainer.recent[-max(len(trainer.recent) // 4, 1):]
     tail = Meter()
     for m in last:
         tail.add(m)
-    return {"size": name, "hidden_dim": width, "layers": depth, "params": params,
-            "flops_per_residue": flops, "peak_memory_mb": peak,
+    n = min(len(trainer.recent), len(times))
+    sup = sum(m["count"] for m in trainer.recent[-n:]) if n else 0.0
+    busy = sum(s["total"] for s in times[-n:]) if n else 0.0
+    return {"params": params, "flops_per_residue": flops, "peak_memory_mb": peak,
             "residues_per_s": statistics.median(rates) if rates else float("nan"),
+            "loss_residues_per_s": sup / busy if busy else float("nan"),
             "residues_trained": trainer.residues_seen, "steps": trainer.step,
             "train_loss": tail.loss, "train_acc": tail.acc,
             "valid_loss": result.get("valid_loss"), "valid_ppl": result.get("valid_ppl"),
             "valid_acc": result.get("valid_acc"), "minutes": (time.time() - t0) / 60}
+
+
+def train_size(cfg: dict, out: Path, width: int, depth: int, data: RunData, aim_repo: Path,
+               budget: int, minutes: float | None) -> dict:
+    name = f"h{width}-d{depth}"
+    row = train_point(cfg, out, name, [
+        f"model.hidden_dim={width}", f"model.num_encoder_layers={depth}",
+        f"model.num_decoder_layers={depth}"], data, aim_repo, budget, minutes)
+    return {"size": name, "hidden_dim": width, "layers": depth,
+            **{k: v for k, v in row.items() if k in COLUMNS}}
 
 
 def _fmt(v) -> str:
@@ -104,14 +131,15 @@ def _fmt(v) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def write_table(rows: list[dict], out: Path) -> None:
-    with open(out / "scale_sweep.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
+def write_table(rows: list[dict], out: Path, name: str = "scale_sweep",
+                columns: tuple = COLUMNS) -> None:
+    with open(out / f"{name}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows(rows)
-    md = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    md += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
-    (out / "scale_sweep.md").write_text("\n".join(md) + "\n")
+    md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    md += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]
+    (out / f"{name}.md").write_text("\n".join(md) + "\n")
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -142,6 +170,8 @@ def run_sweep(cfg: dict, out: str | Path) -> list[dict]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sw = cfg["sweep"]
+    if sw.get("points"):
+        return run_points(cfg, out)
     sizes = sizes_of(sw)
     budget = int(sw["token_budget"])
     cap = sw.get("max_minutes")
@@ -165,4 +195,75 @@ def run_sweep(cfg: dict, out: str | Path) -> list[dict]:
     print((out / "scale_sweep.md").read_text())
     print(f"scale_sweep: {out}/scale_sweep.csv, .md, .png; aim up --repo {out / 'aim'}",
           file=sys.stderr)
+    return rows
+
+
+# -- ablations: sweep points that override arbitrary config keys --------------------------------
+def points_of(sweep: dict) -> list[tuple[str, dict]]:
+    """``[(name, {dotted.key: value})]`` from ``sweep.points``."""
+    out = []
+    for i, p in enumerate(sweep["points"]):
+        sets = dict(p.get("set") or {})
+        out.append((str(p.get("name") or f"p{i}"), sets))
+    return out
+
+
+def _override(key: str, value) -> str:
+    return f"{key}={json.dumps(value)}"  # JSON is YAML: lists, dicts, null survive the round trip
+
+
+def plot_points(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = (("valid_ppl", "validation perplexity"), ("valid_acc", "validation accuracy"),
+              ("train_loss", "train loss (supervised residues)"),
+              ("residues_per_s", "residues / s"), ("loss_residues_per_s", "supervised residues / s"),
+              ("peak_memory_mb", "peak memory (MiB)"))
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    names = [r["point"] for r in rows]
+    for ax, (key, label) in zip(axes.flat, panels):
+        vals = [r[key] if r[key] is not None else float("nan") for r in rows]
+        ax.bar(range(len(rows)), vals, color="tab:blue")
+        ax.set_xticks(range(len(rows)), names, rotation=30, fontsize=8)
+        ax.set_title(label, fontsize=10)
+        for i, v in enumerate(vals):
+            ax.annotate(_fmt(float(v)), (i, v), ha="center", va="bottom", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_points(cfg: dict, out: Path) -> list[dict]:
+    """The ablation form of :func:`run_sweep` (``sweep.points``)."""
+    sw = cfg["sweep"]
+    name = sw.get("table") or cfg["name"]
+    points = points_of(sw)
+    keys = list(dict.fromkeys(k for _, sets in points for k in sets))
+    columns = ("point", *keys, *POINT_COLUMNS)
+    budget, cap = int(sw["token_budget"]), sw.get("max_minutes")
+    (out / "sweep_config.json").write_text(json.dumps(cfg, indent=1, default=str))
+    data = RunData(cfg["data"], int(cfg["seed"]), progress=bool(cfg["train"]["progress"]))
+    print(data.describe(), file=sys.stderr)
+    rows, t0 = [], time.time()
+    bar = tqdm(points, desc=name, unit="point", disable=not cfg["train"]["progress"])
+    for i, (pname, sets) in enumerate(bar):
+        bar.set_postfix(point=pname)
+        minutes = None
+        if cap:
+            minutes = max((float(cap) - (time.time() - t0) / 60) / (len(points) - i), 0.05)
+        row = train_point(cfg, out, pname, [_override(k, v) for k, v in sets.items()], data,
+                          out / "aim", budget, minutes)
+        rows.append({"point": pname, **{k: json.dumps(sets.get(k)) if isinstance(
+            sets.get(k), (dict, list)) else sets.get(k) for k in keys}, **row})
+        write_table(rows, out, name, columns)
+        tqdm.write(f"{pname}: valid ppl {row['valid_ppl']:.3f}, acc {row['valid_acc']:.3f}, "
+                   f"{row['residues_per_s']:.0f} residues/s, {row['peak_memory_mb']:.0f} MiB",
+                   file=sys.stderr)
+    bar.close()
+    plot_points(rows, out / f"{name}.png", f"{name} ({cfg['sweep'].get('token_budget')} "
+                f"training residues per point)")
+    print((out / f"{name}.md").read_text())
+    print(f"{name}: {out}/{name}.csv, .md, .png; aim up --repo {out / 'aim'}", file=sys.stderr)
     return rows

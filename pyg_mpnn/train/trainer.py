@@ -17,7 +17,7 @@ from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.loss import Meter, batch_metrics, training_loss
+from pyg_mpnn.train.loss import Meter, batch_metrics, supervised_mask, training_loss
 from pyg_mpnn.train.precision import (autocast, grad_scaler, peak_memory_mb, pick_device,
                                       pick_precision)
 from pyg_mpnn.train.schedule import Schedule
@@ -271,7 +271,7 @@ class Trainer:
             self.monitor.arm(layers and i == n - 1)
             with record_function("forward"), autocast(self.precision, self.device):
                 log_probs = self.model(batch)
-                loss_mask = batch.mask & batch.design_mask
+                loss_mask = supervised_mask(batch)
                 loss = training_loss(log_probs, batch.seq, loss_mask, lo["label_smoothing"],
                                      lo["normalize"], lo["tokens"])
                 if lo["normalize"] == "mean":
@@ -351,6 +351,6 @@ class Trainer:
                 batch = batch.to(self.device)
                 with autocast(self.precision, self.device):
                     log_probs = self.model(batch)
-                meter.add(batch_metrics(log_probs, batch.seq, batch.mask & batch.design_mask))
+                meter.add(batch_metrics(log_probs, batch.seq, supervised_mask(batch)))
         self.model.train()
         return meter
