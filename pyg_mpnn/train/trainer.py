@@ -47,7 +47,10 @@ class Trainer:
         state = ckpt.load(resume) if resume else None
         ckpt.seed_everything(int(cfg["seed"]))
         self.data = data or RunData(cfg["data"], int(cfg["seed"]), progress=self.progress)
-        self.model = ProteinMPNN(**cfg["model"]).to(self.device)
+        self.model = ProteinMPNN(**cfg["model"])
+        from pyg_mpnn.diagnose.inject import Injector  # controlled faults (config `inject`)
+        self.injector = Injector(self.model, cfg.get("inject"))
+        self.model = self.model.to(self.device)
         o = cfg["optim"]
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=tuple(o["betas"]),
                                           eps=float(o["eps"]), weight_decay=float(o["weight_decay"]))
@@ -70,6 +73,8 @@ class Trainer:
                                resume_step=self.step if state else None)
         self.monitor = LayerMonitor(self.model, self.tracker, every=int(tr["layer_every"]),
                                     histograms=bool(tr["histograms"]), bins=int(tr["bins"]))
+        from pyg_mpnn.diagnose.jacobian import JacobianProbe  # config `jacobian`
+        self.jacobian = JacobianProbe(cfg.get("jacobian") or {}, self.out, self.tracker)
         self.timings = dict.fromkeys(PHASES, 0.0)
         self.step_times: list[dict] = []   # per-step phase seconds (profiling)
         self.profiler = None
@@ -250,6 +255,7 @@ class Trainer:
         t_step = time.perf_counter() - data_wait
         step = self.step + 1
         layers = self.monitor.due(step) and self.tracker.enabled
+        self.injector.step = step
         lr = self.schedule.apply(self.optimizer, step)
         self.optimizer.zero_grad(set_to_none=True)
         lo, n = self.cfg["loss"], len(micro)
@@ -328,6 +334,10 @@ class Trainer:
         if layers:
             t0 = time.perf_counter()
             self.monitor.after_step(step)
+            ph["tracking"] += time.perf_counter() - t0
+        if self.jacobian.due(step) and self.tracker.enabled:
+            t0 = time.perf_counter()
+            self.jacobian.run(self.model, step)
             ph["tracking"] += time.perf_counter() - t0
         for k, v in ph.items():
             self.timings[k] += v

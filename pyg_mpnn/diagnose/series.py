@@ -1,0 +1,155 @@
+"""A tracked run's series, from the files beside it (``metrics.csv``, ``histograms.jsonl``,
+``run.json``) or, given an Aim run hash, from the Aim repo.
+
+Rows are dicts ``{step, name, subset, layer, stack, kind, part, value}`` (strings empty when
+absent); non-finite values are kept (``float('nan')``): the CSV has them, Aim does not (the
+tracker only sends finite values to Aim), so finding (f) needs the files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyg_mpnn.track.layers import layer_sort_key
+
+CTX = ("subset", "layer", "stack", "kind", "part")
+
+
+@dataclass
+class RunSeries:
+    rows: list[dict]
+    hists: list[dict] = field(default_factory=list)
+    run_dir: Path | None = None
+    aim_repo: str | None = None
+    aim_hash: str | None = None
+    source: str = "files"
+
+    def series(self, name: str, **ctx) -> tuple[list[int], list[float]]:
+        """Sorted steps and values of one series (the last value of a re-written step)."""
+        last = {}
+        for r in self.rows:
+            if r["name"] == name and all(r.get(k, "") == v for k, v in ctx.items()):
+                last[r["step"]] = r["value"]
+        steps = sorted(last)
+        return steps, [last[s] for s in steps]
+
+    def layers(self) -> list[str]:
+        return sorted({r["layer"] for r in self.rows if r["layer"]}, key=layer_sort_key)
+
+    def stack(self, layer: str) -> str:
+        for r in self.rows:
+            if r["layer"] == layer and r["stack"]:
+                return r["stack"]
+        return ""
+
+    def layer_series(self, kind: str, name: str = "norm", part: str = "") -> dict:
+        """``{layer: (steps, values)}`` for one kind (and activation part)."""
+        out = {}
+        for layer in self.layers():
+            ctx = {"layer": layer, "kind": kind}
+            if part:
+                ctx["part"] = part
+            s, v = self.series(name, **ctx)
+            if s:
+                out[layer] = (s, v)
+        return out
+
+    def loss(self) -> tuple[list[int], list[float]]:
+        s, v = self.series("loss", subset="train")
+        return s, v
+
+    def gradient_hists(self) -> dict:
+        """``{layer: [(step, range, counts), ...]}`` of gradient histograms."""
+        out = defaultdict(list)
+        for h in self.hists:
+            if h.get("kind") == "gradient" and h.get("name", "hist") == "hist":
+                out[h["layer"]].append((h["step"], h["range"], h["counts"]))
+        return {k: sorted(v, key=lambda x: x[0]) for k, v in out.items()}
+
+
+def _float(x: str) -> float:
+    try:
+        return float(x)
+    except ValueError:
+        return math.nan
+
+
+def read_files(run_dir: str | Path) -> RunSeries:
+    run_dir = Path(run_dir)
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = []
+        for r in csv.DictReader(f):
+            if not r.get("step") or not r["step"].isdigit():
+                continue  # a torn last line of a killed run
+            rows.append({"step": int(r["step"]), "name": r["name"], "value": _float(r["value"]),
+                         **{k: r.get(k) or "" for k in CTX}})
+    hists = []
+    hp = run_dir / "histograms.jsonl"
+    if hp.exists():
+        for line in hp.read_text().splitlines():
+            try:
+                hists.append(json.loads(line))
+            except ValueError:
+                pass
+    info = {}
+    if (run_dir / "run.json").exists():
+        info = json.loads((run_dir / "run.json").read_text())
+    return RunSeries(rows, hists, run_dir, info.get("aim_repo"), info.get("aim_run_hash"))
+
+
+def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
+    """Scalars of one Aim run (non-finite values are absent in Aim; the gradient histograms of
+    the ridge plots come from ``histograms.jsonl``, which :func:`load` uses when it lies beside
+    the repo)."""
+    from aim import Repo
+
+    from pyg_mpnn.track.aimio import index_run
+    index_run(repo, run_hash)
+    run = Repo(str(repo)).get_run(run_hash)
+    if run is None:
+        raise KeyError(f"no run {run_hash} in {repo}")
+    rows, hists = [], []
+    for seq in run.metrics():
+        ctx = seq.context.to_dict()
+        steps, cols = seq.data.numpy()  # steps, [values, epochs, timestamps]
+        vals = cols[0]
+        for s, v in zip(steps, vals):
+            rows.append({"step": int(s), "name": seq.name, "value": float(v),
+                         **{k: str(ctx.get(k, "")) for k in CTX}})
+    return RunSeries(rows, hists, None, str(repo), run_hash, source="aim")
+
+
+def find_aim_run(run_hash: str, search: list[Path]) -> str | None:
+    """The Aim repo (under ``search``) that holds ``run_hash``."""
+    for root in search:
+        if not root.exists():
+            continue
+        for aim_dir in [root] + sorted(p.parent for p in root.rglob(".aim")):
+            if (aim_dir / ".aim" / "meta" / "chunks" / run_hash).exists() or \
+                    (aim_dir / ".aim" / "seqs" / "chunks" / run_hash).exists():
+                return str(aim_dir)
+    return None
+
+
+def load(run: str, repo: str | None = None) -> RunSeries:
+    """A run folder (with ``metrics.csv``), or an Aim run hash (``repo`` or searched under
+    ``runs/``)."""
+    p = Path(run)
+    if p.is_dir() and (p / "metrics.csv").exists():
+        return read_files(p)
+    repo = repo or find_aim_run(run, [Path("runs")])
+    if repo is None:
+        raise FileNotFoundError(f"{run}: neither a run folder with metrics.csv nor an Aim run "
+                                "hash found under runs/ (give --repo)")
+    rs = read_aim(repo, run)
+    parent = Path(repo).parent  # <run>/aim: the files are beside it
+    if (parent / "metrics.csv").exists():
+        files = read_files(parent)
+        if files.aim_hash == run:
+            return files
+    return rs
