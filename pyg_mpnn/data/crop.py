@@ -13,11 +13,14 @@ boundary, a context that whole-graph training never gives. With ``loss_mask`` th
 stays random over every kept designed residue, exactly as on the whole graph; only the loss
 (and the reported metrics) are restricted: see :func:`pyg_mpnn.train.loss.supervised_mask`.
 
-Why the two radii: a residue near the edge of the crop misses neighbours that lie outside it,
-and with ``L`` message-passing layers over ``k``-NN edges its state depends on residues several
-neighbour shells away. With the default 30 A margin between the spheres, a supervised residue
-keeps every residue within 30 A of itself, i.e. its k=48 neighbourhood (about 10-13 A) and that
-of its neighbours for a few layers, so its prediction matches the whole-graph one.
+Why the two radii: a residue near the edge of the crop misses neighbours that lie outside it
+(and the k-NN graph of such residues is rebuilt from what is left), and with ``L`` layers of
+message passing a prediction depends on residues up to ``L`` neighbour hops away. With the
+default 30 A margin between the spheres, a supervised residue keeps everything within 30 A of
+itself: its own k = 48 neighbourhood (about 10-13 A) and its neighbours' neighbourhoods are
+complete, so the first two hops are exactly those of the whole graph; deeper hops may be cut
+at the outer sphere. That approximation, plus a decoding order drawn over the crop instead of
+the whole complex, is what a crop trades for bounded memory.
 
 Residues with ``mask == False`` (a backbone atom missing) have no coordinates, no edges and no
 loss; they are dropped from the crop. Kept residues keep their ``residue_idx`` and ``chain``,
