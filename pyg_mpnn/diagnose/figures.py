@@ -44,6 +44,9 @@ def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
         for c, stack in enumerate(stacks):
             ax = axes[r][c]
             layers = [k for k in sorted(series, key=layer_sort_key) if rs.stack(k) == stack]
+            if not layers and c > 0:
+                ax.set_axis_off()
+                continue
             for i, layer in enumerate(layers):
                 s, v = series[layer]
                 v = [x if math.isfinite(x) and x > 0 else np.nan for x in v]
@@ -140,5 +143,25 @@ def loss_panel(rs: RunSeries):
     gs, gv = rs.series("grad_norm")
     ax[1].plot(gs, [x if math.isfinite(x) else np.nan for x in gv], lw=0.7, color="C4")
     ax[1].set(xlabel="step", ylabel="global gradient norm", yscale="log")
+    fig.tight_layout()
+    return fig
+
+
+def compare_gradients(runs: dict, highlight: str = "noise"):
+    """Gradient RMS per layer over steps for several runs side by side (``{title: RunSeries}``);
+    the layer ``highlight`` drawn thick and dashed (the noise-module demonstration)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 3.8), sharey=True,
+                             squeeze=False)
+    for ax, (title, rs) in zip(axes[0], runs.items()):
+        series = rs.layer_series("gradient")
+        for i, layer in enumerate(sorted(series, key=layer_sort_key)):
+            s, v = series[layer]
+            hl = layer == highlight
+            ax.plot(s, v, lw=2.4 if hl else 1.2, ls="--" if hl else "-",
+                    color="k" if hl else f"C{i % 10}", label=layer)
+        ax.set(yscale="log", xlabel="step", title=title)
+        ax.legend(fontsize=7, ncol=2)
+    axes[0][0].set_ylabel("gradient RMS")
     fig.tight_layout()
     return fig
