@@ -34,6 +34,9 @@ class PositionWiseFeedForward(nn.Module):
 class _OriginalOrderSum:
     """Mixin: sum messages per target in the original's floating-point order.
 
+    Used as is by the exact path (``split=False``, the default outside training); the split
+    path sums its per-edge hidden activations with it too (see :class:`EncoderLayer`).
+
     The original sums a dense ``[B, L, K, H]`` message tensor over ``K`` with
     ``torch.sum``; a scatter-add rounds differently (up to ~1e-4 in final log-probs).
     When targets have near-uniform in-degree (kNN graphs), messages are laid out as
@@ -53,6 +56,8 @@ class _OriginalOrderSum:
                 if not bool((index[1:] >= index[:-1]).all()):
                     perm = torch.argsort(index, stable=True)
                     index, inputs = index[perm], inputs[perm]
+                if n * k == index.numel():  # every target has k edges: a view, no copy
+                    return inputs.view(n, k, inputs.size(-1)).sum(1)
                 start = deg.cumsum(0) - deg
                 slot = torch.arange(index.numel(), device=index.device) - start[index]
                 dense = inputs.new_zeros(n, k, inputs.size(-1))
@@ -63,6 +68,38 @@ class _OriginalOrderSum:
 
 def _mlp3(w1: nn.Linear, w2: nn.Linear, w3: nn.Linear, act: nn.Module, h: Tensor) -> Tensor:
     return w3(act(w2(act(w1(h)))))
+
+
+def _mlp2(w2: nn.Linear, w3: nn.Linear, act: nn.Module, pre: Tensor) -> Tensor:
+    """The rest of a message MLP from the first layer's pre-activation."""
+    return w3(act(w2(act(pre))))
+
+
+def _sum_then_last(layer: MessagePassing, w2: nn.Linear, w3: nn.Linear, act: nn.Module,
+                   pre: Tensor, dst: Tensor, n: int) -> Tensor:
+    """``sum_j W3 act(W2 act(pre_ij))`` over the edges into each target, computed as
+    ``W3 (sum_j act(W2 act(pre_ij))) + deg_i b3``: ``W3`` is linear, so it is applied once per
+    node instead of once per edge (same value, another rounding)."""
+    g = act(w2(act(pre)))
+    summed = layer.aggregate(g, dst, dim_size=n)
+    deg = torch.bincount(dst, minlength=n).to(summed.dtype).unsqueeze(-1)
+    out = torch.nn.functional.linear(summed, w3.weight)
+    return out + deg * w3.bias.to(out.dtype) if w3.bias is not None else out
+
+
+def _cols(w: nn.Linear, start: int, stop: int) -> Tensor:
+    """Columns ``[start, stop)`` of a Linear's weight: the block acting on that input part."""
+    return w.weight[:, start:stop]
+
+
+def _split_pre(w1: nn.Linear, h: int, e: int, x_dst: Tensor, x_src: Tensor, edge_attr: Tensor,
+               dst: Tensor, src: Tensor) -> Tensor:
+    """``w1([x_dst[dst] || edge_attr || x_src[src]])`` without the concatenation: the two node
+    blocks are applied once per node and gathered, the edge block once per edge."""
+    a = x_dst @ _cols(w1, 0, h).t()
+    b = x_src @ _cols(w1, h + e, 2 * h + e).t()
+    pre = torch.nn.functional.linear(edge_attr, _cols(w1, h, h + e), w1.bias)
+    return pre + a.index_select(0, dst) + b.index_select(0, src)
 
 
 class EncoderLayer(_OriginalOrderSum, MessagePassing):
@@ -87,6 +124,20 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
     :math:`\mathrm{FFN}` a two-layer GELU network of width ``4 * hidden_channels``.
     Nodes with ``mask == False`` are set to zero after the node update, as in the original.
 
+    Two computations of the same function, chosen by ``split`` (``None``, the default: split
+    while ``training``, exact otherwise; or ``True`` / ``False``):
+
+    * exact (``split=False``): ``[h_i || e_ij || h_j]`` concatenated per edge, message MLP per
+      edge, messages summed in the original's order -- log-probs bit-identical to the original;
+    * split (``split=True``, training): :math:`\mathbf{W}_1` (and :math:`\mathbf{W}_{11}`) split
+      at run time into column blocks (the same parameters, so ``state_dict`` keys are unchanged):
+      :math:`\mathbf{W}_1^{(i)}\mathbf{h}` and :math:`\mathbf{W}_1^{(j)}\mathbf{h}` once per
+      node, gathered per edge, plus :math:`\mathbf{W}_1^{(e)}\mathbf{e}_{ij}` per edge (no
+      concatenation); and, :math:`\mathbf{W}_3` being linear, the sum over neighbours is taken
+      before it: :math:`\sum_j \mathbf{m}_{ij} = \mathbf{W}_3 \sum_j \sigma(\cdot) +
+      \deg(i)\,\mathbf{b}_3`, so :math:`\mathbf{W}_3` runs per node. Same values up to
+      rounding (final log-probs within 1e-4 of the exact path; docs/performance.md).
+
     Args:
         hidden_channels (int): size of node states :math:`\mathbf{h}`.
         edge_channels (int, optional): size of edge states :math:`\mathbf{e}`
@@ -104,6 +155,8 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
         - **output:** node features :math:`(|\mathcal{V}|, F)`, edge features
           :math:`(|\mathcal{E}|, F_e)`
     """
+
+    split: bool | None = None
 
     def __init__(self, hidden_channels: int, edge_channels: int | None = None,
                  dropout: float = 0.1, scale: float = 30.0, **kwargs):
@@ -128,12 +181,23 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
                 mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        dh = self.propagate(edge_index, x=x, edge_attr=edge_attr) / self.scale
-        x = self.norm1(x + self.dropout1(dh))
+        h, e = self.hidden_channels, self.edge_channels
+        src, dst = edge_index
+        split = self.training if self.split is None else self.split
+        if split:
+            pre = _split_pre(self.W1, h, e, x, x, edge_attr, dst, src)
+            dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, dst, x.size(0))
+        else:
+            dh = self.propagate(edge_index, x=x, edge_attr=edge_attr)
+        x = self.norm1(x + self.dropout1(dh / self.scale))
         x = self.norm2(x + self.dropout2(self.dense(x)))
         if mask is not None:
             x = x * mask.unsqueeze(-1).to(x.dtype)
-        de = self.edge_updater(edge_index, x=x, edge_attr=edge_attr)
+        if split:
+            pre = _split_pre(self.W11, h, e, x, x, edge_attr, dst, src)
+            de = _mlp2(self.W12, self.W13, self.act, pre)
+        else:
+            de = self.edge_updater(edge_index, x=x, edge_attr=edge_attr)
         edge_attr = self.norm3(edge_attr + self.dropout3(de))
         return x, edge_attr
 
@@ -170,6 +234,14 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
     no source node state itself, so ``x`` may be a pair ``(x_src, x_dst)`` to update only
     the targets ``x_dst`` (incremental decoding): the output then has ``x_dst``'s rows.
 
+    Given ``causal`` (``[E, 1]`` bool), ``x_seq`` and ``x_enc`` (source-node sequence
+    embeddings and encoder states), ``edge_attr`` is :math:`\mathbf{e}_{ij}` alone and the layer
+    forms that context itself. With ``split`` (default: while ``training``) it never
+    materialises it: :math:`\mathbf{W}_1` is split into its four column blocks (the ``h_i``,
+    ``s_j`` and ``h_j`` blocks applied once per node, then gathered), and :math:`\mathbf{W}_3`
+    is applied after the neighbour sum, as in :class:`EncoderLayer`. Without ``split`` the
+    context is concatenated per edge (the original's op order, bit-identical).
+
     Args:
         hidden_channels (int): size of node states :math:`\mathbf{h}`.
         context_channels (int, optional): size of :math:`\mathbf{c}_{ij}`.
@@ -187,6 +259,8 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
           mask :math:`(|\mathcal{V}_t|)` *(optional)*
         - **output:** node features :math:`(|\mathcal{V}_t|, F)`
     """
+
+    split: bool | None = None
 
     def __init__(self, hidden_channels: int, context_channels: int | None = None,
                  dropout: float = 0.1, scale: float = 30.0, **kwargs):
@@ -208,12 +282,24 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
             m.reset_parameters()
 
     def forward(self, x: Tensor | PairTensor, edge_index: Tensor, edge_attr: Tensor,
-                mask: Tensor | None = None) -> Tensor:
+                mask: Tensor | None = None, causal: Tensor | None = None,
+                x_seq: Tensor | None = None, x_enc: Tensor | None = None) -> Tensor:
         if isinstance(x, Tensor):
             x = (x, x)
-        dh = self.propagate(edge_index, x=x, edge_attr=edge_attr,
-                            size=(x[0].size(0), x[1].size(0))) / self.scale
-        h = self.norm1(x[1] + self.dropout1(dh))
+        if causal is None:
+            dh = self.propagate(edge_index, x=x, edge_attr=edge_attr,
+                                size=(x[0].size(0), x[1].size(0)))
+        elif not (self.training if self.split is None else self.split):  # exact op order
+            src = edge_index[0]
+            ctx = torch.cat([edge_attr, x_seq[src] * causal,
+                             torch.where(causal, x[0][src], x_enc[src])], -1)
+            dh = self.propagate(edge_index, x=x, edge_attr=ctx,
+                                size=(x[0].size(0), x[1].size(0)))
+        else:
+            pre = self._causal_pre(x, edge_index, edge_attr, causal, x_seq, x_enc)
+            dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, edge_index[1],
+                                x[1].size(0))
+        h = self.norm1(x[1] + self.dropout1(dh / self.scale))
         h = self.norm2(h + self.dropout2(self.dense(h)))
         if mask is not None:
             h = h * mask.unsqueeze(-1).to(h.dtype)
@@ -221,6 +307,20 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
 
     def message(self, x_i: Tensor, edge_attr: Tensor) -> Tensor:
         return _mlp3(self.W1, self.W2, self.W3, self.act, torch.cat([x_i, edge_attr], -1))
+
+    def _causal_pre(self, x: PairTensor, edge_index: Tensor, e: Tensor, causal: Tensor,
+                    x_seq: Tensor, x_enc: Tensor) -> Tensor:
+        """``W1 [h_i || e_ij || causal * s_j || where(causal, h_j, h_enc_j)]`` with ``W1`` split
+        into its four column blocks: node blocks once per node, then gathered per edge."""
+        h, ce = self.hidden_channels, e.size(-1)
+        src, dst = edge_index
+        a = x[1] @ _cols(self.W1, 0, h).t()
+        w_s, w_h = _cols(self.W1, h + ce, 2 * h + ce), _cols(self.W1, 2 * h + ce, 3 * h + ce)
+        seen = x_seq @ w_s.t() + x[0] @ w_h.t()
+        unseen = x_enc @ w_h.t()
+        pre = torch.nn.functional.linear(e, _cols(self.W1, h, h + ce), self.W1.bias)
+        pre = pre + a.index_select(0, dst)
+        return pre + torch.where(causal, seen.index_select(0, src), unseen.index_select(0, src))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.hidden_channels}, "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import ALPHABET
@@ -63,7 +64,13 @@ class ProteinMPNN(nn.Module):
         augment_eps: std of Gaussian noise added to the backbone before the neighbour
             search, whenever ``> 0`` (as the original, also in eval mode).
         dropout: dropout of every residual branch. vocab: sequence embedding size.
+
+    Attribute ``activation_checkpointing`` (default ``False``): run every encoder and
+    decoder layer under :func:`torch.utils.checkpoint.checkpoint` while training, keeping only
+    layer inputs and recomputing the per-edge activations during backward.
     """
+
+    activation_checkpointing: bool = False
 
     def __init__(self, num_letters: int = 21, hidden_dim: int = 128,
                  num_encoder_layers: int = 3, num_decoder_layers: int = 3,
@@ -114,8 +121,15 @@ class ProteinMPNN(nn.Module):
         h_E = self.W_e(self.features(coords, edge_index, data.residue_idx, data.chain))
         h_V = h_E.new_zeros(data.num_nodes, self.hidden_dim)
         for layer in self.encoder_layers:
-            h_V, h_E = layer(h_V, edge_index, h_E, data.mask)
+            h_V, h_E = self._call(layer, h_V, edge_index, h_E, data.mask)
         return h_V, h_E, edge_index
+
+    def _call(self, layer: nn.Module, *args, **kwargs):
+        """``layer(*args, **kwargs)``, under activation checkpointing when enabled and
+        gradients are needed (its activations are recomputed in the backward pass)."""
+        if self.activation_checkpointing and torch.is_grad_enabled():
+            return checkpoint(layer, *args, use_reentrant=False, **kwargs)
+        return layer(*args, **kwargs)
 
     def random_rank(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
         """A random decoding rank from ``torch.randn`` (visible residues first)."""
@@ -139,12 +153,11 @@ class ProteinMPNN(nn.Module):
         rank = self.random_rank(data) if decoding_rank is None else decoding_rank
         src, dst = edge_index
         causal = (rank[src] < rank[dst]).unsqueeze(-1)
-        h_S_src = self.W_s(data.seq)[src]
-        h_enc_src = h_enc[src]
+        h_S = self.W_s(data.seq)
         h = h_enc
-        for layer in self.decoder_layers:
-            ctx = self._context(h_E, h_S_src, h[src], h_enc_src, causal)
-            h = layer(h, edge_index, ctx, data.mask)
+        for layer in self.decoder_layers:  # context [e, s_j, h_j] built inside (split W1)
+            h = self._call(layer, h, edge_index, h_E, data.mask, causal=causal, x_seq=h_S,
+                           x_enc=h_enc)
         return F.log_softmax(self.W_out(h), dim=-1)
 
     # -- autoregressive sampling -------------------------------------------------------

@@ -70,3 +70,20 @@ def reference_sample(model, data: Data, randn: torch.Tensor, temperature: float 
                            pssm_log_odds_mask=torch.ones(1, L, 21), pssm_bias_flag=False,
                            bias_by_res=torch.zeros(1, L, 21))
     return {"seq": out["S"][0], "decoding_order": out["decoding_order"][0]}
+
+
+def reference_batch_inputs(graphs: list[Data]) -> dict:
+    """The reference's padded dense batch ``[B, L_max, ...]`` for a list of our graphs (what
+    its ``tied_featurize`` makes): zero padding with ``mask = 0``, ``residue_idx`` as in
+    :func:`reference_inputs`, ``chain_encoding_all = 0`` on padding."""
+    b, L = len(graphs), max(g.num_nodes for g in graphs)
+    out = dict(X=torch.zeros(b, L, 4, 3), S=torch.zeros(b, L, dtype=torch.long),
+               mask=torch.zeros(b, L), chain_M=torch.zeros(b, L),
+               residue_idx=torch.zeros(b, L, dtype=torch.long),
+               chain_encoding_all=torch.zeros(b, L, dtype=torch.long))
+    for i, g in enumerate(graphs):
+        one = reference_inputs(g)
+        n = g.num_nodes
+        for key, value in one.items():
+            out[key][i, :n] = value[0]
+    return out

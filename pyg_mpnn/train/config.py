@@ -112,6 +112,8 @@ def validate(cfg: dict) -> None:
         raise ConfigError("optim.accumulate must be >= 1")
     if int(cfg["data"]["max_tokens"]) < 1:
         raise ConfigError("data.max_tokens must be >= 1")
+    if t.get("distributed", "auto") not in ("auto", "none", "ddp", "fsdp"):
+        raise ConfigError("train.distributed must be auto|none|ddp|fsdp")
     if cfg["schedule"]["name"] not in ("noam", "constant"):
         raise ConfigError("schedule.name must be noam|constant")
 

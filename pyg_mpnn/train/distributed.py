@@ -87,6 +87,32 @@ def shard(model: nn.Module) -> nn.Module:
     return model
 
 
+def _options():
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def state_dicts(model: nn.Module, optimizer, mode: str) -> tuple[dict, dict]:
+    """Model and optimizer state dicts as one process would have them. For FSDP2 the shards
+    are gathered (a collective: every rank must call this; rank 0 gets the full tensors)."""
+    if mode != "fsdp":
+        return model.state_dict(), optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    return get_state_dict(model, optimizer, options=_options())
+
+
+def load_state_dicts(model: nn.Module, optimizer, model_sd: dict, optim_sd: dict,
+                     mode: str) -> None:
+    """Inverse of :func:`state_dicts` (every rank loads the full dicts; FSDP2 keeps its shard)."""
+    if mode != "fsdp":
+        model.load_state_dict(model_sd)
+        optimizer.load_state_dict(optim_sd)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+    set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
+                   options=StateDictOptions(full_state_dict=True))
+
+
 def full_state_dict(model: nn.Module) -> dict:
     """A plain (unsharded, CPU) state dict on every rank, also for an FSDP2 model."""
     from torch.distributed.tensor import DTensor

@@ -16,6 +16,7 @@ from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
+from pyg_mpnn.train import distributed
 from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.loss import Meter, batch_metrics, supervised_mask, training_loss
 from pyg_mpnn.train.precision import (autocast, grad_scaler, peak_memory_mb, pick_device,
@@ -43,14 +44,19 @@ class Trainer:
             torch.set_num_threads(int(t["threads"]))
         self.device = pick_device(t["device"])
         self.precision = pick_precision(t["precision"], self.device)
+        self.dist_mode, self.rank, self.world, self._owns_group = distributed.init(
+            t.get("distributed", "auto"), self.device)
         self.progress = bool(t["progress"])
         state = ckpt.load(resume) if resume else None
         ckpt.seed_everything(int(cfg["seed"]))
-        self.data = data or RunData(cfg["data"], int(cfg["seed"]), progress=self.progress)
+        self.data = data or RunData(cfg["data"], int(cfg["seed"]), rank=self.rank,
+                                    world=self.world, progress=self.progress)
         self.model = ProteinMPNN(**cfg["model"])
         from pyg_mpnn.diagnose.inject import Injector  # controlled faults (config `inject`)
         self.injector = Injector(self.model, cfg.get("inject"))
         self.model = self.model.to(self.device)
+        self.model.activation_checkpointing = bool(t.get("activation_checkpointing", False))
+        self.net = distributed.wrap(self.model, self.dist_mode, self.device)  # what steps call
         o = cfg["optim"]
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=tuple(o["betas"]),
                                           eps=float(o["eps"]), weight_decay=float(o["weight_decay"]))
@@ -90,9 +96,10 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        model_sd, optim_sd = distributed.state_dicts(self.model, self.optimizer, self.dist_mode)
         return {
-            "model": self.model.state_dict(), "config": dict(self.model.config),
-            "train_config": self.cfg, "optimizer": self.optimizer.state_dict(),
+            "model": model_sd, "config": dict(self.model.config),
+            "train_config": self.cfg, "optimizer": optim_sd,
             "scaler": self.scaler.state_dict(), "step": self.step, "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "sampler": self.data.sampler.state_dict(consumed=self.batch_in_epoch),
@@ -102,8 +109,8 @@ class Trainer:
         }
 
     def _load(self, s: dict) -> None:
-        self.model.load_state_dict(s["model"])
-        self.optimizer.load_state_dict(s["optimizer"])
+        distributed.load_state_dicts(self.model, self.optimizer, s["model"], s["optimizer"],
+                                     self.dist_mode)
         self.scaler.load_state_dict(s["scaler"])
         self.step, self.epoch, self.batch_in_epoch = s["step"], s["epoch"], s["batch_in_epoch"]
         self.data.sampler.load_state_dict(s["sampler"])
@@ -114,10 +121,11 @@ class Trainer:
 
     def save(self, is_best: bool = False) -> Path | None:
         """Checkpoint now (rank 0 only: every rank holds the same weights)."""
+        state = self.state_dict() if self.dist_mode == "fsdp" else None  # gathers: all ranks
         if not is_rank_zero():
             return None
         self.tracker.flush()
-        return self.checkpoints.save(self.state_dict(), self.step, is_best)
+        return self.checkpoints.save(state or self.state_dict(), self.step, is_best)
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.time() - self._t_start
@@ -131,7 +139,8 @@ class Trainer:
         t = self.cfg["train"]
         if t["max_steps"] is not None and self.step >= int(t["max_steps"]):
             return True
-        if t["max_minutes"] is not None and self.elapsed() >= 60 * float(t["max_minutes"]):
+        if t["max_minutes"] is not None and distributed.agree(
+                self.elapsed() >= 60 * float(t["max_minutes"]), self.world):
             return True
         if t["max_residues"] is not None and self.residues_seen >= int(t["max_residues"]):
             return True
@@ -179,6 +188,7 @@ class Trainer:
             self.tracker.set("final", result)
             self.tracker.close()
             self.monitor.remove()
+            distributed.cleanup(self._owns_group)
         return result
 
     def _epoch_metrics(self, valid: Meter) -> dict:
@@ -276,7 +286,7 @@ class Trainer:
             t = tick("h2d", t)
             self.monitor.arm(layers and i == n - 1)
             with record_function("forward"), autocast(self.precision, self.device):
-                log_probs = self.model(batch)
+                log_probs = self.net(batch)
                 loss_mask = supervised_mask(batch)
                 loss = training_loss(log_probs, batch.seq, loss_mask, lo["label_smoothing"],
                                      lo["normalize"], lo["tokens"])
@@ -363,4 +373,4 @@ class Trainer:
                     log_probs = self.model(batch)
                 meter.add(batch_metrics(log_probs, batch.seq, supervised_mask(batch)))
         self.model.train()
-        return meter
+        return Meter(distributed.all_reduce_sums(meter.state_dict(), self.world))

