@@ -163,9 +163,10 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         ``(None, None, segments)`` with a list of ``(start, end)`` pieces per batch.
 
         Common case (vectorised): split the ``need`` largest multi-protein batches in two, in
-        place in the batch order. When there are not enough of them: split repeatedly, and
-        only when every batch holds one protein merge the two smallest (the one case a batch
-        may exceed the budget, by at most the smaller protein)."""
+        place in the batch order. Otherwise, with at least as many proteins as the next
+        multiple of the ranks, split the largest multi-protein batch repeatedly; with fewer,
+        merge the two smallest batches down to the multiple below (the one case a batch may
+        exceed the budget)."""
         starts, ends = bounds[:-1][perm], bounds[1:][perm]
         need = (-len(perm)) % self.num_replicas
         if need == 0:
@@ -186,23 +187,27 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         segs = [[(int(s), int(e))] for s, e in zip(starts, ends)]
         size = lambda b: sum(e - s for s, e in b)  # noqa: E731
         tok = lambda b: sum(int(tokens[e] - tokens[s]) for s, e in b)  # noqa: E731
-        while len(segs) % self.num_replicas:
-            multi = [i for i, b in enumerate(segs) if size(b) > 1]
-            if not multi and len(segs) < self.num_replicas:
-                break  # fewer proteins than ranks: nothing can even it out
-            if multi:
-                j = max(multi, key=lambda i: tok(segs[i]))
-                if len(segs[j]) == 1:
-                    (s, e), = segs[j]
-                    halves = [[(s, (s + e) // 2)], [((s + e) // 2, e)]]
-                else:
-                    h = len(segs[j]) // 2
-                    halves = [segs[j][:h], segs[j][h:]]
-                segs[j:j + 1] = halves
+        r = self.num_replicas
+        up = -(-len(segs) // r) * r
+        if int(bounds[-1]) >= up:  # bounds[-1]: the number of proteins
+            target = up  # enough proteins: split until the next multiple
+        else:
+            target = (len(segs) // r) * r  # merge down to the multiple below
+            if target == 0:
+                return None, None, segs  # fewer proteins than ranks: nothing evens it out
+        while len(segs) < target:
+            j = max((i for i, b in enumerate(segs) if size(b) > 1), key=lambda i: tok(segs[i]))
+            if len(segs[j]) == 1:
+                (s, e), = segs[j]
+                halves = [[(s, (s + e) // 2)], [((s + e) // 2, e)]]
             else:
-                a, c = sorted(range(len(segs)), key=lambda i: tok(segs[i]))[:2]
-                merged = segs[a] + segs[c]
-                segs = [b for i, b in enumerate(segs) if i not in (a, c)] + [merged]
+                h = len(segs[j]) // 2
+                halves = [segs[j][:h], segs[j][h:]]
+            segs[j:j + 1] = halves
+        while len(segs) > target:
+            a, c = sorted(range(len(segs)), key=lambda i: tok(segs[i]))[:2]
+            merged = segs[a] + segs[c]
+            segs = [b for i, b in enumerate(segs) if i not in (a, c)] + [merged]
         return None, None, segs
 
     def plan(self) -> tuple:

@@ -294,3 +294,14 @@ def test_model_trains_from_shards(shards, afdb):
             opt.step()
             if step == 1:
                 break
+
+
+@pytest.mark.parametrize("n,replicas", [(5, 3), (4, 3), (7, 4), (2, 3)])
+def test_even_out_terminates_with_single_protein_batches(n, replicas):
+    lengths = [900] * n  # every protein fills a batch on its own
+    per_rank = [list(TokenBudgetBatchSampler(lengths, 1000, seed=0, num_replicas=replicas,
+                                             rank=r)) for r in range(replicas)]
+    flat = sorted(i for batches in per_rank for b in batches for i in b)
+    assert flat == list(range(n))
+    if n >= replicas:
+        assert len({len(b) for b in per_rank}) == 1
