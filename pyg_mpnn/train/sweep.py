@@ -89,7 +89,8 @@ def train_point(cfg: dict, out: Path, name: str, overrides: list[str], data: Run
         data = RunData(c["data"], int(c["seed"]), progress=bool(c["train"]["progress"]))
     trainer = Trainer(c, out / name, run_name=name, data=data)
     params = sum(p.numel() for p in trainer.model.parameters())
-    data.sampler.set_epoch(0)
+    # every point starts the data order afresh (the previous point may have stopped mid-epoch)
+    data.sampler.load_state_dict({"epoch": 0, "consumed": 0, "seed": data.sampler.seed})
     state = torch.get_rng_state()  # a transform may draw from it: first batch drawn aside
     first = next(iter(data.train_loader))
     torch.set_rng_state(state)
@@ -218,7 +219,8 @@ def plot_points(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     panels = (("valid_ppl", "validation perplexity"), ("valid_acc", "validation accuracy"),
               ("train_loss", "train loss (supervised residues)"),
-              ("residues_per_s", "residues / s"), ("loss_residues_per_s", "supervised residues / s"),
+              ("residues_per_s", "residues / s"),
+              ("loss_residues_per_s", "supervised residues / s"),
               ("peak_memory_mb", "peak memory (MiB)"))
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     names = [r["point"] for r in rows]
@@ -262,8 +264,8 @@ def run_points(cfg: dict, out: Path) -> list[dict]:
                    f"{row['residues_per_s']:.0f} residues/s, {row['peak_memory_mb']:.0f} MiB",
                    file=sys.stderr)
     bar.close()
-    plot_points(rows, out / f"{name}.png", f"{name} ({cfg['sweep'].get('token_budget')} "
-                f"training residues per point)")
+    plot_points(rows, out / f"{name}.png", f"{name}: budget {budget:,} training residues a "
+                f"point (residues_trained in {name}.md)")
     print((out / f"{name}.md").read_text())
     print(f"{name}: {out}/{name}.csv, .md, .png; aim up --repo {out / 'aim'}", file=sys.stderr)
     return rows

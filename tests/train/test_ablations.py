@@ -93,3 +93,18 @@ def test_trainer_loss_uses_crop_supervision(tiny_dataset, tmp_path):
     assert torch.equal(batch.seq, b2.seq[torch.cat([
         torch.nonzero(b2.batch == g).view(-1)[batch.crop_source[batch.batch == g]]
         for g in range(batch.num_graphs)])])
+
+
+def test_point_after_a_completed_epoch_starts_a_fresh_data_order(tiny_dataset, tmp_path):
+    """A point that ends exactly at an epoch's end must not leave the shared sampler exhausted
+    for the next point (regression: the next point's first batch raised StopIteration)."""
+    from pyg_mpnn.train.sweep import run_sweep
+    cfg = load_experiment("knn_ablation", TINY + [
+        f"data.path={tiny_dataset}", "track.aim=false", "train.epochs=1",
+        "sweep.token_budget=1000000", "model.hidden_dim=8",
+        "sweep.points=[{name: a, set: {model.k_neighbors: 8}},"
+        " {name: b, set: {model.k_neighbors: 8}}]"])
+    rows = run_sweep(cfg, tmp_path)
+    assert [r["point"] for r in rows] == ["a", "b"]
+    assert rows[0]["residues_trained"] == rows[1]["residues_trained"] > 1000  # a whole epoch each
+    assert rows[0]["steps"] == rows[1]["steps"]
