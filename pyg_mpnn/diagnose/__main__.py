@@ -140,10 +140,17 @@ def log_to_aim(repo: str, run_hash: str, out: Path, figs: list[str], findings,
         run.track(Text((out / "report.md").read_text()), name="diagnose_report", step=0)
         run["diagnose"] = {"findings": [{"code": f.code, "layers": f.layers,
                                          "steps": list(f.steps)} for f in findings]}
-        for r in load_results(run_dir):
+        import matplotlib.pyplot as plt
+
+        from pyg_mpnn.diagnose.jacobian import probe_figure
+        for r in load_results(run_dir):  # post-hoc results: the same series as the train hook
             for k in ("precision_L", "precision_L5", "random", "outside_knn"):
                 run.track(float(r[k]), name=f"jacobian_{k}", step=int(r["step"]),
                           context={"subset": "probe"})
+            fig = probe_figure(r, f"{r.get('probe')}, step {r['step']}")
+            run.track(Image(fig), name="jacobian", step=int(r["step"]),
+                      context={"subset": "probe"})
+            plt.close(fig)
     finally:
         run.close()
     index_run(repo, run_hash)

@@ -110,9 +110,12 @@ def ridge(rs: RunSeries, max_rows: int = 12, layers: list[str] | None = None):
 
 def jacobian_over_training(results: list[dict]):
     """Top-L long-range precision vs step (with the random baseline), and the APC map at the
-    first and last probed steps next to the contact map."""
+    first, the best (by top-L precision) and the last probed step next to the contact map."""
     plt = _plt()
-    fig, ax = plt.subplots(1, 4, figsize=(16, 3.8))
+    best = max(results, key=lambda r: r["precision_L"])
+    shown = [results[0]] + ([best] if best is not results[0] and best is not results[-1]
+                            else []) + ([results[-1]] if len(results) > 1 else [])
+    fig, ax = plt.subplots(1, len(shown) + 2, figsize=(4 * (len(shown) + 2), 3.8))
     steps = [r["step"] for r in results]
     ax[0].plot(steps, [r["precision_L"] for r in results], "o-", label="top-L")
     ax[0].plot(steps, [r["precision_L5"] for r in results], "s--", label="top-L/5")
@@ -120,12 +123,12 @@ def jacobian_over_training(results: list[dict]):
     ax[0].set(xlabel="step", ylabel="long-range contact precision",
               title=f"categorical Jacobian, {results[0].get('probe', '')}")
     ax[0].legend(fontsize=8)
-    for a, r in zip(ax[1:3], (results[0], results[-1])):
+    for a, r in zip(ax[1:-1], shown):
         S = np.clip(r["S_apc"], 0, None)
         a.imshow(S, cmap="Greys", vmin=0, vmax=np.percentile(S, 99) or 1.0)
         a.set_title(f"Jacobian (APC), step {r['step']}: P@L {r['precision_L']:.2f}", fontsize=9)
-    ax[3].imshow(results[-1]["contacts"], cmap="Blues")
-    ax[3].set_title("contacts (Cb < 8 A)", fontsize=9)
+    ax[-1].imshow(results[-1]["contacts"], cmap="Blues")
+    ax[-1].set_title("contacts (Cb < 8 A)", fontsize=9)
     fig.tight_layout()
     return fig
 
