@@ -2,20 +2,7 @@
 ``noise_module`` experiment, the same run without the noise module, and one with a NaN injected."""
 
 import pytest
-import torch
-
-from pyg_mpnn.train.config import load_experiment
-from pyg_mpnn.train.trainer import Trainer
-
-NAN_STEP, NAN_LAYER = 6, "encoder.0"
-
-
-def train(out, *overrides):
-    torch.set_num_threads(1)
-    cfg = load_experiment("noise_module", ["train.progress=false", "train.threads=1",
-                                           *overrides])
-    Trainer(cfg, out).fit()
-    return out
+from _diag_runs import NAN_LAYER, NAN_STEP, train
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 a mis-scaled one (x100 initial weights) as frozen by its update/weight ratio ((b))."""
 
 import pytest
-from conftest import train
+from _diag_runs import train
 
 from pyg_mpnn.diagnose.findings import diagnose
 from pyg_mpnn.diagnose.series import read_files

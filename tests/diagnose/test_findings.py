@@ -4,7 +4,7 @@ logs them to the run's Aim repo."""
 
 import json
 
-from conftest import NAN_LAYER, NAN_STEP
+from _diag_runs import NAN_LAYER, NAN_STEP
 
 from pyg_mpnn.diagnose.__main__ import main
 from pyg_mpnn.diagnose.findings import Thresholds, diagnose
