@@ -67,8 +67,8 @@ def load_probe(spec: str = "auto", max_length: int | None = 200) -> Data:
         from pyg_mpnn.data.default import DEFAULT_JSONL
         rec = _jsonl_record(DEFAULT_JSONL, name)
     else:
-        from pyg_mpnn.io.sources import read_any  # noqa: F401  (structure files)
-        rec = next(iter(read_any(spec)))
+        from pyg_mpnn.io.sources import read_records  # a JSONL or structure file
+        rec = read_records(spec)[0]
     data = to_data(rec)
     keep = data.chain == data.chain[0]
     if max_length:
