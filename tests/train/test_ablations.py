@@ -44,9 +44,9 @@ def test_ablation_writes_table_and_plot(exp, tiny_dataset, tmp_path):
     assert (tmp_path / f"{exp}.png").read_bytes()[:4] == b"\x89PNG"
     cfg = json.loads((tmp_path / "sweep_config.json").read_text())
     assert cfg["name"] == exp
-    if exp == "enc_dec_ablation":  # a fixed total depth: FLOPs/residue within a few percent
+    if exp == "enc_dec_ablation":  # a fixed total depth; an encoder layer costs more (edges)
         flops = [float(r["flops_per_residue"]) for r in rows]
-        assert max(flops) / min(flops) < 1.2
+        assert flops == sorted(flops) and max(flops) / min(flops) < 2
         assert [int(r["model.num_encoder_layers"]) for r in rows] == [1, 2, 3, 4, 5]
     if exp == "knn_ablation":  # more neighbours, more work per residue
         flops = [float(r["flops_per_residue"]) for r in rows]
