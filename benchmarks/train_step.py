@@ -188,6 +188,7 @@ def main(argv=None) -> dict:
     if a.threads:
         torch.set_num_threads(a.threads)
     log = (lambda *x: print(*x, file=sys.stderr, flush=True))
+    load_start = os.getloadavg()
     names = a.impls.split(",") + (["ours_concat"] if a.with_concat else [])
     graphs = pick_graphs(a.residues, a.seed)
     warm = pick_graphs(min(1000, a.residues), a.seed + 1)
@@ -214,7 +215,7 @@ def main(argv=None) -> dict:
            "repeats": a.repeats,
            "precision": "bf16" if a.bf16 else "fp32",
            "config": {"hidden": HIDDEN, "layers": f"{LAYERS}+{LAYERS}", "k": K},
-           "machine": {**machine(), "loadavg_end": os.getloadavg()},
+           "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
            "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)",
            "impls": {}}
     for im in impls:
