@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from pyg_mpnn.alphabet import ALPHABET, encode
+from pyg_mpnn.atomic import atomic_write
 from pyg_mpnn.data.codec import _jsonable, encode_record
 from pyg_mpnn.io.record import ProteinRecord
 
@@ -59,14 +60,8 @@ class ShardError(RuntimeError):
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically (see :func:`pyg_mpnn.atomic.atomic_write`)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def sequence_cluster(record: ProteinRecord) -> int:
