@@ -16,7 +16,10 @@ at ``persist`` or more of the window's tracking steps.
     (frozen).
 (c) ``gradient_variance``: over the last half of the window the training loss plateaus (relative
     change of its median between the two quarters < ``plateau``) while a layer's gradient
-    variance (RMS^2) grows ``variance_rise``x or more.
+    variance (RMS^2) grows ``variance_rise``x or more. When the run was validated at least twice
+    in that half, the validation loss must be flat too (improved by less than
+    ``valid_plateau``, relative): a model leaving the composition plateau improves on held-out
+    proteins faster than its noisy training loss shows, and its gradients grow for a good reason.
 (d) ``stuck``: the global gradient norm falls ``vanish``x or more between the first and last
     quarter of the window while the loss stays far from its best (last-quarter median more than
     ``stuck_gap`` nats above the best value seen, or less than ``stuck_gap`` below the first).
@@ -44,6 +47,7 @@ class Thresholds:
     update_target: float = 1e-3
     update_factor: float = 30.0
     plateau: float = 0.02
+    valid_plateau: float = 0.005
     variance_rise: float = 2.0
     vanish: float = 10.0
     stuck_gap: float = 0.1
@@ -57,6 +61,7 @@ class Thresholds:
         "update_target": "(b) the healthy update/weight ratio",
         "update_factor": "(b) flag ratios this many times above or below the target",
         "plateau": "(c) relative loss change that counts as a plateau",
+        "valid_plateau": "(c) relative validation-loss improvement that means no plateau",
         "variance_rise": "(c) growth of a layer's gradient variance over the last half",
         "vanish": "(d) fall of the global gradient norm, first to last quarter",
         "stuck_gap": "(d) nats above the best loss (or below the first) that count as stuck",
@@ -197,6 +202,10 @@ def gradient_variance(rs: RunSeries, th: Thresholds) -> list[Finding]:
     la, lb = _median_over(loss, a), _median_over(loss, b)
     if not (math.isfinite(la) and abs(lb - la) / max(abs(la), 1e-12) < th.plateau):
         return []
+    vs, vv = rs.series("loss", subset="valid")
+    valid = [x for s, x in zip(vs, vv) if half[0] <= s <= half[-1] and math.isfinite(x)]
+    if len(valid) >= 2 and (valid[0] - valid[-1]) / max(abs(valid[0]), 1e-12) >= th.valid_plateau:
+        return []  # still improving on held-out proteins: not a plateau
     out = []
     for layer, series in rs.layer_series("gradient").items():
         g = _at(series)

@@ -15,8 +15,10 @@ def row(step, name, value, **ctx):
             "kind": ctx.get("kind", ""), "part": ctx.get("part", "")}
 
 
-def run(loss, grad=None, acts=None):
+def run(loss, grad=None, acts=None, valid=None):
     rows = [row(s, "loss", loss(s), subset="train") for s in STEPS]
+    if valid:
+        rows += [row(s, "loss", valid(s), subset="valid") for s in STEPS[::20]]
     if grad:
         for s in STEPS[::10]:
             rows.append(row(s, "norm", grad(s), layer="decoder.1", stack="decoder",
@@ -36,6 +38,12 @@ def test_c_rising_variance_on_a_plateau():
     assert gradient_variance(run(flat, grad=lambda s: 1e-3), _th()) == []
     falling = lambda s: 3.0 - s / 100  # noqa: E731 - not a plateau
     assert gradient_variance(run(falling, grad=lambda s: 1e-3 * math.exp(s / 60)), _th()) == []
+    # a flat training loss while validation still improves (leaving the composition plateau)
+    improving = lambda s: 2.9 - s / 2000  # noqa: E731 - 3.4 % over the last half
+    assert gradient_variance(run(flat, grad=lambda s: 1e-3 * math.exp(s / 60), valid=improving),
+                             _th()) == []
+    assert gradient_variance(run(flat, grad=lambda s: 1e-3 * math.exp(s / 60),
+                                 valid=lambda s: 2.9), _th()) != []
 
 
 def test_d_vanishing_gradients_while_the_loss_is_high():
