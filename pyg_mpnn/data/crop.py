@@ -29,6 +29,11 @@ The output also has ``crop_center`` (``[1]``: the centre's index in the crop; -1
 was no valid designed residue and the graph is returned whole) and ``crop_source`` (the kept
 residues' indices in the input; not named ``*_index``, which PyG would offset when batching).
 
+``min_residues`` crops only what is large: a protein with at most that many valid residues
+passes whole with every valid designed residue supervised (``crop_center = -1``), so small
+examples teach as much as in whole-graph training and only complexes that would not fit are
+bounded (the `spatial_crop` experiment's third point; docs/findings.md).
+
 Randomness: with ``seed=None`` the centre is drawn from torch's global RNG (in a training run
 that stream is seeded, checkpointed and restored on resume; in a ``DataLoader`` worker it is
 seeded per worker by torch); with an integer ``seed`` a private generator is used (each call
@@ -59,15 +64,17 @@ class SpatialCrop(BaseTransform):
         context_radius: residues with CA within this distance (A) of the centre are kept.
         inner_radius: of those, residues within this distance get ``loss_mask = True``.
         seed: ``None`` (torch's global RNG) or an int seeding a private generator.
+        min_residues: proteins with at most this many valid residues are not cropped
+            (default 0: crop every protein).
     """
 
     def __init__(self, context_radius: float = 50.0, inner_radius: float = 20.0,
-                 seed: int | None = None):
+                 seed: int | None = None, min_residues: int = 0):
         if not 0 < inner_radius <= context_radius:
             raise ValueError("need 0 < inner_radius <= context_radius, got "
                              f"{inner_radius} and {context_radius}")
         self.context_radius, self.inner_radius = float(context_radius), float(inner_radius)
-        self.seed = seed
+        self.seed, self.min_residues = seed, int(min_residues)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
     def pick_center(self, data: Data) -> int | None:
@@ -100,24 +107,32 @@ class SpatialCrop(BaseTransform):
         return out
 
     def forward(self, data: Data) -> Data:
+        if int(data.mask.sum()) <= self.min_residues:  # small: whole graph, all supervised
+            return self._whole(data, data.mask & data.design_mask)
         center = self.pick_center(data)
         if center is None:  # nothing to supervise: keep the graph, supervise nothing
-            data.loss_mask = torch.zeros(data.num_nodes, dtype=torch.bool)
-            data.crop_source = torch.arange(data.num_nodes)
-            data.crop_center = torch.tensor([-1])
-            if "edge_index" in data:
-                del data.edge_index  # as for a crop: edges are rebuilt by the model
-            return data
+            return self._whole(data, torch.zeros(data.num_nodes, dtype=torch.bool))
         return self.crop(data, center)
+
+    @staticmethod
+    def _whole(data: Data, loss_mask: Tensor) -> Data:
+        data.loss_mask = loss_mask
+        data.crop_source = torch.arange(data.num_nodes)
+        data.crop_center = torch.tensor([-1])
+        if "edge_index" in data:
+            del data.edge_index  # as for a crop: edges are rebuilt by the model
+        return data
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(context_radius={self.context_radius}, "
-                f"inner_radius={self.inner_radius}, seed={self.seed})")
+                f"inner_radius={self.inner_radius}, seed={self.seed}, "
+                f"min_residues={self.min_residues})")
 
 
 def make_transform(spec: dict | str | None):
     """The transform named by a config's ``data.transform``: ``None``, ``"spatial_crop"`` or
-    ``{"name": "spatial_crop", "context_radius": ..., "inner_radius": ..., "seed": ...}``."""
+    ``{"name": "spatial_crop", "context_radius": ..., "inner_radius": ..., "seed": ...,
+    "min_residues": ...}``."""
     if spec is None:
         return None
     if isinstance(spec, str):

@@ -144,3 +144,15 @@ def test_loss_counts_only_supervised_residues():
     # without a transform the mask is the original's mask & design_mask
     plain = _protein(50, 9, masked=0.2, designed=0.5)
     assert torch.equal(supervised_mask(plain), plain.mask & plain.design_mask)
+
+
+def test_min_residues_crops_only_large_proteins():
+    small, large = _protein(60, 1, masked=0.1, designed=0.7), _protein(400, 2, spread=60.0)
+    t = SpatialCrop(30.0, 10.0, seed=0, min_residues=int(small.mask.sum()))
+    out = t(small.clone())
+    assert out.num_nodes == small.num_nodes and int(out.crop_center[0]) == -1
+    assert torch.equal(out.loss_mask, small.mask & small.design_mask)
+    out = t(large.clone())
+    assert out.num_nodes < large.num_nodes and int(out.crop_center[0]) >= 0
+    _check(large, out, 30.0, 10.0)
+    assert make_transform({"name": "spatial_crop", "min_residues": 5}).min_residues == 5
