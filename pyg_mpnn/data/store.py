@@ -137,9 +137,8 @@ def write_index(out: str | Path, columns: dict, meta: dict | None = None) -> dic
         cols["name_bytes"] = np.asarray(columns["name_bytes"], np.uint8)
         cols["name_offsets"] = np.asarray(columns["name_offsets"], np.int64)
     bounds = np.searchsorted(cols["split"], np.arange(len(SPLITS) + 1))
-    tmp = out / ".index.tmp.npz"
-    np.savez(tmp, **cols)  # savez stores members uncompressed: memory-mappable
-    os.replace(tmp, out / "index.npz")
+    # savez stores members uncompressed: memory-mappable
+    atomic_write(out / "index.npz", lambda f: np.savez(f, **cols))
     meta = {"format": FORMAT, "records": n,
             "residues": int(cols["length"].sum(dtype=np.int64)),
             "split_ranges": {s: [int(bounds[i]), int(bounds[i + 1])]
