@@ -48,13 +48,15 @@ def _subset(ds: ProteinDataset, max_length: int | None, max_items: int | None = 
     keep = np.arange(len(ds))
     if max_length:
         keep = keep[ds.lengths[keep] <= max_length]
+    too_long = len(ds) - len(keep)
     if max_items is not None and len(keep) > max_items:
         keep = keep[np.random.default_rng(0).permutation(len(keep))[:max_items]]
         keep.sort()
     sub = Subset(ds, keep.tolist())
     sub.lengths = ds.lengths[keep]
     sub.clusters = ds.clusters[keep]
-    sub.dropped = len(ds) - len(keep)
+    sub.dropped = too_long  # longer than max_length (a max_items subset is not "dropped")
+    sub.available = len(ds) - too_long
     return sub
 
 
@@ -103,4 +105,7 @@ class RunData:
                 f"({int(self.train.lengths.sum())} residues, "
                 f"{len(np.unique(self.train.clusters))} clusters), valid {len(self.valid)} "
                 f"({int(self.valid.lengths.sum())} residues); longer than max_length left out: "
-                f"{self.train.dropped} train, {self.valid.dropped} valid")
+                f"{self.train.dropped} train, {self.valid.dropped} valid"
+                + (f"; validating on a fixed subset of {len(self.valid)} of "
+                   f"{self.valid.available} proteins" if len(self.valid) < self.valid.available
+                   else ""))
