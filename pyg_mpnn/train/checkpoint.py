@@ -59,12 +59,16 @@ def seed_everything(seed: int) -> None:
 
 
 class CheckpointManager:
-    """``<run>/checkpoints/step_XXXXXXXX.pt`` (the newest ``keep_last`` kept) and ``best.pt``."""
+    """``<run>/checkpoints/step_XXXXXXXX.pt`` (the newest ``keep_last`` kept, plus every step
+    that is a multiple of ``keep_every`` when it is > 0: a trajectory for post-hoc probes such
+    as ``diagnose --jacobian-checkpoints``) and ``best.pt``."""
 
-    def __init__(self, run_dir: str | os.PathLike, keep_last: int = 3, keep_best: bool = True):
+    def __init__(self, run_dir: str | os.PathLike, keep_last: int = 3, keep_best: bool = True,
+                 keep_every: int = 0):
         self.dir = Path(run_dir) / "checkpoints"
         self.keep_last = max(int(keep_last), 1)
         self.keep_best = keep_best
+        self.keep_every = max(int(keep_every or 0), 0)
         if self.dir.is_dir():  # temporary files of a write that a kill interrupted
             for p in self.dir.glob(".*.tmp-*"):
                 p.unlink(missing_ok=True)
@@ -88,6 +92,8 @@ class CheckpointManager:
 
     def _prune(self) -> None:
         for p in self.steps()[:-self.keep_last]:
+            if self.keep_every and int(STEP_RE.match(p.name).group(1)) % self.keep_every == 0:
+                continue
             p.unlink(missing_ok=True)
 
 

@@ -63,7 +63,8 @@ class Trainer:
         self.schedule = Schedule(cfg["schedule"], cfg["model"]["hidden_dim"])
         self.scaler = grad_scaler(self.precision, self.device)
         c = cfg["checkpoint"]
-        self.checkpoints = ckpt.CheckpointManager(self.out, c["keep_last"], c["keep_best"])
+        self.checkpoints = ckpt.CheckpointManager(self.out, c["keep_last"], c["keep_best"],
+                                                  c.get("keep_every", 0))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best, self.elapsed_before, self.bad_batches = math.inf, 0.0, 0
         self.residues_seen, self.skipped_batches = 0, 0

