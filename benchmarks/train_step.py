@@ -23,9 +23,9 @@ step adds on top of the already-resident model and data. Large blocks are mmappe
 at free (glibc ``M_MMAP_THRESHOLD`` fixed at 128 KiB, as ``MALLOC_MMAP_THRESHOLD_=131072``), so
 that the RSS follows live tensors instead of glibc's retained heap.
 
-Memory: at 10,000 residues (48 chains, 10,128 padded tokens) the original's step went past 17 GB
-resident and was killed by the OOM killer on the 23 GB development machine (shared with other
-jobs); docs/performance.md reports the 5,000-residue run.
+Memory: at 10,000 residues (48 chains, 10,128 padded tokens) the original's step peaks at 22.5 GB
+resident (ours 11.6 GB): on a 24 GB machine run it with nothing else running
+(docs/performance.md).
 """
 
 from __future__ import annotations
