@@ -19,7 +19,7 @@ EXPECTED = {
     "enc_dec_ablation": (["e1+d5", "e2+d4", "e3+d3", "e4+d2", "e5+d1"],
                          ["model.num_encoder_layers", "model.num_decoder_layers"]),
     "knn_ablation": (["k16", "k24", "k32", "k48", "k64"], ["model.k_neighbors"]),
-    "spatial_crop": (["whole", "crop50-20"], ["data.transform"]),
+    "spatial_crop": (["whole", "crop50-20", "crop-over-1000"], ["data.transform"]),
 }
 
 
@@ -52,11 +52,14 @@ def test_ablation_writes_table_and_plot(exp, tiny_dataset, tmp_path):
         flops = [float(r["flops_per_residue"]) for r in rows]
         assert flops == sorted(flops) and flops[-1] > 2 * flops[0]
     if exp == "spatial_crop":
-        whole, crop = rows
+        whole, crop, crop_big = rows
         assert whole["data.transform"] in ("", "None")
         assert json.loads(crop["data.transform"])["name"] == "spatial_crop"
         # whole graphs supervise every residue; the crop only its inner sphere
         assert float(crop["loss_residues_per_s"]) < float(crop["residues_per_s"])
+        # every tiny protein is under min_residues: trained whole, so exactly as the whole point
+        assert json.loads(crop_big["data.transform"])["min_residues"] == 1000
+        assert crop_big["train_loss"] == whole["train_loss"] != crop["train_loss"]
         from pyg_mpnn.track.aimio import open_runs
         assert {r.name for r in open_runs(tmp_path / "aim")} == set(names)
 
