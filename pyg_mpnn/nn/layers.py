@@ -102,6 +102,13 @@ def _split_pre(w1: nn.Linear, h: int, e: int, x_dst: Tensor, x_src: Tensor, edge
     return pre + a.index_select(0, dst) + b.index_select(0, src)
 
 
+def decoder_context(e: Tensor, s_src: Tensor, h_src: Tensor, h_enc_src: Tensor,
+                    causal: Tensor) -> Tensor:
+    """Per-edge decoder input: ``[e, s_j, h_j]`` on causal edges, ``[e, 0, h_j^enc]``
+    otherwise (``causal`` is ``[E, 1]`` bool; the ``*_src`` tensors are per edge)."""
+    return torch.cat([e, s_src * causal, torch.where(causal, h_src, h_enc_src)], -1)
+
+
 class EncoderLayer(_OriginalOrderSum, MessagePassing):
     r"""The ProteinMPNN encoder layer: a node update followed by an edge update.
 
@@ -291,8 +298,7 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
                                 size=(x[0].size(0), x[1].size(0)))
         elif not (self.training if self.split is None else self.split):  # exact op order
             src = edge_index[0]
-            ctx = torch.cat([edge_attr, x_seq[src] * causal,
-                             torch.where(causal, x[0][src], x_enc[src])], -1)
+            ctx = decoder_context(edge_attr, x_seq[src], x[0][src], x_enc[src], causal)
             dh = self.propagate(edge_index, x=x, edge_attr=ctx,
                                 size=(x[0].size(0), x[1].size(0)))
         else:

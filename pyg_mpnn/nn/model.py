@@ -21,7 +21,7 @@ from torch_geometric.data import Data
 from pyg_mpnn.alphabet import ALPHABET
 from pyg_mpnn.data.graph import knn_edges
 from pyg_mpnn.nn.features import EdgeFeatures
-from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer
+from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer, decoder_context
 
 
 def decoding_rank(design: Tensor, randn: Tensor, batch: Tensor | None = None) -> Tensor:
@@ -137,13 +137,6 @@ class ProteinMPNN(nn.Module):
         return decoding_rank(data.design_mask & data.mask, randn, getattr(data, "batch", None))
 
     # -- teacher-forced decoder --------------------------------------------------------
-    @staticmethod
-    def _context(h_E: Tensor, h_S_src: Tensor, h_src: Tensor, h_enc_src: Tensor,
-                 causal: Tensor) -> Tensor:
-        """Per-edge decoder input: ``[e, s_j, h_j]`` on causal edges, ``[e, 0, h_j^enc]``
-        otherwise (``causal`` is ``[E, 1]`` bool)."""
-        return torch.cat([h_E, h_S_src * causal, torch.where(causal, h_src, h_enc_src)], -1)
-
     def forward(self, data: Data, decoding_rank: Tensor | None = None,
                 encoded: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
         """Teacher-forced log-probabilities ``[N, num_letters]`` under ``decoding_rank``
@@ -209,8 +202,8 @@ class ProteinMPNN(nn.Module):
             h_S_src = self.W_s(seq)[edge_index[0]]
             causal = (rank[edge_index[0]] < rank[edge_index[1]]).unsqueeze(-1)
             for l, layer in enumerate(self.decoder_layers):
-                ctx = self._context(h_E, h_S_src, stack[l][edge_index[0]],
-                                    h_enc[edge_index[0]], causal)
+                ctx = decoder_context(h_E, h_S_src, stack[l][edge_index[0]],
+                                      h_enc[edge_index[0]], causal)
                 stack[l + 1] = layer(stack[l], edge_index, ctx, mask)
             logits = self.W_out(stack[-1])
 
@@ -250,7 +243,7 @@ class ProteinMPNN(nn.Module):
         causal = (rank[src] < rank[nodes][local]).unsqueeze(-1)
         e, h_S_src, h_enc_src = h_E[eids], self.W_s(seq[src]), h_enc[src]
         for l, layer in enumerate(self.decoder_layers):
-            ctx = self._context(e, h_S_src, stack[l][src], h_enc_src, causal)
+            ctx = decoder_context(e, h_S_src, stack[l][src], h_enc_src, causal)
             stack[l + 1][nodes] = layer((stack[l], stack[l][nodes]), sub_index, ctx,
                                         mask[nodes])
         return self.W_out(stack[-1][nodes])
