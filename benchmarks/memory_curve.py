@@ -39,9 +39,8 @@ def assembly(n: int, structure: str):
     """One ``Data`` of ``n`` residues: copies of the structure's chains on an 80 A grid."""
     import torch
 
-    from pyg_mpnn.io.record import to_data
+    from pyg_mpnn.io.record import residue_idx, to_data
     from pyg_mpnn.io.structure import read_structure
-    from pyg_mpnn.io.record import residue_idx
 
     unit = to_data(read_structure(DATA / "structures" / structure))
     m = unit.num_nodes

@@ -48,7 +48,8 @@ sys.path.insert(0, str(REPO))
 
 from pyg_mpnn.io.jsonl import iter_jsonl  # noqa: E402
 from pyg_mpnn.io.record import ProteinRecord, to_data  # noqa: E402
-from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory  # noqa: E402
+from pyg_mpnn.train.precision import (peak_memory_mb, reset_peak_memory,  # noqa: E402
+                                      resident_mb)
 
 DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
 TRAIN = DATA / "training" / "db5.5_train.jsonl.gz"
@@ -203,7 +204,7 @@ def main(argv=None) -> dict:
         order = impls[r % len(impls):] + impls[:r % len(impls)]
         for im in order:
             base = reset_peak_memory(CPU)
-            rss = _rss_mb()
+            rss = resident_mb() or 0.0
             torch.manual_seed(a.seed + r)
             t0 = time.perf_counter()
             im.loss = im.step(inputs[im.name], a.bf16)
@@ -236,14 +237,6 @@ def main(argv=None) -> dict:
         Path(a.out).write_text(text + "\n")
     print(text if a.json else _table(res))
     return res
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def _table(res: dict) -> str:

@@ -45,15 +45,27 @@ def peak_memory_mb(device: torch.device) -> float:
     (``VmHWM``, since the last :func:`reset_peak_memory`), in MiB."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def resident_mb() -> float | None:
+    """The process's current resident set size (Linux ``VmRSS``) in MiB; None elsewhere."""
+    return _proc_status_mb("VmRSS")
+
+
+def _proc_status_mb(key: str) -> float | None:
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return None
 
 
 def reset_peak_memory(device: torch.device) -> float:
