@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from pyg_mpnn.design import main
 from pyg_mpnn.io.jsonl import write_jsonl
 from pyg_mpnn.io.structure import read_structure
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(capsys, *argv):
