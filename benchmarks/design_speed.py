@@ -12,9 +12,12 @@ T = 0.1, ``--threads`` threads (``OMP_NUM_THREADS`` for both and ``--threads`` f
 structure is decompressed once to a plain PDB that both commands read (the reference's parser
 reads plain text only). Ours runs with ``--batch-size`` = the number of sequences; the reference
 with its default ``--batch-size 1`` and with the number of sequences, and the faster of the two
-is the one compared (``speedup`` = our rate / the reference's best rate). Runs are interleaved
+is the one compared (``speedup`` = our rate / the reference's best rate;
+``--reference-batch`` picks one of them). Runs are interleaved
 (ours, reference, reference, ours, ...). The JSON records the CPU model and the load average
-before and after.
+before and after, and, beside the wall-clock rates, each command's CPU time (user + system,
+rusage): on a shared machine that one is the less disturbed by other work (``cpu_speedup`` =
+the reference's CPU seconds / ours).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import gzip
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,50 +62,63 @@ def plain_pdb(name: str, folder: Path) -> Path:
     return dst
 
 
-def commands(pdb: Path, n: int, threads: int, work: Path) -> dict[str, list[str]]:
+def commands(pdb: Path, n: int, threads: int, work: Path, ref_batches: list[int]
+             ) -> dict[str, list[str]]:
     py = sys.executable
     ref = [py, str(REPO / "benchmarks" / "_reference_run.py"), "--pdb-path", str(pdb),
            "--out-folder", str(work / "ref"), "--num-seq-per-target", str(n),
            "--sampling-temp", "0.1", "--seed", "1", "--suppress-print", "1"]
-    return {"ours": [py, "-m", "pyg_mpnn.design", str(pdb), "--num-seqs", str(n),
-                     "--batch-size", str(n), "--temperature", "0.1", "--seed", "1",
-                     "--threads", str(threads), "--no-progress", "--out", str(work / "ours.fa")],
-            "reference_batch1": ref + ["--batch-size", "1"],
-            f"reference_batch{n}": ref + ["--batch-size", str(n)]}
+    out = {"ours": [py, "-m", "pyg_mpnn.design", str(pdb), "--num-seqs", str(n),
+                    "--batch-size", str(n), "--temperature", "0.1", "--seed", "1",
+                    "--threads", str(threads), "--no-progress", "--out", str(work / "ours.fa")]}
+    for b in ref_batches:
+        out[f"reference_batch{b}"] = ref + ["--batch-size", str(b)]
+    return out
 
 
-def timed(cmd: list[str], threads: int) -> float:
+def timed(cmd: list[str], threads: int) -> tuple[float, float]:
+    """Wall-clock seconds and CPU seconds (user + system, from the child's rusage)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-2000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def count_samples(fasta: Path) -> int:
     return sum(1 for line in fasta.read_text().splitlines() if line.startswith(">T="))
 
 
-def run_case(name: str, n: int, runs: int, threads: int) -> dict:
+def run_case(name: str, n: int, runs: int, threads: int, ref_batch: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         pdb = plain_pdb(name, work)
-        cmds = commands(pdb, n, threads, work)
+        batches = {"both": [1, n], "1": [1], "same": [n]}[ref_batch]
+        cmds = commands(pdb, n, threads, work, sorted(set(batches)))
         times = {k: [] for k in cmds}
+        cpu = {k: [] for k in cmds}
         keys = list(cmds)
         for r in range(runs):
             for k in (keys if r % 2 == 0 else keys[::-1]):
-                times[k].append(timed(cmds[k], threads))
+                wall, used = timed(cmds[k], threads)
+                times[k].append(wall)
+                cpu[k].append(used)
                 out = work / "ours.fa" if k == "ours" else work / "ref" / "seqs" / f"{name}.fa"
                 assert count_samples(out) == n, f"{k}: expected {n} sequences in {out}"
     res = {k: {"runs_s": [round(t, 3) for t in v], "median_s": round(statistics.median(v), 3),
-               "seqs_per_s": round(n / statistics.median(v), 4)} for k, v in times.items()}
+               "seqs_per_s": round(n / statistics.median(v), 4),
+               "cpu_runs_s": [round(t, 3) for t in cpu[k]],
+               "cpu_median_s": round(statistics.median(cpu[k]), 3)} for k, v in times.items()}
     best = max((k for k in res if k != "ours"), key=lambda k: res[k]["seqs_per_s"])
     return {"structure": name, "num_seqs": n, "temperature": 0.1, **res,
             "reference_best": best,
-            "speedup": round(res["ours"]["seqs_per_s"] / res[best]["seqs_per_s"], 3)}
+            "speedup": round(res["ours"]["seqs_per_s"] / res[best]["seqs_per_s"], 3),
+            "cpu_speedup": round(res[best]["cpu_median_s"] / res["ours"]["cpu_median_s"], 3)}
 
 
 def main(argv=None) -> int:
@@ -109,6 +126,9 @@ def main(argv=None) -> int:
     p.add_argument("--cases", nargs="+", default=CASES, help="NAME:NUM_SEQS")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reference-batch", choices=["both", "1", "same"], default="both",
+                   help="the reference's --batch-size: 1 (its default), the number of "
+                   "sequences, or both (the faster one is compared)")
     p.add_argument("--json", action="store_true", help=f"write {OUT.relative_to(REPO)}")
     p.add_argument("--out", type=Path, default=OUT)
     a = p.parse_args(argv)
@@ -120,14 +140,13 @@ def main(argv=None) -> int:
               "runs": a.runs, "cases": []}
     for case in a.cases:
         name, n = case.rsplit(":", 1)
-        row = run_case(name, int(n), a.runs, a.threads)
+        row = run_case(name, int(n), a.runs, a.threads, a.reference_batch)
         print(json.dumps(row), flush=True)
         result["cases"].append(row)
-    result["machine"]["loadavg_end"] = os.getloadavg()
-    if a.json:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {a.out}")
+        result["machine"]["loadavg_end"] = os.getloadavg()
+        if a.json:  # after every case: a long run keeps what it measured
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 
