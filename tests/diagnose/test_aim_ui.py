@@ -5,6 +5,7 @@ checks that its chart renders, and saves the screenshot that docs/monitoring.md 
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,13 +32,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def aim_server(baseline_run):
+def browser_tools():
+    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+        pytest.skip("chromium/chromedriver not installed (apt-get install -y chromium "
+                    "chromium-driver; .ci/run installs them)")
+
+
+@pytest.fixture
+def aim_server(browser_tools, baseline_run):
     info = json.loads((baseline_run / "run.json").read_text())
     port = _free_port()
     aim = Path(sys.executable).with_name("aim")
+    # its own process group: `aim up` serves from a uvicorn child that must go with it
     proc = subprocess.Popen([str(aim), "up", "--repo", info["aim_repo"], "--host", "127.0.0.1",
                              "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 90
         while True:
@@ -50,20 +59,30 @@ def aim_server(baseline_run):
                 time.sleep(0.5)
         yield f"http://127.0.0.1:{port}", info["aim_run_hash"]
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        deadline = time.time() + 20
+        while _group_alive(proc.pid) and time.time() < deadline:
+            time.sleep(0.2)
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.poll() is not None  # the server we started is gone
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 @pytest.mark.slow
 def test_per_layer_distribution_renders(aim_server):
-    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-        pytest.skip("chromium/chromedriver not installed (apt-get install -y chromium "
-                    "chromium-driver; .ci/run installs them)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed "
                                     "(pip install -e .[test])")
     from selenium.webdriver.chrome.options import Options
