@@ -156,8 +156,8 @@ def test_embedded_jsonl_and_fixture_files_batch_together(tmp_path):
     """The embedded JSONL + every structure format in tests/fixtures into one folder; every
     structure with a complete backbone comes out in batches, the rest is reported."""
     files = fixture_structures()
-    assert {p.name.removesuffix(".gz").rsplit(".", 1)[-1] for p in files} >= {
-        "pdb", "cif", "pqr", "pdbqt", "ent"}
+    assert {p.name.removesuffix(".gz").rsplit(".", 1)[-1] for p in files} == {
+        "pdb", "cif", "pdbqt", "ent"}
     status, summary = _run([str(EMBEDDED)] + [str(p) for p in files]
                            + ["--out", str(tmp_path / "ds")])
     assert status == 0

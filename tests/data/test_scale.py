@@ -24,7 +24,7 @@ from pyg_mpnn.io.structure import structure_name
 
 from testdata import AFDB, fixture_structures, structure
 
-# The real structures of tests/fixtures, one file per entry (26 entries, 4,400 residues):
+# The real structures of tests/fixtures, one file per entry (27 entries, 3,543 residues):
 # multi-chain, NMR, insertion codes, missing atoms, blank chain ids, CA-only (reported, not
 # kept); PDB, mmCIF, PQR, PDBQT.
 FILES = list({structure_name(p.name): p.name for p in reversed(fixture_structures())}.values())
@@ -33,7 +33,7 @@ FILES = list({structure_name(p.name): p.name for p in reversed(fixture_structure
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     """Real structures prepared into a format 2 folder, 3 records per shard."""
-    assert len(FILES) == 26
+    assert len(FILES) == 27
     out = tmp_path_factory.mktemp("shards")
     prepare([str(structure(f)) for f in FILES], out, shard_size=3, progress=False)
     return out

@@ -229,9 +229,12 @@ def test_old_layout_ca_only_file_reads_masked():
     assert record.seq.startswith("MRLFGYARVS")
 
 
-def test_pqr_and_pdbqt():
+def test_column_pqr():
     column_pqr = read_cached("biopython__1A80.pqr")
     assert column_pqr.meta["parser"] == "biopython" and column_pqr.chain_ids == ["_"]
+
+
+def test_pdbqt():
     assert read_cached("mdanalysistests__pdbqt_inputpdbqt.pdbqt").chain_ids == ["A", "B"]
 
 
