@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(cfg, sort_keys=False))
         return 0
     from pyg_mpnn.train.checkpoint import find_resume
+    from pyg_mpnn.data.loader import LoaderWorkerError
+    from pyg_mpnn.train.faults import RunFault
     resume = None
     if args.resume:
         resume = find_resume(args.resume, args.out, Path("runs") / cfg["name"])
@@ -70,8 +72,26 @@ def main(argv: list[str] | None = None) -> int:
         from pyg_mpnn.train.sweep import run_sweep
         run_sweep(cfg, out)
         return 0
+    try:
+        return _train(cfg, out, resume, fallback=not Path(args.resume or "latest").is_file())
+    except (RunFault, LoaderWorkerError) as e:  # a fault the run cannot survive: no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _train(cfg: dict, out: Path, resume: Path | None, fallback: bool) -> int:
+    """Verify the checkpoint to resume from (with ``fallback``: the newest valid one of its run,
+    bad ones moved aside), then train."""
+    from pyg_mpnn.train import checkpoint
     from pyg_mpnn.train.trainer import Trainer
-    Trainer(cfg, out, resume=resume).fit()
+    state = None
+    if resume is not None:
+        if fallback:
+            resume, state = checkpoint.newest_valid(resume, log=lambda m: print(m, file=sys.stderr))
+        else:
+            state = checkpoint.load_checked(resume)
+        print(f"resuming from {resume} (step {state['step']})", file=sys.stderr)
+    Trainer(cfg, out, resume=state).fit()
     return 0
 
 
