@@ -28,6 +28,11 @@ def write_error(path: str | os.PathLike, e: OSError) -> OSError:
                    str(path))
 
 
+def error_text(e: OSError) -> str:
+    """``e``'s message, without repeating the file name when :func:`write_error` put it in."""
+    return e.strerror if e.filename and str(e.filename) in (e.strerror or "") else str(e)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
     """Call ``write(f)`` on a temporary file in the same folder, flush and ``fsync`` it, then
     ``os.replace`` it over ``path`` (atomic on POSIX) and ``fsync`` the folder. On any error

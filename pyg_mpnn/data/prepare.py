@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pyg_mpnn.atomic import error_text
 from pyg_mpnn.data.store import SPLIT_ALIASES, ShardWriter, atomic_write_bytes
 from pyg_mpnn.io.record import ProteinRecord, ReadError
 from pyg_mpnn.io.sources import iter_source
@@ -172,12 +173,17 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="processes parsing structure files")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    summary = prepare(args.sources, args.out, min_length=args.min_length,
-                      max_length=args.max_length,
-                      keep_incomplete_chains=args.keep_incomplete_chains, shard_size=args.shard_size,
-                      min_plddt=args.min_plddt,
-                      pdb2021_options={"rescut": args.rescut, "datcut": args.datcut},
-                      progress=not args.no_progress, workers=args.workers)
+    try:
+        summary = prepare(args.sources, args.out, min_length=args.min_length,
+                          max_length=args.max_length,
+                          keep_incomplete_chains=args.keep_incomplete_chains,
+                          shard_size=args.shard_size, min_plddt=args.min_plddt,
+                          pdb2021_options={"rescut": args.rescut, "datcut": args.datcut},
+                          progress=not args.no_progress, workers=args.workers)
+    except OSError as e:  # e.g. the disk filled up: the message names the file
+        print(f"error: {error_text(e)}; {args.out} is incomplete (no "
+              "meta.json): free space and run prepare again", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2))
     if args.strict and summary["skipped_total"]:
         print(f"--strict: {summary['skipped_total']} item(s) skipped; see {summary['skip_report']}",

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyg_mpnn.atomic import atomic_write
+from pyg_mpnn.atomic import atomic_write, error_text
 from pyg_mpnn.train.faults import CheckpointError
 
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
@@ -150,8 +150,7 @@ class CheckpointManager:
         except OSError as e:
             keep = f"the previous checkpoint {previous} is intact" if previous else \
                 "no earlier checkpoint exists"
-            why = e.strerror if e.filename and str(e.filename) in (e.strerror or "") else str(e)
-            raise CheckpointError(f"{why}; {keep}. Free space, then continue with "
+            raise CheckpointError(f"{error_text(e)}; {keep}. Free space, then continue with "
                                   "--resume.") from e
         self._prune()
         return path

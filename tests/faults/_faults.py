@@ -31,7 +31,7 @@ def command(data: Path, out: Path, fault: str = "none", *fault_args: str, sets=(
            "--data", str(data), "--out", str(out)]
     for s in SETS + list(sets):
         cmd += ["--set", s]
-    return cmd + (["--resume"] if resume else [])
+    return cmd + (["--resume"] if resume is True else ["--resume", str(resume)] if resume else [])
 
 
 def train(data, out, fault="none", *fault_args, sets=(), resume=False, expect=0):
