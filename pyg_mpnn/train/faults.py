@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from pathlib import Path
 
 
@@ -85,9 +86,11 @@ class FaultLog:
     def __init__(self, run_dir: str | Path, log=print, tracker=None, enabled: bool = True):
         self.path = Path(run_dir) / "faults.jsonl"
         self.log, self.tracker, self.enabled = log, tracker, enabled
+        self.counts: Counter = Counter()  # events of this process by kind
         self._seen: dict[int, tuple[int, int]] = {}  # id(loader) -> (errors, restarts) reported
 
     def event(self, kind: str, step: int, message: str) -> None:
+        self.counts[kind] += 1
         if not self.enabled:
             return
         self.log(f"warning: {message}")
