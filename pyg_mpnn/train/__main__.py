@@ -50,27 +50,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append(f"data.path={args.data}")
-    if args.profile:
-        overrides.append("profile.enabled=true")
-    if args.init:
-        overrides.append(f"init={args.init}")
-    from pyg_mpnn.train.checkpoint import find_resume
     from pyg_mpnn.train.faults import RunFault
     try:
-        cfg = load_experiment(args.exp, overrides)
-        resume = state = None
-        if args.resume:
-            resume = find_resume(args.resume, args.out, Path("runs") / cfg["name"])
-            if resume is None and not cfg.get("init"):
-                raise ConfigError(f"nothing to resume from ({args.resume})")
-            if resume is not None and not args.print_config:
-                resume, state = _verified(resume, fallback=not Path(args.resume).is_file())
-        if cfg.get("init"):  # a resumed run keeps its own architecture
-            from pyg_mpnn.train.finetune import resolve_init
-            resolve_init(cfg, explicit_keys(args.exp, overrides), spec=resume)
+        cfg, resume, state = _setup(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -88,7 +70,37 @@ def main(argv: list[str] | None = None) -> int:
         from pyg_mpnn.train.sweep import run_sweep
         run_sweep(cfg, out)
         return 0
+    return _train(cfg, out, state)
+
+
+def _setup(args) -> tuple[dict, Path | None, dict | None]:
+    """``(config, checkpoint to resume from, its verified state)`` of the command line."""
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data.path={args.data}")
+    if args.profile:
+        overrides.append("profile.enabled=true")
+    if args.init:
+        overrides.append(f"init={args.init}")
+    from pyg_mpnn.train.checkpoint import find_resume
+    cfg = load_experiment(args.exp, overrides)
+    resume = state = None
+    if args.resume:
+        resume = find_resume(args.resume, args.out, Path("runs") / cfg["name"])
+        if resume is None and not cfg.get("init"):
+            raise ConfigError(f"nothing to resume from ({args.resume})")
+        if resume is not None and not args.print_config:
+            resume, state = _verified(resume, fallback=not Path(args.resume).is_file())
+    if cfg.get("init"):  # a resumed run keeps its own architecture
+        from pyg_mpnn.train.finetune import resolve_init
+        resolve_init(cfg, explicit_keys(args.exp, overrides), spec=resume)
+    return cfg, resume, state
+
+
+def _train(cfg: dict, out: Path, state: dict | None) -> int:
+    """Train; a fault the run cannot survive ends it with its message (status 1)."""
     from pyg_mpnn.data.loader import LoaderWorkerError
+    from pyg_mpnn.train.faults import RunFault
     from pyg_mpnn.train.trainer import Trainer
     try:
         trainer = Trainer(cfg, out, resume=state)
@@ -97,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         trainer.fit()
-    except (RunFault, LoaderWorkerError) as e:  # a fault the run cannot survive: no traceback
+    except (RunFault, LoaderWorkerError) as e:  # no traceback: the message says what to do
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
