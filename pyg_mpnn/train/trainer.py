@@ -12,8 +12,8 @@ import torch
 from torch.profiler import record_function
 from tqdm import tqdm
 
-from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.data.loader import LoaderWorkerError
+from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
@@ -111,7 +111,8 @@ class Trainer:
                  f"frozen{': ' + ', '.join(cfg['model']['freeze']) if n_frozen else ''}), "
                  f"device {self.device}, precision {self.precision}, run folder {self.out}")
         if cfg.get("init"):
-            start = f"resumed from {resume}" if state else f"init {cfg['init']}"
+            where = f"step {state['step']}" if isinstance(resume, dict) else resume
+            start = f"resumed from {where}" if state else f"init {cfg['init']}"
             self.log(f"weights: {start}")
         self.log(self.data.describe())
 
