@@ -5,16 +5,13 @@ checks that its chart renders, and saves the screenshot that docs/monitoring.md 
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from pyg_mpnn.track import aimui
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", \
@@ -25,64 +22,28 @@ DOCS_SHOT = REPO / "docs" / "img" / "aim_distributions.png"
 LAYER = "encoder.0"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def browser_tools():
-    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-        pytest.skip("chromium/chromedriver not installed (apt-get install -y chromium "
-                    "chromium-driver; .ci/run installs them)")
-
-
-@pytest.fixture
-def aim_server(browser_tools, baseline_run):
+def aim_server(baseline_run):
+    """``aim up`` in its own process group, stopped with the whole group (pyg_mpnn.track.aimui:
+    terminating ``aim up`` alone leaves its uvicorn server running)."""
     info = json.loads((baseline_run / "run.json").read_text())
-    port = _free_port()
-    aim = Path(sys.executable).with_name("aim")
-    # its own process group: `aim up` serves from a uvicorn child that must go with it
-    proc = subprocess.Popen([str(aim), "up", "--repo", info["aim_repo"], "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = aimui.start(info["aim_repo"])
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/projects/", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail("aim up did not start")
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}", info["aim_run_hash"]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        deadline = time.time() + 20
-        while _group_alive(proc.pid) and time.time() < deadline:
-            time.sleep(0.2)
-        if _group_alive(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.poll() is not None  # the server we started is gone
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+            url = aimui.wait_ready(proc)
+        except RuntimeError as e:
+            pytest.fail(str(e))
+        yield url, info["aim_run_hash"]
+    finally:
+        aimui.stop(proc)
+    assert proc.poll() is not None and not aimui.group_members(proc.pid)  # nothing survives
 
 
 @pytest.mark.slow
 def test_per_layer_distribution_renders(aim_server):
+    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+        pytest.skip("chromium/chromedriver not installed (apt-get install -y chromium "
+                    "chromium-driver; .ci/run installs them)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed "
                                     "(pip install -e .[test])")
     from selenium.webdriver.chrome.options import Options
