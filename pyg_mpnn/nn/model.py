@@ -259,8 +259,9 @@ class ProteinMPNN(nn.Module):
         decoder states of the visible prefixes (one teacher-forced pass)."""
         h_enc, h_E, edge_index = encoded
         n, mask = data.num_nodes, data.mask
-        perm = torch.argsort(edge_index[1], stable=True)
-        edge_index, h_E = edge_index[:, perm], h_E[perm]
+        if not bool((edge_index[1, 1:] >= edge_index[1, :-1]).all()):  # kNN edges already are
+            perm = torch.argsort(edge_index[1], stable=True)
+            edge_index, h_E = edge_index[:, perm], h_E[perm]
         edge_ptr = torch.cat([edge_index.new_zeros(1),
                               torch.bincount(edge_index[1], minlength=n).cumsum(0)])
         num_graphs = int(batch.max()) + 1 if n else 0
