@@ -78,7 +78,7 @@ class RunData:
         d = cfg
         self.root = resolve_dataset(d["path"], progress)
         from pyg_mpnn.data.crop import make_transform
-        self.transform_spec = d.get("transform")
+        self.transform_spec, self.seed = d.get("transform"), seed
         train = ProteinDataset(self.root, split=d["train_split"],
                                transform=make_transform(self.transform_spec))
         valid = ProteinDataset(self.root, split=d["valid_split"])
