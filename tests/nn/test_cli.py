@@ -22,21 +22,18 @@ def test_design_multichain_with_one_chain_fixed(tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert len(lines) == 8 and all(l.startswith(">") for l in lines[::2])
     native = read_structure(pdb)
-    chains = [native.chain_seq(c) for c in native.chain_ids]
-    assert lines[1].split("/") == chains
+    assert lines[1] == native.chain_seq("A")               # the original: designed chains only
     assert "fixed_chains=['C']" in lines[0] and "designed_chains=['A']" in lines[0]
     for header, seq in zip(lines[2::2], lines[3::2]):
-        parts = seq.split("/")
-        assert [len(p) for p in parts] == [len(c) for c in chains]
-        assert parts[1] == chains[1]                       # fixed chain unchanged
-        assert set(parts[0]) <= set(ALPHABET[:20])         # X is never sampled
+        assert len(seq) == len(lines[1])
+        assert set(seq) <= set(ALPHABET[:20])              # X is never sampled
         assert "score=" in header and "seq_recovery=" in header
     assert len({s for s in lines[3::2]}) > 1               # samples differ
 
 
 def test_design_unknown_chain_is_an_error(capsys):
-    assert design.main([str(STRUCTURES / "biotite__5zng.pdb"), "--chains", "Q"]) == 1
-    assert "no chain Q" in capsys.readouterr().err
+    assert design.main([str(STRUCTURES / "biotite__5zng.pdb"), "--chains", "Q"]) == 2
+    assert "no chain 'Q'" in capsys.readouterr().err
 
 
 def test_evaluate_json_and_seed(capsys):

@@ -1,0 +1,130 @@
+"""Before/after table of fine-tunes (docs/finetuning.md): test metrics, TS50, which parts moved.
+
+    .venv/bin/python benchmarks/finetune_eval.py --base original:v_48_020 \\
+        --run full=runs/finetune/full --run enc=runs/finetune/frozen_enc \\
+        --test ../shared/data/training/db5.5_test.jsonl.gz \\
+        --ts50 ../shared/data/benchmarks/ts50.jsonl --json benchmarks/results/finetune_db55.json
+
+For the base weights and each run's ``checkpoints/best.pt`` (best validation loss; ``--which
+last`` for the newest step): ``pyg_mpnn.evaluate.evaluate`` (the evaluate CLI's protocol, seed
+0) on the test set and on TS50. From each run's Aim repo (``run.json`` names it): the median
+per-layer update/weight ratio over the run, i.e. which parts of the model moved. With
+``--load-log`` (lines of ``uptime`` output), the 1-minute load averages seen while each run
+trained. Prints a Markdown table; ``--json`` also writes everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pyg_mpnn.diagnose.series import read_aim  # noqa: E402
+from pyg_mpnn.evaluate import evaluate, iter_records  # noqa: E402
+from pyg_mpnn.nn.weights import load_model  # noqa: E402
+from pyg_mpnn.track.layers import layer_sort_key  # noqa: E402
+
+METRICS = ("perplexity", "accuracy", "median_recovery")
+
+
+def _eval(weights: str, sets: dict) -> dict:
+    model = load_model(weights)
+    return {name: evaluate(model, recs, seed=0, progress=False) for name, recs in sets.items()}
+
+
+def update_ratios(run: Path) -> dict:
+    """``{layer: median update/weight ratio}`` from the run's Aim repo."""
+    info = json.loads((run / "run.json").read_text())
+    rs = read_aim(info["aim_repo"], info["aim_run_hash"])
+    out = {}
+    for layer, (_, vals) in rs.layer_series("update", "update_ratio").items():
+        vals = [v for v in vals if v == v]
+        if vals:
+            out[layer] = statistics.median(vals)
+    return dict(sorted(out.items(), key=lambda kv: layer_sort_key(kv[0])))
+
+
+def run_facts(run: Path, which: str) -> dict:
+    steps = sorted((run / "checkpoints").glob("step_*.pt"))
+    last = torch.load(steps[-1], map_location="cpu", weights_only=False)
+    ckpt = run / "checkpoints" / "best.pt" if which == "best" else steps[-1]
+    chosen = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg = last["train_config"]
+    mtime = {p: p.stat().st_mtime for p in steps}
+    return {"weights": str(ckpt), "chosen_step": chosen["step"], "steps": last["step"],
+            "minutes": last.get("elapsed", 0.0) / 60, "freeze": cfg["model"].get("freeze"),
+            "residues_seen": last.get("residues_seen"), "best_valid_loss": last.get("best"),
+            "end": max(mtime.values()), "start": (run / "run.json").stat().st_mtime}
+
+
+def load_during(log: Path, start: float, end: float) -> list[float]:
+    """1-minute load averages of ``uptime`` lines (prefixed by an epoch time) in a window."""
+    out = []
+    for line in log.read_text().splitlines():
+        m = re.match(r"(\d+)\s.*load average:\s*([\d.]+)", line)
+        if m and start <= int(m.group(1)) <= end:
+            out.append(float(m.group(2)))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--base", default="original:v_48_020")
+    p.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER")
+    p.add_argument("--test", required=True)
+    p.add_argument("--ts50", required=True)
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.add_argument("--load-log", type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", type=Path)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    sets = {"test": list(iter_records(a.test)), "ts50": list(iter_records(a.ts50))}
+    t0 = time.time()
+    rows = {"before": {"weights": a.base, **_eval(a.base, sets)}}
+    for item in a.run:
+        name, folder = item.split("=", 1)
+        facts = run_facts(Path(folder), a.which)
+        rows[name] = {**facts, **_eval(facts["weights"], sets),
+                      "update_ratio": update_ratios(Path(folder))}
+        if a.load_log:
+            rows[name]["load"] = load_during(a.load_log, facts["start"], facts["end"])
+    head = ("| weights | steps (chosen) | min | test ppl | test acc % | test median rec. % | "
+            "TS50 ppl | TS50 acc % | TS50 median rec. % |")
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for name, r in rows.items():
+        cells = [name, f"{r.get('steps', 0)} ({r.get('chosen_step', '-')})",
+                 f"{r.get('minutes', 0):.1f}"]
+        for s in ("test", "ts50"):
+            cells += [f"{r[s]['perplexity']:.3f}", f"{r[s]['accuracy']:.1f}",
+                      f"{r[s]['median_recovery']:.1f}"]
+        print("| " + " | ".join(cells) + " |")
+    for name, r in rows.items():
+        if "update_ratio" in r:
+            print(f"\n{name}: median update/weight ratio per layer: " + ", ".join(
+                f"{k} {v:.1e}" for k, v in r["update_ratio"].items()))
+        if r.get("load"):
+            print(f"{name}: 1-min load average while training: median "
+                  f"{statistics.median(r['load']):.2f}, range {min(r['load']):.2f}-"
+                  f"{max(r['load']):.2f} ({len(r['load'])} samples)")
+    print(f"\nevaluation took {time.time() - t0:.0f} s at {a.threads} thread(s), "
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", file=sys.stderr)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(rows, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+from pyg_mpnn.design.cli import main
+
+raise SystemExit(main())

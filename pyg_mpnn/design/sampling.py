@@ -1,0 +1,100 @@
+"""Sample designs for one structure: score the native, then batches of copies.
+
+The structure is encoded once; every batch is ``B`` copies of its graph (no padding: PyG
+concatenates them) sharing the encoder output. Each copy gets its own random decoding order
+and draws. Scores are the original's: ``score`` = mean NLL over the designed residues (with a
+complete backbone), ``global_score`` over all residues with a complete backbone, under the
+sample's decoding order; ``seq_recovery`` = identity to the native over the designed residues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Batch, Data
+
+from pyg_mpnn.design.constraints import Constraints
+from pyg_mpnn.io.record import ProteinRecord, to_data
+from pyg_mpnn.nn.model import ProteinMPNN
+
+
+@dataclass
+class Sample:
+    """One sequence and its scores (``seq`` ``[N]``, the whole structure)."""
+
+    temperature: float | None
+    number: int
+    seq: Tensor
+    score: float
+    global_score: float
+    recovery: float
+
+
+def design_graph(record: ProteinRecord, cons: Constraints) -> Data:
+    """The record's graph with ``design_mask`` = the residues to sample."""
+    data = to_data(record)
+    data.design_mask = torch.from_numpy(cons.designed.copy())
+    return data
+
+
+def repeat_encoded(encoded: tuple[Tensor, Tensor, Tensor], copies: int, num_nodes: int):
+    """Encoder output of one graph tiled for ``copies`` identical graphs in one batch."""
+    h_V, h_E, edge_index = encoded
+    shift = torch.arange(copies, device=edge_index.device).repeat_interleave(edge_index.size(1))
+    return (h_V.repeat(copies, 1), h_E.repeat(copies, 1),
+            edge_index.repeat(1, copies) + shift * num_nodes)
+
+
+def copies_of(data: Data, copies: int) -> Batch:
+    return Batch.from_data_list([data] * copies)
+
+
+def per_graph_mean(values: Tensor, weight: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+    tot = torch.zeros(num_graphs, dtype=values.dtype).index_add_(0, batch, values * weight)
+    return tot / torch.zeros(num_graphs, dtype=values.dtype).index_add_(0, batch, weight).clamp(min=1)
+
+
+def chunks(total: int, size: int) -> list[int]:
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+@torch.no_grad()
+def score_native(model: ProteinMPNN, data: Data, encoded, generator: torch.Generator) -> Sample:
+    """The native sequence under one random decoding order (the FASTA's first record)."""
+    rank = model.random_rank(data, generator)
+    lp = model(data, decoding_rank=rank, encoded=encoded)
+    nll = -lp.gather(1, data.seq.view(-1, 1)).view(-1)
+    zero = torch.zeros(data.num_nodes, dtype=torch.long)
+    design = (data.design_mask & data.mask).float()
+    return Sample(None, 0, data.seq, float(per_graph_mean(nll, design, zero, 1)[0]),
+                  float(per_graph_mean(nll, data.mask.float(), zero, 1)[0]), 1.0)
+
+
+@torch.no_grad()
+def sample_designs(model: ProteinMPNN, data: Data, cons: Constraints,
+                   temperatures: list[float], num_seqs: int, batch_size: int,
+                   generator: torch.Generator, omit: str = "X", encoded=None,
+                   progress=None) -> list[Sample]:
+    """``num_seqs`` samples per temperature, ``batch_size`` copies per forward pass."""
+    encoded = model.encode(data) if encoded is None else encoded
+    control = cons.control()
+    out = []
+    for temperature in temperatures:
+        number = 0
+        for b in chunks(num_seqs, batch_size):
+            batch = copies_of(data, b)
+            res = model.sample(batch, temperature=temperature, generator=generator, omit=omit,
+                               encoded=repeat_encoded(encoded, b, data.num_nodes),
+                               control=control.repeat(b))
+            nll = -res["log_probs"].gather(1, res["seq"].view(-1, 1)).view(-1)
+            glob = per_graph_mean(nll, batch.mask.float(), batch.batch, b)
+            for s in range(b):
+                number += 1
+                sel = slice(s * data.num_nodes, (s + 1) * data.num_nodes)
+                out.append(Sample(temperature, number, res["seq"][sel], float(res["score"][s]),
+                                  float(glob[s]), float(res["recovery"][s])))
+            if progress is not None:
+                progress.update(b)
+    return out
