@@ -5,7 +5,8 @@ same hyperparameters, the same wall-clock budget each, one after the other.
     python benchmarks/time_to_quality.py --tiny --minutes 0.2     # seconds: the CI check
 
 Data: ``../shared/data/training`` (``PYG_MPNN_SHARED_DATA``): trained on ``db5.5_train``,
-validated on ``db5.5_val`` (``--tiny``: a few proteins of the embedded data's DB5.5 parts).
+validated on a seeded subset of 40 ``db5.5_val`` chains (``--tiny``: a few proteins of the
+embedded data's DB5.5 parts).
 
 Shared hyperparameters (both arms): width 128, 3 + 3 layers, k = 48, backbone noise 0.2 A,
 dropout 0.1, ``--tokens`` per batch, label smoothing 0.1, Adam (0.9, 0.98, 1e-9) under the Noam
@@ -65,11 +66,13 @@ from pyg_mpnn.train.trainer import Trainer  # noqa: E402
 DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
 HIDDEN, LAYERS, K, NOISE, DROPOUT, SMOOTHING = 128, 3, 48, 0.2, 0.1, 0.1
 FACTOR, WARMUP, LOSS_TOKENS, VALID_SEED = 0.316, 100, 2000.0, 1
+VALID_TOKENS = 4000  # padded tokens per validation batch of the original (no gradients kept)
 
 
 # -- data ---------------------------------------------------------------------------------------
-def load_records(tiny: bool) -> tuple[list[ProteinRecord], list[ProteinRecord]]:
-    """(train, valid) records: db5.5 train/val from the shared data, or a tiny embedded set."""
+def load_records(tiny: bool, valid_proteins: int) -> tuple[list, list]:
+    """(train, valid) records: db5.5 train and a seeded subset of ``valid_proteins`` of db5.5
+    val from the shared data, or a tiny embedded set."""
     if tiny:
         recs = [r for p in default_parts()[1:] for r in iter_jsonl(p)
                 if isinstance(r, ProteinRecord) and r.num_residues <= 250]
@@ -81,7 +84,8 @@ def load_records(tiny: bool) -> tuple[list[ProteinRecord], list[ProteinRecord]]:
         if not path.exists():
             raise SystemExit(f"{path} not found: set PYG_MPNN_SHARED_DATA or use --tiny")
         out.append([r for r in iter_jsonl(path) if isinstance(r, ProteinRecord)])
-    return out[0], out[1]
+    keep = sorted(np.random.default_rng(0).permutation(len(out[1]))[:valid_proteins])
+    return out[0], [out[1][i] for i in keep]
 
 
 def original_batches(lengths: np.ndarray, tokens: int) -> list[list[int]]:
@@ -158,8 +162,9 @@ def run_original(train, valid, tokens: int, budget_s: float, every_s: float, log
     lengths = np.array([g.num_nodes for g in graphs])
     batches = [reference_batch_inputs([graphs[i] for i in b])
                for b in original_batches(lengths, tokens)]
-    valid_inputs = [reference_batch_inputs([to_data(r) for r in valid[i: i + 4]])
-                    for i in range(0, len(valid), 4)]
+    vgraphs = [to_data(r) for r in valid]  # length-sorted groups: little padding
+    valid_inputs = [reference_batch_inputs([vgraphs[i] for i in b]) for b in original_batches(
+        np.array([g.num_nodes for g in vgraphs]), VALID_TOKENS)]
     model = original_model().train()
     opt = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
     rng, curve = np.random.default_rng(0), [_point(0.0, 0, 0, original_validate(model, valid_inputs))]
@@ -284,7 +289,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--minutes", type=float, default=20.0, help="training minutes per arm")
     ap.add_argument("--tokens", type=int, default=None,
                     help="tokens per batch, both arms (default 1000; --tiny: 300)")
-    ap.add_argument("--valid-points", type=int, default=10)
+    ap.add_argument("--valid-points", type=int, default=8)
+    ap.add_argument("--valid-proteins", type=int, default=40,
+                    help="a seeded subset of db5.5 val, the same for both arms")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="a few embedded proteins (CI)")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
@@ -293,7 +300,7 @@ def main(argv=None) -> dict:
     log = (lambda *x: print(*x, file=sys.stderr, flush=True))
     torch.set_num_threads(a.threads)
     a.tokens = a.tokens or (300 if a.tiny else 1000)
-    train, valid = load_records(a.tiny)
+    train, valid = load_records(a.tiny, a.valid_proteins)
     budget, every = a.minutes * 60, a.minutes * 60 / a.valid_points
     log(f"{len(train)} training proteins ({sum(r.num_residues for r in train)} residues), "
         f"{len(valid)} validation; {a.minutes} min per arm")
