@@ -3,14 +3,41 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import BinaryIO, Callable
+
+
+def free_space(path: str | os.PathLike) -> str:
+    """Free space of the filesystem holding ``path`` (or its nearest existing parent), e.g.
+    ``"12.3 MiB free"``; ``""`` when it cannot be read."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return f"{shutil.disk_usage(p).free / 2**20:.1f} MiB free"
+    except OSError:
+        return ""
+
+
+def write_error(path: str | os.PathLike, e: OSError) -> OSError:
+    """An ``OSError`` like ``e`` whose message names ``path`` and the free space there."""
+    free = free_space(Path(path).parent)
+    why = e.strerror or str(e)
+    return OSError(e.errno, f"cannot write {path}: {why}" + (f" ({free} there)" if free else ""),
+                   str(path))
+
+
+def error_text(e: OSError) -> str:
+    """``e``'s message, without repeating the file name when :func:`write_error` put it in."""
+    return e.strerror if e.filename and str(e.filename) in (e.strerror or "") else str(e)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
     """Call ``write(f)`` on a temporary file in the same folder, flush and ``fsync`` it, then
     ``os.replace`` it over ``path`` (atomic on POSIX) and ``fsync`` the folder. On any error
-    the temporary file is removed and ``path`` keeps its previous content."""
+    the temporary file is removed and ``path`` keeps its previous content; an ``OSError``
+    (e.g. ``ENOSPC``: the disk is full) is raised again with ``path`` and the free space named."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -20,8 +47,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from e
     finally:
-        if tmp.exists():
+        if tmp.is_symlink() or tmp.exists():
             tmp.unlink()
     try:
         fd = os.open(path.parent, os.O_RDONLY)

@@ -1,8 +1,9 @@
 """``python -m pyg_mpnn.data.prepare SRC [SRC ...] --out DIR``: any mix of inputs -> a dataset folder.
 
 Stages: **parse** (``pyg_mpnn.io.sources.iter_source``: structure files, JSONL,
-pdb_2021aug02, foldcomp) -> **filter** (drop chains without a single complete backbone
-residue, non-finite values, length limits) -> **write** (``ShardWriter``: format 2 shards of compact
+pdb_2021aug02, foldcomp) -> **filter** (mask each residue with a non-finite or out-of-range
+coordinate, reported per residue; drop chains without a single complete backbone residue,
+length limits) -> **write** (``ShardWriter``: format 2 shards of compact
 record blobs + a memory-mappable columnar index; see :mod:`pyg_mpnn.data.store`).
 Nothing bad is lost silently: every skipped file, record or chain is listed with its
 reason in ``DIR/skipped.jsonl`` and counted by reason in the JSON summary printed at the end
@@ -21,12 +22,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pyg_mpnn.atomic import error_text
+from pyg_mpnn.data.codec import MAX_ABS_COORD
 from pyg_mpnn.data.store import SPLIT_ALIASES, ShardWriter, atomic_write_bytes
-from pyg_mpnn.io.record import ProteinRecord, ReadError
+from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError
 from pyg_mpnn.io.sources import iter_source
 
 # Reasons are grouped into kinds for the summary; the full reason is in skipped.jsonl.
 _KINDS = (
+    ("residue masked", "bad coordinates (residue masked)"),
     ("empty", "empty file"),
     ("gzip", "corrupt or truncated gzip"),
     ("truncated", "corrupt or truncated gzip"),
@@ -54,18 +58,42 @@ def reason_kind(reason: str) -> str:
     return "unreadable"
 
 
+def mask_bad_residues(record: ProteinRecord) -> list[str]:
+    """Mask (in place: all four backbone atoms NaN) each residue with a backbone coordinate
+    that is not finite or lies at or beyond ±``MAX_ABS_COORD`` (9999 A, the PDB format's
+    ceiling); one reason per residue, naming chain, residue and atoms. The rest of the chain
+    is kept as it is. A NaN in a structure file is told from a missing atom by the parser
+    (``meta["nonfinite_atoms"]``, removed here)."""
+    coords = record.coords
+    far = ~(np.abs(coords) < MAX_ABS_COORD) & ~np.isnan(coords)  # inf, 1e30, 9999.999
+    nan = record.meta.pop("nonfinite_atoms", None) or {}
+    ids = record.residue_ids or [str(i + 1) for i in range(record.num_residues)]
+    where = {(record.chain_ids[c], r): i for i, (c, r) in enumerate(zip(record.chain_index, ids))}
+    reasons = []
+    if (far.any() or nan) and not coords.flags.writeable:
+        coords = record.coords = coords.copy()
+    for i in sorted(set(np.flatnonzero(far.any(axis=(1, 2)))) | {where[k] for k in nan
+                                                                  if k in where}):
+        chain, rid = record.chain_ids[record.chain_index[i]], ids[i]
+        problems = [f"{BACKBONE_ATOMS[k]} ({', '.join(f'{v:.7g}' for v in coords[i, k])})"
+                    for k in range(4)
+                    if far[i, k].any()] + [f"{a} NaN" for a in nan.get((chain, rid), [])]
+        reasons.append(f"chain {chain} residue {rid} ({record.seq[i]}): coordinate not finite "
+                       f"or beyond +-{MAX_ABS_COORD:g} A ({'; '.join(problems)}); residue masked")
+        coords[i] = np.nan
+    return reasons
+
+
 def filter_record(record: ProteinRecord, min_length: int = 1, max_length: int | None = None,
                   keep_incomplete_chains: bool = False) -> tuple[ProteinRecord | None, list[str]]:
     """Filter stage. Returns the kept record (or None) and the reasons for what was dropped.
 
-    A chain without a single residue that has all of N, CA, C and O (e.g. a CA-only model)
-    gives the full-backbone model nothing to learn from and is dropped and reported, unless
-    ``keep_incomplete_chains`` (its residues then stay, masked).
+    A residue with a non-finite or out-of-range coordinate is masked and reported
+    (:func:`mask_bad_residues`). A chain without a single residue that has all of N, CA, C and
+    O (e.g. a CA-only model) gives the full-backbone model nothing to learn from and is dropped
+    and reported, unless ``keep_incomplete_chains`` (its residues then stay, masked).
     """
-    reasons = []
-    finite_or_nan = np.isfinite(record.coords) | np.isnan(record.coords)
-    if not finite_or_nan.all():
-        return None, ["non-finite coordinates (inf) in the backbone"]
+    reasons = mask_bad_residues(record)
     mask = record.mask
     keep = []
     for c, cid in enumerate(record.chain_ids):
@@ -172,12 +200,17 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="processes parsing structure files")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    summary = prepare(args.sources, args.out, min_length=args.min_length,
-                      max_length=args.max_length,
-                      keep_incomplete_chains=args.keep_incomplete_chains, shard_size=args.shard_size,
-                      min_plddt=args.min_plddt,
-                      pdb2021_options={"rescut": args.rescut, "datcut": args.datcut},
-                      progress=not args.no_progress, workers=args.workers)
+    try:
+        summary = prepare(args.sources, args.out, min_length=args.min_length,
+                          max_length=args.max_length,
+                          keep_incomplete_chains=args.keep_incomplete_chains,
+                          shard_size=args.shard_size, min_plddt=args.min_plddt,
+                          pdb2021_options={"rescut": args.rescut, "datcut": args.datcut},
+                          progress=not args.no_progress, workers=args.workers)
+    except OSError as e:  # e.g. the disk filled up: the message names the file
+        print(f"error: {error_text(e)}; {args.out} is incomplete (no "
+              "meta.json): free space and run prepare again", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2))
     if args.strict and summary["skipped_total"]:
         print(f"--strict: {summary['skipped_total']} item(s) skipped; see {summary['skip_report']}",

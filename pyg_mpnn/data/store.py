@@ -31,13 +31,14 @@ import struct
 import zipfile
 import zlib
 from array import array
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pyg_mpnn.alphabet import ALPHABET, encode
-from pyg_mpnn.atomic import atomic_write
+from pyg_mpnn.atomic import atomic_write, write_error
 from pyg_mpnn.data.codec import _jsonable, encode_record
 from pyg_mpnn.io.record import ProteinRecord
 
@@ -225,7 +226,10 @@ def read_index(root: str | Path) -> dict:
 class ShardWriter:
     """Append records to ``shards/NNNNN.bin``; ``close()`` writes the index and meta.
 
-    A shard is closed after ``shard_size`` records or ``shard_bytes`` bytes.
+    A shard is closed after ``shard_size`` records or ``shard_bytes`` bytes. A write that fails
+    (e.g. ``ENOSPC``, the disk is full) raises an ``OSError`` naming the shard file and the free
+    space, after removing the shard's temporary file; the folder has no ``meta.json`` then, so
+    it is never read as a complete dataset.
     """
 
     def __init__(self, out: str | Path, shard_size: int = 256, shard_bytes: int = 64 << 20):
@@ -251,7 +255,8 @@ class ShardWriter:
         split = default_split(cluster) if split is None else int(split)
         blob = encode_record(record)
         if self._file is None:
-            self._file = open(self._path(self._shard, tmp=True), "wb")
+            with self._writing():
+                self._file = open(self._path(self._shard, tmp=True), "wb")
         c = self._cols
         plddt = np.nan if record.plddt is None or not len(record.plddt) else float(
             np.mean(record.plddt))
@@ -262,19 +267,38 @@ class ShardWriter:
             c[key].append(value)
         self._names += record.name.encode()
         self._name_off.append(len(self._names))
-        self._file.write(blob)
+        with self._writing():
+            self._file.write(blob)
         self._pos += len(blob)
         self._in_shard += 1
         if self._in_shard >= self.shard_size or self._pos >= self.shard_bytes:
             self._flush()
 
+    @contextmanager
+    def _writing(self):
+        """Re-raise a failed write naming the shard; remove its temporary file."""
+        try:
+            yield
+        except OSError as e:
+            tmp = self._path(self._shard, tmp=True)
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError:
+                    pass
+                self._file = None
+            if tmp.is_symlink() or tmp.exists():
+                tmp.unlink()
+            raise write_error(self._path(self._shard), e) from e
+
     def _flush(self) -> None:
         if self._file is None:
             return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._path(self._shard, tmp=True), self._path(self._shard))
+        with self._writing():
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._path(self._shard, tmp=True), self._path(self._shard))
         self._file, self._in_shard, self._pos = None, 0, 0
         self._shard += 1
 

@@ -9,6 +9,9 @@ section ``inject``; ``experiments/noise_module.yaml``).
   ``embedding_scale: F`` multiplies its initial weights by ``F`` (mis-scaled).
 * ``nan_step: S`` with ``nan_layer: L`` (``encoder.1``, ``decoder.0``, ``W_e``, ...) makes
   layer ``L``'s output NaN at training step ``S``: finding (f) names ``L`` and ``S``.
+  ``nan_step`` may list steps (``[3, 6, 7]``); ``nan_in: backward`` poisons the gradient
+  flowing back into that output instead (the loss stays finite). The trainer skips such steps
+  and stops after ``train.max_bad_steps`` in a row (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ class Injector:
         if cfg.get("freeze_embedding"):
             model.W_s.weight.requires_grad_(False)
         self.nan_step, self.nan_layer = cfg.get("nan_step"), cfg.get("nan_layer")
+        steps = self.nan_step if isinstance(self.nan_step, (list, tuple)) else [self.nan_step]
+        self.nan_steps = {int(s) for s in steps if s is not None}
+        self.nan_backward = cfg.get("nan_in", "forward") == "backward"
         if self.nan_step is not None:
             module = self._module(str(self.nan_layer))
             self.handles.append(module.register_forward_hook(self._nan_hook))
@@ -69,9 +75,13 @@ class Injector:
         return self.model.noise(output)
 
     def _nan_hook(self, module, inputs, output):
-        if not module.training or self.step != int(self.nan_step):
+        if not module.training or self.step not in self.nan_steps:
             return None
         first = output[0] if isinstance(output, tuple) else output
+        if self.nan_backward:
+            if first.requires_grad:
+                first.register_hook(lambda g: torch.full_like(g, float("nan")))
+            return None
         poisoned = first.clone()
         poisoned.view(-1)[0] = float("nan")
         return (poisoned,) + tuple(output[1:]) if isinstance(output, tuple) else poisoned

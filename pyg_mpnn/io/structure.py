@@ -418,7 +418,7 @@ def _polymer_residues(residues: list[ParsedResidue]) -> list[tuple[ParsedResidue
 
 def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> ProteinRecord:
     chains = []
-    nonstandard = {}
+    nonstandard, nonfinite = {}, {}
     for chain_id, residues in parsed_chains:
         if not any(r.resname in THREE_TO_ONE for r in residues):
             continue
@@ -428,6 +428,10 @@ def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> Pr
             residue_id = f"{residue.resseq}{residue.icode}"
             if residue.resname not in THREE_TO_ONE:
                 nonstandard[(chain_name, residue_id)] = residue.resname
+            nan = [a for a in BACKBONE_ATOMS if any(not np.isfinite(xyz).all()
+                                                    for _, xyz in residue.atoms.get(a, ()))]
+            if nan:  # written in the file as NaN: unlike a missing atom, a problem to report
+                nonfinite[(chain_name, residue_id)] = nan
             letters.append(residue_letter(residue.resname))
             coords.append(backbone)
             residue_ids.append(residue_id)
@@ -442,6 +446,8 @@ def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> Pr
     if not np.isfinite(record.coords).any():
         raise ReadError(source, "no backbone atom (N, CA, C or O) in any protein chain")
     record.meta["nonstandard_residues"] = nonstandard
+    if nonfinite:  # read (and removed) by prepare's filter, which reports them per residue
+        record.meta["nonfinite_atoms"] = nonfinite
     return record
 
 

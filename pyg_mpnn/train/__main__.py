@@ -50,27 +50,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append(f"data.path={args.data}")
-    if args.profile:
-        overrides.append("profile.enabled=true")
-    if args.init:
-        overrides.append(f"init={args.init}")
-    from pyg_mpnn.train.checkpoint import find_resume
+    from pyg_mpnn.train.faults import RunFault
     try:
-        cfg = load_experiment(args.exp, overrides)
-        resume = None
-        if args.resume:
-            resume = find_resume(args.resume, args.out, Path("runs") / cfg["name"])
-            if resume is None and not cfg.get("init"):
-                raise ConfigError(f"nothing to resume from ({args.resume})")
-        if cfg.get("init"):  # a resumed run keeps its own architecture
-            from pyg_mpnn.train.finetune import resolve_init
-            resolve_init(cfg, explicit_keys(args.exp, overrides), spec=resume)
+        cfg, resume, state = _setup(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RunFault as e:  # no valid checkpoint to resume from
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if args.print_config:
         import yaml
         print(yaml.safe_dump(cfg, sort_keys=False))
@@ -82,14 +70,61 @@ def main(argv: list[str] | None = None) -> int:
         from pyg_mpnn.train.sweep import run_sweep
         run_sweep(cfg, out)
         return 0
+    return _train(cfg, out, state)
+
+
+def _setup(args) -> tuple[dict, Path | None, dict | None]:
+    """``(config, checkpoint to resume from, its verified state)`` of the command line."""
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data.path={args.data}")
+    if args.profile:
+        overrides.append("profile.enabled=true")
+    if args.init:
+        overrides.append(f"init={args.init}")
+    from pyg_mpnn.train.checkpoint import find_resume
+    cfg = load_experiment(args.exp, overrides)
+    resume = state = None
+    if args.resume:
+        resume = find_resume(args.resume, args.out, Path("runs") / cfg["name"])
+        if resume is None and not cfg.get("init"):
+            raise ConfigError(f"nothing to resume from ({args.resume})")
+        if resume is not None and not args.print_config:
+            resume, state = _verified(resume, fallback=not Path(args.resume).is_file())
+    if cfg.get("init"):  # a resumed run keeps its own architecture
+        from pyg_mpnn.train.finetune import resolve_init
+        resolve_init(cfg, explicit_keys(args.exp, overrides), spec=resume)
+    return cfg, resume, state
+
+
+def _train(cfg: dict, out: Path, state: dict | None) -> int:
+    """Train; a fault the run cannot survive ends it with its message (status 1)."""
+    from pyg_mpnn.data.loader import LoaderWorkerError
+    from pyg_mpnn.train.faults import RunFault
     from pyg_mpnn.train.trainer import Trainer
     try:
-        trainer = Trainer(cfg, out, resume=resume)
+        trainer = Trainer(cfg, out, resume=state)
     except ConfigError as e:  # e.g. a model.freeze prefix that names no module
         print(f"error: {e}", file=sys.stderr)
         return 2
-    trainer.fit()
+    try:
+        trainer.fit()
+    except (RunFault, LoaderWorkerError) as e:  # no traceback: the message says what to do
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _verified(resume: Path, fallback: bool) -> tuple[Path, dict]:
+    """The checkpoint to resume from, loaded and verified; with ``fallback`` (``--resume`` of
+    the newest or of a run folder) the newest valid one of its run, bad ones moved aside."""
+    from pyg_mpnn.train import checkpoint
+    if fallback:
+        resume, state = checkpoint.newest_valid(resume, log=lambda m: print(m, file=sys.stderr))
+    else:
+        state = checkpoint.load_checked(resume)
+    print(f"resuming from {resume} (step {state['step']})", file=sys.stderr)
+    return resume, state
 
 
 if __name__ == "__main__":

@@ -10,7 +10,15 @@ config) and ``aim_run_hash`` (to continue the same Aim run).
 
 Writes go to a temporary file in the same folder, are flushed and ``fsync``-ed, then
 ``os.replace``-d over the final name (atomic on POSIX), and the folder is ``fsync``-ed: a kill at
-any moment leaves either the previous file or the new one, never a truncated one.
+any moment leaves either the previous file or the new one, never a truncated one. A write that
+fails (e.g. the disk is full) raises :class:`~pyg_mpnn.train.faults.CheckpointError` naming the
+file and the free space, and leaves the previous checkpoints as they were.
+
+Reading for a resume (:func:`load_checked`) verifies the file first: the CRC-32 of every member
+of the checkpoint's zip archive (``torch.save`` writes them; ``torch.load`` does not check them,
+so a flipped bit in a tensor would load silently), then ``torch.load`` and the keys a resume
+needs. :func:`newest_valid` walks back from the newest checkpoint of a run to the newest one that
+passes, moving each bad file aside to ``<name>.corrupt`` (never overwritten, never deleted).
 """
 
 from __future__ import annotations
@@ -18,14 +26,17 @@ from __future__ import annotations
 import os
 import random
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pyg_mpnn.atomic import atomic_write
+from pyg_mpnn.atomic import atomic_write, error_text
+from pyg_mpnn.train.faults import CheckpointError
 
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
+RESUME_KEYS = ("model", "optimizer", "step", "epoch", "batch_in_epoch", "sampler", "rng")
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
@@ -34,6 +45,63 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def load_checked(path: str | os.PathLike, map_location="cpu") -> dict:
+    """:func:`load` after checking the archive's CRCs; :class:`CheckpointError` (naming the
+    file and what is wrong) if it is truncated, corrupted or lacks the training state."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+        if bad is not None:
+            raise CheckpointError(f"{path}: corrupted (CRC mismatch in member {bad!r})")
+        state = load(path, map_location)
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zipfile/pickle/torch raise many kinds
+        raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
+    missing = [k for k in RESUME_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(missing)})")
+    return state
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a bad checkpoint to ``<name>.corrupt`` (``.corrupt.1``, ... if taken)."""
+    dest, n = path.with_name(path.name + ".corrupt"), 0
+    while dest.exists():
+        n += 1
+        dest = path.with_name(f"{path.name}.corrupt.{n}")
+    os.replace(path, dest)
+    return dest
+
+
+def newest_valid(path: str | os.PathLike, log=print) -> tuple[Path, dict]:
+    """``(path, state)`` of the newest loadable checkpoint at or before ``path`` in its run.
+
+    ``path`` is a ``step_*.pt`` (then older steps of the same folder are the fallbacks) or any
+    other file (no fallback). Each bad file met is moved aside with :func:`set_aside` and
+    reported through ``log``; :class:`CheckpointError` if none is left.
+    """
+    path = Path(path)
+    m = STEP_RE.match(path.name)
+    older = [p for p in CheckpointManager(path.parent.parent).steps()
+             if int(STEP_RE.match(p.name).group(1)) < int(m.group(1))] if m else []
+    bad = []
+    for cand in [path] + older[::-1]:
+        try:
+            state = load_checked(cand)
+        except CheckpointError as e:
+            if not m:
+                raise
+            dest = set_aside(cand)
+            bad.append(f"{cand.name} -> {dest.name}")
+            log(f"warning: checkpoint {e}; moved aside to {dest}; trying the one before")
+            continue
+        return cand, state
+    raise CheckpointError(f"no valid checkpoint left in {path.parent} (set aside: "
+                          f"{'; '.join(bad)}); start a new run or resume from another file")
 
 
 def rng_state() -> dict:
@@ -74,9 +142,16 @@ class CheckpointManager:
                 p.unlink(missing_ok=True)
 
     def save(self, state: dict, step: int, is_best: bool = False) -> Path:
-        path = atomic_save(state, self.dir / f"step_{step:08d}.pt")
-        if is_best and self.keep_best:
-            atomic_save(state, self.dir / "best.pt")
+        previous = self.latest()
+        try:
+            path = atomic_save(state, self.dir / f"step_{step:08d}.pt")
+            if is_best and self.keep_best:
+                atomic_save(state, self.dir / "best.pt")
+        except OSError as e:
+            keep = f"the previous checkpoint {previous} is intact" if previous else \
+                "no earlier checkpoint exists"
+            raise CheckpointError(f"{error_text(e)}; {keep}. Free space, then continue with "
+                                  "--resume.") from e
         self._prune()
         return path
 

@@ -60,14 +60,12 @@ def _subset(ds: ProteinDataset, max_length: int | None, max_items: int | None = 
     return sub
 
 
-def _make_loader(dataset, batch_sampler, num_workers: int) -> DataLoader:
-    try:
-        from pyg_mpnn.data.loader import make_loader
-        return make_loader(dataset, batch_sampler, num_workers=num_workers)
-    except ImportError:
-        from torch_geometric.loader.dataloader import Collater
-        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers,
-                          collate_fn=Collater(dataset))
+def _make_loader(dataset, batch_sampler, num_workers: int, max_restarts: int = 3) -> DataLoader:
+    """A loader that leaves an unreadable record out of its batch (reported in
+    ``loader.errors``) and restarts dead workers (docs/reliability.md)."""
+    from pyg_mpnn.data.loader import make_loader
+    return make_loader(dataset, batch_sampler, num_workers=num_workers, skip_errors=True,
+                       max_restarts=max_restarts)
 
 
 class RunData:
@@ -93,7 +91,8 @@ class RunData:
         self.valid_sampler = TokenBudgetBatchSampler(
             self.valid.lengths, int(d["valid_max_tokens"] or d["max_tokens"]), shuffle=False,
             seed=seed, num_replicas=world, rank=rank)
-        self.train_loader = _make_loader(self.train, self.sampler, int(d["num_workers"]))
+        self.train_loader = _make_loader(self.train, self.sampler, int(d["num_workers"]),
+                                         int(d.get("max_worker_restarts", 3)))
         self.valid_loader = _make_loader(self.valid, self.valid_sampler, 0)
         # A private generator: creating an epoch's iterator must not draw from the global torch
         # RNG, which the model's noise, decoding order and dropout use (exact resume).

@@ -56,6 +56,7 @@ from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.train import sweep_plan
 from pyg_mpnn.train.config import apply_overrides
 from pyg_mpnn.train.data import RunData
+from pyg_mpnn.train.finetune import model_kwargs
 from pyg_mpnn.train.loss import Meter, supervised_mask, training_loss
 from pyg_mpnn.train.precision import (autocast, peak_memory_mb, pick_device, pick_precision,
                                       reset_peak_memory)
@@ -118,7 +119,7 @@ def time_size(cfg: dict, name: str, batches: list, steps: int = 3) -> sweep_plan
     device = pick_device(cfg["train"]["device"])
     precision = pick_precision(cfg["train"]["precision"], device)
     state = torch.get_rng_state()
-    model = ProteinMPNN(**cfg["model"]).to(device)
+    model = ProteinMPNN(**model_kwargs(cfg["model"])).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     fpr = count_flops_per_residue(model, batches[0], cfg, precision, device)
     seconds, residues = 0.0, 0

@@ -12,12 +12,14 @@ import torch
 from torch.profiler import record_function
 from tqdm import tqdm
 
+from pyg_mpnn.data.loader import LoaderWorkerError
 from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
 from pyg_mpnn.train import distributed
 from pyg_mpnn.train.data import RunData
+from pyg_mpnn.train.faults import BadStepGuard, FaultLog
 from pyg_mpnn.train.finetune import count, freeze, load_init, model_kwargs, resolve_init
 from pyg_mpnn.train.loss import Meter, batch_metrics, supervised_mask, training_loss
 from pyg_mpnn.train.precision import (autocast, grad_scaler, peak_memory_mb, pick_device,
@@ -37,7 +39,7 @@ def summary_line(epoch: int, step: int, seconds: float, train: Meter, valid: Met
 class Trainer:
     """``Trainer(cfg, out, resume=None).fit()``; ``fit`` returns the final metrics dict."""
 
-    def __init__(self, cfg: dict, out: str | Path, resume: str | Path | None = None,
+    def __init__(self, cfg: dict, out: str | Path, resume: str | Path | dict | None = None,
                  run_name: str | None = None, data: RunData | None = None):
         self.cfg, self.out = cfg, Path(out)
         t = cfg["train"]
@@ -48,7 +50,9 @@ class Trainer:
         self.dist_mode, self.rank, self.world, self._owns_group = distributed.init(
             t.get("distributed", "auto"), self.device)
         self.progress = bool(t["progress"])
-        state = ckpt.load(resume) if resume else None
+        # a loaded checkpoint (the CLI verifies it: checkpoint.newest_valid) or its path
+        state = resume if isinstance(resume, dict) else ckpt.load_checked(resume) if resume \
+            else None
         ckpt.seed_everything(int(cfg["seed"]))
         self.data = data or RunData(cfg["data"], int(cfg["seed"]), rank=self.rank,
                                     world=self.world, progress=self.progress)
@@ -80,6 +84,7 @@ class Trainer:
         self.valid_history: list[dict] = []  # mid-epoch validations (step, residues, loss...)
         self.recent: list[dict] = []  # per-step metric sums of the last steps (sweep summaries)
         self.meter, self._rng = Meter(), None
+        self.guard = BadStepGuard(t.get("max_bad_steps"), self.out)  # non-finite steps
         if state is not None:
             self._load(state)
         tr = cfg["track"]
@@ -91,6 +96,7 @@ class Trainer:
         self.monitor = LayerMonitor(self.model, self.tracker, every=int(tr["layer_every"]),
                                     histograms=bool(tr["histograms"]), bins=int(tr["bins"]),
                                     frozen=self.frozen)
+        self.faults = FaultLog(self.out, self.log, self.tracker, self.tracker.enabled)
         from pyg_mpnn.diagnose.jacobian import JacobianProbe  # config `jacobian`
         self.jacobian = JacobianProbe(cfg.get("jacobian") or {}, self.out, self.tracker)
         self.timings = dict.fromkeys(PHASES, 0.0)
@@ -108,7 +114,8 @@ class Trainer:
                  f"frozen{': ' + ', '.join(cfg['model']['freeze']) if n_frozen else ''}), "
                  f"device {self.device}, precision {self.precision}, run folder {self.out}")
         if cfg.get("init"):
-            start = f"resumed from {resume}" if state else f"init {cfg['init']}"
+            where = f"step {state['step']}" if isinstance(resume, dict) else resume
+            start = f"resumed from {where}" if state else f"init {cfg['init']}"
             self.log(f"weights: {start}")
         self.log(self.data.describe())
 
@@ -123,7 +130,7 @@ class Trainer:
             "sampler": self.data.sampler.state_dict(consumed=self.batch_in_epoch),
             "rng": ckpt.rng_state(), "meters": self.meter.state_dict(), "best": self.best,
             "aim_run_hash": self.tracker.hash, "elapsed": self.elapsed(),
-            "residues_seen": self.residues_seen,
+            "residues_seen": self.residues_seen, "faults": self.guard.state_dict(),
         }
 
     def _load(self, s: dict) -> None:
@@ -135,6 +142,7 @@ class Trainer:
         self.meter, self.best = Meter(s["meters"]), s["best"]
         self.elapsed_before = s.get("elapsed", 0.0)
         self.residues_seen = s.get("residues_seen", 0)
+        self.guard.load_state_dict(s.get("faults"))
         ckpt.set_rng_state(s["rng"])
 
     def _total_steps(self) -> int:
@@ -261,9 +269,13 @@ class Trainer:
             try:
                 batch = next(it)
                 self.bad_batches = 0
+                self.faults.poll(self.data.train_loader, self.step)
                 return batch
             except StopIteration:
+                self.faults.poll(self.data.train_loader, self.step)
                 return None
+            except LoaderWorkerError:  # workers died more often than the loader restarts them
+                raise
             except Exception as e:  # noqa: BLE001 - a bad protein must not end a long run
                 self.bad_batches += 1
                 self.skipped_batches += 1
@@ -384,19 +396,23 @@ class Trainer:
                 self.monitor.capture(step)
             t = tick("tracking", t)
         with record_function("optimizer"):
-            finite = math.isfinite(gnorm)
-            if finite or self.precision == "fp16":  # the scaler skips non-finite steps itself
+            bad = self.guard.check(step, loss_sum, gnorm, self.precision)  # raises after K
+            if not bad or self.precision == "fp16":  # the scaler skips non-finite steps itself
                 self.scaler.step(self.optimizer)
             self.scaler.update()
         t = tick("optimizer", t)
-        if not finite:
-            self.log(f"warning: non-finite gradient norm at step {step}; update skipped")
+        if bad:
+            self.faults.event("bad_step", step, (
+                f"step {step}: non-finite loss ({loss_sum}) or gradient norm ({gnorm}); update "
+                f"skipped ({self.guard.in_a_row} in a row, train.max_bad_steps="
+                f"{self.guard.max_bad})"))
         self.step = step
         self.residues_seen += int(res)
         self._last_step_residues = int(res)
-        self.meter.add(step_meter.state_dict())
-        self.recent.append(step_meter.state_dict())
-        del self.recent[:-200]
+        if not bad:  # a skipped step stays out of the epoch's metrics (its loss is still tracked)
+            self.meter.add(step_meter.state_dict())
+            self.recent.append(step_meter.state_dict())
+            del self.recent[:-200]
         wall = time.perf_counter() - t_step
         stats = {"loss": step_meter.loss, "lr": lr}
         every = max(int(self.cfg["track"]["log_every"]), 1)
@@ -444,5 +460,6 @@ class Trainer:
                 with autocast(self.precision, self.device):
                     log_probs = self.model(batch)
                 meter.add(batch_metrics(log_probs, batch.seq, supervised_mask(batch)))
+        self.faults.poll(self.data.valid_loader, self.step, "valid")
         self.model.train()
         return Meter(distributed.all_reduce_sums(meter.state_dict(), self.world))

@@ -5,15 +5,13 @@ checks that its chart renders, and saves the screenshot that docs/monitoring.md 
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from pyg_mpnn.track import aimui
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", \
@@ -24,39 +22,21 @@ DOCS_SHOT = REPO / "docs" / "img" / "aim_distributions.png"
 LAYER = "encoder.0"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def aim_server(baseline_run):
+    """``aim up`` in its own process group, stopped with the whole group (pyg_mpnn.track.aimui:
+    terminating ``aim up`` alone leaves its uvicorn server running)."""
     info = json.loads((baseline_run / "run.json").read_text())
-    port = _free_port()
-    aim = Path(sys.executable).with_name("aim")
-    proc = subprocess.Popen([str(aim), "up", "--repo", info["aim_repo"], "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = aimui.start(info["aim_repo"])
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/projects/", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail("aim up did not start")
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}", info["aim_run_hash"]
-    finally:
-        proc.terminate()
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert proc.poll() is not None  # the server we started is gone
+            url = aimui.wait_ready(proc)
+        except RuntimeError as e:
+            pytest.fail(str(e))
+        yield url, info["aim_run_hash"]
+    finally:
+        aimui.stop(proc)
+    assert proc.poll() is not None and not aimui.group_members(proc.pid)  # nothing survives
 
 
 @pytest.mark.slow

@@ -41,7 +41,8 @@ def test_unreadable_shard_is_skipped_not_fatal(shared_data, tmp_path):
     t = Trainer(_cfg(ds, "data.max_tokens=150", "train.max_steps=12", "train.epochs=1"),
                 tmp_path / "run")
     result = t.fit()
-    assert t.skipped_batches == 1  # one protein per batch at this budget, seen once
+    assert t.faults.counts["skipped_record"] == 1  # one protein a batch here, seen once
+    assert "truncated shard" in (tmp_path / "run" / "faults.jsonl").read_text()
     assert t.step == len(train) - 1 and math.isfinite(result["train_loss"])
 
 

@@ -1,0 +1,58 @@
+"""A corrupted shard record in the middle of an epoch, and a full disk while ``prepare``
+writes a shard."""
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+from _faults import ENV, REPO, consumed, faults, train
+
+from pyg_mpnn.data.dataset import ProteinDataset
+
+
+def test_corrupted_record_is_skipped_and_the_epoch_goes_on(fault_data, reference, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(fault_data, data)
+    ds = ProteinDataset(data, split="train")
+    ref = consumed(reference)
+    step = min(s for s in ref if s >= 3 and len(ref[s]) >= 2)  # mid-epoch, a shared batch
+    bad = ref[step][0]
+    i = list(ds.names).index(bad)
+    shard, offset, nbytes = ds.shard_path(i), int(ds._offset[i]), int(ds._nbytes[i])
+    blob = bytearray(shard.read_bytes())
+    blob[offset + nbytes // 2] ^= 0xFF
+    shard.write_bytes(bytes(blob))
+
+    run = tmp_path / "run"
+    p = train(data, run, sets=["train.epochs=1", "data.num_workers=2"])
+    assert f"{shard}: record {bad!r}" in p.stderr and "checksum mismatch" in p.stderr
+    events = [e for e in faults(run) if e["kind"] == "skipped_record"]
+    assert len(events) == 1 and str(shard) in events[0]["message"] \
+        and repr(bad) in events[0]["message"]
+    got = consumed(run)
+    epoch = sorted(got)
+    assert "(partial epoch)" not in (run / "log.txt").read_text()  # the epoch was completed
+    for s in epoch:  # every batch as planned, without the bad record
+        assert got[s] == [n for n in ref[s] if n != bad], s
+    assert step in epoch and len(got[step]) == len(ref[step]) - 1  # its batch mates trained
+    seen = Counter(n for s in epoch for n in got[s])
+    train_names = {ds.names[j] for j in range(len(ds)) if ds.lengths[j] <= 430}
+    assert set(seen) == train_names - {bad} and max(seen.values()) == 1
+
+
+def test_disk_full_while_writing_a_shard(tmp_path):
+    out = tmp_path / "ds"
+    tmp = out / "shards" / ".00000.bin.tmp"
+    tmp.parent.mkdir(parents=True)
+    tmp.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
+    p = subprocess.run([sys.executable, "-m", "pyg_mpnn.data.prepare",
+                        str(REPO / "data" / "default.jsonl.gz"), "--out", str(out),
+                        "--no-progress"], env=ENV, cwd=REPO, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.startswith(f"error: cannot write {out / 'shards' / '00000.bin'}: No space "
+                               "left on device"), p.stderr
+    assert f"{out} is incomplete (no meta.json)" in p.stderr and "Traceback" not in p.stderr
+    assert not tmp.is_symlink() and not (out / "meta.json").exists()
+    assert not list((out / "shards").iterdir())
