@@ -39,6 +39,7 @@ import copy
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,7 +75,7 @@ def load_records(tiny: bool, valid_proteins: int) -> tuple[list, list]:
     """(train, valid) records: db5.5 train and a seeded subset of ``valid_proteins`` of db5.5
     val from the shared data, or a tiny embedded set."""
     if tiny:
-        recs = [r for p in default_parts()[1:] for r in iter_jsonl(p)
+        recs = [r for p in default_parts(full=True)[1:] for r in iter_jsonl(p)
                 if isinstance(r, ProteinRecord) and r.num_residues <= 250]
         return ([r for r in recs if r.meta.get("split") == "train"][:6],
                 [r for r in recs if r.meta.get("split") == "valid"][:2])
@@ -284,6 +285,32 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def run_arm(arm: str, a, train, valid, log) -> tuple[list[dict], dict]:
+    budget, every = a.minutes * 60, a.minutes * 60 / a.valid_points
+    if arm == "original":
+        return run_original(train, valid, a.tokens, budget, every, log), {
+            "precision": "fp32", "activation_checkpointing": True, "grad_clip": None,
+            "threads": a.threads, "batches": "length-sorted, padded (proteins x longest <= tokens)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_ours(train, valid, a.tokens, budget, every, a.threads, Path(tmp))
+
+
+def run_parallel(argv: list[str], log) -> dict:
+    """Both arms at once, each in its own process (and session), one thread each: the same
+    machine conditions for both by construction."""
+    procs, outs = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arm in ("original", "ours"):
+            outs[arm] = Path(tmp) / f"{arm}.json"
+            procs[arm] = subprocess.Popen(
+                [sys.executable, __file__, *argv, "--arm", arm, "--threads", "1",
+                 "--arm-out", str(outs[arm])], start_new_session=True)
+        for arm, proc in procs.items():
+            if proc.wait() != 0:
+                raise SystemExit(f"the {arm} arm failed (exit {proc.returncode})")
+        return {arm: json.loads(path.read_text()) for arm, path in outs.items()}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=20.0, help="training minutes per arm")
@@ -293,6 +320,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--valid-proteins", type=int, default=40,
                     help="a seeded subset of db5.5 val, the same for both arms")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parallel", action="store_true",
+                    help="run the two arms at the same time, one thread each (half the wall time)")
+    ap.add_argument("--arm", choices=("original", "ours"), help=argparse.SUPPRESS)
+    ap.add_argument("--arm-out", help=argparse.SUPPRESS)
     ap.add_argument("--tiny", action="store_true", help="a few embedded proteins (CI)")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--out", default=None, help="also write the JSON here (and a .png beside)")
@@ -301,19 +332,31 @@ def main(argv=None) -> dict:
     torch.set_num_threads(a.threads)
     a.tokens = a.tokens or (300 if a.tiny else 1000)
     train, valid = load_records(a.tiny, a.valid_proteins)
-    budget, every = a.minutes * 60, a.minutes * 60 / a.valid_points
+    if a.arm:  # one arm of --parallel
+        curve, settings = run_arm(a.arm, a, train, valid, log)
+        Path(a.arm_out).write_text(json.dumps({"curve": curve, "settings": settings,
+                                               "loadavg_end": os.getloadavg()}))
+        return {}
     log(f"{len(train)} training proteins ({sum(r.num_residues for r in train)} residues), "
-        f"{len(valid)} validation; {a.minutes} min per arm")
-    info = machine()
-    t0 = time.time()
-    curves = {"original": run_original(copy.deepcopy(train), valid, a.tokens, budget, every, log)}
-    with tempfile.TemporaryDirectory() as tmp:
-        curves["ours"], ours_settings = run_ours(copy.deepcopy(train), copy.deepcopy(valid),
-                                                 a.tokens, budget, every, a.threads, Path(tmp))
+        f"{len(valid)} validation; {a.minutes} min per arm"
+        + (", both arms at once, one thread each" if a.parallel else ", one after the other"))
+    info, t0 = machine(), time.time()
+    if a.parallel:
+        arms = run_parallel(["--minutes", str(a.minutes), "--tokens", str(a.tokens),
+                             "--valid-points", str(a.valid_points), "--valid-proteins",
+                             str(a.valid_proteins), *(["--tiny"] if a.tiny else [])], log)
+        curves = {k: v["curve"] for k, v in arms.items()}
+        settings = {k: v["settings"] for k, v in arms.items()}
+    else:
+        curves, settings = {}, {}
+        for arm in ("original", "ours"):
+            curves[arm], settings[arm] = run_arm(arm, a, copy.deepcopy(train),
+                                                 copy.deepcopy(valid), log)
     target = curves["original"][-1]["valid_ppl"]
     t_orig, t_ours = time_to_reach(curves["original"], target), time_to_reach(curves["ours"], target)
     result = {
         "machine": {**info, "loadavg_end": os.getloadavg()}, "minutes_per_arm": a.minutes,
+        "mode": "parallel (one thread each)" if a.parallel else "sequential",
         "wall_minutes_total": (time.time() - t0) / 60, "tiny": a.tiny,
         "data": "embedded (tiny)" if a.tiny else "shared/data/training db5.5 train -> db5.5 val",
         "train_proteins": len(train), "valid_proteins": len(valid),
@@ -321,11 +364,7 @@ def main(argv=None) -> dict:
                    "dropout": DROPOUT, "tokens_per_batch": a.tokens, "label_smoothing": SMOOTHING,
                    "schedule": {"name": "noam", "factor": FACTOR, "warmup_steps": WARMUP,
                                 "model_size": HIDDEN}, "loss": f"sum / {LOSS_TOKENS:g}"},
-        "settings": {"original": {"precision": "fp32", "activation_checkpointing": True,
-                                  "grad_clip": None, "threads": a.threads,
-                                  "batches": "length-sorted, padded (proteins x longest <= tokens)"},
-                     "ours": ours_settings},
-        "curves": curves,
+        "settings": settings, "curves": curves,
         "final_ppl": {k: c[-1]["valid_ppl"] for k, c in curves.items()},
         "target_ppl": target, "time_to_target_s": {"original": t_orig, "ours": t_ours},
         "speedup": (t_orig / t_ours) if t_orig and t_ours else None,

@@ -32,10 +32,11 @@ def test_time_to_reach_interpolates_log_ppl():
     assert ttq.time_to_reach(curve, 25.0) == 0
 
 
-def test_tiny_run_of_both_arms(tmp_path):
+@pytest.mark.parametrize("mode", [[], ["--parallel"]], ids=["sequential", "parallel"])
+def test_tiny_run_of_both_arms(tmp_path, mode):
     out = tmp_path / "ttq.json"
     res = ttq.main(["--tiny", "--minutes", "0.08", "--valid-points", "2", "--threads", "1",
-                    "--out", str(out)])
+                    "--out", str(out), *mode])
     assert json.loads(out.read_text())["speedup"] == res["speedup"]
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     for name, curve in res["curves"].items():
