@@ -15,7 +15,7 @@ def test_aim_up_stops_with_all_its_children(tmp_path):
     repo.mkdir()
     subprocess.run([str(Path(sys.executable).with_name("aim")), "init", "--repo", str(repo)],
                    check=True, capture_output=True)
-    with aimui.AimUI(repo) as ui:
+    with aimui.AimUI(repo, timeout=180) as ui:  # a loaded CI machine starts it slowly
         pgid = ui.proc.pid
         members = aimui.group_members(pgid)
         assert pgid in members and len(members) >= 2  # aim up and its server's processes
