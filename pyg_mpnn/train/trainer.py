@@ -84,6 +84,7 @@ class Trainer:
         self.valid_history: list[dict] = []  # mid-epoch validations (step, residues, loss...)
         self.recent: list[dict] = []  # per-step metric sums of the last steps (sweep summaries)
         self.meter, self._rng = Meter(), None
+        self.last_valid: tuple[int, Meter | None] = (-1, None)  # (step, result)
         self.guard = BadStepGuard(t.get("max_bad_steps"), self.out)  # non-finite steps
         if state is not None:
             self._load(state)
@@ -199,7 +200,7 @@ class Trainer:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                     epochs = max(epochs, self.epoch + 1)
                     continue
-                valid = self.validate()
+                valid = self.last_valid[1] if self.last_valid[0] == self.step else self.validate()
                 is_best = valid.loss < self.best
                 self.best = min(self.best, valid.loss)
                 line = summary_line(self.epoch + 1, self.step, time.time() - t0, self.meter, valid)
@@ -330,6 +331,7 @@ class Trainer:
         """Validate between epochs (``train.valid_every_steps``, and at step 0 of a fine-tune:
         the start point's loss); a new best is checkpointed as ``best.pt`` at once."""
         v = self.validate()
+        self.last_valid = (self.step, v)  # an epoch ending at this step reuses it
         self.tracker.track_many({"loss": v.loss, "ppl": v.ppl, "accuracy": v.acc}, self.step,
                                 subset="valid")
         self.valid_history.append({"step": self.step, "residues": self.residues_seen,

@@ -4,10 +4,10 @@ of the chain is stored exactly; a 1,000 A-wide assembly is stored in float32."""
 
 import gzip
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from testdata import structure
 
 from pyg_mpnn.data.codec import (F16_LIMIT, MAX_ERROR, coord_error, decode_record,
                                  encode_record)
@@ -21,12 +21,8 @@ EDITS = {10: ("CA", "x", "     nan"), 20: ("CA", "y", "   1e+30"), 30: ("N", "z"
 
 
 @pytest.fixture
-def pdb_lines(request):
-    """The file's lines: the copy in tests/fixtures, else the shared one (skips if absent)."""
-    path = Path(__file__).resolve().parents[1] / "fixtures" / PDB
-    if not path.is_file():
-        path = request.getfixturevalue("shared_data") / "structures" / PDB
-    return gzip.decompress(path.read_bytes()).decode().splitlines()
+def pdb_lines():
+    return gzip.decompress(structure(PDB).read_bytes()).decode().splitlines()  # tests/fixtures
 
 
 def _residue_numbers(lines):

@@ -90,11 +90,12 @@ def test_crops_batch_together_and_bad_radii():
         make_transform({"name": "nope"})
 
 
-def test_real_complex_default_radii(shared_data):
+def test_real_complex_default_radii():
     """A 22-chain real assembly: the crop is a strict subset with the contract above."""
     from pyg_mpnn.io.record import to_data
     from pyg_mpnn.io.structure import read_structure
-    path = next(iter(sorted((shared_data / "structures").glob("tmtools__7ok9*"))))
+    from testdata import need_shared
+    path = need_shared("structures/tmtools__7ok9.cif.gz")  # 1.2 MB, 22 chains
     data = to_data(read_structure(path))
     assert data.num_nodes > 3000
     t = SpatialCrop(seed=0)  # 50 A context, 20 A supervised

@@ -75,10 +75,11 @@ def test_transforms_on_batch_and_single():
     assert rb.edge_index.shape[0] == 2 and "RadiusEdges" in repr(RadiusEdges())
 
 
-def test_knn_on_real_protein(shared_data):
-    from pyg_mpnn.io.jsonl import iter_jsonl
+def test_knn_on_real_protein():
     from pyg_mpnn.io.record import to_data
-    rec = next(iter(iter_jsonl(shared_data / "benchmarks" / "ts50.jsonl")))
+    from pyg_mpnn.io.structure import read_structure
+    from testdata import structure
+    rec = read_structure(structure("mdanalysistests__1eteA.pdb.gz"))  # TS50's first chain
     d = KNNEdges(48)(to_data(rec))
     assert d.edge_index.shape[1] == 48 * int(d.mask.sum())
     # CA neighbours of a real chain: sequence neighbours i-1, i+1 are always among them

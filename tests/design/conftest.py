@@ -1,11 +1,7 @@
-import os
-from pathlib import Path
-
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
+from testdata import structure
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -17,10 +13,14 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+class _Structures:
+    """``structures / NAME``: the real structure file NAME from ``tests/fixtures`` (or the
+    shared data, skipping when absent)."""
+
+    def __truediv__(self, name: str):
+        return structure(name)
+
+
 @pytest.fixture(scope="session")
-def structures() -> Path:
-    """Folder of real structure files (shared data); the test is skipped when absent."""
-    path = DATA / "structures"
-    if not path.is_dir():
-        pytest.skip(f"shared structures not found at {path}")
-    return path
+def structures() -> _Structures:
+    return _Structures()

@@ -1,7 +1,8 @@
-"""The Foldcomp reader against the 24-entry AFDB database in ``shared/data/afdb``.
+"""The Foldcomp reader against the 24-entry AFDB database (``tests/fixtures/afdb``, a copy of
+``shared/data/afdb`` without the source models).
 
-Expected values come from MANIFEST.tsv, the source models in ``models/`` (read with
-Bio.PDB) and the database's own decompressed PDB text, not from the reader.
+Expected values come from MANIFEST.tsv, the source models in the shared ``afdb/models/`` (read
+with Bio.PDB) and the database's own decompressed PDB text, not from the reader.
 """
 
 import csv
@@ -15,13 +16,12 @@ foldcomp = pytest.importorskip("foldcomp")
 from pyg_mpnn.io.foldcomp import LowPLDDT, is_foldcomp_db, iter_foldcomp  # noqa: E402
 from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data  # noqa: E402
 
+from testdata import AFDB, need_shared  # noqa: E402
+
 
 @pytest.fixture(scope="module")
-def afdb(shared_data):
-    path = shared_data / "afdb"
-    if not (path / "afdb_sample.index").is_file():
-        pytest.skip("afdb sample not present")
-    return path
+def afdb():
+    return AFDB
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_coordinates_match_source_model(afdb, records, name, ext):
     from pyg_mpnn.alphabet import THREE_TO_ONE
 
     rec = next(r for r in records if r.name == name)
-    seq_3, bb, bfac = _source_backbone(afdb / "models" / f"{name}.{ext}")
+    seq_3, bb, bfac = _source_backbone(need_shared(f"afdb/models/{name}.{ext}"))
     assert rec.seq == "".join(THREE_TO_ONE[s] for s in seq_3)
     ca_rmsd = np.sqrt(((rec.coords[:, 1] - bb[:, 1]) ** 2).sum(-1).mean())
     assert ca_rmsd < 1.0

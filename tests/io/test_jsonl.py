@@ -1,8 +1,10 @@
-"""CATH-style JSONL reading and writing, on ``shared/data`` benchmarks and training files.
+"""CATH-style JSONL reading and writing: on the embedded dataset ``data/default.jsonl.gz`` and
+files in ``tests/fixtures``, and on the ``shared/data`` benchmarks and training files when present.
 
-Expected counts come from the data README; NaN counts from the raw text.
+Expected counts come from the data README and ``data/SOURCES.tsv``; NaN counts from the raw text.
 """
 
+import csv
 import gzip
 import json
 
@@ -12,6 +14,8 @@ import pytest
 from pyg_mpnn.io.jsonl import iter_jsonl, read_jsonl, write_jsonl
 from pyg_mpnn.io.record import ProteinRecord, ReadError
 from pyg_mpnn.io.structure import read_structure
+
+from testdata import EMBEDDED, need_shared, structure
 
 
 def _split(items):
@@ -30,8 +34,14 @@ def _assert_same_record(a: ProteinRecord, b: ProteinRecord):
 
 
 @pytest.fixture(scope="module")
-def ts50_path(shared_data):
-    return shared_data / "benchmarks" / "ts50.jsonl"
+def ts50_path():
+    return need_shared("benchmarks/ts50.jsonl")
+
+
+@pytest.fixture(scope="module")
+def embedded_lines():
+    """The embedded dataset's JSONL lines (35 structures, single- and multi-chain)."""
+    return gzip.decompress(EMBEDDED.read_bytes()).decode().splitlines()
 
 
 def test_ts50(ts50_path):
@@ -45,8 +55,8 @@ def test_ts50(ts50_path):
     assert [r.meta["line"] for r in records] == list(range(1, 51))
 
 
-def test_training_file_with_missing_atoms(shared_data):
-    path = shared_data / "training" / "db5.5_val.jsonl.gz"
+def test_training_file_with_missing_atoms():
+    path = need_shared("training/db5.5_val.jsonl.gz")
     records = read_jsonl(path)
     assert len(records) == 132
     assert sum(r.num_residues for r in records) == 28702
@@ -60,8 +70,24 @@ def test_training_file_with_missing_atoms(shared_data):
     assert {r.meta["split"] for r in records} == {"val"}
 
 
-def test_bad_lines_do_not_stop_iteration(ts50_path, tmp_path):
-    good = ts50_path.read_text().splitlines()
+def test_embedded_file_with_missing_atoms():
+    records = read_jsonl(EMBEDDED)
+    with open(EMBEDDED.with_name("SOURCES.tsv")) as f:
+        sources = list(csv.DictReader(f, delimiter="\t"))
+    assert len(records) == len(sources) == 35
+    assert sum(r.num_residues for r in records) == sum(int(s["residues"]) for s in sources)
+    assert [len(r.chain_ids) for r in records] == [int(s["chains"]) for s in sources]
+    text = gzip.decompress(EMBEDDED.read_bytes()).decode()
+    assert sum(int(np.isnan(r.coords).sum()) for r in records) == text.count("NaN")
+    assert text.count("NaN") > 0
+    first = json.loads(text.splitlines()[0])
+    assert records[0].chain_ids == [first["chain"]]
+    for key in ("source", "num_chains", "chain"):
+        assert records[0].meta[key] == first[key]
+
+
+def test_bad_lines_do_not_stop_iteration(embedded_lines, tmp_path):
+    good = embedded_lines
     entry = json.loads(good[3])
     short = dict(entry, seq=entry["seq"][:-1])
     no_coords = {k: v for k, v in entry.items() if k != "coords"}
@@ -86,8 +112,9 @@ def test_bad_lines_do_not_stop_iteration(ts50_path, tmp_path):
     assert items[9].meta["line"] == 11  # blank line 10 skipped, numbering kept
 
 
-def test_partial_nan_reads_masked_and_infinity_is_an_error(ts50_path, tmp_path):
-    entry = json.loads(ts50_path.read_text().splitlines()[0])
+def test_partial_nan_reads_masked_and_infinity_is_an_error(embedded_lines, tmp_path):
+    entry = json.loads(embedded_lines[0])
+    assert "NaN" not in embedded_lines[0]
     entry["coords"]["O"][5] = [float("nan")] * 3
     infinite = dict(entry, coords=dict(entry["coords"], N=[[float("inf")] * 3] * len(entry["seq"])))
     path = tmp_path / "nan.jsonl"
@@ -98,12 +125,15 @@ def test_partial_nan_reads_masked_and_infinity_is_an_error(ts50_path, tmp_path):
     assert "infinite" in error.reason
 
 
-def test_truncated_gzip_ends_with_an_error(shared_data, tmp_path):
-    data = (shared_data / "training" / "db5.5_val.jsonl.gz").read_bytes()
+@pytest.mark.parametrize("name, total", [("embedded", 35), ("db5.5_val", 132)])
+def test_truncated_gzip_ends_with_an_error(tmp_path, name, total):
+    source = EMBEDDED if name == "embedded" else (
+        need_shared("training/db5.5_val.jsonl.gz"))
+    data = source.read_bytes()
     path = tmp_path / "truncated.jsonl.gz"
     path.write_bytes(data[: len(data) // 2])
     records, errors = _split(list(iter_jsonl(path)))
-    assert 0 < len(records) < 132
+    assert 0 < len(records) < total
     assert len(errors) >= 1 and errors[-1].source == str(path)
 
 
@@ -112,13 +142,19 @@ def test_missing_file_yields_an_error(tmp_path):
     assert isinstance(error, ReadError)
 
 
-def test_round_trip_multi_chain_record(shared_data, tmp_path):
-    """4 chains, insertion codes, a non-designed chain, pLDDT and NaN atoms survive."""
-    record = read_structure(shared_data / "structures" / "biotite__1igy.pdb.gz")
+@pytest.mark.parametrize("multi, chains, partial", [
+    ("biotite__1igy.pdb.gz", 4, "biopython__2XHE.pdb.gz"),
+    ("biopython__4ZHL.cif.gz", 2, "mdanalysistests__cobrotoxin_dry_neutral_0.pdb"),
+])
+def test_round_trip_multi_chain_record(tmp_path, multi, chains, partial):
+    """Several chains, insertion codes, a non-designed chain, pLDDT and NaN atoms survive."""
+    record = read_structure(structure(multi))
     record.designed[1] = False
     record.plddt = np.linspace(0, 100, record.num_residues, dtype=np.float32)
     record.coords[7, 3] = np.nan
-    partial = read_structure(shared_data / "structures" / "biopython__2XHE.pdb.gz")
+    partial = read_structure(structure(partial))
+    assert any("A" <= r[-1] <= "Z" for r in record.residue_ids)  # insertion codes
+    assert not partial.mask.all()
     for name in ("records.jsonl", "records.jsonl.gz"):
         path = tmp_path / name
         assert write_jsonl([record, partial], path) == 2
@@ -131,7 +167,7 @@ def test_round_trip_multi_chain_record(shared_data, tmp_path):
         np.testing.assert_array_equal(record.plddt, back[0].plddt)
         assert back[0].meta["format"] == "jsonl"
         assert back[0].meta["source"] == record.meta["source"]
-        assert back[0].meta["num_chains"] == 4
+        assert back[0].meta["num_chains"] == chains
         assert not np.isfinite(back[0].coords[7, 3]).any()
 
 
@@ -142,5 +178,19 @@ def test_round_trip_ts50_keeps_single_chain_layout(ts50_path, tmp_path):
     first = json.loads(path.read_text().splitlines()[0])
     assert first["chain"] == "A" and "chain_index" not in first
     assert first["coords"]["N"][0] == [74.46, 58.252, -21.657]  # short decimals, as read
+    for a, b in zip(records, read_jsonl(path)):
+        _assert_same_record(a, b)
+
+
+def test_round_trip_embedded_keeps_each_layout(embedded_lines, tmp_path):
+    """Single-chain records stay in TS50's one-chain layout, multi-chain ones keep their chains;
+    every record comes back equal."""
+    records = read_jsonl(EMBEDDED)
+    path = tmp_path / "embedded.jsonl"
+    write_jsonl(records, path)
+    for line, old in zip(path.read_text().splitlines(), embedded_lines):
+        new, old = json.loads(line), json.loads(old)
+        assert ("chain_index" in new) == ("chain_index" in old) == (old["num_chains"] > 1)
+        assert new["coords"]["N"][0] == old["coords"]["N"][0]  # short decimals, as read
     for a, b in zip(records, read_jsonl(path)):
         _assert_same_record(a, b)

@@ -17,13 +17,12 @@ from pyg_mpnn.io.pdb2021 import (MAX_COPIES, his_tag_slice, iter_pdb2021, load_a
                                  load_list)
 from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data
 
+from testdata import need_shared
+
 
 @pytest.fixture(scope="module")
-def root(shared_data):
-    path = shared_data / "pdb_2021aug02_format"
-    if not (path / "list.csv").is_file():
-        pytest.skip("pdb_2021aug02_format not present")
-    return path
+def root():
+    return need_shared("pdb_2021aug02_format/list.csv").parent
 
 
 def _list_rows(root):

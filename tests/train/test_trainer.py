@@ -27,13 +27,9 @@ def test_bf16_autocast_and_accumulation(tiny_dataset, tmp_path):
     assert (tmp_path / "log.txt").read_text().startswith("epoch: 1, step: 2, time: ")
 
 
-def test_unreadable_shard_is_skipped_not_fatal(shared_data, tmp_path):
-    from _train_tiny import SMALL
-
-    from pyg_mpnn.data.prepare import prepare
-    ds = tmp_path / "ds"
-    prepare([str(shared_data / "structures" / f"mdanalysistests__{n}.pdb.gz") for n in SMALL],
-            ds, shard_size=1, progress=False)
+def test_unreadable_shard_is_skipped_not_fatal(tmp_path):
+    from _train_tiny import make_tiny_dataset
+    ds = make_tiny_dataset(tmp_path / "ds", shard_size=1)
     from pyg_mpnn.data.dataset import ProteinDataset
     train = ProteinDataset(ds, "train")
     shard = train.shard_path(0)  # a training protein's shard
