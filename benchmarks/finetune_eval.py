@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pyg_mpnn.diagnose.series import read_aim  # noqa: E402
-from pyg_mpnn.evaluate import evaluate, iter_records  # noqa: E402
+from pyg_mpnn.evaluate import evaluate, iter_records, limit_chains  # noqa: E402
 from pyg_mpnn.nn.weights import load_model  # noqa: E402
-from pyg_mpnn.track.layers import layer_sort_key  # noqa: E402
+from pyg_mpnn.track.layers import layer_of, layer_sort_key  # noqa: E402
 
 METRICS = ("perplexity", "accuracy", "median_recovery")
 
@@ -54,6 +54,19 @@ def update_ratios(run: Path) -> dict:
     return dict(sorted(out.items(), key=lambda kv: layer_sort_key(kv[0])))
 
 
+def drift(weights: str, base: str) -> dict:
+    """``{layer: ||theta - theta_base|| / ||theta_base||}``: how far each layer ended up."""
+    a, b = load_model(weights).state_dict(), load_model(base).state_dict()
+    num, den = {}, {}
+    for k, v in a.items():
+        if not v.is_floating_point() or k.endswith("running_mean") or k.endswith("running_var"):
+            continue
+        layer = layer_of(k)[0]
+        num[layer] = num.get(layer, 0.0) + float((v - b[k]).pow(2).sum())
+        den[layer] = den.get(layer, 0.0) + float(b[k].pow(2).sum())
+    return {k: (num[k] / den[k]) ** 0.5 for k in sorted(num, key=layer_sort_key)}
+
+
 def run_facts(run: Path, which: str) -> dict:
     steps = sorted((run / "checkpoints").glob("step_*.pt"))
     last = torch.load(steps[-1], map_location="cpu", weights_only=False)
@@ -64,7 +77,8 @@ def run_facts(run: Path, which: str) -> dict:
     return {"weights": str(ckpt), "chosen_step": chosen["step"], "steps": last["step"],
             "minutes": last.get("elapsed", 0.0) / 60, "freeze": cfg["model"].get("freeze"),
             "residues_seen": last.get("residues_seen"), "best_valid_loss": last.get("best"),
-            "end": max(mtime.values()), "start": (run / "run.json").stat().st_mtime}
+            "end": max(mtime.values()),
+            "start": max(mtime.values()) - last.get("elapsed", 0.0)}  # run.json: rewritten on resume
 
 
 def load_during(log: Path, start: float, end: float) -> list[float]:
@@ -83,22 +97,32 @@ def main(argv=None) -> int:
     p.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER")
     p.add_argument("--test", required=True)
     p.add_argument("--ts50", required=True)
+    p.add_argument("--skip-base", action="store_true",
+                   help="do not evaluate --base (e.g. done with the evaluate CLI); it is still "
+                        "the reference for the per-layer distance")
+    p.add_argument("--max-chains", type=int, default=None,
+                   help="only the first N chains of --test (TS50 is always whole)")
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.add_argument("--load-log", type=Path)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    sets = {"test": list(iter_records(a.test)), "ts50": list(iter_records(a.ts50))}
+    sets = {"test": list(limit_chains(iter_records(a.test), a.max_chains)),
+            "ts50": list(iter_records(a.ts50))}
     t0 = time.time()
-    rows = {"before": {"weights": a.base, **_eval(a.base, sets)}}
+    rows = {} if a.skip_base else {"before": {"weights": a.base, **_eval(a.base, sets)}}
     for item in a.run:
         name, folder = item.split("=", 1)
         facts = run_facts(Path(folder), a.which)
-        rows[name] = {**facts, **_eval(facts["weights"], sets),
-                      "update_ratio": update_ratios(Path(folder))}
+        rows[name] = {**facts, "update_ratio": update_ratios(Path(folder)),
+                      "drift": drift(facts["weights"], a.base)}
         if a.load_log:
             rows[name]["load"] = load_during(a.load_log, facts["start"], facts["end"])
+        rows[name].update(_eval(facts["weights"], sets))
+        if a.json:  # after every model: a partial result survives a stop
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps(rows, indent=1, default=str))
     head = ("| weights | steps (chosen) | min | test ppl | test acc % | test median rec. % | "
             "TS50 ppl | TS50 acc % | TS50 median rec. % |")
     print(head)
@@ -112,8 +136,10 @@ def main(argv=None) -> int:
         print("| " + " | ".join(cells) + " |")
     for name, r in rows.items():
         if "update_ratio" in r:
-            print(f"\n{name}: median update/weight ratio per layer: " + ", ".join(
+            print(f"\n{name}: median update/weight ratio per step and layer (Aim): " + ", ".join(
                 f"{k} {v:.1e}" for k, v in r["update_ratio"].items()))
+            print(f"{name}: ||theta - theta_base|| / ||theta_base|| per layer ({r['weights']}): "
+                  + ", ".join(f"{k} {v:.1e}" for k, v in r["drift"].items()))
         if r.get("load"):
             print(f"{name}: 1-min load average while training: median "
                   f"{statistics.median(r['load']):.2f}, range {min(r['load']):.2f}-"

