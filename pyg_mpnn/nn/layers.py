@@ -305,7 +305,11 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
             pre = self._causal_pre(x, edge_index, edge_attr, causal, x_seq, x_enc)
             dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, edge_index[1],
                                 x[1].size(0))
-        h = self.norm1(x[1] + self.dropout1(dh / self.scale))
+        return self.node_update(x[1], dh, mask)
+
+    def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The node update from the summed messages ``dh``: residual, norms, FFN, mask."""
+        h = self.norm1(x + self.dropout1(dh / self.scale))
         h = self.norm2(h + self.dropout2(self.dense(h)))
         if mask is not None:
             h = h * mask.unsqueeze(-1).to(h.dtype)

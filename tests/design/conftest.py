@@ -1,9 +1,7 @@
-from pathlib import Path
-
 import pytest
 import torch
 
-from testdata import FIXTURES
+from testdata import structure
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -15,8 +13,14 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+class _Structures:
+    """``structures / NAME``: the real structure file NAME from ``tests/fixtures`` (or the
+    shared data, skipping when absent)."""
+
+    def __truediv__(self, name: str):
+        return structure(name)
+
+
 @pytest.fixture(scope="session")
-def structures() -> Path:
-    """Folder of real structure files: ``tests/fixtures``, which holds every file these tests
-    read (5zng, 1hvr, 1orc, 3HTN: byte-for-byte copies of the shared data)."""
-    return FIXTURES
+def structures() -> _Structures:
+    return _Structures()

