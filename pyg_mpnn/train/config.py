@@ -124,8 +124,8 @@ def explicit_keys(name: str, overrides: list[str] | None = None,
 
 def validate(cfg: dict) -> None:
     t, o, lo = cfg["train"], cfg["optim"], cfg["loss"]
-    if t["precision"] not in ("auto", "fp32", "bf16", "fp16"):
-        raise ConfigError(f"train.precision must be auto|fp32|bf16|fp16, got {t['precision']!r}")
+    if t["precision"] not in ("auto", "fast", "fp32", "bf16", "fp16"):
+        raise ConfigError(f"train.precision must be auto|fast|fp32|bf16|fp16, got {t['precision']!r}")
     if lo["normalize"] not in ("constant", "mean"):
         raise ConfigError(f"loss.normalize must be constant|mean, got {lo['normalize']!r}")
     if int(o["accumulate"]) < 1:

@@ -2,8 +2,9 @@
 
 ``data.path`` may be a prepared dataset folder (it has ``index.npz``), or any sources that
 ``python -m pyg_mpnn.data.prepare`` reads (structure files or folders, JSONL, ...): those are
-prepared once into ``<cache>/sources/<hash>/`` (``PYG_MPNN_CACHE``, default ``runs/data``) (keyed by the resolved paths) and reused. ``null``
-means the embedded default dataset.
+prepared once into ``<cache>/sources/<hash>/`` (``PYG_MPNN_CACHE``, default ``runs/data``)
+(keyed by the resolved paths) and reused. ``null`` means the embedded default dataset,
+``embedded`` the full embedded set (:mod:`pyg_mpnn.data.default`).
 
 Training epochs sample one random member per sequence cluster (the original's epochs);
 validation uses every protein of the held-out clusters in a fixed order. Proteins longer than
@@ -25,18 +26,17 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from pyg_mpnn.data.dataset import ProteinDataset
+from pyg_mpnn.data.default import EMBEDDED, cache_dir, default_dataset_dir
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
 
 
 def resolve_dataset(path: str | None, progress: bool = True) -> Path:
-    if path is None:
-        from pyg_mpnn.data.default import default_dataset_dir
-        return Path(default_dataset_dir())
+    if path is None or path == EMBEDDED:
+        return Path(default_dataset_dir(progress, full=path == EMBEDDED))
     paths = [Path(p) for p in str(path).split(",")]
     if len(paths) == 1 and (paths[0] / "index.npz").exists():
         return paths[0]
     key = hashlib.sha1("\n".join(str(p.resolve()) for p in paths).encode()).hexdigest()[:12]
-    from pyg_mpnn.data.default import cache_dir
     out = cache_dir() / "sources" / key
     if not (out / "index.npz").exists():
         from pyg_mpnn.data.prepare import prepare
@@ -76,7 +76,7 @@ class RunData:
         d = cfg
         self.root = resolve_dataset(d["path"], progress)
         from pyg_mpnn.data.crop import make_transform
-        self.transform_spec = d.get("transform")
+        self.transform_spec, self.seed = d.get("transform"), seed
         train = ProteinDataset(self.root, split=d["train_split"],
                                transform=make_transform(self.transform_spec))
         valid = ProteinDataset(self.root, split=d["valid_split"])

@@ -2,7 +2,9 @@
 
 ``auto``: fp16 autocast with a GradScaler on CUDA (the original's ``--mixed_precision``), fp32 on
 CPU. ``bf16``: autocast to bfloat16 on CPU or GPU, no scaler (same exponent range as fp32).
-``fp16`` needs a GPU. The loss is always computed in fp32 from the log-probabilities.
+``fp16`` needs a GPU. ``fast``: bf16 where the device computes it natively (a CUDA GPU with
+bf16, a CPU with AVX512_BF16 or AMX), else fp32: on other CPUs bf16 is emulated and slower than
+fp32. The loss is always computed in fp32 from the log-probabilities.
 """
 
 from __future__ import annotations
@@ -21,7 +23,20 @@ def pick_device(name: str) -> torch.device:
     return dev
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` has bf16 arithmetic in hardware (not emulated)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 def pick_precision(name: str, device: torch.device) -> str:
+    if name == "fast":
+        return "bf16" if native_bf16(device) else "fp32"
     if name == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if name == "fp16" and device.type != "cuda":

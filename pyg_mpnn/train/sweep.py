@@ -1,14 +1,24 @@
-"""scale_sweep: train a ladder of model sizes on the same residue budget, tabulate and plot.
+"""scale_sweep: a ladder of model sizes compared at equal training compute (iso-FLOP).
 
-``sweep`` config keys: ``sizes`` (list of ``[hidden_dim, layers]``; layers = encoder = decoder
-depth) or ``widths`` x ``depths`` when ``sizes`` is null; ``token_budget`` (training residues per
-size); ``max_minutes`` (a
-safety cap on the whole sweep: each size gets an equal share of what is left, and the table
-says how many residues each size really trained on).
+``sweep`` config keys (sizes form): ``sizes`` (list of ``[hidden_dim, layers]``; layers =
+encoder = decoder depth) or ``widths`` x ``depths``; ``flop_budgets`` (training FLOPs per size:
+a size's residue budget is the budget divided by its FLOPs per residue, so all sizes of one
+budget spent the same compute); ``curve_flops`` (extra validation points along each run, as
+fractions of the largest budget, for the loss-vs-FLOPs plot); ``replicate`` (``{size: [w, d],
+seed: 1}``: that size again with another seed, so the table can set the gaps between sizes
+against the seed-to-seed spread); ``max_minutes`` (the whole sweep's time: a short timing of
+every size estimates it first, and when it would be passed, *every* budget shrinks by one
+factor, said loudly: budgets are never cut unevenly). ``token_budget`` (residues) replaces
+``flop_budgets`` for a plain equal-residue sweep.
+
+Each size is one run that trains to the largest budget and is validated as it crosses each
+budget (:mod:`pyg_mpnn.train.sweep_plan` has the arithmetic and why that is fair under Noam).
 
 Outputs in the sweep folder: ``<size>/`` run folders (checkpoints, metrics.csv), one Aim repo
 ``aim/`` with one run per size (experiment = the sweep's name, run name = the size),
-``scale_sweep.csv``, ``scale_sweep.md`` and ``scale_sweep.png``.
+``scale_sweep.csv`` (one row per size and budget), ``scale_sweep.md`` (the table, the
+compute-optimal size of each budget, the seed spread against the size gap, the power-law fit),
+``scale_sweep.json`` (all of it plus every validation point) and ``scale_sweep.png``.
 
 Ablations use the same machinery with ``sweep.points`` instead of sizes: a list of
 ``{name: ..., set: {dotted.key: value, ...}}``, each point a run of the experiment's config with
@@ -16,14 +26,16 @@ those keys overridden (any key of base.yaml: ``model.k_neighbors``, ``model.num_
 ``data.transform``...). Their table (``<sweep.table>.csv/.md/.png``, default: the experiment's
 name) has a ``point`` column, one column per overridden key, then the columns below plus
 ``loss_residues_per_s`` (supervised residues per second of step time: differs from
-``residues_per_s`` when a transform such as ``spatial_crop`` supervises a subset).
+``residues_per_s`` when a transform such as ``spatial_crop`` supervises a subset). With
+``sweep.flop_budget`` each point trains for that many FLOPs (iso-FLOP ablation) instead of
+``token_budget`` residues.
 
 Columns: parameters; FLOPs per residue (forward + backward of one training batch, counted by
 ``torch.utils.flop_counter.FlopCounterMode``, divided by its residues); peak memory (what
 training that size added on top of the process before it: CUDA peak allocated, CPU peak
-resident set size after ``malloc_trim``); residues/s
-(median over steps after the first two); final train loss/accuracy (residue-weighted over the
-last quarter of steps); valid loss/perplexity/accuracy at the end.
+resident set size after ``malloc_trim``); residues/s (median over steps after the first two);
+final train loss/accuracy (residue-weighted over the last quarter of steps); valid
+loss/perplexity/accuracy.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import statistics
 import sys
 import time
@@ -39,14 +52,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.train import sweep_plan
 from pyg_mpnn.train.config import apply_overrides
 from pyg_mpnn.train.data import RunData
+from pyg_mpnn.train.finetune import model_kwargs
 from pyg_mpnn.train.loss import Meter, supervised_mask, training_loss
-from pyg_mpnn.train.precision import autocast, peak_memory_mb, reset_peak_memory
+from pyg_mpnn.train.precision import (autocast, peak_memory_mb, pick_device, pick_precision,
+                                      reset_peak_memory)
+from pyg_mpnn.train.sweep_report import plot_sizes, write_size_report
 
-COLUMNS = ("size", "hidden_dim", "layers", "params", "flops_per_residue", "peak_memory_mb",
-           "residues_per_s", "residues_trained", "steps", "train_loss", "train_acc",
-           "valid_loss", "valid_ppl", "valid_acc", "minutes")
 POINT_COLUMNS = ("params", "flops_per_residue", "peak_memory_mb", "residues_per_s",
                  "loss_residues_per_s", "residues_trained", "steps", "train_loss", "train_acc",
                  "valid_loss", "valid_ppl", "valid_acc", "minutes")
@@ -58,43 +73,91 @@ def sizes_of(sweep: dict) -> list[tuple[int, int]]:
     return [(int(w), int(d)) for w in sweep["widths"] for d in sweep["depths"]]
 
 
-def flops_per_residue(trainer, batch) -> float:
+def size_overrides(width: int, depth: int) -> list[str]:
+    return [f"model.hidden_dim={width}", f"model.num_encoder_layers={depth}",
+            f"model.num_decoder_layers={depth}"]
+
+
+def _loss_of(model, batch, lo: dict, precision: str, device):
+    with autocast(precision, device):
+        log_probs = model(batch)
+    return training_loss(log_probs, batch.seq, supervised_mask(batch), lo["label_smoothing"],
+                         lo["normalize"], lo["tokens"])
+
+
+def count_flops_per_residue(model, batch, cfg: dict, precision: str, device) -> float:
     """Forward + backward FLOPs of one training batch per residue (no optimizer step)."""
     from torch.utils.flop_counter import FlopCounterMode
-    model, lo = trainer.model, trainer.cfg["loss"]
-    batch = batch.to(trainer.device)
+    batch = batch.to(device)
     state = torch.get_rng_state()
     with FlopCounterMode(display=False) as counter:
-        with autocast(trainer.precision, trainer.device):
-            log_probs = model(batch)
-        loss = training_loss(log_probs, batch.seq, supervised_mask(batch),
-                             lo["label_smoothing"], lo["normalize"], lo["tokens"])
-        loss.backward()
+        _loss_of(model, batch, cfg["loss"], precision, device).backward()
     model.zero_grad(set_to_none=True)
     torch.set_rng_state(state)  # measuring must not change the training stream
     return counter.get_total_flops() / batch.num_nodes
 
 
+def flops_per_residue(trainer, batch) -> float:
+    return count_flops_per_residue(trainer.model, batch, trainer.cfg, trainer.precision,
+                                   trainer.device)
+
+
+def first_batches(data: RunData, n: int) -> list:
+    """The first ``n`` training batches of epoch 0, drawn aside (the RNG is restored)."""
+    data.sampler.load_state_dict({"epoch": 0, "consumed": 0, "seed": data.sampler.seed})
+    state, out = torch.get_rng_state(), []
+    for batch in data.train_loader:
+        out.append(batch)
+        if len(out) == n:
+            break
+    torch.set_rng_state(state)
+    return out
+
+
+def time_size(cfg: dict, name: str, batches: list, steps: int = 3) -> sweep_plan.SizeTiming:
+    """FLOPs per residue and residues/s of one size from a few throw-away training steps."""
+    device = pick_device(cfg["train"]["device"])
+    precision = pick_precision(cfg["train"]["precision"], device)
+    state = torch.get_rng_state()
+    model = ProteinMPNN(**model_kwargs(cfg["model"])).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    fpr = count_flops_per_residue(model, batches[0], cfg, precision, device)
+    seconds, residues = 0.0, 0
+    for i, batch in enumerate(batches[: steps + 1]):
+        batch = batch.to(device)
+        t0 = time.perf_counter()
+        _loss_of(model, batch, cfg["loss"], precision, device).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i:  # the first step warms up allocators and kernels
+            seconds += time.perf_counter() - t0
+            residues += batch.num_nodes
+    torch.set_rng_state(state)
+    return sweep_plan.SizeTiming(name, fpr, residues / max(seconds, 1e-9))
+
+
 def train_point(cfg: dict, out: Path, name: str, overrides: list[str], data: RunData,
-                aim_repo: Path, budget: int, minutes: float | None) -> dict:
-    """Train ``cfg`` with ``overrides`` for ``budget`` residues as run ``name``; its metrics."""
+                aim_repo: Path, budget: int | None, minutes: float | None,
+                flop_budget: float | None = None) -> dict:
+    """Train ``cfg`` with ``overrides`` for ``budget`` residues (or ``flop_budget`` FLOPs) as
+    run ``name``; its metrics (and ``history``: the validations along the way)."""
     from pyg_mpnn.train.trainer import Trainer
     c = apply_overrides(copy.deepcopy(cfg), list(overrides) + [
-        f"train.max_residues={budget}",
+        f"train.max_residues={budget if budget else 'null'}",
         f"train.max_minutes={minutes if minutes else 'null'}", f"track.aim_repo={aim_repo}",
         f"track.experiment={cfg['name']}"])
     c["name"] = cfg["name"]
     t0 = time.time()
-    if data.transform_spec != c["data"].get("transform"):
+    if data.transform_spec != c["data"].get("transform") or data.seed != int(c["seed"]):
         data = RunData(c["data"], int(c["seed"]), progress=bool(c["train"]["progress"]))
     trainer = Trainer(c, out / name, run_name=name, data=data)
     params = sum(p.numel() for p in trainer.model.parameters())
     # every point starts the data order afresh (the previous point may have stopped mid-epoch)
+    first = first_batches(data, 1)[0]
     data.sampler.load_state_dict({"epoch": 0, "consumed": 0, "seed": data.sampler.seed})
-    state = torch.get_rng_state()  # a transform may draw from it: first batch drawn aside
-    first = next(iter(data.train_loader))
-    torch.set_rng_state(state)
     flops = flops_per_residue(trainer, first)
+    if flop_budget:
+        trainer.cfg["train"]["max_residues"] = sweep_plan.residue_budget(flop_budget, flops)
     base = reset_peak_memory(trainer.device)
     result = trainer.fit()
     peak = peak_memory_mb(trainer.device) - base
@@ -113,17 +176,8 @@ def train_point(cfg: dict, out: Path, name: str, overrides: list[str], data: Run
             "residues_trained": trainer.residues_seen, "steps": trainer.step,
             "train_loss": tail.loss, "train_acc": tail.acc,
             "valid_loss": result.get("valid_loss"), "valid_ppl": result.get("valid_ppl"),
-            "valid_acc": result.get("valid_acc"), "minutes": (time.time() - t0) / 60}
-
-
-def train_size(cfg: dict, out: Path, width: int, depth: int, data: RunData, aim_repo: Path,
-               budget: int, minutes: float | None) -> dict:
-    name = f"h{width}-d{depth}"
-    row = train_point(cfg, out, name, [
-        f"model.hidden_dim={width}", f"model.num_encoder_layers={depth}",
-        f"model.num_decoder_layers={depth}"], data, aim_repo, budget, minutes)
-    return {"size": name, "hidden_dim": width, "layers": depth,
-            **{k: v for k, v in row.items() if k in COLUMNS}}
+            "valid_acc": result.get("valid_acc"), "minutes": (time.time() - t0) / 60,
+            "history": trainer.valid_history}
 
 
 def _fmt(v) -> str:
@@ -132,10 +186,9 @@ def _fmt(v) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def write_table(rows: list[dict], out: Path, name: str = "scale_sweep",
-                columns: tuple = COLUMNS) -> None:
+def write_table(rows: list[dict], out: Path, name: str, columns: tuple) -> None:
     with open(out / f"{name}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -143,28 +196,47 @@ def write_table(rows: list[dict], out: Path, name: str = "scale_sweep",
     (out / f"{name}.md").write_text("\n".join(md) + "\n")
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    p = [r["params"] for r in rows]
-    for key, label in (("train_loss", "train"), ("valid_loss", "valid")):
-        axes[0].plot(p, [r[key] for r in rows], "o-", label=label)
-    axes[0].set(xscale="log", xlabel="parameters", ylabel="loss (nats/residue)",
-                title="final loss at a fixed residue budget")
-    axes[0].legend()
-    axes[1].plot([r["flops_per_residue"] for r in rows], [r["residues_per_s"] for r in rows], "o-")
-    axes[1].set(xscale="log", yscale="log", xlabel="training FLOPs / residue",
-                ylabel="residues / s", title="throughput")
-    axes[2].plot(p, [r["peak_memory_mb"] for r in rows], "o-")
-    axes[2].set(xscale="log", xlabel="parameters", ylabel="peak memory (MiB)",
-                title="peak memory")
-    for ax, r in zip([axes[0]] * len(rows), rows):
-        ax.annotate(r["size"], (r["params"], r["valid_loss"]), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+# -- the sizes form ----------------------------------------------------------------------------
+def _runs_of(cfg: dict) -> list[dict]:
+    """Every run of the sweep: each size with the config's seed, then the replicate."""
+    sw, seed = cfg["sweep"], int(cfg["seed"])
+    runs = [{"size": f"h{w}-d{d}", "width": w, "depth": d, "seed": seed}
+            for w, d in sizes_of(sw)]
+    rep = sw.get("replicate")
+    if rep:
+        w, d = (int(x) for x in rep["size"])
+        s = int(rep.get("seed", seed + 1))
+        runs.append({"size": f"h{w}-d{d}-s{s}", "width": w, "depth": d, "seed": s,
+                     "replicate_of": f"h{w}-d{d}"})
+    return runs
+
+
+def plan(cfg: dict, data: RunData, runs: list[dict]) -> tuple[list[float], float, dict]:
+    """Time every run's size, then the FLOP budgets (scaled to fit ``max_minutes``)."""
+    sw = cfg["sweep"]
+    batches = first_batches(data, 4)
+    timings = {}
+    for run in tqdm(runs, desc="timing sizes", unit="size",
+                    disable=not cfg["train"]["progress"]):
+        if run["size"] in timings or run.get("replicate_of") in timings:
+            timings[run["size"]] = timings.get(run.get("replicate_of"), timings.get(run["size"]))
+            continue
+        c = apply_overrides(copy.deepcopy(cfg), size_overrides(run["width"], run["depth"]))
+        timings[run["size"]] = time_size(c, run["size"], batches)
+    budgets, scale = sweep_plan.fit_budgets(
+        sw["flop_budgets"], list(timings.values()), sw.get("max_minutes"),
+        overhead_s=float(sw.get("overhead_s", 20)))
+    estimate = sweep_plan.estimate_minutes(list(timings.values()), budgets[-1],
+                                           float(sw.get("overhead_s", 20)))
+    if scale < 1:
+        tqdm.write(f"scale_sweep: WARNING the budgets {sw['flop_budgets']} would take longer "
+                   f"than max_minutes={sw['max_minutes']}: EVERY budget is scaled by "
+                   f"{scale:.3f} (all sizes keep equal compute); now ~{estimate:.1f} min",
+                   file=sys.stderr)
+    else:
+        tqdm.write(f"scale_sweep: estimated {estimate:.1f} min for {len(runs)} runs",
+                   file=sys.stderr)
+    return budgets, scale, timings
 
 
 def run_sweep(cfg: dict, out: str | Path) -> list[dict]:
@@ -173,29 +245,41 @@ def run_sweep(cfg: dict, out: str | Path) -> list[dict]:
     sw = cfg["sweep"]
     if sw.get("points"):
         return run_points(cfg, out)
-    sizes = sizes_of(sw)
-    budget = int(sw["token_budget"])
-    cap = sw.get("max_minutes")
+    if not sw.get("flop_budgets"):  # the equal-residue form: one budget in residues
+        sw = {**sw, "flop_budgets": None}
     (out / "sweep_config.json").write_text(json.dumps(cfg, indent=1, default=str))
     data = RunData(cfg["data"], int(cfg["seed"]), progress=bool(cfg["train"]["progress"]))
     print(data.describe(), file=sys.stderr)
-    rows, t0 = [], time.time()
-    bar = tqdm(sizes, desc="scale_sweep", unit="size", disable=not cfg["train"]["progress"])
-    for i, (w, d) in enumerate(bar):
-        bar.set_postfix(size=f"h{w}-d{d}")
-        minutes = None
-        if cap:
-            minutes = max((float(cap) - (time.time() - t0) / 60) / (len(sizes) - i), 0.05)
-        rows.append(train_size(cfg, out, w, d, data, out / "aim", budget, minutes))
-        write_table(rows, out)  # a partial table survives an interrupted sweep
-        tqdm.write(f"{rows[-1]['size']}: {rows[-1]['params']:,} params, valid loss "
-                   f"{rows[-1]['valid_loss']:.3f}, {rows[-1]['residues_per_s']:.0f} residues/s",
-                   file=sys.stderr)
+    runs = _runs_of(cfg)
+    if sw["flop_budgets"]:
+        budgets, scale, timings = plan(cfg, data, runs)
+    else:
+        budgets, scale, timings = [], 1.0, {}
+    curve = [float(f) * budgets[-1] for f in sw.get("curve_flops") or []] if budgets else []
+    rows, results, t0 = [], [], time.time()
+    bar = tqdm(runs, desc="scale_sweep", unit="size", disable=not cfg["train"]["progress"])
+    for run in bar:
+        bar.set_postfix(size=run["size"])
+        if budgets:
+            fpr = timings[run["size"]].flops_per_residue
+            marks = [sweep_plan.residue_budget(b, fpr) for b in sorted(set(budgets + curve))]
+            extra = [f"train.valid_at_residues={json.dumps(marks)}"]
+            budget = marks[-1]
+        else:
+            extra, budget = [], int(sw["token_budget"])
+        result = train_point(cfg, out, run["size"], size_overrides(run["width"], run["depth"])
+                             + [f"seed={run['seed']}"] + extra, data, out / "aim", budget, None)
+        results.append({**run, **{k: v for k, v in result.items()}})
+        rows = write_size_report(results, budgets, scale, out, cfg)
+        r = results[-1]
+        tqdm.write(f"{run['size']}: {r['params']:,} params, valid ppl {r['valid_ppl']:.3f} "
+                   f"after {r['residues_trained']:,} residues, {r['residues_per_s']:.0f} "
+                   f"residues/s, {r['minutes']:.1f} min", file=sys.stderr)
     bar.close()
-    plot(rows, out / "scale_sweep.png")
+    plot_sizes(results, budgets, out / "scale_sweep.png")
     print((out / "scale_sweep.md").read_text())
-    print(f"scale_sweep: {out}/scale_sweep.csv, .md, .png; aim up --repo {out / 'aim'}",
-          file=sys.stderr)
+    print(f"scale_sweep: {(time.time() - t0) / 60:.1f} min; {out}/scale_sweep.csv, .md, .json, "
+          f".png; aim up --repo {out / 'aim'}", file=sys.stderr)
     return rows
 
 
@@ -244,7 +328,9 @@ def run_points(cfg: dict, out: Path) -> list[dict]:
     points = points_of(sw)
     keys = list(dict.fromkeys(k for _, sets in points for k in sets))
     columns = ("point", *keys, *POINT_COLUMNS)
-    budget, cap = int(sw["token_budget"]), sw.get("max_minutes")
+    flop_budget = float(sw["flop_budget"]) if sw.get("flop_budget") else None
+    budget = None if flop_budget else int(sw["token_budget"])
+    cap = sw.get("max_minutes")
     (out / "sweep_config.json").write_text(json.dumps(cfg, indent=1, default=str))
     data = RunData(cfg["data"], int(cfg["seed"]), progress=bool(cfg["train"]["progress"]))
     print(data.describe(), file=sys.stderr)
@@ -256,7 +342,7 @@ def run_points(cfg: dict, out: Path) -> list[dict]:
         if cap:
             minutes = max((float(cap) - (time.time() - t0) / 60) / (len(points) - i), 0.05)
         row = train_point(cfg, out, pname, [_override(k, v) for k, v in sets.items()], data,
-                          out / "aim", budget, minutes)
+                          out / "aim", budget, minutes, flop_budget)
         rows.append({"point": pname, **{k: json.dumps(sets.get(k)) if isinstance(
             sets.get(k), (dict, list)) else sets.get(k) for k in keys}, **row})
         write_table(rows, out, name, columns)
@@ -264,8 +350,9 @@ def run_points(cfg: dict, out: Path) -> list[dict]:
                    f"{row['residues_per_s']:.0f} residues/s, {row['peak_memory_mb']:.0f} MiB",
                    file=sys.stderr)
     bar.close()
-    plot_points(rows, out / f"{name}.png", f"{name}: budget {budget:,} training residues a "
-                f"point (residues_trained in {name}.md)")
+    what = f"{flop_budget:.3g} training FLOPs" if flop_budget else f"{budget:,} training residues"
+    plot_points(rows, out / f"{name}.png", f"{name}: budget {what} a point "
+                f"(residues_trained in {name}.md)")
     print((out / f"{name}.md").read_text())
     print(f"{name}: {out}/{name}.csv, .md, .png; aim up --repo {out / 'aim'}", file=sys.stderr)
     return rows

@@ -79,6 +79,9 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best, self.elapsed_before, self.bad_batches = math.inf, 0.0, 0
         self.residues_seen, self.skipped_batches = 0, 0
+        self._last_step_residues = 0  # residues of the last optimizer step (valid_at_residues)
+        self._run_counts = "epochs"  # what the outer progress bar counts (see _run_bar)
+        self.valid_history: list[dict] = []  # mid-epoch validations (step, residues, loss...)
         self.recent: list[dict] = []  # per-step metric sums of the last steps (sweep summaries)
         self.meter, self._rng = Meter(), None
         self.last_valid: tuple[int, Meter | None] = (-1, None)  # (step, result)
@@ -180,8 +183,7 @@ class Trainer:
 
     def fit(self) -> dict:
         epochs, result = int(self.cfg["train"]["epochs"]), {}
-        bar = tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch",
-                   disable=not (self.progress and self.tracker.enabled), position=0)
+        bar = self._run_bar(epochs)
         if self.profiler is not None:
             self.profiler.start()
         elif self.step == 0 and self.cfg.get("init") and self.cfg["train"]["valid_every_steps"]:
@@ -189,7 +191,7 @@ class Trainer:
         try:
             while self.epoch < epochs and not self.should_stop():
                 t0 = time.time()
-                complete = self.train_epoch()
+                complete = self.train_epoch(bar)
                 if self.profiler is not None:  # profiling runs epochs until its window is done
                     if self.profiler.done(self.step):
                         self.profiler.finish(self)
@@ -214,7 +216,8 @@ class Trainer:
                 if complete:
                     self.epoch, self.batch_in_epoch, self.meter = self.epoch + 1, 0, Meter()
                     self.tracker.epoch = self.epoch
-                    bar.update(1)
+                    if self._run_counts == "epochs":
+                        bar.update(1)
                 self.save(is_best)
                 self.tracker.flush()
         finally:
@@ -224,6 +227,36 @@ class Trainer:
             self.monitor.remove()
             distributed.cleanup(self._owns_group)
         return result
+
+    def _run_bar(self, epochs: int) -> tqdm:
+        """The outer progress bar, counted in what really ends the run (so its ETA is real):
+        residues when ``train.max_residues`` is set, else steps for ``max_steps``, else epochs
+        (``self._run_counts`` says which)."""
+        t, off = self.cfg["train"], not (self.progress and self.tracker.enabled)
+        if t["max_residues"] is not None:
+            self._run_counts = "residues"
+            return tqdm(total=int(t["max_residues"]), initial=min(self.residues_seen, int(
+                t["max_residues"])), desc="residues", unit="res", unit_scale=True,
+                position=0, disable=off)
+        if t["max_steps"] is not None:
+            self._run_counts = "steps"
+            return tqdm(total=int(t["max_steps"]), initial=self.step, desc="steps",
+                        unit="step", position=0, disable=off)
+        self._run_counts = "epochs"
+        return tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch",
+                    position=0, disable=off)
+
+    def _maybe_validate(self) -> None:
+        """Validate mid-epoch every ``train.valid_every_steps`` steps and once each time the
+        residues seen cross a value of ``train.valid_at_residues`` (a sweep's FLOP budgets);
+        each such result is appended to ``self.valid_history``."""
+        t = self.cfg["train"]
+        every = t["valid_every_steps"]
+        marks = [int(r) for r in (t.get("valid_at_residues") or [])]
+        crossed = [r for r in marks if self.residues_seen - self._last_step_residues < r
+                   <= self.residues_seen]
+        if (every and self.step % int(every) == 0) or crossed:
+            self.step_validation()
 
     def _epoch_metrics(self, valid: Meter) -> dict:
         return {"step": self.step, "epoch": self.epoch, "train_loss": self.meter.loss,
@@ -253,7 +286,7 @@ class Trainer:
                 if self.bad_batches >= MAX_BAD_BATCHES:
                     raise RuntimeError(f"{MAX_BAD_BATCHES} unreadable batches in a row") from e
 
-    def train_epoch(self) -> bool:
+    def train_epoch(self, run_bar: tqdm | None = None) -> bool:
         """Train until the epoch ends (True) or a stop condition holds (False)."""
         sampler = self.data.sampler
         sampler.set_epoch(self.epoch)
@@ -264,7 +297,6 @@ class Trainer:
         self.model.train()
         accumulate = int(self.cfg["optim"]["accumulate"])
         save_every = self.cfg["checkpoint"]["every_steps"]
-        valid_every = self.cfg["train"]["valid_every_steps"]
         bar = tqdm(total=total, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}",
                    unit="batch", leave=False, position=1,
                    disable=not (self.progress and self.tracker.enabled))
@@ -281,13 +313,16 @@ class Trainer:
                 stats = self.train_step(micro, wait)
                 self.batch_in_epoch += len(micro)
                 bar.update(len(micro))
+                if run_bar is not None and self._run_counts == "residues":
+                    run_bar.update(min(self.residues_seen, run_bar.total) - run_bar.n)
+                elif run_bar is not None and self._run_counts == "steps":
+                    run_bar.update(1)
                 bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.2e}")
                 if self.profiler is not None:
                     self.profiler.step()
                 if save_every and self.step % int(save_every) == 0:
                     self.save()
-                if valid_every and self.step % int(valid_every) == 0:
-                    self.step_validation()
+                self._maybe_validate()
             return False
         finally:
             bar.close()
@@ -299,6 +334,9 @@ class Trainer:
         self.last_valid = (self.step, v)  # an epoch ending at this step reuses it
         self.tracker.track_many({"loss": v.loss, "ppl": v.ppl, "accuracy": v.acc}, self.step,
                                 subset="valid")
+        self.valid_history.append({"step": self.step, "residues": self.residues_seen,
+                                   "valid_loss": v.loss, "valid_ppl": v.ppl,
+                                   "valid_acc": v.acc, "wall_s": self.elapsed()})
         self.log(f"step {self.step}: valid ppl {v.ppl:.3f}, valid acc {v.acc:.3f}")
         if v.loss < self.best:
             self.best = v.loss
@@ -372,6 +410,7 @@ class Trainer:
                 f"{self.guard.max_bad})"))
         self.step = step
         self.residues_seen += int(res)
+        self._last_step_residues = int(res)
         if not bad:  # a skipped step stays out of the epoch's metrics (its loss is still tracked)
             self.meter.add(step_meter.state_dict())
             self.recent.append(step_meter.state_dict())

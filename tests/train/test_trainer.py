@@ -60,23 +60,67 @@ def test_profile_writes_trace_table_and_breakdown(tiny_dataset, tmp_path):
     assert run.get("profile")["steps"] == 2
 
 
-def test_scale_sweep_table_plot_and_aim_runs(tiny_dataset, tmp_path):
-    from pyg_mpnn.train.sweep import COLUMNS, run_sweep
-    cfg = load_experiment("scale_sweep", [f"data.path={tiny_dataset}", "data.max_tokens=300",
-                                          "sweep.sizes=[[8,1],[16,2]]", "sweep.token_budget=700",
-                                          "model.k_neighbors=8", "train.progress=false",
-                                          "train.threads=1"])
+SWEEP = ["data.max_tokens=300", "sweep.sizes=[[8,1],[16,2]]", "model.k_neighbors=8",
+         "train.progress=false", "train.threads=1", "sweep.replicate={size: [8, 1], seed: 1}",
+         "sweep.curve_flops=[0.25]", "sweep.overhead_s=0.1", "track.layer_every=0"]
+
+
+def _sweep(tiny_dataset, tmp_path, extra):
+    from pyg_mpnn.train.sweep import run_sweep
+    cfg = load_experiment("scale_sweep", [f"data.path={tiny_dataset}", *SWEEP, *extra])
     rows = run_sweep(cfg, tmp_path)
-    assert [r["size"] for r in rows] == ["h8-d1", "h16-d2"]
-    assert rows[0]["params"] < rows[1]["params"]
-    assert rows[0]["flops_per_residue"] < rows[1]["flops_per_residue"]
+    return rows, json.loads((tmp_path / "scale_sweep.json").read_text())
+
+
+def _assert_equal_compute(rows, budgets):
+    assert sorted({r["budget_flops"] for r in rows}) == budgets
+    for r in rows:  # every size spent its budget, and not more than one batch beyond it
+        assert r["reached"]
+        assert r["budget_flops"] <= r["residues"] * r["flops_per_residue"]
+        assert (r["residues"] - 300) * r["flops_per_residue"] < r["budget_flops"]
+
+
+def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
+    from pyg_mpnn.train.sweep_report import COLUMNS
+    rows, doc = _sweep(tiny_dataset, tmp_path, ["sweep.flop_budgets=[2.0e+8, 4.0e+8]",
+                                                "sweep.max_minutes=null"])
+    assert [(r["size"], r["budget_flops"]) for r in rows] == [
+        (s, b) for s in ("h8-d1", "h16-d2", "h8-d1-s1") for b in (2e8, 4e8)]
+    _assert_equal_compute(rows, [2e8, 4e8])
+    small = [r for r in rows if r["size"] == "h8-d1"]
+    big = [r for r in rows if r["size"] == "h16-d2"]
+    assert small[0]["flops_per_residue"] < big[0]["flops_per_residue"]
+    assert small[0]["residues"] > big[0]["residues"]  # equal FLOPs: the small size sees more
     for r in rows:
-        assert r["residues_trained"] >= 700 and r["peak_memory_mb"] > 0
         assert math.isfinite(r["valid_loss"]) and 0 <= r["valid_acc"] <= 1
+    s = doc["summary"]
+    assert [e["compute_optimal"] for e in s["budgets"]] == [
+        min((r for r in rows if r["budget_flops"] == b and r["size"] != "h8-d1-s1"),
+            key=lambda r: r["valid_loss"])["size"] for b in (2e8, 4e8)]
+    spread = s["replicates"][0]["spread_loss"]
+    assert set(map(float, spread)) == {2e8, 4e8}
+    assert all(v == abs(a["valid_loss"] - b["valid_loss"]) for v, a, b in zip(
+        spread.values(), small, [r for r in rows if r["size"] == "h8-d1-s1"]))
+    runs = {r["size"]: r for r in doc["runs"]}
+    assert len(runs["h8-d1"]["history"]) == 3  # the curve point + the two budgets
     header = (tmp_path / "scale_sweep.csv").read_text().splitlines()[0].split(",")
     assert tuple(header) == COLUMNS
-    assert (tmp_path / "scale_sweep.md").read_text().count("\n") == 4
+    md = (tmp_path / "scale_sweep.md").read_text()
+    assert "compute-optimal size" in md and "seed spread of h8-d1" in md
     assert (tmp_path / "scale_sweep.png").read_bytes()[:4] == b"\x89PNG"
-    runs = open_runs(tmp_path / "aim")
-    assert sorted(r.name for r in runs) == ["h16-d2", "h8-d1"]
-    assert {r.experiment for r in runs} == {"scale_sweep"}
+    aim_runs = open_runs(tmp_path / "aim")
+    assert sorted(r.name for r in aim_runs) == ["h16-d2", "h8-d1", "h8-d1-s1"]
+    assert {r.experiment for r in aim_runs} == {"scale_sweep"}
+
+
+def test_scale_sweep_time_cap_shrinks_every_budget_alike(tiny_dataset, tmp_path, capsys):
+    """A cap that the asked budgets would pass never trains sizes on unequal budgets: every
+    budget shrinks by one factor, and the sweep says so."""
+    rows, doc = _sweep(tiny_dataset, tmp_path, ["sweep.flop_budgets=[1.0e+11, 2.0e+11]",
+                                                "sweep.max_minutes=0.05"])
+    assert 0 < doc["budget_scale"] < 1
+    assert "EVERY budget is scaled" in capsys.readouterr().err
+    budgets = doc["budgets_flops"]
+    assert budgets == pytest.approx([1e11 * doc["budget_scale"], 2e11 * doc["budget_scale"]])
+    _assert_equal_compute(rows, budgets)
+    assert "budgets scaled by" in (tmp_path / "scale_sweep.md").read_text()

@@ -1,0 +1,121 @@
+"""The arithmetic of an iso-FLOP scale sweep: budgets, the time plan, the frontier, the fit.
+
+A size's residue budget at a FLOP budget ``C`` is ``C / flops_per_residue`` (forward + backward
+FLOPs of one training residue, counted by ``FlopCounterMode``), so every size of one budget has
+spent the same training compute. One run per size trains to the largest budget and is
+validated when it crosses each smaller one (the Noam schedule does not anneal towards an end,
+so a run read at ``C`` is a run that was given ``C``, up to the last batch).
+
+The time plan never cuts sizes unevenly: when the estimate from a short timing of every size
+exceeds the sweep's ``max_minutes``, *every* budget is scaled by one factor (and the sweep says
+so). All functions here are pure, so the arithmetic is tested without training anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SizeTiming:
+    """What a short timing of one size measured (``flops_per_residue`` also sets its budgets)."""
+
+    name: str
+    flops_per_residue: float
+    residues_per_s: float
+
+
+def residue_budget(flops: float, flops_per_residue: float) -> int:
+    """Training residues that spend ``flops`` at ``flops_per_residue`` (rounded up)."""
+    if flops <= 0 or flops_per_residue <= 0:
+        raise ValueError(f"budget {flops} and FLOPs per residue {flops_per_residue} must be > 0")
+    return int(math.ceil(flops / flops_per_residue))
+
+
+def estimate_minutes(timings: list[SizeTiming], max_flops: float, overhead_s: float) -> float:
+    """Wall minutes to train every timed size to ``max_flops`` plus a per-run ``overhead_s``
+    (validations, model set-up)."""
+    seconds = sum(residue_budget(max_flops, t.flops_per_residue) / t.residues_per_s
+                  for t in timings)
+    return (seconds + overhead_s * len(timings)) / 60
+
+
+def fit_budgets(budgets: list[float], timings: list[SizeTiming], max_minutes: float | None,
+                overhead_s: float = 0.0, margin: float = 0.9) -> tuple[list[float], float]:
+    """``(budgets, scale)``: the FLOP budgets, all scaled by one factor ``scale <= 1`` when the
+    estimate would pass ``max_minutes`` (aiming at ``margin`` of it), else unchanged."""
+    budgets = sorted(float(b) for b in budgets)
+    if not max_minutes:
+        return budgets, 1.0
+    estimate = estimate_minutes(timings, budgets[-1], overhead_s)
+    if estimate <= max_minutes:
+        return budgets, 1.0
+    train_min = estimate - overhead_s * len(timings) / 60
+    room = margin * max_minutes - overhead_s * len(timings) / 60
+    if room <= 0:
+        raise ValueError(f"max_minutes={max_minutes} leaves no time to train after "
+                         f"{len(timings)} runs' overhead of {overhead_s:.0f} s each")
+    scale = room / train_min
+    return [b * scale for b in budgets], scale
+
+
+def loss_at_budgets(history: list[dict], budget_residues: list[int]) -> list[dict | None]:
+    """For each residue budget, the first validation at or after it (``None``: not reached)."""
+    out = []
+    for r in budget_residues:
+        after = [h for h in history if h["residues"] >= r]
+        out.append(min(after, key=lambda h: h["residues"]) if after else None)
+    return out
+
+
+def compute_optimal(rows: list[dict], budget: float) -> dict | None:
+    """The row of lowest validation loss among complete rows at FLOP ``budget``."""
+    at = [r for r in rows if r["budget_flops"] == budget and r["valid_loss"] is not None
+          and r.get("reached", True)]
+    return min(at, key=lambda r: r["valid_loss"]) if at else None
+
+
+def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Lower envelope of ``(flops, loss)`` points: each point kept if no point with fewer or
+    equal FLOPs has a lower loss."""
+    out, best = [], math.inf
+    for f, loss in sorted(points):
+        if loss < best:
+            out.append((f, loss))
+            best = loss
+    return out
+
+
+def fit_power_law(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares fit of ``loss = a * flops ** -b`` in log-log space; ``(a, b)``, or ``None``
+    with fewer than 3 points or a non-decreasing trend (no power law to fit)."""
+    pts = [(math.log(f), math.log(loss)) for f, loss in points if f > 0 and loss > 0]
+    if len(pts) < 3:
+        return None
+    n = len(pts)
+    mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    if sxx == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in pts) / sxx
+    if slope >= 0:
+        return None
+    return math.exp(my - slope * mx), -slope
+
+
+def seed_spread(rows: list[dict], size: str, replicate: str) -> dict[float, float]:
+    """``{budget: |valid_loss(size) - valid_loss(replicate)|}`` over budgets both reached."""
+    def by_budget(name):
+        return {r["budget_flops"]: r["valid_loss"] for r in rows
+                if r["size"] == name and r["valid_loss"] is not None and r.get("reached", True)}
+    a, b = by_budget(size), by_budget(replicate)
+    return {c: abs(a[c] - b[c]) for c in sorted(set(a) & set(b))}
+
+
+def size_gap(rows: list[dict], budget: float, exclude: set[str] = frozenset()) -> float | None:
+    """Best-to-worst validation-loss gap between sizes at ``budget`` (replicates excluded)."""
+    losses = [r["valid_loss"] for r in rows if r["budget_flops"] == budget
+              and r["valid_loss"] is not None and r.get("reached", True)
+              and r["size"] not in exclude]
+    return max(losses) - min(losses) if len(losses) >= 2 else None
