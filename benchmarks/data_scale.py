@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 def rss_mb(pid: int | None = None) -> dict:
     import psutil
+
     p = psutil.Process(pid)
     full = p.memory_full_info()
     return {"rss_mb": round(full.rss / 2**20, 1), "uss_mb": round(full.uss / 2**20, 1)}
@@ -57,10 +58,12 @@ def rss_mb(pid: int | None = None) -> dict:
 def child(root: str, batches: int, workers: int, max_tokens: int) -> dict:
     """Runs in a fresh process: startup, memory, batches/s of the shard loader."""
     import psutil
+
     t0 = time.perf_counter()
     from pyg_mpnn.data.dataset import ProteinDataset
     from pyg_mpnn.data.loader import make_loader
     from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
+
     t_import = time.perf_counter() - t0
     t0 = time.perf_counter()
     ds = ProteinDataset(root, "train")
@@ -71,7 +74,7 @@ def child(root: str, batches: int, workers: int, max_tokens: int) -> dict:
     t_plan = time.perf_counter() - t0
     loader = make_loader(ds, sampler, num_workers=workers, persistent_workers=workers > 0)
     it = iter(loader)
-    first = next(it)
+    next(it)
     t_first = time.perf_counter() - t0 - t_plan
     startup = t_open + t_plan + t_first
     mem_start = rss_mb()
@@ -87,22 +90,39 @@ def child(root: str, batches: int, workers: int, max_tokens: int) -> dict:
         got += 1
     dt = time.perf_counter() - t0
     kids = psutil.Process().children(recursive=True)
-    out = {"rows": int(ds.meta["records"]), "train_items": len(ds),
-           "clusters_per_epoch": len(sampler._group()[1]),
-           "batches_per_epoch": n_batches, "import_s": round(t_import, 2),
-           "open_s": round(t_open, 4), "plan_s": round(t_plan, 2),
-           "first_batch_s": round(t_first, 2), "startup_s": round(startup, 2),
-           "main_after_startup": mem_start, "main": rss_mb(),
-           "workers": [rss_mb(k.pid) for k in kids],
-           "batches_per_s": round(got / dt, 2) if got else None,
-           "residues_per_batch": round(residues / got)}
+    out = {
+        "rows": int(ds.meta["records"]),
+        "train_items": len(ds),
+        "clusters_per_epoch": len(sampler._group()[1]),
+        "batches_per_epoch": n_batches,
+        "import_s": round(t_import, 2),
+        "open_s": round(t_open, 4),
+        "plan_s": round(t_plan, 2),
+        "first_batch_s": round(t_first, 2),
+        "startup_s": round(startup, 2),
+        "main_after_startup": mem_start,
+        "main": rss_mb(),
+        "workers": [rss_mb(k.pid) for k in kids],
+        "batches_per_s": round(got / dt, 2) if got else None,
+        "residues_per_batch": round(residues / got),
+    }
     del it
     return out
 
 
 def run_child(root: Path, batches: int, workers: int, max_tokens: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(root), "--batches", str(batches),
-           "--workers", str(workers), "--max-tokens", str(max_tokens)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(root),
+        "--batches",
+        str(batches),
+        "--workers",
+        str(workers),
+        "--max-tokens",
+        str(max_tokens),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -125,16 +145,19 @@ def write_list_csv(path: Path, n: int, seed: int = 0) -> None:
             w.writerow(r)
 
 
-def original_clusters(list_csv: Path, val_ids: set, test_ids: set, rescut=3.5,
-                      datcut="2030-01-01"):
+def original_clusters(list_csv: Path, val_ids: set, test_ids: set, rescut=3.5, datcut="2030-01-01"):
     """What ``build_training_clusters`` does: csv rows filtered by resolution and by a
     dateutil-parsed deposition date, grouped into dicts ``cluster -> [[chain, hash], ...]``."""
     from dateutil import parser
+
     with open(list_csv) as f:
         reader = csv.reader(f)
         next(reader)
-        rows = [[r[0], r[3], int(r[4])] for r in reader
-                if float(r[2]) <= rescut and parser.parse(r[1]) <= parser.parse(datcut)]
+        rows = [
+            [r[0], r[3], int(r[4])]
+            for r in reader
+            if float(r[2]) <= rescut and parser.parse(r[1]) <= parser.parse(datcut)
+        ]
     train, valid, test = {}, {}, {}
     for chain, hsh, c in rows:
         target = valid if c in val_ids else test if c in test_ids else train
@@ -154,8 +177,13 @@ def measure_original_parse(n: int, tmp: Path) -> dict:
     dt = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    out = {"rows": n, "parse_s": round(dt, 2), "parse_peak_mb": round(peak / 2**20, 1),
-           "train_clusters": len(train), "valid_clusters": len(valid)}
+    out = {
+        "rows": n,
+        "parse_s": round(dt, 2),
+        "parse_peak_mb": round(peak / 2**20, 1),
+        "train_clusters": len(train),
+        "valid_clusters": len(valid),
+    }
     path.unlink()
     return out
 
@@ -167,8 +195,9 @@ def original_dict(rec) -> dict:
         sel = rec.chain_index == c
         d[f"seq_chain_{cid}"] = "".join(np.array(list(rec.seq))[sel])
         xyz = rec.coords[sel]
-        d[f"coords_chain_{cid}"] = {f"{a}_chain_{cid}": xyz[:, k].tolist()
-                                    for k, a in enumerate(("N", "CA", "C", "O"))}
+        d[f"coords_chain_{cid}"] = {
+            f"{a}_chain_{cid}": xyz[:, k].tolist() for k, a in enumerate(("N", "CA", "C", "O"))
+        }
         (d["masked_list"] if rec.designed[c] else d["visible_list"]).append(cid)
     d["num_of_chains"] = len(rec.chain_ids)
     return d
@@ -178,9 +207,11 @@ def measure_original_example() -> dict:
     """Per example: seconds to build an assembly, bytes held in the original's layout."""
     from pyg_mpnn.io.pdb2021 import iter_pdb2021
     from pyg_mpnn.io.record import ProteinRecord
+
     t0 = time.perf_counter()
-    recs = [r for r in iter_pdb2021(SHARED / "pdb_2021aug02_format")
-            if isinstance(r, ProteinRecord)]
+    recs = [
+        r for r in iter_pdb2021(SHARED / "pdb_2021aug02_format") if isinstance(r, ProteinRecord)
+    ]
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     held = [original_dict(r) for r in recs]  # timed without tracemalloc (it slows Python)
@@ -193,14 +224,25 @@ def measure_original_example() -> dict:
     tracemalloc.stop()
     residues = sum(r.num_residues for r in recs)
     del held
-    return {"examples": len(recs), "residues": residues,
-            "load_s_per_residue": (t_load) / residues,
-            "convert_s_per_residue": t_convert / residues,
-            "bytes_per_residue": round(mem / residues), "ours_bytes_per_residue": 27}
+    return {
+        "examples": len(recs),
+        "residues": residues,
+        "load_s_per_residue": (t_load) / residues,
+        "convert_s_per_residue": t_convert / residues,
+        "bytes_per_residue": round(mem / residues),
+        "ours_bytes_per_residue": 27,
+    }
 
 
-def original_estimate(n: int, parse_s_per_row: float, ex: dict, mean_len: float,
-                      cores: int = 2, queued: int = 3, cap: int = 1_000_000) -> dict:
+def original_estimate(
+    n: int,
+    parse_s_per_row: float,
+    ex: dict,
+    mean_len: float,
+    cores: int = 2,
+    queued: int = 3,
+    cap: int = 1_000_000,
+) -> dict:
     """Startup and memory of the original at ``n`` rows of the synthetic index (3 rows per
     cluster, 90 % train, examples of ``mean_len`` residues, at most ``cap`` =
     ``num_examples_per_epoch`` examples per pass)."""
@@ -209,43 +251,58 @@ def original_estimate(n: int, parse_s_per_row: float, ex: dict, mean_len: float,
     per_ex_s = mean_len * (ex["load_s_per_residue"] + ex["convert_s_per_residue"])
     first_pass = train_c * per_ex_s / cores
     held = queued * (train_c + valid_c) * ex["bytes_per_residue"] * mean_len
-    return {"rows": n, "startup_s": round(n * parse_s_per_row + first_pass, 1),
-            "first_get_pdbs_s": round(first_pass, 1),
-            "held_in_ram_gb": round(held / 2**30, 2), "extrapolated": True}
+    return {
+        "rows": n,
+        "startup_s": round(n * parse_s_per_row + first_pass, 1),
+        "first_get_pdbs_s": round(first_pass, 1),
+        "held_in_ram_gb": round(held / 2**30, 2),
+        "extrapolated": True,
+    }
 
 
 # -- base model step --------------------------------------------------------------------
 def model_step(template: Path, max_tokens: int = 10_000) -> dict:
     import torch
+
     from pyg_mpnn.data.dataset import ProteinDataset
-    from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
     from pyg_mpnn.data.loader import make_loader
+    from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
     from pyg_mpnn.nn.model import ProteinMPNN
     from pyg_mpnn.train.loss import training_loss
+
     ds = ProteinDataset(template)
     s = TokenBudgetBatchSampler(ds.lengths, max_tokens, seed=0)
     batch = max(make_loader(ds, s), key=lambda b: b.num_nodes)
-    model = ProteinMPNN(hidden_dim=128, num_encoder_layers=3, num_decoder_layers=3,
-                        k_neighbors=48, augment_eps=0.2)
+    model = ProteinMPNN(
+        hidden_dim=128, num_encoder_layers=3, num_decoder_layers=3, k_neighbors=48, augment_eps=0.2
+    )
     t0 = time.perf_counter()
     loss = training_loss(model(batch), batch.seq, batch.mask & batch.design_mask, 0.1)
     loss.backward()
-    return {"residues": int(batch.num_nodes), "step_s": round(time.perf_counter() - t0, 1),
-            "threads": torch.get_num_threads()}
+    return {
+        "residues": int(batch.num_nodes),
+        "step_s": round(time.perf_counter() - t0, 1),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON document")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000,
-                                                             10_000_000])
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000, 10_000_000]
+    )
     ap.add_argument("--original-sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=10_000)
-    ap.add_argument("--model-step", action="store_true",
-                    help="time one base step (needs several GB of RAM at 10k residues)")
+    ap.add_argument(
+        "--model-step",
+        action="store_true",
+        help="time one base step (needs several GB of RAM at 10k residues)",
+    )
     ap.add_argument("--skip-ours", action="store_true", help="only the original's side")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -255,15 +312,22 @@ def main(argv=None) -> int:
         return 0
     from pyg_mpnn.data.prepare import prepare
     from pyg_mpnn.data.synthetic import tile_index
+
     work = Path(args.work or tempfile.mkdtemp(prefix="data_scale_"))
     template = work / "template"
     if not (template / "meta.json").exists():
         prepare([str(SHARED / "structures")], template, progress=False)
     tmeta = json.loads((template / "meta.json").read_text())
-    result = {"machine": {"cpus": os.cpu_count(), "platform": sys.platform},
-              "template": {"records": tmeta["records"], "residues": tmeta["residues"],
-                           "bytes": sum(f.stat().st_size for f in (template / "shards").iterdir())},
-              "ours": [], "original": {}}
+    result = {
+        "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
+        "template": {
+            "records": tmeta["records"],
+            "residues": tmeta["residues"],
+            "bytes": sum(f.stat().st_size for f in (template / "shards").iterdir()),
+        },
+        "ours": [],
+        "original": {},
+    }
     for n in [] if args.skip_ours else args.sizes:
         root = work / f"n{n}"
         t0 = time.perf_counter()
@@ -277,16 +341,19 @@ def main(argv=None) -> int:
         print(json.dumps(row), file=sys.stderr)
         if n >= 1_000_000:
             import shutil
+
             shutil.rmtree(root)
     mean_len = tmeta["residues"] / tmeta["records"]  # what the synthetic rows average
     measured = [measure_original_parse(n, work) for n in args.original_sizes]
     per_row = max(m["parse_s"] / m["rows"] for m in measured)
     ex = measure_original_example()
-    result["original"] = {"parse_measured": measured, "example": ex,
-                          "parse_s_per_row": per_row,
-                          "mean_residues": round(mean_len),
-                          "estimates": [original_estimate(n, per_row, ex, mean_len)
-                                        for n in args.sizes]}
+    result["original"] = {
+        "parse_measured": measured,
+        "example": ex,
+        "parse_s_per_row": per_row,
+        "mean_residues": round(mean_len),
+        "estimates": [original_estimate(n, per_row, ex, mean_len) for n in args.sizes],
+    }
     if args.model_step:
         result["model_step"] = model_step(template, args.max_tokens)
     print(json.dumps(result, indent=None if not args.json else 2))

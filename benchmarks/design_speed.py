@@ -53,8 +53,11 @@ def cpu_model() -> str:
 
 
 def plain_pdb(name: str, folder: Path) -> Path:
-    src = next(p for p in (DATA / "structures" / f"{name}.pdb.gz",
-                           DATA / "structures" / f"{name}.pdb") if p.exists())
+    src = next(
+        p
+        for p in (DATA / "structures" / f"{name}.pdb.gz", DATA / "structures" / f"{name}.pdb")
+        if p.exists()
+    )
     dst = folder / f"{name}.pdb"
     opener = gzip.open if src.suffix == ".gz" else open
     with opener(src, "rb") as f, open(dst, "wb") as g:
@@ -62,15 +65,47 @@ def plain_pdb(name: str, folder: Path) -> Path:
     return dst
 
 
-def commands(pdb: Path, n: int, threads: int, work: Path, ref_batches: list[int]
-             ) -> dict[str, list[str]]:
+def commands(
+    pdb: Path, n: int, threads: int, work: Path, ref_batches: list[int]
+) -> dict[str, list[str]]:
     py = sys.executable
-    ref = [py, str(REPO / "benchmarks" / "_reference_run.py"), "--pdb-path", str(pdb),
-           "--out-folder", str(work / "ref"), "--num-seq-per-target", str(n),
-           "--sampling-temp", "0.1", "--seed", "1", "--suppress-print", "1"]
-    out = {"ours": [py, "-m", "pyg_mpnn.design", str(pdb), "--num-seqs", str(n),
-                    "--batch-size", str(n), "--temperature", "0.1", "--seed", "1",
-                    "--threads", str(threads), "--no-progress", "--out", str(work / "ours.fa")]}
+    ref = [
+        py,
+        str(REPO / "benchmarks" / "_reference_run.py"),
+        "--pdb-path",
+        str(pdb),
+        "--out-folder",
+        str(work / "ref"),
+        "--num-seq-per-target",
+        str(n),
+        "--sampling-temp",
+        "0.1",
+        "--seed",
+        "1",
+        "--suppress-print",
+        "1",
+    ]
+    out = {
+        "ours": [
+            py,
+            "-m",
+            "pyg_mpnn.design",
+            str(pdb),
+            "--num-seqs",
+            str(n),
+            "--batch-size",
+            str(n),
+            "--temperature",
+            "0.1",
+            "--seed",
+            "1",
+            "--threads",
+            str(threads),
+            "--no-progress",
+            "--out",
+            str(work / "ours.fa"),
+        ]
+    }
     for b in ref_batches:
         out[f"reference_batch{b}"] = ref + ["--batch-size", str(b)]
     return out
@@ -104,21 +139,32 @@ def run_case(name: str, n: int, runs: int, threads: int, ref_batch: str) -> dict
         cpu = {k: [] for k in cmds}
         keys = list(cmds)
         for r in range(runs):
-            for k in (keys if r % 2 == 0 else keys[::-1]):
+            for k in keys if r % 2 == 0 else keys[::-1]:
                 wall, used = timed(cmds[k], threads)
                 times[k].append(wall)
                 cpu[k].append(used)
                 out = work / "ours.fa" if k == "ours" else work / "ref" / "seqs" / f"{name}.fa"
                 assert count_samples(out) == n, f"{k}: expected {n} sequences in {out}"
-    res = {k: {"runs_s": [round(t, 3) for t in v], "median_s": round(statistics.median(v), 3),
-               "seqs_per_s": round(n / statistics.median(v), 4),
-               "cpu_runs_s": [round(t, 3) for t in cpu[k]],
-               "cpu_median_s": round(statistics.median(cpu[k]), 3)} for k, v in times.items()}
+    res = {
+        k: {
+            "runs_s": [round(t, 3) for t in v],
+            "median_s": round(statistics.median(v), 3),
+            "seqs_per_s": round(n / statistics.median(v), 4),
+            "cpu_runs_s": [round(t, 3) for t in cpu[k]],
+            "cpu_median_s": round(statistics.median(cpu[k]), 3),
+        }
+        for k, v in times.items()
+    }
     best = max((k for k in res if k != "ours"), key=lambda k: res[k]["seqs_per_s"])
-    return {"structure": name, "num_seqs": n, "temperature": 0.1, **res,
-            "reference_best": best,
-            "speedup": round(res["ours"]["seqs_per_s"] / res[best]["seqs_per_s"], 3),
-            "cpu_speedup": round(res[best]["cpu_median_s"] / res["ours"]["cpu_median_s"], 3)}
+    return {
+        "structure": name,
+        "num_seqs": n,
+        "temperature": 0.1,
+        **res,
+        "reference_best": best,
+        "speedup": round(res["ours"]["seqs_per_s"] / res[best]["seqs_per_s"], 3),
+        "cpu_speedup": round(res[best]["cpu_median_s"] / res["ours"]["cpu_median_s"], 3),
+    }
 
 
 def main(argv=None) -> int:
@@ -126,18 +172,30 @@ def main(argv=None) -> int:
     p.add_argument("--cases", nargs="+", default=CASES, help="NAME:NUM_SEQS")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--reference-batch", choices=["both", "1", "same"], default="both",
-                   help="the reference's --batch-size: 1 (its default), the number of "
-                   "sequences, or both (the faster one is compared)")
+    p.add_argument(
+        "--reference-batch",
+        choices=["both", "1", "same"],
+        default="both",
+        help="the reference's --batch-size: 1 (its default), the number of "
+        "sequences, or both (the faster one is compared)",
+    )
     p.add_argument("--json", action="store_true", help=f"write {OUT.relative_to(REPO)}")
     p.add_argument("--out", type=Path, default=OUT)
     a = p.parse_args(argv)
     import torch
-    result = {"command": "python benchmarks/design_speed.py " + " ".join(argv or sys.argv[1:]),
-              "machine": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(),
-                          "torch": torch.__version__, "threads": a.threads,
-                          "loadavg_start": os.getloadavg()},
-              "runs": a.runs, "cases": []}
+
+    result = {
+        "command": "python benchmarks/design_speed.py " + " ".join(argv or sys.argv[1:]),
+        "machine": {
+            "cpu": cpu_model(),
+            "logical_cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": a.threads,
+            "loadavg_start": os.getloadavg(),
+        },
+        "runs": a.runs,
+        "cases": [],
+    }
     for case in a.cases:
         name, n = case.rsplit(":", 1)
         row = run_case(name, int(n), a.runs, a.threads, a.reference_batch)

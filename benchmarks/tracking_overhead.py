@@ -32,29 +32,40 @@ from torch_geometric.data import Batch
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--k", type=int, default=48)
     ap.add_argument("--residues", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the 3 modes")
-    ap.add_argument("--interval", type=int, default=None,
-                    help="layer_every to evaluate (default: base.yaml's)")
+    ap.add_argument(
+        "--interval", type=int, default=None, help="layer_every to evaluate (default: base.yaml's)"
+    )
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
 
     from pyg_mpnn.train.config import load_experiment
     from pyg_mpnn.train.trainer import Trainer
+
     if args.threads:
         torch.set_num_threads(args.threads)
     interval = args.interval or load_experiment("base")["track"]["layer_every"]
     with tempfile.TemporaryDirectory() as out:
-        cfg = load_experiment("base", [
-            f"model.hidden_dim={args.hidden}", f"model.num_encoder_layers={args.layers}",
-            f"model.num_decoder_layers={args.layers}", f"model.k_neighbors={args.k}",
-            "train.precision=fp32", "train.progress=false", "data.max_length=100000",
-            "track.layer_every=1"])
+        cfg = load_experiment(
+            "base",
+            [
+                f"model.hidden_dim={args.hidden}",
+                f"model.num_encoder_layers={args.layers}",
+                f"model.num_decoder_layers={args.layers}",
+                f"model.k_neighbors={args.k}",
+                "train.precision=fp32",
+                "train.progress=false",
+                "data.max_length=100000",
+                "track.layer_every=1",
+            ],
+        )
         trainer = Trainer(cfg, out)
         ds = trainer.data.train
         order = sorted(range(len(ds)), key=lambda i: ds.lengths[i])
@@ -87,13 +98,19 @@ def main() -> int:
     timed = (trk["scalars"] + (trk["layers"] - trk["scalars"]) / interval) / off
     result = {
         "model": {"hidden_dim": args.hidden, "layers": args.layers, "k_neighbors": args.k},
-        "residues_per_step": batch.num_nodes, "rounds": args.rounds, "interval": interval,
+        "residues_per_step": batch.num_nodes,
+        "rounds": args.rounds,
+        "interval": interval,
         "threads": torch.get_num_threads(),
-        "step_s_median": med, "tracking_s_median": trk,
-        "per_step_scalars_s": trk["scalars"], "per_layer_event_s": trk["layers"] - trk["scalars"],
-        "overhead_frac_ab": ab, "overhead_frac_timed": timed,
+        "step_s_median": med,
+        "tracking_s_median": trk,
+        "per_step_scalars_s": trk["scalars"],
+        "per_layer_event_s": trk["layers"] - trk["scalars"],
+        "overhead_frac_ab": ab,
+        "overhead_frac_timed": timed,
         "overhead_frac_layers_every_step": (trk["layers"]) / off,
-        "target": 0.05, "pass": timed < 0.05,
+        "target": 0.05,
+        "pass": timed < 0.05,
     }
     json.dump(result, sys.stdout, indent=1)
     print()

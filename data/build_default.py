@@ -52,7 +52,9 @@ EXCLUDE_PARTS = ("/dssp/",)  # TS50 chains
 MIN_RESIDUES = 30
 MAX_RESIDUES = 3000  # keep the file small: skip very large assemblies
 EQUIDOCK_COMMIT = "ac2c754399bf20b50a27d86dbff4f6669788d47f"
-EQUIDOCK_URL = f"https://codeload.github.com/octavian-ganea/equidock_public/tar.gz/{EQUIDOCK_COMMIT}"
+EQUIDOCK_URL = (
+    f"https://codeload.github.com/octavian-ganea/equidock_public/tar.gz/{EQUIDOCK_COMMIT}"
+)
 DB55 = "data/benchmark5.5"
 TS50_OVERLAP = ("3A4S", "3K75")
 DB55_PART = "default_db55_"  # data/default_db55_<i>.jsonl.gz: each under 2 MB
@@ -63,9 +65,21 @@ MAX_PART_BYTES = 1_900_000  # their ligands hold TS50 chains 3a4rA and 3lqcA
 def download(package: str, version: str, dest: Path) -> Path:
     found = sorted(dest.glob(f"{package}-{version}*"))
     if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
-                        "--no-binary", ":all:",
-                        f"{package}=={version}", "-d", str(dest)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"{package}=={version}",
+                "-d",
+                str(dest),
+            ],
+            check=True,
+        )
         found = sorted(dest.glob(f"{package}-{version}*"))
     return found[0]
 
@@ -89,27 +103,35 @@ def equidock_checkout(path: Path | None, tmp: Path) -> Path:
     if path is not None:
         return path
     import urllib.request
+
     archive = tmp / "equidock.tar.gz"
     urllib.request.urlretrieve(EQUIDOCK_URL, archive)
     with tarfile.open(archive) as t:
-        t.extractall(tmp, members=[m for m in t.getmembers() if f"/{DB55}/" in m.name],
-                     filter="data")
+        t.extractall(
+            tmp, members=[m for m in t.getmembers() if f"/{DB55}/" in m.name], filter="data"
+        )
     return next(tmp.glob("equidock_public-*"))
 
 
 def _merge(receptor, ligand, name: str):
     """One record of a complex: the receptor's chains, then the ligand's (ids made unique)."""
     import numpy as np
+
     from pyg_mpnn.io.record import ProteinRecord
+
     ids = list(receptor.chain_ids)
     for c in ligand.chain_ids:
         ids.append(c if c not in ids else f"{c}{len(ids)}")
     return ProteinRecord(
-        name=name, seq=receptor.seq + ligand.seq,
+        name=name,
+        seq=receptor.seq + ligand.seq,
         coords=np.concatenate([receptor.coords, ligand.coords]),
-        chain_index=np.concatenate([receptor.chain_index,
-                                    ligand.chain_index + len(receptor.chain_ids)]),
-        chain_ids=ids, designed=np.ones(len(ids), dtype=bool))
+        chain_index=np.concatenate(
+            [receptor.chain_index, ligand.chain_index + len(receptor.chain_ids)]
+        ),
+        chain_ids=ids,
+        designed=np.ones(len(ids), dtype=bool),
+    )
 
 
 def db55_records(root: Path) -> list:
@@ -124,21 +146,39 @@ def db55_records(root: Path) -> list:
         pdb_id = rfile.name.split("_")[0]
         if pdb_id in TS50_OVERLAP:
             continue
-        rec = _merge(read_structure(rfile), read_structure(folder / f"{pdb_id}_l_b.pdb"),
-                     f"db5.5__{pdb_id}")
-        keep = [c for c in range(len(rec.chain_ids))
-                if rec.mask[rec.chain_index == c].sum() >= MIN_RESIDUES]
+        rec = _merge(
+            read_structure(rfile), read_structure(folder / f"{pdb_id}_l_b.pdb"), f"db5.5__{pdb_id}"
+        )
+        keep = [
+            c
+            for c in range(len(rec.chain_ids))
+            if rec.mask[rec.chain_index == c].sum() >= MIN_RESIDUES
+        ]
         rec = rec.select_chains(keep)
-        rec.meta = {"source": f"equidock_public@{EQUIDOCK_COMMIT[:7]}:{DB55}/structures/"
-                              f"{pdb_id}_[rl]_b.pdb", "split": splits.get(pdb_id, "train")}
+        rec.meta = {
+            "source": f"equidock_public@{EQUIDOCK_COMMIT[:7]}:{DB55}/structures/"
+            f"{pdb_id}_[rl]_b.pdb",
+            "split": splits.get(pdb_id, "train"),
+        }
         rec.residue_ids = None
         records.append(rec)
-    train_seqs = {r.chain_seq(c) for r in records if r.meta["split"] == "train"
-                  for c in range(len(r.chain_ids))}
-    kept = [r for r in records if r.meta["split"] == "train"
-            or not any(r.chain_seq(c) in train_seqs for c in range(len(r.chain_ids)))]
-    print(f"db5.5: {len(kept)} of {len(records)} complexes kept (valid/test complexes sharing a "
-          "chain sequence with a training complex left out)", file=sys.stderr)
+    train_seqs = {
+        r.chain_seq(c)
+        for r in records
+        if r.meta["split"] == "train"
+        for c in range(len(r.chain_ids))
+    }
+    kept = [
+        r
+        for r in records
+        if r.meta["split"] == "train"
+        or not any(r.chain_seq(c) in train_seqs for c in range(len(r.chain_ids)))
+    ]
+    print(
+        f"db5.5: {len(kept)} of {len(records)} complexes kept (valid/test complexes sharing a "
+        "chain sequence with a training complex left out)",
+        file=sys.stderr,
+    )
     return kept
 
 
@@ -156,11 +196,16 @@ def _parts(records: list, limit: int = None) -> list[list]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sdists", type=Path, default=None, help="folder with downloaded archives")
-    ap.add_argument("--equidock", type=Path, default=None,
-                    help=f"checkout of octavian-ganea/equidock_public@{EQUIDOCK_COMMIT[:7]}")
+    ap.add_argument(
+        "--equidock",
+        type=Path,
+        default=None,
+        help=f"checkout of octavian-ganea/equidock_public@{EQUIDOCK_COMMIT[:7]}",
+    )
     ap.add_argument("--out", type=Path, default=HERE / "default.jsonl.gz")
     args = ap.parse_args(argv)
     from pyg_mpnn.io.jsonl import write_jsonl
@@ -182,7 +227,9 @@ def main(argv=None) -> int:
             if digest in seen:  # the same file shipped twice (e.g. plain and gzipped)
                 continue
             seen.add(digest)
-            suffix = "".join(Path(name).suffixes[-2:]) if name.endswith(".gz") else Path(name).suffix
+            suffix = (
+                "".join(Path(name).suffixes[-2:]) if name.endswith(".gz") else Path(name).suffix
+            )
             with tempfile.NamedTemporaryFile(suffix=suffix, dir=tmp.name) as f:
                 f.write(blob)
                 f.flush()
@@ -191,11 +238,16 @@ def main(argv=None) -> int:
                 except ReadError as e:
                     print(f"skip {package}:{name}: {e.reason}", file=sys.stderr)
                     continue
-            keep = [c for c in range(len(rec.chain_ids))
-                    if rec.mask[rec.chain_index == c].sum() >= MIN_RESIDUES]
+            keep = [
+                c
+                for c in range(len(rec.chain_ids))
+                if rec.mask[rec.chain_index == c].sum() >= MIN_RESIDUES
+            ]
             if not keep:
-                print(f"skip {package}:{name}: no chain with {MIN_RESIDUES}+ complete residues",
-                      file=sys.stderr)
+                print(
+                    f"skip {package}:{name}: no chain with {MIN_RESIDUES}+ complete residues",
+                    file=sys.stderr,
+                )
                 continue
             rec = rec.select_chains(keep)
             if rec.num_residues > MAX_RESIDUES:
@@ -203,21 +255,42 @@ def main(argv=None) -> int:
                 continue
             key = tuple(sorted(rec.chain_seq(c) for c in range(len(rec.chain_ids))))
             if key in seen:  # the same entry in another format or another package
-                print(f"skip {package}:{name}: same chains as an earlier structure",
-                      file=sys.stderr)
+                print(
+                    f"skip {package}:{name}: same chains as an earlier structure", file=sys.stderr
+                )
                 continue
             seen.add(key)
             rec.name = f"{package}__{Path(name).name.split('.')[0]}"
             rec.meta = {"source": f"{package}=={version}:{name}"}
             rec.residue_ids = None
             records.append(rec)
-            rows.append((rec.name, package, version, name, digest, licence,
-                         len(rec.chain_ids), rec.num_residues))
+            rows.append(
+                (
+                    rec.name,
+                    package,
+                    version,
+                    name,
+                    digest,
+                    licence,
+                    len(rec.chain_ids),
+                    rec.num_residues,
+                )
+            )
     write_jsonl(records, args.out)
     db55 = db55_records(equidock_checkout(args.equidock, Path(tmp.name)))
     for rec in db55:
-        rows.append((rec.name, "equidock_public", EQUIDOCK_COMMIT, rec.meta["source"], "",
-                     "MIT (PDB entries: CC0)", len(rec.chain_ids), rec.num_residues))
+        rows.append(
+            (
+                rec.name,
+                "equidock_public",
+                EQUIDOCK_COMMIT,
+                rec.meta["source"],
+                "",
+                "MIT (PDB entries: CC0)",
+                len(rec.chain_ids),
+                rec.num_residues,
+            )
+        )
     for old in args.out.parent.glob(f"{DB55_PART}*.jsonl.gz"):
         old.unlink()
     for i, part in enumerate(_parts(db55)):
@@ -228,14 +301,26 @@ def main(argv=None) -> int:
     records += db55
     with open(HERE / "SOURCES.tsv", "w", newline="") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(["name", "package", "version", "path_in_archive", "sha256", "licence",
-                     "chains", "residues"])
+        w.writerow(
+            [
+                "name",
+                "package",
+                "version",
+                "path_in_archive",
+                "sha256",
+                "licence",
+                "chains",
+                "residues",
+            ]
+        )
         w.writerows(rows)
     total = sum(r[-1] for r in rows)
     files = [args.out, *sorted(args.out.parent.glob(f"{DB55_PART}*.jsonl.gz"))]
-    print(f"wrote {', '.join(f.name for f in files)}: {len(records)} structures, "
-          f"{sum(r[-2] for r in rows)} chains, {total} residues, "
-          f"{sum(f.stat().st_size for f in files) / 1e6:.2f} MB")
+    print(
+        f"wrote {', '.join(f.name for f in files)}: {len(records)} structures, "
+        f"{sum(r[-2] for r in rows)} chains, {total} residues, "
+        f"{sum(f.stat().st_size for f in files) / 1e6:.2f} MB"
+    )
     return 0
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 
 def free_space(path: str | os.PathLike) -> str:
@@ -24,8 +25,9 @@ def write_error(path: str | os.PathLike, e: OSError) -> OSError:
     """An ``OSError`` like ``e`` whose message names ``path`` and the free space there."""
     free = free_space(Path(path).parent)
     why = e.strerror or str(e)
-    return OSError(e.errno, f"cannot write {path}: {why}" + (f" ({free} there)" if free else ""),
-                   str(path))
+    return OSError(
+        e.errno, f"cannot write {path}: {why}" + (f" ({free} there)" if free else ""), str(path)
+    )
 
 
 def error_text(e: OSError) -> str:

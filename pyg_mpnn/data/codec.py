@@ -35,8 +35,8 @@ from pyg_mpnn.alphabet import ALPHABET
 from pyg_mpnn.io.record import ProteinRecord
 
 MAGIC = b"PMR2"
-MAX_ERROR = 2.0 ** -5  # A: the largest rounding error of a stored coordinate in float16
-F16_LIMIT = 128.0      # A from the centre: float16 keeps MAX_ERROR below this, float32 beyond
+MAX_ERROR = 2.0**-5  # A: the largest rounding error of a stored coordinate in float16
+F16_LIMIT = 128.0  # A from the centre: float16 keeps MAX_ERROR below this, float32 beyond
 MAX_ABS_COORD = 9999.0  # A: the PDB format's ceiling (9999.999), a writer's overflow value
 _LUT = np.full(256, ALPHABET.index("X"), np.uint8)
 for _i, _a in enumerate(ALPHABET):
@@ -47,8 +47,10 @@ _ALPHA = np.frombuffer(ALPHABET.encode(), np.uint8)
 def _jsonable(value):
     """Meta for JSON: tuple keys become ``"a|b"`` strings, numpy scalars become Python ones."""
     if isinstance(value, dict):
-        return {("|".join(map(str, k)) if isinstance(k, tuple) else str(k)): _jsonable(v)
-                for k, v in value.items()}
+        return {
+            ("|".join(map(str, k)) if isinstance(k, tuple) else str(k)): _jsonable(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
@@ -78,17 +80,27 @@ def encode_record(record: ProteinRecord) -> bytes:
     rel = rel.astype("<f4" if wide else "<f2")
     has_plddt = record.plddt is not None
     header = {
-        "name": record.name, "n": n, "centre": [float(c) for c in centre],
-        "chain_ids": list(record.chain_ids), "designed": record.designed.astype(int).tolist(),
+        "name": record.name,
+        "n": n,
+        "centre": [float(c) for c in centre],
+        "chain_ids": list(record.chain_ids),
+        "designed": record.designed.astype(int).tolist(),
         "residue_ids": list(record.residue_ids) if record.residue_ids else None,
-        "has_plddt": has_plddt, "meta": _jsonable(record.meta),
+        "has_plddt": has_plddt,
+        "meta": _jsonable(record.meta),
     }
     if wide:
         header["coord_dtype"] = "f4"
     head = zlib.compress(json.dumps(header, default=str, separators=(",", ":")).encode(), 6)
     seq = _LUT[np.frombuffer(record.seq.encode("ascii", "replace"), np.uint8)]
-    parts = [MAGIC, struct.pack("<I", len(head)), head, seq.tobytes(),
-             record.chain_index.astype("<u2").tobytes(), rel.tobytes()]
+    parts = [
+        MAGIC,
+        struct.pack("<I", len(head)),
+        head,
+        seq.tobytes(),
+        record.chain_index.astype("<u2").tobytes(),
+        rel.tobytes(),
+    ]
     if has_plddt:
         parts.append(np.asarray(record.plddt, "<f2").tobytes())
     return b"".join(parts)
@@ -100,7 +112,7 @@ def decode_record(blob: bytes | memoryview) -> ProteinRecord:
     if bytes(blob[:4]) != MAGIC:
         raise ValueError(f"not a pyg_mpnn record (magic {bytes(blob[:4])!r})")
     (hlen,) = struct.unpack("<I", blob[4:8])
-    header = json.loads(zlib.decompress(blob[8:8 + hlen]))
+    header = json.loads(zlib.decompress(blob[8 : 8 + hlen]))
     n = header["n"]
     pos = 8 + hlen
     seq = np.frombuffer(blob, np.uint8, n, pos)
@@ -118,7 +130,13 @@ def decode_record(blob: bytes | memoryview) -> ProteinRecord:
         raise ValueError(f"record {header['name']}: {len(blob)} bytes, layout needs {pos}")
     coords = rel.astype(np.float32).reshape(n, 4, 3) + np.asarray(header["centre"], np.float32)
     return ProteinRecord(
-        name=header["name"], seq=_ALPHA[seq].tobytes().decode(), coords=coords,
-        chain_index=chain.astype(np.int64), chain_ids=header["chain_ids"],
-        designed=np.asarray(header["designed"], bool), residue_ids=header["residue_ids"],
-        plddt=plddt, meta=header["meta"])
+        name=header["name"],
+        seq=_ALPHA[seq].tobytes().decode(),
+        coords=coords,
+        chain_index=chain.astype(np.int64),
+        chain_ids=header["chain_ids"],
+        designed=np.asarray(header["designed"], bool),
+        residue_ids=header["residue_ids"],
+        plddt=plddt,
+        meta=header["meta"],
+    )

@@ -68,11 +68,17 @@ class SpatialCrop(BaseTransform):
             (default 0: crop every protein).
     """
 
-    def __init__(self, context_radius: float = 50.0, inner_radius: float = 20.0,
-                 seed: int | None = None, min_residues: int = 0):
+    def __init__(
+        self,
+        context_radius: float = 50.0,
+        inner_radius: float = 20.0,
+        seed: int | None = None,
+        min_residues: int = 0,
+    ):
         if not 0 < inner_radius <= context_radius:
-            raise ValueError("need 0 < inner_radius <= context_radius, got "
-                             f"{inner_radius} and {context_radius}")
+            raise ValueError(
+                f"need 0 < inner_radius <= context_radius, got {inner_radius} and {context_radius}"
+            )
         self.context_radius, self.inner_radius = float(context_radius), float(inner_radius)
         self.seed, self.min_residues = seed, int(min_residues)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -100,7 +106,7 @@ class SpatialCrop(BaseTransform):
         out.num_nodes = len(keep)
         sub_pos = pos[keep]
         d2 = ((sub_pos.double() - pos[center].double()) ** 2).sum(-1)
-        inner = d2 <= self.inner_radius ** 2
+        inner = d2 <= self.inner_radius**2
         out.loss_mask = inner & out.mask & out.design_mask
         out.crop_source = keep
         out.crop_center = torch.tensor([int((keep == center).nonzero().view(-1)[0])])
@@ -124,9 +130,11 @@ class SpatialCrop(BaseTransform):
         return data
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}(context_radius={self.context_radius}, "
-                f"inner_radius={self.inner_radius}, seed={self.seed}, "
-                f"min_residues={self.min_residues})")
+        return (
+            f"{self.__class__.__name__}(context_radius={self.context_radius}, "
+            f"inner_radius={self.inner_radius}, seed={self.seed}, "
+            f"min_residues={self.min_residues})"
+        )
 
 
 def make_transform(spec: dict | str | None):

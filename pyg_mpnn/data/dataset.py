@@ -12,8 +12,15 @@ import torch
 from torch.utils.data import Dataset
 
 from pyg_mpnn.data.codec import decode_record
-from pyg_mpnn.data.store import (FORMAT_V1, SPLIT_ALIASES, SPLITS, Names, ShardError,
-                                 open_index, payload_to_record)
+from pyg_mpnn.data.store import (
+    FORMAT_V1,
+    SPLIT_ALIASES,
+    SPLITS,
+    Names,
+    ShardError,
+    open_index,
+    payload_to_record,
+)
 from pyg_mpnn.io.record import ProteinRecord, to_data
 
 
@@ -33,8 +40,9 @@ class ProteinDataset(Dataset):
     and the record; other items stay readable.
     """
 
-    def __init__(self, root: str | Path, split: str | None = None, transform=None,
-                 cache_shards: int = 4):
+    def __init__(
+        self, root: str | Path, split: str | None = None, transform=None, cache_shards: int = 4
+    ):
         self.root = Path(root)
         self.split = split
         self.transform = transform
@@ -49,8 +57,11 @@ class ProteinDataset(Dataset):
         self._cache: OrderedDict[int, object] = OrderedDict()
         split = self.split
         if self.format == FORMAT_V1:
-            rows = (np.arange(len(cols["length"])) if split is None
-                    else np.nonzero(cols["split"] == SPLIT_ALIASES[split])[0])
+            rows = (
+                np.arange(len(cols["length"]))
+                if split is None
+                else np.nonzero(cols["split"] == SPLIT_ALIASES[split])[0]
+            )
             self.names = cols["name"][rows]
             self.lengths = cols["length"][rows].astype(np.int64)
             self.clusters = cols["cluster"][rows]
@@ -72,8 +83,12 @@ class ProteinDataset(Dataset):
 
     # Memory maps and file descriptors are reopened in a new process, never pickled.
     def __getstate__(self):
-        return {"root": self.root, "split": self.split, "transform": self.transform,
-                "_cache_size": self._cache_size}
+        return {
+            "root": self.root,
+            "split": self.split,
+            "transform": self.transform,
+            "_cache_size": self._cache_size,
+        }
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -106,6 +121,7 @@ class ProteinDataset(Dataset):
                 return torch.load(path, weights_only=True)
             except Exception as e:  # a clear message naming the shard
                 raise ShardError(path, f"unreadable shard ({type(e).__name__}: {e})") from e
+
         return payload_to_record(self._cached(int(self._shard[i]), load)[int(self._offset[i])])
 
     def record(self, i: int) -> ProteinRecord:
@@ -121,6 +137,7 @@ class ProteinDataset(Dataset):
                 return os.open(path, os.O_RDONLY)
             except OSError as e:
                 raise ShardError(path, f"missing or unreadable shard ({e.strerror})") from e
+
         # pread never moves a file position, so descriptors inherited by forked workers are safe.
         fd = self._cached(int(self._shard[i]), load)
         blob = os.pread(fd, nbytes, offset)

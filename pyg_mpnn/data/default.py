@@ -39,15 +39,18 @@ def default_dataset_dir(progress: bool = False, full: bool = False) -> Path:
     if missing or stale."""
     out = cache_dir() / ("embedded" if full else "default")
     if not DEFAULT_JSONL.exists():
-        raise FileNotFoundError(f"{DEFAULT_JSONL} is missing; rebuild it with "
-                                "`python data/build_default.py`")
+        raise FileNotFoundError(
+            f"{DEFAULT_JSONL} is missing; rebuild it with `python data/build_default.py`"
+        )
     index, parts = out / "index.npz", default_parts(full)
     if not index.exists() or index.stat().st_mtime < max(p.stat().st_mtime for p in parts):
         from pyg_mpnn.data.prepare import prepare
+
         prepare([str(p) for p in parts], out, progress=progress)
     return out
 
 
 def default_dataset(split: str | None = None, transform=None):
     from pyg_mpnn.data.dataset import ProteinDataset
+
     return ProteinDataset(default_dataset_dir(), split=split, transform=transform)

@@ -23,8 +23,9 @@ def _restrict(pos: Tensor, batch: Tensor | None, mask: Tensor | None):
     return pos[keep], (batch[keep] if batch is not None else None), keep
 
 
-def knn_edges(pos: Tensor, k: int = 48, batch: Tensor | None = None,
-              mask: Tensor | None = None) -> Tensor:
+def knn_edges(
+    pos: Tensor, k: int = 48, batch: Tensor | None = None, mask: Tensor | None = None
+) -> Tensor:
     """Each valid residue receives edges from its ``min(k, n_valid)`` nearest valid residues
     of the same graph (itself included). Returns ``edge_index`` ``[2, E]`` sorted by centre."""
     p, b, keep = _restrict(pos, batch, mask)
@@ -34,14 +35,20 @@ def knn_edges(pos: Tensor, k: int = 48, batch: Tensor | None = None,
     return keep[edge_index] if keep is not None else edge_index
 
 
-def radius_edges(pos: Tensor, r: float = 10.0, batch: Tensor | None = None,
-                 mask: Tensor | None = None, max_num_neighbors: int = 64) -> Tensor:
+def radius_edges(
+    pos: Tensor,
+    r: float = 10.0,
+    batch: Tensor | None = None,
+    mask: Tensor | None = None,
+    max_num_neighbors: int = 64,
+) -> Tensor:
     """Edges between valid residues whose CA atoms lie within ``r`` angstrom (self included)."""
     p, b, keep = _restrict(pos, batch, mask)
     if p.shape[0] == 0:
         return torch.zeros(2, 0, dtype=torch.long, device=pos.device)
-    edge_index = torch_cluster.radius_graph(p.float(), r=r, batch=b, loop=True,
-                                            max_num_neighbors=max_num_neighbors)
+    edge_index = torch_cluster.radius_graph(
+        p.float(), r=r, batch=b, loop=True, max_num_neighbors=max_num_neighbors
+    )
     return keep[edge_index] if keep is not None else edge_index
 
 
@@ -52,8 +59,9 @@ class KNNEdges(BaseTransform):
         self.k = k
 
     def forward(self, data: Data) -> Data:
-        data.edge_index = knn_edges(data.pos, self.k, getattr(data, "batch", None),
-                                    getattr(data, "mask", None))
+        data.edge_index = knn_edges(
+            data.pos, self.k, getattr(data, "batch", None), getattr(data, "mask", None)
+        )
         return data
 
     def __repr__(self) -> str:
@@ -68,8 +76,13 @@ class RadiusEdges(BaseTransform):
         self.max_num_neighbors = max_num_neighbors
 
     def forward(self, data: Data) -> Data:
-        data.edge_index = radius_edges(data.pos, self.r, getattr(data, "batch", None),
-                                       getattr(data, "mask", None), self.max_num_neighbors)
+        data.edge_index = radius_edges(
+            data.pos,
+            self.r,
+            getattr(data, "batch", None),
+            getattr(data, "mask", None),
+            self.max_num_neighbors,
+        )
         return data
 
     def __repr__(self) -> str:

@@ -36,7 +36,7 @@ class _Tolerant(Dataset):
     def __getitem__(self, i):
         try:
             return self.dataset[i]
-        except Exception as e:  # noqa: BLE001 - one bad record must not cost its batch
+        except Exception as e:
             return SkippedRecord(i, f"{type(e).__name__}: {e}")
 
 
@@ -75,11 +75,13 @@ class ProteinLoader(DataLoader):
     (the worker's pid and signal).
     """
 
-    def __init__(self, dataset, batch_sampler, skip_errors: bool = False,
-                 max_restarts: int = 3, **kwargs):
+    def __init__(
+        self, dataset, batch_sampler, skip_errors: bool = False, max_restarts: int = 3, **kwargs
+    ):
         self.source = dataset
-        super().__init__(_Tolerant(dataset) if skip_errors else dataset,
-                         batch_sampler=batch_sampler, **kwargs)
+        super().__init__(
+            _Tolerant(dataset) if skip_errors else dataset, batch_sampler=batch_sampler, **kwargs
+        )
         if skip_errors:
             self.collate_fn = _SkippingCollater(self.collate_fn)
         self.skip_errors, self.max_restarts = skip_errors, int(max_restarts)
@@ -109,11 +111,14 @@ class ProteinLoader(DataLoader):
             raise LoaderWorkerError(
                 f"data loader worker died again ({what}) after {n} restarts this epoch; "
                 "the run stops (a checkpoint resumes it exactly). Too little memory? Lower "
-                "data.num_workers or data.max_tokens") from error
-        message = (f"epoch {self._epoch}: data loader worker died ({what}); restarted the "
-                   f"workers at batch {self._handed_out}")
+                "data.num_workers or data.max_tokens"
+            ) from error
+        message = (
+            f"epoch {self._epoch}: data loader worker died ({what}); restarted the "
+            f"workers at batch {self._handed_out}"
+        )
         self.restarts.append(message)
-        warnings.warn(message, RuntimeWarning)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
         self._iterator = None  # persistent workers: do not reuse the broken iterator
         self.batch_sampler.load_state_dict(self.state_dict())
         return self._start()
@@ -138,9 +143,10 @@ def _detach_sigchld(inner) -> None:
         return
     try:
         from torch.utils.data._utils import signal_handling
+
         signal_handling._remove_worker_pids(id(inner))
         inner._worker_pids_set = False
-    except Exception:  # noqa: BLE001 - another torch: keep its default (the run fails)
+    except Exception:
         pass
 
 
@@ -180,7 +186,7 @@ class _CountingIter:
                     continue
                 self.inner = loader._restart(self.inner, e)
                 continue
-            except Exception as e:  # noqa: BLE001 - reported, then the epoch continues
+            except Exception as e:
                 self._failed(e)
                 continue
             loader._handed_out += 1
@@ -202,12 +208,19 @@ class _CountingIter:
 
     def _report(self, n: int, message: str) -> None:
         self.loader.errors.append((n, message))
-        warnings.warn(f"skipped in batch {n}: {message}", RuntimeWarning)
+        warnings.warn(f"skipped in batch {n}: {message}", RuntimeWarning, stacklevel=2)
 
 
-def make_loader(dataset, batch_sampler, num_workers: int = 0, pin_memory: bool = False,
-                prefetch_factor: int | None = 2, persistent_workers: bool = False,
-                skip_errors: bool = False, max_restarts: int = 3) -> ProteinLoader:
+def make_loader(
+    dataset,
+    batch_sampler,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    prefetch_factor: int | None = 2,
+    persistent_workers: bool = False,
+    skip_errors: bool = False,
+    max_restarts: int = 3,
+) -> ProteinLoader:
     """A :class:`ProteinLoader` over ``dataset`` driven by ``batch_sampler`` (lists of indices).
 
     The sampler runs in the main process (workers only load and collate), so its state plus
@@ -216,6 +229,12 @@ def make_loader(dataset, batch_sampler, num_workers: int = 0, pin_memory: bool =
     kwargs = {}
     if num_workers > 0:
         kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=persistent_workers)
-    return ProteinLoader(dataset, batch_sampler, skip_errors=skip_errors,
-                         max_restarts=max_restarts, num_workers=num_workers,
-                         pin_memory=pin_memory, **kwargs)
+    return ProteinLoader(
+        dataset,
+        batch_sampler,
+        skip_errors=skip_errors,
+        max_restarts=max_restarts,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        **kwargs,
+    )

@@ -72,20 +72,29 @@ def mask_bad_residues(record: ProteinRecord) -> list[str]:
     reasons = []
     if (far.any() or nan) and not coords.flags.writeable:
         coords = record.coords = coords.copy()
-    for i in sorted(set(np.flatnonzero(far.any(axis=(1, 2)))) | {where[k] for k in nan
-                                                                  if k in where}):
+    for i in sorted(
+        set(np.flatnonzero(far.any(axis=(1, 2)))) | {where[k] for k in nan if k in where}
+    ):
         chain, rid = record.chain_ids[record.chain_index[i]], ids[i]
-        problems = [f"{BACKBONE_ATOMS[k]} ({', '.join(f'{v:.7g}' for v in coords[i, k])})"
-                    for k in range(4)
-                    if far[i, k].any()] + [f"{a} NaN" for a in nan.get((chain, rid), [])]
-        reasons.append(f"chain {chain} residue {rid} ({record.seq[i]}): coordinate not finite "
-                       f"or beyond +-{MAX_ABS_COORD:g} A ({'; '.join(problems)}); residue masked")
+        problems = [
+            f"{BACKBONE_ATOMS[k]} ({', '.join(f'{v:.7g}' for v in coords[i, k])})"
+            for k in range(4)
+            if far[i, k].any()
+        ] + [f"{a} NaN" for a in nan.get((chain, rid), [])]
+        reasons.append(
+            f"chain {chain} residue {rid} ({record.seq[i]}): coordinate not finite "
+            f"or beyond +-{MAX_ABS_COORD:g} A ({'; '.join(problems)}); residue masked"
+        )
         coords[i] = np.nan
     return reasons
 
 
-def filter_record(record: ProteinRecord, min_length: int = 1, max_length: int | None = None,
-                  keep_incomplete_chains: bool = False) -> tuple[ProteinRecord | None, list[str]]:
+def filter_record(
+    record: ProteinRecord,
+    min_length: int = 1,
+    max_length: int | None = None,
+    keep_incomplete_chains: bool = False,
+) -> tuple[ProteinRecord | None, list[str]]:
     """Filter stage. Returns the kept record (or None) and the reasons for what was dropped.
 
     A residue with a non-finite or out-of-range coordinate is masked and reported
@@ -129,9 +138,19 @@ def _cluster_of(record: ProteinRecord) -> int | None:
         return None
 
 
-def prepare(sources, out, *, min_length: int = 1, max_length: int | None = None,
-            keep_incomplete_chains: bool = False, shard_size: int = 256, min_plddt=None,
-            pdb2021_options: dict | None = None, progress: bool = True, workers: int = 1) -> dict:
+def prepare(
+    sources,
+    out,
+    *,
+    min_length: int = 1,
+    max_length: int | None = None,
+    keep_incomplete_chains: bool = False,
+    shard_size: int = 256,
+    min_plddt=None,
+    pdb2021_options: dict | None = None,
+    progress: bool = True,
+    workers: int = 1,
+) -> dict:
     """Run parse -> filter -> write; return the summary dict (also written to ``out``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,29 +160,34 @@ def prepare(sources, out, *, min_length: int = 1, max_length: int | None = None,
     t0 = time.perf_counter()
     bar = tqdm(desc="prepare", unit=" items", disable=not progress, file=sys.stderr)
     with open(skipped_path, "w") as skipped:
+
         def skip(source, item, reason):
             kind = reason_kind(reason)
             skipped_by_kind[kind] += 1
-            skipped.write(json.dumps({"source": source, "item": item, "reason": reason,
-                                      "kind": kind}) + "\n")
+            skipped.write(
+                json.dumps({"source": source, "item": item, "reason": reason, "kind": kind}) + "\n"
+            )
 
         for source_id, src in enumerate(sources):
             files_seen = set()
-            for file, item, result in iter_source(src, pdb2021_options=pdb2021_options,
-                                                  min_plddt=min_plddt, workers=workers):
+            for file, item, result in iter_source(
+                src, pdb2021_options=pdb2021_options, min_plddt=min_plddt, workers=workers
+            ):
                 bar.update(1)
                 files_seen.add(file)
                 if isinstance(result, ReadError):
                     skip(result.source, item, result.reason)
                     continue
-                record, reasons = filter_record(result, min_length, max_length,
-                                                keep_incomplete_chains)
+                record, reasons = filter_record(
+                    result, min_length, max_length, keep_incomplete_chains
+                )
                 for reason in reasons:
                     skip(file, result.name, reason)
                 if record is None:
                     continue
-                writer.add(record, cluster=_cluster_of(record), split=_split_of(record),
-                           source=source_id)
+                writer.add(
+                    record, cluster=_cluster_of(record), split=_split_of(record), source=source_id
+                )
                 counts["records"] += 1
                 counts["chains"] += len(record.chain_ids)
                 counts["residues"] += record.num_residues
@@ -171,28 +195,42 @@ def prepare(sources, out, *, min_length: int = 1, max_length: int | None = None,
     bar.close()
     elapsed = time.perf_counter() - t0
     summary = {
-        "out": str(out), "sources": [str(s) for s in sources],
-        "files": counts["files"], "records": counts["records"], "chains": counts["chains"],
-        "residues": counts["residues"], "skipped": dict(sorted(skipped_by_kind.items())),
-        "skipped_total": sum(skipped_by_kind.values()), "skip_report": str(skipped_path),
+        "out": str(out),
+        "sources": [str(s) for s in sources],
+        "files": counts["files"],
+        "records": counts["records"],
+        "chains": counts["chains"],
+        "residues": counts["residues"],
+        "skipped": dict(sorted(skipped_by_kind.items())),
+        "skipped_total": sum(skipped_by_kind.values()),
+        "skip_report": str(skipped_path),
         "seconds": round(elapsed, 2),
     }
-    writer.close(meta={"sources": summary["sources"], "chains": counts["chains"],
-                       "min_plddt": min_plddt})
+    writer.close(
+        meta={"sources": summary["sources"], "chains": counts["chains"], "min_plddt": min_plddt}
+    )
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
     return summary
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pyg_mpnn.data.prepare", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m pyg_mpnn.data.prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("sources", nargs="+", help="files or folders (any mix of formats)")
     ap.add_argument("--out", required=True, help="dataset folder to write")
-    ap.add_argument("--strict", action="store_true", help="exit with status 2 if anything was skipped")
+    ap.add_argument(
+        "--strict", action="store_true", help="exit with status 2 if anything was skipped"
+    )
     ap.add_argument("--min-length", type=int, default=1)
     ap.add_argument("--max-length", type=int, default=None)
-    ap.add_argument("--keep-incomplete-chains", action="store_true",
-                    help="keep chains with no complete N/CA/C/O residue (e.g. CA-only), masked")
+    ap.add_argument(
+        "--keep-incomplete-chains",
+        action="store_true",
+        help="keep chains with no complete N/CA/C/O residue (e.g. CA-only), masked",
+    )
     ap.add_argument("--shard-size", type=int, default=256, help="records per shard")
     ap.add_argument("--min-plddt", type=float, default=None, help="foldcomp: minimum mean pLDDT")
     ap.add_argument("--rescut", type=float, default=3.5, help="pdb_2021aug02: max resolution")
@@ -201,20 +239,31 @@ def main(argv=None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
-        summary = prepare(args.sources, args.out, min_length=args.min_length,
-                          max_length=args.max_length,
-                          keep_incomplete_chains=args.keep_incomplete_chains,
-                          shard_size=args.shard_size, min_plddt=args.min_plddt,
-                          pdb2021_options={"rescut": args.rescut, "datcut": args.datcut},
-                          progress=not args.no_progress, workers=args.workers)
+        summary = prepare(
+            args.sources,
+            args.out,
+            min_length=args.min_length,
+            max_length=args.max_length,
+            keep_incomplete_chains=args.keep_incomplete_chains,
+            shard_size=args.shard_size,
+            min_plddt=args.min_plddt,
+            pdb2021_options={"rescut": args.rescut, "datcut": args.datcut},
+            progress=not args.no_progress,
+            workers=args.workers,
+        )
     except OSError as e:  # e.g. the disk filled up: the message names the file
-        print(f"error: {error_text(e)}; {args.out} is incomplete (no "
-              "meta.json): free space and run prepare again", file=sys.stderr)
+        print(
+            f"error: {error_text(e)}; {args.out} is incomplete (no "
+            "meta.json): free space and run prepare again",
+            file=sys.stderr,
+        )
         return 1
     print(json.dumps(summary, indent=2))
     if args.strict and summary["skipped_total"]:
-        print(f"--strict: {summary['skipped_total']} item(s) skipped; see {summary['skip_report']}",
-              file=sys.stderr)
+        print(
+            f"--strict: {summary['skipped_total']} item(s) skipped; see {summary['skip_report']}",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

@@ -68,9 +68,18 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         max_items: optional cap on proteins per batch.
     """
 
-    def __init__(self, lengths, max_tokens: int = 10_000, clusters=None,
-                 cluster_weights=None, shuffle: bool = True, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0, max_items: int | None = None):
+    def __init__(
+        self,
+        lengths,
+        max_tokens: int = 10_000,
+        clusters=None,
+        cluster_weights=None,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        max_items: int | None = None,
+    ):
         self.lengths = np.asarray(lengths)
         if max_tokens <= 0:
             raise ValueError("max_tokens must be positive")
@@ -80,8 +89,9 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self.clusters = None if clusters is None else np.asarray(clusters)
         if isinstance(cluster_weights, str):
             cluster_weights = member_weights(cluster_weights, lengths=self.lengths)
-        self.cluster_weights = (None if cluster_weights is None
-                                else np.asarray(cluster_weights, dtype=np.float64))
+        self.cluster_weights = (
+            None if cluster_weights is None else np.asarray(cluster_weights, dtype=np.float64)
+        )
         self.shuffle = shuffle
         self.seed = int(seed)
         self.num_replicas = int(num_replicas)
@@ -111,8 +121,9 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             else:
                 order = np.argsort(c, kind="stable")
                 cs = c[order]
-            starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]) if len(cs) else \
-                np.zeros(0, np.int64)
+            starts = (
+                np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]) if len(cs) else np.zeros(0, np.int64)
+            )
             cum = None
             if self.cluster_weights is not None:
                 w = self.cluster_weights if order is None else self.cluster_weights[order]
@@ -185,8 +196,8 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             new_s[first[split] + 1] = mid[split]
             return new_s, new_e, None
         segs = [[(int(s), int(e))] for s, e in zip(starts, ends)]
-        size = lambda b: sum(e - s for s, e in b)  # noqa: E731
-        tok = lambda b: sum(int(tokens[e] - tokens[s]) for s, e in b)  # noqa: E731
+        size = lambda b: sum(e - s for s, e in b)
+        tok = lambda b: sum(int(tokens[e] - tokens[s]) for s, e in b)
         r = self.num_replicas
         up = -(-len(segs) // r) * r
         if int(bounds[-1]) >= up:  # bounds[-1]: the number of proteins
@@ -198,12 +209,12 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         while len(segs) < target:
             j = max((i for i, b in enumerate(segs) if size(b) > 1), key=lambda i: tok(segs[i]))
             if len(segs[j]) == 1:
-                (s, e), = segs[j]
+                ((s, e),) = segs[j]
                 halves = [[(s, (s + e) // 2)], [((s + e) // 2, e)]]
             else:
                 h = len(segs[j]) // 2
                 halves = [segs[j][:h], segs[j][h:]]
-            segs[j:j + 1] = halves
+            segs[j : j + 1] = halves
         while len(segs) > target:
             a, c = sorted(range(len(segs)), key=lambda i: tok(segs[i]))[:2]
             merged = segs[a] + segs[c]
@@ -245,7 +256,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
     def _batch(self, b: int) -> list[int]:
         items, starts, ends, segs = self.plan()
         if segs is None:
-            return items[starts[b]:ends[b]].tolist()
+            return items[starts[b] : ends[b]].tolist()
         return np.concatenate([items[s:e] for s, e in segs[b]]).tolist()
 
     def epoch_batches(self) -> list[list[int]]:
@@ -267,15 +278,21 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
     def state_dict(self, consumed: int | None = None) -> dict:
         """Epoch and batches consumed. Pass ``consumed`` when a prefetching loader has pulled
         batches ahead of what the training loop has actually used."""
-        return {"epoch": self.epoch, "consumed": self._consumed if consumed is None else consumed,
-                "seed": self.seed, "num_items": len(self.lengths)}
+        return {
+            "epoch": self.epoch,
+            "consumed": self._consumed if consumed is None else consumed,
+            "seed": self.seed,
+            "num_items": len(self.lengths),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`; refuses a state saved over a different item count."""
         n = state.get("num_items")
         if n is not None and int(n) != len(self.lengths):
-            raise ValueError(f"sampler state is for {n} items, this dataset has "
-                             f"{len(self.lengths)}: resuming would not replay the same batches")
+            raise ValueError(
+                f"sampler state is for {n} items, this dataset has "
+                f"{len(self.lengths)}: resuming would not replay the same batches"
+            )
         self.epoch = int(state["epoch"])
         self._consumed = int(state["consumed"])
         self.seed = int(state.get("seed", self.seed))

@@ -31,7 +31,7 @@ import struct
 import zipfile
 import zlib
 from array import array
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +46,18 @@ FORMAT = "pyg_mpnn.shards/2"
 FORMAT_V1 = "pyg_mpnn.shards/1"
 SPLITS = ("train", "valid", "test")
 SPLIT_ALIASES = {"train": 0, "training": 0, "valid": 1, "val": 1, "validation": 1, "test": 2}
-ROW_COLUMNS = {"length": np.int32, "num_chains": np.int16, "cluster": np.int64,
-               "split": np.int8, "source": np.int16, "plddt": np.float32, "shard": np.int32,
-               "offset": np.int64, "nbytes": np.int32, "crc": np.uint32}
+ROW_COLUMNS = {
+    "length": np.int32,
+    "num_chains": np.int16,
+    "cluster": np.int64,
+    "split": np.int8,
+    "source": np.int16,
+    "plddt": np.float32,
+    "shard": np.int32,
+    "offset": np.int64,
+    "nbytes": np.int32,
+    "crc": np.uint32,
+}
 
 
 class ShardError(RuntimeError):
@@ -87,8 +96,9 @@ def record_to_payload(record: ProteinRecord) -> dict:
         "chain_index": torch.from_numpy(record.chain_index.astype(np.int16)),
         "chain_ids": list(record.chain_ids),
         "designed": torch.from_numpy(record.designed),
-        "plddt": None if record.plddt is None else torch.from_numpy(
-            np.asarray(record.plddt, np.float32)),
+        "plddt": None
+        if record.plddt is None
+        else torch.from_numpy(np.asarray(record.plddt, np.float32)),
         "residue_ids": list(record.residue_ids) if record.residue_ids else None,
         "meta": json.dumps(_jsonable(record.meta), default=str),
     }
@@ -133,18 +143,22 @@ def write_index(out: str | Path, columns: dict, meta: dict | None = None) -> dic
         cols = {k: v[order] for k, v in cols.items()}
         cols["name_bytes"], cols["name_offsets"] = _gather_names(
             np.asarray(columns["name_bytes"], np.uint8),
-            np.asarray(columns["name_offsets"], np.int64), order)
+            np.asarray(columns["name_offsets"], np.int64),
+            order,
+        )
     else:
         cols["name_bytes"] = np.asarray(columns["name_bytes"], np.uint8)
         cols["name_offsets"] = np.asarray(columns["name_offsets"], np.int64)
     bounds = np.searchsorted(cols["split"], np.arange(len(SPLITS) + 1))
     # savez stores members uncompressed: memory-mappable
     atomic_write(out / "index.npz", lambda f: np.savez(f, **cols))
-    meta = {"format": FORMAT, "records": n,
-            "residues": int(cols["length"].sum(dtype=np.int64)),
-            "split_ranges": {s: [int(bounds[i]), int(bounds[i + 1])]
-                             for i, s in enumerate(SPLITS)},
-            **(meta or {})}
+    meta = {
+        "format": FORMAT,
+        "records": n,
+        "residues": int(cols["length"].sum(dtype=np.int64)),
+        "split_ranges": {s: [int(bounds[i]), int(bounds[i + 1])] for i, s in enumerate(SPLITS)},
+        **(meta or {}),
+    }
     atomic_write_bytes(out / "meta.json", json.dumps(meta, indent=2).encode())
     return meta
 
@@ -164,14 +178,23 @@ def _mmap_npz(path: Path) -> dict[str, np.ndarray]:
             name_len, extra_len = struct.unpack("<HH", local[26:30])
             f.seek(info.header_offset + 30 + name_len + extra_len)
             version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
             shape, fortran, dtype = read_header(f)
             if int(np.prod(shape)) == 0:
                 cols[key] = np.empty(shape, dtype)
             else:
-                cols[key] = np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape,
-                                      order="F" if fortran else "C")
+                cols[key] = np.memmap(
+                    path,
+                    dtype=dtype,
+                    mode="r",
+                    offset=f.tell(),
+                    shape=shape,
+                    order="F" if fortran else "C",
+                )
     return cols
 
 
@@ -181,8 +204,11 @@ class Names:
 
     def __init__(self, name_bytes, offsets, lo: int = 0, hi: int | None = None, rows=None):
         self._bytes, self._off = name_bytes, offsets
-        self._rows = (np.arange(lo, len(offsets) - 1 if hi is None else hi)
-                      if rows is None else np.asarray(rows))
+        self._rows = (
+            np.arange(lo, len(offsets) - 1 if hi is None else hi)
+            if rows is None
+            else np.asarray(rows)
+        )
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -190,7 +216,7 @@ class Names:
     def __getitem__(self, i):
         if isinstance(i, (int, np.integer)):
             r = int(self._rows[i])
-            return bytes(self._bytes[self._off[r]:self._off[r + 1]]).decode()
+            return bytes(self._bytes[self._off[r] : self._off[r + 1]]).decode()
         return [self[int(j)] for j in np.arange(len(self))[i]]
 
     def __iter__(self):
@@ -202,16 +228,20 @@ def open_index(root: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     root = Path(root)
     path = root / "index.npz"
     if not path.exists():
-        raise FileNotFoundError(f"{root}: not a pyg_mpnn dataset folder (no index.npz); "
-                                "make one with `python -m pyg_mpnn.data.prepare SRC --out DIR`")
+        raise FileNotFoundError(
+            f"{root}: not a pyg_mpnn dataset folder (no index.npz); "
+            "make one with `python -m pyg_mpnn.data.prepare SRC --out DIR`"
+        )
     meta_path = root / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"format": FORMAT_V1}
     if meta.get("format") == FORMAT_V1:
         with np.load(path) as z:
             return meta, {k: z[k] for k in z.files}
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{root}: unknown dataset format {meta.get('format')!r} "
-                         f"(this version reads {FORMAT} and {FORMAT_V1})")
+        raise ValueError(
+            f"{root}: unknown dataset format {meta.get('format')!r} "
+            f"(this version reads {FORMAT} and {FORMAT_V1})"
+        )
     return meta, _mmap_npz(path)
 
 
@@ -236,9 +266,18 @@ class ShardWriter:
         self.out = Path(out)
         (self.out / "shards").mkdir(parents=True, exist_ok=True)
         self.shard_size, self.shard_bytes = shard_size, shard_bytes
-        types = {"length": "i", "num_chains": "h", "cluster": "q", "split": "b",
-                 "source": "h", "plddt": "f", "shard": "i", "offset": "q", "nbytes": "i",
-                 "crc": "I"}
+        types = {
+            "length": "i",
+            "num_chains": "h",
+            "cluster": "q",
+            "split": "b",
+            "source": "h",
+            "plddt": "f",
+            "shard": "i",
+            "offset": "q",
+            "nbytes": "i",
+            "crc": "I",
+        }
         self._cols = {k: array(t) for k, t in types.items()}
         self._names = bytearray()
         self._name_off = array("q", [0])
@@ -248,8 +287,13 @@ class ShardWriter:
         name = f"{shard:05d}.bin"
         return self.out / "shards" / (f".{name}.tmp" if tmp else name)
 
-    def add(self, record: ProteinRecord, cluster: int | None = None,
-            split: int | None = None, source: int = 0) -> None:
+    def add(
+        self,
+        record: ProteinRecord,
+        cluster: int | None = None,
+        split: int | None = None,
+        source: int = 0,
+    ) -> None:
         """Append one record; ``cluster``/``split`` default to the sequence hash rules."""
         cluster = sequence_cluster(record) if cluster is None else int(cluster)
         split = default_split(cluster) if split is None else int(split)
@@ -258,12 +302,23 @@ class ShardWriter:
             with self._writing():
                 self._file = open(self._path(self._shard, tmp=True), "wb")
         c = self._cols
-        plddt = np.nan if record.plddt is None or not len(record.plddt) else float(
-            np.mean(record.plddt))
-        for key, value in (("length", record.num_residues), ("num_chains", len(record.chain_ids)),
-                           ("cluster", cluster), ("split", split), ("source", source),
-                           ("plddt", plddt), ("shard", self._shard), ("offset", self._pos),
-                           ("nbytes", len(blob)), ("crc", zlib.crc32(blob))):
+        plddt = (
+            np.nan
+            if record.plddt is None or not len(record.plddt)
+            else float(np.mean(record.plddt))
+        )
+        for key, value in (
+            ("length", record.num_residues),
+            ("num_chains", len(record.chain_ids)),
+            ("cluster", cluster),
+            ("split", split),
+            ("source", source),
+            ("plddt", plddt),
+            ("shard", self._shard),
+            ("offset", self._pos),
+            ("nbytes", len(blob)),
+            ("crc", zlib.crc32(blob)),
+        ):
             c[key].append(value)
         self._names += record.name.encode()
         self._name_off.append(len(self._names))
@@ -282,10 +337,8 @@ class ShardWriter:
         except OSError as e:
             tmp = self._path(self._shard, tmp=True)
             if self._file is not None:
-                try:
+                with suppress(OSError):
                     self._file.close()
-                except OSError:
-                    pass
                 self._file = None
             if tmp.is_symlink() or tmp.exists():
                 tmp.unlink()
@@ -305,8 +358,10 @@ class ShardWriter:
     def close(self, meta: dict | None = None) -> dict:
         """Close the last shard, write ``index.npz`` and ``meta.json``; return the meta."""
         self._flush()
-        cols = {k: np.frombuffer(v, dtype=v.typecode) if len(v) else np.zeros(0)
-                for k, v in self._cols.items()}
+        cols = {
+            k: np.frombuffer(v, dtype=v.typecode) if len(v) else np.zeros(0)
+            for k, v in self._cols.items()
+        }
         cols["name_bytes"] = np.frombuffer(bytes(self._names), np.uint8)
         cols["name_offsets"] = np.frombuffer(self._name_off, np.int64)
         return write_index(self.out, cols, {"shards": self._shard, **(meta or {})})

@@ -17,9 +17,16 @@ import numpy as np
 from pyg_mpnn.data.store import FORMAT, ROW_COLUMNS, open_index, write_index
 
 
-def tile_index(template: str | Path, out: str | Path, n: int, mean_cluster_size: float = 3.0,
-               valid_frac: float = 0.05, test_frac: float = 0.05, seed: int = 0,
-               chunk: int = 2_000_000) -> dict:
+def tile_index(
+    template: str | Path,
+    out: str | Path,
+    n: int,
+    mean_cluster_size: float = 3.0,
+    valid_frac: float = 0.05,
+    test_frac: float = 0.05,
+    seed: int = 0,
+    chunk: int = 2_000_000,
+) -> dict:
     """Write an ``n``-row format 2 index at ``out`` over the shards of ``template``.
 
     Cluster ids are ``0..n/mean_cluster_size`` (random sizes), whole clusters go to a split
@@ -40,8 +47,10 @@ def tile_index(template: str | Path, out: str | Path, n: int, mean_cluster_size:
     cluster = rng.integers(0, n_clusters, n)
     u = (cluster * 2654435761 % 10_000) / 10_000
     split = np.where(u < test_frac, 2, np.where(u < test_frac + valid_frac, 1, 0))
-    cols = {k: np.asarray(cols_t[k])[src] for k in
-            ("length", "num_chains", "shard", "offset", "nbytes", "crc", "plddt")}
+    cols = {
+        k: np.asarray(cols_t[k])[src]
+        for k in ("length", "num_chains", "shard", "offset", "nbytes", "crc", "plddt")
+    }
     cols.update(cluster=cluster, split=split, source=np.zeros(n, np.int16))
     # names "syn<row>" without a Python string per row
     digits = np.maximum(1, np.floor(np.log10(np.maximum(np.arange(n), 1))).astype(np.int64) + 1)
@@ -52,11 +61,20 @@ def tile_index(template: str | Path, out: str | Path, n: int, mean_cluster_size:
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
         text = "".join(f"syn{i}" for i in range(lo, hi)).encode()
-        name_bytes[offsets[lo]:offsets[hi]] = np.frombuffer(text, np.uint8)
+        name_bytes[offsets[lo] : offsets[hi]] = np.frombuffer(text, np.uint8)
     cols.update(name_bytes=name_bytes, name_offsets=offsets)
     del src, u
     assert all(k in cols for k in ROW_COLUMNS)
-    return write_index(out, cols, {"shards": meta_t.get("shards"),
-                                   "sources": [f"synthetic tiling of {template}"],
-                                   "synthetic": {"template": str(template), "seed": seed,
-                                                 "mean_cluster_size": mean_cluster_size}})
+    return write_index(
+        out,
+        cols,
+        {
+            "shards": meta_t.get("shards"),
+            "sources": [f"synthetic tiling of {template}"],
+            "synthetic": {
+                "template": str(template),
+                "seed": seed,
+                "mean_cluster_size": mean_cluster_size,
+            },
+        },
+    )

@@ -12,12 +12,23 @@ from tqdm import tqdm
 
 from pyg_mpnn.atomic import atomic_write
 from pyg_mpnn.design.constraints import Constraints, DesignError
-from pyg_mpnn.design.output import (chain_letters, designed_chains, dumps_json, fasta_block,
-                                    fasta_sequence, json_entry, npz_bytes, read_fasta)
-from pyg_mpnn.design.sampling import (design_graph, sample_designs, score_native,
-                                      use_split_layers)
-from pyg_mpnn.design.scoring import (conditional_log_probs, order_keys, score_sequence,
-                                     unconditional_log_probs)
+from pyg_mpnn.design.output import (
+    chain_letters,
+    designed_chains,
+    dumps_json,
+    fasta_block,
+    fasta_sequence,
+    json_entry,
+    npz_bytes,
+    read_fasta,
+)
+from pyg_mpnn.design.sampling import design_graph, sample_designs, score_native, use_split_layers
+from pyg_mpnn.design.scoring import (
+    conditional_log_probs,
+    order_keys,
+    score_sequence,
+    unconditional_log_probs,
+)
 from pyg_mpnn.design.spec import DesignSpec
 from pyg_mpnn.io.record import ProteinRecord, ReadError
 
@@ -26,47 +37,84 @@ DESCRIPTION = "Design, score or get per-residue probabilities with ProteinMPNN w
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pyg_mpnn.design", description=DESCRIPTION)
-    p.add_argument("inputs", nargs="+", help="structure files (PDB/mmCIF/PQR/PDBQT, plain or "
-                   "gzipped), folders of them, or CATH-style JSONL")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="structure files (PDB/mmCIF/PQR/PDBQT, plain or "
+        "gzipped), folders of them, or CATH-style JSONL",
+    )
     p.add_argument("--weights", default="original:v_48_020")
     g = p.add_argument_group("what to design")
-    g.add_argument("--chains", help="chains to design, e.g. A,B (default: all); the others "
-                   "stay visible")
-    g.add_argument("--fixed", nargs="+", default=[], metavar="SPEC",
-                   help="residues kept native, author numbering: A:1-10,15,20A B:5")
-    g.add_argument("--design-only", nargs="+", default=[], metavar="SPEC",
-                   help="design only these residues (same syntax); all others stay native")
+    g.add_argument(
+        "--chains", help="chains to design, e.g. A,B (default: all); the others stay visible"
+    )
+    g.add_argument(
+        "--fixed",
+        nargs="+",
+        default=[],
+        metavar="SPEC",
+        help="residues kept native, author numbering: A:1-10,15,20A B:5",
+    )
+    g.add_argument(
+        "--design-only",
+        nargs="+",
+        default=[],
+        metavar="SPEC",
+        help="design only these residues (same syntax); all others stay native",
+    )
     g.add_argument("--fixed-jsonl", help="the original's fixed_positions_jsonl")
     g.add_argument("--tied-jsonl", help="the original's tied_positions_jsonl (with weights)")
-    g.add_argument("--homo-oligomer", action="store_true", help="tie equivalent positions of "
-                   "designed chains with identical sequences")
+    g.add_argument(
+        "--homo-oligomer",
+        action="store_true",
+        help="tie equivalent positions of designed chains with identical sequences",
+    )
     g = p.add_argument_group("amino-acid control")
-    g.add_argument("--omit", default="X", help="letters never sampled (default: X; as the "
-                   "original, a given list replaces it: write CX to omit C and X)")
+    g.add_argument(
+        "--omit",
+        default="X",
+        help="letters never sampled (default: X; as the "
+        "original, a given list replaces it: write CX to omit C and X)",
+    )
     g.add_argument("--omit-jsonl", help="the original's per-residue omit_AA_jsonl")
     g.add_argument("--bias", help="global bias added to the logits, e.g. A:-1.0,W:0.5")
-    g.add_argument("--bias-jsonl", help="the original's bias_AA_jsonl ({\"A\": -1.0})")
+    g.add_argument("--bias-jsonl", help='the original\'s bias_AA_jsonl ({"A": -1.0})')
     g.add_argument("--bias-by-res-jsonl", help="the original's per-residue bias_by_res_jsonl")
     g = p.add_argument_group("sampling")
     g.add_argument("--num-seqs", type=int, default=1, help="sequences per temperature")
     g.add_argument("--temperature", type=float, nargs="+", default=[0.1])
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--batch-size", type=int, default=32,
-                   help="sequences (or orders) per forward pass")
+    g.add_argument(
+        "--batch-size", type=int, default=32, help="sequences (or orders) per forward pass"
+    )
     g = p.add_argument_group("scoring and probabilities")
-    g.add_argument("--score-only", action="store_true",
-                   help="score the native sequence and those of --fasta; no sampling")
+    g.add_argument(
+        "--score-only",
+        action="store_true",
+        help="score the native sequence and those of --fasta; no sampling",
+    )
     g.add_argument("--fasta", help="sequences to score (chains joined by /)")
-    g.add_argument("--num-orders", type=int, default=1,
-                   help="random decoding orders averaged by --score-only / --probs conditional")
-    g.add_argument("--probs", choices=["conditional", "unconditional"],
-                   help="write per-residue log-probabilities (.npz per structure) to --out")
+    g.add_argument(
+        "--num-orders",
+        type=int,
+        default=1,
+        help="random decoding orders averaged by --score-only / --probs conditional",
+    )
+    g.add_argument(
+        "--probs",
+        choices=["conditional", "unconditional"],
+        help="write per-residue log-probabilities (.npz per structure) to --out",
+    )
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output file (default: stdout); a folder for --probs")
     g.add_argument("--json", action="store_true", help="JSON instead of FASTA")
-    g.add_argument("--exact", action="store_true", help="the original's operation order "
-                   "throughout (bit-level parity; slower). Default: split layers and the fast "
-                   "incremental decoder (same function, log-probs within 1e-4)")
+    g.add_argument(
+        "--exact",
+        action="store_true",
+        help="the original's operation order "
+        "throughout (bit-level parity; slower). Default: split layers and the fast "
+        "incremental decoder (same function, log-probs within 1e-4)",
+    )
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--no-progress", action="store_true")
     return p
@@ -92,12 +140,13 @@ def read_inputs(paths: list[str]) -> list[ProteinRecord]:
 
     records, seen = [], {}
     for path in paths:
-        for file, item, result in iter_source(path):
+        for _file, item, result in iter_source(path):
             if isinstance(result, ReadError):
                 raise DesignError(f"input {result}")
             if result.name in seen:
-                raise DesignError(f"two inputs named {result.name!r}: {seen[result.name]} "
-                                  f"and {item}")
+                raise DesignError(
+                    f"two inputs named {result.name!r}: {seen[result.name]} and {item}"
+                )
             seen[result.name] = item
             records.append(result)
     return records
@@ -117,11 +166,19 @@ def prepare(a: argparse.Namespace) -> Job:
 
     check_args(a)
     chains = [c.strip() for c in a.chains.split(",") if c.strip()] if a.chains else None
-    spec = DesignSpec(chains=chains, fixed=a.fixed, design_only=a.design_only,
-                      fixed_jsonl=a.fixed_jsonl, tied_jsonl=a.tied_jsonl,
-                      homo_oligomer=a.homo_oligomer, omit=a.omit, omit_jsonl=a.omit_jsonl,
-                      bias=a.bias, bias_jsonl=a.bias_jsonl,
-                      bias_by_res_jsonl=a.bias_by_res_jsonl)
+    spec = DesignSpec(
+        chains=chains,
+        fixed=a.fixed,
+        design_only=a.design_only,
+        fixed_jsonl=a.fixed_jsonl,
+        tied_jsonl=a.tied_jsonl,
+        homo_oligomer=a.homo_oligomer,
+        omit=a.omit,
+        omit_jsonl=a.omit_jsonl,
+        bias=a.bias,
+        bias_jsonl=a.bias_jsonl,
+        bias_by_res_jsonl=a.bias_by_res_jsonl,
+    )
     records = read_inputs(a.inputs)
     loaded = spec.load([r.name for r in records])
     cons = [loaded.constraints(r) for r in records]
@@ -146,8 +203,19 @@ def run_designs(job: Job, a) -> str:
             data = design_graph(record, cons)
             encoded = job.model.encode(data)
             native = score_native(job.model, data, encoded, gen)
-            samples = sample_designs(job.model, data, cons, a.temperature, a.num_seqs,
-                                     a.batch_size, gen, a.omit, encoded, bar, exact=a.exact)
+            samples = sample_designs(
+                job.model,
+                data,
+                cons,
+                a.temperature,
+                a.num_seqs,
+                a.batch_size,
+                gen,
+                a.omit,
+                encoded,
+                bar,
+                exact=a.exact,
+            )
             texts.append(fasta_block(record, native, samples, job.model_name, a.seed))
             entries.append(json_entry(record, native, samples))
     return dumps_json(entries) if a.json else "".join(texts)
@@ -156,39 +224,57 @@ def run_designs(job: Job, a) -> str:
 def run_scores(job: Job, a) -> str:
     fastas = read_fasta(a.fasta) if a.fasta else []
     texts, entries = [], []
-    for record, cons in tqdm(list(zip(job.records, job.constraints)), desc="score",
-                             disable=a.no_progress or None):
+    for record, cons in tqdm(
+        list(zip(job.records, job.constraints)), desc="score", disable=a.no_progress or None
+    ):
         gen = torch.Generator().manual_seed(a.seed)
         data = design_graph(record, cons)
         encoded = job.model.encode(data)
         seqs = [("native", data.seq)] + [
             (f"fasta:{i} {h}", fasta_sequence(record, h, s, "--fasta"))
-            for i, (h, s) in enumerate(fastas, 1)]
+            for i, (h, s) in enumerate(fastas, 1)
+        ]
         for source, seq in seqs:
-            res = score_sequence(job.model, data, seq, order_keys(data, a.num_orders, gen),
-                                 a.batch_size, encoded)
+            res = score_sequence(
+                job.model, data, seq, order_keys(data, a.num_orders, gen), a.batch_size, encoded
+            )
             letters = chain_letters(record, seq)
-            texts.append(f">{record.name}, source={source}, score={res.score:.4f}, "
-                         f"global_score={res.global_score:.4f}, num_orders={a.num_orders}\n"
-                         + "/".join(letters[c] for c in designed_chains(record)) + "\n")
-            nll = {c: [round(float(x), 5) for x in res.nll[record.chain_index == k]]
-                   for k, c in enumerate(record.chain_ids)}
-            entries.append(dict(name=record.name, source=source, score=res.score,
-                                global_score=res.global_score,
-                                per_order=res.per_order.tolist(), seq=letters, nll=nll))
+            texts.append(
+                f">{record.name}, source={source}, score={res.score:.4f}, "
+                f"global_score={res.global_score:.4f}, num_orders={a.num_orders}\n"
+                + "/".join(letters[c] for c in designed_chains(record))
+                + "\n"
+            )
+            nll = {
+                c: [round(float(x), 5) for x in res.nll[record.chain_index == k]]
+                for k, c in enumerate(record.chain_ids)
+            }
+            entries.append(
+                dict(
+                    name=record.name,
+                    source=source,
+                    score=res.score,
+                    global_score=res.global_score,
+                    per_order=res.per_order.tolist(),
+                    seq=letters,
+                    nll=nll,
+                )
+            )
     return dumps_json(entries) if a.json else "".join(texts)
 
 
 def run_probs(job: Job, a) -> dict[str, bytes]:
     out = {}
-    for record, cons in tqdm(list(zip(job.records, job.constraints)), desc="probs",
-                             disable=a.no_progress or None):
+    for record, cons in tqdm(
+        list(zip(job.records, job.constraints)), desc="probs", disable=a.no_progress or None
+    ):
         gen = torch.Generator().manual_seed(a.seed)
         data = design_graph(record, cons)
         encoded = job.model.encode(data)
         if a.probs == "conditional":
-            lp = conditional_log_probs(job.model, data, order_keys(data, a.num_orders, gen),
-                                       a.batch_size, encoded)
+            lp = conditional_log_probs(
+                job.model, data, order_keys(data, a.num_orders, gen), a.batch_size, encoded
+            )
         else:
             lp = unconditional_log_probs(job.model, data, encoded)
         out[f"{record.name}.npz"] = npz_bytes(lp, data, record)

@@ -54,9 +54,13 @@ class Constraints:
 
     def control(self) -> DecodeControl:
         t = lambda a, dt=torch.float32: None if a is None else torch.as_tensor(a, dtype=dt)
-        return DecodeControl(bias=t(self.bias), bias_by_res=t(self.bias_by_res),
-                             omit_mask=t(self.omit), tie_group=t(self.tie_group, torch.long),
-                             tie_weight=t(self.tie_weight))
+        return DecodeControl(
+            bias=t(self.bias),
+            bias_by_res=t(self.bias_by_res),
+            omit_mask=t(self.omit),
+            tie_group=t(self.tie_group, torch.long),
+            tie_weight=t(self.tie_weight),
+        )
 
 
 class ResidueIndex:
@@ -64,8 +68,9 @@ class ResidueIndex:
 
     def __init__(self, record: ProteinRecord):
         self.record = record
-        self.chains = {c: np.nonzero(record.chain_index == i)[0]
-                       for i, c in enumerate(record.chain_ids)}
+        self.chains = {
+            c: np.nonzero(record.chain_index == i)[0] for i, c in enumerate(record.chain_ids)
+        }
         ids = record.residue_ids or [None] * record.num_residues
         self.by_id = {}
         for c, idx in self.chains.items():
@@ -74,8 +79,10 @@ class ResidueIndex:
 
     def chain(self, chain: str, where: str) -> np.ndarray:
         if chain not in self.chains:
-            raise DesignError(f"{where}: {self.record.name} has no chain {chain!r} "
-                              f"(chains: {', '.join(self.record.chain_ids)})")
+            raise DesignError(
+                f"{where}: {self.record.name} has no chain {chain!r} "
+                f"(chains: {', '.join(self.record.chain_ids)})"
+            )
         return self.chains[chain]
 
     def author(self, chain: str, rid: str, where: str) -> int:
@@ -87,8 +94,9 @@ class ResidueIndex:
     def position(self, chain: str, pos, where: str) -> int:
         idx = self.chain(chain, where)
         if not isinstance(pos, int) or isinstance(pos, bool) or not 1 <= pos <= len(idx):
-            raise DesignError(f"{where}: {self.record.name} chain {chain} has positions "
-                              f"1-{len(idx)}, not {pos!r}")
+            raise DesignError(
+                f"{where}: {self.record.name} chain {chain} has positions 1-{len(idx)}, not {pos!r}"
+            )
         return int(idx[pos - 1])
 
     def label(self, i: int) -> str:
@@ -109,8 +117,9 @@ def parse_residues(tokens: list[str], index: ResidueIndex, where: str) -> np.nda
         for item in items.split(","):
             m = _ITEM_RE.match(item.strip())
             if not m:
-                raise DesignError(f"{where}: cannot read {item!r} in {token!r} "
-                                  "(expected e.g. A:1-10,15,20A)")
+                raise DesignError(
+                    f"{where}: cannot read {item!r} in {token!r} (expected e.g. A:1-10,15,20A)"
+                )
             a = index.author(chain, m[1] + m[2], where)
             if m[3] is None:
                 out.append(a)
@@ -146,8 +155,10 @@ def entry_for(table: dict, record: ProteinRecord, where: str, names: list[str]):
     """The entry of ``record`` in a per-structure dictionary (``None`` when it has none);
     a dictionary that names none of the inputs is an error (wrong file or names)."""
     if not any(n in table for n in names):
-        raise DesignError(f"{where}: names none of the inputs ({', '.join(names[:5])}); "
-                          f"it has: {', '.join(list(table)[:5]) or 'nothing'}")
+        raise DesignError(
+            f"{where}: names none of the inputs ({', '.join(names[:5])}); "
+            f"it has: {', '.join(list(table)[:5]) or 'nothing'}"
+        )
     return table.get(record.name)
 
 
@@ -155,8 +166,9 @@ def letters(text: str, where: str) -> list[int]:
     """Alphabet indices of ``text``; an unknown letter is an error."""
     bad = sorted({a for a in text if a not in ALPHABET})
     if bad:
-        raise DesignError(f"{where}: unknown amino-acid letter {', '.join(map(repr, bad))} "
-                          f"(alphabet: {ALPHABET})")
+        raise DesignError(
+            f"{where}: unknown amino-acid letter {', '.join(map(repr, bad))} (alphabet: {ALPHABET})"
+        )
     return [ALPHABET.index(a) for a in text]
 
 

@@ -39,37 +39,52 @@ def fixed_chains(record: ProteinRecord) -> list[str]:
 
 def chain_letters(record: ProteinRecord, seq: torch.Tensor) -> dict[str, str]:
     text = "".join(decode(seq.tolist()))
-    return {c: "".join(text[i] for i in np.nonzero(record.chain_index == k)[0])
-            for k, c in enumerate(record.chain_ids)}
+    return {
+        c: "".join(text[i] for i in np.nonzero(record.chain_index == k)[0])
+        for k, c in enumerate(record.chain_ids)
+    }
 
 
 def _f4(x: float) -> str:
     return f"{x:.4f}"
 
 
-def fasta_block(record: ProteinRecord, native: Sample, samples: list[Sample], model_name: str,
-                seed: int) -> str:
+def fasta_block(
+    record: ProteinRecord, native: Sample, samples: list[Sample], model_name: str, seed: int
+) -> str:
     """The original's FASTA records for one structure."""
     chains = designed_chains(record)
     join = lambda seq: "/".join(chain_letters(record, seq)[c] for c in chains)
-    lines = [f">{record.name}, score={_f4(native.score)}, global_score="
-             f"{_f4(native.global_score)}, fixed_chains={fixed_chains(record)}, "
-             f"designed_chains={chains}, model_name={model_name}, seed={seed}", join(native.seq)]
+    lines = [
+        f">{record.name}, score={_f4(native.score)}, global_score="
+        f"{_f4(native.global_score)}, fixed_chains={fixed_chains(record)}, "
+        f"designed_chains={chains}, model_name={model_name}, seed={seed}",
+        join(native.seq),
+    ]
     for s in samples:
-        lines += [f">T={s.temperature}, sample={s.number}, score={_f4(s.score)}, "
-                  f"global_score={_f4(s.global_score)}, seq_recovery={_f4(s.recovery)}",
-                  join(s.seq)]
+        lines += [
+            f">T={s.temperature}, sample={s.number}, score={_f4(s.score)}, "
+            f"global_score={_f4(s.global_score)}, seq_recovery={_f4(s.recovery)}",
+            join(s.seq),
+        ]
     return "\n".join(lines) + "\n"
 
 
 def json_entry(record: ProteinRecord, native: Sample, samples: list[Sample]) -> dict:
     """Everything about one structure's designs, every chain spelt out."""
-    item = lambda s: dict(score=s.score, global_score=s.global_score,
-                          seq=chain_letters(record, s.seq))
-    return dict(name=record.name, designed_chains=designed_chains(record),
-                fixed_chains=fixed_chains(record), native=item(native),
-                samples=[dict(T=s.temperature, sample=s.number, seq_recovery=s.recovery,
-                              **item(s)) for s in samples])
+    item = lambda s: dict(
+        score=s.score, global_score=s.global_score, seq=chain_letters(record, s.seq)
+    )
+    return dict(
+        name=record.name,
+        designed_chains=designed_chains(record),
+        fixed_chains=fixed_chains(record),
+        native=item(native),
+        samples=[
+            dict(T=s.temperature, sample=s.number, seq_recovery=s.recovery, **item(s))
+            for s in samples
+        ],
+    )
 
 
 def read_fasta(path: str) -> list[tuple[str, str]]:
@@ -103,15 +118,19 @@ def fasta_sequence(record: ProteinRecord, header: str, text: str, where: str) ->
     elif len(parts) == len(record.chain_ids):
         chains = list(record.chain_ids)
     else:
-        raise DesignError(f"{where}: record {header!r} has {len(parts)} chain(s); {record.name}"
-                          f" has {len(designed)} designed ({', '.join(designed)}) and "
-                          f"{len(record.chain_ids)} in all")
+        raise DesignError(
+            f"{where}: record {header!r} has {len(parts)} chain(s); {record.name}"
+            f" has {len(designed)} designed ({', '.join(designed)}) and "
+            f"{len(record.chain_ids)} in all"
+        )
     seq = torch.tensor([ALPHABET.index(a) for a in record.seq], dtype=torch.long)
     for c, part in zip(chains, parts):
         idx = np.nonzero(record.chain_index == record.chain_ids.index(c))[0]
         if len(part) != len(idx):
-            raise DesignError(f"{where}: record {header!r} chain {c} has {len(part)} letters; "
-                              f"{record.name} chain {c} has {len(idx)} residues")
+            raise DesignError(
+                f"{where}: record {header!r} chain {c} has {len(part)} letters; "
+                f"{record.name} chain {c} has {len(idx)} residues"
+            )
         seq[torch.from_numpy(idx)] = torch.tensor(letters(part, f"{where} record {header!r}"))
     return seq
 
@@ -121,10 +140,16 @@ def npz_bytes(log_p: torch.Tensor, data, record: ProteinRecord) -> bytes:
     plus ``chain_ids`` and ``residue_ids``."""
     buf = io.BytesIO()
     rid = record.residue_ids or [str(i + 1) for i in range(record.num_residues)]
-    np.savez(buf, log_p=log_p.numpy(), S=data.seq.numpy(), mask=data.mask.numpy(),
-             design_mask=(data.design_mask & data.mask).numpy(),
-             chain_ids=np.array([record.chain_ids[k] for k in record.chain_index]),
-             residue_ids=np.array(rid), alphabet=np.array(list(ALPHABET)))
+    np.savez(
+        buf,
+        log_p=log_p.numpy(),
+        S=data.seq.numpy(),
+        mask=data.mask.numpy(),
+        design_mask=(data.design_mask & data.mask).numpy(),
+        chain_ids=np.array([record.chain_ids[k] for k in record.chain_index]),
+        residue_ids=np.array(rid),
+        alphabet=np.array(list(ALPHABET)),
+    )
     return buf.getvalue()
 
 

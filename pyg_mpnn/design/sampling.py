@@ -52,8 +52,11 @@ def repeat_encoded(encoded: tuple[Tensor, Tensor, Tensor], copies: int, num_node
     """Encoder output of one graph tiled for ``copies`` identical graphs in one batch."""
     h_V, h_E, edge_index = encoded
     shift = torch.arange(copies, device=edge_index.device).repeat_interleave(edge_index.size(1))
-    return (h_V.repeat(copies, 1), h_E.repeat(copies, 1),
-            edge_index.repeat(1, copies) + shift * num_nodes)
+    return (
+        h_V.repeat(copies, 1),
+        h_E.repeat(copies, 1),
+        edge_index.repeat(1, copies) + shift * num_nodes,
+    )
 
 
 def copies_of(data: Data, copies: int) -> Batch:
@@ -62,7 +65,9 @@ def copies_of(data: Data, copies: int) -> Batch:
 
 def per_graph_mean(values: Tensor, weight: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
     tot = torch.zeros(num_graphs, dtype=values.dtype).index_add_(0, batch, values * weight)
-    return tot / torch.zeros(num_graphs, dtype=values.dtype).index_add_(0, batch, weight).clamp(min=1)
+    return tot / torch.zeros(num_graphs, dtype=values.dtype).index_add_(0, batch, weight).clamp(
+        min=1
+    )
 
 
 def chunks(total: int, size: int) -> list[int]:
@@ -77,15 +82,30 @@ def score_native(model: ProteinMPNN, data: Data, encoded, generator: torch.Gener
     nll = -lp.gather(1, data.seq.view(-1, 1)).view(-1)
     zero = torch.zeros(data.num_nodes, dtype=torch.long)
     design = (data.design_mask & data.mask).float()
-    return Sample(None, 0, data.seq, float(per_graph_mean(nll, design, zero, 1)[0]),
-                  float(per_graph_mean(nll, data.mask.float(), zero, 1)[0]), 1.0)
+    return Sample(
+        None,
+        0,
+        data.seq,
+        float(per_graph_mean(nll, design, zero, 1)[0]),
+        float(per_graph_mean(nll, data.mask.float(), zero, 1)[0]),
+        1.0,
+    )
 
 
 @torch.no_grad()
-def sample_designs(model: ProteinMPNN, data: Data, cons: Constraints,
-                   temperatures: list[float], num_seqs: int, batch_size: int,
-                   generator: torch.Generator, omit: str = "X", encoded=None,
-                   progress=None, exact: bool = True) -> list[Sample]:
+def sample_designs(
+    model: ProteinMPNN,
+    data: Data,
+    cons: Constraints,
+    temperatures: list[float],
+    num_seqs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    omit: str = "X",
+    encoded=None,
+    progress=None,
+    exact: bool = True,
+) -> list[Sample]:
     """``num_seqs`` samples per temperature, ``batch_size`` copies per forward pass
     (``exact=False``: the sampler's fast incremental decoder, see
     :class:`~pyg_mpnn.nn.incremental.IncrementalDecoder`)."""
@@ -96,16 +116,30 @@ def sample_designs(model: ProteinMPNN, data: Data, cons: Constraints,
         number = 0
         for b in chunks(num_seqs, batch_size):
             batch = copies_of(data, b)
-            res = model.sample(batch, temperature=temperature, generator=generator, omit=omit,
-                               encoded=repeat_encoded(encoded, b, data.num_nodes),
-                               control=control.repeat(b), exact=exact)
+            res = model.sample(
+                batch,
+                temperature=temperature,
+                generator=generator,
+                omit=omit,
+                encoded=repeat_encoded(encoded, b, data.num_nodes),
+                control=control.repeat(b),
+                exact=exact,
+            )
             nll = -res["log_probs"].gather(1, res["seq"].view(-1, 1)).view(-1)
             glob = per_graph_mean(nll, batch.mask.float(), batch.batch, b)
             for s in range(b):
                 number += 1
                 sel = slice(s * data.num_nodes, (s + 1) * data.num_nodes)
-                out.append(Sample(temperature, number, res["seq"][sel], float(res["score"][s]),
-                                  float(glob[s]), float(res["recovery"][s])))
+                out.append(
+                    Sample(
+                        temperature,
+                        number,
+                        res["seq"][sel],
+                        float(res["score"][s]),
+                        float(glob[s]),
+                        float(res["recovery"][s]),
+                    )
+                )
             if progress is not None:
                 progress.update(b)
     return out

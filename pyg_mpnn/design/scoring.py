@@ -42,19 +42,21 @@ def order_keys(data: Data, num_orders: int, generator: torch.Generator) -> Tenso
 
 
 @torch.no_grad()
-def score_sequence(model: ProteinMPNN, data: Data, seq: Tensor, randn: Tensor,
-                   batch_size: int = 32, encoded=None) -> SequenceScore:
+def score_sequence(
+    model: ProteinMPNN, data: Data, seq: Tensor, randn: Tensor, batch_size: int = 32, encoded=None
+) -> SequenceScore:
     """Score ``seq`` ``[N]`` on ``data`` under the orders of ``randn`` ``[O, N]``."""
     encoded = model.encode(data) if encoded is None else encoded
-    design = data.design_mask & data.mask
     rows, nlls = [], []
     for start, b in zip(range(0, len(randn), batch_size), chunks(len(randn), batch_size)):
         batch = copies_of(data, b)
-        rank = decoding_rank(batch.design_mask & batch.mask, randn[start:start + b].reshape(-1),
-                             batch.batch)
+        rank = decoding_rank(
+            batch.design_mask & batch.mask, randn[start : start + b].reshape(-1), batch.batch
+        )
         seq_b = seq.repeat(b)
-        lp = model(batch, decoding_rank=rank, encoded=repeat_encoded(encoded, b, data.num_nodes),
-                   seq=seq_b)
+        lp = model(
+            batch, decoding_rank=rank, encoded=repeat_encoded(encoded, b, data.num_nodes), seq=seq_b
+        )
         nll = -lp.gather(1, seq_b.view(-1, 1)).view(-1)
         score = per_graph_mean(nll, batch.design_mask.float() * batch.mask, batch.batch, b)
         glob = per_graph_mean(nll, batch.mask.float(), batch.batch, b)
@@ -62,13 +64,15 @@ def score_sequence(model: ProteinMPNN, data: Data, seq: Tensor, randn: Tensor,
         nlls.append(nll.view(b, -1))
     per_order = torch.cat(rows)
     nll = torch.cat(nlls).mean(0) * data.mask
-    return SequenceScore(float(per_order[:, 0].mean()), float(per_order[:, 1].mean()),
-                         per_order, nll)
+    return SequenceScore(
+        float(per_order[:, 0].mean()), float(per_order[:, 1].mean()), per_order, nll
+    )
 
 
 @torch.no_grad()
-def conditional_log_probs(model: ProteinMPNN, data: Data, randn: Tensor,
-                          batch_size: int = 32, encoded=None) -> Tensor:
+def conditional_log_probs(
+    model: ProteinMPNN, data: Data, randn: Tensor, batch_size: int = 32, encoded=None
+) -> Tensor:
     """``[O, N, 21]`` log-probs of each designed residue decoded last (zeros elsewhere)."""
     encoded = model.encode(data) if encoded is None else encoded
     targets = torch.nonzero(data.design_mask & data.mask).view(-1)
@@ -76,7 +80,7 @@ def conditional_log_probs(model: ProteinMPNN, data: Data, randn: Tensor,
     out = torch.zeros(len(randn), n, model.W_out.out_features)
     for o in range(len(randn)):
         for start, b in zip(range(0, len(targets), batch_size), chunks(len(targets), batch_size)):
-            idx = targets[start:start + b]
+            idx = targets[start : start + b]
             batch = copies_of(data, b)
             last = torch.zeros(b, n, dtype=torch.bool)
             last[torch.arange(b), idx] = True
@@ -89,6 +93,5 @@ def conditional_log_probs(model: ProteinMPNN, data: Data, randn: Tensor,
 @torch.no_grad()
 def unconditional_log_probs(model: ProteinMPNN, data: Data, encoded=None) -> Tensor:
     """``[1, N, 21]`` log-probs of every residue given the backbone only."""
-    lp = model(data, decoding_rank=torch.zeros(data.num_nodes, dtype=torch.long),
-               encoded=encoded)
+    lp = model(data, decoding_rank=torch.zeros(data.num_nodes, dtype=torch.long), encoded=encoded)
     return (lp * data.mask.unsqueeze(-1)).unsqueeze(0)

@@ -8,9 +8,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyg_mpnn.alphabet import ALPHABET
-from pyg_mpnn.design.constraints import (Constraints, DesignError, ResidueIndex, bias_from_json,
-                                         entry_for, letters, parse_bias, parse_residues,
-                                         read_json_dict)
+from pyg_mpnn.design.constraints import (
+    Constraints,
+    DesignError,
+    ResidueIndex,
+    bias_from_json,
+    entry_for,
+    letters,
+    parse_bias,
+    parse_residues,
+    read_json_dict,
+)
 from pyg_mpnn.design.tying import homo_oligomer_groups, jsonl_groups, tie_arrays
 from pyg_mpnn.io.record import ProteinRecord
 
@@ -36,7 +44,7 @@ class DesignSpec:
     bias_jsonl: str | None = None
     bias_by_res_jsonl: str | None = None
 
-    def load(self, names: list[str]) -> "LoadedSpec":
+    def load(self, names: list[str]) -> LoadedSpec:
         """Read and check everything that does not depend on a structure."""
         letters(self.omit, "--omit")
         if self.fixed and self.design_only:
@@ -49,12 +57,16 @@ class DesignSpec:
         if self.bias:
             bias = parse_bias(self.bias)
         elif self.bias_jsonl:
-            bias = bias_from_json(read_json_dict(self.bias_jsonl, "--bias-jsonl"),
-                                  f"--bias-jsonl {self.bias_jsonl}")
+            bias = bias_from_json(
+                read_json_dict(self.bias_jsonl, "--bias-jsonl"), f"--bias-jsonl {self.bias_jsonl}"
+            )
         tables = {}
-        for key, opt in (("fixed_jsonl", "--fixed-jsonl"), ("tied_jsonl", "--tied-jsonl"),
-                         ("omit_jsonl", "--omit-jsonl"),
-                         ("bias_by_res_jsonl", "--bias-by-res-jsonl")):
+        for key, opt in (
+            ("fixed_jsonl", "--fixed-jsonl"),
+            ("tied_jsonl", "--tied-jsonl"),
+            ("omit_jsonl", "--omit-jsonl"),
+            ("bias_by_res_jsonl", "--bias-by-res-jsonl"),
+        ):
             path = getattr(self, key)
             if path:
                 tables[key] = (f"{opt} {path}", read_json_dict(path, opt))
@@ -84,8 +96,10 @@ class LoadedSpec:
         designed = record.designed[record.chain_index].copy()
         designed = self._fixed(record, index, designed)
         if not (designed & record.mask).any():
-            raise DesignError(f"{record.name}: no residue left to design (with a complete "
-                              "backbone) after --chains / fixed positions")
+            raise DesignError(
+                f"{record.name}: no residue left to design (with a complete "
+                "backbone) after --chains / fixed positions"
+            )
         cons = Constraints(designed=designed, bias=self.bias)
         cons.omit = self._omit(record, index)
         cons.bias_by_res = self._bias_by_res(record, index)
@@ -100,8 +114,10 @@ class LoadedSpec:
             only = parse_residues(self.spec.design_only, index, "--design-only")
             outside = only[~designed[only]]
             if len(outside):
-                raise DesignError(f"--design-only: {index.label(int(outside[0]))} is not in a "
-                                  f"designed chain (--chains {','.join(self.spec.chains or [])})")
+                raise DesignError(
+                    f"--design-only: {index.label(int(outside[0]))} is not in a "
+                    f"designed chain (--chains {','.join(self.spec.chains or [])})"
+                )
             designed[:] = False
             designed[only] = True
         got = self.entry("fixed_jsonl", record)
@@ -121,8 +137,9 @@ class LoadedSpec:
         for chain, items in _chain_dict(entry, where, record).items():
             for item in items:
                 if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], str)):
-                    raise DesignError(f"{where}: chain {chain}: expected [[positions], "
-                                      f"\"LETTERS\"], got {item!r}")
+                    raise DesignError(
+                        f'{where}: chain {chain}: expected [[positions], "LETTERS"], got {item!r}'
+                    )
                 cols = letters(item[1], f"{where} chain {chain}")
                 for p in item[0]:
                     omit[index.position(chain, p, where), cols] = True
@@ -138,9 +155,11 @@ class LoadedSpec:
             idx = index.chain(chain, where)
             arr = np.asarray(rows, dtype=np.float32) if isinstance(rows, list) else None
             if arr is None or arr.shape != (len(idx), len(ALPHABET)):
-                raise DesignError(f"{where}: chain {chain} needs {len(idx)} rows of "
-                                  f"{len(ALPHABET)} numbers, got shape "
-                                  f"{None if arr is None else arr.shape}")
+                raise DesignError(
+                    f"{where}: chain {chain} needs {len(idx)} rows of "
+                    f"{len(ALPHABET)} numbers, got shape "
+                    f"{None if arr is None else arr.shape}"
+                )
             out[idx] = arr
         return out
 
@@ -154,8 +173,9 @@ class LoadedSpec:
             chains = [c for c, d in zip(record.chain_ids, record.designed) if d]
             groups = homo_oligomer_groups(record, chains)
         if groups:
-            cons.tie_group, cons.tie_weight = tie_arrays(groups, record, cons.designed,
-                                                         index, where)
+            cons.tie_group, cons.tie_weight = tie_arrays(
+                groups, record, cons.designed, index, where
+            )
             _share_within_groups(cons)
 
     def _check_omit(self, record, index, cons):
@@ -166,8 +186,10 @@ class LoadedSpec:
             left = (allowed & ~cons.omit).any(1)
             bad = np.nonzero(cons.designed & record.mask & ~left)[0]
             if len(bad):
-                raise DesignError(f"--omit-jsonl: no letter left to sample at "
-                                  f"{record.name} {index.label(int(bad[0]))}")
+                raise DesignError(
+                    f"--omit-jsonl: no letter left to sample at "
+                    f"{record.name} {index.label(int(bad[0]))}"
+                )
 
 
 def _share_within_groups(cons: Constraints) -> None:
@@ -183,6 +205,7 @@ def _share_within_groups(cons: Constraints) -> None:
 
 def _chain_dict(entry, where: str, record: ProteinRecord) -> dict:
     if not isinstance(entry, dict):
-        raise DesignError(f"{where}: {record.name}: expected {{chain: ...}}, got "
-                          f"{type(entry).__name__}")
+        raise DesignError(
+            f"{where}: {record.name}: expected {{chain: ...}}, got {type(entry).__name__}"
+        )
     return entry

@@ -18,8 +18,9 @@ from pyg_mpnn.design.constraints import DesignError, ResidueIndex
 from pyg_mpnn.io.record import ProteinRecord
 
 
-def homo_oligomer_groups(record: ProteinRecord, designed_chains: list[str]
-                         ) -> list[list[tuple[int, float]]]:
+def homo_oligomer_groups(
+    record: ProteinRecord, designed_chains: list[str]
+) -> list[list[tuple[int, float]]]:
     """Groups ``[(residue, weight)]`` tying position ``i`` of designed chains with identical
     sequences (weight 1). Chains with a unique sequence stay untied."""
     by_seq: dict[str, list[str]] = {}
@@ -37,22 +38,27 @@ def homo_oligomer_groups(record: ProteinRecord, designed_chains: list[str]
 def jsonl_groups(entry, index: ResidueIndex, where: str) -> list[list[tuple[int, float]]]:
     """Groups from one structure's entry of a ``tied_positions_jsonl``."""
     if not isinstance(entry, list):
-        raise DesignError(f"{where}: {index.record.name}: expected a list of "
-                          "{chain: positions} objects")
+        raise DesignError(
+            f"{where}: {index.record.name}: expected a list of {{chain: positions}} objects"
+        )
     groups = []
     for n, item in enumerate(entry, 1):
         if not isinstance(item, dict) or not item:
-            raise DesignError(f"{where}: {index.record.name} item {n}: expected "
-                              "{chain: positions}")
-        columns = {c: _positions_and_weights(v, f"{where}: {index.record.name} item {n} "
-                                                f"chain {c}") for c, v in item.items()}
+            raise DesignError(
+                f"{where}: {index.record.name} item {n}: expected {{chain: positions}}"
+            )
+        columns = {
+            c: _positions_and_weights(v, f"{where}: {index.record.name} item {n} chain {c}")
+            for c, v in item.items()
+        }
         lengths = {c: len(p) for c, (p, _) in columns.items()}
         if len(set(lengths.values())) > 1:
-            raise DesignError(f"{where}: {index.record.name} item {n}: tied lists of unequal "
-                              f"length ({', '.join(f'{c}: {k}' for c, k in lengths.items())})")
+            raise DesignError(
+                f"{where}: {index.record.name} item {n}: tied lists of unequal "
+                f"length ({', '.join(f'{c}: {k}' for c, k in lengths.items())})"
+            )
         for i in range(next(iter(lengths.values()))):
-            groups.append([(index.position(c, p[i], where), w[i])
-                           for c, (p, w) in columns.items()])
+            groups.append([(index.position(c, p[i], where), w[i]) for c, (p, w) in columns.items()])
     return groups
 
 
@@ -66,9 +72,13 @@ def _positions_and_weights(value, where: str) -> tuple[list, list]:
     return value, [1.0] * len(value)
 
 
-def tie_arrays(groups: list[list[tuple[int, float]]], record: ProteinRecord,
-               designed: np.ndarray, index: ResidueIndex, where: str
-               ) -> tuple[np.ndarray, np.ndarray]:
+def tie_arrays(
+    groups: list[list[tuple[int, float]]],
+    record: ProteinRecord,
+    designed: np.ndarray,
+    index: ResidueIndex,
+    where: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(tie_group [N], tie_weight [N])`` from groups, after dropping residues that miss
     backbone atoms; checks that no residue is in two groups and no group mixes designed and
     fixed residues."""
@@ -84,9 +94,11 @@ def tie_arrays(groups: list[list[tuple[int, float]]], record: ProteinRecord,
         if len(states) > 1:
             fixed = [index.label(i) for i, _ in members if not designed[i]]
             free = [index.label(i) for i, _ in members if designed[i]]
-            raise DesignError(f"{where}: tied group {', '.join(index.label(i) for i, _ in members)}"
-                              f" mixes fixed ({', '.join(fixed)}) and designed "
-                              f"({', '.join(free)}) residues: fix them all or none")
+            raise DesignError(
+                f"{where}: tied group {', '.join(index.label(i) for i, _ in members)}"
+                f" mixes fixed ({', '.join(fixed)}) and designed "
+                f"({', '.join(free)}) residues: fix them all or none"
+            )
         for i, w in members:
             if group[i] >= 0:
                 raise DesignError(f"{where}: residue {index.label(i)} is in two tied groups")

@@ -10,24 +10,29 @@ import numpy as np
 from pyg_mpnn.diagnose.series import RunSeries
 from pyg_mpnn.track.layers import layer_sort_key
 
-PANELS = (("weight", "norm", "", "weight RMS"),
-          ("activation", "norm", "node", "node activation RMS"),
-          ("activation", "norm", "edge", "edge activation RMS"),
-          ("gradient", "norm", "", "gradient RMS"),
-          ("update", "update_ratio", "", "update / weight"))
+PANELS = (
+    ("weight", "norm", "", "weight RMS"),
+    ("activation", "norm", "node", "node activation RMS"),
+    ("activation", "norm", "edge", "edge activation RMS"),
+    ("gradient", "norm", "", "gradient RMS"),
+    ("update", "update_ratio", "", "update / weight"),
+)
 STACKS = ("embed", "encoder", "decoder", "head")
 
 
 def _plt():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
 def _color(plt, stack: str, i: int, n: int):
     cmap = {"encoder": plt.cm.Blues, "decoder": plt.cm.Reds, "head": plt.cm.Greens}.get(
-        stack, plt.cm.Greys)
+        stack, plt.cm.Greys
+    )
     return cmap(0.45 + 0.5 * (i + 1) / (n + 1))
 
 
@@ -37,8 +42,9 @@ def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
     finding are drawn thick and dashed."""
     plt = _plt()
     stacks = [s for s in STACKS if any(rs.stack(layer) == s for layer in rs.layers())]
-    fig, axes = plt.subplots(len(PANELS), len(stacks), figsize=(3.6 * len(stacks), 11),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(PANELS), len(stacks), figsize=(3.6 * len(stacks), 11), squeeze=False, sharex=True
+    )
     for r, (kind, name, part, label) in enumerate(PANELS):
         series = rs.layer_series(kind, name, part)
         for c, stack in enumerate(stacks):
@@ -51,10 +57,14 @@ def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
                 s, v = series[layer]
                 v = [x if math.isfinite(x) and x > 0 else np.nan for x in v]
                 hl = layer in highlight
-                ax.plot(s, v, lw=2.2 if hl else 1.2, ls="--" if hl else "-",
-                        color="C3" if hl and stack == "embed" else _color(plt, stack, i,
-                                                                             len(layers)),
-                        label=layer)
+                ax.plot(
+                    s,
+                    v,
+                    lw=2.2 if hl else 1.2,
+                    ls="--" if hl else "-",
+                    color="C3" if hl and stack == "embed" else _color(plt, stack, i, len(layers)),
+                    label=layer,
+                )
             if layers and any(np.isfinite(series[k][1]).any() for k in layers):
                 ax.set_yscale("log")
                 ax.legend(fontsize=6, loc="best")
@@ -74,14 +84,15 @@ def ridge(rs: RunSeries, max_rows: int = 12, layers: list[str] | None = None):
     step, offset upwards, density normalised per row), x in units of the row's own value."""
     plt = _plt()
     hists = rs.gradient_hists()
-    names = layers or [k for k in sorted(hists, key=layer_sort_key)
-                       if k.startswith(("encoder.", "decoder."))]
+    names = layers or [
+        k for k in sorted(hists, key=layer_sort_key) if k.startswith(("encoder.", "decoder."))
+    ]
     if not names:
         return None
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
-    for ax in axes.ravel()[len(names):]:
+    for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     for ax, layer in zip(axes.ravel(), names):
         hs = hists[layer]
@@ -95,8 +106,9 @@ def ridge(rs: RunSeries, max_rows: int = 12, layers: list[str] | None = None):
             centres = (edges[:-1] + edges[1:]) / 2
             dens = counts / counts.max() if counts.max() > 0 else counts
             base = k * 0.6
-            ax.fill_between(centres, base, base + dens, color=cmap(k / max(len(sel) - 1, 1)),
-                            alpha=0.75, lw=0)
+            ax.fill_between(
+                centres, base, base + dens, color=cmap(k / max(len(sel) - 1, 1)), alpha=0.75, lw=0
+            )
             ax.plot(centres, base + dens, color="k", lw=0.4)
             ax.text(span * 1.02, base, f"{step}", fontsize=6, va="bottom")
         ax.set_xlim(-span, span * 1.15)
@@ -113,15 +125,21 @@ def jacobian_over_training(results: list[dict]):
     first, the best (by top-L precision) and the last probed step next to the contact map."""
     plt = _plt()
     best = max(results, key=lambda r: r["precision_L"])
-    shown = [results[0]] + ([best] if best is not results[0] and best is not results[-1]
-                            else []) + ([results[-1]] if len(results) > 1 else [])
+    shown = (
+        [results[0]]
+        + ([best] if best is not results[0] and best is not results[-1] else [])
+        + ([results[-1]] if len(results) > 1 else [])
+    )
     fig, ax = plt.subplots(1, len(shown) + 2, figsize=(4 * (len(shown) + 2), 3.8))
     steps = [r["step"] for r in results]
     ax[0].plot(steps, [r["precision_L"] for r in results], "o-", label="top-L")
     ax[0].plot(steps, [r["precision_L5"] for r in results], "s--", label="top-L/5")
     ax[0].plot(steps, [r["random"] for r in results], ":", color="grey", label="random")
-    ax[0].set(xlabel="step", ylabel="long-range contact precision",
-              title=f"categorical Jacobian, {results[0].get('probe', '')}")
+    ax[0].set(
+        xlabel="step",
+        ylabel="long-range contact precision",
+        title=f"categorical Jacobian, {results[0].get('probe', '')}",
+    )
     ax[0].legend(fontsize=8)
     for a, r in zip(ax[1:-1], shown):
         S = np.clip(r["S_apc"], 0, None)
@@ -154,15 +172,22 @@ def compare_gradients(runs: dict, highlight: str = "noise"):
     """Gradient RMS per layer over steps for several runs side by side (``{title: RunSeries}``);
     the layer ``highlight`` drawn thick and dashed (the noise-module demonstration)."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 3.8), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(runs), figsize=(5.5 * len(runs), 3.8), sharey=True, squeeze=False
+    )
     for ax, (title, rs) in zip(axes[0], runs.items()):
         series = rs.layer_series("gradient")
         for i, layer in enumerate(sorted(series, key=layer_sort_key)):
             s, v = series[layer]
             hl = layer == highlight
-            ax.plot(s, v, lw=2.4 if hl else 1.2, ls="--" if hl else "-",
-                    color="k" if hl else f"C{i % 10}", label=layer)
+            ax.plot(
+                s,
+                v,
+                lw=2.4 if hl else 1.2,
+                ls="--" if hl else "-",
+                color="k" if hl else f"C{i % 10}",
+                label=layer,
+            )
         ax.set(yscale="log", xlabel="step", title=title)
         ax.legend(fontsize=7, ncol=2)
     axes[0][0].set_ylabel("gradient RMS")

@@ -84,7 +84,7 @@ class Thresholds:
 
 @dataclass
 class Finding:
-    code: str          # a..f
+    code: str  # a..f
     title: str
     layers: list[str]
     steps: tuple[int, int]
@@ -93,9 +93,11 @@ class Finding:
     data: dict = field(default_factory=dict)
 
     def markdown(self) -> str:
-        return (f"### ({self.code}) {self.title}: {', '.join(self.layers) or '(global)'}\n\n"
-                f"* steps {self.steps[0]}–{self.steps[1]}\n* evidence: {self.evidence}\n"
-                f"* usual remedy: {self.remedy}\n")
+        return (
+            f"### ({self.code}) {self.title}: {', '.join(self.layers) or '(global)'}\n\n"
+            f"* steps {self.steps[0]}–{self.steps[1]}\n* evidence: {self.evidence}\n"
+            f"* usual remedy: {self.remedy}\n"
+        )
 
 
 def _window(steps: list[int], th: Thresholds) -> list[int]:
@@ -125,11 +127,18 @@ def low_gradient(rs: RunSeries, th: Thresholds) -> list[Finding]:
     for layer, (ws, _) in weights.items():
         if layer not in grads and ws and layer not in frozen:
             w = _window(ws, th)
-            out.append(Finding("a", "no gradient (not being trained)", [layer], (w[0], w[-1]),
-                               f"weights tracked at {len(ws)} steps, no gradient recorded",
-                               "check requires_grad / the optimizer's parameter groups; an "
-                               "embedding left frozen makes the layers above adapt to its "
-                               "random initialisation"))
+            out.append(
+                Finding(
+                    "a",
+                    "no gradient (not being trained)",
+                    [layer],
+                    (w[0], w[-1]),
+                    f"weights tracked at {len(ws)} steps, no gradient recorded",
+                    "check requires_grad / the optimizer's parameter groups; an "
+                    "embedding left frozen makes the layers above adapt to its "
+                    "random initialisation",
+                )
+            )
     if not steps:
         return out
     for layer, g in grads.items():
@@ -146,15 +155,22 @@ def low_gradient(rs: RunSeries, th: Thresholds) -> list[Finding]:
             ratios.append(r)
             hits += r >= th.grad_gap
         if ratios and hits >= th.persist * len(ratios):
-            out.append(Finding(
-                "a", "gradient scale far below its peers", [layer], (steps[0], steps[-1]),
-                f"gradient RMS {np.median([g[s] for s in steps if s in g]):.2e} (median over "
-                f"the window) is {np.median(ratios):.0f}x below the median of its peers "
-                f"(MessagePassing layers, head, added modules) "
-                f"(min {min(ratios):.0f}x) at {hits}/{len(ratios)} tracking steps",
-                "a module that is not contributing (its output is noise or ignored) or not "
-                "being trained: remove or fix it; for an embedding, check its scale and that "
-                "it reaches the loss", {"ratio": float(np.median(ratios))}))
+            out.append(
+                Finding(
+                    "a",
+                    "gradient scale far below its peers",
+                    [layer],
+                    (steps[0], steps[-1]),
+                    f"gradient RMS {np.median([g[s] for s in steps if s in g]):.2e} (median over "
+                    f"the window) is {np.median(ratios):.0f}x below the median of its peers "
+                    f"(MessagePassing layers, head, added modules) "
+                    f"(min {min(ratios):.0f}x) at {hits}/{len(ratios)} tracking steps",
+                    "a module that is not contributing (its output is noise or ignored) or not "
+                    "being trained: remove or fix it; for an embedding, check its scale and that "
+                    "it reaches the loss",
+                    {"ratio": float(np.median(ratios))},
+                )
+            )
     return out
 
 
@@ -172,24 +188,39 @@ def update_ratio(rs: RunSeries, th: Thresholds) -> list[Finding]:
         med = float(np.median(vals))
         rng = (min(w), max(w))
         if med > hi:
-            out.append(Finding("b", "update/weight ratio too high (unstable)", [layer], rng,
-                               f"median update/weight {med:.2e} > {hi:.1e} (target "
-                               f"{th.update_target:.0e}); max {max(vals):.2e}",
-                               "lower the learning rate (schedule.factor), lengthen warm-up, "
-                               "clip gradients (optim.grad_clip)", {"median": med}))
+            out.append(
+                Finding(
+                    "b",
+                    "update/weight ratio too high (unstable)",
+                    [layer],
+                    rng,
+                    f"median update/weight {med:.2e} > {hi:.1e} (target "
+                    f"{th.update_target:.0e}); max {max(vals):.2e}",
+                    "lower the learning rate (schedule.factor), lengthen warm-up, "
+                    "clip gradients (optim.grad_clip)",
+                    {"median": med},
+                )
+            )
         elif med < lo:
-            out.append(Finding("b", "update/weight ratio too low (frozen)", [layer], rng,
-                               f"median update/weight {med:.2e} < {lo:.1e} (target "
-                               f"{th.update_target:.0e})",
-                               "the layer barely moves: check it is trained (requires_grad, "
-                               "optimizer groups), its initial scale (huge weights), the "
-                               "learning rate", {"median": med}))
+            out.append(
+                Finding(
+                    "b",
+                    "update/weight ratio too low (frozen)",
+                    [layer],
+                    rng,
+                    f"median update/weight {med:.2e} < {lo:.1e} (target {th.update_target:.0e})",
+                    "the layer barely moves: check it is trained (requires_grad, "
+                    "optimizer groups), its initial scale (huge weights), the "
+                    "learning rate",
+                    {"median": med},
+                )
+            )
     return out
 
 
 def _quarters(steps: list[int]) -> tuple[list[int], list[int], list[int], list[int]]:
     n = len(steps)
-    q = [steps[i * n // 4:(i + 1) * n // 4] for i in range(4)]
+    q = [steps[i * n // 4 : (i + 1) * n // 4] for i in range(4)]
     return q[0], q[1], q[2], q[3]
 
 
@@ -204,8 +235,8 @@ def gradient_variance(rs: RunSeries, th: Thresholds) -> list[Finding]:
     w = _window(ls, th)
     if len(w) < 8:
         return []
-    half = w[len(w) // 2:]
-    a, b = half[:len(half) // 2], half[len(half) // 2:]
+    half = w[len(w) // 2 :]
+    a, b = half[: len(half) // 2], half[len(half) // 2 :]
     la, lb = _median_over(loss, a), _median_over(loss, b)
     if not (math.isfinite(la) and abs(lb - la) / max(abs(la), 1e-12) < th.plateau):
         return []
@@ -219,13 +250,19 @@ def gradient_variance(rs: RunSeries, th: Thresholds) -> list[Finding]:
         va = _median_over({s: x * x for s, x in g.items()}, [s for s in g if a[0] <= s <= a[-1]])
         vb = _median_over({s: x * x for s, x in g.items()}, [s for s in g if b[0] <= s])
         if math.isfinite(va) and va > 0 and vb / va >= th.variance_rise:
-            out.append(Finding("c", "gradient variance rising on a loss plateau", [layer],
-                               (a[0], b[-1]),
-                               f"gradient variance (RMS^2) {va:.2e} -> {vb:.2e} ({vb / va:.1f}x) "
-                               f"while the training loss moved {la:.3f} -> {lb:.3f}",
-                               "lower the learning rate (or decay it sooner), add regularisation "
-                               "(weight decay, dropout), increase the batch size",
-                               {"rise": vb / va}))
+            out.append(
+                Finding(
+                    "c",
+                    "gradient variance rising on a loss plateau",
+                    [layer],
+                    (a[0], b[-1]),
+                    f"gradient variance (RMS^2) {va:.2e} -> {vb:.2e} ({vb / va:.1f}x) "
+                    f"while the training loss moved {la:.3f} -> {lb:.3f}",
+                    "lower the learning rate (or decay it sooner), add regularisation "
+                    "(weight decay, dropout), increase the batch size",
+                    {"rise": vb / va},
+                )
+            )
     return out
 
 
@@ -245,14 +282,20 @@ def stuck(rs: RunSeries, th: Thresholds) -> list[Finding]:
         return []
     if not (l3 - best > th.stuck_gap or l0 - l3 < th.stuck_gap):
         return []
-    return [Finding("d", "gradients vanishing while the loss stays high", ["(global)"],
-                    (q0[0], q3[-1]),
-                    f"global gradient norm {g0:.2e} -> {g3:.2e} ({g0 / g3:.0f}x lower) while "
-                    f"the training loss went {l0:.3f} -> {l3:.3f} (best {best:.3f})",
-                    "a stuck optimiser: check the learning-rate schedule (decayed to ~0?), "
-                    "saturated or dead units (see (e)), a too-strong regularisation; restart "
-                    "from an earlier checkpoint with a higher learning rate",
-                    {"drop": g0 / g3})]
+    return [
+        Finding(
+            "d",
+            "gradients vanishing while the loss stays high",
+            ["(global)"],
+            (q0[0], q3[-1]),
+            f"global gradient norm {g0:.2e} -> {g3:.2e} ({g0 / g3:.0f}x lower) while "
+            f"the training loss went {l0:.3f} -> {l3:.3f} (best {best:.3f})",
+            "a stuck optimiser: check the learning-rate schedule (decayed to ~0?), "
+            "saturated or dead units (see (e)), a too-strong regularisation; restart "
+            "from an earlier checkpoint with a higher learning rate",
+            {"drop": g0 / g3},
+        )
+    ]
 
 
 def depth(rs: RunSeries, th: Thresholds) -> list[Finding]:
@@ -260,32 +303,50 @@ def depth(rs: RunSeries, th: Thresholds) -> list[Finding]:
     for part in ("node", "edge"):
         acts = {k: _at(v) for k, v in rs.layer_series("activation", part=part).items()}
         for stack in ("encoder", "decoder"):
-            layers = sorted([layer for layer in acts if layer.startswith(stack + ".")],
-                            key=layer_sort_key)
+            layers = sorted(
+                [layer for layer in acts if layer.startswith(stack + ".")], key=layer_sort_key
+            )
             steps = _window(sorted({s for layer in layers for s in acts[layer]}), th)
             for layer in layers:
-                dead = [s for s in steps if s in acts[layer] and acts[layer][s] < th.dead_activation]
+                dead = [
+                    s for s in steps if s in acts[layer] and acts[layer][s] < th.dead_activation
+                ]
                 if steps and len(dead) >= th.persist * len(steps):
-                    out.append(Finding("e", "activations collapsed (dead layer)", [layer],
-                                       (steps[0], steps[-1]),
-                                       f"{part} activation RMS < {th.dead_activation:g} at "
-                                       f"{len(dead)}/{len(steps)} tracking steps",
-                                       "check the layer's inputs and normalisation; lower the "
-                                       "learning rate; re-initialise"))
+                    out.append(
+                        Finding(
+                            "e",
+                            "activations collapsed (dead layer)",
+                            [layer],
+                            (steps[0], steps[-1]),
+                            f"{part} activation RMS < {th.dead_activation:g} at "
+                            f"{len(dead)}/{len(steps)} tracking steps",
+                            "check the layer's inputs and normalisation; lower the "
+                            "learning rate; re-initialise",
+                        )
+                    )
             if len(layers) < 2:
                 continue
             first, last = layers[0], layers[-1]
-            ratios = [acts[last][s] / acts[first][s] for s in steps
-                      if s in acts[first] and s in acts[last] and acts[first][s] > 0]
+            ratios = [
+                acts[last][s] / acts[first][s]
+                for s in steps
+                if s in acts[first] and s in acts[last] and acts[first][s] > 0
+            ]
             hits = [r for r in ratios if r >= th.depth_factor or r <= 1 / th.depth_factor]
             if ratios and len(hits) >= th.persist * len(ratios):
                 med = float(np.median(ratios))
                 what = "growing" if med > 1 else "collapsing"
-                out.append(Finding("e", f"{part} activations {what} with depth", [first, last],
-                                   (steps[0], steps[-1]),
-                                   f"{part} activation RMS {last}/{first} = {med:.2g} (median)",
-                                   "normalise the residual stream (LayerNorm placement), scale "
-                                   "residual branches down, check initialisation"))
+                out.append(
+                    Finding(
+                        "e",
+                        f"{part} activations {what} with depth",
+                        [first, last],
+                        (steps[0], steps[-1]),
+                        f"{part} activation RMS {last}/{first} = {med:.2g} (median)",
+                        "normalise the residual stream (LayerNorm placement), scale "
+                        "residual branches down, check initialisation",
+                    )
+                )
     return out
 
 
@@ -294,8 +355,11 @@ def _priority(kind: str) -> int:
 
 
 def non_finite(rs: RunSeries, th: Thresholds) -> list[Finding]:
-    bad = [r for r in rs.rows if not math.isfinite(r["value"])
-           and not r["name"].startswith("jacobian_")]
+    bad = [
+        r
+        for r in rs.rows
+        if not math.isfinite(r["value"]) and not r["name"].startswith("jacobian_")
+    ]
     if not bad:
         return []
     first = min(r["step"] for r in bad)
@@ -305,27 +369,46 @@ def non_finite(rs: RunSeries, th: Thresholds) -> list[Finding]:
     def key(r):
         order = layer_sort_key(r["layer"])
         # forward order for activations; gradients appear first near the output
-        return (_priority(r["kind"]), order if r["kind"] != "gradient" else
-                tuple(-x if isinstance(x, int) else x for x in order))
+        return (
+            _priority(r["kind"]),
+            order
+            if r["kind"] != "gradient"
+            else tuple(-x if isinstance(x, int) else x for x in order),
+        )
+
     per_layer.sort(key=key)
     origin = per_layer[0] if per_layer else None
-    names = sorted({r["name"] + (f"[{r['subset']}]" if r["subset"] else "")
-                    for r in at if not r["layer"]})
+    names = sorted(
+        {r["name"] + (f"[{r['subset']}]" if r["subset"] else "") for r in at if not r["layer"]}
+    )
     layers = [origin["layer"]] if origin else ["(global)"]
     last = max(r["step"] for r in bad)
     affected = sorted({r["layer"] for r in per_layer}, key=layer_sort_key)
-    ev = (f"first non-finite value at step {first}"
-          + (f": {origin['kind']} {origin['part'] or ''} norm of {origin['layer']} = "
-             f"{origin['value']}" if origin else "")
-          + (f"; also non-finite then: {', '.join(names)}" if names else "")
-          + (f"; layers affected at that step: {', '.join(affected)}" if affected else "")
-          + f"; {len(bad)} non-finite values up to step {last}")
-    return [Finding("f", "non-finite values", layers, (first, last), ev,
-                    "find the op that overflows in that layer (fp16/bf16 range, division by a "
-                    "small norm, log of 0); lower the learning rate, clip gradients, use bf16 "
-                    "or a GradScaler; check the input batch of that step",
-                    {"step": first, "layer": layers[0],
-                     "kind": origin["kind"] if origin else ""})]
+    ev = (
+        f"first non-finite value at step {first}"
+        + (
+            f": {origin['kind']} {origin['part'] or ''} norm of {origin['layer']} = "
+            f"{origin['value']}"
+            if origin
+            else ""
+        )
+        + (f"; also non-finite then: {', '.join(names)}" if names else "")
+        + (f"; layers affected at that step: {', '.join(affected)}" if affected else "")
+        + f"; {len(bad)} non-finite values up to step {last}"
+    )
+    return [
+        Finding(
+            "f",
+            "non-finite values",
+            layers,
+            (first, last),
+            ev,
+            "find the op that overflows in that layer (fp16/bf16 range, division by a "
+            "small norm, log of 0); lower the learning rate, clip gradients, use bf16 "
+            "or a GradScaler; check the input batch of that step",
+            {"step": first, "layer": layers[0], "kind": origin["kind"] if origin else ""},
+        )
+    ]
 
 
 CHECKS = (low_gradient, update_ratio, gradient_variance, stuck, depth, non_finite)

@@ -64,8 +64,12 @@ class Injector:
 
     def _module(self, layer: str) -> nn.Module:
         for name, module in self.model.named_modules():
-            if name and layer_of(name + ".x")[0] == layer and name.count(".") == (
-                    1 if name.startswith(("encoder_layers", "decoder_layers")) else 0):
+            if (
+                name
+                and layer_of(name + ".x")[0] == layer
+                and name.count(".")
+                == (1 if name.startswith(("encoder_layers", "decoder_layers")) else 0)
+            ):
                 return module
         raise ValueError(f"inject.nan_layer: no layer {layer!r}")
 

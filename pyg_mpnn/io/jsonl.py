@@ -32,8 +32,8 @@ import gzip
 import io
 import json
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -43,8 +43,9 @@ from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError
 DEFAULT_CHAIN = "A"
 BLANK_CHAIN = "_"
 # Keys that describe the record itself (not copied to meta on read, not taken from meta on write).
-RECORD_KEYS = frozenset({"name", "seq", "coords", "chain_ids", "chain_index", "residue_ids",
-                         "designed", "plddt"})
+RECORD_KEYS = frozenset(
+    {"name", "seq", "coords", "chain_ids", "chain_index", "residue_ids", "designed", "plddt"}
+)
 # Keys the reader (or read_structure) sets about where a record came from; not written.
 PROVENANCE_KEYS = frozenset({"path", "line", "format", "gzipped", "parser"})
 _LETTERS = frozenset(ALPHABET)
@@ -83,8 +84,11 @@ def iter_jsonl(path) -> Iterator[ProteinRecord | ReadError]:
                     err.line = lineno
                     yield err
     except (OSError, EOFError, UnicodeDecodeError) as exc:
-        err = ReadError(source, f"line {lineno}: cannot read further ({type(exc).__name__}: "
-                                f"{exc}); truncated or corrupt file")
+        err = ReadError(
+            source,
+            f"line {lineno}: cannot read further ({type(exc).__name__}: "
+            f"{exc}); truncated or corrupt file",
+        )
         err.line = lineno
         yield err
 
@@ -131,8 +135,10 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
         except (TypeError, ValueError):
             raise fail(f"{label}: coords[{atom!r}] holds non-numeric values") from None
         if values.shape != (n, 3) and not (n == 0 and values.size == 0):
-            raise fail(f"{label}: length mismatch: seq has {n} residues, coords[{atom!r}] "
-                       f"has shape {list(values.shape)} (expected [{n}, 3])")
+            raise fail(
+                f"{label}: length mismatch: seq has {n} residues, coords[{atom!r}] "
+                f"has shape {list(values.shape)} (expected [{n}, 3])"
+            )
         if np.isinf(values).any():
             raise fail(f"{label}: coords[{atom!r}] holds infinite values")
         coords[:, k] = values.reshape(n, 3)
@@ -164,9 +170,17 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
     meta = {k: v for k, v in obj.items() if k not in RECORD_KEYS and _is_scalar(v)}
     meta.update(path=source, line=lineno, format="jsonl")
     seq = "".join(a if a in _LETTERS else "X" for a in seq.upper())
-    return ProteinRecord(name=str(name), seq=seq, coords=coords, chain_index=chain_index,
-                         chain_ids=chain_ids, designed=np.asarray(designed, bool),
-                         residue_ids=residue_ids, plddt=plddt, meta=meta)
+    return ProteinRecord(
+        name=str(name),
+        seq=seq,
+        coords=coords,
+        chain_index=chain_index,
+        chain_ids=chain_ids,
+        designed=np.asarray(designed, bool),
+        residue_ids=residue_ids,
+        plddt=plddt,
+        meta=meta,
+    )
 
 
 def _chains_of(obj: dict, n: int, fail, label: str) -> tuple[list[str], np.ndarray]:
@@ -176,8 +190,10 @@ def _chains_of(obj: dict, n: int, fail, label: str) -> tuple[list[str], np.ndarr
         if not isinstance(chain_ids, list) or not isinstance(chain_index, list):
             raise fail(f"{label}: 'chain_ids' and 'chain_index' must both be lists")
         if len(chain_index) != n:
-            raise fail(f"{label}: length mismatch: seq has {n} residues, 'chain_index' "
-                       f"has {len(chain_index)}")
+            raise fail(
+                f"{label}: length mismatch: seq has {n} residues, 'chain_index' "
+                f"has {len(chain_index)}"
+            )
         try:
             index = np.asarray(chain_index, dtype=np.int64)
         except (TypeError, ValueError):
@@ -220,9 +236,13 @@ def _shortest_floats(values) -> list:
 
 def record_to_json(record: ProteinRecord) -> dict:
     """The JSON object :func:`write_jsonl` writes for one record (see the module docstring)."""
-    obj = {"name": record.name, "seq": record.seq,
-           "coords": {atom: _shortest_floats(record.coords[:, k])
-                      for k, atom in enumerate(BACKBONE_ATOMS)}}
+    obj = {
+        "name": record.name,
+        "seq": record.seq,
+        "coords": {
+            atom: _shortest_floats(record.coords[:, k]) for k, atom in enumerate(BACKBONE_ATOMS)
+        },
+    }
     if len(record.chain_ids) == 1:
         obj["chain"] = record.chain_ids[0]
     else:
@@ -236,9 +256,14 @@ def record_to_json(record: ProteinRecord) -> dict:
     if record.plddt is not None:
         obj["plddt"] = _shortest_floats(record.plddt)
     for key, value in record.meta.items():
-        if (key not in obj and key not in RECORD_KEYS and key not in PROVENANCE_KEYS
-                and key not in ("chain", "num_chains")
-                and _is_scalar(value) and not (isinstance(value, float) and math.isinf(value))):
+        if (
+            key not in obj
+            and key not in RECORD_KEYS
+            and key not in PROVENANCE_KEYS
+            and key not in ("chain", "num_chains")
+            and _is_scalar(value)
+            and not (isinstance(value, float) and math.isinf(value))
+        ):
             obj[key] = value
     return obj
 

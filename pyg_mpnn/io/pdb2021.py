@@ -46,9 +46,9 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -63,9 +63,16 @@ SPLITS = ("train", "valid", "test")
 # ones, while every test looks at the *uncut* sequence: (test start, test end, side, cut).
 # A window end of None means "to the end of the sequence".
 _HIS_RULES = (
-    (-6, None, "end", 6), (0, 6, "start", 6), (-7, -1, "end", 7), (-8, -2, "end", 8),
-    (-9, -3, "end", 9), (-10, -4, "end", 10), (1, 7, "start", 7), (2, 8, "start", 8),
-    (3, 9, "start", 9), (4, 10, "start", 10),
+    (-6, None, "end", 6),
+    (0, 6, "start", 6),
+    (-7, -1, "end", 7),
+    (-8, -2, "end", 8),
+    (-9, -3, "end", 9),
+    (-10, -4, "end", 10),
+    (1, 7, "start", 7),
+    (2, 8, "start", 8),
+    (3, 9, "start", 9),
+    (4, 10, "start", 10),
 )
 
 
@@ -116,8 +123,13 @@ def _read_cluster_ids(path: Path) -> set[int]:
         raise ReadError(str(path), f"cannot read cluster ids ({exc})") from exc
 
 
-def load_list(root, rescut: float | None = 3.5, datcut=DEFAULT_DATCUT,
-              homo_cutoff: float = 0.70, keep_nan_resolution: bool = False) -> list[ListRow]:
+def load_list(
+    root,
+    rescut: float | None = 3.5,
+    datcut=DEFAULT_DATCUT,
+    homo_cutoff: float = 0.70,
+    keep_nan_resolution: bool = False,
+) -> list[ListRow]:
     """The rows of ``root/list.csv`` that pass the original's filters, with their split.
 
     ``rescut``: keep ``RESOLUTION <= rescut``; ``None`` = no upper limit. A ``nan``
@@ -157,10 +169,14 @@ def load_list(root, rescut: float | None = 3.5, datcut=DEFAULT_DATCUT,
                 if cut is not None and date > cut:
                     continue
                 pdb_id, _, chain = chain_id.partition("_")
-                split = "valid" if cluster in valid_ids else "test" if cluster in test_ids \
-                    else "train"
-                rows.append(ListRow(chain_id, pdb_id, chain, cluster, split, hsh, len(seq),
-                                    resolution, date))
+                split = (
+                    "valid" if cluster in valid_ids else "test" if cluster in test_ids else "train"
+                )
+                rows.append(
+                    ListRow(
+                        chain_id, pdb_id, chain, cluster, split, hsh, len(seq), resolution, date
+                    )
+                )
     except OSError as exc:
         raise ReadError(str(path), f"cannot read ({exc})") from exc
     return rows
@@ -270,12 +286,21 @@ def _choose(candidates: list[str], choice, source: str) -> str:
         return candidates[int(choice.integers(len(candidates)))]
     if isinstance(choice, np.random.RandomState):
         return candidates[int(choice.randint(len(candidates)))]
-    raise TypeError(f"assembly_choice must be 'first', an assembly id, an index or an RNG, "
-                    f"not {type(choice).__name__}")
+    raise TypeError(
+        f"assembly_choice must be 'first', an assembly id, an index or an RNG, "
+        f"not {type(choice).__name__}"
+    )
 
 
-def _build(files: _Files, root: Path, chain_id: str, assembly_choice, homo_cutoff: float,
-           trim_his_tags: bool, max_copies: int | None) -> ProteinRecord:
+def _build(
+    files: _Files,
+    root: Path,
+    chain_id: str,
+    assembly_choice,
+    homo_cutoff: float,
+    trim_his_tags: bool,
+    max_copies: int | None,
+) -> ProteinRecord:
     pdb_id, _, query = chain_id.partition("_")
     if not pdb_id or not query:
         raise ReadError(chain_id, "chain id must look like '1abc_A'")
@@ -294,9 +319,14 @@ def _build(files: _Files, root: Path, chain_id: str, assembly_choice, homo_cutof
     if query not in chains:
         raise ReadError(source, f"chain {query!r} not in the entry's chains {chains}")
 
-    info = {"source": source, "pdb_id": pdb_id, "query_chain": query,
-            "method": meta.get("method"), "entry_resolution": meta.get("resolution"),
-            "entry_date": meta.get("date")}
+    info = {
+        "source": source,
+        "pdb_id": pdb_id,
+        "query_chain": query,
+        "method": meta.get("method"),
+        "entry_resolution": meta.get("resolution"),
+        "entry_date": meta.get("date"),
+    }
     candidates = list(dict.fromkeys(a for a, m in zip(asmb_ids, asmb_members) if query in m))
     info["assembly_candidates"] = candidates
 
@@ -327,8 +357,11 @@ def _build(files: _Files, root: Path, chain_id: str, assembly_choice, homo_cutof
         designed_chains = {c for c, s in zip(chains, seqid) if s > homo_cutoff} | {query}
     info["assembly_copies"] = len(plan)
     if max_copies is not None and len(plan) >= max_copies:
-        raise ReadError(source, f"assembly {info['assembly_id']} of {chain_id} has {len(plan)} "
-                                f"chain copies >= {max_copies} (dropped, as get_pdbs does)")
+        raise ReadError(
+            source,
+            f"assembly {info['assembly_id']} of {chain_id} has {len(plan)} "
+            f"chain copies >= {max_copies} (dropped, as get_pdbs does)",
+        )
 
     loaded = {c: _load_chain(files, prefix, c, pdb_id) for c in dict.fromkeys(p[0] for p in plan)}
     parts, copies, designed, ids, n_seen = [], [], [], [], {}
@@ -345,16 +378,23 @@ def _build(files: _Files, root: Path, chain_id: str, assembly_choice, homo_cutof
         designed.append(c in designed_chains)
         ids.append(cid)
     if not any(designed):
-        raise ReadError(source, f"no designed chain of {chain_id}'s assembly has >= "
-                                f"{MIN_CHAIN_LENGTH} residues after His-tag trimming")
+        raise ReadError(
+            source,
+            f"no designed chain of {chain_id}'s assembly has >= "
+            f"{MIN_CHAIN_LENGTH} residues after His-tag trimming",
+        )
     info["copies"] = copies
-    return ProteinRecord.from_chains(chain_id, parts, designed=np.array(designed, bool),
-                                     meta=info)
+    return ProteinRecord.from_chains(chain_id, parts, designed=np.array(designed, bool), meta=info)
 
 
-def load_assembly(root, chain_id: str, assembly_choice="first", homo_cutoff: float = 0.70,
-                  trim_his_tags: bool = True, max_copies: int | None = MAX_COPIES
-                  ) -> ProteinRecord:
+def load_assembly(
+    root,
+    chain_id: str,
+    assembly_choice="first",
+    homo_cutoff: float = 0.70,
+    trim_his_tags: bool = True,
+    max_copies: int | None = MAX_COPIES,
+) -> ProteinRecord:
     """The biological assembly around one ``list.csv`` chain, as ``loader_pdb`` + ``get_pdbs``.
 
     ``chain_id``: ``"<pdbid>_<chain>"`` as in ``list.csv``. ``assembly_choice``: ``"first"``
@@ -374,15 +414,22 @@ def load_assembly(root, chain_id: str, assembly_choice="first", homo_cutoff: flo
     Raises :class:`ReadError` (naming the file) for a missing or corrupt file or a dropped
     example.
     """
-    return _build(_Files(), Path(root), chain_id, assembly_choice, homo_cutoff, trim_his_tags,
-                  max_copies)
+    return _build(
+        _Files(), Path(root), chain_id, assembly_choice, homo_cutoff, trim_his_tags, max_copies
+    )
 
 
-def iter_pdb2021(root, rescut: float | None = 3.5, datcut=DEFAULT_DATCUT,
-                 homo_cutoff: float = 0.70, splits=None, keep_nan_resolution: bool = False,
-                 assembly_choice="first",
-                 trim_his_tags: bool = True, max_copies: int | None = MAX_COPIES
-                 ) -> Iterator[ProteinRecord | ReadError]:
+def iter_pdb2021(
+    root,
+    rescut: float | None = 3.5,
+    datcut=DEFAULT_DATCUT,
+    homo_cutoff: float = 0.70,
+    splits=None,
+    keep_nan_resolution: bool = False,
+    assembly_choice="first",
+    trim_his_tags: bool = True,
+    max_copies: int | None = MAX_COPIES,
+) -> Iterator[ProteinRecord | ReadError]:
     """One item per ``list.csv`` row passing the filters (see :func:`load_list`), in file order.
 
     ``rescut``, ``datcut``, ``keep_nan_resolution``: the list filters of :func:`load_list`;
@@ -395,8 +442,7 @@ def iter_pdb2021(root, rescut: float | None = 3.5, datcut=DEFAULT_DATCUT,
     entry's ``.pt`` path. A row that cannot be read yields its :class:`ReadError` (its
     ``source`` names the file) and iteration goes on.
     """
-    rows = load_list(root, rescut=rescut, datcut=datcut,
-                     keep_nan_resolution=keep_nan_resolution)
+    rows = load_list(root, rescut=rescut, datcut=datcut, keep_nan_resolution=keep_nan_resolution)
     if splits is not None:
         splits = {splits} if isinstance(splits, str) else set(splits)
         unknown = splits - set(SPLITS)
@@ -406,14 +452,27 @@ def iter_pdb2021(root, rescut: float | None = 3.5, datcut=DEFAULT_DATCUT,
     files = _Files()
     for row in rows:
         try:
-            rec = _build(files, Path(root), row.chain_id, assembly_choice, homo_cutoff,
-                         trim_his_tags, max_copies)
+            rec = _build(
+                files,
+                Path(root),
+                row.chain_id,
+                assembly_choice,
+                homo_cutoff,
+                trim_his_tags,
+                max_copies,
+            )
         except ReadError as err:
             yield err
             continue
-        rec.meta.update(cluster=row.cluster, split=row.split, resolution=row.resolution,
-                        date=row.date.isoformat(), hash=row.hash, length=row.length,
-                        dataset="pdb_2021aug02")
+        rec.meta.update(
+            cluster=row.cluster,
+            split=row.split,
+            resolution=row.resolution,
+            date=row.date.isoformat(),
+            hash=row.hash,
+            length=row.length,
+            dataset="pdb_2021aug02",
+        )
         yield rec
 
 
@@ -423,5 +482,14 @@ def is_pdb2021_root(path) -> bool:
     return p.is_dir() and (p / "list.csv").is_file() and (p / "pdb").is_dir()
 
 
-__all__ = ["ListRow", "load_list", "clusters_by_split", "load_assembly", "iter_pdb2021",
-           "his_tag_slice", "parse_date", "is_pdb2021_root", "MAX_COPIES"]
+__all__ = [
+    "ListRow",
+    "load_list",
+    "clusters_by_split",
+    "load_assembly",
+    "iter_pdb2021",
+    "his_tag_slice",
+    "parse_date",
+    "is_pdb2021_root",
+    "MAX_COPIES",
+]

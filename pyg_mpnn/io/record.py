@@ -57,10 +57,13 @@ class ProteinRecord:
         if self.coords.shape[0] != n or self.chain_index.shape[0] != n:
             raise ValueError(
                 f"{self.name}: seq ({n}), coords ({self.coords.shape[0]}) and "
-                f"chain_index ({self.chain_index.shape[0]}) lengths differ")
+                f"chain_index ({self.chain_index.shape[0]}) lengths differ"
+            )
         if len(self.designed) != len(self.chain_ids):
-            raise ValueError(f"{self.name}: designed has {len(self.designed)} entries for "
-                             f"{len(self.chain_ids)} chains")
+            raise ValueError(
+                f"{self.name}: designed has {len(self.designed)} entries for "
+                f"{len(self.chain_ids)} chains"
+            )
 
     @property
     def num_residues(self) -> int:
@@ -76,7 +79,7 @@ class ProteinRecord:
         idx = np.nonzero(self.chain_index == c)[0]
         return "".join(self.seq[i] for i in idx)
 
-    def select_chains(self, keep) -> "ProteinRecord":
+    def select_chains(self, keep) -> ProteinRecord:
         """A record with only the chains whose index is in ``keep`` (order kept)."""
         keep = [c for c in range(len(self.chain_ids)) if c in set(keep)]
         remap = {c: i for i, c in enumerate(keep)}
@@ -95,22 +98,31 @@ class ProteinRecord:
         )
 
     @staticmethod
-    def from_chains(name, chains, designed=None, meta=None) -> "ProteinRecord":
+    def from_chains(name, chains, designed=None, meta=None) -> ProteinRecord:
         """Build from a list of ``(chain_id, seq, coords[L,4,3], residue_ids|None)``."""
         seq = "".join(c[1] for c in chains)
-        coords = (np.concatenate([np.asarray(c[2], np.float32).reshape(-1, 4, 3) for c in chains])
-                  if chains else np.zeros((0, 4, 3), np.float32))
-        chain_index = np.concatenate(
-            [np.full(len(c[1]), i, np.int64) for i, c in enumerate(chains)]
-        ) if chains else np.zeros(0, np.int64)
+        coords = (
+            np.concatenate([np.asarray(c[2], np.float32).reshape(-1, 4, 3) for c in chains])
+            if chains
+            else np.zeros((0, 4, 3), np.float32)
+        )
+        chain_index = (
+            np.concatenate([np.full(len(c[1]), i, np.int64) for i, c in enumerate(chains)])
+            if chains
+            else np.zeros(0, np.int64)
+        )
         rids = None
         if chains and all(len(c) > 3 and c[3] is not None for c in chains):
             rids = [r for c in chains for r in c[3]]
         return ProteinRecord(
-            name=name, seq=seq, coords=coords, chain_index=chain_index,
+            name=name,
+            seq=seq,
+            coords=coords,
+            chain_index=chain_index,
             chain_ids=[c[0] for c in chains],
             designed=np.ones(len(chains), bool) if designed is None else designed,
-            residue_ids=rids, meta=meta or {},
+            residue_ids=rids,
+            meta=meta or {},
         )
 
 
@@ -150,8 +162,9 @@ def to_data(record: ProteinRecord) -> Data:
         mask=mask,
         chain=chain,
         residue_idx=torch.from_numpy(residue_idx(record.chain_index)),
-        design_mask=torch.from_numpy(record.designed[record.chain_index]) if len(chain) else
-        torch.zeros(0, dtype=torch.bool),
+        design_mask=torch.from_numpy(record.designed[record.chain_index])
+        if len(chain)
+        else torch.zeros(0, dtype=torch.bool),
         name=record.name,
         chain_ids=list(record.chain_ids),
         num_nodes=len(record.seq),

@@ -13,15 +13,26 @@ iteration. What a path is decides the reader:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from pyg_mpnn.io.record import ProteinRecord, ReadError
 
 # Files in a folder that are documentation or tables, not structures. Anything else is
 # tried as a structure and, if it is not one, reported.
-IGNORED_SUFFIXES = {".md", ".txt", ".tsv", ".csv", ".json", ".py", ".npz", ".lookup",
-                    ".index", ".dbtype", ".source"}
+IGNORED_SUFFIXES = {
+    ".md",
+    ".txt",
+    ".tsv",
+    ".csv",
+    ".json",
+    ".py",
+    ".npz",
+    ".lookup",
+    ".index",
+    ".dbtype",
+    ".source",
+}
 
 Result = ProteinRecord | ReadError
 
@@ -32,6 +43,7 @@ def _is_jsonl(path: Path) -> bool:
 
 def _is_foldcomp(path: Path) -> bool:
     from pyg_mpnn.io.foldcomp import is_foldcomp_db
+
     return path.suffix == ".fcz" or is_foldcomp_db(path)
 
 
@@ -45,6 +57,7 @@ def _with_names(results, file: str) -> Iterator[tuple[str, str, Result]]:
 
 def _read_one(path: Path) -> tuple[str, str, Result]:
     from pyg_mpnn.io.structure import read_structure
+
     try:
         return str(path), str(path), read_structure(path)
     except ReadError as e:
@@ -53,9 +66,13 @@ def _read_one(path: Path) -> tuple[str, str, Result]:
         return str(path), str(path), ReadError(str(path), f"unexpected {type(e).__name__}: {e}")
 
 
-def iter_source(path: str | Path, *, pdb2021_options: dict | None = None,
-                min_plddt: float | None = None, workers: int = 1
-                ) -> Iterator[tuple[str, str, Result]]:
+def iter_source(
+    path: str | Path,
+    *,
+    pdb2021_options: dict | None = None,
+    min_plddt: float | None = None,
+    workers: int = 1,
+) -> Iterator[tuple[str, str, Result]]:
     """Yield ``(input file, item name, record or ReadError)`` for everything under ``path``.
 
     ``workers > 1`` parses the structure files of a folder in a process pool (results keep
@@ -63,17 +80,22 @@ def iter_source(path: str | Path, *, pdb2021_options: dict | None = None,
     path = Path(path)
     if path.is_dir():
         from pyg_mpnn.io.pdb2021 import is_pdb2021_root, iter_pdb2021
+
         if is_pdb2021_root(path):
             yield from _with_names(iter_pdb2021(path, **(pdb2021_options or {})), str(path))
             return
-        files = [f for f in sorted(p for p in path.rglob("*") if p.is_file())
-                 if f.suffix.lower() not in IGNORED_SUFFIXES and not f.name.startswith(".")]
+        files = [
+            f
+            for f in sorted(p for p in path.rglob("*") if p.is_file())
+            if f.suffix.lower() not in IGNORED_SUFFIXES and not f.name.startswith(".")
+        ]
         plain = [f for f in files if not (_is_jsonl(f) or _is_foldcomp(f))]
         for f in files:
             if f not in plain:
                 yield from iter_source(f, min_plddt=min_plddt)
         if workers > 1 and len(plain) > 1:
             import multiprocessing as mp
+
             with mp.get_context("spawn").Pool(workers) as pool:
                 yield from pool.imap(_read_one, plain, chunksize=2)
         else:
@@ -85,9 +107,11 @@ def iter_source(path: str | Path, *, pdb2021_options: dict | None = None,
         return
     if _is_jsonl(path):
         from pyg_mpnn.io.jsonl import iter_jsonl
+
         yield from _with_names(iter_jsonl(path), str(path))
     elif _is_foldcomp(path):
         from pyg_mpnn.io.foldcomp import iter_foldcomp
+
         yield from _with_names(iter_foldcomp(path, min_plddt=min_plddt), str(path))
     else:
         yield _read_one(path)

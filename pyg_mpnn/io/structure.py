@@ -60,8 +60,15 @@ STRUCTURE_EXTENSIONS = (".pdb", ".ent", ".cif", ".mmcif", ".pqr", ".pdbqt", ".br
 BLANK_CHAIN = "_"
 BACKBONE_SET = frozenset(BACKBONE_ATOMS)
 PEPTIDE_BOND_MAX = 2.0  # Å, C(i-1)-N(i); the data README's chain-break threshold
-_MMCIF_RESIDUE_COLUMNS = ("auth_asym_id", "label_asym_id", "auth_seq_id", "label_seq_id",
-                          "pdbx_PDB_ins_code", "label_comp_id", "pdbx_PDB_model_num")
+_MMCIF_RESIDUE_COLUMNS = (
+    "auth_asym_id",
+    "label_asym_id",
+    "auth_seq_id",
+    "label_seq_id",
+    "pdbx_PDB_ins_code",
+    "label_comp_id",
+    "pdbx_PDB_model_num",
+)
 
 _MMCIF_RE = re.compile(r"^(data_|_atom_site\.)", re.M)
 _ATOM_RE = re.compile(r"^(ATOM  |ATOM\s|HETATM)", re.M)
@@ -156,8 +163,9 @@ def detect_format(text: str, path) -> str:
     if head == "data_" or _MMCIF_RE.search(text):
         return "mmcif"
     if not _ATOM_RE.search(text):
-        raise ReadError(str(path), "no ATOM/HETATM records and no mmCIF data block: "
-                                   "not a structure file")
+        raise ReadError(
+            str(path), "no ATOM/HETATM records and no mmCIF data block: not a structure file"
+        )
     if lower.endswith(".pqr") or _looks_like_pqr(text):
         return "pqr"
     if lower.endswith(".pdbqt") or _PDBQT_RE.search(text):
@@ -242,23 +250,31 @@ def _first_model_mmcif(text: str) -> str:
     lines = text.splitlines()
     n = len(lines)
     data_line = next((ln for ln in lines if ln.startswith("data_")), "data_structure")
-    start = next((i + 1 for i in range(n - 1)
-                  if lines[i].strip() == "loop_" and lines[i + 1].startswith("_atom_site.")),
-                 None)
+    start = next(
+        (
+            i + 1
+            for i in range(n - 1)
+            if lines[i].strip() == "loop_" and lines[i + 1].startswith("_atom_site.")
+        ),
+        None,
+    )
     if start is None:
         return text
     i = start
     columns = []
     while i < n and lines[i].startswith("_atom_site."):
-        columns.append(lines[i].split()[0][len("_atom_site."):])
+        columns.append(lines[i].split()[0][len("_atom_site.") :])
         i += 1
     out = [data_line, "loop_"] + ["_atom_site." + c for c in columns]
 
     def column(name):
         return columns.index(name) if name in columns else None
 
-    model_col, comp_col, atom_col = (column("pdbx_PDB_model_num"), column("label_comp_id"),
-                                     column("label_atom_id"))
+    model_col, comp_col, atom_col = (
+        column("pdbx_PDB_model_num"),
+        column("label_comp_id"),
+        column("label_atom_id"),
+    )
     residue_cols = [columns.index(c) for c in _MMCIF_RESIDUE_COLUMNS if c in columns]
     first_model = last_residue = None
     for row in lines[i:]:
@@ -275,8 +291,11 @@ def _first_model_mmcif(text: str) -> str:
         if comp_col is not None and tokens[comp_col] in WATER_NAMES:
             continue
         residue_key = [tokens[c] for c in residue_cols]
-        if (atom_col is not None and residue_key == last_residue
-                and tokens[atom_col] not in BACKBONE_SET):
+        if (
+            atom_col is not None
+            and residue_key == last_residue
+            and tokens[atom_col] not in BACKBONE_SET
+        ):
             continue
         last_residue = residue_key
         out.append(row)
@@ -307,8 +326,9 @@ def _chains_from_biopython(structure) -> list[tuple[str, list[ParsedResidue]]]:
 
 def _residue_from_biopython(residue) -> ParsedResidue:
     hetflag, resseq, icode = residue.id
-    parsed = ParsedResidue(int(resseq), icode.strip(), residue.resname.strip(),
-                           hetero=hetflag.strip() != "")
+    parsed = ParsedResidue(
+        int(resseq), icode.strip(), residue.resname.strip(), hetero=hetflag.strip() != ""
+    )
     for atom in residue:
         if atom.get_id() not in BACKBONE_SET:
             parsed.atoms[atom.get_id()] = []
@@ -342,8 +362,10 @@ def _chains_from_whitespace_pqr(text: str, source: str) -> list[tuple[str, list[
         elif len(tokens) == 11:
             chain_id, seq_token = tokens[4], tokens[5]
         else:
-            raise ReadError(source, f"line {lineno}: PQR ATOM record with {len(tokens)} fields "
-                                    f"(expected 10 or 11)")
+            raise ReadError(
+                source,
+                f"line {lineno}: PQR ATOM record with {len(tokens)} fields (expected 10 or 11)",
+            )
         atom_name, resname = tokens[2], tokens[3]
         match = re.fullmatch(r"(-?\d+)([A-Za-z]?)", seq_token)
         try:
@@ -362,8 +384,9 @@ def _chains_from_whitespace_pqr(text: str, source: str) -> list[tuple[str, list[
             current_key = (chain_id, res_key, resname)
             existing = residues.get(res_key)
             if existing is None:
-                residues[res_key] = ParsedResidue(res_key[0], res_key[1], resname,
-                                                  hetero=ln.startswith("HETATM"))
+                residues[res_key] = ParsedResidue(
+                    res_key[0], res_key[1], resname, hetero=ln.startswith("HETATM")
+                )
                 skip_current = False
             else:
                 skip_current = existing.resname != resname
@@ -407,8 +430,12 @@ def _polymer_residues(residues: list[ParsedResidue]) -> list[tuple[ParsedResidue
         if not standard and not _has_n_ca_c(residue):
             continue
         backbone = residue.backbone()
-        if not (standard or not residue.hetero or i < last_standard
-                or _peptide_bonded(previous, backbone)):
+        if not (
+            standard
+            or not residue.hetero
+            or i < last_standard
+            or _peptide_bonded(previous, backbone)
+        ):
             continue
         seen.add(key)
         kept.append((residue, backbone))
@@ -428,8 +455,11 @@ def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> Pr
             residue_id = f"{residue.resseq}{residue.icode}"
             if residue.resname not in THREE_TO_ONE:
                 nonstandard[(chain_name, residue_id)] = residue.resname
-            nan = [a for a in BACKBONE_ATOMS if any(not np.isfinite(xyz).all()
-                                                    for _, xyz in residue.atoms.get(a, ()))]
+            nan = [
+                a
+                for a in BACKBONE_ATOMS
+                if any(not np.isfinite(xyz).all() for _, xyz in residue.atoms.get(a, ()))
+            ]
             if nan:  # written in the file as NaN: unlike a missing atom, a problem to report
                 nonfinite[(chain_name, residue_id)] = nan
             letters.append(residue_letter(residue.resname))
@@ -437,8 +467,9 @@ def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> Pr
             residue_ids.append(residue_id)
         chains.append((chain_name, "".join(letters), np.stack(coords), residue_ids))
     if not chains:
-        raise ReadError(source, "no protein chain (no residue with one of the 20 standard "
-                                "amino-acid names)")
+        raise ReadError(
+            source, "no protein chain (no residue with one of the 20 standard amino-acid names)"
+        )
     ids = [c[0] for c in chains]
     if len(set(ids)) != len(ids):  # cannot happen with Bio.PDB, guard the record's invariant
         raise ReadError(source, f"chain ids repeat after mapping blanks to '_': {ids}")
@@ -470,8 +501,13 @@ def read_structure(path) -> ProteinRecord:
     text, gzipped = _read_text(path)
     fmt = detect_format(text, path)
     name = structure_name(path)
-    meta = {"source": source, "path": source, "format": fmt, "gzipped": gzipped,
-            "parser": "biopython"}
+    meta = {
+        "source": source,
+        "path": source,
+        "format": fmt,
+        "gzipped": gzipped,
+        "parser": "biopython",
+    }
     try:
         if fmt == "pqr" and not _pqr_is_column_aligned(text):
             meta["parser"] = "whitespace"

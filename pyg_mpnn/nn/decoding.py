@@ -56,7 +56,7 @@ class DecodeControl:
     def tied(self) -> bool:
         return self.tie_group is not None and bool((self.tie_group >= 0).any())
 
-    def repeat(self, copies: int) -> "DecodeControl":
+    def repeat(self, copies: int) -> DecodeControl:
         """The same control for a batch of ``copies`` identical graphs (per-node tensors
         tiled, ``bias`` kept)."""
         out = {}
@@ -82,10 +82,9 @@ def tied_order(rank: Tensor, tie_group: Tensor, batch: Tensor) -> tuple[Tensor, 
     idx = torch.arange(n, device=rank.device)
     key = torch.where(tie_group >= 0, tie_group + n, idx) + batch * (2 * n + 1)
     _, group = torch.unique(key, return_inverse=True)
-    first = torch.full((int(group.max()) + 1 if n else 0,), n, dtype=rank.dtype,
-                       device=rank.device)
+    first = torch.full((int(group.max()) + 1 if n else 0,), n, dtype=rank.dtype, device=rank.device)
     group_rank = first.scatter_reduce(0, group, rank, "amin")[group]
-    order = torch.argsort(group_rank, stable=True)           # ties: node order kept
+    order = torch.argsort(group_rank, stable=True)  # ties: node order kept
     order = order[torch.argsort(batch[order], stable=True)]
     start = torch.cat([batch.new_zeros(1), torch.bincount(batch).cumsum(0)])[:-1]
     new_rank = torch.empty_like(rank)
@@ -103,7 +102,7 @@ def step_table(rank: Tensor, group: Tensor, batch: Tensor) -> Tensor:
     g = group[order]
     new_group = torch.ones(n, dtype=torch.bool, device=rank.device)
     new_group[1:] = (g[1:] != g[:-1]) | (batch[order][1:] != batch[order][:-1])
-    gidx = torch.cumsum(new_group.long(), 0) - 1                  # global group ordinal
+    gidx = torch.cumsum(new_group.long(), 0) - 1  # global group ordinal
     gstart = torch.nonzero(new_group).view(-1)
     member = torch.arange(n, device=rank.device) - gstart[gidx]
     first_of_graph = torch.full((num_graphs,), n, dtype=torch.long, device=rank.device)
@@ -115,8 +114,9 @@ def step_table(rank: Tensor, group: Tensor, batch: Tensor) -> Tensor:
     return table
 
 
-def draw_probs(z: Tensor, temperature: float, omit_vec: Tensor, control: DecodeControl,
-               rows: Tensor) -> Tensor:
+def draw_probs(
+    z: Tensor, temperature: float, omit_vec: Tensor, control: DecodeControl, rows: Tensor
+) -> Tensor:
     """Sampling probabilities ``[R, 21]`` from tempered logits ``z`` (``logits / T``, or a
     tied group's weighted mean of them) at residues ``rows`` ``[R]``: the original's
     ``softmax(z - o 1e8 + b / T + b_i / T)``, then ``omit_mask`` and renormalisation."""

@@ -19,9 +19,30 @@ N_, CA_, C_, O_, CB_ = 0, 1, 2, 3, 4
 # Ca-Ca, N-N, C-C, O-O, Cb-Cb, Ca-N, Ca-C, Ca-O, Ca-Cb, N-C, N-O, N-Cb, Cb-C, Cb-O,
 # O-C, N-Ca, C-Ca, O-Ca, Cb-Ca, C-N, O-N, Cb-N, C-Cb, O-Cb, C-O.
 ATOM_PAIRS = (
-    (CA_, CA_), (N_, N_), (C_, C_), (O_, O_), (CB_, CB_), (CA_, N_), (CA_, C_), (CA_, O_),
-    (CA_, CB_), (N_, C_), (N_, O_), (N_, CB_), (CB_, C_), (CB_, O_), (O_, C_), (N_, CA_),
-    (C_, CA_), (O_, CA_), (CB_, CA_), (C_, N_), (O_, N_), (CB_, N_), (C_, CB_), (O_, CB_),
+    (CA_, CA_),
+    (N_, N_),
+    (C_, C_),
+    (O_, O_),
+    (CB_, CB_),
+    (CA_, N_),
+    (CA_, C_),
+    (CA_, O_),
+    (CA_, CB_),
+    (N_, C_),
+    (N_, O_),
+    (N_, CB_),
+    (CB_, C_),
+    (CB_, O_),
+    (O_, C_),
+    (N_, CA_),
+    (C_, CA_),
+    (O_, CA_),
+    (CB_, CA_),
+    (C_, N_),
+    (O_, N_),
+    (CB_, N_),
+    (C_, CB_),
+    (O_, CB_),
     (C_, O_),
 )
 
@@ -55,8 +76,9 @@ class PositionalEncodings(nn.Module):
 
     def forward(self, offset: Tensor, same_chain: Tensor) -> Tensor:
         m = self.max_relative_feature
-        d = torch.where(same_chain, torch.clamp(offset + m, 0, 2 * m),
-                        torch.full_like(offset, 2 * m + 1))
+        d = torch.where(
+            same_chain, torch.clamp(offset + m, 0, 2 * m), torch.full_like(offset, 2 * m + 1)
+        )
         return self.linear(nn.functional.one_hot(d, 2 * m + 2).to(self.linear.weight.dtype))
 
 
@@ -87,32 +109,40 @@ class EdgeFeatures(nn.Module):
         - **output:** edge features :math:`(|\mathcal{E}|, F_{edge})`
     """
 
-    def __init__(self, edge_features: int = 128, num_positional_embeddings: int = 16,
-                 num_rbf: int = 16, max_relative_feature: int = 32):
+    def __init__(
+        self,
+        edge_features: int = 128,
+        num_positional_embeddings: int = 16,
+        num_rbf: int = 16,
+        max_relative_feature: int = 32,
+    ):
         super().__init__()
         self.num_rbf = num_rbf
         self.embeddings = PositionalEncodings(num_positional_embeddings, max_relative_feature)
         edge_in = num_positional_embeddings + num_rbf * len(ATOM_PAIRS)
         self.edge_embedding = nn.Linear(edge_in, edge_features, bias=False)
         self.norm_edges = nn.LayerNorm(edge_features)
-        self.register_buffer("_centre_atom", torch.tensor([p[0] for p in ATOM_PAIRS]),
-                             persistent=False)
-        self.register_buffer("_neigh_atom", torch.tensor([p[1] for p in ATOM_PAIRS]),
-                             persistent=False)
+        self.register_buffer(
+            "_centre_atom", torch.tensor([p[0] for p in ATOM_PAIRS]), persistent=False
+        )
+        self.register_buffer(
+            "_neigh_atom", torch.tensor([p[1] for p in ATOM_PAIRS]), persistent=False
+        )
 
     def reset_parameters(self):
         self.embeddings.linear.reset_parameters()
         self.edge_embedding.reset_parameters()
         self.norm_edges.reset_parameters()
 
-    def forward(self, coords: Tensor, edge_index: Tensor, residue_idx: Tensor,
-                chain: Tensor) -> Tensor:
+    def forward(
+        self, coords: Tensor, edge_index: Tensor, residue_idx: Tensor, chain: Tensor
+    ) -> Tensor:
         j, i = edge_index
-        x = virtual_cb(coords)                                   # [N, 5, 3]
-        a = x[i][:, self._centre_atom]                           # [E, 25, 3] atom A at i
-        b = x[j][:, self._neigh_atom]                            # [E, 25, 3] atom B at j
-        d = torch.sqrt(((a - b) ** 2).sum(-1) + 1e-6)            # [E, 25]
-        e_rbf = rbf(d, num=self.num_rbf).flatten(1)              # [E, 25 * 16]
+        x = virtual_cb(coords)  # [N, 5, 3]
+        a = x[i][:, self._centre_atom]  # [E, 25, 3] atom A at i
+        b = x[j][:, self._neigh_atom]  # [E, 25, 3] atom B at j
+        d = torch.sqrt(((a - b) ** 2).sum(-1) + 1e-6)  # [E, 25]
+        e_rbf = rbf(d, num=self.num_rbf).flatten(1)  # [E, 25 * 16]
         e_pos = self.embeddings(residue_idx[i] - residue_idx[j], chain[i] == chain[j])
         e = self.edge_embedding(torch.cat([e_pos, e_rbf], dim=-1))
         return self.norm_edges(e)

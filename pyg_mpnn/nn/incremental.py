@@ -25,7 +25,7 @@ from torch import Tensor
 
 
 class IncrementalDecoder:
-    """Caches for decoding nodes one step at a time (see module doc).
+    r"""Caches for decoding nodes one step at a time (see module doc).
 
     Per layer ``l`` a table ``[3N, H]`` holds, per source node, the projection the centre reads
     on an edge from it: rows ``[0, N)`` :math:`\mathbf{W}_1^{(j)}\mathbf{h}^{enc}_j` (not yet
@@ -46,8 +46,15 @@ class IncrementalDecoder:
         self.layers = list(model.decoder_layers)
         h, n = model.hidden_dim, state["h_enc"].size(0)
         self.n = n
-        self.blocks = [(l.W1.weight[:, :h], l.W1.weight[:, h:2 * h], l.W1.weight[:, 2 * h:3 * h],
-                        l.W1.weight[:, 3 * h:]) for l in self.layers]
+        self.blocks = [
+            (
+                l.W1.weight[:, :h],
+                l.W1.weight[:, h : 2 * h],
+                l.W1.weight[:, 2 * h : 3 * h],
+                l.W1.weight[:, 3 * h :],
+            )
+            for l in self.layers
+        ]
         self.seq_table = [model.W_s.weight @ w_s.t() for _, _, w_s, _ in self.blocks]
         self.tables = []
         for l, (*_, w_j) in enumerate(self.blocks):
@@ -73,8 +80,9 @@ class IncrementalDecoder:
         src = st["edge_index"][0, eids]
         row = src + n * 2 * (st["rank"][src] < st["rank"][nodes][local])
         if st["group_rank"] is not None:  # a tied partner decoded before: no letter yet
-            row = row - n * (st["group_rank"][src] == st["group_rank"][nodes][local]) * \
-                (row >= 2 * n)
+            row = row - n * (st["group_rank"][src] == st["group_rank"][nodes][local]) * (
+                row >= 2 * n
+            )
         e, mask = st["h_E"][eids], st["mask"][nodes]
         k = int(deg.max()) if deg.numel() else 0
         regular = bool((deg == k).all())
@@ -85,10 +93,14 @@ class IncrementalDecoder:
             pre = F.linear(e, w_e, layer.W1.bias) + (x @ w_i.t()).index_select(0, local)
             pre = pre + self.tables[l].index_select(0, row)
             g = layer.act(layer.W2(layer.act(pre)))
-            summed = g.view(nodes.numel(), k, -1).sum(1) if regular else \
-                g.new_zeros(nodes.numel(), g.size(1)).index_add_(0, local, g)
-            out = layer.node_update(x, F.linear(summed, layer.W3.weight) + degf * layer.W3.bias,
-                                    mask)
+            summed = (
+                g.view(nodes.numel(), k, -1).sum(1)
+                if regular
+                else g.new_zeros(nodes.numel(), g.size(1)).index_add_(0, local, g)
+            )
+            out = layer.node_update(
+                x, F.linear(summed, layer.W3.weight) + degf * layer.W3.bias, mask
+            )
             stack[l + 1][nodes] = out
             if l + 1 < len(self.layers):
                 self.tables[l + 1][n + nodes] = out @ self.blocks[l + 1][3].t()

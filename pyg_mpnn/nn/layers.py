@@ -46,8 +46,9 @@ class _OriginalOrderSum:
 
     dense_sum: bool = True
 
-    def aggregate(self, inputs: Tensor, index: Tensor, ptr: Tensor | None = None,
-                  dim_size: int | None = None) -> Tensor:
+    def aggregate(
+        self, inputs: Tensor, index: Tensor, ptr: Tensor | None = None, dim_size: int | None = None
+    ) -> Tensor:
         n = int(dim_size) if dim_size is not None else int(index.max()) + 1
         if self.dense_sum and inputs.dim() == 2 and index.numel() > 0:
             deg = torch.bincount(index, minlength=n)
@@ -75,8 +76,15 @@ def _mlp2(w2: nn.Linear, w3: nn.Linear, act: nn.Module, pre: Tensor) -> Tensor:
     return w3(act(w2(act(pre))))
 
 
-def _sum_then_last(layer: MessagePassing, w2: nn.Linear, w3: nn.Linear, act: nn.Module,
-                   pre: Tensor, dst: Tensor, n: int) -> Tensor:
+def _sum_then_last(
+    layer: MessagePassing,
+    w2: nn.Linear,
+    w3: nn.Linear,
+    act: nn.Module,
+    pre: Tensor,
+    dst: Tensor,
+    n: int,
+) -> Tensor:
     """``sum_j W3 act(W2 act(pre_ij))`` over the edges into each target, computed as
     ``W3 (sum_j act(W2 act(pre_ij))) + deg_i b3``: ``W3`` is linear, so it is applied once per
     node instead of once per edge (same value, another rounding)."""
@@ -92,8 +100,16 @@ def _cols(w: nn.Linear, start: int, stop: int) -> Tensor:
     return w.weight[:, start:stop]
 
 
-def _split_pre(w1: nn.Linear, h: int, e: int, x_dst: Tensor, x_src: Tensor, edge_attr: Tensor,
-               dst: Tensor, src: Tensor) -> Tensor:
+def _split_pre(
+    w1: nn.Linear,
+    h: int,
+    e: int,
+    x_dst: Tensor,
+    x_src: Tensor,
+    edge_attr: Tensor,
+    dst: Tensor,
+    src: Tensor,
+) -> Tensor:
     """``w1([x_dst[dst] || edge_attr || x_src[src]])`` without the concatenation: the two node
     blocks are applied once per node and gathered, the edge block once per edge."""
     a = x_dst @ _cols(w1, 0, h).t()
@@ -102,8 +118,9 @@ def _split_pre(w1: nn.Linear, h: int, e: int, x_dst: Tensor, x_src: Tensor, edge
     return pre + a.index_select(0, dst) + b.index_select(0, src)
 
 
-def decoder_context(e: Tensor, s_src: Tensor, h_src: Tensor, h_enc_src: Tensor,
-                    causal: Tensor) -> Tensor:
+def decoder_context(
+    e: Tensor, s_src: Tensor, h_src: Tensor, h_enc_src: Tensor, causal: Tensor
+) -> Tensor:
     """Per-edge decoder input: ``[e, s_j, h_j]`` on causal edges, ``[e, 0, h_j^enc]``
     otherwise (``causal`` is ``[E, 1]`` bool; the ``*_src`` tensors are per edge)."""
     return torch.cat([e, s_src * causal, torch.where(causal, h_src, h_enc_src)], -1)
@@ -165,8 +182,14 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
 
     split: bool | None = None
 
-    def __init__(self, hidden_channels: int, edge_channels: int | None = None,
-                 dropout: float = 0.1, scale: float = 30.0, **kwargs):
+    def __init__(
+        self,
+        hidden_channels: int,
+        edge_channels: int | None = None,
+        dropout: float = 0.1,
+        scale: float = 30.0,
+        **kwargs,
+    ):
         kwargs.setdefault("aggr", "sum")
         super().__init__(**kwargs)
         h = hidden_channels
@@ -182,12 +205,23 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
 
     def reset_parameters(self):
         super().reset_parameters()
-        for m in (self.W1, self.W2, self.W3, self.W11, self.W12, self.W13, self.norm1,
-                  self.norm2, self.norm3, self.dense):
+        for m in (
+            self.W1,
+            self.W2,
+            self.W3,
+            self.W11,
+            self.W12,
+            self.W13,
+            self.norm1,
+            self.norm2,
+            self.norm3,
+            self.dense,
+        ):
             m.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
-                mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         h, e = self.hidden_channels, self.edge_channels
         src, dst = edge_index
         split = self.training if self.split is None else self.split
@@ -212,12 +246,13 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
         return _mlp3(self.W1, self.W2, self.W3, self.act, torch.cat([x_i, edge_attr, x_j], -1))
 
     def edge_update(self, x_i: Tensor, x_j: Tensor, edge_attr: Tensor) -> Tensor:
-        return _mlp3(self.W11, self.W12, self.W13, self.act,
-                     torch.cat([x_i, edge_attr, x_j], -1))
+        return _mlp3(self.W11, self.W12, self.W13, self.act, torch.cat([x_i, edge_attr, x_j], -1))
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.hidden_channels}, "
-                f"edge_channels={self.edge_channels}, scale={self.scale})")
+        return (
+            f"{self.__class__.__name__}({self.hidden_channels}, "
+            f"edge_channels={self.edge_channels}, scale={self.scale})"
+        )
 
 
 class DecoderLayer(_OriginalOrderSum, MessagePassing):
@@ -269,8 +304,14 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
 
     split: bool | None = None
 
-    def __init__(self, hidden_channels: int, context_channels: int | None = None,
-                 dropout: float = 0.1, scale: float = 30.0, **kwargs):
+    def __init__(
+        self,
+        hidden_channels: int,
+        context_channels: int | None = None,
+        dropout: float = 0.1,
+        scale: float = 30.0,
+        **kwargs,
+    ):
         kwargs.setdefault("aggr", "sum")
         super().__init__(**kwargs)
         h = hidden_channels
@@ -288,23 +329,29 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
         for m in (self.W1, self.W2, self.W3, self.norm1, self.norm2, self.dense):
             m.reset_parameters()
 
-    def forward(self, x: Tensor | PairTensor, edge_index: Tensor, edge_attr: Tensor,
-                mask: Tensor | None = None, causal: Tensor | None = None,
-                x_seq: Tensor | None = None, x_enc: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor | PairTensor,
+        edge_index: Tensor,
+        edge_attr: Tensor,
+        mask: Tensor | None = None,
+        causal: Tensor | None = None,
+        x_seq: Tensor | None = None,
+        x_enc: Tensor | None = None,
+    ) -> Tensor:
         if isinstance(x, Tensor):
             x = (x, x)
         if causal is None:
-            dh = self.propagate(edge_index, x=x, edge_attr=edge_attr,
-                                size=(x[0].size(0), x[1].size(0)))
+            dh = self.propagate(
+                edge_index, x=x, edge_attr=edge_attr, size=(x[0].size(0), x[1].size(0))
+            )
         elif not (self.training if self.split is None else self.split):  # exact op order
             src = edge_index[0]
             ctx = decoder_context(edge_attr, x_seq[src], x[0][src], x_enc[src], causal)
-            dh = self.propagate(edge_index, x=x, edge_attr=ctx,
-                                size=(x[0].size(0), x[1].size(0)))
+            dh = self.propagate(edge_index, x=x, edge_attr=ctx, size=(x[0].size(0), x[1].size(0)))
         else:
             pre = self._causal_pre(x, edge_index, edge_attr, causal, x_seq, x_enc)
-            dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, edge_index[1],
-                                x[1].size(0))
+            dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, edge_index[1], x[1].size(0))
         return self.node_update(x[1], dh, mask)
 
     def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -318,8 +365,15 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
     def message(self, x_i: Tensor, edge_attr: Tensor) -> Tensor:
         return _mlp3(self.W1, self.W2, self.W3, self.act, torch.cat([x_i, edge_attr], -1))
 
-    def _causal_pre(self, x: PairTensor, edge_index: Tensor, e: Tensor, causal: Tensor,
-                    x_seq: Tensor, x_enc: Tensor) -> Tensor:
+    def _causal_pre(
+        self,
+        x: PairTensor,
+        edge_index: Tensor,
+        e: Tensor,
+        causal: Tensor,
+        x_seq: Tensor,
+        x_enc: Tensor,
+    ) -> Tensor:
         """``W1 [h_i || e_ij || causal * s_j || where(causal, h_j, h_enc_j)]`` with ``W1`` split
         into its four column blocks: node blocks once per node, then gathered per edge."""
         h, ce = self.hidden_channels, e.size(-1)
@@ -333,5 +387,7 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
         return pre + torch.where(causal, seen.index_select(0, src), unseen.index_select(0, src))
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.hidden_channels}, "
-                f"context_channels={self.context_channels}, scale={self.scale})")
+        return (
+            f"{self.__class__.__name__}({self.hidden_channels}, "
+            f"context_channels={self.context_channels}, scale={self.scale})"
+        )

@@ -53,8 +53,11 @@ def _graph_ptr(batch: Tensor) -> Tensor:
 
 def _batch_vector(data: Data) -> Tensor:
     b = getattr(data, "batch", None)
-    return b if b is not None else torch.zeros(data.num_nodes, dtype=torch.long,
-                                               device=data.coords.device)
+    return (
+        b
+        if b is not None
+        else torch.zeros(data.num_nodes, dtype=torch.long, device=data.coords.device)
+    )
 
 
 class ProteinMPNN(nn.Module):
@@ -74,24 +77,41 @@ class ProteinMPNN(nn.Module):
 
     activation_checkpointing: bool = False
 
-    def __init__(self, num_letters: int = 21, hidden_dim: int = 128,
-                 num_encoder_layers: int = 3, num_decoder_layers: int = 3,
-                 k_neighbors: int = 48, augment_eps: float = 0.0, dropout: float = 0.1,
-                 vocab: int = 21):
+    def __init__(
+        self,
+        num_letters: int = 21,
+        hidden_dim: int = 128,
+        num_encoder_layers: int = 3,
+        num_decoder_layers: int = 3,
+        k_neighbors: int = 48,
+        augment_eps: float = 0.0,
+        dropout: float = 0.1,
+        vocab: int = 21,
+    ):
         super().__init__()
-        self.config = dict(num_letters=num_letters, hidden_dim=hidden_dim,
-                           num_encoder_layers=num_encoder_layers,
-                           num_decoder_layers=num_decoder_layers, k_neighbors=k_neighbors,
-                           augment_eps=augment_eps, dropout=dropout, vocab=vocab)
+        self.config = dict(
+            num_letters=num_letters,
+            hidden_dim=hidden_dim,
+            num_encoder_layers=num_encoder_layers,
+            num_decoder_layers=num_decoder_layers,
+            k_neighbors=k_neighbors,
+            augment_eps=augment_eps,
+            dropout=dropout,
+            vocab=vocab,
+        )
         self.hidden_dim, self.k_neighbors, self.augment_eps = hidden_dim, k_neighbors, augment_eps
         self.features = EdgeFeatures(hidden_dim)
         self.W_e = nn.Linear(hidden_dim, hidden_dim)
         self.W_s = nn.Embedding(vocab, hidden_dim)
         self.encoder_layers = nn.ModuleList(
-            [EncoderLayer(hidden_dim, dropout=dropout) for _ in range(num_encoder_layers)])
+            [EncoderLayer(hidden_dim, dropout=dropout) for _ in range(num_encoder_layers)]
+        )
         self.decoder_layers = nn.ModuleList(
-            [DecoderLayer(hidden_dim, 3 * hidden_dim, dropout=dropout)
-             for _ in range(num_decoder_layers)])
+            [
+                DecoderLayer(hidden_dim, 3 * hidden_dim, dropout=dropout)
+                for _ in range(num_decoder_layers)
+            ]
+        )
         self.W_out = nn.Linear(hidden_dim, num_letters)
         self.reset_parameters()
 
@@ -113,8 +133,9 @@ class ProteinMPNN(nn.Module):
             coords = coords + self.augment_eps * torch.randn_like(coords)
         elif getattr(data, "edge_index", None) is not None:
             return coords, data.edge_index
-        edge_index = knn_edges(coords[:, 1], self.k_neighbors, getattr(data, "batch", None),
-                               data.mask)
+        edge_index = knn_edges(
+            coords[:, 1], self.k_neighbors, getattr(data, "batch", None), data.mask
+        )
         return coords, edge_index
 
     def encode(self, data: Data) -> tuple[Tensor, Tensor, Tensor]:
@@ -139,9 +160,13 @@ class ProteinMPNN(nn.Module):
         return decoding_rank(data.design_mask & data.mask, randn, getattr(data, "batch", None))
 
     # -- teacher-forced decoder --------------------------------------------------------
-    def forward(self, data: Data, decoding_rank: Tensor | None = None,
-                encoded: tuple[Tensor, Tensor, Tensor] | None = None,
-                seq: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        data: Data,
+        decoding_rank: Tensor | None = None,
+        encoded: tuple[Tensor, Tensor, Tensor] | None = None,
+        seq: Tensor | None = None,
+    ) -> Tensor:
         """Teacher-forced log-probabilities ``[N, num_letters]`` under ``decoding_rank``
         (random, drawn from the torch RNG, when ``None``). ``encoded``: the output of
         :meth:`encode` for ``data``, to reuse it (e.g. for scoring and sampling). ``seq``:
@@ -153,16 +178,24 @@ class ProteinMPNN(nn.Module):
         h_S = self.W_s(data.seq if seq is None else seq)
         h = h_enc
         for layer in self.decoder_layers:  # context [e, s_j, h_j] built inside (split W1)
-            h = self._call(layer, h, edge_index, h_E, data.mask, causal=causal, x_seq=h_S,
-                           x_enc=h_enc)
+            h = self._call(
+                layer, h, edge_index, h_E, data.mask, causal=causal, x_seq=h_S, x_enc=h_enc
+            )
         return F.log_softmax(self.W_out(h), dim=-1)
 
     # -- autoregressive sampling -------------------------------------------------------
     @torch.no_grad()
-    def sample(self, data: Data, temperature: float = 0.1, decoding_rank: Tensor | None = None,
-               generator: torch.Generator | None = None, omit: str = "X",
-               encoded: tuple[Tensor, Tensor, Tensor] | None = None,
-               control: DecodeControl | None = None, exact: bool = True) -> dict:
+    def sample(
+        self,
+        data: Data,
+        temperature: float = 0.1,
+        decoding_rank: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        omit: str = "X",
+        encoded: tuple[Tensor, Tensor, Tensor] | None = None,
+        control: DecodeControl | None = None,
+        exact: bool = True,
+    ) -> dict:
         """Sample sequences, one decoding step at a time for all graphs of the batch at once.
 
         Step ``t`` handles the node of rank ``t`` in every graph (or, with tied residues in
@@ -197,12 +230,14 @@ class ProteinMPNN(nn.Module):
             rank, group, group_rank = tied_order(rank, control.tie_group, batch)
         table = step_table(rank, group, batch)
         state = self._sampling_state(data, encoded, rank, group_rank, design, batch)
-        omit_vec = torch.tensor([float(a in omit) for a in ALPHABET[:self.W_out.out_features]],
-                                device=rank.device)
+        omit_vec = torch.tensor(
+            [float(a in omit) for a in ALPHABET[: self.W_out.out_features]], device=rank.device
+        )
         weight = control.tie_weight if control.tie_weight is not None else None
         seq, logits = state["seq"], state["logits"]
-        decode = (lambda v: self._decode_nodes(v, state)) if exact else \
-            IncrementalDecoder(self, state)
+        decode = (
+            (lambda v: self._decode_nodes(v, state)) if exact else IncrementalDecoder(self, state)
+        )
         for t in range(table.size(0)):
             z, last, done = None, None, None
             size = (table[t] >= 0).sum(0).clamp(min=1)
@@ -235,8 +270,7 @@ class ProteinMPNN(nn.Module):
                 seq[cur] = torch.where(design[cur], full[sel], seq[cur])
                 if not exact:
                     decode.drawn(cur)
-        return self._sample_result(data, encoded, rank, seq, logits, design, batch,
-                                   control.tied)
+        return self._sample_result(data, encoded, rank, seq, logits, design, batch, control.tied)
 
     @staticmethod
     def _accumulate(z, last, done, zk, ok, nodes):
@@ -253,8 +287,15 @@ class ProteinMPNN(nn.Module):
         last = torch.where(ok, nodes, last)
         return z, last, done | ok
 
-    def _sampling_state(self, data: Data, encoded, rank: Tensor, group_rank: Tensor | None,
-                        design: Tensor, batch: Tensor) -> dict:
+    def _sampling_state(
+        self,
+        data: Data,
+        encoded,
+        rank: Tensor,
+        group_rank: Tensor | None,
+        design: Tensor,
+        batch: Tensor,
+    ) -> dict:
         """Edges grouped by centre (CSR), the first designed rank of each graph, and the
         decoder states of the visible prefixes (one teacher-forced pass)."""
         h_enc, h_E, edge_index = encoded
@@ -262,17 +303,26 @@ class ProteinMPNN(nn.Module):
         if not bool((edge_index[1, 1:] >= edge_index[1, :-1]).all()):  # kNN edges already are
             perm = torch.argsort(edge_index[1], stable=True)
             edge_index, h_E = edge_index[:, perm], h_E[perm]
-        edge_ptr = torch.cat([edge_index.new_zeros(1),
-                              torch.bincount(edge_index[1], minlength=n).cumsum(0)])
+        edge_ptr = torch.cat(
+            [edge_index.new_zeros(1), torch.bincount(edge_index[1], minlength=n).cumsum(0)]
+        )
         num_graphs = int(batch.max()) + 1 if n else 0
         big = torch.full((num_graphs,), n, dtype=torch.long, device=rank.device)
         first_design = big.scatter_reduce(0, batch[design], rank[design], "amin")
         seq = data.seq.clone()
-        state = dict(seq=seq, rank=rank, group_rank=group_rank, h_enc=h_enc, h_E=h_E,
-                     edge_index=edge_index, edge_ptr=edge_ptr, mask=mask,
-                     first_design=first_design,
-                     logits=self.W_out(h_enc.new_zeros(n, self.hidden_dim)),
-                     stack=[h_enc] + [torch.zeros_like(h_enc) for _ in self.decoder_layers])
+        state = dict(
+            seq=seq,
+            rank=rank,
+            group_rank=group_rank,
+            h_enc=h_enc,
+            h_E=h_E,
+            edge_index=edge_index,
+            edge_ptr=edge_ptr,
+            mask=mask,
+            first_design=first_design,
+            logits=self.W_out(h_enc.new_zeros(n, self.hidden_dim)),
+            stack=[h_enc] + [torch.zeros_like(h_enc) for _ in self.decoder_layers],
+        )
         if bool((first_design > 0).any()):  # visible prefixes: one teacher-forced pass
             src, dst = edge_index
             h_S_src = self._seen_seq(state, src, dst)
@@ -293,8 +343,17 @@ class ProteinMPNN(nn.Module):
             h_S_src = h_S_src * (gr[src] < gr[dst]).unsqueeze(-1).to(h_S_src.dtype)
         return h_S_src
 
-    def _sample_result(self, data: Data, encoded, rank: Tensor, seq: Tensor, logits: Tensor,
-                       design: Tensor, batch: Tensor, tied: bool) -> dict:
+    def _sample_result(
+        self,
+        data: Data,
+        encoded,
+        rank: Tensor,
+        seq: Tensor,
+        logits: Tensor,
+        design: Tensor,
+        batch: Tensor,
+        tied: bool,
+    ) -> dict:
         if tied:  # sampling-time logits saw tied partners without their letters
             log_probs = self.forward(data, decoding_rank=rank, encoded=encoded, seq=seq)
         else:
@@ -304,9 +363,13 @@ class ProteinMPNN(nn.Module):
         num_graphs = int(batch.max()) + 1 if data.num_nodes else 0
         per_graph = lambda v: torch.zeros(num_graphs, device=v.device).index_add_(0, batch, v)
         denom = per_graph(w).clamp(min=1)
-        return dict(seq=seq, log_probs=log_probs, decoding_rank=rank,
-                    score=per_graph(nll * w) / denom,
-                    recovery=per_graph((seq == data.seq).to(w.dtype) * w) / denom)
+        return dict(
+            seq=seq,
+            log_probs=log_probs,
+            decoding_rank=rank,
+            score=per_graph(nll * w) / denom,
+            recovery=per_graph((seq == data.seq).to(w.dtype) * w) / denom,
+        )
 
     def _decode_nodes(self, nodes: Tensor, state: dict) -> Tensor:
         """Decoder states of ``nodes`` (one per graph) from their incoming edges only;
@@ -320,10 +383,14 @@ class ProteinMPNN(nn.Module):
         sub_index = torch.stack([src, local])
         rank = state["rank"]
         causal = (rank[src] < rank[nodes][local]).unsqueeze(-1)
-        e, h_S_src, h_enc_src = state["h_E"][eids], self._seen_seq(state, src, nodes[local]), \
-            state["h_enc"][src]
+        e, h_S_src, h_enc_src = (
+            state["h_E"][eids],
+            self._seen_seq(state, src, nodes[local]),
+            state["h_enc"][src],
+        )
         for l, layer in enumerate(self.decoder_layers):
             ctx = decoder_context(e, h_S_src, stack[l][src], h_enc_src, causal)
-            stack[l + 1][nodes] = layer((stack[l], stack[l][nodes]), sub_index, ctx,
-                                        state["mask"][nodes])
+            stack[l + 1][nodes] = layer(
+                (stack[l], stack[l][nodes]), sub_index, ctx, state["mask"][nodes]
+            )
         return self.W_out(stack[-1][nodes])

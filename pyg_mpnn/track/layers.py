@@ -63,16 +63,26 @@ def frozen_layers(prefixes: list[str] | None, layers) -> list[str]:
             if len(parts) > 2:
                 continue
             stack = parts[0].split("_")[0]
-            out += [la for la in layers if (la.startswith(stack + ".") if len(parts) == 1
-                                            else la == f"{stack}.{parts[1]}")]
+            out += [
+                la
+                for la in layers
+                if (la.startswith(stack + ".") if len(parts) == 1 else la == f"{stack}.{parts[1]}")
+            ]
         elif len(parts) == 1:
             out += [la for la in layers if la == parts[0]]
     return sorted(set(out), key=layer_sort_key)
 
 
 class LayerMonitor:
-    def __init__(self, model: nn.Module, tracker, every: int = 50, histograms: bool = True,
-                 bins: int = 64, frozen: list[str] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        tracker,
+        every: int = 50,
+        histograms: bool = True,
+        bins: int = 64,
+        frozen: list[str] | None = None,
+    ):
         self.model, self.tracker = model, tracker
         self.every, self.histograms, self.bins = int(every), histograms, bins
         self.armed = False
@@ -112,16 +122,25 @@ class LayerMonitor:
             if not self.armed:
                 return
             outs = output if isinstance(output, tuple) else (output,)
-            parts = ("node", "edge") if layer.startswith("encoder") else (
-                ("edge",) if layer == "W_e" else ("node",))
+            parts = (
+                ("node", "edge")
+                if layer.startswith("encoder")
+                else (("edge",) if layer == "W_e" else ("node",))
+            )
             for part, t in zip(parts, outs):
                 if isinstance(t, torch.Tensor):
                     self.acts[(layer, part)] = t.detach()
+
         return hook
 
     def stack_of(self, layer: str) -> str:
-        return self.groups[layer][0] if layer in self.groups else layer_of(layer.replace(
-            "encoder.", "encoder_layers.").replace("decoder.", "decoder_layers."))[1]
+        return (
+            self.groups[layer][0]
+            if layer in self.groups
+            else layer_of(
+                layer.replace("encoder.", "encoder_layers.").replace("decoder.", "decoder_layers.")
+            )[1]
+        )
 
     def due(self, step: int) -> bool:
         """Whether optimizer step ``step`` (1-based) is a tracking step."""
@@ -132,8 +151,15 @@ class LayerMonitor:
         if not on:
             self.acts.clear()
 
-    def _report(self, tensors: list[torch.Tensor], kind: str, step: int, layer: str,
-                stack: str, part: str | None = None):
+    def _report(
+        self,
+        tensors: list[torch.Tensor],
+        kind: str,
+        step: int,
+        layer: str,
+        stack: str,
+        part: str | None = None,
+    ):
         """RMS over all values of ``tensors`` and (when on) their exact histogram, without
         concatenating them (``vector_norm``/``aminmax``/``histc`` per tensor, then summed)."""
         tensors = [t.detach() for t in tensors if t.numel()]
@@ -141,8 +167,9 @@ class LayerMonitor:
             return
         n = sum(t.numel() for t in tensors)
         sumsq = sum(float(torch.linalg.vector_norm(t, dtype=torch.float32)) ** 2 for t in tensors)
-        self.tracker.track((sumsq / n) ** 0.5, "norm", step, layer=layer, stack=stack, kind=kind,
-                           part=part)
+        self.tracker.track(
+            (sumsq / n) ** 0.5, "norm", step, layer=layer, stack=stack, kind=kind, part=part
+        )
         if not self.histograms:
             return
         bounds = [torch.aminmax(t) for t in tensors]
@@ -153,16 +180,25 @@ class LayerMonitor:
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         counts = sum(torch.histc(t.float(), self.bins, lo, hi) for t in tensors)
-        self.tracker.histogram(counts.cpu().numpy(), (lo, hi), "hist", step, layer=layer,
-                               stack=stack, kind=kind, part=part)
+        self.tracker.histogram(
+            counts.cpu().numpy(),
+            (lo, hi),
+            "hist",
+            step,
+            layer=layer,
+            stack=stack,
+            kind=kind,
+            part=part,
+        )
 
     @torch.no_grad()
     def capture(self, step: int) -> None:
         """After backward (gradients unscaled), before the optimizer step."""
         for layer, (stack, params) in self.groups.items():
             self._report(list(params), "weight", step, layer, stack)
-            self._report([p.grad for p in params if p.grad is not None], "gradient", step,
-                         layer, stack)
+            self._report(
+                [p.grad for p in params if p.grad is not None], "gradient", step, layer, stack
+            )
             if self.trained[layer]:
                 self._before[layer] = [p.detach().clone() for p in self.trained[layer]]
         for (layer, part), t in sorted(self.acts.items()):
@@ -178,8 +214,7 @@ class LayerMonitor:
             num = sum(float(torch.linalg.vector_norm(d, dtype=torch.float32)) ** 2 for d in delta)
             den = sum(float(torch.linalg.vector_norm(b, dtype=torch.float32)) ** 2 for b in before)
             ratio = (num / den) ** 0.5 if den > 0 else float("nan")
-            self.tracker.track(ratio, "update_ratio", step, layer=layer, stack=stack,
-                               kind="update")
+            self.tracker.track(ratio, "update_ratio", step, layer=layer, stack=stack, kind="update")
             self._report(delta, "update", step, layer, stack)
         self._before.clear()
         self.arm(False)
@@ -192,7 +227,14 @@ class LayerMonitor:
 
 def layer_sort_key(layer: str) -> tuple:
     """Model order: embeddings, encoder 0..n, decoder 0..n, head."""
-    stack = ("encoder" if layer.startswith("encoder") else "decoder" if layer.startswith(
-        "decoder") else "head" if layer == "W_out" else "embed")
+    stack = (
+        "encoder"
+        if layer.startswith("encoder")
+        else "decoder"
+        if layer.startswith("decoder")
+        else "head"
+        if layer == "W_out"
+        else "embed"
+    )
     idx = int(layer.split(".")[1]) if "." in layer else 0
     return ORDER.index(stack), idx, layer

@@ -31,8 +31,11 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def series(rows, name, **ctx) -> tuple[list, list, list]:
-    pts = sorted((r["step"], r["wall_s"], r["value"]) for r in rows if r["name"] == name
-                 and all(r.get(k, "") == v for k, v in ctx.items()))
+    pts = sorted(
+        (r["step"], r["wall_s"], r["value"])
+        for r in rows
+        if r["name"] == name and all(r.get(k, "") == v for k, v in ctx.items())
+    )
     last = {}
     for s, w, v in pts:  # a resumed run may have re-written steps: keep the last value
         last[s] = (w, v)
@@ -42,15 +45,23 @@ def series(rows, name, **ctx) -> tuple[list, list, list]:
 
 def _color(layer: str, i: int, n: int):
     import matplotlib.pyplot as plt
-    cmap = plt.cm.Blues if layer.startswith("encoder") else plt.cm.Reds if layer.startswith(
-        "decoder") else plt.cm.Greys
+
+    cmap = (
+        plt.cm.Blues
+        if layer.startswith("encoder")
+        else plt.cm.Reds
+        if layer.startswith("decoder")
+        else plt.cm.Greys
+    )
     return cmap(0.45 + 0.5 * (i + 1) / (n + 1))
 
 
 def plot_curves(rows, path: Path, title: str = "") -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
     s, w, v = series(rows, "ppl", subset="train")
     ax[0].plot(s, v, lw=0.6, alpha=0.5, label="train (per step)")
@@ -95,13 +106,19 @@ def layer_table(rows) -> dict:
 
 def plot_layers(rows, path: Path, title: str = "") -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     table = layer_table(rows)
     layers = sorted(table, key=layer_sort_key)
-    panels = [("weight", "weight RMS"), ("gradient", "gradient RMS"),
-              ("activation_node", "node activation RMS"), ("activation_edge", "edge activation RMS"),
-              ("update", "update / weight ratio")]
+    panels = [
+        ("weight", "weight RMS"),
+        ("gradient", "gradient RMS"),
+        ("activation_node", "node activation RMS"),
+        ("activation_edge", "edge activation RMS"),
+        ("update", "update / weight ratio"),
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
     for ax, (key, label) in zip(axes, panels):
         for i, layer in enumerate(layers):
@@ -109,8 +126,13 @@ def plot_layers(rows, path: Path, title: str = "") -> None:
             if not d:
                 continue
             steps = sorted(d)
-            ax.plot(steps, [d[s] for s in steps], label=layer, lw=1.2,
-                    color=_color(layer, i, len(layers)))
+            ax.plot(
+                steps,
+                [d[s] for s in steps],
+                label=layer,
+                lw=1.2,
+                color=_color(layer, i, len(layers)),
+            )
         ax.set(yscale="log", xlabel="optimizer step", title=label)
     if key == "update":
         axes[-1].axhline(1e-3, color="green", ls=":", lw=1)
@@ -122,8 +144,9 @@ def plot_layers(rows, path: Path, title: str = "") -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("run")
     ap.add_argument("--out", default=None, help="folder for the PNGs (default: the run folder)")
     ap.add_argument("--prefix", default="run")
@@ -134,11 +157,16 @@ def main(argv=None) -> int:
     plot_curves(rows, out / f"{args.prefix}_curves.png", args.prefix)
     plot_layers(rows, out / f"{args.prefix}_layers.png", args.prefix)
     table = layer_table(rows)
-    last = {layer: {k: v[max(v)] for k, v in kinds.items() if v}
-            for layer, kinds in sorted(table.items(), key=lambda kv: layer_sort_key(kv[0]))}
+    last = {
+        layer: {k: v[max(v)] for k, v in kinds.items() if v}
+        for layer, kinds in sorted(table.items(), key=lambda kv: layer_sort_key(kv[0]))
+    }
     vs, _, vv = series(rows, "ppl", subset="valid")
-    summary = {"valid_ppl": dict(zip(vs, vv)), "last_layer_values": last,
-               "finite": all(math.isfinite(r["value"]) for r in rows)}
+    summary = {
+        "valid_ppl": dict(zip(vs, vv)),
+        "last_layer_values": last,
+        "finite": all(math.isfinite(r["value"]) for r in rows),
+    }
     json.dump(summary, sys.stdout, indent=1)
     print()
     return 0

@@ -33,6 +33,7 @@ CSV_FIELDS = ("step", "epoch", "wall_s", "name") + CONTEXT_KEYS + ("value",)
 def is_rank_zero() -> bool:
     try:
         import torch.distributed as dist
+
         if dist.is_available() and dist.is_initialized():
             return dist.get_rank() == 0
     except Exception:  # pragma: no cover
@@ -53,10 +54,18 @@ def _jsonable(obj):
 class Tracker:
     """``track(value, name, step, **context)``, ``distribution(...)``, ``text(...)``, ``close()``."""
 
-    def __init__(self, run_dir: str | os.PathLike, cfg: dict, aim_repo: str | None = None,
-                 experiment: str | None = None, run_hash: str | None = None,
-                 use_aim: bool = True, enabled: bool | None = None, run_name: str | None = None,
-                 resume_step: int | None = None):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        cfg: dict,
+        aim_repo: str | None = None,
+        experiment: str | None = None,
+        run_hash: str | None = None,
+        use_aim: bool = True,
+        enabled: bool | None = None,
+        run_name: str | None = None,
+        resume_step: int | None = None,
+    ):
         self.enabled = is_rank_zero() if enabled is None else enabled
         self.run_dir = Path(run_dir)
         self.aim_run = None
@@ -68,29 +77,41 @@ class Tracker:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if use_aim:
             from aim import Repo, Run
+
             repo = Path(aim_repo) if aim_repo else self.run_dir / "aim"
             repo.mkdir(parents=True, exist_ok=True)
             if not (repo / ".aim").exists():
                 Repo.from_path(str(repo), init=True)
             self.aim_repo = str(repo.resolve())
-            self.aim_run = Run(run_hash=run_hash, repo=self.aim_repo, experiment=experiment,
-                               capture_terminal_logs=False, log_system_params=False,
-                               system_tracking_interval=None)
+            self.aim_run = Run(
+                run_hash=run_hash,
+                repo=self.aim_repo,
+                experiment=experiment,
+                capture_terminal_logs=False,
+                log_system_params=False,
+                system_tracking_interval=None,
+            )
             if run_name:
                 self.aim_run.name = run_name
             self.aim_run["hparams"] = _jsonable(cfg)
             self.hash = self.aim_run.hash
         if resume_step is not None:
             self._truncate(resume_step)
-        resumed = (self.run_dir / "metrics.csv").exists() and \
-            (self.run_dir / "metrics.csv").stat().st_size > 0
+        resumed = (self.run_dir / "metrics.csv").exists() and (
+            self.run_dir / "metrics.csv"
+        ).stat().st_size > 0
         self._csv_file = open(self.run_dir / "metrics.csv", "a", newline="")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_FIELDS)
         if not resumed:
             self._csv.writeheader()
         self._hist_file = open(self.run_dir / "histograms.jsonl", "a")
-        info = {"experiment": experiment, "run_name": run_name, "config": _jsonable(cfg),
-                "aim_repo": getattr(self, "aim_repo", None), "aim_run_hash": self.hash}
+        info = {
+            "experiment": experiment,
+            "run_name": run_name,
+            "config": _jsonable(cfg),
+            "aim_repo": getattr(self, "aim_repo", None),
+            "aim_run_hash": self.hash,
+        }
         (self.run_dir / "run.json").write_text(json.dumps(info, indent=1))
 
     def _truncate(self, step: int) -> None:
@@ -98,8 +119,13 @@ class Tracker:
         path = self.run_dir / "metrics.csv"
         if path.exists():
             lines = path.read_text().splitlines(keepends=True)
-            keep = lines[:1] + [ln for ln in lines[1:] if ln.endswith("\n") and
-                                ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= step]
+            keep = lines[:1] + [
+                ln
+                for ln in lines[1:]
+                if ln.endswith("\n")
+                and ln.split(",", 1)[0].isdigit()
+                and int(ln.split(",", 1)[0]) <= step
+            ]
             path.write_text("".join(keep) if lines and lines[0].startswith("step,") else "")
         path = self.run_dir / "histograms.jsonl"
         if path.exists():
@@ -121,8 +147,13 @@ class Tracker:
         ctx = {k: v for k, v in context.items() if v is not None}
         if self.aim_run is not None and math.isfinite(value):
             self.aim_run.track(value, name=name, step=step, epoch=epoch, context=ctx)
-        row = {"step": step, "epoch": epoch, "wall_s": round(time.time() - self._t0, 3),
-               "name": name, "value": value}
+        row = {
+            "step": step,
+            "epoch": epoch,
+            "wall_s": round(time.time() - self._t0, 3),
+            "name": name,
+            "value": value,
+        }
         row.update({k: ctx.get(k, "") for k in CONTEXT_KEYS})
         self._csv.writerow(row)
 
@@ -131,8 +162,15 @@ class Tracker:
             self.track(value, name, step, epoch, **context)
 
     # -- histograms ----------------------------------------------------------------------------
-    def distribution(self, values: np.ndarray, name: str, step: int, bins: int = 64,
-                     epoch: int | None = None, **context):
+    def distribution(
+        self,
+        values: np.ndarray,
+        name: str,
+        step: int,
+        bins: int = 64,
+        epoch: int | None = None,
+        **context,
+    ):
         if not self.enabled:
             return
         values = np.asarray(values, dtype=np.float64).ravel()
@@ -145,8 +183,9 @@ class Tracker:
         counts, _ = np.histogram(values, bins=bins, range=(lo, hi))
         self.histogram(counts, (lo, hi), name, step, epoch, **context)
 
-    def histogram(self, counts, value_range, name: str, step: int, epoch: int | None = None,
-                  **context):
+    def histogram(
+        self, counts, value_range, name: str, step: int, epoch: int | None = None, **context
+    ):
         if not self.enabled:
             return
         epoch = self.epoch if epoch is None else epoch
@@ -154,17 +193,29 @@ class Tracker:
         counts = np.asarray(counts)
         if self.aim_run is not None:
             from aim import Distribution
-            self.aim_run.track(Distribution(hist=counts, bin_range=tuple(value_range)),
-                               name=name, step=step, epoch=epoch, context=ctx)
-        rec = {"step": step, "epoch": epoch, "name": name, **ctx,
-               "range": [float(value_range[0]), float(value_range[1])],
-               "counts": counts.astype(np.int64).tolist()}
+
+            self.aim_run.track(
+                Distribution(hist=counts, bin_range=tuple(value_range)),
+                name=name,
+                step=step,
+                epoch=epoch,
+                context=ctx,
+            )
+        rec = {
+            "step": step,
+            "epoch": epoch,
+            "name": name,
+            **ctx,
+            "range": [float(value_range[0]), float(value_range[1])],
+            "counts": counts.astype(np.int64).tolist(),
+        }
         self._hist_file.write(json.dumps(rec) + "\n")
 
     # -- other ---------------------------------------------------------------------------------
     def text(self, text: str, name: str, step: int = 0, **context):
         if self.enabled and self.aim_run is not None:
             from aim import Text
+
             self.aim_run.track(Text(text), name=name, step=step, context=context)
 
     def set(self, key: str, value) -> None:
@@ -175,6 +226,7 @@ class Tracker:
         """Log a matplotlib figure as an Aim image."""
         if self.enabled and self.aim_run is not None:
             from aim import Image
+
             self.aim_run.track(Image(fig), name=name, step=step, context=context)
 
     def flush(self) -> None:
@@ -193,7 +245,8 @@ class Tracker:
             self.aim_run = None
             try:  # make the run visible to Repo queries without `aim up`
                 from pyg_mpnn.track.aimio import index_run
+
                 index_run(self.aim_repo, self.hash)
-            except Exception:  # noqa: BLE001 - `aim up` indexes it anyway
+            except Exception:
                 pass
         self.enabled = False

@@ -15,35 +15,61 @@ def _parser() -> argparse.ArgumentParser:
     exps = list_experiments()
     width = max((len(n) for n in exps), default=4)
     epilog = "experiments (experiments/<name>.yaml, merged over base.yaml):\n" + "\n".join(
-        f"  {n:<{width}}  {d}" for n, d in exps.items())
-    epilog += ("\n\nexamples:\n"
-               "  python -m pyg_mpnn.train --exp smoke\n"
-               "  python -m pyg_mpnn.train --exp base --data ../shared/data/structures "
-               "--set data.max_tokens=2000 --set schedule.warmup_steps=300\n"
-               "  python -m pyg_mpnn.train --exp base --out runs/base/my-run --resume\n"
-               "  python -m pyg_mpnn.train --exp scale_sweep\n"
-               "  python -m pyg_mpnn.train --exp finetune --init original:v_48_020 "
-               "--data runs/data/db5.5 --out runs/finetune/full --resume\n"
-               "see docs/training.md")
+        f"  {n:<{width}}  {d}" for n, d in exps.items()
+    )
+    epilog += (
+        "\n\nexamples:\n"
+        "  python -m pyg_mpnn.train --exp smoke\n"
+        "  python -m pyg_mpnn.train --exp base --data ../shared/data/structures "
+        "--set data.max_tokens=2000 --set schedule.warmup_steps=300\n"
+        "  python -m pyg_mpnn.train --exp base --out runs/base/my-run --resume\n"
+        "  python -m pyg_mpnn.train --exp scale_sweep\n"
+        "  python -m pyg_mpnn.train --exp finetune --init original:v_48_020 "
+        "--data runs/data/db5.5 --out runs/finetune/full --resume\n"
+        "see docs/training.md"
+    )
     p = argparse.ArgumentParser(
-        prog="python -m pyg_mpnn.train", description="Train ProteinMPNN (pyg_mpnn).",
-        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m pyg_mpnn.train",
+        description="Train ProteinMPNN (pyg_mpnn).",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--exp", default="smoke", help="experiment name or YAML path (default: smoke)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set optim.grad_clip=1.0 (repeatable)")
-    p.add_argument("--data", help="dataset folder, or structure/JSONL sources to prepare "
-                                  "(default: the embedded dataset)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set optim.grad_clip=1.0 (repeatable)",
+    )
+    p.add_argument(
+        "--data",
+        help="dataset folder, or structure/JSONL sources to prepare "
+        "(default: the embedded dataset)",
+    )
     p.add_argument("--out", help="run folder (default: runs/<exp>/<timestamp>)")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="PATH",
-                   help="resume from a checkpoint file or run folder; without PATH: the newest "
-                        "checkpoint under --out, else the newest run of --exp")
-    p.add_argument("--init", metavar="WEIGHTS",
-                   help="start from these weights (fresh optimizer, schedule and step): "
-                        "original:v_48_0xx, soluble:v_48_0xx, a pyg_mpnn checkpoint or one in "
-                        "the original's format; the architecture comes from them. With --resume, "
-                        "a run that already has checkpoints resumes instead")
-    p.add_argument("--profile", action="store_true",
-                   help="run torch.profiler over a few steps (profile.* keys) and stop")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="PATH",
+        help="resume from a checkpoint file or run folder; without PATH: the newest "
+        "checkpoint under --out, else the newest run of --exp",
+    )
+    p.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="start from these weights (fresh optimizer, schedule and step): "
+        "original:v_48_0xx, soluble:v_48_0xx, a pyg_mpnn checkpoint or one in "
+        "the original's format; the architecture comes from them. With --resume, "
+        "a run that already has checkpoints resumes instead",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="run torch.profiler over a few steps (profile.* keys) and stop",
+    )
     p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
     return p
 
@@ -51,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from pyg_mpnn.train.faults import RunFault
+
     try:
         cfg, resume, state = _setup(args)
     except ConfigError as e:
@@ -61,13 +88,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.print_config:
         import yaml
+
         print(yaml.safe_dump(cfg, sort_keys=False))
         return 0
-    out = Path(args.out) if args.out else (
-        resume.parent.parent if resume else
-        Path("runs") / cfg["name"] / time.strftime("%Y%m%d-%H%M%S"))
+    out = (
+        Path(args.out)
+        if args.out
+        else (
+            resume.parent.parent
+            if resume
+            else Path("runs") / cfg["name"] / time.strftime("%Y%m%d-%H%M%S")
+        )
+    )
     if cfg.get("sweep"):
         from pyg_mpnn.train.sweep import run_sweep
+
         run_sweep(cfg, out)
         return 0
     return _train(cfg, out, state)
@@ -83,6 +118,7 @@ def _setup(args) -> tuple[dict, Path | None, dict | None]:
     if args.init:
         overrides.append(f"init={args.init}")
     from pyg_mpnn.train.checkpoint import find_resume
+
     cfg = load_experiment(args.exp, overrides)
     resume = state = None
     if args.resume:
@@ -93,6 +129,7 @@ def _setup(args) -> tuple[dict, Path | None, dict | None]:
             resume, state = _verified(resume, fallback=not Path(args.resume).is_file())
     if cfg.get("init"):  # a resumed run keeps its own architecture
         from pyg_mpnn.train.finetune import resolve_init
+
         resolve_init(cfg, explicit_keys(args.exp, overrides), spec=resume)
     return cfg, resume, state
 
@@ -102,6 +139,7 @@ def _train(cfg: dict, out: Path, state: dict | None) -> int:
     from pyg_mpnn.data.loader import LoaderWorkerError
     from pyg_mpnn.train.faults import RunFault
     from pyg_mpnn.train.trainer import Trainer
+
     try:
         trainer = Trainer(cfg, out, resume=state)
     except ConfigError as e:  # e.g. a model.freeze prefix that names no module
@@ -119,6 +157,7 @@ def _verified(resume: Path, fallback: bool) -> tuple[Path, dict]:
     """The checkpoint to resume from, loaded and verified; with ``fallback`` (``--resume`` of
     the newest or of a run folder) the newest valid one of its run, bad ones moved aside."""
     from pyg_mpnn.train import checkpoint
+
     if fallback:
         resume, state = checkpoint.newest_valid(resume, log=lambda m: print(m, file=sys.stderr))
     else:

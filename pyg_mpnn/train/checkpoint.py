@@ -59,7 +59,7 @@ def load_checked(path: str | os.PathLike, map_location="cpu") -> dict:
         state = load(path, map_location)
     except CheckpointError:
         raise
-    except Exception as e:  # noqa: BLE001 - zipfile/pickle/torch raise many kinds
+    except Exception as e:
         raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
     missing = [k for k in RESUME_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
@@ -86,8 +86,15 @@ def newest_valid(path: str | os.PathLike, log=print) -> tuple[Path, dict]:
     """
     path = Path(path)
     m = STEP_RE.match(path.name)
-    older = [p for p in CheckpointManager(path.parent.parent).steps()
-             if int(STEP_RE.match(p.name).group(1)) < int(m.group(1))] if m else []
+    older = (
+        [
+            p
+            for p in CheckpointManager(path.parent.parent).steps()
+            if int(STEP_RE.match(p.name).group(1)) < int(m.group(1))
+        ]
+        if m
+        else []
+    )
     bad = []
     for cand in [path] + older[::-1]:
         try:
@@ -100,13 +107,18 @@ def newest_valid(path: str | os.PathLike, log=print) -> tuple[Path, dict]:
             log(f"warning: checkpoint {e}; moved aside to {dest}; trying the one before")
             continue
         return cand, state
-    raise CheckpointError(f"no valid checkpoint left in {path.parent} (set aside: "
-                          f"{'; '.join(bad)}); start a new run or resume from another file")
+    raise CheckpointError(
+        f"no valid checkpoint left in {path.parent} (set aside: "
+        f"{'; '.join(bad)}); start a new run or resume from another file"
+    )
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -131,8 +143,13 @@ class CheckpointManager:
     that is a multiple of ``keep_every`` when it is > 0: a trajectory for post-hoc probes such
     as ``diagnose --jacobian-checkpoints``) and ``best.pt``."""
 
-    def __init__(self, run_dir: str | os.PathLike, keep_last: int = 3, keep_best: bool = True,
-                 keep_every: int = 0):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        keep_last: int = 3,
+        keep_best: bool = True,
+        keep_every: int = 0,
+    ):
         self.dir = Path(run_dir) / "checkpoints"
         self.keep_last = max(int(keep_last), 1)
         self.keep_best = keep_best
@@ -148,10 +165,14 @@ class CheckpointManager:
             if is_best and self.keep_best:
                 atomic_save(state, self.dir / "best.pt")
         except OSError as e:
-            keep = f"the previous checkpoint {previous} is intact" if previous else \
-                "no earlier checkpoint exists"
-            raise CheckpointError(f"{error_text(e)}; {keep}. Free space, then continue with "
-                                  "--resume.") from e
+            keep = (
+                f"the previous checkpoint {previous} is intact"
+                if previous
+                else "no earlier checkpoint exists"
+            )
+            raise CheckpointError(
+                f"{error_text(e)}; {keep}. Free space, then continue with --resume."
+            ) from e
         self._prune()
         return path
 
@@ -166,7 +187,7 @@ class CheckpointManager:
         return s[-1] if s else None
 
     def _prune(self) -> None:
-        for p in self.steps()[:-self.keep_last]:
+        for p in self.steps()[: -self.keep_last]:
             if self.keep_every and int(STEP_RE.match(p.name).group(1)) % self.keep_every == 0:
                 continue
             p.unlink(missing_ok=True)

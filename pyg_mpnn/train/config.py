@@ -44,7 +44,12 @@ def merge(base: dict, over: dict, path: str = "", strict: bool = True) -> dict:
     out = copy.deepcopy(base)
     for key, value in over.items():
         where = f"{path}{key}"
-        if strict and key not in out and path.split(".")[0] not in FREE_KEYS and key not in FREE_KEYS:
+        if (
+            strict
+            and key not in out
+            and path.split(".")[0] not in FREE_KEYS
+            and key not in FREE_KEYS
+        ):
             raise ConfigError(f"unknown config key {where!r}")
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value, f"{where}.", strict)
@@ -94,8 +99,9 @@ def _chain(name: str, directory: Path) -> list[dict]:
     return chain
 
 
-def load_experiment(name: str, overrides: list[str] | None = None,
-                    directory: Path = EXPERIMENTS_DIR) -> dict:
+def load_experiment(
+    name: str, overrides: list[str] | None = None, directory: Path = EXPERIMENTS_DIR
+) -> dict:
     """The merged config of experiment ``name`` (a name in ``experiments/`` or a YAML path)."""
     cfg = _load_yaml(directory / "base.yaml")
     for data in reversed(_chain(name, directory)):
@@ -106,8 +112,9 @@ def load_experiment(name: str, overrides: list[str] | None = None,
     return cfg
 
 
-def explicit_keys(name: str, overrides: list[str] | None = None,
-                  directory: Path = EXPERIMENTS_DIR) -> dict[str, str]:
+def explicit_keys(
+    name: str, overrides: list[str] | None = None, directory: Path = EXPERIMENTS_DIR
+) -> dict[str, str]:
     """``{dotted key: where}`` for every key that the experiment's own files or ``--set`` set
     (not base.yaml's defaults); ``where`` is ``--set`` or the experiment's name."""
     out = {}
@@ -125,7 +132,9 @@ def explicit_keys(name: str, overrides: list[str] | None = None,
 def validate(cfg: dict) -> None:
     t, o, lo = cfg["train"], cfg["optim"], cfg["loss"]
     if t["precision"] not in ("auto", "fast", "fp32", "bf16", "fp16"):
-        raise ConfigError(f"train.precision must be auto|fast|fp32|bf16|fp16, got {t['precision']!r}")
+        raise ConfigError(
+            f"train.precision must be auto|fast|fp32|bf16|fp16, got {t['precision']!r}"
+        )
     if lo["normalize"] not in ("constant", "mean"):
         raise ConfigError(f"loss.normalize must be constant|mean, got {lo['normalize']!r}")
     if int(o["accumulate"]) < 1:

@@ -40,6 +40,7 @@ def resolve_dataset(path: str | None, progress: bool = True) -> Path:
     out = cache_dir() / "sources" / key
     if not (out / "index.npz").exists():
         from pyg_mpnn.data.prepare import prepare
+
         prepare([str(p) for p in paths], out, progress=progress)
     return out
 
@@ -64,35 +65,52 @@ def _make_loader(dataset, batch_sampler, num_workers: int, max_restarts: int = 3
     """A loader that leaves an unreadable record out of its batch (reported in
     ``loader.errors``) and restarts dead workers (docs/reliability.md)."""
     from pyg_mpnn.data.loader import make_loader
-    return make_loader(dataset, batch_sampler, num_workers=num_workers, skip_errors=True,
-                       max_restarts=max_restarts)
+
+    return make_loader(
+        dataset, batch_sampler, num_workers=num_workers, skip_errors=True, max_restarts=max_restarts
+    )
 
 
 class RunData:
     """Train/valid datasets, the training batch sampler and loaders for one run."""
 
-    def __init__(self, cfg: dict, seed: int, rank: int = 0, world: int = 1,
-                 progress: bool = True):
+    def __init__(self, cfg: dict, seed: int, rank: int = 0, world: int = 1, progress: bool = True):
         d = cfg
         self.root = resolve_dataset(d["path"], progress)
         from pyg_mpnn.data.crop import make_transform
+
         self.transform_spec, self.seed = d.get("transform"), seed
-        train = ProteinDataset(self.root, split=d["train_split"],
-                               transform=make_transform(self.transform_spec))
+        train = ProteinDataset(
+            self.root, split=d["train_split"], transform=make_transform(self.transform_spec)
+        )
         valid = ProteinDataset(self.root, split=d["valid_split"])
         self.train = _subset(train, d["max_length"])
         self.valid = _subset(valid, d["max_length"], d["valid_max_proteins"])
         if len(self.train) == 0:
-            raise RuntimeError(f"{self.root}: no training proteins (split {d['train_split']!r}, "
-                               f"max_length {d['max_length']})")
+            raise RuntimeError(
+                f"{self.root}: no training proteins (split {d['train_split']!r}, "
+                f"max_length {d['max_length']})"
+            )
         self.sampler = TokenBudgetBatchSampler(
-            self.train.lengths, int(d["max_tokens"]), clusters=self.train.clusters, shuffle=True,
-            seed=seed, num_replicas=world, rank=rank)
+            self.train.lengths,
+            int(d["max_tokens"]),
+            clusters=self.train.clusters,
+            shuffle=True,
+            seed=seed,
+            num_replicas=world,
+            rank=rank,
+        )
         self.valid_sampler = TokenBudgetBatchSampler(
-            self.valid.lengths, int(d["valid_max_tokens"] or d["max_tokens"]), shuffle=False,
-            seed=seed, num_replicas=world, rank=rank)
-        self.train_loader = _make_loader(self.train, self.sampler, int(d["num_workers"]),
-                                         int(d.get("max_worker_restarts", 3)))
+            self.valid.lengths,
+            int(d["valid_max_tokens"] or d["max_tokens"]),
+            shuffle=False,
+            seed=seed,
+            num_replicas=world,
+            rank=rank,
+        )
+        self.train_loader = _make_loader(
+            self.train, self.sampler, int(d["num_workers"]), int(d.get("max_worker_restarts", 3))
+        )
         self.valid_loader = _make_loader(self.valid, self.valid_sampler, 0)
         # A private generator: creating an epoch's iterator must not draw from the global torch
         # RNG, which the model's noise, decoding order and dropout use (exact resume).
@@ -100,11 +118,16 @@ class RunData:
             loader.generator = torch.Generator().manual_seed(seed)
 
     def describe(self) -> str:
-        return (f"data {self.root}: train {len(self.train)} proteins "
-                f"({int(self.train.lengths.sum())} residues, "
-                f"{len(np.unique(self.train.clusters))} clusters), valid {len(self.valid)} "
-                f"({int(self.valid.lengths.sum())} residues); longer than max_length left out: "
-                f"{self.train.dropped} train, {self.valid.dropped} valid"
-                + (f"; validating on a fixed subset of {len(self.valid)} of "
-                   f"{self.valid.available} proteins" if len(self.valid) < self.valid.available
-                   else ""))
+        return (
+            f"data {self.root}: train {len(self.train)} proteins "
+            f"({int(self.train.lengths.sum())} residues, "
+            f"{len(np.unique(self.train.clusters))} clusters), valid {len(self.valid)} "
+            f"({int(self.valid.lengths.sum())} residues); longer than max_length left out: "
+            f"{self.train.dropped} train, {self.valid.dropped} valid"
+            + (
+                f"; validating on a fixed subset of {len(self.valid)} of "
+                f"{self.valid.available} proteins"
+                if len(self.valid) < self.valid.available
+                else ""
+            )
+        )

@@ -30,8 +30,11 @@ MODES = ("auto", "none", "ddp", "fsdp")
 
 def world_from_env() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from the ``torchrun`` environment (0, 1, 0 without)."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
 
 
 def resolve_mode(mode: str) -> str:
@@ -69,8 +72,12 @@ def wrap(model: nn.Module, mode: str, device: torch.device) -> nn.Module:
         return model
     if mode == "ddp":
         from torch.nn.parallel import DistributedDataParallel as DDP
-        ids = [device.index if device.index is not None else torch.cuda.current_device()] \
-            if device.type == "cuda" else None
+
+        ids = (
+            [device.index if device.index is not None else torch.cuda.current_device()]
+            if device.type == "cuda"
+            else None
+        )
         return DDP(model, device_ids=ids, find_unused_parameters=False)
     if mode == "fsdp":
         return shard(model)
@@ -81,6 +88,7 @@ def shard(model: nn.Module) -> nn.Module:
     """FSDP2: each MessagePassing layer is its own unit (gathered just before it runs, freed
     after), the remaining parameters (features, embeddings, output) belong to the root."""
     from torch.distributed.fsdp import fully_shard
+
     for layer in [*getattr(model, "encoder_layers", []), *getattr(model, "decoder_layers", [])]:
         fully_shard(layer)
     fully_shard(model)
@@ -89,6 +97,7 @@ def shard(model: nn.Module) -> nn.Module:
 
 def _options():
     from torch.distributed.checkpoint.state_dict import StateDictOptions
+
     return StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
@@ -98,26 +107,37 @@ def state_dicts(model: nn.Module, optimizer, mode: str) -> tuple[dict, dict]:
     if mode != "fsdp":
         return model.state_dict(), optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import get_state_dict
+
     return get_state_dict(model, optimizer, options=_options())
 
 
-def load_state_dicts(model: nn.Module, optimizer, model_sd: dict, optim_sd: dict,
-                     mode: str) -> None:
+def load_state_dicts(
+    model: nn.Module, optimizer, model_sd: dict, optim_sd: dict, mode: str
+) -> None:
     """Inverse of :func:`state_dicts` (every rank loads the full dicts; FSDP2 keeps its shard)."""
     if mode != "fsdp":
         model.load_state_dict(model_sd)
         optimizer.load_state_dict(optim_sd)
         return
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
-    set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
-                   options=StateDictOptions(full_state_dict=True))
+
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict=model_sd,
+        optim_state_dict=optim_sd,
+        options=StateDictOptions(full_state_dict=True),
+    )
 
 
 def full_state_dict(model: nn.Module) -> dict:
     """A plain (unsharded, CPU) state dict on every rank, also for an FSDP2 model."""
     from torch.distributed.tensor import DTensor
-    return {k: (v.full_tensor() if isinstance(v, DTensor) else v).detach().cpu()
-            for k, v in model.state_dict().items()}
+
+    return {
+        k: (v.full_tensor() if isinstance(v, DTensor) else v).detach().cpu()
+        for k, v in model.state_dict().items()
+    }
 
 
 def agree(flag: bool, world: int) -> bool:

@@ -66,7 +66,8 @@ class BadStepGuard:
                 f"non-finite loss or gradient (last: loss {loss}, gradient norm {grad_norm}); "
                 f"the run stopped (train.max_bad_steps={self.max_bad}). Its weights are those "
                 f"before step {self.first}. Find the layer and step where it starts with:\n"
-                f"    python -m pyg_mpnn.diagnose {self.run_dir}")
+                f"    python -m pyg_mpnn.diagnose {self.run_dir}"
+            )
         return True
 
     def state_dict(self) -> dict:
@@ -74,8 +75,11 @@ class BadStepGuard:
 
     def load_state_dict(self, state: dict | None) -> None:
         if state:
-            self.in_a_row, self.total, self.first = state["in_a_row"], state["total"], \
-                state["first"]
+            self.in_a_row, self.total, self.first = (
+                state["in_a_row"],
+                state["total"],
+                state["first"],
+            )
 
 
 class FaultLog:
@@ -96,8 +100,12 @@ class FaultLog:
         self.log(f"warning: {message}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
-            f.write(json.dumps({"time": round(time.time(), 3), "step": step, "kind": kind,
-                                "message": message}) + "\n")
+            f.write(
+                json.dumps(
+                    {"time": round(time.time(), 3), "step": step, "kind": kind, "message": message}
+                )
+                + "\n"
+            )
         if self.tracker is not None:
             self.tracker.track(1.0, f"fault_{kind}", step)
 

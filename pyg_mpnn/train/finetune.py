@@ -18,8 +18,14 @@ from torch import nn
 from pyg_mpnn.nn.weights import read_weights
 from pyg_mpnn.train.config import ConfigError
 
-ARCH_KEYS = ("hidden_dim", "num_encoder_layers", "num_decoder_layers", "k_neighbors",
-             "num_letters", "vocab")
+ARCH_KEYS = (
+    "hidden_dim",
+    "num_encoder_layers",
+    "num_decoder_layers",
+    "k_neighbors",
+    "num_letters",
+    "vocab",
+)
 TRAINING_KEYS = ("augment_eps",)  # from the checkpoint unless set explicitly
 
 
@@ -35,8 +41,9 @@ def _read(spec: str) -> tuple[dict, dict]:
         raise ConfigError(f"init: {err}") from err
 
 
-def resolve_init(cfg: dict, explicit: dict[str, str] | None = None, spec: str | None = None
-                 ) -> dict:
+def resolve_init(
+    cfg: dict, explicit: dict[str, str] | None = None, spec: str | None = None
+) -> dict:
     """Set ``cfg["model"]``'s architecture from the checkpoint named by ``cfg["init"]`` (in place;
     returns ``cfg``).
 
@@ -62,7 +69,8 @@ def resolve_init(cfg: dict, explicit: dict[str, str] | None = None, spec: str | 
             raise ConfigError(
                 f"model.{key}={model.get(key)} ({where}) conflicts with {key}={ck[key]} of the "
                 f"init weights {spec}: the architecture comes from the checkpoint; drop the "
-                f"override or start from other weights")
+                f"override or start from other weights"
+            )
         model[key] = ck[key]
     for key in TRAINING_KEYS:
         if key in ck and f"model.{key}" not in explicit:
@@ -98,8 +106,10 @@ def freeze(model: nn.Module, prefixes: list[str]) -> list[str]:
     for prefix in prefixes or []:
         hit = [n for n in params if n == prefix or n.startswith(prefix + ".")]
         if not hit:
-            raise ConfigError(f"model.freeze: {prefix!r} matches no parameter; modules: "
-                              f"{', '.join(module_names(model))}")
+            raise ConfigError(
+                f"model.freeze: {prefix!r} matches no parameter; modules: "
+                f"{', '.join(module_names(model))}"
+            )
         frozen += [n for n in hit if n not in frozen]
     for n in frozen:
         params[n].requires_grad_(False)

@@ -38,8 +38,14 @@ def smoothed_nll(log_probs: Tensor, target: Tensor, smoothing: float = 0.1) -> T
     return -(soft * log_probs).sum(-1)
 
 
-def training_loss(log_probs: Tensor, target: Tensor, loss_mask: Tensor, smoothing: float,
-                  normalize: str = "constant", tokens: float = 2000.0) -> Tensor:
+def training_loss(
+    log_probs: Tensor,
+    target: Tensor,
+    loss_mask: Tensor,
+    smoothing: float,
+    normalize: str = "constant",
+    tokens: float = 2000.0,
+) -> Tensor:
     """The scalar that is back-propagated (see the module docstring for ``normalize``)."""
     per = smoothed_nll(log_probs.float(), target, smoothing)
     m = loss_mask.to(per.dtype)
@@ -56,8 +62,11 @@ def batch_metrics(log_probs: Tensor, target: Tensor, loss_mask: Tensor) -> dict:
     m = loss_mask
     nll = -lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     correct = (lp.argmax(-1) == target) & m
-    return {"nll_sum": float(nll[m].sum()), "correct": float(correct.sum()),
-            "count": float(m.sum())}
+    return {
+        "nll_sum": float(nll[m].sum()),
+        "correct": float(correct.sum()),
+        "count": float(m.sum()),
+    }
 
 
 class Meter:
@@ -80,6 +89,7 @@ class Meter:
     @property
     def ppl(self) -> float:
         import math
+
         return math.exp(min(self.loss, 50.0)) if self.count else float("nan")
 
     @property

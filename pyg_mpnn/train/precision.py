@@ -64,6 +64,7 @@ def peak_memory_mb(device: torch.device) -> float:
     if peak is not None:
         return peak
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -91,9 +92,11 @@ def reset_peak_memory(device: torch.device) -> float:
         torch.cuda.reset_peak_memory_stats(device)
         return torch.cuda.memory_allocated(device) / 2**20
     import gc
+
     gc.collect()
     try:
         import ctypes
+
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass

@@ -27,17 +27,23 @@ def breakdown(step_times: list[dict]) -> dict:
     mean = {k: sum(s[k] for s in step_times) / n for k in PHASES}
     total = sum(s["total"] for s in step_times) / n
     res = sum(s["residues"] for s in step_times) / n
-    out = {"steps": len(step_times), "step_s": total, "residues_per_step": res,
-           "residues_per_s": res / total if total else float("nan"),
-           "phases_s": mean, "phases_frac": {k: (v / total if total else 0.0)
-                                             for k, v in mean.items()}}
+    out = {
+        "steps": len(step_times),
+        "step_s": total,
+        "residues_per_step": res,
+        "residues_per_s": res / total if total else float("nan"),
+        "phases_s": mean,
+        "phases_frac": {k: (v / total if total else 0.0) for k, v in mean.items()},
+    }
     out["other_s"] = max(total - sum(mean.values()), 0.0)
     return out
 
 
 def format_breakdown(b: dict) -> str:
-    lines = [f"step-time breakdown over {b['steps']} steps: {b['step_s']:.3f} s/step, "
-             f"{b['residues_per_s']:.0f} residues/s"]
+    lines = [
+        f"step-time breakdown over {b['steps']} steps: {b['step_s']:.3f} s/step, "
+        f"{b['residues_per_s']:.0f} residues/s"
+    ]
     for k in PHASES:
         lines.append(f"  {k:<10} {b['phases_s'][k]:8.4f} s  {100 * b['phases_frac'][k]:5.1f} %")
     lines.append(f"  {'other':<10} {b['other_s']:8.4f} s")
@@ -48,14 +54,20 @@ class StepProfiler:
     def __init__(self, run_dir: Path, cfg: dict, device: torch.device, tracker):
         self.dir = Path(run_dir) / "profile"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.wait, self.warmup, self.active = int(cfg["wait"]), int(cfg["warmup"]), int(cfg["active"])
+        self.wait, self.warmup, self.active = (
+            int(cfg["wait"]),
+            int(cfg["warmup"]),
+            int(cfg["active"]),
+        )
         self.tracker = tracker
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         self.cuda = device.type == "cuda"
-        self.prof = profile(activities=acts, record_shapes=True,
-                            schedule=schedule(wait=self.wait, warmup=self.warmup,
-                                              active=self.active, repeat=1),
-                            on_trace_ready=self._ready)
+        self.prof = profile(
+            activities=acts,
+            record_shapes=True,
+            schedule=schedule(wait=self.wait, warmup=self.warmup, active=self.active, repeat=1),
+            on_trace_ready=self._ready,
+        )
         self.count = 0
         self.first_step = None
         self.table = ""
@@ -81,7 +93,7 @@ class StepProfiler:
 
     def finish(self, trainer) -> dict:
         self.prof.__exit__(None, None, None)
-        active = trainer.step_times[-self.active:]
+        active = trainer.step_times[-self.active :]
         b = breakdown(active)
         (self.dir / "breakdown.json").write_text(json.dumps(b, indent=1))
         text = format_breakdown(b)

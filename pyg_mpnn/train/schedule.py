@@ -20,7 +20,7 @@ def noam_lr(step: int, model_size: int, factor: float = 2.0, warmup: int = 4000)
     to a peak of ``factor / sqrt(d * warmup)`` at ``warmup``, then ``1/sqrt(step)`` decay.
     """
     step = max(int(step), 1)
-    return factor * model_size ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+    return factor * model_size**-0.5 * min(step**-0.5, step * warmup**-1.5)
 
 
 def warmup_factor(step: int, warmup: int) -> float:
@@ -66,8 +66,10 @@ class Schedule:
         self.model_size = int(cfg.get("model_size") or model_size)
         self.total = int(cfg.get("total_steps") or total_steps or 0)
         if self.name == "cosine" and self.total <= 0:
-            raise ValueError("schedule cosine needs schedule.total_steps, train.max_steps or "
-                             "a known epoch length")
+            raise ValueError(
+                "schedule cosine needs schedule.total_steps, train.max_steps or "
+                "a known epoch length"
+            )
 
     def __call__(self, step: int) -> float:
         if self.name == "constant":

@@ -43,7 +43,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import math
 import statistics
 import sys
 import time
@@ -58,13 +57,30 @@ from pyg_mpnn.train.config import apply_overrides
 from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.finetune import model_kwargs
 from pyg_mpnn.train.loss import Meter, supervised_mask, training_loss
-from pyg_mpnn.train.precision import (autocast, peak_memory_mb, pick_device, pick_precision,
-                                      reset_peak_memory)
+from pyg_mpnn.train.precision import (
+    autocast,
+    peak_memory_mb,
+    pick_device,
+    pick_precision,
+    reset_peak_memory,
+)
 from pyg_mpnn.train.sweep_report import plot_sizes, write_size_report
 
-POINT_COLUMNS = ("params", "flops_per_residue", "peak_memory_mb", "residues_per_s",
-                 "loss_residues_per_s", "residues_trained", "steps", "train_loss", "train_acc",
-                 "valid_loss", "valid_ppl", "valid_acc", "minutes")
+POINT_COLUMNS = (
+    "params",
+    "flops_per_residue",
+    "peak_memory_mb",
+    "residues_per_s",
+    "loss_residues_per_s",
+    "residues_trained",
+    "steps",
+    "train_loss",
+    "train_acc",
+    "valid_loss",
+    "valid_ppl",
+    "valid_acc",
+    "minutes",
+)
 
 
 def sizes_of(sweep: dict) -> list[tuple[int, int]]:
@@ -74,20 +90,30 @@ def sizes_of(sweep: dict) -> list[tuple[int, int]]:
 
 
 def size_overrides(width: int, depth: int) -> list[str]:
-    return [f"model.hidden_dim={width}", f"model.num_encoder_layers={depth}",
-            f"model.num_decoder_layers={depth}"]
+    return [
+        f"model.hidden_dim={width}",
+        f"model.num_encoder_layers={depth}",
+        f"model.num_decoder_layers={depth}",
+    ]
 
 
 def _loss_of(model, batch, lo: dict, precision: str, device):
     with autocast(precision, device):
         log_probs = model(batch)
-    return training_loss(log_probs, batch.seq, supervised_mask(batch), lo["label_smoothing"],
-                         lo["normalize"], lo["tokens"])
+    return training_loss(
+        log_probs,
+        batch.seq,
+        supervised_mask(batch),
+        lo["label_smoothing"],
+        lo["normalize"],
+        lo["tokens"],
+    )
 
 
 def count_flops_per_residue(model, batch, cfg: dict, precision: str, device) -> float:
     """Forward + backward FLOPs of one training batch per residue (no optimizer step)."""
     from torch.utils.flop_counter import FlopCounterMode
+
     batch = batch.to(device)
     state = torch.get_rng_state()
     with FlopCounterMode(display=False) as counter:
@@ -98,8 +124,9 @@ def count_flops_per_residue(model, batch, cfg: dict, precision: str, device) -> 
 
 
 def flops_per_residue(trainer, batch) -> float:
-    return count_flops_per_residue(trainer.model, batch, trainer.cfg, trainer.precision,
-                                   trainer.device)
+    return count_flops_per_residue(
+        trainer.model, batch, trainer.cfg, trainer.precision, trainer.device
+    )
 
 
 def first_batches(data: RunData, n: int) -> list:
@@ -136,16 +163,31 @@ def time_size(cfg: dict, name: str, batches: list, steps: int = 3) -> sweep_plan
     return sweep_plan.SizeTiming(name, fpr, residues / max(seconds, 1e-9))
 
 
-def train_point(cfg: dict, out: Path, name: str, overrides: list[str], data: RunData,
-                aim_repo: Path, budget: int | None, minutes: float | None,
-                flop_budget: float | None = None) -> dict:
+def train_point(
+    cfg: dict,
+    out: Path,
+    name: str,
+    overrides: list[str],
+    data: RunData,
+    aim_repo: Path,
+    budget: int | None,
+    minutes: float | None,
+    flop_budget: float | None = None,
+) -> dict:
     """Train ``cfg`` with ``overrides`` for ``budget`` residues (or ``flop_budget`` FLOPs) as
     run ``name``; its metrics (and ``history``: the validations along the way)."""
     from pyg_mpnn.train.trainer import Trainer
-    c = apply_overrides(copy.deepcopy(cfg), list(overrides) + [
-        f"train.max_residues={budget if budget else 'null'}",
-        f"train.max_minutes={minutes if minutes else 'null'}", f"track.aim_repo={aim_repo}",
-        f"track.experiment={cfg['name']}"])
+
+    c = apply_overrides(
+        copy.deepcopy(cfg),
+        list(overrides)
+        + [
+            f"train.max_residues={budget if budget else 'null'}",
+            f"train.max_minutes={minutes if minutes else 'null'}",
+            f"track.aim_repo={aim_repo}",
+            f"track.experiment={cfg['name']}",
+        ],
+    )
     c["name"] = cfg["name"]
     t0 = time.time()
     if data.transform_spec != c["data"].get("transform") or data.seed != int(c["seed"]):
@@ -163,21 +205,29 @@ def train_point(cfg: dict, out: Path, name: str, overrides: list[str], data: Run
     peak = peak_memory_mb(trainer.device) - base
     times = trainer.step_times[2:] or trainer.step_times
     rates = [s["residues"] / s["total"] for s in times]
-    last = trainer.recent[-max(len(trainer.recent) // 4, 1):]
+    last = trainer.recent[-max(len(trainer.recent) // 4, 1) :]
     tail = Meter()
     for m in last:
         tail.add(m)
     n = min(len(trainer.recent), len(times))
     sup = sum(m["count"] for m in trainer.recent[-n:]) if n else 0.0
     busy = sum(s["total"] for s in times[-n:]) if n else 0.0
-    return {"params": params, "flops_per_residue": flops, "peak_memory_mb": peak,
-            "residues_per_s": statistics.median(rates) if rates else float("nan"),
-            "loss_residues_per_s": sup / busy if busy else float("nan"),
-            "residues_trained": trainer.residues_seen, "steps": trainer.step,
-            "train_loss": tail.loss, "train_acc": tail.acc,
-            "valid_loss": result.get("valid_loss"), "valid_ppl": result.get("valid_ppl"),
-            "valid_acc": result.get("valid_acc"), "minutes": (time.time() - t0) / 60,
-            "history": trainer.valid_history}
+    return {
+        "params": params,
+        "flops_per_residue": flops,
+        "peak_memory_mb": peak,
+        "residues_per_s": statistics.median(rates) if rates else float("nan"),
+        "loss_residues_per_s": sup / busy if busy else float("nan"),
+        "residues_trained": trainer.residues_seen,
+        "steps": trainer.step,
+        "train_loss": tail.loss,
+        "train_acc": tail.acc,
+        "valid_loss": result.get("valid_loss"),
+        "valid_ppl": result.get("valid_ppl"),
+        "valid_acc": result.get("valid_acc"),
+        "minutes": (time.time() - t0) / 60,
+        "history": trainer.valid_history,
+    }
 
 
 def _fmt(v) -> str:
@@ -200,14 +250,20 @@ def write_table(rows: list[dict], out: Path, name: str, columns: tuple) -> None:
 def _runs_of(cfg: dict) -> list[dict]:
     """Every run of the sweep: each size with the config's seed, then the replicate."""
     sw, seed = cfg["sweep"], int(cfg["seed"])
-    runs = [{"size": f"h{w}-d{d}", "width": w, "depth": d, "seed": seed}
-            for w, d in sizes_of(sw)]
+    runs = [{"size": f"h{w}-d{d}", "width": w, "depth": d, "seed": seed} for w, d in sizes_of(sw)]
     rep = sw.get("replicate")
     if rep:
         w, d = (int(x) for x in rep["size"])
         s = int(rep.get("seed", seed + 1))
-        runs.append({"size": f"h{w}-d{d}-s{s}", "width": w, "depth": d, "seed": s,
-                     "replicate_of": f"h{w}-d{d}"})
+        runs.append(
+            {
+                "size": f"h{w}-d{d}-s{s}",
+                "width": w,
+                "depth": d,
+                "seed": s,
+                "replicate_of": f"h{w}-d{d}",
+            }
+        )
     return runs
 
 
@@ -216,26 +272,32 @@ def plan(cfg: dict, data: RunData, runs: list[dict]) -> tuple[list[float], float
     sw = cfg["sweep"]
     batches = first_batches(data, 4)
     timings = {}
-    for run in tqdm(runs, desc="timing sizes", unit="size",
-                    disable=not cfg["train"]["progress"]):
+    for run in tqdm(runs, desc="timing sizes", unit="size", disable=not cfg["train"]["progress"]):
         if run["size"] in timings or run.get("replicate_of") in timings:
             timings[run["size"]] = timings.get(run.get("replicate_of"), timings.get(run["size"]))
             continue
         c = apply_overrides(copy.deepcopy(cfg), size_overrides(run["width"], run["depth"]))
         timings[run["size"]] = time_size(c, run["size"], batches)
     budgets, scale = sweep_plan.fit_budgets(
-        sw["flop_budgets"], list(timings.values()), sw.get("max_minutes"),
-        overhead_s=float(sw.get("overhead_s", 20)))
-    estimate = sweep_plan.estimate_minutes(list(timings.values()), budgets[-1],
-                                           float(sw.get("overhead_s", 20)))
+        sw["flop_budgets"],
+        list(timings.values()),
+        sw.get("max_minutes"),
+        overhead_s=float(sw.get("overhead_s", 20)),
+    )
+    estimate = sweep_plan.estimate_minutes(
+        list(timings.values()), budgets[-1], float(sw.get("overhead_s", 20))
+    )
     if scale < 1:
-        tqdm.write(f"scale_sweep: WARNING the budgets {sw['flop_budgets']} would take longer "
-                   f"than max_minutes={sw['max_minutes']}: EVERY budget is scaled by "
-                   f"{scale:.3f} (all sizes keep equal compute); now ~{estimate:.1f} min",
-                   file=sys.stderr)
+        tqdm.write(
+            f"scale_sweep: WARNING the budgets {sw['flop_budgets']} would take longer "
+            f"than max_minutes={sw['max_minutes']}: EVERY budget is scaled by "
+            f"{scale:.3f} (all sizes keep equal compute); now ~{estimate:.1f} min",
+            file=sys.stderr,
+        )
     else:
-        tqdm.write(f"scale_sweep: estimated {estimate:.1f} min for {len(runs)} runs",
-                   file=sys.stderr)
+        tqdm.write(
+            f"scale_sweep: estimated {estimate:.1f} min for {len(runs)} runs", file=sys.stderr
+        )
     return budgets, scale, timings
 
 
@@ -267,19 +329,33 @@ def run_sweep(cfg: dict, out: str | Path) -> list[dict]:
             budget = marks[-1]
         else:
             extra, budget = [], int(sw["token_budget"])
-        result = train_point(cfg, out, run["size"], size_overrides(run["width"], run["depth"])
-                             + [f"seed={run['seed']}"] + extra, data, out / "aim", budget, None)
+        result = train_point(
+            cfg,
+            out,
+            run["size"],
+            size_overrides(run["width"], run["depth"]) + [f"seed={run['seed']}"] + extra,
+            data,
+            out / "aim",
+            budget,
+            None,
+        )
         results.append({**run, **{k: v for k, v in result.items()}})
         rows = write_size_report(results, budgets, scale, out, cfg)
         r = results[-1]
-        tqdm.write(f"{run['size']}: {r['params']:,} params, valid ppl {r['valid_ppl']:.3f} "
-                   f"after {r['residues_trained']:,} residues, {r['residues_per_s']:.0f} "
-                   f"residues/s, {r['minutes']:.1f} min", file=sys.stderr)
+        tqdm.write(
+            f"{run['size']}: {r['params']:,} params, valid ppl {r['valid_ppl']:.3f} "
+            f"after {r['residues_trained']:,} residues, {r['residues_per_s']:.0f} "
+            f"residues/s, {r['minutes']:.1f} min",
+            file=sys.stderr,
+        )
     bar.close()
     plot_sizes(results, budgets, out / "scale_sweep.png")
     print((out / "scale_sweep.md").read_text())
-    print(f"scale_sweep: {(time.time() - t0) / 60:.1f} min; {out}/scale_sweep.csv, .md, .json, "
-          f".png; aim up --repo {out / 'aim'}", file=sys.stderr)
+    print(
+        f"scale_sweep: {(time.time() - t0) / 60:.1f} min; {out}/scale_sweep.csv, .md, .json, "
+        f".png; aim up --repo {out / 'aim'}",
+        file=sys.stderr,
+    )
     return rows
 
 
@@ -299,13 +375,18 @@ def _override(key: str, value) -> str:
 
 def plot_points(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    panels = (("valid_ppl", "validation perplexity"), ("valid_acc", "validation accuracy"),
-              ("train_loss", "train loss (supervised residues)"),
-              ("residues_per_s", "residues / s"),
-              ("loss_residues_per_s", "supervised residues / s"),
-              ("peak_memory_mb", "peak memory (MiB)"))
+
+    panels = (
+        ("valid_ppl", "validation perplexity"),
+        ("valid_acc", "validation accuracy"),
+        ("train_loss", "train loss (supervised residues)"),
+        ("residues_per_s", "residues / s"),
+        ("loss_residues_per_s", "supervised residues / s"),
+        ("peak_memory_mb", "peak memory (MiB)"),
+    )
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     names = [r["point"] for r in rows]
     for ax, (key, label) in zip(axes.flat, panels):
@@ -341,18 +422,40 @@ def run_points(cfg: dict, out: Path) -> list[dict]:
         minutes = None
         if cap:
             minutes = max((float(cap) - (time.time() - t0) / 60) / (len(points) - i), 0.05)
-        row = train_point(cfg, out, pname, [_override(k, v) for k, v in sets.items()], data,
-                          out / "aim", budget, minutes, flop_budget)
-        rows.append({"point": pname, **{k: json.dumps(sets.get(k)) if isinstance(
-            sets.get(k), (dict, list)) else sets.get(k) for k in keys}, **row})
+        row = train_point(
+            cfg,
+            out,
+            pname,
+            [_override(k, v) for k, v in sets.items()],
+            data,
+            out / "aim",
+            budget,
+            minutes,
+            flop_budget,
+        )
+        rows.append(
+            {
+                "point": pname,
+                **{
+                    k: json.dumps(sets.get(k))
+                    if isinstance(sets.get(k), (dict, list))
+                    else sets.get(k)
+                    for k in keys
+                },
+                **row,
+            }
+        )
         write_table(rows, out, name, columns)
-        tqdm.write(f"{pname}: valid ppl {row['valid_ppl']:.3f}, acc {row['valid_acc']:.3f}, "
-                   f"{row['residues_per_s']:.0f} residues/s, {row['peak_memory_mb']:.0f} MiB",
-                   file=sys.stderr)
+        tqdm.write(
+            f"{pname}: valid ppl {row['valid_ppl']:.3f}, acc {row['valid_acc']:.3f}, "
+            f"{row['residues_per_s']:.0f} residues/s, {row['peak_memory_mb']:.0f} MiB",
+            file=sys.stderr,
+        )
     bar.close()
     what = f"{flop_budget:.3g} training FLOPs" if flop_budget else f"{budget:,} training residues"
-    plot_points(rows, out / f"{name}.png", f"{name}: budget {what} a point "
-                f"(residues_trained in {name}.md)")
+    plot_points(
+        rows, out / f"{name}.png", f"{name}: budget {what} a point (residues_trained in {name}.md)"
+    )
     print((out / f"{name}.md").read_text())
     print(f"{name}: {out}/{name}.csv, .md, .png; aim up --repo {out / 'aim'}", file=sys.stderr)
     return rows

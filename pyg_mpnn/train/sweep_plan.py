@@ -36,13 +36,19 @@ def residue_budget(flops: float, flops_per_residue: float) -> int:
 def estimate_minutes(timings: list[SizeTiming], max_flops: float, overhead_s: float) -> float:
     """Wall minutes to train every timed size to ``max_flops`` plus a per-run ``overhead_s``
     (validations, model set-up)."""
-    seconds = sum(residue_budget(max_flops, t.flops_per_residue) / t.residues_per_s
-                  for t in timings)
+    seconds = sum(
+        residue_budget(max_flops, t.flops_per_residue) / t.residues_per_s for t in timings
+    )
     return (seconds + overhead_s * len(timings)) / 60
 
 
-def fit_budgets(budgets: list[float], timings: list[SizeTiming], max_minutes: float | None,
-                overhead_s: float = 0.0, margin: float = 0.9) -> tuple[list[float], float]:
+def fit_budgets(
+    budgets: list[float],
+    timings: list[SizeTiming],
+    max_minutes: float | None,
+    overhead_s: float = 0.0,
+    margin: float = 0.9,
+) -> tuple[list[float], float]:
     """``(budgets, scale)``: the FLOP budgets, all scaled by one factor ``scale <= 1`` when the
     estimate would pass ``max_minutes`` (aiming at ``margin`` of it), else unchanged."""
     budgets = sorted(float(b) for b in budgets)
@@ -54,8 +60,10 @@ def fit_budgets(budgets: list[float], timings: list[SizeTiming], max_minutes: fl
     train_min = estimate - overhead_s * len(timings) / 60
     room = margin * max_minutes - overhead_s * len(timings) / 60
     if room <= 0:
-        raise ValueError(f"max_minutes={max_minutes} leaves no time to train after "
-                         f"{len(timings)} runs' overhead of {overhead_s:.0f} s each")
+        raise ValueError(
+            f"max_minutes={max_minutes} leaves no time to train after "
+            f"{len(timings)} runs' overhead of {overhead_s:.0f} s each"
+        )
     scale = room / train_min
     return [b * scale for b in budgets], scale
 
@@ -71,8 +79,11 @@ def loss_at_budgets(history: list[dict], budget_residues: list[int]) -> list[dic
 
 def compute_optimal(rows: list[dict], budget: float) -> dict | None:
     """The row of lowest validation loss among complete rows at FLOP ``budget``."""
-    at = [r for r in rows if r["budget_flops"] == budget and r["valid_loss"] is not None
-          and r.get("reached", True)]
+    at = [
+        r
+        for r in rows
+        if r["budget_flops"] == budget and r["valid_loss"] is not None and r.get("reached", True)
+    ]
     return min(at, key=lambda r: r["valid_loss"]) if at else None
 
 
@@ -106,16 +117,26 @@ def fit_power_law(points: list[tuple[float, float]]) -> tuple[float, float] | No
 
 def seed_spread(rows: list[dict], size: str, replicate: str) -> dict[float, float]:
     """``{budget: |valid_loss(size) - valid_loss(replicate)|}`` over budgets both reached."""
+
     def by_budget(name):
-        return {r["budget_flops"]: r["valid_loss"] for r in rows
-                if r["size"] == name and r["valid_loss"] is not None and r.get("reached", True)}
+        return {
+            r["budget_flops"]: r["valid_loss"]
+            for r in rows
+            if r["size"] == name and r["valid_loss"] is not None and r.get("reached", True)
+        }
+
     a, b = by_budget(size), by_budget(replicate)
     return {c: abs(a[c] - b[c]) for c in sorted(set(a) & set(b))}
 
 
 def size_gap(rows: list[dict], budget: float, exclude: set[str] = frozenset()) -> float | None:
     """Best-to-worst validation-loss gap between sizes at ``budget`` (replicates excluded)."""
-    losses = [r["valid_loss"] for r in rows if r["budget_flops"] == budget
-              and r["valid_loss"] is not None and r.get("reached", True)
-              and r["size"] not in exclude]
+    losses = [
+        r["valid_loss"]
+        for r in rows
+        if r["budget_flops"] == budget
+        and r["valid_loss"] is not None
+        and r.get("reached", True)
+        and r["size"] not in exclude
+    ]
     return max(losses) - min(losses) if len(losses) >= 2 else None

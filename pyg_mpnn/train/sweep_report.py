@@ -14,9 +14,25 @@ from pathlib import Path
 
 from pyg_mpnn.train import sweep_plan
 
-COLUMNS = ("size", "seed", "hidden_dim", "layers", "params", "flops_per_residue",
-           "budget_flops", "residues", "steps", "valid_loss", "valid_ppl", "valid_acc",
-           "reached", "residues_per_s", "peak_memory_mb", "train_loss", "minutes")
+COLUMNS = (
+    "size",
+    "seed",
+    "hidden_dim",
+    "layers",
+    "params",
+    "flops_per_residue",
+    "budget_flops",
+    "residues",
+    "steps",
+    "valid_loss",
+    "valid_ppl",
+    "valid_acc",
+    "reached",
+    "residues_per_s",
+    "peak_memory_mb",
+    "train_loss",
+    "minutes",
+)
 
 
 def _fmt(v) -> str:
@@ -31,25 +47,46 @@ def size_rows(results: list[dict], budgets: list[float]) -> list[dict]:
     """One row per run and budget (one per run at its end when ``budgets`` is empty)."""
     rows = []
     for r in results:
-        base = {"size": r["size"], "seed": r["seed"], "hidden_dim": r["width"],
-                "layers": r["depth"], "params": r["params"],
-                "flops_per_residue": r["flops_per_residue"],
-                "residues_per_s": r["residues_per_s"], "peak_memory_mb": r["peak_memory_mb"],
-                "train_loss": r["train_loss"], "minutes": r["minutes"]}
+        base = {
+            "size": r["size"],
+            "seed": r["seed"],
+            "hidden_dim": r["width"],
+            "layers": r["depth"],
+            "params": r["params"],
+            "flops_per_residue": r["flops_per_residue"],
+            "residues_per_s": r["residues_per_s"],
+            "peak_memory_mb": r["peak_memory_mb"],
+            "train_loss": r["train_loss"],
+            "minutes": r["minutes"],
+        }
         if not budgets:
-            rows.append({**base, "budget_flops": r["residues_trained"] * r["flops_per_residue"],
-                         "residues": r["residues_trained"], "steps": r["steps"],
-                         "valid_loss": r["valid_loss"], "valid_ppl": r["valid_ppl"],
-                         "valid_acc": r["valid_acc"], "reached": True})
+            rows.append(
+                {
+                    **base,
+                    "budget_flops": r["residues_trained"] * r["flops_per_residue"],
+                    "residues": r["residues_trained"],
+                    "steps": r["steps"],
+                    "valid_loss": r["valid_loss"],
+                    "valid_ppl": r["valid_ppl"],
+                    "valid_acc": r["valid_acc"],
+                    "reached": True,
+                }
+            )
             continue
         marks = [sweep_plan.residue_budget(b, r["flops_per_residue"]) for b in budgets]
         for b, at in zip(budgets, sweep_plan.loss_at_budgets(r["history"], marks)):
-            rows.append({**base, "budget_flops": b, "reached": at is not None,
-                         "residues": at["residues"] if at else None,
-                         "steps": at["step"] if at else None,
-                         "valid_loss": at["valid_loss"] if at else None,
-                         "valid_ppl": at["valid_ppl"] if at else None,
-                         "valid_acc": at["valid_acc"] if at else None})
+            rows.append(
+                {
+                    **base,
+                    "budget_flops": b,
+                    "reached": at is not None,
+                    "residues": at["residues"] if at else None,
+                    "steps": at["step"] if at else None,
+                    "valid_loss": at["valid_loss"] if at else None,
+                    "valid_ppl": at["valid_ppl"] if at else None,
+                    "valid_acc": at["valid_acc"] if at else None,
+                }
+            )
     return rows
 
 
@@ -60,50 +97,84 @@ def summary(rows: list[dict], results: list[dict], budgets: list[float]) -> dict
     for b in sorted({r["budget_flops"] for r in rows}):
         best = sweep_plan.compute_optimal([r for r in rows if r["size"] not in reps], b)
         gap = sweep_plan.size_gap(rows, b, exclude=set(reps))
-        out["budgets"].append({"budget_flops": b, "compute_optimal": best and best["size"],
-                               "valid_ppl": best and best["valid_ppl"], "size_gap_loss": gap})
+        out["budgets"].append(
+            {
+                "budget_flops": b,
+                "compute_optimal": best and best["size"],
+                "valid_ppl": best and best["valid_ppl"],
+                "size_gap_loss": gap,
+            }
+        )
     for rep, orig in reps.items():
         spread = sweep_plan.seed_spread(rows, orig, rep)
         gaps = {e["budget_flops"]: e["size_gap_loss"] for e in out["budgets"]}
-        out["replicates"].append({
-            "size": orig, "replicate": rep, "spread_loss": spread,
-            "gap_over_spread": {b: (gaps[b] / s if s > 0 and gaps.get(b) else math.inf)
-                                for b, s in spread.items()}})
+        out["replicates"].append(
+            {
+                "size": orig,
+                "replicate": rep,
+                "spread_loss": spread,
+                "gap_over_spread": {
+                    b: (gaps[b] / s if s > 0 and gaps.get(b) else math.inf)
+                    for b, s in spread.items()
+                },
+            }
+        )
     if budgets:
-        front = sweep_plan.frontier([(r["budget_flops"], r["valid_loss"]) for r in rows
-                                     if r["reached"] and r["size"] not in reps])
+        front = sweep_plan.frontier(
+            [
+                (r["budget_flops"], r["valid_loss"])
+                for r in rows
+                if r["reached"] and r["size"] not in reps
+            ]
+        )
         fit = sweep_plan.fit_power_law(front)
-        points = [(h["residues"] * r["flops_per_residue"], h["valid_loss"])
-                  for r in results if r["size"] not in reps for h in r["history"]]
+        points = [
+            (h["residues"] * r["flops_per_residue"], h["valid_loss"])
+            for r in results
+            if r["size"] not in reps
+            for h in r["history"]
+        ]
         fit_all = sweep_plan.fit_power_law(sweep_plan.frontier(points))
-        out["power_law"] = {"frontier_at_budgets": fit and {"a": fit[0], "b": fit[1]},
-                            "frontier_all_points": fit_all and {"a": fit_all[0],
-                                                                "b": fit_all[1]}}
+        out["power_law"] = {
+            "frontier_at_budgets": fit and {"a": fit[0], "b": fit[1]},
+            "frontier_all_points": fit_all and {"a": fit_all[0], "b": fit_all[1]},
+        }
     return out
 
 
 def _summary_md(s: dict, scale: float) -> list[str]:
-    md = ["", "| budget (training FLOPs) | compute-optimal size | its valid ppl | "
-              "best-worst gap (nats) |", "|---|---|---|---|"]
-    md += [f"| {_fmt(e['budget_flops'])} | {e['compute_optimal']} | {_fmt(e['valid_ppl'])} | "
-           f"{_fmt(e['size_gap_loss'])} |" for e in s["budgets"]]
+    md = [
+        "",
+        "| budget (training FLOPs) | compute-optimal size | its valid ppl | "
+        "best-worst gap (nats) |",
+        "|---|---|---|---|",
+    ]
+    md += [
+        f"| {_fmt(e['budget_flops'])} | {e['compute_optimal']} | {_fmt(e['valid_ppl'])} | "
+        f"{_fmt(e['size_gap_loss'])} |"
+        for e in s["budgets"]
+    ]
     for rep in s["replicates"]:
         for b, spread in rep["spread_loss"].items():
             ratio = rep["gap_over_spread"][b]
-            md.append(f"\nseed spread of {rep['size']} ({rep['replicate']}) at "
-                      f"{_fmt(b)} FLOPs: {spread:.4f} nats; best-worst size gap / spread = "
-                      f"{_fmt(ratio)}")
+            md.append(
+                f"\nseed spread of {rep['size']} ({rep['replicate']}) at "
+                f"{_fmt(b)} FLOPs: {spread:.4f} nats; best-worst size gap / spread = "
+                f"{_fmt(ratio)}"
+            )
     law = (s.get("power_law") or {}).get("frontier_at_budgets")
     if law:
         md.append(f"\nfrontier power law: valid loss = {law['a']:.3g} * C^-{law['b']:.4f}")
     if scale < 1:
-        md.append(f"\nbudgets scaled by {scale:.3f} (one factor for every size) to fit "
-                  "sweep.max_minutes")
+        md.append(
+            f"\nbudgets scaled by {scale:.3f} (one factor for every size) to fit sweep.max_minutes"
+        )
     return md
 
 
-def write_size_report(results: list[dict], budgets: list[float], scale: float, out: Path,
-                      cfg: dict) -> list[dict]:
+def write_size_report(
+    results: list[dict], budgets: list[float], scale: float, out: Path, cfg: dict
+) -> list[dict]:
     """Write scale_sweep.csv/.md/.json for the runs so far (a partial report survives)."""
     rows = size_rows(results, budgets)
     with open(out / "scale_sweep.csv", "w", newline="") as f:
@@ -114,9 +185,14 @@ def write_size_report(results: list[dict], budgets: list[float], scale: float, o
     md = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     md += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
     (out / "scale_sweep.md").write_text("\n".join(md + _summary_md(s, scale)) + "\n")
-    doc = {"budgets_flops": budgets, "budget_scale": scale, "rows": rows, "summary": s,
-           "runs": [{k: v for k, v in r.items()} for r in results],
-           "config": {k: cfg[k] for k in ("model", "data", "schedule", "train", "sweep")}}
+    doc = {
+        "budgets_flops": budgets,
+        "budget_scale": scale,
+        "rows": rows,
+        "summary": s,
+        "runs": [{k: v for k, v in r.items()} for r in results],
+        "config": {k: cfg[k] for k in ("model", "data", "schedule", "train", "sweep")},
+    }
     (out / "scale_sweep.json").write_text(json.dumps(doc, indent=1, default=str))
     return rows
 
@@ -125,38 +201,64 @@ def plot_sizes(results: list[dict], budgets: list[float], path: Path) -> None:
     """Validation loss against training FLOPs per size, the frontier and its power law (left);
     validation perplexity against parameters at each budget, the iso-FLOP profiles (right)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     main = [r for r in results if not r.get("replicate_of")]
     for r in results:
-        pts = sorted((h["residues"] * r["flops_per_residue"], h["valid_loss"])
-                     for h in r["history"])
+        pts = sorted(
+            (h["residues"] * r["flops_per_residue"], h["valid_loss"]) for h in r["history"]
+        )
         if pts:
-            ax.plot(*zip(*pts), "o-" if not r.get("replicate_of") else "x--", ms=4,
-                    label=r["size"] + (" (replicate)" if r.get("replicate_of") else ""))
-    front = sweep_plan.frontier([(h["residues"] * r["flops_per_residue"], h["valid_loss"])
-                                 for r in main for h in r["history"]])
+            ax.plot(
+                *zip(*pts),
+                "o-" if not r.get("replicate_of") else "x--",
+                ms=4,
+                label=r["size"] + (" (replicate)" if r.get("replicate_of") else ""),
+            )
+    front = sweep_plan.frontier(
+        [
+            (h["residues"] * r["flops_per_residue"], h["valid_loss"])
+            for r in main
+            for h in r["history"]
+        ]
+    )
     if front:
         ax.plot(*zip(*front), "k:", lw=2, label="frontier")
         fit = sweep_plan.fit_power_law(front)
         if fit:
             xs = [front[0][0] * (front[-1][0] / front[0][0]) ** (i / 40) for i in range(41)]
-            ax.plot(xs, [fit[0] * x ** -fit[1] for x in xs], "r-", lw=1,
-                    label=f"fit {fit[0]:.3g} C^-{fit[1]:.3f}")
+            ax.plot(
+                xs,
+                [fit[0] * x ** -fit[1] for x in xs],
+                "r-",
+                lw=1,
+                label=f"fit {fit[0]:.3g} C^-{fit[1]:.3f}",
+            )
     for b in budgets:
         ax.axvline(b, color="grey", lw=0.5)
-    ax.set(xscale="log", xlabel="training FLOPs", ylabel="validation loss (nats/residue)",
-           title="validation loss vs training compute")
+    ax.set(
+        xscale="log",
+        xlabel="training FLOPs",
+        ylabel="validation loss (nats/residue)",
+        title="validation loss vs training compute",
+    )
     ax.legend(fontsize=7)
     rows = size_rows(main, budgets)
     for b in sorted({r["budget_flops"] for r in rows}):
-        at = sorted((r["params"], r["valid_ppl"]) for r in rows
-                    if r["budget_flops"] == b and r["reached"])
+        at = sorted(
+            (r["params"], r["valid_ppl"]) for r in rows if r["budget_flops"] == b and r["reached"]
+        )
         if at:
             ax2.plot(*zip(*at), "o-", label=f"{b:.2g} FLOPs")
-    ax2.set(xscale="log", xlabel="parameters", ylabel="validation perplexity",
-            title="iso-FLOP profiles (one line per budget)")
+    ax2.set(
+        xscale="log",
+        xlabel="parameters",
+        ylabel="validation perplexity",
+        title="iso-FLOP profiles (one line per budget)",
+    )
     ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -22,8 +22,13 @@ from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.faults import BadStepGuard, FaultLog
 from pyg_mpnn.train.finetune import count, freeze, load_init, model_kwargs, resolve_init
 from pyg_mpnn.train.loss import Meter, batch_metrics, supervised_mask, training_loss
-from pyg_mpnn.train.precision import (autocast, grad_scaler, peak_memory_mb, pick_device,
-                                      pick_precision)
+from pyg_mpnn.train.precision import (
+    autocast,
+    grad_scaler,
+    peak_memory_mb,
+    pick_device,
+    pick_precision,
+)
 from pyg_mpnn.train.schedule import Schedule
 
 PHASES = ("data_wait", "h2d", "forward", "backward", "optimizer", "tracking")
@@ -32,15 +37,23 @@ MAX_BAD_BATCHES = 20  # consecutive unreadable batches before a run gives up
 
 def summary_line(epoch: int, step: int, seconds: float, train: Meter, valid: Meter) -> str:
     """The original's epoch line (perplexities, accuracies, 3 decimals)."""
-    return (f"epoch: {epoch}, step: {step}, time: {seconds:.1f}, train: {train.ppl:.3f}, "
-            f"valid: {valid.ppl:.3f}, train_acc: {train.acc:.3f}, valid_acc: {valid.acc:.3f}")
+    return (
+        f"epoch: {epoch}, step: {step}, time: {seconds:.1f}, train: {train.ppl:.3f}, "
+        f"valid: {valid.ppl:.3f}, train_acc: {train.acc:.3f}, valid_acc: {valid.acc:.3f}"
+    )
 
 
 class Trainer:
     """``Trainer(cfg, out, resume=None).fit()``; ``fit`` returns the final metrics dict."""
 
-    def __init__(self, cfg: dict, out: str | Path, resume: str | Path | dict | None = None,
-                 run_name: str | None = None, data: RunData | None = None):
+    def __init__(
+        self,
+        cfg: dict,
+        out: str | Path,
+        resume: str | Path | dict | None = None,
+        run_name: str | None = None,
+        data: RunData | None = None,
+    ):
         self.cfg, self.out = cfg, Path(out)
         t = cfg["train"]
         if t.get("threads"):
@@ -48,14 +61,17 @@ class Trainer:
         self.device = pick_device(t["device"])
         self.precision = pick_precision(t["precision"], self.device)
         self.dist_mode, self.rank, self.world, self._owns_group = distributed.init(
-            t.get("distributed", "auto"), self.device)
+            t.get("distributed", "auto"), self.device
+        )
         self.progress = bool(t["progress"])
         # a loaded checkpoint (the CLI verifies it: checkpoint.newest_valid) or its path
-        state = resume if isinstance(resume, dict) else ckpt.load_checked(resume) if resume \
-            else None
+        state = (
+            resume if isinstance(resume, dict) else ckpt.load_checked(resume) if resume else None
+        )
         ckpt.seed_everything(int(cfg["seed"]))
-        self.data = data or RunData(cfg["data"], int(cfg["seed"]), rank=self.rank,
-                                    world=self.world, progress=self.progress)
+        self.data = data or RunData(
+            cfg["data"], int(cfg["seed"]), rank=self.rank, world=self.world, progress=self.progress
+        )
         if state is None and cfg.get("init"):
             resolve_init(cfg)  # the architecture of the init weights
         self.model = ProteinMPNN(**model_kwargs(cfg["model"]))
@@ -63,19 +79,26 @@ class Trainer:
             load_init(self.model, cfg["init"])  # weights only: optimizer, schedule, step fresh
         self.frozen = freeze(self.model, cfg["model"].get("freeze") or [])
         from pyg_mpnn.diagnose.inject import Injector  # controlled faults (config `inject`)
+
         self.injector = Injector(self.model, cfg.get("inject"))
         self.model = self.model.to(self.device)
         self.model.activation_checkpointing = bool(t.get("activation_checkpointing", False))
         self.net = distributed.wrap(self.model, self.dist_mode, self.device)  # what steps call
         o = cfg["optim"]
         trainable = [p for n, p in self.model.named_parameters() if n not in self.frozen]
-        self.optimizer = torch.optim.Adam(trainable, lr=0.0, betas=tuple(o["betas"]),
-                                          eps=float(o["eps"]), weight_decay=float(o["weight_decay"]))
+        self.optimizer = torch.optim.Adam(
+            trainable,
+            lr=0.0,
+            betas=tuple(o["betas"]),
+            eps=float(o["eps"]),
+            weight_decay=float(o["weight_decay"]),
+        )
         self.schedule = Schedule(cfg["schedule"], cfg["model"]["hidden_dim"], self._total_steps())
         self.scaler = grad_scaler(self.precision, self.device)
         c = cfg["checkpoint"]
-        self.checkpoints = ckpt.CheckpointManager(self.out, c["keep_last"], c["keep_best"],
-                                                  c.get("keep_every", 0))
+        self.checkpoints = ckpt.CheckpointManager(
+            self.out, c["keep_last"], c["keep_best"], c.get("keep_every", 0)
+        )
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best, self.elapsed_before, self.bad_batches = math.inf, 0.0, 0
         self.residues_seen, self.skipped_batches = 0, 0
@@ -89,31 +112,47 @@ class Trainer:
         if state is not None:
             self._load(state)
         tr = cfg["track"]
-        self.tracker = Tracker(self.out, cfg, aim_repo=tr["aim_repo"],
-                               experiment=tr["experiment"] or cfg["name"],
-                               run_hash=state.get("aim_run_hash") if state else None,
-                               use_aim=bool(tr["aim"]), run_name=run_name,
-                               resume_step=self.step if state else None)
-        self.monitor = LayerMonitor(self.model, self.tracker, every=int(tr["layer_every"]),
-                                    histograms=bool(tr["histograms"]), bins=int(tr["bins"]),
-                                    frozen=self.frozen)
+        self.tracker = Tracker(
+            self.out,
+            cfg,
+            aim_repo=tr["aim_repo"],
+            experiment=tr["experiment"] or cfg["name"],
+            run_hash=state.get("aim_run_hash") if state else None,
+            use_aim=bool(tr["aim"]),
+            run_name=run_name,
+            resume_step=self.step if state else None,
+        )
+        self.monitor = LayerMonitor(
+            self.model,
+            self.tracker,
+            every=int(tr["layer_every"]),
+            histograms=bool(tr["histograms"]),
+            bins=int(tr["bins"]),
+            frozen=self.frozen,
+        )
         self.faults = FaultLog(self.out, self.log, self.tracker, self.tracker.enabled)
         from pyg_mpnn.diagnose.jacobian import JacobianProbe  # config `jacobian`
+
         self.jacobian = JacobianProbe(cfg.get("jacobian") or {}, self.out, self.tracker)
         self.timings = dict.fromkeys(PHASES, 0.0)
-        self.step_times: list[dict] = []   # per-step phase seconds (profiling)
+        self.step_times: list[dict] = []  # per-step phase seconds (profiling)
         self.profiler = None
         if cfg["profile"]["enabled"]:
             from pyg_mpnn.train.profile import StepProfiler
+
             self.profiler = StepProfiler(self.out, cfg["profile"], self.device, self.tracker)
         self._t_start = time.time()
         n_params = sum(p.numel() for p in self.model.parameters())
         n_train, n_frozen = count(self.model, self.frozen)
-        self.tracker.set("model", {"parameters": n_params, "trainable": n_train,
-                                   "frozen": n_frozen, **self.model.config})
-        self.log(f"{cfg['name']}: {n_params:,} parameters ({n_train:,} trainable, {n_frozen:,} "
-                 f"frozen{': ' + ', '.join(cfg['model']['freeze']) if n_frozen else ''}), "
-                 f"device {self.device}, precision {self.precision}, run folder {self.out}")
+        self.tracker.set(
+            "model",
+            {"parameters": n_params, "trainable": n_train, "frozen": n_frozen, **self.model.config},
+        )
+        self.log(
+            f"{cfg['name']}: {n_params:,} parameters ({n_train:,} trainable, {n_frozen:,} "
+            f"frozen{': ' + ', '.join(cfg['model']['freeze']) if n_frozen else ''}), "
+            f"device {self.device}, precision {self.precision}, run folder {self.out}"
+        )
         if cfg.get("init"):
             where = f"step {state['step']}" if isinstance(resume, dict) else resume
             start = f"resumed from {where}" if state else f"init {cfg['init']}"
@@ -124,19 +163,28 @@ class Trainer:
     def state_dict(self) -> dict:
         model_sd, optim_sd = distributed.state_dicts(self.model, self.optimizer, self.dist_mode)
         return {
-            "model": model_sd, "config": dict(self.model.config),
-            "train_config": self.cfg, "optimizer": optim_sd,
-            "scaler": self.scaler.state_dict(), "step": self.step, "epoch": self.epoch,
+            "model": model_sd,
+            "config": dict(self.model.config),
+            "train_config": self.cfg,
+            "optimizer": optim_sd,
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "sampler": self.data.sampler.state_dict(consumed=self.batch_in_epoch),
-            "rng": ckpt.rng_state(), "meters": self.meter.state_dict(), "best": self.best,
-            "aim_run_hash": self.tracker.hash, "elapsed": self.elapsed(),
-            "residues_seen": self.residues_seen, "faults": self.guard.state_dict(),
+            "rng": ckpt.rng_state(),
+            "meters": self.meter.state_dict(),
+            "best": self.best,
+            "aim_run_hash": self.tracker.hash,
+            "elapsed": self.elapsed(),
+            "residues_seen": self.residues_seen,
+            "faults": self.guard.state_dict(),
         }
 
     def _load(self, s: dict) -> None:
-        distributed.load_state_dicts(self.model, self.optimizer, s["model"], s["optimizer"],
-                                     self.dist_mode)
+        distributed.load_state_dicts(
+            self.model, self.optimizer, s["model"], s["optimizer"], self.dist_mode
+        )
         self.scaler.load_state_dict(s["scaler"])
         self.step, self.epoch, self.batch_in_epoch = s["step"], s["epoch"], s["batch_in_epoch"]
         self.data.sampler.load_state_dict(s["sampler"])
@@ -175,7 +223,8 @@ class Trainer:
         if t["max_steps"] is not None and self.step >= int(t["max_steps"]):
             return True
         if t["max_minutes"] is not None and distributed.agree(
-                self.elapsed() >= 60 * float(t["max_minutes"]), self.world):
+            self.elapsed() >= 60 * float(t["max_minutes"]), self.world
+        ):
             return True
         if t["max_residues"] is not None and self.residues_seen >= int(t["max_residues"]):
             return True
@@ -208,11 +257,20 @@ class Trainer:
                 with open(self.out / "log.txt", "a") as f:
                     f.write(line + ("\n" if complete else " (partial epoch)\n"))
                 result = self._epoch_metrics(valid)
-                self.tracker.track_many({"loss": valid.loss, "ppl": valid.ppl,
-                                         "accuracy": valid.acc}, self.step, subset="valid")
-                self.tracker.track_many({"epoch_loss": self.meter.loss, "epoch_ppl": self.meter.ppl,
-                                         "epoch_accuracy": self.meter.acc}, self.step,
-                                        subset="train")
+                self.tracker.track_many(
+                    {"loss": valid.loss, "ppl": valid.ppl, "accuracy": valid.acc},
+                    self.step,
+                    subset="valid",
+                )
+                self.tracker.track_many(
+                    {
+                        "epoch_loss": self.meter.loss,
+                        "epoch_ppl": self.meter.ppl,
+                        "epoch_accuracy": self.meter.acc,
+                    },
+                    self.step,
+                    subset="train",
+                )
                 if complete:
                     self.epoch, self.batch_in_epoch, self.meter = self.epoch + 1, 0, Meter()
                     self.tracker.epoch = self.epoch
@@ -235,16 +293,29 @@ class Trainer:
         t, off = self.cfg["train"], not (self.progress and self.tracker.enabled)
         if t["max_residues"] is not None:
             self._run_counts = "residues"
-            return tqdm(total=int(t["max_residues"]), initial=min(self.residues_seen, int(
-                t["max_residues"])), desc="residues", unit="res", unit_scale=True,
-                position=0, disable=off)
+            return tqdm(
+                total=int(t["max_residues"]),
+                initial=min(self.residues_seen, int(t["max_residues"])),
+                desc="residues",
+                unit="res",
+                unit_scale=True,
+                position=0,
+                disable=off,
+            )
         if t["max_steps"] is not None:
             self._run_counts = "steps"
-            return tqdm(total=int(t["max_steps"]), initial=self.step, desc="steps",
-                        unit="step", position=0, disable=off)
+            return tqdm(
+                total=int(t["max_steps"]),
+                initial=self.step,
+                desc="steps",
+                unit="step",
+                position=0,
+                disable=off,
+            )
         self._run_counts = "epochs"
-        return tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch",
-                    position=0, disable=off)
+        return tqdm(
+            total=epochs, initial=self.epoch, desc="epochs", unit="epoch", position=0, disable=off
+        )
 
     def _maybe_validate(self) -> None:
         """Validate mid-epoch every ``train.valid_every_steps`` steps and once each time the
@@ -253,16 +324,26 @@ class Trainer:
         t = self.cfg["train"]
         every = t["valid_every_steps"]
         marks = [int(r) for r in (t.get("valid_at_residues") or [])]
-        crossed = [r for r in marks if self.residues_seen - self._last_step_residues < r
-                   <= self.residues_seen]
+        crossed = [
+            r
+            for r in marks
+            if self.residues_seen - self._last_step_residues < r <= self.residues_seen
+        ]
         if (every and self.step % int(every) == 0) or crossed:
             self.step_validation()
 
     def _epoch_metrics(self, valid: Meter) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "train_loss": self.meter.loss,
-                "train_ppl": self.meter.ppl, "train_acc": self.meter.acc,
-                "valid_loss": valid.loss, "valid_ppl": valid.ppl, "valid_acc": valid.acc,
-                "best_valid_loss": min(self.best, valid.loss)}
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "train_loss": self.meter.loss,
+            "train_ppl": self.meter.ppl,
+            "train_acc": self.meter.acc,
+            "valid_loss": valid.loss,
+            "valid_ppl": valid.ppl,
+            "valid_acc": valid.acc,
+            "best_valid_loss": min(self.best, valid.loss),
+        }
 
     def _next_batch(self, it):
         """The next batch, or None at the end of the epoch; unreadable batches are skipped."""
@@ -277,7 +358,7 @@ class Trainer:
                 return None
             except LoaderWorkerError:  # workers died more often than the loader restarts them
                 raise
-            except Exception as e:  # noqa: BLE001 - a bad protein must not end a long run
+            except Exception as e:
                 self.bad_batches += 1
                 self.skipped_batches += 1
                 self.batch_in_epoch += 1
@@ -290,16 +371,23 @@ class Trainer:
         """Train until the epoch ends (True) or a stop condition holds (False)."""
         sampler = self.data.sampler
         sampler.set_epoch(self.epoch)
-        sampler.load_state_dict({"epoch": self.epoch, "consumed": self.batch_in_epoch,
-                                 "seed": sampler.seed})
+        sampler.load_state_dict(
+            {"epoch": self.epoch, "consumed": self.batch_in_epoch, "seed": sampler.seed}
+        )
         total = len(sampler)
         it = iter(self.data.train_loader)
         self.model.train()
         accumulate = int(self.cfg["optim"]["accumulate"])
         save_every = self.cfg["checkpoint"]["every_steps"]
-        bar = tqdm(total=total, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}",
-                   unit="batch", leave=False, position=1,
-                   disable=not (self.progress and self.tracker.enabled))
+        bar = tqdm(
+            total=total,
+            initial=self.batch_in_epoch,
+            desc=f"epoch {self.epoch + 1}",
+            unit="batch",
+            leave=False,
+            position=1,
+            disable=not (self.progress and self.tracker.enabled),
+        )
         try:
             while not self.should_stop():
                 t0 = time.perf_counter()
@@ -332,11 +420,19 @@ class Trainer:
         the start point's loss); a new best is checkpointed as ``best.pt`` at once."""
         v = self.validate()
         self.last_valid = (self.step, v)  # an epoch ending at this step reuses it
-        self.tracker.track_many({"loss": v.loss, "ppl": v.ppl, "accuracy": v.acc}, self.step,
-                                subset="valid")
-        self.valid_history.append({"step": self.step, "residues": self.residues_seen,
-                                   "valid_loss": v.loss, "valid_ppl": v.ppl,
-                                   "valid_acc": v.acc, "wall_s": self.elapsed()})
+        self.tracker.track_many(
+            {"loss": v.loss, "ppl": v.ppl, "accuracy": v.acc}, self.step, subset="valid"
+        )
+        self.valid_history.append(
+            {
+                "step": self.step,
+                "residues": self.residues_seen,
+                "valid_loss": v.loss,
+                "valid_ppl": v.ppl,
+                "valid_acc": v.acc,
+                "wall_s": self.elapsed(),
+            }
+        )
         self.log(f"step {self.step}: valid ppl {v.ppl:.3f}, valid acc {v.acc:.3f}")
         if v.loss < self.best:
             self.best = v.loss
@@ -373,8 +469,14 @@ class Trainer:
             with record_function("forward"), autocast(self.precision, self.device):
                 log_probs = self.net(batch)
                 loss_mask = supervised_mask(batch)
-                loss = training_loss(log_probs, batch.seq, loss_mask, lo["label_smoothing"],
-                                     lo["normalize"], lo["tokens"])
+                loss = training_loss(
+                    log_probs,
+                    batch.seq,
+                    loss_mask,
+                    lo["label_smoothing"],
+                    lo["normalize"],
+                    lo["tokens"],
+                )
                 if lo["normalize"] == "mean":
                     loss = loss / n
             t = tick("forward", t)
@@ -390,8 +492,11 @@ class Trainer:
         with record_function("optimizer"):
             self.scaler.unscale_(self.optimizer)
             clip = float(self.cfg["optim"]["grad_clip"])
-            gnorm = float(torch.nn.utils.clip_grad_norm_(
-                self.model.parameters(), clip if clip > 0 else math.inf))
+            gnorm = float(
+                torch.nn.utils.clip_grad_norm_(
+                    self.model.parameters(), clip if clip > 0 else math.inf
+                )
+            )
         t = tick("optimizer", t)
         if layers:
             with record_function("tracking"):
@@ -404,10 +509,15 @@ class Trainer:
             self.scaler.update()
         t = tick("optimizer", t)
         if bad:
-            self.faults.event("bad_step", step, (
-                f"step {step}: non-finite loss ({loss_sum}) or gradient norm ({gnorm}); update "
-                f"skipped ({self.guard.in_a_row} in a row, train.max_bad_steps="
-                f"{self.guard.max_bad})"))
+            self.faults.event(
+                "bad_step",
+                step,
+                (
+                    f"step {step}: non-finite loss ({loss_sum}) or gradient norm ({gnorm}); update "
+                    f"skipped ({self.guard.in_a_row} in a row, train.max_bad_steps="
+                    f"{self.guard.max_bad})"
+                ),
+            )
         self.step = step
         self.residues_seen += int(res)
         self._last_step_residues = int(res)
@@ -421,15 +531,28 @@ class Trainer:
         if self.tracker.enabled and (step % every == 0 or step == 1):
             t0 = time.perf_counter()
             norm = lo["tokens"] if lo["normalize"] == "constant" else step_meter.count
-            self.tracker.track_many({
-                "loss_smoothed": loss_sum * norm / max(step_meter.count, 1.0),
-                "loss": step_meter.loss, "ppl": step_meter.ppl, "accuracy": step_meter.acc,
-            }, step, subset="train")
-            self.tracker.track_many({
-                "lr": lr, "grad_norm": gnorm, "residues_per_s": res / wall,
-                "edges_per_s": edges / wall, "data_wait_frac": data_wait / wall,
-                "step_time_s": wall, "peak_memory_mb": peak_memory_mb(self.device),
-            }, step)
+            self.tracker.track_many(
+                {
+                    "loss_smoothed": loss_sum * norm / max(step_meter.count, 1.0),
+                    "loss": step_meter.loss,
+                    "ppl": step_meter.ppl,
+                    "accuracy": step_meter.acc,
+                },
+                step,
+                subset="train",
+            )
+            self.tracker.track_many(
+                {
+                    "lr": lr,
+                    "grad_norm": gnorm,
+                    "residues_per_s": res / wall,
+                    "edges_per_s": edges / wall,
+                    "data_wait_frac": data_wait / wall,
+                    "step_time_s": wall,
+                    "peak_memory_mb": peak_memory_mb(self.device),
+                },
+                step,
+            )
             ph["tracking"] += time.perf_counter() - t0
         if layers:
             t0 = time.perf_counter()
@@ -456,8 +579,14 @@ class Trainer:
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(self.cfg["seed"]) + 1)
-            for batch in tqdm(self.data.valid_loader, desc="valid", unit="batch", leave=False,
-                              disable=not (self.progress and self.tracker.enabled), position=1):
+            for batch in tqdm(
+                self.data.valid_loader,
+                desc="valid",
+                unit="batch",
+                leave=False,
+                disable=not (self.progress and self.tracker.enabled),
+                position=1,
+            ):
                 batch = batch.to(self.device)
                 with autocast(self.precision, self.device):
                     log_probs = self.model(batch)

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from testdata import structure
 
-from pyg_mpnn.data.codec import (F16_LIMIT, MAX_ERROR, coord_error, decode_record,
-                                 encode_record)
+from pyg_mpnn.data.codec import F16_LIMIT, MAX_ERROR, coord_error, decode_record, encode_record
 from pyg_mpnn.data.dataset import ProteinDataset
 from pyg_mpnn.data.prepare import prepare
 from pyg_mpnn.io.structure import read_structure
@@ -36,15 +35,15 @@ def _residue_numbers(lines):
 def _edit(lines, residue: str, atom: str, axis: str, text: str):
     for i, ln in enumerate(lines):
         if ln.startswith("ATOM") and ln[22:27].strip() == residue and ln[12:16].strip() == atom:
-            lines[i] = ln[:COLUMN[axis].start] + text + ln[COLUMN[axis].stop:]
+            lines[i] = ln[: COLUMN[axis].start] + text + ln[COLUMN[axis].stop :]
             return
     raise AssertionError(f"no atom {atom} in residue {residue}")
 
 
 def test_float16_error_bounds():
     # the bounds stated in codec.py and docs/reliability.md
-    assert coord_error(100) == 2 ** -5 and coord_error(500) == 2 ** -3
-    assert coord_error(1000) == 2 ** -2 and coord_error(1000, np.float32) < 4e-5
+    assert coord_error(100) == 2**-5 and coord_error(500) == 2**-3
+    assert coord_error(1000) == 2**-2 and coord_error(1000, np.float32) < 4e-5
     assert coord_error(np.nextafter(F16_LIMIT, 0)) == MAX_ERROR
 
 
@@ -65,11 +64,16 @@ def test_bad_coordinates_mask_only_their_residue(pdb_lines, tmp_path):
     assert summary["skipped"] == {"bad coordinates (residue masked)": 3}
     report = [json.loads(x) for x in (tmp_path / "ds" / "skipped.jsonl").read_text().splitlines()]
     assert [r["source"] for r in report] == [str(bad)] * 3
-    for r, rid, (atom, _, text) in zip(report, bad_ids, EDITS.values()):
-        assert r["reason"].startswith(f"chain A residue {rid} (") and "residue masked" in r["reason"]
+    for r, rid, (atom, _, _text) in zip(report, bad_ids, EDITS.values()):
+        assert (
+            r["reason"].startswith(f"chain A residue {rid} (") and "residue masked" in r["reason"]
+        )
         assert f"{atom} " in r["reason"]
-    assert "NaN" in report[0]["reason"] and "1e+30" in report[1]["reason"] \
+    assert (
+        "NaN" in report[0]["reason"]
+        and "1e+30" in report[1]["reason"]
         and "9999.9" in report[2]["reason"]
+    )
 
     want = read_structure(good)
     got = ProteinDataset(tmp_path / "ds").record(0)

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch_geometric.data import Batch, Data
 
 from pyg_mpnn.data.crop import SpatialCrop, make_transform
@@ -20,9 +21,18 @@ def _protein(n, seed, masked=0.0, designed=1.0, spread=30.0):
     coords[~mask] = 0.0
     chain = (torch.arange(n) * 3 // max(n, 1)).long()  # three chains
     design = torch.rand(n, generator=g) < designed
-    return Data(coords=coords, pos=coords[:, 1].clone(), mask=mask, chain=chain,
-                seq=torch.randint(21, (n,), generator=g), residue_idx=100 * chain + torch.arange(n),
-                design_mask=design, name="random", chain_ids=["A", "B", "C"], num_nodes=n)
+    return Data(
+        coords=coords,
+        pos=coords[:, 1].clone(),
+        mask=mask,
+        chain=chain,
+        seq=torch.randint(21, (n,), generator=g),
+        residue_idx=100 * chain + torch.arange(n),
+        design_mask=design,
+        name="random",
+        chain_ids=["A", "B", "C"],
+        num_nodes=n,
+    )
 
 
 def _check(data: Data, out: Data, outer: float, inner: float):
@@ -56,9 +66,14 @@ def _check(data: Data, out: Data, outer: float, inner: float):
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 300), seed=st.integers(0, 10_000), masked=st.sampled_from([0.0, 0.3]),
-       designed=st.sampled_from([1.0, 0.5]), outer=st.floats(1.0, 80.0),
-       frac=st.floats(0.05, 1.0))
+@given(
+    n=st.integers(1, 300),
+    seed=st.integers(0, 10_000),
+    masked=st.sampled_from([0.0, 0.3]),
+    designed=st.sampled_from([1.0, 0.5]),
+    outer=st.floats(1.0, 80.0),
+    frac=st.floats(0.05, 1.0),
+)
 def test_crop_geometry_random_clouds(n, seed, masked, designed, outer, frac):
     data = _protein(n, seed, masked, designed)
     inner = outer * frac
@@ -92,9 +107,11 @@ def test_crops_batch_together_and_bad_radii():
 
 def test_real_complex_default_radii():
     """A 22-chain real assembly: the crop is a strict subset with the contract above."""
+    from testdata import need_shared
+
     from pyg_mpnn.io.record import to_data
     from pyg_mpnn.io.structure import read_structure
-    from testdata import need_shared
+
     path = need_shared("structures/tmtools__7ok9.cif.gz")  # 1.2 MB, 22 chains
     data = to_data(read_structure(path))
     assert data.num_nodes > 3000
@@ -114,13 +131,20 @@ def test_embedded_largest_protein_and_model_on_crop():
     from pyg_mpnn.data.dataset import ProteinDataset
     from pyg_mpnn.data.default import default_dataset_dir
     from pyg_mpnn.nn.model import ProteinMPNN
+
     ds = ProteinDataset(default_dataset_dir(), "train")
     data = ds[int(np.argmax(ds.lengths))]
     out = SpatialCrop(30, 12, seed=3)(data.clone())
     _check(data, out, 30.0, 12.0)
     torch.manual_seed(0)
-    model = ProteinMPNN(hidden_dim=16, num_encoder_layers=1, num_decoder_layers=1,
-                        k_neighbors=8, augment_eps=0.0, dropout=0.0)
+    model = ProteinMPNN(
+        hidden_dim=16,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        k_neighbors=8,
+        augment_eps=0.0,
+        dropout=0.0,
+    )
     log_probs = model(Batch.from_data_list([out]))
     assert log_probs.shape == (out.num_nodes, 21) and bool(torch.isfinite(log_probs).all())
 
@@ -140,8 +164,9 @@ def test_loss_counts_only_supervised_residues():
     assert batch_metrics(lp, out.seq, sup)["count"] == int(sup.sum())
     changed = lp.clone()
     changed[sup] = torch.log_softmax(torch.randn(int(sup.sum()), 21, generator=g), -1)
-    assert float(training_loss(changed, out.seq, sup, 0.1)) != float(training_loss(lp, out.seq,
-                                                                                   sup, 0.1))
+    assert float(training_loss(changed, out.seq, sup, 0.1)) != float(
+        training_loss(lp, out.seq, sup, 0.1)
+    )
     # without a transform the mask is the original's mask & design_mask
     plain = _protein(50, 9, masked=0.2, designed=0.5)
     assert torch.equal(supervised_mask(plain), plain.mask & plain.design_mask)

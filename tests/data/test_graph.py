@@ -1,8 +1,8 @@
 """Graph building: properties over random batches (hypothesis) and one real protein."""
 
-import numpy as np
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch_geometric.data import Batch, Data
 
 from pyg_mpnn.data.graph import KNNEdges, RadiusEdges, knn_edges, radius_edges
@@ -19,8 +19,12 @@ def _batch(sizes, seed, masked_frac=0.0):
 
 
 @settings(max_examples=40, deadline=None)
-@given(sizes=st.lists(st.integers(1, 70), min_size=1, max_size=5),
-       k=st.integers(1, 50), seed=st.integers(0, 10_000), masked=st.sampled_from([0.0, 0.2]))
+@given(
+    sizes=st.lists(st.integers(1, 70), min_size=1, max_size=5),
+    k=st.integers(1, 50),
+    seed=st.integers(0, 10_000),
+    masked=st.sampled_from([0.0, 0.2]),
+)
 def test_knn_in_degree_and_no_cross_graph_edges(sizes, k, seed, masked):
     b = _batch(sizes, seed, masked)
     ei = knn_edges(b.pos, k, b.batch, b.mask)
@@ -54,8 +58,11 @@ def test_knn_picks_nearest(sizes, seed):
 
 
 @settings(max_examples=20, deadline=None)
-@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=4), seed=st.integers(0, 1000),
-       r=st.floats(2.0, 30.0))
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+    seed=st.integers(0, 1000),
+    r=st.floats(2.0, 30.0),
+)
 def test_radius_edges_within_graph_and_radius(sizes, seed, r):
     b = _batch(sizes, seed, 0.1)
     src, dst = radius_edges(b.pos, r, b.batch, b.mask, max_num_neighbors=1000)
@@ -76,9 +83,11 @@ def test_transforms_on_batch_and_single():
 
 
 def test_knn_on_real_protein():
+    from testdata import structure
+
     from pyg_mpnn.io.record import to_data
     from pyg_mpnn.io.structure import read_structure
-    from testdata import structure
+
     rec = read_structure(structure("mdanalysistests__1eteA.pdb.gz"))  # TS50's first chain
     d = KNNEdges(48)(to_data(rec))
     assert d.edge_index.shape[1] == 48 * int(d.mask.sum())

@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 import torch
+from testdata import EMBEDDED, fixture_structures, need_shared, structure
 
 from pyg_mpnn.alphabet import THREE_TO_ONE
 from pyg_mpnn.data.dataset import ProteinDataset
@@ -20,13 +21,12 @@ from pyg_mpnn.data.prepare import main as prepare_main
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
 from pyg_mpnn.io.structure import structure_name
 
-from testdata import EMBEDDED, fixture_structures, need_shared, structure
-
 
 def _run(argv):
     """Run the CLI in-process; return (exit status, summary printed as JSON)."""
     import contextlib
     import io
+
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         status = prepare_main(argv + ["--no-progress"])
@@ -64,8 +64,10 @@ def test_every_chain_of_chains_tsv_kept_or_reported(structures_dataset):
                 c = rec.chain_ids.index(chain)
                 pos = np.nonzero(rec.chain_index == c)[0]
                 standard = "".join(
-                    rec.seq[i] for i in pos
-                    if nonstandard.get(f"{chain}|{rec.residue_ids[i]}") is None)
+                    rec.seq[i]
+                    for i in pos
+                    if nonstandard.get(f"{chain}|{rec.residue_ids[i]}") is None
+                )
                 assert standard == sequence, f"{file} chain {chain}"
                 kept_chains += 1
             else:  # reported, with the reason, in the skip report
@@ -77,8 +79,9 @@ def test_every_chain_of_chains_tsv_kept_or_reported(structures_dataset):
     assert summary["chains"] == kept_chains
     assert summary["skipped"] == {"no complete backbone": reported_chains}
     # nonstandard residues were mapped: MSE -> M somewhere in the set
-    assert any("MSE" in ds.record(i).meta.get("nonstandard_residues", {}).values()
-               for i in range(len(ds)))
+    assert any(
+        "MSE" in ds.record(i).meta.get("nonstandard_residues", {}).values() for i in range(len(ds))
+    )
     assert "MSE" not in THREE_TO_ONE
 
 
@@ -104,14 +107,25 @@ def _bad_inputs(folder):
     (folder / "notes.pdb").write_text("This is not a structure file.\nJust words.\n")
     (folder / "empty.cif").write_text("")
     # a chain with no backbone: only side-chain atoms survive
-    lines = [l for l in good.read_text().splitlines()
-             if l.startswith(("ATOM", "HETATM")) and l[12:16].strip() not in ("N", "CA", "C", "O")]
+    lines = [
+        l
+        for l in good.read_text().splitlines()
+        if l.startswith(("ATOM", "HETATM")) and l[12:16].strip() not in ("N", "CA", "C", "O")
+    ]
     (folder / "nobackbone.pdb").write_text("\n".join(lines) + "\nEND\n")
-    rec = {"name": "allnan", "seq": "ACD",
-           "coords": {a: [[float("nan")] * 3] * 3 for a in ("N", "CA", "C", "O")}}
-    ok = {"name": "ok", "seq": "GG",
-          "coords": {a: [[float(i), 0.0, 1.0 * j] for i in range(2)] for j, a in
-                     enumerate(("N", "CA", "C", "O"))}}
+    rec = {
+        "name": "allnan",
+        "seq": "ACD",
+        "coords": {a: [[float("nan")] * 3] * 3 for a in ("N", "CA", "C", "O")},
+    }
+    ok = {
+        "name": "ok",
+        "seq": "GG",
+        "coords": {
+            a: [[float(i), 0.0, 1.0 * j] for i in range(2)]
+            for j, a in enumerate(("N", "CA", "C", "O"))
+        },
+    }
     (folder / "set.jsonl").write_text(json.dumps(rec) + "\n{not json\n" + json.dumps(ok) + "\n")
     (folder / "entry.pt").write_bytes(b"\x80\x02garbage that torch cannot load")
     return folder
@@ -126,8 +140,14 @@ def test_bad_inputs_reported_not_fatal(tmp_path):
     by_source = defaultdict(list)
     for r in report:
         by_source[r["source"].rsplit("/", 1)[-1]].append(r)
-    for name in ("truncated.pdb.gz", "notes.pdb", "empty.cif", "nobackbone.pdb", "set.jsonl",
-                 "entry.pt"):
+    for name in (
+        "truncated.pdb.gz",
+        "notes.pdb",
+        "empty.cif",
+        "nobackbone.pdb",
+        "set.jsonl",
+        "entry.pt",
+    ):
         assert by_source[name], f"{name} not reported: {report}"
         assert all(r["reason"] for r in by_source[name])
     assert by_source["empty.cif"][0]["kind"] == "empty file"
@@ -138,17 +158,39 @@ def test_bad_inputs_reported_not_fatal(tmp_path):
 
 def test_strict_makes_skips_fatal(tmp_path):
     src = _bad_inputs(tmp_path / "bad")
-    proc = subprocess.run([sys.executable, "-m", "pyg_mpnn.data.prepare", str(src), "--out",
-                           str(tmp_path / "ds"), "--strict", "--no-progress"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyg_mpnn.data.prepare",
+            str(src),
+            "--out",
+            str(tmp_path / "ds"),
+            "--strict",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "skipped" in proc.stderr and json.loads(proc.stdout)["skipped_total"] >= 6
     good = tmp_path / "good"
     good.mkdir()
     shutil.copy(src / "good.pdb", good / "good.pdb")
-    proc = subprocess.run([sys.executable, "-m", "pyg_mpnn.data.prepare", str(good), "--out",
-                           str(tmp_path / "ds2"), "--strict", "--no-progress"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyg_mpnn.data.prepare",
+            str(good),
+            "--out",
+            str(tmp_path / "ds2"),
+            "--strict",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -157,9 +199,14 @@ def test_embedded_jsonl_and_fixture_files_batch_together(tmp_path):
     structure with a complete backbone comes out in batches, the rest is reported."""
     files = fixture_structures()
     assert {p.name.removesuffix(".gz").rsplit(".", 1)[-1] for p in files} == {
-        "pdb", "cif", "pdbqt", "ent"}
-    status, summary = _run([str(EMBEDDED)] + [str(p) for p in files]
-                           + ["--out", str(tmp_path / "ds")])
+        "pdb",
+        "cif",
+        "pdbqt",
+        "ent",
+    }
+    status, summary = _run(
+        [str(EMBEDDED)] + [str(p) for p in files] + ["--out", str(tmp_path / "ds")]
+    )
     assert status == 0
     report = [json.loads(l) for l in open(tmp_path / "ds" / "skipped.jsonl")]
     assert summary["skipped"] == {"no complete backbone": len(report)}
@@ -183,14 +230,20 @@ def test_mixed_formats_and_batches(tmp_path):
     pytest.importorskip("foldcomp")
     need_shared("pdb_2021aug02_format")
     shared_data = need_shared("benchmarks/ts50.jsonl").parents[1]
-    status, summary = _run([str(shared_data / "benchmarks" / "ts50.jsonl"),
-                            str(shared_data / "pdb_2021aug02_format"),
-                            str(shared_data / "afdb" / "afdb_sample"),
-                            str(shared_data / "structures" / "biotite__1aki.pdb"),
-                            "--out", str(tmp_path / "ds")])
+    status, summary = _run(
+        [
+            str(shared_data / "benchmarks" / "ts50.jsonl"),
+            str(shared_data / "pdb_2021aug02_format"),
+            str(shared_data / "afdb" / "afdb_sample"),
+            str(shared_data / "structures" / "biotite__1aki.pdb"),
+            "--out",
+            str(tmp_path / "ds"),
+        ]
+    )
     assert status == 0
     assert summary["records"] == 50 + 79 + 12 + 12 + 24 + 1 - summary["skipped"].get(
-        "too many chain copies", 0)
+        "too many chain copies", 0
+    )
     ds = ProteinDataset(tmp_path / "ds")
     assert len(ds) == summary["records"]
     # splits from the pdb_2021aug02 cluster files survive

@@ -1,7 +1,8 @@
 """Token-budget batch sampler: budget, determinism, coverage, sharding, resume."""
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
 
@@ -9,8 +10,12 @@ lengths_st = st.lists(st.integers(1, 600), min_size=1, max_size=200)
 
 
 @settings(max_examples=60, deadline=None)
-@given(lengths=lengths_st, budget=st.integers(50, 3000), seed=st.integers(0, 99),
-       epoch=st.integers(0, 5))
+@given(
+    lengths=lengths_st,
+    budget=st.integers(50, 3000),
+    seed=st.integers(0, 99),
+    epoch=st.integers(0, 5),
+)
 def test_budget_and_every_item_once(lengths, budget, seed, epoch):
     s = TokenBudgetBatchSampler(lengths, budget, seed=seed)
     s.set_epoch(epoch)
@@ -26,8 +31,12 @@ def test_budget_and_every_item_once(lengths, budget, seed, epoch):
 
 
 @settings(max_examples=60, deadline=None)
-@given(lengths=lengths_st, budget=st.integers(50, 3000), replicas=st.integers(1, 4),
-       seed=st.integers(0, 99))
+@given(
+    lengths=lengths_st,
+    budget=st.integers(50, 3000),
+    replicas=st.integers(1, 4),
+    seed=st.integers(0, 99),
+)
 def test_ranks_disjoint_cover_and_equal_steps(lengths, budget, replicas, seed):
     per_rank = []
     for r in range(replicas):
@@ -40,8 +49,11 @@ def test_ranks_disjoint_cover_and_equal_steps(lengths, budget, replicas, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(lengths=st.lists(st.integers(1, 300), min_size=1, max_size=120),
-       n_clusters=st.integers(1, 30), seed=st.integers(0, 99))
+@given(
+    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=120),
+    n_clusters=st.integers(1, 30),
+    seed=st.integers(0, 99),
+)
 def test_one_member_per_cluster(lengths, n_clusters, seed):
     rng = np.random.default_rng(seed)
     clusters = rng.integers(0, n_clusters, len(lengths))

@@ -4,13 +4,14 @@ and a training step of the real model from shards. Structures come from ``tests/
 the AlphaFold DB shards from its Foldcomp database ``tests/fixtures/afdb``."""
 
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from testdata import AFDB, fixture_structures, structure
 
 from pyg_mpnn.data.codec import decode_record, encode_record
 from pyg_mpnn.data.dataset import ProteinDataset
@@ -21,8 +22,6 @@ from pyg_mpnn.data.store import FORMAT, ShardError, record_to_payload
 from pyg_mpnn.data.synthetic import tile_index
 from pyg_mpnn.io.sources import read_records
 from pyg_mpnn.io.structure import structure_name
-
-from testdata import AFDB, fixture_structures, structure
 
 # The real structures of tests/fixtures, one file per entry (27 entries, 3,543 residues):
 # multi-chain, NMR, insertion codes, missing atoms, blank chain ids, CA-only (reported, not
@@ -46,8 +45,14 @@ def afdb(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("file_name", ["biotite__1igy.cif.gz", "proteinmpnn__3HTN.pdb.gz",
-                                       "mdanalysistests__cobrotoxin_dry_neutral_0.pdb"])
+@pytest.mark.parametrize(
+    "file_name",
+    [
+        "biotite__1igy.cif.gz",
+        "proteinmpnn__3HTN.pdb.gz",
+        "mdanalysistests__cobrotoxin_dry_neutral_0.pdb",
+    ],
+)
 def test_codec_roundtrip_and_size(file_name):
     recs = read_records(structure(file_name))
     for rec in recs:
@@ -61,7 +66,7 @@ def test_codec_roundtrip_and_size(file_name):
         assert (np.isfinite(back.coords) == ok).all()  # missing atoms stay missing
         d = np.linalg.norm(rec.coords - rec.coords[:, 1][ok.all((1, 2))].mean(0), axis=-1)
         err = np.abs(back.coords - rec.coords)[ok].reshape(-1)
-        assert (err <= np.repeat(d[ok.all(-1)], 3) * 2 ** -11 + 1e-4).all()  # float16 bound
+        assert (err <= np.repeat(d[ok.all(-1)], 3) * 2**-11 + 1e-4).all()  # float16 bound
         assert len(blob) < 28 * rec.num_residues + 2000  # 27 bytes a residue + header
 
 
@@ -88,14 +93,20 @@ def test_index_memory_mapped_and_splits_contiguous(shards):
 
 def test_format1_folder_still_reads(tmp_path):
     recs = read_records(structure("proteinmpnn__6MRR.pdb")) + read_records(
-        structure("biotite__1l2y.pdb.gz"))
+        structure("biotite__1l2y.pdb.gz")
+    )
     (tmp_path / "shards").mkdir()
     torch.save([record_to_payload(r) for r in recs], tmp_path / "shards" / "00000.pt")
-    np.savez(tmp_path / "index.npz", name=np.array([r.name for r in recs]),
-             length=np.array([r.num_residues for r in recs], np.int32),
-             num_chains=np.array([len(r.chain_ids) for r in recs], np.int32),
-             cluster=np.array([0, 1]), split=np.zeros(2, np.int8),
-             shard=np.zeros(2, np.int32), offset=np.arange(2, dtype=np.int32))
+    np.savez(
+        tmp_path / "index.npz",
+        name=np.array([r.name for r in recs]),
+        length=np.array([r.num_residues for r in recs], np.int32),
+        num_chains=np.array([len(r.chain_ids) for r in recs], np.int32),
+        cluster=np.array([0, 1]),
+        split=np.zeros(2, np.int8),
+        shard=np.zeros(2, np.int32),
+        offset=np.arange(2, dtype=np.int32),
+    )
     (tmp_path / "meta.json").write_text(json.dumps({"format": "pyg_mpnn.shards/1"}))
     ds = ProteinDataset(tmp_path, "train")
     assert len(ds) == 2 and ds.names[1] == recs[1].name
@@ -104,15 +115,20 @@ def test_format1_folder_still_reads(tmp_path):
 
 
 @settings(max_examples=40, deadline=None)
-@given(sizes=st.lists(st.integers(1, 6), min_size=1, max_size=60), seed=st.integers(0, 99),
-       weighting=st.sampled_from(["uniform", "length"]), sort=st.booleans())
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=60),
+    seed=st.integers(0, 99),
+    weighting=st.sampled_from(["uniform", "length"]),
+    sort=st.booleans(),
+)
 def test_one_member_per_cluster_with_weights(sizes, seed, weighting, sort):
     clusters = np.repeat(np.arange(len(sizes)), sizes)
     if not sort:
         clusters = np.random.default_rng(seed).permutation(clusters)
     lengths = np.random.default_rng(seed + 1).integers(1, 400, len(clusters))
-    s = TokenBudgetBatchSampler(lengths, 800, clusters=clusters, cluster_weights=weighting,
-                                seed=seed)
+    s = TokenBudgetBatchSampler(
+        lengths, 800, clusters=clusters, cluster_weights=weighting, seed=seed
+    )
     picked = [i for b in s for i in b]
     assert sorted(clusters[picked].tolist()) == list(range(len(sizes)))
 
@@ -124,8 +140,9 @@ def test_member_weighting_frequencies():
     s = TokenBudgetBatchSampler(np.full(2 * n, 10), 10_000, clusters=clusters, cluster_weights=w)
     second = np.mean([i % 2 for b in s for i in b])
     assert abs(second - 0.75) < 0.02
-    s = TokenBudgetBatchSampler(np.full(2 * n, 10), 10_000, clusters=clusters,
-                                cluster_weights=np.tile([0.0, 1.0], n))
+    s = TokenBudgetBatchSampler(
+        np.full(2 * n, 10), 10_000, clusters=clusters, cluster_weights=np.tile([0.0, 1.0], n)
+    )
     assert all(i % 2 == 1 for b in s for i in b)
     pl = member_weights("plddt", plddt=np.array([np.nan, 50.0]))
     assert pl.tolist() == [100.0, 50.0]
@@ -171,8 +188,9 @@ def test_every_sample_once_across_ranks_and_workers(shards, use_clusters):
     loaded = []  # (rank, worker, item name)
     steps = set()
     for rank in range(2):
-        s = TokenBudgetBatchSampler(ds.lengths, 600, clusters=clusters, seed=5,
-                                    num_replicas=2, rank=rank)
+        s = TokenBudgetBatchSampler(
+            ds.lengths, 600, clusters=clusters, seed=5, num_replicas=2, rank=rank
+        )
         batches = list(make_loader(ds, s, num_workers=2))
         steps.add(len(batches))
         loaded += [(rank, int(w), n) for b in batches for w, n in zip(b.worker, b.name)]
@@ -189,6 +207,7 @@ def test_every_sample_once_across_ranks_and_workers(shards, use_clusters):
 
 def test_corrupted_shard_named_and_rest_continues(shards, tmp_path):
     import shutil
+
     root = tmp_path / "ds"
     shutil.copytree(shards, root)
     ds = ProteinDataset(root)
@@ -235,6 +254,7 @@ def _corrupt(ds, i) -> bool:
 
 def test_truncated_shard_message(shards, tmp_path):
     import shutil
+
     root = tmp_path / "ds"
     shutil.copytree(shards, root)
     ds = ProteinDataset(root)
@@ -250,8 +270,11 @@ def test_afdb_foldcomp_to_shards_with_plddt_filter(afdb):
     means = {}
     with foldcomp.open(str(AFDB / "afdb_sample")) as db:
         for name, pdb in db:  # pLDDT is the B-factor column of the PDB text
-            ca = [float(line[60:66]) for line in pdb.splitlines()
-                  if line.startswith("ATOM") and line[12:16] == " CA "]
+            ca = [
+                float(line[60:66])
+                for line in pdb.splitlines()
+                if line.startswith("ATOM") and line[12:16] == " CA "
+            ]
             means[name] = float(np.mean(ca))
     ds = ProteinDataset(afdb)
     kept = {ds.names[i]: float(ds.plddt[i]) for i in range(len(ds))}
@@ -282,17 +305,18 @@ def test_synthetic_index_opens_without_reading_payloads(shards, tmp_path):
 def test_model_trains_from_shards(request, source):
     from pyg_mpnn.nn.model import ProteinMPNN
     from pyg_mpnn.train.loss import training_loss
+
     torch.manual_seed(0)
-    model = ProteinMPNN(hidden_dim=32, num_encoder_layers=1, num_decoder_layers=1,
-                        k_neighbors=16, augment_eps=0.1)
+    model = ProteinMPNN(
+        hidden_dim=32, num_encoder_layers=1, num_decoder_layers=1, k_neighbors=16, augment_eps=0.1
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for root in (request.getfixturevalue(source),):
         ds = ProteinDataset(root)
         s = TokenBudgetBatchSampler(ds.lengths, 3000, clusters=ds.clusters, seed=0)
         for step, batch in enumerate(make_loader(ds, s, num_workers=1)):
             log_probs = model(batch)
-            loss = training_loss(log_probs, batch.seq, batch.mask & batch.design_mask, 0.1,
-                                 "mean")
+            loss = training_loss(log_probs, batch.seq, batch.mask & batch.design_mask, 0.1, "mean")
             opt.zero_grad()
             loss.backward()
             grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -305,8 +329,10 @@ def test_model_trains_from_shards(request, source):
 @pytest.mark.parametrize("n,replicas", [(5, 3), (4, 3), (7, 4), (2, 3)])
 def test_even_out_terminates_with_single_protein_batches(n, replicas):
     lengths = [900] * n  # every protein fills a batch on its own
-    per_rank = [list(TokenBudgetBatchSampler(lengths, 1000, seed=0, num_replicas=replicas,
-                                             rank=r)) for r in range(replicas)]
+    per_rank = [
+        list(TokenBudgetBatchSampler(lengths, 1000, seed=0, num_replicas=replicas, rank=r))
+        for r in range(replicas)
+    ]
     flat = sorted(i for batches in per_rank for b in batches for i in b)
     assert flat == list(range(n))
     if n >= replicas:

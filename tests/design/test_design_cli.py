@@ -45,8 +45,19 @@ def hvr(structures):
 
 
 def test_fasta_header_fields_as_the_original(capsys, zng):
-    rc, out, _ = run(capsys, zng, "--num-seqs", "2", "--temperature", "0.1", "0.3",
-                     "--seed", "5", "--batch-size", "1")
+    rc, out, _ = run(
+        capsys,
+        zng,
+        "--num-seqs",
+        "2",
+        "--temperature",
+        "0.1",
+        "0.3",
+        "--seed",
+        "5",
+        "--batch-size",
+        "1",
+    )
     assert rc == 0
     recs = fasta(out)
     assert len(recs) == 5
@@ -54,16 +65,30 @@ def test_fasta_header_fields_as_the_original(capsys, zng):
     assert h.startswith(">biotite__5zng, score=") and "global_score=" in h
     assert "fixed_chains=[], designed_chains=['A', 'C'], model_name=v_48_020, seed=5" in h
     assert [r[0].split(",")[:2] for r in recs[1:]] == [
-        [">T=0.1", " sample=1"], [">T=0.1", " sample=2"], [">T=0.3", " sample=1"],
-        [">T=0.3", " sample=2"]]
+        [">T=0.1", " sample=1"],
+        [">T=0.1", " sample=2"],
+        [">T=0.3", " sample=1"],
+        [">T=0.3", " sample=2"],
+    ]
     for header, seq in recs[1:]:
         fields = dict(kv.split("=") for kv in header[1:].split(", "))
         assert set(fields) == {"T", "sample", "score", "global_score", "seq_recovery"}
         assert 0 < float(fields["score"]) < 4 and 0 <= float(fields["seq_recovery"]) <= 1
         assert [len(p) for p in seq.split("/")] == [79, 62]
-    rc, again, _ = run(capsys, zng, "--num-seqs", "2", "--temperature", "0.1", "0.3",
-                       "--seed", "5", "--batch-size", "2")
-    assert fasta(again)[0] == recs[0]                  # same seed: same native score
+    rc, again, _ = run(
+        capsys,
+        zng,
+        "--num-seqs",
+        "2",
+        "--temperature",
+        "0.1",
+        "0.3",
+        "--seed",
+        "5",
+        "--batch-size",
+        "2",
+    )
+    assert fasta(again)[0] == recs[0]  # same seed: same native score
     assert len(fasta(again)) == 5
 
 
@@ -78,8 +103,9 @@ def test_chains_fixed_with_insertion_codes_and_design_only(capsys, structures):
     orc = structures / "gemmi__1orc.pdb"
     native = read_structure(orc).seq
     ids = read_structure(orc).residue_ids
-    rc, out, _ = run(capsys, orc, "--fixed", "A:3-10,56B,60", "--num-seqs", "4",
-                     "--temperature", "1.0")
+    rc, out, _ = run(
+        capsys, orc, "--fixed", "A:3-10,56B,60", "--num-seqs", "4", "--temperature", "1.0"
+    )
     assert rc == 0
     keep = [i for i, r in enumerate(ids) if r in {str(k) for k in range(3, 11)} | {"56B", "60"}]
     assert len(keep) == 10
@@ -88,10 +114,11 @@ def test_chains_fixed_with_insertion_codes_and_design_only(capsys, structures):
         assert all(s[i] == native[i] for i in keep)
     free = [i for i in range(len(native)) if i not in keep]
     assert any(s[i] != native[i] for s in seqs for i in free)
-    rc, out, _ = run(capsys, orc, "--design-only", "A:56-57", "--num-seqs", "3",
-                     "--temperature", "1.0")
+    rc, out, _ = run(
+        capsys, orc, "--design-only", "A:56-57", "--num-seqs", "3", "--temperature", "1.0"
+    )
     span = [i for i, r in enumerate(ids) if r.startswith("56") or r == "57"]
-    assert len(span) == 7                              # 56, 56A-E, 57: a range in file order
+    assert len(span) == 7  # 56, 56A-E, 57: a range in file order
     for _, s in fasta(out)[1:]:
         assert all(s[i] == native[i] for i in range(len(native)) if i not in span)
 
@@ -99,8 +126,7 @@ def test_chains_fixed_with_insertion_codes_and_design_only(capsys, structures):
 def test_fixed_positions_jsonl(capsys, tmp_path, zng):
     path = tmp_path / "fixed.jsonl"
     path.write_text(json.dumps({"biotite__5zng": {"A": [1, 2, 3], "C": list(range(1, 63))}}))
-    rc, out, _ = run(capsys, zng, "--fixed-jsonl", path, "--num-seqs", "2",
-                     "--temperature", "1.0")
+    rc, out, _ = run(capsys, zng, "--fixed-jsonl", path, "--num-seqs", "2", "--temperature", "1.0")
     native = fasta(out)[0][1].split("/")
     for _, s in fasta(out)[1:]:
         a, c = s.split("/")
@@ -124,8 +150,18 @@ def test_homo_oligomer_and_tied_jsonl(capsys, tmp_path, hvr):
 def test_omit_and_per_residue_omit(capsys, tmp_path, zng):
     omit = tmp_path / "omit.jsonl"
     omit.write_text(json.dumps({"biotite__5zng": {"A": [[list(range(1, 80)), "LEKAVIG"]]}}))
-    rc, out, _ = run(capsys, zng, "--omit", "CWX", "--omit-jsonl", omit, "--num-seqs", "3",
-                     "--temperature", "0.5")
+    rc, out, _ = run(
+        capsys,
+        zng,
+        "--omit",
+        "CWX",
+        "--omit-jsonl",
+        omit,
+        "--num-seqs",
+        "3",
+        "--temperature",
+        "0.5",
+    )
     for _, s in fasta(out)[1:]:
         a, c = s.split("/")
         assert not set(s) & set("CWX") and not set(a) & set("LEKAVIG")
@@ -135,20 +171,32 @@ def test_omit_and_per_residue_omit(capsys, tmp_path, zng):
 def test_global_bias_and_bias_jsonl_and_bias_by_res(capsys, tmp_path, zng):
     base = run(capsys, zng, "--num-seqs", "4", "--temperature", "0.3", "--seed", "3")[1]
     count = lambda text, a: sum(s.count(a) for _, s in fasta(text)[1:])
-    up = run(capsys, zng, "--bias", "W:3.0,A:-2", "--num-seqs", "4", "--temperature", "0.3",
-             "--seed", "3")[1]
+    up = run(
+        capsys,
+        zng,
+        "--bias",
+        "W:3.0,A:-2",
+        "--num-seqs",
+        "4",
+        "--temperature",
+        "0.3",
+        "--seed",
+        "3",
+    )[1]
     assert count(up, "W") > count(base, "W") + 10 and count(up, "A") < count(base, "A")
     bias = tmp_path / "bias.jsonl"
     bias.write_text(json.dumps({"W": 3.0, "A": -2}))
-    same = run(capsys, zng, "--bias-jsonl", bias, "--num-seqs", "4", "--temperature", "0.3",
-               "--seed", "3")[1]
+    same = run(
+        capsys, zng, "--bias-jsonl", bias, "--num-seqs", "4", "--temperature", "0.3", "--seed", "3"
+    )[1]
     assert same == up
     rows = np.zeros((62, 21))
     rows[:, ALPHABET.index("P")] = 4.0
     by_res = tmp_path / "by_res.jsonl"
     by_res.write_text(json.dumps({"biotite__5zng": {"C": rows.tolist()}}))
-    out = run(capsys, zng, "--bias-by-res-jsonl", by_res, "--num-seqs", "2",
-              "--temperature", "0.3")[1]
+    out = run(
+        capsys, zng, "--bias-by-res-jsonl", by_res, "--num-seqs", "2", "--temperature", "0.3"
+    )[1]
     for _, s in fasta(out)[1:]:
         a, c = s.split("/")
         assert c.count("P") >= 10 > a.count("P")
@@ -179,8 +227,9 @@ def test_score_only_native_and_fasta(capsys, tmp_path, zng):
     rc, out, _ = run(capsys, zng, "--chains", "A", "--num-seqs", "2", "--seed", "4")
     fa = tmp_path / "designs.fa"
     fa.write_text(out)
-    rc, text, _ = run(capsys, zng, "--chains", "A", "--score-only", "--fasta", fa,
-                      "--num-orders", "3", "--json")
+    rc, text, _ = run(
+        capsys, zng, "--chains", "A", "--score-only", "--fasta", fa, "--num-orders", "3", "--json"
+    )
     assert rc == 0
     res = json.loads(text)
     assert [r["source"].split()[0] for r in res] == ["native", "fasta:1", "fasta:2", "fasta:3"]
@@ -189,15 +238,27 @@ def test_score_only_native_and_fasta(capsys, tmp_path, zng):
     assert res[2]["seq"]["A"] == fasta(out)[1][1]
     assert len(res[0]["nll"]["A"]) == 79 and len(res[0]["nll"]["C"]) == 62
     assert res[0]["score"] == pytest.approx(np.mean(res[0]["nll"]["A"]), abs=1e-4)
-    assert res[2]["score"] < res[0]["score"]           # designs score better than native
+    assert res[2]["score"] < res[0]["score"]  # designs score better than native
     rc, text, _ = run(capsys, zng, "--chains", "A", "--score-only")
     assert text.startswith(">biotite__5zng, source=native, score=")
 
 
 @pytest.mark.parametrize("kind", ["conditional", "unconditional"])
 def test_probs_npz(capsys, tmp_path, zng, kind):
-    rc, _, _ = run(capsys, zng, "--chains", "C", "--probs", kind, "--out", tmp_path / "p",
-                   "--num-orders", "2", "--batch-size", "31")
+    rc, _, _ = run(
+        capsys,
+        zng,
+        "--chains",
+        "C",
+        "--probs",
+        kind,
+        "--out",
+        tmp_path / "p",
+        "--num-orders",
+        "2",
+        "--batch-size",
+        "31",
+    )
     assert rc == 0
     z = np.load(tmp_path / "p" / "biotite__5zng.npz")
     assert z["log_p"].shape == ((2 if kind == "conditional" else 1), 141, 21)
@@ -207,18 +268,21 @@ def test_probs_npz(capsys, tmp_path, zng, kind):
     assert list(z["chain_ids"][:1]) == ["A"] and z["residue_ids"][0] == "991"
 
 
-@pytest.mark.parametrize("argv, culprit", [
-    (["--chains", "A,Q"], "no chain 'Q'"),
-    (["--fixed", "A:2000"], "no residue A:2000"),
-    (["--fixed", "A:1..5"], "cannot read '1..5'"),
-    (["--design-only", "C:30", "--chains", "A"], "C:30 is not in a designed chain"),
-    (["--bias", "A:-1,B:2"], "unknown amino-acid letter 'B'"),
-    (["--bias", "A:lots"], "'lots' is not a number"),
-    (["--omit", "ACDEFGHIKLMNPQRSTVWYX"], "no letter left"),
-    (["--omit", "CZ"], "unknown amino-acid letter 'Z'"),
-    (["--temperature", "0"], "--temperature must be positive"),
-    (["--weights", "original:v_99"], "--weights"),
-])
+@pytest.mark.parametrize(
+    "argv, culprit",
+    [
+        (["--chains", "A,Q"], "no chain 'Q'"),
+        (["--fixed", "A:2000"], "no residue A:2000"),
+        (["--fixed", "A:1..5"], "cannot read '1..5'"),
+        (["--design-only", "C:30", "--chains", "A"], "C:30 is not in a designed chain"),
+        (["--bias", "A:-1,B:2"], "unknown amino-acid letter 'B'"),
+        (["--bias", "A:lots"], "'lots' is not a number"),
+        (["--omit", "ACDEFGHIKLMNPQRSTVWYX"], "no letter left"),
+        (["--omit", "CZ"], "unknown amino-acid letter 'Z'"),
+        (["--temperature", "0"], "--temperature must be positive"),
+        (["--weights", "original:v_99"], "--weights"),
+    ],
+)
 def test_bad_options_exit_2_and_write_nothing(capsys, tmp_path, zng, argv, culprit):
     out = tmp_path / "o.fa"
     rc, stdout, err = run(capsys, zng, *argv, "--out", out)
@@ -254,11 +318,21 @@ def test_bad_files_exit_2(capsys, tmp_path, zng, hvr):
 
 def test_module_entry_point_threads_and_usage_error(tmp_path, zng):
     out = tmp_path / "o.fa"
-    cmd = [sys.executable, "-m", "pyg_mpnn.design", str(zng), "--threads", "1", "--out", str(out),
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pyg_mpnn.design",
+        str(zng),
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stderr
     assert out.read_text().startswith(">biotite__5zng")
-    res = subprocess.run(cmd + ["--num-seqs", "many"], capture_output=True, text=True, cwd=REPO,
-                         timeout=300)
+    res = subprocess.run(
+        cmd + ["--num-seqs", "many"], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert res.returncode == 2 and "--num-seqs" in res.stderr

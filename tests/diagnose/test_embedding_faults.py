@@ -8,10 +8,13 @@ from pyg_mpnn.diagnose.findings import diagnose
 from pyg_mpnn.diagnose.series import read_files
 
 
-@pytest.mark.parametrize("fault, expected", [
-    ("inject.freeze_embedding=true", {("a", "W_s"), ("b", "W_s")}),
-    ("inject.embedding_scale=100", {("b", "W_s")}),
-])
+@pytest.mark.parametrize(
+    "fault, expected",
+    [
+        ("inject.freeze_embedding=true", {("a", "W_s"), ("b", "W_s")}),
+        ("inject.embedding_scale=100", {("b", "W_s")}),
+    ],
+)
 def test_embedding_faults(tmp_path, fault, expected):
     run = train(tmp_path, "inject.noise_after=null", "train.max_steps=10", fault)
     found = diagnose(read_files(run))

@@ -18,7 +18,7 @@ def test_noise_module_gets_finding_a_on_exactly_that_module(noise_run):
 
 
 def test_baseline_of_the_same_length_gets_no_findings(baseline_run, noise_run):
-    steps = lambda d: max(r["step"] for r in read_files(d).rows)  # noqa: E731
+    steps = lambda d: max(r["step"] for r in read_files(d).rows)
     assert steps(baseline_run) == steps(noise_run)
     assert diagnose(read_files(baseline_run)) == []
 
@@ -45,8 +45,10 @@ def test_cli_writes_report_figures_and_logs_to_aim(baseline_run, capsys):
     # the same Aim run now holds the figures (read back through Aim's own API)
     info = json.loads((baseline_run / "run.json").read_text())
     from aim import Repo
+
     run = Repo(info["aim_repo"]).get_run(info["aim_run_hash"])
     from aim.storage.context import Context
+
     for name in ("layers", "ridge", "loss"):
         seq = run.get_image_sequence("diagnose", Context({"figure": name}))
         assert seq is not None and len(seq.data.items_list()[0]) == 1
@@ -57,7 +59,7 @@ def test_aim_hash_reads_the_same_series(baseline_run):
     info = json.loads((baseline_run / "run.json").read_text())
     rs = read_aim(info["aim_repo"], info["aim_run_hash"])
     files = read_files(baseline_run)
-    key = lambda r: (r["step"], r["name"], r["layer"], r["kind"], r["part"])  # noqa: E731
+    key = lambda r: (r["step"], r["name"], r["layer"], r["kind"], r["part"])
     aim_rows = {key(r): r["value"] for r in rs.rows}
     for r in files.rows:
         if r["name"] == "norm":

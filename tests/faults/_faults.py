@@ -17,18 +17,42 @@ STEPS = 12
 # The real ProteinMPNN, shrunk so that a step takes milliseconds, on the embedded dataset's
 # proteins of at most 430 residues (15 train, 2 valid): about 7 batches an epoch, so 12 steps
 # cross an epoch end; a checkpoint every 2 steps (all kept), a validation every 5.
-SETS = ["model.hidden_dim=16", "model.num_encoder_layers=1", "model.num_decoder_layers=2",
-        "model.k_neighbors=8", "train.threads=1", "train.progress=false", "track.aim=false",
-        "track.layer_every=0", f"train.max_steps={STEPS}", "train.epochs=100",
-        "data.max_tokens=500", "data.max_length=430", "train.valid_every_steps=5",
-        "checkpoint.every_steps=2", "checkpoint.keep_every=2"]
+SETS = [
+    "model.hidden_dim=16",
+    "model.num_encoder_layers=1",
+    "model.num_decoder_layers=2",
+    "model.k_neighbors=8",
+    "train.threads=1",
+    "train.progress=false",
+    "track.aim=false",
+    "track.layer_every=0",
+    f"train.max_steps={STEPS}",
+    "train.epochs=100",
+    "data.max_tokens=500",
+    "data.max_length=430",
+    "train.valid_every_steps=5",
+    "checkpoint.every_steps=2",
+    "checkpoint.keep_every=2",
+]
 ENV = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
 
 
-def command(data: Path, out: Path, fault: str = "none", *fault_args: str, sets=(),
-            resume: bool = False) -> list[str]:
-    cmd = [sys.executable, str(LAUNCH), fault, *fault_args, "--", "--exp", "smoke",
-           "--data", str(data), "--out", str(out)]
+def command(
+    data: Path, out: Path, fault: str = "none", *fault_args: str, sets=(), resume: bool = False
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        str(LAUNCH),
+        fault,
+        *fault_args,
+        "--",
+        "--exp",
+        "smoke",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+    ]
     for s in SETS + list(sets):
         cmd += ["--set", s]
     return cmd + (["--resume"] if resume is True else ["--resume", str(resume)] if resume else [])
@@ -36,16 +60,27 @@ def command(data: Path, out: Path, fault: str = "none", *fault_args: str, sets=(
 
 def train(data, out, fault="none", *fault_args, sets=(), resume=False, expect=0):
     """Run to the end; assert its exit status; return the CompletedProcess (text output)."""
-    p = subprocess.run(command(data, out, fault, *fault_args, sets=sets, resume=resume),
-                       env=ENV, cwd=REPO, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        command(data, out, fault, *fault_args, sets=sets, resume=resume),
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == expect, f"exit {p.returncode}\n{p.stderr[-4000:]}"
     return p
 
 
 def kill_when_armed(data, out, fault, *fault_args, sets=()) -> None:
     """Start a run with a fault that touches ``<out>/armed`` and waits; SIGKILL it then."""
-    proc = subprocess.Popen(command(data, out, fault, *fault_args, sets=sets), env=ENV,
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command(data, out, fault, *fault_args, sets=sets),
+        env=ENV,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 240
     while not (out / "armed").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

@@ -31,7 +31,7 @@ from pyg_mpnn.data.dataset import ProteinDataset
 from pyg_mpnn.train.__main__ import main
 
 sep = sys.argv.index("--")
-fault, fault_args, argv = sys.argv[1], sys.argv[2:sep], sys.argv[sep + 1:]
+fault, fault_args, argv = sys.argv[1], sys.argv[2:sep], sys.argv[sep + 1 :]
 out = Path(argv[argv.index("--out") + 1])
 out.mkdir(parents=True, exist_ok=True)
 armed = out / "armed"
@@ -48,8 +48,9 @@ _step = trainer.Trainer.train_step
 
 def recording_step(self, micro, wait):
     with open(out / "consumed.jsonl", "a") as f:
-        f.write(json.dumps({"step": self.step + 1,
-                            "names": [n for b in micro for n in b.name]}) + "\n")
+        f.write(
+            json.dumps({"step": self.step + 1, "names": [n for b in micro for n in b.name]}) + "\n"
+        )
     return _step(self, micro, wait)
 
 
@@ -69,12 +70,17 @@ if fault == "kill_checkpoint_write":
             f.flush()
             os.fsync(f.fileno())
             wait_for_kill()
+
         return _write(path, half)
+
     checkpoint.atomic_write = half_then_wait
 
 elif fault == "kill_validation":
-    target, _validate, _metrics = int(fault_args[0]), trainer.Trainer.validate, \
-        trainer.batch_metrics
+    target, _validate, _metrics = (
+        int(fault_args[0]),
+        trainer.Trainer.validate,
+        trainer.batch_metrics,
+    )
     state = {"validating": False}
 
     def validate(self):
@@ -89,10 +95,12 @@ elif fault == "kill_validation":
         if state["validating"]:
             wait_for_kill()
         return result
+
     trainer.Trainer.validate, trainer.batch_metrics = validate, metrics
 
 elif fault == "kill_worker":
     import torch.utils.data
+
     name, k = fault_args[0].rsplit(":", 1)
     _getitem = ProteinDataset.__getitem__
 
@@ -107,6 +115,7 @@ elif fault == "kill_worker":
                     return _getitem(self, i)
                 os.kill(os.getpid(), signal.SIGKILL)
         return _getitem(self, i)
+
     ProteinDataset.__getitem__ = getitem
 
 elif fault == "disk_full":
@@ -117,6 +126,7 @@ elif fault == "disk_full":
         tmp = self.checkpoints.dir / f".step_{target:08d}.pt.tmp-{os.getpid()}"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.symlink_to("/dev/full")
+
     trainer.Trainer.__init__ = init
 
 elif fault != "none":

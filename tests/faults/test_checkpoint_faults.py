@@ -14,11 +14,11 @@ def _flip_tensor_byte(path):
     """Flip one byte in the middle of the checkpoint's largest tensor (``torch.load`` alone
     would load the wrong value silently)."""
     with zipfile.ZipFile(path) as z:
-        info = max((i for i in z.infolist() if "/data/" in i.filename),
-                   key=lambda i: i.file_size)
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     data = bytearray(path.read_bytes())
-    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:
-                                                   info.header_offset + 30])
+    name_len, extra_len = struct.unpack(
+        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
+    )
     start = info.header_offset + 30 + name_len + extra_len
     data[start + info.file_size // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -63,8 +63,9 @@ def test_disk_full_during_checkpoint_write(fault_data, reference, tmp_path):
     p = train(fault_data, run, "disk_full", "4", expect=1)
     ckpts = run / "checkpoints"
     err = p.stderr.strip().splitlines()[-1]
-    assert err.startswith(f"error: cannot write {ckpts / 'step_00000004.pt'}: No space left "
-                          "on device"), err
+    assert err.startswith(
+        f"error: cannot write {ckpts / 'step_00000004.pt'}: No space left on device"
+    ), err
     assert f"the previous checkpoint {ckpts / 'step_00000002.pt'} is intact" in err
     assert "Traceback" not in p.stderr
     assert sorted(x.name for x in ckpts.iterdir()) == ["step_00000002.pt"]  # no torn file

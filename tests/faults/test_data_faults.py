@@ -28,8 +28,11 @@ def test_corrupted_record_is_skipped_and_the_epoch_goes_on(fault_data, reference
     p = train(data, run, sets=["train.epochs=1", "data.num_workers=2"])
     assert f"{shard}: record {bad!r}" in p.stderr and "checksum mismatch" in p.stderr
     events = [e for e in faults(run) if e["kind"] == "skipped_record"]
-    assert len(events) == 1 and str(shard) in events[0]["message"] \
+    assert (
+        len(events) == 1
+        and str(shard) in events[0]["message"]
         and repr(bad) in events[0]["message"]
+    )
     got = consumed(run)
     epoch = sorted(got)
     assert "(partial epoch)" not in (run / "log.txt").read_text()  # the epoch was completed
@@ -46,13 +49,26 @@ def test_disk_full_while_writing_a_shard(tmp_path):
     tmp = out / "shards" / ".00000.bin.tmp"
     tmp.parent.mkdir(parents=True)
     tmp.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
-    p = subprocess.run([sys.executable, "-m", "pyg_mpnn.data.prepare",
-                        str(REPO / "data" / "default.jsonl.gz"), "--out", str(out),
-                        "--no-progress"], env=ENV, cwd=REPO, capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyg_mpnn.data.prepare",
+            str(REPO / "data" / "default.jsonl.gz"),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 1, p.stderr
-    assert p.stderr.startswith(f"error: cannot write {out / 'shards' / '00000.bin'}: No space "
-                               "left on device"), p.stderr
+    assert p.stderr.startswith(
+        f"error: cannot write {out / 'shards' / '00000.bin'}: No space left on device"
+    ), p.stderr
     assert f"{out} is incomplete (no meta.json)" in p.stderr and "Traceback" not in p.stderr
     assert not tmp.is_symlink() and not (out / "meta.json").exists()
     assert not list((out / "shards").iterdir())

@@ -15,8 +15,12 @@ def _adam_steps(state) -> int:
 
 def test_nan_loss_skipped_then_k_in_a_row_stop_the_run(fault_data, tmp_path):
     run = tmp_path / "run"
-    p = train(fault_data, run, sets=["inject.nan_step=[3,6,7,8]", "inject.nan_layer=encoder.0",
-                                     "train.max_bad_steps=3"], expect=1)
+    p = train(
+        fault_data,
+        run,
+        sets=["inject.nan_step=[3,6,7,8]", "inject.nan_layer=encoder.0", "train.max_bad_steps=3"],
+        expect=1,
+    )
     assert "step 3: non-finite loss (nan)" in p.stderr and "(1 in a row" in p.stderr
     err = p.stderr.strip().splitlines()
     assert "error: 3 training steps in a row (steps 6-8) had a non-finite loss" in p.stderr
@@ -37,8 +41,16 @@ def test_nan_loss_skipped_then_k_in_a_row_stop_the_run(fault_data, tmp_path):
 
 def test_nan_gradient_with_finite_loss_is_skipped(fault_data, tmp_path):
     run = tmp_path / "run"
-    p = train(fault_data, run, sets=["inject.nan_step=2", "inject.nan_layer=decoder.0",
-                                     "inject.nan_in=backward", "train.max_steps=4"])
+    p = train(
+        fault_data,
+        run,
+        sets=[
+            "inject.nan_step=2",
+            "inject.nan_layer=decoder.0",
+            "inject.nan_in=backward",
+            "train.max_steps=4",
+        ],
+    )
     assert "step 2: non-finite loss" in p.stderr and "gradient norm (nan)" in p.stderr
     assert math.isfinite(float(losses(run)[2]))  # the loss itself was finite
     s4 = load_checked(run / "checkpoints" / "step_00000004.pt")

@@ -13,10 +13,10 @@ import pytest
 
 foldcomp = pytest.importorskip("foldcomp")
 
+from testdata import AFDB, need_shared  # noqa: E402
+
 from pyg_mpnn.io.foldcomp import LowPLDDT, is_foldcomp_db, iter_foldcomp  # noqa: E402
 from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data  # noqa: E402
-
-from testdata import AFDB, need_shared  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,13 @@ def source_ca_bfactors(afdb):
     out = {}
     with foldcomp.open(str(afdb / "afdb_sample")) as db:
         for name, pdb in db:
-            out[name] = np.array([float(ln[60:66]) for ln in pdb.splitlines()
-                                  if ln.startswith("ATOM") and ln[12:16].strip() == "CA"])
+            out[name] = np.array(
+                [
+                    float(ln[60:66])
+                    for ln in pdb.splitlines()
+                    if ln.startswith("ATOM") and ln[12:16].strip() == "CA"
+                ]
+            )
     return out
 
 
@@ -86,8 +91,9 @@ def _source_backbone(path):
     return seq_3, bb, bfac
 
 
-@pytest.mark.parametrize("name, ext", [("AF-P60713-F1-model_v4", "pdb.gz"),
-                                       ("AF-O15552-F1-model_v1", "cif.gz")])
+@pytest.mark.parametrize(
+    "name, ext", [("AF-P60713-F1-model_v4", "pdb.gz"), ("AF-O15552-F1-model_v1", "cif.gz")]
+)
 def test_coordinates_match_source_model(afdb, records, name, ext):
     from pyg_mpnn.alphabet import THREE_TO_ONE
 

@@ -10,12 +10,11 @@ import json
 
 import numpy as np
 import pytest
+from testdata import EMBEDDED, need_shared, structure
 
 from pyg_mpnn.io.jsonl import iter_jsonl, read_jsonl, write_jsonl
 from pyg_mpnn.io.record import ProteinRecord, ReadError
 from pyg_mpnn.io.structure import read_structure
-
-from testdata import EMBEDDED, need_shared, structure
 
 
 def _split(items):
@@ -77,7 +76,9 @@ def test_embedded_file_with_missing_atoms():
     assert len(records) == 35
     for r in records:
         assert (r.num_residues, len(r.chain_ids)) == (
-            int(sources[r.name]["residues"]), int(sources[r.name]["chains"])), r.name
+            int(sources[r.name]["residues"]),
+            int(sources[r.name]["chains"]),
+        ), r.name
     text = gzip.decompress(EMBEDDED.read_bytes()).decode()
     assert sum(int(np.isnan(r.coords).sum()) for r in records) == text.count("NaN")
     assert text.count("NaN") > 0
@@ -92,11 +93,18 @@ def test_bad_lines_do_not_stop_iteration(embedded_lines, tmp_path):
     entry = json.loads(good[3])
     short = dict(entry, seq=entry["seq"][:-1])
     no_coords = {k: v for k, v in entry.items() if k != "coords"}
-    no_atoms = dict(entry, coords={a: [[float("nan")] * 3] * len(entry["seq"])
-                                   for a in ("N", "CA", "C", "O")})
+    no_atoms = dict(
+        entry, coords={a: [[float("nan")] * 3] * len(entry["seq"]) for a in ("N", "CA", "C", "O")}
+    )
     text_atom = dict(entry, coords=dict(entry["coords"], CA=[["x", "y", "z"]] * len(entry["seq"])))
-    bad = ['{"name": "broken", "seq": "AC', json.dumps(short), json.dumps(no_coords),
-           json.dumps(no_atoms), json.dumps(text_atom), "[1, 2, 3]"]
+    bad = [
+        '{"name": "broken", "seq": "AC',
+        json.dumps(short),
+        json.dumps(no_coords),
+        json.dumps(no_atoms),
+        json.dumps(text_atom),
+        "[1, 2, 3]",
+    ]
     lines = good[:3] + bad + [""] + good[3:10]
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -106,8 +114,10 @@ def test_bad_lines_do_not_stop_iteration(embedded_lines, tmp_path):
     errors = items[3:9]
     assert [e.line for e in errors] == [4, 5, 6, 7, 8, 9]
     assert all(e.source == str(path) and str(path) in str(e) for e in errors)
-    for error, word in zip(errors, ["invalid json", "length mismatch", "missing key",
-                                    "nan", "non-numeric", "json object"]):
+    for error, word in zip(
+        errors,
+        ["invalid json", "length mismatch", "missing key", "nan", "non-numeric", "json object"],
+    ):
         assert word in error.reason.lower(), error.reason
     assert [r.name for r in items[9:]] == [json.loads(ln)["name"] for ln in good[3:10]]
     assert items[9].meta["line"] == 11  # blank line 10 skipped, numbering kept
@@ -128,8 +138,7 @@ def test_partial_nan_reads_masked_and_infinity_is_an_error(embedded_lines, tmp_p
 
 @pytest.mark.parametrize("name, total", [("embedded", 35), ("db5.5_val", 132)])
 def test_truncated_gzip_ends_with_an_error(tmp_path, name, total):
-    source = EMBEDDED if name == "embedded" else (
-        need_shared("training/db5.5_val.jsonl.gz"))
+    source = EMBEDDED if name == "embedded" else (need_shared("training/db5.5_val.jsonl.gz"))
     data = source.read_bytes()
     path = tmp_path / "truncated.jsonl.gz"
     path.write_bytes(data[: len(data) // 2])
@@ -143,10 +152,13 @@ def test_missing_file_yields_an_error(tmp_path):
     assert isinstance(error, ReadError)
 
 
-@pytest.mark.parametrize("multi, chains, partial", [
-    ("biotite__1igy.pdb.gz", 4, "biopython__2XHE.pdb.gz"),
-    ("biopython__4ZHL.cif.gz", 2, "mdanalysistests__cobrotoxin_dry_neutral_0.pdb"),
-])
+@pytest.mark.parametrize(
+    "multi, chains, partial",
+    [
+        ("biotite__1igy.pdb.gz", 4, "biopython__2XHE.pdb.gz"),
+        ("biopython__4ZHL.cif.gz", 2, "mdanalysistests__cobrotoxin_dry_neutral_0.pdb"),
+    ],
+)
 def test_round_trip_multi_chain_record(tmp_path, multi, chains, partial):
     """Several chains, insertion codes, a non-designed chain, pLDDT and NaN atoms survive."""
     record = read_structure(structure(multi))

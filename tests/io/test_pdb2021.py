@@ -12,12 +12,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
-from pyg_mpnn.io.pdb2021 import (MAX_COPIES, his_tag_slice, iter_pdb2021, load_assembly,
-                                 load_list)
-from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data
-
 from testdata import need_shared
+
+from pyg_mpnn.io.pdb2021 import MAX_COPIES, his_tag_slice, iter_pdb2021, load_assembly, load_list
+from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +74,9 @@ def test_list_date_cut_without_resolution_cut(root):
     for rescut in (None, float("inf")):
         rows = load_list(root, rescut=rescut, datcut="2021-08-02")
         assert [r.chain_id for r in rows] == list(expected)
-    assert len(load_list(root, rescut=None, datcut=None, keep_nan_resolution=True)) == \
-        len(_list_rows(root))
+    assert len(load_list(root, rescut=None, datcut=None, keep_nan_resolution=True)) == len(
+        _list_rows(root)
+    )
     # DATCUT written as training.py writes it
     assert len(load_list(root, rescut=None, datcut="2021-Aug-02")) == 123
 
@@ -202,16 +201,17 @@ def test_assembly_choice(root):
     hau = load_assembly(root, "1ql2_A", assembly_choice="HAU")
     assert hau.meta["assembly_id"] == "HAU" and len(hau.chain_ids) == 3
     assert load_assembly(root, "1ql2_A", assembly_choice=1).meta["assembly_id"] == "2"
-    picks = {load_assembly(root, "1ql2_A", assembly_choice=random.Random(s)).meta["assembly_id"]
-             for s in range(12)}
+    picks = {
+        load_assembly(root, "1ql2_A", assembly_choice=random.Random(s)).meta["assembly_id"]
+        for s in range(12)
+    }
     assert picks <= {"1", "2", "HAU"} and len(picks) > 1
     with pytest.raises(ReadError):
         load_assembly(root, "1ql2_A", assembly_choice="7")
 
 
 def test_too_many_copies_dropped_only_when_filters_let_it_through(root):
-    names = [x.name if isinstance(x, ProteinRecord) else x.source
-             for x in iter_pdb2021(root)]
+    names = [x.name if isinstance(x, ProteinRecord) else x.source for x in iter_pdb2021(root)]
     assert not any("3j6r" in n for n in names)  # 9.1 A: removed by RESCUT 3.5 before loading
     items = list(iter_pdb2021(root, rescut=10.0, splits=None))
     dropped = [x for x in items if isinstance(x, ReadError)]
@@ -256,8 +256,10 @@ def test_corrupt_and_missing_files_give_read_errors(root, tmp_path):
     assert isinstance(by_row["1mf6_A"], ReadError) and by_row["1mf6_A"].source == str(missing)
     good = [k for k in ids if k not in ("1a8o_A", "1aki_A", "1mf6_A")]
     assert all(isinstance(by_row[k], ProteinRecord) for k in good)
-    assert by_row["1a7g_A"].chain_seq("A") == torch.load(dst / "pdb" / "a7" / "1a7g_A.pt",
-                                                         weights_only=True)["seq"]
+    assert (
+        by_row["1a7g_A"].chain_seq("A")
+        == torch.load(dst / "pdb" / "a7" / "1a7g_A.pt", weights_only=True)["seq"]
+    )
 
 
 def test_homo_cutoff_is_strict_as_in_the_original(root):

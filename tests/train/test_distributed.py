@@ -29,11 +29,30 @@ def _free_port() -> int:
 
 def _torchrun(mode: str, data: Path, out: Path) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(WORKER),
-           mode, str(data), str(out)]
-    p = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(WORKER),
+        mode,
+        str(data),
+        str(out),
+    ]
+    p = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         log, _ = p.communicate(timeout=480)
     except subprocess.TimeoutExpired:
@@ -51,8 +70,11 @@ def test_ddp_two_processes_keep_parameters_identical(tiny_dataset, tmp_path):
     for k, v in r0["params"].items():
         assert torch.equal(v, r1["params"][k]), k
     # the model trained, and every parameter received a gradient (no unused ones)
-    assert all(not torch.equal(v, r0["init"][k]) for k, v in r0["params"].items()
-               if k.endswith("weight") and "norm" not in k)
+    assert all(
+        not torch.equal(v, r0["init"][k])
+        for k, v in r0["params"].items()
+        if k.endswith("weight") and "norm" not in k
+    )
     # the ranks read different proteins, the same number of micro-batches (2 per step)
     assert len(r0["seen"]) == len(r1["seen"]) >= 5
     for epoch in {e for e, _ in r0["seen"]}:
@@ -71,8 +93,9 @@ def test_fsdp2_matches_one_process_and_saves_full_checkpoints(tiny_dataset, tmp_
         assert r["max_diff"] < 1e-5, r["max_diff"]
         assert r["local_params"] < 0.6 * r["total_params"]  # each rank holds about half
         assert r["trainer"]["step"] == 2
-    ckpts = sorted((tmp_path / "run_fsdp").glob("**/step*.pt")) or \
-        sorted((tmp_path / "run_fsdp").glob("**/*.pt"))
+    ckpts = sorted((tmp_path / "run_fsdp").glob("**/step*.pt")) or sorted(
+        (tmp_path / "run_fsdp").glob("**/*.pt")
+    )
     assert ckpts
     state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
     model = ProteinMPNN(**state["config"])

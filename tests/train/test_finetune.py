@@ -25,8 +25,15 @@ from pyg_mpnn.train.finetune import freeze
 from pyg_mpnn.train.schedule import Schedule
 from pyg_mpnn.train.trainer import Trainer
 
-FAST = ["track.aim=false", "train.progress=false", "train.threads=1", "data.max_tokens=400",
-        "data.max_length=400", "train.valid_every_steps=null", "checkpoint.every_steps=null"]
+FAST = [
+    "track.aim=false",
+    "train.progress=false",
+    "train.threads=1",
+    "data.max_tokens=400",
+    "data.max_length=400",
+    "train.valid_every_steps=null",
+    "checkpoint.every_steps=null",
+]
 FROZEN = ["features", "W_e", "encoder_layers"]
 
 
@@ -58,8 +65,13 @@ def frozen_run(tmp_path_factory):
     """A 4-step fine-tune of v_48_020 with the encoder side frozen by configuration and, as an
     unintended fault, the sequence embedding W_s not trained (requires_grad off)."""
     out = tmp_path_factory.mktemp("frozen_run")
-    cfg = _cfg("train.max_steps=4", "track.layer_every=1", "inject.freeze_embedding=true",
-               f"model.freeze={FROZEN}", "schedule.warmup_steps=1")
+    cfg = _cfg(
+        "train.max_steps=4",
+        "track.layer_every=1",
+        "inject.freeze_embedding=true",
+        f"model.freeze={FROZEN}",
+        "schedule.warmup_steps=1",
+    )
     t = Trainer(cfg, out)
     in_optimizer = {id(p) for g in t.optimizer.param_groups for p in g["params"]}
     t.fit()
@@ -110,8 +122,11 @@ def test_frozen_parameters_unchanged_and_not_in_optimizer(frozen_run, capfd):
     for name in frozen:
         assert torch.equal(params[name].detach(), ref[name]), name
         assert id(params[name]) not in in_optimizer and not params[name].requires_grad
-    moved = [n for n in params if n.startswith(("decoder_layers", "W_out")) and
-             not torch.equal(params[n].detach(), ref[n])]
+    moved = [
+        n
+        for n in params
+        if n.startswith(("decoder_layers", "W_out")) and not torch.equal(params[n].detach(), ref[n])
+    ]
     assert moved and all(id(params[n]) in in_optimizer for n in moved)
     # tracking knows them: no update ratio for a layer frozen by configuration
     rows = (out / "metrics.csv").read_text().splitlines()
@@ -125,8 +140,10 @@ def test_start_log_counts_trainable_and_frozen(tmp_path, capfd):
     ref = load_model("original:v_48_020")
     n_frozen = sum(p.numel() for n, p in ref.named_parameters() if n.split(".")[0] in FROZEN)
     n_all = sum(p.numel() for p in ref.parameters())
-    assert f"({n_all - n_frozen:,} trainable, {n_frozen:,} frozen: features, W_e, " \
-           f"encoder_layers)" in err
+    assert (
+        f"({n_all - n_frozen:,} trainable, {n_frozen:,} frozen: features, W_e, "
+        f"encoder_layers)" in err
+    )
     # the cosine spans the epochs when train.max_steps is not set
     assert t.schedule.total == t.cfg["train"]["epochs"] * len(t.data.sampler) > 0
     t.tracker.close()
@@ -159,7 +176,8 @@ def test_unknown_freeze_prefix_is_an_error():
     with pytest.raises(ConfigError, match="'encoder'.*encoder_layers.0"):
         freeze(model, ["encoder"])
     assert freeze(model, ["encoder_layers.1"]) == [
-        n for n, _ in model.named_parameters() if n.startswith("encoder_layers.1.")]
+        n for n, _ in model.named_parameters() if n.startswith("encoder_layers.1.")
+    ]
 
 
 def test_export_round_trips_through_reference(frozen_run, tmp_path):
@@ -202,16 +220,22 @@ def test_resume_wins_over_init(tmp_path):
     assert train_cli.main(argv + sets + ["--set", "train.max_steps=2"]) == 0
     second = torch.load(run / "checkpoints" / "step_00000002.pt", weights_only=False)
     assert second["step"] == 2 and first["aim_run_hash"] == second["aim_run_hash"]
-    steps = [int(r.split(",")[0]) for r in (run / "metrics.csv").read_text().splitlines()[1:]
-             if ",loss,train," in r]
+    steps = [
+        int(r.split(",")[0])
+        for r in (run / "metrics.csv").read_text().splitlines()[1:]
+        if ",loss,train," in r
+    ]
     assert steps == [1, 2]  # step 1 was not trained again from the init weights
 
 
 def test_validates_the_start_and_keeps_the_best(tmp_path):
     t = Trainer(_cfg("train.max_steps=2", "train.valid_every_steps=1"), tmp_path)
     t.fit()
-    valid = [r.split(",") for r in (tmp_path / "metrics.csv").read_text().splitlines()
-             if ",loss,valid," in r]
+    valid = [
+        r.split(",")
+        for r in (tmp_path / "metrics.csv").read_text().splitlines()
+        if ",loss,valid," in r
+    ]
     assert [int(r[0]) for r in valid][:3] == [0, 1, 2]  # step 0: the init weights' loss
     losses = [float(r[-1]) for r in valid]
     best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=False)
@@ -226,13 +250,30 @@ def test_tools_take_the_finetuned_checkpoint(frozen_run, tmp_path, capsys):
 
     _, out, _ = frozen_run
     ckpt = str(out / "checkpoints" / "step_00000004.pt")
-    assert evaluate_cli.main(["--weights", ckpt, "--data", str(DEFAULT_JSONL), "--max-chains",
-                              "1", "--json", "--no-progress"]) == 0
+    assert (
+        evaluate_cli.main(
+            [
+                "--weights",
+                ckpt,
+                "--data",
+                str(DEFAULT_JSONL),
+                "--max-chains",
+                "1",
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["chains"] == 1
     fasta = tmp_path / "designs.fa"
     small = Path(__file__).resolve().parents[1] / "fixtures" / "biotite__1l2y.pdb.gz"  # 20 res.
-    assert design.main([str(small), "--weights", ckpt, "--num-seqs", "2", "--out", str(fasta),
-                        "--no-progress"]) == 0
+    assert (
+        design.main(
+            [str(small), "--weights", ckpt, "--num-seqs", "2", "--out", str(fasta), "--no-progress"]
+        )
+        == 0
+    )
     assert fasta.read_text().count(">") >= 3  # the native and two designs
     assert diagnose_main([str(out), "--out", str(tmp_path / "diag"), "--no-aim"]) == 0
     assert "Frozen by configuration" in (tmp_path / "diag" / "report.md").read_text()

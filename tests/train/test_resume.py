@@ -9,18 +9,31 @@ import time
 from pathlib import Path
 
 import torch
-
 from _train_tiny import TINY_MODEL
 
 STEPS = 10
 
 
 def _cmd(data: Path, out: Path, *extra: str) -> list[str]:
-    sets = TINY_MODEL + [f"train.max_steps={STEPS}", "train.epochs=100", "data.max_tokens=300",
-                         "checkpoint.every_steps=2", "checkpoint.keep_last=2",
-                         "track.layer_every=3"]
-    cmd = [sys.executable, "-m", "pyg_mpnn.train", "--exp", "smoke", "--data", str(data),
-           "--out", str(out)]
+    sets = TINY_MODEL + [
+        f"train.max_steps={STEPS}",
+        "train.epochs=100",
+        "data.max_tokens=300",
+        "checkpoint.every_steps=2",
+        "checkpoint.keep_last=2",
+        "track.layer_every=3",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pyg_mpnn.train",
+        "--exp",
+        "smoke",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+    ]
     for s in sets:
         cmd += ["--set", s]
     return cmd + list(extra)
@@ -45,8 +58,9 @@ def test_sigkill_then_resume_matches_uninterrupted(tiny_dataset, tmp_path):
     assert sorted(full) == list(range(1, STEPS + 1))
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(tiny_dataset, run), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(tiny_dataset, run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     first = run / "checkpoints" / "step_00000004.pt"
     deadline = time.time() + 120
     while not first.exists() and proc.poll() is None and time.time() < deadline:
@@ -60,8 +74,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tiny_dataset, tmp_path):
     for c in ckpts:  # every checkpoint the kill left behind is complete and loadable
         torch.load(c, weights_only=False)
 
-    subprocess.run(_cmd(tiny_dataset, run, "--resume"), check=True, env=env,
-                   capture_output=True)
+    subprocess.run(_cmd(tiny_dataset, run, "--resume"), check=True, env=env, capture_output=True)
     resumed = _losses(run)
     assert sorted(resumed) == list(range(1, STEPS + 1))
     for step in range(1, STEPS + 1):

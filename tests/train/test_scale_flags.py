@@ -12,9 +12,19 @@ from pyg_mpnn.train.trainer import Trainer
 
 
 def _cfg(data, *extra):
-    return load_experiment("smoke", TINY_MODEL + [
-        f"data.path={data}", "data.max_tokens=300", "train.max_steps=2", "train.epochs=1",
-        "track.aim=false", "track.layer_every=0", *extra])
+    return load_experiment(
+        "smoke",
+        TINY_MODEL
+        + [
+            f"data.path={data}",
+            "data.max_tokens=300",
+            "train.max_steps=2",
+            "train.epochs=1",
+            "track.aim=false",
+            "track.layer_every=0",
+            *extra,
+        ],
+    )
 
 
 def test_activation_checkpointing_flag_trains(tiny_dataset, tmp_path):

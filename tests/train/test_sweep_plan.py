@@ -62,8 +62,12 @@ def test_loss_at_budgets_takes_the_first_validation_at_or_after_each():
 
 def _rows():
     rows = []
-    for size, losses in {"a": (2.9, 2.8), "b": (2.8, 2.6), "c": (2.85, 2.7),
-                         "b-s1": (2.82, 2.61)}.items():
+    for size, losses in {
+        "a": (2.9, 2.8),
+        "b": (2.8, 2.6),
+        "c": (2.85, 2.7),
+        "b-s1": (2.82, 2.61),
+    }.items():
         for b, loss in zip((1e12, 2e12), losses):
             rows.append({"size": size, "budget_flops": b, "valid_loss": loss, "reached": True})
     return rows
@@ -89,7 +93,7 @@ def test_frontier_is_the_lower_envelope():
 
 @given(st.floats(1, 100), st.floats(0.01, 0.5))
 def test_power_law_fit_recovers_an_exact_law(a, b):
-    pts = [(c, a * c ** -b) for c in (1e10, 3e10, 1e11, 3e11)]
+    pts = [(c, a * c**-b) for c in (1e10, 3e10, 1e11, 3e11)]
     fa, fb = sweep_plan.fit_power_law(pts)
     assert fb == pytest.approx(b, rel=1e-6) and fa == pytest.approx(a, rel=1e-5)
 

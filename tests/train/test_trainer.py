@@ -3,7 +3,6 @@ and the scale sweep."""
 
 import json
 import math
-import shutil
 
 import pytest
 from _train_tiny import TINY_MODEL
@@ -14,13 +13,23 @@ from pyg_mpnn.train.trainer import Trainer
 
 
 def _cfg(data, *extra):
-    return load_experiment("smoke", TINY_MODEL + [f"data.path={data}", "data.max_tokens=300",
-                                                  "track.aim=false"] + list(extra))
+    return load_experiment(
+        "smoke",
+        TINY_MODEL + [f"data.path={data}", "data.max_tokens=300", "track.aim=false"] + list(extra),
+    )
 
 
 def test_bf16_autocast_and_accumulation(tiny_dataset, tmp_path):
-    t = Trainer(_cfg(tiny_dataset, "train.precision=bf16", "optim.accumulate=2",
-                     "train.max_steps=2", "optim.grad_clip=0.5"), tmp_path)
+    t = Trainer(
+        _cfg(
+            tiny_dataset,
+            "train.precision=bf16",
+            "optim.accumulate=2",
+            "train.max_steps=2",
+            "optim.grad_clip=0.5",
+        ),
+        tmp_path,
+    )
     result = t.fit()
     assert t.step == 2 and t.batch_in_epoch == 4  # two micro-batches per optimizer step
     assert math.isfinite(result["train_loss"]) and math.isfinite(result["valid_loss"])
@@ -29,13 +38,16 @@ def test_bf16_autocast_and_accumulation(tiny_dataset, tmp_path):
 
 def test_unreadable_shard_is_skipped_not_fatal(tmp_path):
     from _train_tiny import make_tiny_dataset
+
     ds = make_tiny_dataset(tmp_path / "ds", shard_size=1)
     from pyg_mpnn.data.dataset import ProteinDataset
+
     train = ProteinDataset(ds, "train")
     shard = train.shard_path(0)  # a training protein's shard
     shard.write_bytes(shard.read_bytes()[:100])  # truncated on disk
-    t = Trainer(_cfg(ds, "data.max_tokens=150", "train.max_steps=12", "train.epochs=1"),
-                tmp_path / "run")
+    t = Trainer(
+        _cfg(ds, "data.max_tokens=150", "train.max_steps=12", "train.epochs=1"), tmp_path / "run"
+    )
     result = t.fit()
     assert t.faults.counts["skipped_record"] == 1  # one protein a batch here, seen once
     assert "truncated shard" in (tmp_path / "run" / "faults.jsonl").read_text()
@@ -43,8 +55,15 @@ def test_unreadable_shard_is_skipped_not_fatal(tmp_path):
 
 
 def test_profile_writes_trace_table_and_breakdown(tiny_dataset, tmp_path):
-    cfg = _cfg(tiny_dataset, "profile.enabled=true", "profile.wait=1", "profile.warmup=1",
-               "profile.active=2", "train.max_steps=null", "track.aim=true")
+    cfg = _cfg(
+        tiny_dataset,
+        "profile.enabled=true",
+        "profile.wait=1",
+        "profile.warmup=1",
+        "profile.active=2",
+        "train.max_steps=null",
+        "track.aim=true",
+    )
     Trainer(cfg, tmp_path).fit()
     prof = tmp_path / "profile"
     trace = json.loads((prof / "trace.json").read_text())
@@ -52,21 +71,36 @@ def test_profile_writes_trace_table_and_breakdown(tiny_dataset, tmp_path):
     assert "aten::" in (prof / "key_averages.txt").read_text()
     b = json.loads((prof / "breakdown.json").read_text())
     assert b["steps"] == 2
-    assert set(b["phases_s"]) == {"data_wait", "h2d", "forward", "backward", "optimizer",
-                                  "tracking"}
+    assert set(b["phases_s"]) == {
+        "data_wait",
+        "h2d",
+        "forward",
+        "backward",
+        "optimizer",
+        "tracking",
+    }
     assert b["phases_s"]["forward"] > 0 and b["phases_s"]["backward"] > 0
     assert 0.9 < sum(b["phases_frac"].values()) <= 1.0 + 1e-6
     run = open_runs(tmp_path / "aim")[0]
     assert run.get("profile")["steps"] == 2
 
 
-SWEEP = ["data.max_tokens=300", "sweep.sizes=[[8,1],[16,2]]", "model.k_neighbors=8",
-         "train.progress=false", "train.threads=1", "sweep.replicate={size: [8, 1], seed: 1}",
-         "sweep.curve_flops=[0.25]", "sweep.overhead_s=0.1", "track.layer_every=0"]
+SWEEP = [
+    "data.max_tokens=300",
+    "sweep.sizes=[[8,1],[16,2]]",
+    "model.k_neighbors=8",
+    "train.progress=false",
+    "train.threads=1",
+    "sweep.replicate={size: [8, 1], seed: 1}",
+    "sweep.curve_flops=[0.25]",
+    "sweep.overhead_s=0.1",
+    "track.layer_every=0",
+]
 
 
 def _sweep(tiny_dataset, tmp_path, extra):
     from pyg_mpnn.train.sweep import run_sweep
+
     cfg = load_experiment("scale_sweep", [f"data.path={tiny_dataset}", *SWEEP, *extra])
     rows = run_sweep(cfg, tmp_path)
     return rows, json.loads((tmp_path / "scale_sweep.json").read_text())
@@ -82,10 +116,13 @@ def _assert_equal_compute(rows, budgets):
 
 def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
     from pyg_mpnn.train.sweep_report import COLUMNS
-    rows, doc = _sweep(tiny_dataset, tmp_path, ["sweep.flop_budgets=[2.0e+8, 4.0e+8]",
-                                                "sweep.max_minutes=null"])
+
+    rows, doc = _sweep(
+        tiny_dataset, tmp_path, ["sweep.flop_budgets=[2.0e+8, 4.0e+8]", "sweep.max_minutes=null"]
+    )
     assert [(r["size"], r["budget_flops"]) for r in rows] == [
-        (s, b) for s in ("h8-d1", "h16-d2", "h8-d1-s1") for b in (2e8, 4e8)]
+        (s, b) for s in ("h8-d1", "h16-d2", "h8-d1-s1") for b in (2e8, 4e8)
+    ]
     _assert_equal_compute(rows, [2e8, 4e8])
     small = [r for r in rows if r["size"] == "h8-d1"]
     big = [r for r in rows if r["size"] == "h16-d2"]
@@ -95,12 +132,18 @@ def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
         assert math.isfinite(r["valid_loss"]) and 0 <= r["valid_acc"] <= 1
     s = doc["summary"]
     assert [e["compute_optimal"] for e in s["budgets"]] == [
-        min((r for r in rows if r["budget_flops"] == b and r["size"] != "h8-d1-s1"),
-            key=lambda r: r["valid_loss"])["size"] for b in (2e8, 4e8)]
+        min(
+            (r for r in rows if r["budget_flops"] == b and r["size"] != "h8-d1-s1"),
+            key=lambda r: r["valid_loss"],
+        )["size"]
+        for b in (2e8, 4e8)
+    ]
     spread = s["replicates"][0]["spread_loss"]
     assert set(map(float, spread)) == {2e8, 4e8}
-    assert all(v == abs(a["valid_loss"] - b["valid_loss"]) for v, a, b in zip(
-        spread.values(), small, [r for r in rows if r["size"] == "h8-d1-s1"]))
+    assert all(
+        v == abs(a["valid_loss"] - b["valid_loss"])
+        for v, a, b in zip(spread.values(), small, [r for r in rows if r["size"] == "h8-d1-s1"])
+    )
     runs = {r["size"]: r for r in doc["runs"]}
     assert len(runs["h8-d1"]["history"]) == 3  # the curve point + the two budgets
     header = (tmp_path / "scale_sweep.csv").read_text().splitlines()[0].split(",")
@@ -116,8 +159,9 @@ def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
 def test_scale_sweep_time_cap_shrinks_every_budget_alike(tiny_dataset, tmp_path, capsys):
     """A cap that the asked budgets would pass never trains sizes on unequal budgets: every
     budget shrinks by one factor, and the sweep says so."""
-    rows, doc = _sweep(tiny_dataset, tmp_path, ["sweep.flop_budgets=[1.0e+11, 2.0e+11]",
-                                                "sweep.max_minutes=0.05"])
+    rows, doc = _sweep(
+        tiny_dataset, tmp_path, ["sweep.flop_budgets=[1.0e+11, 2.0e+11]", "sweep.max_minutes=0.05"]
+    )
     assert 0 < doc["budget_scale"] < 1
     assert "EVERY budget is scaled" in capsys.readouterr().err
     budgets = doc["budgets_flops"]
