@@ -298,10 +298,12 @@ def run_ours(
     trainer.valid_s = 0.0
     trainer._t_start = time.time()
     trainer.fit()
-    settings = {k: cfg["train"][k] for k in ("precision", "threads", "activation_checkpointing")}
+    settings = {
+        k: getattr(cfg.train, k) for k in ("precision", "threads", "activation_checkpointing")
+    }
     settings.update(
         resolved_precision=trainer.precision,
-        grad_clip=cfg["optim"]["grad_clip"],
+        grad_clip=cfg.optim.grad_clip,
         batches="padding-free token budget (pyg_mpnn TokenBudgetBatchSampler)",
     )
     return trainer.curve, settings

@@ -51,7 +51,7 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    interval = args.interval or load_experiment("base")["track"]["layer_every"]
+    interval = args.interval or load_experiment("base").track.layer_every
     with tempfile.TemporaryDirectory() as out:
         cfg = load_experiment(
             "base",

@@ -28,16 +28,17 @@ from collections.abc import Iterable, Iterator
 
 import torch
 from torch_geometric.data import Batch
+from tqdm import tqdm
 
 from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data
+from pyg_mpnn.io.sources import iter_source
 from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.weights import load_model
 
 
 def iter_records(source: str, warn=True) -> Iterator[ProteinRecord]:
     """Records from any readable source (JSONL, structure file, folder, ...); read errors
     are reported on stderr and skipped."""
-    from pyg_mpnn.io.sources import iter_source
-
     for entry in iter_source(source):  # (..., item name, record or ReadError)
         item, result = entry[-2], entry[-1]
         if isinstance(result, ReadError):
@@ -97,8 +98,6 @@ def evaluate(
     progress: bool = True,
 ) -> dict:
     """Run the protocol of this module's docstring; returns the metrics dict."""
-    from tqdm import tqdm
-
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.eval()
@@ -159,8 +158,6 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from pyg_mpnn.nn.weights import load_model
-
     model = load_model(a.weights)
     recs = limit_chains(iter_records(a.data), a.max_chains)
     m = evaluate(

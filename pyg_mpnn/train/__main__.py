@@ -8,7 +8,21 @@ import sys
 import time
 from pathlib import Path
 
-from pyg_mpnn.train.config import ConfigError, explicit_keys, list_experiments, load_experiment
+import yaml
+
+from pyg_mpnn.data.loader import LoaderWorkerError
+from pyg_mpnn.train import checkpoint
+from pyg_mpnn.train.config import (
+    Config,
+    ConfigError,
+    explicit_keys,
+    list_experiments,
+    load_experiment,
+)
+from pyg_mpnn.train.faults import RunFault
+from pyg_mpnn.train.finetune import resolve_init
+from pyg_mpnn.train.sweep import run_sweep
+from pyg_mpnn.train.trainer import Trainer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,9 +89,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit status: 2 for a config error (a wrong key, type or
+    value, as argparse's usage errors), 1 for a fault that stops the run, 0 when done."""
     args = _parser().parse_args(argv)
-    from pyg_mpnn.train.faults import RunFault
-
     try:
         cfg, resume, state = _setup(args)
     except ConfigError as e:
@@ -87,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.print_config:
-        import yaml
-
-        print(yaml.safe_dump(cfg, sort_keys=False))
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
     out = (
         Path(args.out)
@@ -97,18 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         else (
             resume.parent.parent
             if resume
-            else Path("runs") / cfg["name"] / time.strftime("%Y%m%d-%H%M%S")
+            else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
         )
     )
-    if cfg.get("sweep"):
-        from pyg_mpnn.train.sweep import run_sweep
-
+    if cfg.sweep.enabled:
         run_sweep(cfg, out)
         return 0
     return _train(cfg, out, state)
 
 
-def _setup(args) -> tuple[dict, Path | None, dict | None]:
+def _setup(args) -> tuple[Config, Path | None, dict | None]:
     """``(config, checkpoint to resume from, its verified state)`` of the command line."""
     overrides = list(args.overrides)
     if args.data:
@@ -117,29 +127,21 @@ def _setup(args) -> tuple[dict, Path | None, dict | None]:
         overrides.append("profile.enabled=true")
     if args.init:
         overrides.append(f"init={args.init}")
-    from pyg_mpnn.train.checkpoint import find_resume
-
     cfg = load_experiment(args.exp, overrides)
     resume = state = None
     if args.resume:
-        resume = find_resume(args.resume, args.out, Path("runs") / cfg["name"])
-        if resume is None and not cfg.get("init"):
+        resume = checkpoint.find_resume(args.resume, args.out, Path("runs") / cfg.name)
+        if resume is None and not cfg.init:
             raise ConfigError(f"nothing to resume from ({args.resume})")
         if resume is not None and not args.print_config:
             resume, state = _verified(resume, fallback=not Path(args.resume).is_file())
-    if cfg.get("init"):  # a resumed run keeps its own architecture
-        from pyg_mpnn.train.finetune import resolve_init
-
+    if cfg.init:  # a resumed run keeps its own architecture
         resolve_init(cfg, explicit_keys(args.exp, overrides), spec=resume)
     return cfg, resume, state
 
 
-def _train(cfg: dict, out: Path, state: dict | None) -> int:
+def _train(cfg: Config, out: Path, state: dict | None) -> int:
     """Train; a fault the run cannot survive ends it with its message (status 1)."""
-    from pyg_mpnn.data.loader import LoaderWorkerError
-    from pyg_mpnn.train.faults import RunFault
-    from pyg_mpnn.train.trainer import Trainer
-
     try:
         trainer = Trainer(cfg, out, resume=state)
     except ConfigError as e:  # e.g. a model.freeze prefix that names no module
@@ -156,8 +158,6 @@ def _train(cfg: dict, out: Path, state: dict | None) -> int:
 def _verified(resume: Path, fallback: bool) -> tuple[Path, dict]:
     """The checkpoint to resume from, loaded and verified; with ``fallback`` (``--resume`` of
     the newest or of a run folder) the newest valid one of its run, bad ones moved aside."""
-    from pyg_mpnn.train import checkpoint
-
     if fallback:
         resume, state = checkpoint.newest_valid(resume, log=lambda m: print(m, file=sys.stderr))
     else:

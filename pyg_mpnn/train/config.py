@@ -1,86 +1,357 @@
-"""Declarative experiment configs: ``experiments/base.yaml`` < ``experiments/<exp>.yaml`` < ``--set``.
+"""Typed experiment configs: ``experiments/base.yaml`` < ``experiments/<exp>.yaml`` < ``--set``.
 
-A config is a plain nested ``dict``. ``base.yaml`` defines every key (with its default and a
-comment); an experiment file may only override keys that exist there (a typo is an error, not a
-silently ignored setting), except inside ``sweep`` which is free-form. An experiment may name
-another one to start from with ``extends: NAME``.
+The YAML files are merged into one nested mapping, which becomes a :class:`Config`: one
+dataclass per section (:class:`ModelConfig`, :class:`DataConfig`, :class:`OptimConfig`, ...).
+
+* ``base.yaml`` is the one place where the keys, their defaults and their meaning are written:
+  the dataclasses declare names and types only (no defaults), and building one needs every key.
+* An experiment file (or ``--set``) may only override keys that exist in ``base.yaml``; an
+  experiment may name another one to start from with ``extends: NAME``.
+* Every value is checked against its field's type when a section is built (also by
+  :func:`dataclasses.replace`); an ``int`` is accepted for a ``float`` field and an integral
+  ``float`` (``1e6``) for an ``int`` field. A wrong type, an unknown or a missing key is a
+  :class:`ConfigError` that names the key path and the expected type, e.g.
+  ``optim.eps: expected float, got str 'abc' (--set)``. ``python -m pyg_mpnn.train`` prints it
+  and exits with status 2.
+* YAML numbers such as ``1e-4`` are floats (PyYAML's YAML 1.1 rules read them as strings).
+
+Consumers read attributes (``cfg.optim.grad_clip``); :meth:`Config.to_dict` gives the plain
+nested dict (checkpoints' ``train_config``, ``run.json``, ``--print-config``).
 """
 
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 
+from pyg_mpnn.train.schema import (
+    ConfigError,
+    Section,
+    check_value,
+    load_yaml,
+    require,
+    unknown_key,
+)
+
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
-FREE_KEYS = {"sweep"}  # sections whose content base.yaml does not fix
 
 
-class ConfigError(ValueError):
-    pass
+# -- the sections: what each key means and its default are in experiments/base.yaml -----------
+@dataclass
+class ModelConfig(Section):
+    """``model``: the :class:`~pyg_mpnn.nn.model.ProteinMPNN` arguments, and ``freeze``."""
+
+    section = "model"
+    num_letters: int
+    vocab: int
+    hidden_dim: int
+    num_encoder_layers: int
+    num_decoder_layers: int
+    k_neighbors: int
+    augment_eps: float
+    dropout: float
+    freeze: list[str]
+
+    def validate(self) -> None:
+        require(all(self.freeze), "model.freeze", "module-name prefixes", self.freeze)
+
+    def kwargs(self) -> dict:
+        """The :class:`~pyg_mpnn.nn.model.ProteinMPNN` constructor arguments (no ``freeze``)."""
+        return {k: v for k, v in self.to_dict().items() if k != "freeze"}
 
 
+@dataclass
+class DataConfig(Section):
+    """``data``: the dataset, batches and loaders (:class:`pyg_mpnn.train.data.RunData`)."""
+
+    section = "data"
+    path: str | None
+    train_split: str
+    valid_split: str
+    max_tokens: int
+    max_length: int | None
+    valid_max_tokens: int | None
+    valid_max_proteins: int | None
+    num_workers: int
+    max_worker_restarts: int
+    transform: str | dict[str, Any] | None
+
+    def validate(self) -> None:
+        require(self.max_tokens >= 1, "data.max_tokens", "an int >= 1", self.max_tokens)
+
+
+@dataclass
+class OptimConfig(Section):
+    """``optim``: Adam, gradient clipping and accumulation."""
+
+    section = "optim"
+    betas: list[float]
+    eps: float
+    weight_decay: float
+    grad_clip: float
+    accumulate: int
+
+    def validate(self) -> None:
+        require(len(self.betas) == 2, "optim.betas", "two floats", self.betas)
+        require(self.accumulate >= 1, "optim.accumulate", "an int >= 1", self.accumulate)
+
+
+@dataclass
+class ScheduleConfig(Section):
+    """``schedule``: the learning rate (:class:`pyg_mpnn.train.schedule.Schedule`)."""
+
+    section = "schedule"
+    name: Literal["noam", "constant", "cosine"]
+    lr: float
+    min_lr: float
+    total_steps: int | None
+    factor: float
+    warmup_steps: int
+    model_size: int | None
+
+
+@dataclass
+class LossConfig(Section):
+    """``loss``: the training objective (:class:`pyg_mpnn.train.loss.TrainingLoss`)."""
+
+    section = "loss"
+    label_smoothing: float
+    normalize: Literal["constant", "mean"]
+    tokens: float
+
+
+@dataclass
+class TrainConfig(Section):
+    """``train``: the loop's length, stop conditions, device, precision and parallelism."""
+
+    section = "train"
+    epochs: int
+    max_steps: int | None
+    max_minutes: float | None
+    max_residues: int | None
+    valid_every_steps: int | None
+    valid_at_residues: list[int] | None
+    device: str
+    precision: Literal["auto", "fast", "fp32", "bf16", "fp16"]
+    threads: int | None
+    activation_checkpointing: bool
+    distributed: Literal["auto", "none", "ddp", "fsdp"]
+    progress: bool
+    max_bad_steps: int
+
+
+@dataclass
+class CheckpointConfig(Section):
+    """``checkpoint``: when checkpoints are written and which are kept."""
+
+    section = "checkpoint"
+    every_steps: int | None
+    keep_last: int
+    keep_every: int
+    keep_best: bool
+
+
+@dataclass
+class TrackConfig(Section):
+    """``track``: Aim, metrics.csv and the per-layer monitor."""
+
+    section = "track"
+    aim: bool
+    aim_repo: str | None
+    experiment: str | None
+    log_every: int
+    layer_every: int
+    histograms: bool
+    bins: int
+
+
+@dataclass
+class JacobianConfig(Section):
+    """``jacobian``: the categorical-Jacobian probe during training."""
+
+    section = "jacobian"
+    every_steps: int
+    probe: str
+    max_length: int | None
+    substitutions: int
+    orders: int
+    seed: int
+
+
+@dataclass
+class InjectConfig(Section):
+    """``inject``: controlled faults for diagnostics."""
+
+    section = "inject"
+    noise_after: int | None
+    noise_std: float
+    freeze_embedding: bool
+    embedding_scale: float
+    nan_step: int | list[int] | None
+    nan_layer: str | None
+    nan_in: Literal["forward", "backward"]
+
+
+@dataclass
+class ProfileConfig(Section):
+    """``profile``: the torch.profiler window of ``--profile``."""
+
+    section = "profile"
+    enabled: bool
+    wait: int
+    warmup: int
+    active: int
+
+
+@dataclass
+class SweepConfig(Section):
+    """``sweep``: several runs of the experiment (:mod:`pyg_mpnn.train.sweep`): model sizes at
+    equal compute (``sizes`` or ``widths`` x ``depths``) or ablation ``points``."""
+
+    section = "sweep"
+    sizes: list[list[int]] | None
+    widths: list[int] | None
+    depths: list[int] | None
+    flop_budgets: list[float] | None
+    curve_flops: list[float] | None
+    replicate: dict[str, Any] | None
+    overhead_s: float
+    max_minutes: float | None
+    points: list[dict[str, Any]] | None
+    table: str | None
+    token_budget: int | None
+    flop_budget: float | None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.sizes or self.widths or self.points)
+
+    def validate(self) -> None:
+        for i, size in enumerate(self.sizes or []):
+            require(len(size) == 2, f"sweep.sizes[{i}]", "[hidden_dim, layers]", size)
+        if self.widths and not self.sizes:
+            require(bool(self.depths), "sweep.depths", "a list of depths", self.depths)
+        if self.replicate is not None:
+            rep = self.replicate
+            require(set(rep) <= {"size", "seed"}, "sweep.replicate", "{size, seed}", rep)
+            size = check_value(rep.get("size"), list[int], "sweep.replicate.size")
+            require(len(size) == 2, "sweep.replicate.size", "[hidden_dim, layers]", size)
+            check_value(rep.get("seed"), int | None, "sweep.replicate.seed")
+        for i, p in enumerate(self.points or []):
+            require(set(p) <= {"name", "set"}, f"sweep.points[{i}]", "{name, set}", p)
+            check_value(p.get("set") or {}, dict[str, Any], f"sweep.points[{i}].set")
+        if self.enabled:
+            budget = self.points and self.flop_budget or self.flop_budgets or self.token_budget
+            require(
+                bool(budget), "sweep.token_budget", "a budget (or flop_budgets, flop_budget)", None
+            )
+
+
+@dataclass
+class Config(Section):
+    """A whole experiment: ``cfg.model.hidden_dim``, ``cfg.optim.grad_clip``, ...
+
+    Build it with :func:`load_experiment` (or :meth:`from_dict` from a merged mapping)."""
+
+    name: str
+    description: str
+    seed: int
+    init: str | None
+    model: ModelConfig
+    data: DataConfig
+    optim: OptimConfig
+    schedule: ScheduleConfig
+    loss: LossConfig
+    train: TrainConfig
+    checkpoint: CheckpointConfig
+    track: TrackConfig
+    jacobian: JacobianConfig
+    inject: InjectConfig
+    profile: ProfileConfig
+    sweep: SweepConfig
+
+    def validate(self) -> None:
+        for i, point in enumerate(self.sweep.points or []):  # each point is a config too
+            try:
+                self.override({**(point.get("set") or {}), "sweep.points": None})
+            except ConfigError as e:
+                raise ConfigError(f"sweep.points[{i}].set: {e}", "sweep.points") from None
+
+    def override(self, items: list[str] | dict[str, Any]) -> Config:
+        """A new, checked config with dotted keys set: ``["model.hidden_dim=32"]`` (values are
+        YAML, as ``--set``) or ``{"model.hidden_dim": 32}``."""
+        pairs = [parse_override(i) for i in items] if isinstance(items, list) else items.items()
+        return Config.from_dict(set_values(self.to_dict(), pairs))
+
+
+# -- loading -----------------------------------------------------------------------------------
 def list_experiments(directory: Path = EXPERIMENTS_DIR) -> dict[str, str]:
     """``{name: description}`` for every ``*.yaml`` in the experiments folder."""
     out = {}
     for p in sorted(directory.glob("*.yaml")):
         try:
-            out[p.stem] = (yaml.safe_load(p.read_text()) or {}).get("description", "")
+            out[p.stem] = (load_yaml(p.read_text()) or {}).get("description", "")
         except yaml.YAMLError as e:  # a broken file must not hide the others from --help
             out[p.stem] = f"(unreadable: {e.__class__.__name__})"
     return out
 
 
 def _load_yaml(path: Path) -> dict:
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return data
 
 
-def merge(base: dict, over: dict, path: str = "", strict: bool = True) -> dict:
-    """Deep-merge ``over`` into a copy of ``base``; unknown keys are an error when ``strict``."""
+def merge(base: dict, over: dict, path: str = "") -> dict:
+    """Deep-merge ``over`` into a copy of ``base``; a key that ``base`` lacks is an error."""
     out = copy.deepcopy(base)
     for key, value in over.items():
         where = f"{path}{key}"
-        if (
-            strict
-            and key not in out
-            and path.split(".")[0] not in FREE_KEYS
-            and key not in FREE_KEYS
-        ):
-            raise ConfigError(f"unknown config key {where!r}")
+        if key not in out:
+            raise unknown_key(where, [f"{path}{k}" for k in out])
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value, f"{where}.", strict)
+            out[key] = merge(out[key], value, f"{where}.")
         else:
             out[key] = copy.deepcopy(value)
     return out
 
 
-def parse_override(item: str) -> tuple[list[str], object]:
-    """``"optim.grad_clip=1.0"`` -> (``["optim", "grad_clip"]``, ``1.0``); values are YAML."""
+def parse_override(item: str) -> tuple[str, object]:
+    """``"optim.grad_clip=1.0"`` -> (``"optim.grad_clip"``, ``1.0``); values are YAML."""
     if "=" not in item:
         raise ConfigError(f"--set expects key=value, got {item!r}")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    return key.strip().split("."), value
+    return key.strip(), value
 
 
-def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
-    for item in overrides or []:
-        keys, value = parse_override(item)
-        nested: dict = value
-        for k in reversed(keys):
-            nested = {k: nested}
-        cfg = merge(cfg, nested)
+def _nested(key: str, value) -> dict:
+    for k in reversed(key.split(".")):
+        value = {k: value}
+    return value
+
+
+def set_values(cfg: dict, pairs) -> dict:
+    """``cfg`` with each ``(dotted key, value)`` of ``pairs`` merged in (keys must exist)."""
+    for key, value in pairs:
+        cfg = merge(cfg, _nested(key, value))
     return cfg
 
 
-def _chain(name: str, directory: Path) -> list[dict]:
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    return set_values(cfg, [parse_override(item) for item in overrides or []])
+
+
+def _chain(name: str, directory: Path) -> list[tuple[Path, dict]]:
     """The experiment files of ``name``, itself first, following ``extends`` (base excluded)."""
     chain, seen = [], set()
     current: str | None = name
@@ -94,22 +365,41 @@ def _chain(name: str, directory: Path) -> list[dict]:
             raise ConfigError(f"experiment {name!r}: 'extends' loops")
         seen.add(p)
         data = _load_yaml(p)
-        chain.append(data)
+        chain.append((p, data))
         current = data.pop("extends", None)
     return chain
 
 
 def load_experiment(
     name: str, overrides: list[str] | None = None, directory: Path = EXPERIMENTS_DIR
-) -> dict:
-    """The merged config of experiment ``name`` (a name in ``experiments/`` or a YAML path)."""
+) -> Config:
+    """The checked config of experiment ``name`` (a name in ``experiments/`` or a YAML path)
+    with ``overrides`` (``["key=value", ...]``, as ``--set``) applied."""
     cfg = _load_yaml(directory / "base.yaml")
-    for data in reversed(_chain(name, directory)):
-        cfg = merge(cfg, data)
-    cfg = apply_overrides(cfg, overrides or [])
+    for path, data in reversed(_chain(name, directory)):
+        try:
+            cfg = merge(cfg, data)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (in {path})", e.key) from None
+    try:
+        cfg = apply_overrides(cfg, overrides or [])
+    except ConfigError as e:
+        raise ConfigError(f"{e} (--set)", e.key) from None
     cfg["name"] = Path(name).stem
-    validate(cfg)
-    return cfg
+    try:
+        return Config.from_dict(cfg)
+    except ConfigError as e:
+        where = _source(e.key, explicit_keys(name, overrides, directory))
+        raise ConfigError(f"{e} ({where})", e.key) from None
+
+
+def _source(key: str | None, explicit: dict[str, str]) -> str:
+    """Where a key's value came from: ``--set``, ``experiment NAME`` or base.yaml."""
+    key = re.sub(r"\[\d+\]", "", key or "")
+    for k, where in explicit.items():
+        if key and (k == key or k.startswith(key + ".") or key.startswith(k + ".")):
+            return where
+    return "experiments/base.yaml"
 
 
 def explicit_keys(
@@ -118,49 +408,16 @@ def explicit_keys(
     """``{dotted key: where}`` for every key that the experiment's own files or ``--set`` set
     (not base.yaml's defaults); ``where`` is ``--set`` or the experiment's name."""
     out = {}
-    for data in reversed(_chain(name, directory)):
+    for _, data in reversed(_chain(name, directory)):
         out.update(dict.fromkeys(flatten(data), f"experiment {Path(name).stem}"))
     for item in overrides or []:
-        keys, value = parse_override(item)
-        nested: object = value
-        for k in reversed(keys):
-            nested = {k: nested}
-        out.update(dict.fromkeys(flatten(nested), "--set"))
+        key, value = parse_override(item)
+        out.update(dict.fromkeys(flatten(_nested(key, value)), "--set"))
     return out
 
 
-def validate(cfg: dict) -> None:
-    t, o, lo = cfg["train"], cfg["optim"], cfg["loss"]
-    if t["precision"] not in ("auto", "fast", "fp32", "bf16", "fp16"):
-        raise ConfigError(
-            f"train.precision must be auto|fast|fp32|bf16|fp16, got {t['precision']!r}"
-        )
-    if lo["normalize"] not in ("constant", "mean"):
-        raise ConfigError(f"loss.normalize must be constant|mean, got {lo['normalize']!r}")
-    if int(o["accumulate"]) < 1:
-        raise ConfigError("optim.accumulate must be >= 1")
-    if int(cfg["data"]["max_tokens"]) < 1:
-        raise ConfigError("data.max_tokens must be >= 1")
-    if t.get("distributed", "auto") not in ("auto", "none", "ddp", "fsdp"):
-        raise ConfigError("train.distributed must be auto|none|ddp|fsdp")
-    if cfg["schedule"]["name"] not in ("noam", "constant", "cosine"):
-        raise ConfigError("schedule.name must be noam|constant|cosine")
-    freeze = cfg["model"].get("freeze") or []
-    if not isinstance(freeze, list) or not all(isinstance(f, str) and f for f in freeze):
-        raise ConfigError(f"model.freeze must be a list of module-name prefixes, got {freeze!r}")
-    if cfg.get("init") is not None and not isinstance(cfg["init"], str):
-        raise ConfigError(f"init must be a weight spec or checkpoint path, got {cfg['init']!r}")
-
-
-def get(cfg: dict, dotted: str):
-    node = cfg
-    for k in dotted.split("."):
-        node = node[k]
-    return node
-
-
 def flatten(cfg: dict, prefix: str = "") -> dict:
-    """``{"model.hidden_dim": 128, ...}`` (for Aim hparams and CSV headers)."""
+    """``{"model.hidden_dim": 128, ...}`` of a nested dict."""
     out = {}
     for k, v in cfg.items():
         if isinstance(v, dict):

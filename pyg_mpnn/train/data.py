@@ -25,9 +25,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from pyg_mpnn.data.crop import make_transform
 from pyg_mpnn.data.dataset import ProteinDataset
 from pyg_mpnn.data.default import EMBEDDED, cache_dir, default_dataset_dir
+from pyg_mpnn.data.loader import make_loader
+from pyg_mpnn.data.prepare import prepare
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
+from pyg_mpnn.train.config import DataConfig
 
 
 def resolve_dataset(path: str | None, progress: bool = True) -> Path:
@@ -39,8 +43,6 @@ def resolve_dataset(path: str | None, progress: bool = True) -> Path:
     key = hashlib.sha1("\n".join(str(p.resolve()) for p in paths).encode()).hexdigest()[:12]
     out = cache_dir() / "sources" / key
     if not (out / "index.npz").exists():
-        from pyg_mpnn.data.prepare import prepare
-
         prepare([str(p) for p in paths], out, progress=progress)
     return out
 
@@ -64,36 +66,43 @@ def _subset(ds: ProteinDataset, max_length: int | None, max_items: int | None = 
 def _make_loader(dataset, batch_sampler, num_workers: int, max_restarts: int = 3) -> DataLoader:
     """A loader that leaves an unreadable record out of its batch (reported in
     ``loader.errors``) and restarts dead workers (docs/reliability.md)."""
-    from pyg_mpnn.data.loader import make_loader
-
     return make_loader(
         dataset, batch_sampler, num_workers=num_workers, skip_errors=True, max_restarts=max_restarts
     )
 
 
 class RunData:
-    """Train/valid datasets, the training batch sampler and loaders for one run."""
+    """Train/valid datasets, the training batch sampler and loaders for one run.
 
-    def __init__(self, cfg: dict, seed: int, rank: int = 0, world: int = 1, progress: bool = True):
+    Args:
+        cfg (DataConfig): the ``data`` section.
+        seed (int): the batch order's seed.
+        rank (int, optional): this process's rank. (default: :obj:`0`)
+        world (int, optional): the number of processes. (default: :obj:`1`)
+        progress (bool, optional): progress bars while a dataset is prepared.
+            (default: :obj:`True`)
+    """
+
+    def __init__(
+        self, cfg: DataConfig, seed: int, rank: int = 0, world: int = 1, progress: bool = True
+    ):
         d = cfg
-        self.root = resolve_dataset(d["path"], progress)
-        from pyg_mpnn.data.crop import make_transform
-
-        self.transform_spec, self.seed = d.get("transform"), seed
+        self.root = resolve_dataset(d.path, progress)
+        self.transform_spec, self.seed = d.transform, seed
         train = ProteinDataset(
-            self.root, split=d["train_split"], transform=make_transform(self.transform_spec)
+            self.root, split=d.train_split, transform=make_transform(self.transform_spec)
         )
-        valid = ProteinDataset(self.root, split=d["valid_split"])
-        self.train = _subset(train, d["max_length"])
-        self.valid = _subset(valid, d["max_length"], d["valid_max_proteins"])
+        valid = ProteinDataset(self.root, split=d.valid_split)
+        self.train = _subset(train, d.max_length)
+        self.valid = _subset(valid, d.max_length, d.valid_max_proteins)
         if len(self.train) == 0:
             raise RuntimeError(
-                f"{self.root}: no training proteins (split {d['train_split']!r}, "
-                f"max_length {d['max_length']})"
+                f"{self.root}: no training proteins (split {d.train_split!r}, "
+                f"max_length {d.max_length})"
             )
         self.sampler = TokenBudgetBatchSampler(
             self.train.lengths,
-            int(d["max_tokens"]),
+            d.max_tokens,
             clusters=self.train.clusters,
             shuffle=True,
             seed=seed,
@@ -102,14 +111,14 @@ class RunData:
         )
         self.valid_sampler = TokenBudgetBatchSampler(
             self.valid.lengths,
-            int(d["valid_max_tokens"] or d["max_tokens"]),
+            d.valid_max_tokens or d.max_tokens,
             shuffle=False,
             seed=seed,
             num_replicas=world,
             rank=rank,
         )
         self.train_loader = _make_loader(
-            self.train, self.sampler, int(d["num_workers"]), int(d.get("max_worker_restarts", 3))
+            self.train, self.sampler, d.num_workers, d.max_worker_restarts
         )
         self.valid_loader = _make_loader(self.valid, self.valid_sampler, 0)
         # A private generator: creating an epoch's iterator must not draw from the global torch

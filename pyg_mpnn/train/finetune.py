@@ -1,7 +1,7 @@
 """Fine-tuning: start a run from released or trained weights (``init``) and freeze parts of the
 model (``model.freeze``). See docs/finetuning.md.
 
-* :func:`resolve_init` takes the architecture from the ``init`` checkpoint into ``cfg["model"]``;
+* :func:`resolve_init` takes the architecture from the ``init`` checkpoint into ``cfg.model``;
   an experiment file or ``--set`` that asks for another value is a :class:`ConfigError` naming
   both. ``augment_eps`` (training noise) follows the checkpoint unless set explicitly, ``dropout``
   follows the config: they are training choices, not architecture.
@@ -13,10 +13,12 @@ model (``model.freeze``). See docs/finetuning.md.
 
 from __future__ import annotations
 
+import dataclasses
+
 from torch import nn
 
 from pyg_mpnn.nn.weights import read_weights
-from pyg_mpnn.train.config import ConfigError
+from pyg_mpnn.train.config import Config, ConfigError
 
 ARCH_KEYS = (
     "hidden_dim",
@@ -29,11 +31,6 @@ ARCH_KEYS = (
 TRAINING_KEYS = ("augment_eps",)  # from the checkpoint unless set explicitly
 
 
-def model_kwargs(model_cfg: dict) -> dict:
-    """``cfg["model"]`` without the keys that are not constructor arguments (``freeze``)."""
-    return {k: v for k, v in model_cfg.items() if k != "freeze"}
-
-
 def _read(spec: str) -> tuple[dict, dict]:
     try:
         return read_weights(spec)
@@ -42,39 +39,40 @@ def _read(spec: str) -> tuple[dict, dict]:
 
 
 def resolve_init(
-    cfg: dict, explicit: dict[str, str] | None = None, spec: str | None = None
-) -> dict:
-    """Set ``cfg["model"]``'s architecture from the checkpoint named by ``cfg["init"]`` (in place;
+    cfg: Config, explicit: dict[str, str] | None = None, spec: str | None = None
+) -> Config:
+    """Set ``cfg.model``'s architecture from the checkpoint named by ``cfg.init`` (in place;
     returns ``cfg``).
 
     Args:
-        cfg (dict): the merged experiment config.
+        cfg (Config): the experiment config.
         explicit (dict, optional): ``{dotted key: where}`` of keys that were set on purpose
             (:func:`pyg_mpnn.train.config.explicit_keys`); such a key that disagrees with the
             checkpoint is an error. Without it the checkpoint wins silently.
         spec (str, optional): read the architecture from here instead (the checkpoint of a
             fine-tune being resumed).
     """
-    spec = spec or cfg.get("init")
+    spec = spec or cfg.init
     if not spec:
         return cfg
     explicit = explicit or {}
     _, ck = _read(spec)
-    model = cfg["model"]
+    model, changes = cfg.model, {}
     for key in ARCH_KEYS:
-        if key not in ck or (key not in model and ck[key] == 21):
+        if key not in ck:
             continue
         where = explicit.get(f"model.{key}")
-        if where and model.get(key) != ck[key]:
+        if where and getattr(model, key) != ck[key]:
             raise ConfigError(
-                f"model.{key}={model.get(key)} ({where}) conflicts with {key}={ck[key]} of the "
-                f"init weights {spec}: the architecture comes from the checkpoint; drop the "
+                f"model.{key}={getattr(model, key)} ({where}) conflicts with {key}={ck[key]} of "
+                f"the init weights {spec}: the architecture comes from the checkpoint; drop the "
                 f"override or start from other weights"
             )
-        model[key] = ck[key]
+        changes[key] = ck[key]
     for key in TRAINING_KEYS:
         if key in ck and f"model.{key}" not in explicit:
-            model[key] = ck[key]
+            changes[key] = ck[key]
+    cfg.model = dataclasses.replace(model, **changes)  # checked: the types of the section
     return cfg
 
 

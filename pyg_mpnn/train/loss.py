@@ -17,8 +17,12 @@ always per-residue means of the unsmoothed NLL, as the original's epoch summary.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
+
+from pyg_mpnn.train.config import LossConfig
 
 
 def supervised_mask(batch) -> Tensor:
@@ -51,8 +55,47 @@ def training_loss(
     m = loss_mask.to(per.dtype)
     total = (per * m).sum()
     if normalize == "constant":
-        return total / float(tokens)
+        return total / tokens
     return total / m.sum().clamp_min(1.0)
+
+
+class TrainingLoss:
+    """The training objective of the config's ``loss`` section, built once and used by every
+    training step (the trainer's, the sweep's timing and FLOP counting).
+
+    An optimizer step may accumulate ``parts`` micro-batches: with ``normalize: constant`` each
+    part's loss is used as it is (the parts' sums add up to the sum over the whole step), with
+    ``mean`` each part's mean is divided by ``parts`` (:meth:`scale`).
+
+    Args:
+        cfg (LossConfig): ``label_smoothing``, ``normalize`` and ``tokens``.
+    """
+
+    def __init__(self, cfg: LossConfig):
+        self.smoothing, self.normalize, self.tokens = cfg.label_smoothing, cfg.normalize, cfg.tokens
+
+    def scale(self, parts: int) -> int:
+        """What each of ``parts`` micro-batch losses is divided by."""
+        return parts if self.normalize == "mean" else 1
+
+    def __call__(self, log_probs: Tensor, batch, parts: int = 1) -> Tensor:
+        """The back-propagated scalar of ``batch``, one of ``parts`` micro-batches."""
+        loss = training_loss(
+            log_probs,
+            batch.seq,
+            supervised_mask(batch),
+            self.smoothing,
+            self.normalize,
+            self.tokens,
+        )
+        scale = self.scale(parts)
+        return loss / scale if scale != 1 else loss
+
+    def smoothed_mean(self, loss_sum: float, count: float) -> float:
+        """The per-residue smoothed loss of a step whose parts' losses (each multiplied back by
+        :meth:`scale`) sum to ``loss_sum`` over ``count`` supervised residues."""
+        norm = self.tokens if self.normalize == "constant" else count
+        return loss_sum * norm / max(count, 1.0)
 
 
 @torch.no_grad()
@@ -88,8 +131,6 @@ class Meter:
 
     @property
     def ppl(self) -> float:
-        import math
-
         return math.exp(min(self.loss, 50.0)) if self.count else float("nan")
 
     @property

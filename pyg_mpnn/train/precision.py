@@ -10,6 +10,7 @@ fp32. The loss is always computed in fp32 from the log-probabilities.
 from __future__ import annotations
 
 import contextlib
+import gc
 
 import torch
 
@@ -63,7 +64,7 @@ def peak_memory_mb(device: torch.device) -> float:
     peak = _proc_status_mb("VmHWM")
     if peak is not None:
         return peak
-    import resource
+    import resource  # POSIX only
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -91,11 +92,9 @@ def reset_peak_memory(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return torch.cuda.memory_allocated(device) / 2**20
-    import gc
-
     gc.collect()
     try:
-        import ctypes
+        import ctypes  # glibc only
 
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

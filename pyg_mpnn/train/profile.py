@@ -13,12 +13,64 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile, schedule
+from torch.profiler import ProfilerActivity, profile, record_function, schedule
+
+from pyg_mpnn.train.config import ProfileConfig
 
 PHASES = ("data_wait", "h2d", "forward", "backward", "optimizer", "tracking")
+
+
+class PhaseTimer:
+    """Seconds spent in each phase of a training step (:data:`PHASES`).
+
+    ``with timer("forward"): ...`` is one ``torch.profiler.record_function`` range (named in the
+    profiler's trace) and adds its wall time to the step's phase; a phase may be entered several
+    times a step (one forward per micro-batch). :meth:`start` opens a step, :meth:`finish`
+    closes it into :attr:`history` (the last 500 to 1,000 steps, for :func:`breakdown`).
+
+    Args:
+        device (torch.device): the training device.
+        sync (bool, optional): wait for the GPU at the end of every phase, so that its
+            asynchronous work is billed to the phase that queued it (profiling only).
+            (default: :obj:`False`)
+    """
+
+    def __init__(self, device: torch.device, sync: bool = False):
+        self.device, self.sync = device, sync
+        self.history: list[dict] = []
+        self.start(0.0)
+
+    def start(self, data_wait: float) -> None:
+        """Open a step whose batches took ``data_wait`` seconds to arrive (already passed)."""
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self.seconds["data_wait"] = data_wait
+        self._t0 = time.perf_counter() - data_wait
+
+    @contextmanager
+    def __call__(self, phase: str):
+        t = time.perf_counter()
+        with record_function(phase):
+            yield
+        if self.sync:
+            torch.cuda.synchronize(self.device)
+        self.seconds[phase] += time.perf_counter() - t
+
+    def elapsed(self) -> float:
+        """Seconds since the step started, its data wait included."""
+        return time.perf_counter() - self._t0
+
+    def finish(self, **info) -> dict:
+        """Close the step: its phases, ``total`` seconds and ``info`` go to :attr:`history`."""
+        record = {**self.seconds, **info, "total": self.elapsed()}
+        self.history.append(record)
+        if len(self.history) > 1000:
+            del self.history[:500]
+        return record
 
 
 def breakdown(step_times: list[dict]) -> dict:
@@ -51,14 +103,10 @@ def format_breakdown(b: dict) -> str:
 
 
 class StepProfiler:
-    def __init__(self, run_dir: Path, cfg: dict, device: torch.device, tracker):
+    def __init__(self, run_dir: Path, cfg: ProfileConfig, device: torch.device, tracker):
         self.dir = Path(run_dir) / "profile"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.wait, self.warmup, self.active = (
-            int(cfg["wait"]),
-            int(cfg["warmup"]),
-            int(cfg["active"]),
-        )
+        self.wait, self.warmup, self.active = cfg.wait, cfg.warmup, cfg.active
         self.tracker = tracker
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         self.cuda = device.type == "cuda"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-NAMES = ("noam", "constant", "cosine")
+from pyg_mpnn.train.config import ScheduleConfig
 
 
 def noam_lr(step: int, model_size: int, factor: float = 2.0, warmup: int = 4000) -> float:
@@ -55,16 +55,11 @@ class Schedule:
     passes (``train.max_steps``, or the epochs times the optimizer steps per epoch).
     """
 
-    def __init__(self, cfg: dict, model_size: int, total_steps: int | None = None):
-        self.name = cfg["name"]
-        if self.name not in NAMES:
-            raise ValueError(f"schedule.name must be one of {'|'.join(NAMES)}, got {self.name!r}")
-        self.factor = float(cfg["factor"])
-        self.warmup = int(cfg["warmup_steps"])
-        self.lr = float(cfg.get("lr") or 0.0)
-        self.min_lr = float(cfg.get("min_lr") or 0.0)
-        self.model_size = int(cfg.get("model_size") or model_size)
-        self.total = int(cfg.get("total_steps") or total_steps or 0)
+    def __init__(self, cfg: ScheduleConfig, model_size: int, total_steps: int | None = None):
+        self.name, self.factor, self.warmup = cfg.name, cfg.factor, cfg.warmup_steps
+        self.lr, self.min_lr = cfg.lr, cfg.min_lr
+        self.model_size = cfg.model_size or model_size
+        self.total = cfg.total_steps or total_steps or 0
         if self.name == "cosine" and self.total <= 0:
             raise ValueError(
                 "schedule cosine needs schedule.total_steps, train.max_steps or "

@@ -40,7 +40,6 @@ loss/perplexity/accuracy.
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import statistics
@@ -49,14 +48,15 @@ import time
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.train import sweep_plan
-from pyg_mpnn.train.config import apply_overrides
+from pyg_mpnn.train.config import Config, SweepConfig
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.finetune import model_kwargs
-from pyg_mpnn.train.loss import Meter, supervised_mask, training_loss
+from pyg_mpnn.train.loss import Meter, TrainingLoss
 from pyg_mpnn.train.precision import (
     autocast,
     peak_memory_mb,
@@ -65,6 +65,7 @@ from pyg_mpnn.train.precision import (
     reset_peak_memory,
 )
 from pyg_mpnn.train.sweep_report import plot_sizes, write_size_report
+from pyg_mpnn.train.trainer import Trainer
 
 POINT_COLUMNS = (
     "params",
@@ -83,10 +84,10 @@ POINT_COLUMNS = (
 )
 
 
-def sizes_of(sweep: dict) -> list[tuple[int, int]]:
-    if sweep.get("sizes"):
-        return [(int(w), int(d)) for w, d in sweep["sizes"]]
-    return [(int(w), int(d)) for w in sweep["widths"] for d in sweep["depths"]]
+def sizes_of(sweep: SweepConfig) -> list[tuple[int, int]]:
+    if sweep.sizes:
+        return [(w, d) for w, d in sweep.sizes]
+    return [(w, d) for w in sweep.widths for d in sweep.depths]
 
 
 def size_overrides(width: int, depth: int) -> list[str]:
@@ -97,27 +98,18 @@ def size_overrides(width: int, depth: int) -> list[str]:
     ]
 
 
-def _loss_of(model, batch, lo: dict, precision: str, device):
+def _loss_of(model, batch, loss: TrainingLoss, precision: str, device):
     with autocast(precision, device):
         log_probs = model(batch)
-    return training_loss(
-        log_probs,
-        batch.seq,
-        supervised_mask(batch),
-        lo["label_smoothing"],
-        lo["normalize"],
-        lo["tokens"],
-    )
+    return loss(log_probs, batch)
 
 
-def count_flops_per_residue(model, batch, cfg: dict, precision: str, device) -> float:
+def count_flops_per_residue(model, batch, cfg: Config, precision: str, device) -> float:
     """Forward + backward FLOPs of one training batch per residue (no optimizer step)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     batch = batch.to(device)
     state = torch.get_rng_state()
     with FlopCounterMode(display=False) as counter:
-        _loss_of(model, batch, cfg["loss"], precision, device).backward()
+        _loss_of(model, batch, TrainingLoss(cfg.loss), precision, device).backward()
     model.zero_grad(set_to_none=True)
     torch.set_rng_state(state)  # measuring must not change the training stream
     return counter.get_total_flops() / batch.num_nodes
@@ -141,19 +133,20 @@ def first_batches(data: RunData, n: int) -> list:
     return out
 
 
-def time_size(cfg: dict, name: str, batches: list, steps: int = 3) -> sweep_plan.SizeTiming:
+def time_size(cfg: Config, name: str, batches: list, steps: int = 3) -> sweep_plan.SizeTiming:
     """FLOPs per residue and residues/s of one size from a few throw-away training steps."""
-    device = pick_device(cfg["train"]["device"])
-    precision = pick_precision(cfg["train"]["precision"], device)
+    device = pick_device(cfg.train.device)
+    precision = pick_precision(cfg.train.precision, device)
     state = torch.get_rng_state()
-    model = ProteinMPNN(**model_kwargs(cfg["model"])).to(device)
+    model = ProteinMPNN(**cfg.model.kwargs()).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loss = TrainingLoss(cfg.loss)
     fpr = count_flops_per_residue(model, batches[0], cfg, precision, device)
     seconds, residues = 0.0, 0
     for i, batch in enumerate(batches[: steps + 1]):
         batch = batch.to(device)
         t0 = time.perf_counter()
-        _loss_of(model, batch, cfg["loss"], precision, device).backward()
+        _loss_of(model, batch, loss, precision, device).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i:  # the first step warms up allocators and kernels
@@ -164,7 +157,7 @@ def time_size(cfg: dict, name: str, batches: list, steps: int = 3) -> sweep_plan
 
 
 def train_point(
-    cfg: dict,
+    cfg: Config,
     out: Path,
     name: str,
     overrides: list[str],
@@ -176,22 +169,18 @@ def train_point(
 ) -> dict:
     """Train ``cfg`` with ``overrides`` for ``budget`` residues (or ``flop_budget`` FLOPs) as
     run ``name``; its metrics (and ``history``: the validations along the way)."""
-    from pyg_mpnn.train.trainer import Trainer
-
-    c = apply_overrides(
-        copy.deepcopy(cfg),
+    c = cfg.override(
         list(overrides)
         + [
             f"train.max_residues={budget if budget else 'null'}",
             f"train.max_minutes={minutes if minutes else 'null'}",
             f"track.aim_repo={aim_repo}",
-            f"track.experiment={cfg['name']}",
-        ],
+            f"track.experiment={cfg.name}",
+        ]
     )
-    c["name"] = cfg["name"]
     t0 = time.time()
-    if data.transform_spec != c["data"].get("transform") or data.seed != int(c["seed"]):
-        data = RunData(c["data"], int(c["seed"]), progress=bool(c["train"]["progress"]))
+    if data.transform_spec != c.data.transform or data.seed != c.seed:
+        data = RunData(c.data, c.seed, progress=c.train.progress)
     trainer = Trainer(c, out / name, run_name=name, data=data)
     params = sum(p.numel() for p in trainer.model.parameters())
     # every point starts the data order afresh (the previous point may have stopped mid-epoch)
@@ -199,7 +188,7 @@ def train_point(
     data.sampler.load_state_dict({"epoch": 0, "consumed": 0, "seed": data.sampler.seed})
     flops = flops_per_residue(trainer, first)
     if flop_budget:
-        trainer.cfg["train"]["max_residues"] = sweep_plan.residue_budget(flop_budget, flops)
+        trainer.cfg.train.max_residues = sweep_plan.residue_budget(flop_budget, flops)
     base = reset_peak_memory(trainer.device)
     result = trainer.fit()
     peak = peak_memory_mb(trainer.device) - base
@@ -247,14 +236,14 @@ def write_table(rows: list[dict], out: Path, name: str, columns: tuple) -> None:
 
 
 # -- the sizes form ----------------------------------------------------------------------------
-def _runs_of(cfg: dict) -> list[dict]:
+def _runs_of(cfg: Config) -> list[dict]:
     """Every run of the sweep: each size with the config's seed, then the replicate."""
-    sw, seed = cfg["sweep"], int(cfg["seed"])
+    sw, seed = cfg.sweep, cfg.seed
     runs = [{"size": f"h{w}-d{d}", "width": w, "depth": d, "seed": seed} for w, d in sizes_of(sw)]
-    rep = sw.get("replicate")
+    rep = sw.replicate
     if rep:
-        w, d = (int(x) for x in rep["size"])
-        s = int(rep.get("seed", seed + 1))
+        w, d = rep["size"]
+        s = seed + 1 if rep.get("seed") is None else rep["seed"]
         runs.append(
             {
                 "size": f"h{w}-d{d}-s{s}",
@@ -267,30 +256,25 @@ def _runs_of(cfg: dict) -> list[dict]:
     return runs
 
 
-def plan(cfg: dict, data: RunData, runs: list[dict]) -> tuple[list[float], float, dict]:
+def plan(cfg: Config, data: RunData, runs: list[dict]) -> tuple[list[float], float, dict]:
     """Time every run's size, then the FLOP budgets (scaled to fit ``max_minutes``)."""
-    sw = cfg["sweep"]
+    sw = cfg.sweep
     batches = first_batches(data, 4)
     timings = {}
-    for run in tqdm(runs, desc="timing sizes", unit="size", disable=not cfg["train"]["progress"]):
+    for run in tqdm(runs, desc="timing sizes", unit="size", disable=not cfg.train.progress):
         if run["size"] in timings or run.get("replicate_of") in timings:
             timings[run["size"]] = timings.get(run.get("replicate_of"), timings.get(run["size"]))
             continue
-        c = apply_overrides(copy.deepcopy(cfg), size_overrides(run["width"], run["depth"]))
+        c = cfg.override(size_overrides(run["width"], run["depth"]))
         timings[run["size"]] = time_size(c, run["size"], batches)
     budgets, scale = sweep_plan.fit_budgets(
-        sw["flop_budgets"],
-        list(timings.values()),
-        sw.get("max_minutes"),
-        overhead_s=float(sw.get("overhead_s", 20)),
+        sw.flop_budgets, list(timings.values()), sw.max_minutes, overhead_s=sw.overhead_s
     )
-    estimate = sweep_plan.estimate_minutes(
-        list(timings.values()), budgets[-1], float(sw.get("overhead_s", 20))
-    )
+    estimate = sweep_plan.estimate_minutes(list(timings.values()), budgets[-1], sw.overhead_s)
     if scale < 1:
         tqdm.write(
-            f"scale_sweep: WARNING the budgets {sw['flop_budgets']} would take longer "
-            f"than max_minutes={sw['max_minutes']}: EVERY budget is scaled by "
+            f"scale_sweep: WARNING the budgets {sw.flop_budgets} would take longer "
+            f"than max_minutes={sw.max_minutes}: EVERY budget is scaled by "
             f"{scale:.3f} (all sizes keep equal compute); now ~{estimate:.1f} min",
             file=sys.stderr,
         )
@@ -301,25 +285,24 @@ def plan(cfg: dict, data: RunData, runs: list[dict]) -> tuple[list[float], float
     return budgets, scale, timings
 
 
-def run_sweep(cfg: dict, out: str | Path) -> list[dict]:
+def run_sweep(cfg: Config, out: str | Path) -> list[dict]:
+    """Run every size (or ablation point) of ``cfg.sweep``; the table's rows."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sw = cfg["sweep"]
-    if sw.get("points"):
+    sw = cfg.sweep
+    if sw.points:
         return run_points(cfg, out)
-    if not sw.get("flop_budgets"):  # the equal-residue form: one budget in residues
-        sw = {**sw, "flop_budgets": None}
-    (out / "sweep_config.json").write_text(json.dumps(cfg, indent=1, default=str))
-    data = RunData(cfg["data"], int(cfg["seed"]), progress=bool(cfg["train"]["progress"]))
+    (out / "sweep_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
+    data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress)
     print(data.describe(), file=sys.stderr)
     runs = _runs_of(cfg)
-    if sw["flop_budgets"]:
+    if sw.flop_budgets:
         budgets, scale, timings = plan(cfg, data, runs)
-    else:
+    else:  # the equal-residue form: one budget in residues
         budgets, scale, timings = [], 1.0, {}
-    curve = [float(f) * budgets[-1] for f in sw.get("curve_flops") or []] if budgets else []
+    curve = [f * budgets[-1] for f in sw.curve_flops or []] if budgets else []
     rows, results, t0 = [], [], time.time()
-    bar = tqdm(runs, desc="scale_sweep", unit="size", disable=not cfg["train"]["progress"])
+    bar = tqdm(runs, desc="scale_sweep", unit="size", disable=not cfg.train.progress)
     for run in bar:
         bar.set_postfix(size=run["size"])
         if budgets:
@@ -328,7 +311,7 @@ def run_sweep(cfg: dict, out: str | Path) -> list[dict]:
             extra = [f"train.valid_at_residues={json.dumps(marks)}"]
             budget = marks[-1]
         else:
-            extra, budget = [], int(sw["token_budget"])
+            extra, budget = [], sw.token_budget
         result = train_point(
             cfg,
             out,
@@ -360,10 +343,10 @@ def run_sweep(cfg: dict, out: str | Path) -> list[dict]:
 
 
 # -- ablations: sweep points that override arbitrary config keys --------------------------------
-def points_of(sweep: dict) -> list[tuple[str, dict]]:
+def points_of(sweep: SweepConfig) -> list[tuple[str, dict]]:
     """``[(name, {dotted.key: value})]`` from ``sweep.points``."""
     out = []
-    for i, p in enumerate(sweep["points"]):
+    for i, p in enumerate(sweep.points):
         sets = dict(p.get("set") or {})
         out.append((str(p.get("name") or f"p{i}"), sets))
     return out
@@ -374,11 +357,6 @@ def _override(key: str, value) -> str:
 
 
 def plot_points(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = (
         ("valid_ppl", "validation perplexity"),
         ("valid_acc", "validation accuracy"),
@@ -387,7 +365,8 @@ def plot_points(rows: list[dict], path: Path, title: str) -> None:
         ("loss_residues_per_s", "supervised residues / s"),
         ("peak_memory_mb", "peak memory (MiB)"),
     )
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    fig = Figure(figsize=(14, 7))  # no pyplot: no GUI backend, nothing to close
+    axes = fig.subplots(2, 3)
     names = [r["point"] for r in rows]
     for ax, (key, label) in zip(axes.flat, panels):
         vals = [r[key] if r[key] is not None else float("nan") for r in rows]
@@ -399,29 +378,28 @@ def plot_points(rows: list[dict], path: Path, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
-def run_points(cfg: dict, out: Path) -> list[dict]:
+def run_points(cfg: Config, out: Path) -> list[dict]:
     """The ablation form of :func:`run_sweep` (``sweep.points``)."""
-    sw = cfg["sweep"]
-    name = sw.get("table") or cfg["name"]
-    points = points_of(sw)
+    sw = cfg.sweep
+    name = sw.table or cfg.name
+    points = points_of(sw)  # their keys were checked with the config (Config.validate)
     keys = list(dict.fromkeys(k for _, sets in points for k in sets))
     columns = ("point", *keys, *POINT_COLUMNS)
-    flop_budget = float(sw["flop_budget"]) if sw.get("flop_budget") else None
-    budget = None if flop_budget else int(sw["token_budget"])
-    cap = sw.get("max_minutes")
-    (out / "sweep_config.json").write_text(json.dumps(cfg, indent=1, default=str))
-    data = RunData(cfg["data"], int(cfg["seed"]), progress=bool(cfg["train"]["progress"]))
+    flop_budget = sw.flop_budget or None
+    budget = None if flop_budget else sw.token_budget
+    cap = sw.max_minutes
+    (out / "sweep_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
+    data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress)
     print(data.describe(), file=sys.stderr)
     rows, t0 = [], time.time()
-    bar = tqdm(points, desc=name, unit="point", disable=not cfg["train"]["progress"])
+    bar = tqdm(points, desc=name, unit="point", disable=not cfg.train.progress)
     for i, (pname, sets) in enumerate(bar):
         bar.set_postfix(point=pname)
         minutes = None
         if cap:
-            minutes = max((float(cap) - (time.time() - t0) / 60) / (len(points) - i), 0.05)
+            minutes = max((cap - (time.time() - t0) / 60) / (len(points) - i), 0.05)
         row = train_point(
             cfg,
             out,

@@ -12,7 +12,10 @@ import json
 import math
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from pyg_mpnn.train import sweep_plan
+from pyg_mpnn.train.config import Config
 
 COLUMNS = (
     "size",
@@ -173,7 +176,7 @@ def _summary_md(s: dict, scale: float) -> list[str]:
 
 
 def write_size_report(
-    results: list[dict], budgets: list[float], scale: float, out: Path, cfg: dict
+    results: list[dict], budgets: list[float], scale: float, out: Path, cfg: Config
 ) -> list[dict]:
     """Write scale_sweep.csv/.md/.json for the runs so far (a partial report survives)."""
     rows = size_rows(results, budgets)
@@ -191,7 +194,11 @@ def write_size_report(
         "rows": rows,
         "summary": s,
         "runs": [{k: v for k, v in r.items()} for r in results],
-        "config": {k: cfg[k] for k in ("model", "data", "schedule", "train", "sweep")},
+        "config": {
+            k: v
+            for k, v in cfg.to_dict().items()
+            if k in ("model", "data", "schedule", "train", "sweep")
+        },
     }
     (out / "scale_sweep.json").write_text(json.dumps(doc, indent=1, default=str))
     return rows
@@ -200,12 +207,8 @@ def write_size_report(
 def plot_sizes(results: list[dict], budgets: list[float], path: Path) -> None:
     """Validation loss against training FLOPs per size, the frontier and its power law (left);
     validation perplexity against parameters at each budget, the iso-FLOP profiles (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    fig = Figure(figsize=(13, 5))  # no pyplot: no GUI backend, nothing to close
+    ax, ax2 = fig.subplots(1, 2)
     main = [r for r in results if not r.get("replicate_of")]
     for r in results:
         pts = sorted(
@@ -262,4 +265,3 @@ def plot_sizes(results: list[dict], budgets: list[float], path: Path) -> None:
     ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

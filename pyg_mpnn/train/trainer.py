@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,10 +19,11 @@ from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
 from pyg_mpnn.train import distributed
+from pyg_mpnn.train.config import Config
 from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.faults import BadStepGuard, FaultLog
-from pyg_mpnn.train.finetune import count, freeze, load_init, model_kwargs, resolve_init
-from pyg_mpnn.train.loss import Meter, batch_metrics, supervised_mask, training_loss
+from pyg_mpnn.train.finetune import count, freeze, load_init, resolve_init
+from pyg_mpnn.train.loss import Meter, TrainingLoss, batch_metrics, supervised_mask
 from pyg_mpnn.train.precision import (
     autocast,
     grad_scaler,
@@ -29,119 +31,152 @@ from pyg_mpnn.train.precision import (
     pick_device,
     pick_precision,
 )
+from pyg_mpnn.train.profile import PhaseTimer, StepProfiler
+from pyg_mpnn.train.progress import RunBar
 from pyg_mpnn.train.schedule import Schedule
+from pyg_mpnn.train.validation import epoch_metrics, summary_line, validate
 
-PHASES = ("data_wait", "h2d", "forward", "backward", "optimizer", "tracking")
 MAX_BAD_BATCHES = 20  # consecutive unreadable batches before a run gives up
 
 
-def summary_line(epoch: int, step: int, seconds: float, train: Meter, valid: Meter) -> str:
-    """The original's epoch line (perplexities, accuracies, 3 decimals)."""
-    return (
-        f"epoch: {epoch}, step: {step}, time: {seconds:.1f}, train: {train.ppl:.3f}, "
-        f"valid: {valid.ppl:.3f}, train_acc: {train.acc:.3f}, valid_acc: {valid.acc:.3f}"
-    )
+@dataclass
+class StepSums:
+    """What the micro-batches of one optimizer step add up to."""
+
+    loss: float = 0.0  # the parts' training losses, each multiplied back by TrainingLoss.scale
+    residues: int = 0
+    edges: int = 0
+    meter: Meter = field(default_factory=Meter)  # unsmoothed NLL, accuracy
 
 
 class Trainer:
-    """``Trainer(cfg, out, resume=None).fit()``; ``fit`` returns the final metrics dict."""
+    """``Trainer(cfg, out, resume=None).fit()``; ``fit`` returns the final metrics dict.
+
+    Args:
+        cfg (Config): the experiment (:func:`pyg_mpnn.train.config.load_experiment`).
+        out (str or Path): the run folder.
+        resume (str, Path or dict, optional): a checkpoint to resume from, or its loaded and
+            verified state (the CLI's :func:`pyg_mpnn.train.checkpoint.newest_valid`).
+        run_name (str, optional): the Aim run's name (a sweep's size or point).
+        data (RunData, optional): the data to use instead of building it from ``cfg.data``.
+    """
 
     def __init__(
         self,
-        cfg: dict,
+        cfg: Config,
         out: str | Path,
         resume: str | Path | dict | None = None,
         run_name: str | None = None,
         data: RunData | None = None,
     ):
         self.cfg, self.out = cfg, Path(out)
-        t = cfg["train"]
-        if t.get("threads"):
-            torch.set_num_threads(int(t["threads"]))
-        self.device = pick_device(t["device"])
-        self.precision = pick_precision(t["precision"], self.device)
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = pick_device(t.device)
+        self.precision = pick_precision(t.precision, self.device)
         self.dist_mode, self.rank, self.world, self._owns_group = distributed.init(
-            t.get("distributed", "auto"), self.device
+            t.distributed, self.device
         )
-        self.progress = bool(t["progress"])
-        # a loaded checkpoint (the CLI verifies it: checkpoint.newest_valid) or its path
+        self.progress = t.progress
         state = (
             resume if isinstance(resume, dict) else ckpt.load_checked(resume) if resume else None
         )
-        ckpt.seed_everything(int(cfg["seed"]))
+        ckpt.seed_everything(cfg.seed)
         self.data = data or RunData(
-            cfg["data"], int(cfg["seed"]), rank=self.rank, world=self.world, progress=self.progress
+            cfg.data, cfg.seed, rank=self.rank, world=self.world, progress=self.progress
         )
-        if state is None and cfg.get("init"):
-            resolve_init(cfg)  # the architecture of the init weights
-        self.model = ProteinMPNN(**model_kwargs(cfg["model"]))
-        if state is None and cfg.get("init"):
-            load_init(self.model, cfg["init"])  # weights only: optimizer, schedule, step fresh
-        self.frozen = freeze(self.model, cfg["model"].get("freeze") or [])
-        from pyg_mpnn.diagnose.inject import Injector  # controlled faults (config `inject`)
-
-        self.injector = Injector(self.model, cfg.get("inject"))
-        self.model = self.model.to(self.device)
-        self.model.activation_checkpointing = bool(t.get("activation_checkpointing", False))
-        self.net = distributed.wrap(self.model, self.dist_mode, self.device)  # what steps call
-        o = cfg["optim"]
-        trainable = [p for n, p in self.model.named_parameters() if n not in self.frozen]
-        self.optimizer = torch.optim.Adam(
-            trainable,
-            lr=0.0,
-            betas=tuple(o["betas"]),
-            eps=float(o["eps"]),
-            weight_decay=float(o["weight_decay"]),
-        )
-        self.schedule = Schedule(cfg["schedule"], cfg["model"]["hidden_dim"], self._total_steps())
-        self.scaler = grad_scaler(self.precision, self.device)
-        c = cfg["checkpoint"]
-        self.checkpoints = ckpt.CheckpointManager(
-            self.out, c["keep_last"], c["keep_best"], c.get("keep_every", 0)
-        )
+        self._build_model(fresh=state is None)
+        self._build_optimizer()
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best, self.elapsed_before, self.bad_batches = math.inf, 0.0, 0
         self.residues_seen, self.skipped_batches = 0, 0
         self._last_step_residues = 0  # residues of the last optimizer step (valid_at_residues)
-        self._run_counts = "epochs"  # what the outer progress bar counts (see _run_bar)
         self.valid_history: list[dict] = []  # mid-epoch validations (step, residues, loss...)
         self.recent: list[dict] = []  # per-step metric sums of the last steps (sweep summaries)
-        self.meter, self._rng = Meter(), None
+        self.meter = Meter()
         self.last_valid: tuple[int, Meter | None] = (-1, None)  # (step, result)
-        self.guard = BadStepGuard(t.get("max_bad_steps"), self.out)  # non-finite steps
+        self.guard = BadStepGuard(t.max_bad_steps, self.out)  # non-finite steps
         if state is not None:
             self._load(state)
-        tr = cfg["track"]
+        self._build_tracking(state, run_name)
+        self._announce(state, resume)
+
+    def _build_model(self, fresh: bool) -> None:
+        """The model (from ``init`` weights when a fresh run has them), frozen parameters,
+        injected faults, and ``self.net``: what the steps call (wrapped for DDP/FSDP)."""
+        cfg = self.cfg
+        if fresh and cfg.init:
+            resolve_init(cfg)  # the architecture of the init weights
+        self.model = ProteinMPNN(**cfg.model.kwargs())
+        if fresh and cfg.init:
+            load_init(self.model, cfg.init)  # weights only: optimizer, schedule, step fresh
+        self.frozen = freeze(self.model, cfg.model.freeze)
+        # controlled faults (config `inject`); pyg_mpnn.train.faults once it holds the injector
+        from pyg_mpnn.diagnose.inject import Injector
+
+        self.injector = Injector(self.model, cfg.inject.to_dict())
+        self.model = self.model.to(self.device)
+        self.model.activation_checkpointing = cfg.train.activation_checkpointing
+        self.net = distributed.wrap(self.model, self.dist_mode, self.device)
+        self.loss = TrainingLoss(cfg.loss)
+
+    def _build_optimizer(self) -> None:
+        """Adam over the trainable parameters, the schedule, the grad scaler, checkpoints."""
+        o, c = self.cfg.optim, self.cfg.checkpoint
+        trainable = [p for n, p in self.model.named_parameters() if n not in self.frozen]
+        self.optimizer = torch.optim.Adam(
+            trainable, lr=0.0, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+        )
+        self.schedule = Schedule(self.cfg.schedule, self.cfg.model.hidden_dim, self._total_steps())
+        self.scaler = grad_scaler(self.precision, self.device)
+        self.checkpoints = ckpt.CheckpointManager(self.out, c.keep_last, c.keep_best, c.keep_every)
+
+    def _build_tracking(self, state: dict | None, run_name: str | None) -> None:
+        """Aim + metrics.csv, the per-layer monitor, the fault log, the Jacobian probe, the
+        phase timer and (``--profile``) the profiler."""
+        cfg, tr = self.cfg, self.cfg.track
         self.tracker = Tracker(
             self.out,
-            cfg,
-            aim_repo=tr["aim_repo"],
-            experiment=tr["experiment"] or cfg["name"],
+            cfg.to_dict(),
+            aim_repo=tr.aim_repo,
+            experiment=tr.experiment or cfg.name,
             run_hash=state.get("aim_run_hash") if state else None,
-            use_aim=bool(tr["aim"]),
+            use_aim=tr.aim,
             run_name=run_name,
             resume_step=self.step if state else None,
         )
         self.monitor = LayerMonitor(
             self.model,
             self.tracker,
-            every=int(tr["layer_every"]),
-            histograms=bool(tr["histograms"]),
-            bins=int(tr["bins"]),
+            every=tr.layer_every,
+            histograms=tr.histograms,
+            bins=tr.bins,
             frozen=self.frozen,
         )
         self.faults = FaultLog(self.out, self.log, self.tracker, self.tracker.enabled)
-        from pyg_mpnn.diagnose.jacobian import JacobianProbe  # config `jacobian`
-
-        self.jacobian = JacobianProbe(cfg.get("jacobian") or {}, self.out, self.tracker)
-        self.timings = dict.fromkeys(PHASES, 0.0)
-        self.step_times: list[dict] = []  # per-step phase seconds (profiling)
+        self.jacobian = self._jacobian_probe()
         self.profiler = None
-        if cfg["profile"]["enabled"]:
-            from pyg_mpnn.train.profile import StepProfiler
-
-            self.profiler = StepProfiler(self.out, cfg["profile"], self.device, self.tracker)
+        if cfg.profile.enabled:
+            self.profiler = StepProfiler(self.out, cfg.profile, self.device, self.tracker)
+        self.timer = PhaseTimer(
+            self.device, sync=self.profiler is not None and self.device.type == "cuda"
+        )
+        self.step_times = self.timer.history  # per-step phase seconds (profiling, sweeps)
         self._t_start = time.time()
+
+    def _jacobian_probe(self):
+        """The categorical-Jacobian probe of ``jacobian.every_steps``, or None (then
+        pyg_mpnn.diagnose is not imported: it is an optional part of a training run)."""
+        if not self.cfg.jacobian.every_steps:
+            return None
+        from pyg_mpnn.diagnose.jacobian import JacobianProbe
+
+        return JacobianProbe(self.cfg.jacobian.to_dict(), self.out, self.tracker)
+
+    def _announce(self, state: dict | None, resume) -> None:
+        """The run's first lines: parameters, device, precision, where the weights come from."""
+        cfg = self.cfg
         n_params = sum(p.numel() for p in self.model.parameters())
         n_train, n_frozen = count(self.model, self.frozen)
         self.tracker.set(
@@ -149,13 +184,13 @@ class Trainer:
             {"parameters": n_params, "trainable": n_train, "frozen": n_frozen, **self.model.config},
         )
         self.log(
-            f"{cfg['name']}: {n_params:,} parameters ({n_train:,} trainable, {n_frozen:,} "
-            f"frozen{': ' + ', '.join(cfg['model']['freeze']) if n_frozen else ''}), "
+            f"{cfg.name}: {n_params:,} parameters ({n_train:,} trainable, {n_frozen:,} "
+            f"frozen{': ' + ', '.join(cfg.model.freeze) if n_frozen else ''}), "
             f"device {self.device}, precision {self.precision}, run folder {self.out}"
         )
-        if cfg.get("init"):
+        if cfg.init:
             where = f"step {state['step']}" if isinstance(resume, dict) else resume
-            start = f"resumed from {where}" if state else f"init {cfg['init']}"
+            start = f"resumed from {where}" if state else f"init {cfg.init}"
             self.log(f"weights: {start}")
         self.log(self.data.describe())
 
@@ -165,7 +200,7 @@ class Trainer:
         return {
             "model": model_sd,
             "config": dict(self.model.config),
-            "train_config": self.cfg,
+            "train_config": self.cfg.to_dict(),
             "optimizer": optim_sd,
             "scaler": self.scaler.state_dict(),
             "step": self.step,
@@ -196,11 +231,10 @@ class Trainer:
 
     def _total_steps(self) -> int:
         """Optimizer steps of the whole run: ``train.max_steps``, else epochs x steps per epoch."""
-        t = self.cfg["train"]
-        if t["max_steps"] is not None:
-            return int(t["max_steps"])
-        per_epoch = math.ceil(len(self.data.sampler) / int(self.cfg["optim"]["accumulate"]))
-        return int(t["epochs"]) * per_epoch
+        t = self.cfg.train
+        if t.max_steps is not None:
+            return t.max_steps
+        return t.epochs * math.ceil(len(self.data.sampler) / self.cfg.optim.accumulate)
 
     def save(self, is_best: bool = False) -> Path | None:
         """Checkpoint now (rank 0 only: every rank holds the same weights)."""
@@ -219,23 +253,24 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------------------
     def should_stop(self) -> bool:
-        t = self.cfg["train"]
-        if t["max_steps"] is not None and self.step >= int(t["max_steps"]):
+        t = self.cfg.train
+        if t.max_steps is not None and self.step >= t.max_steps:
             return True
-        if t["max_minutes"] is not None and distributed.agree(
-            self.elapsed() >= 60 * float(t["max_minutes"]), self.world
+        if t.max_minutes is not None and distributed.agree(
+            self.elapsed() >= 60 * t.max_minutes, self.world
         ):
             return True
-        if t["max_residues"] is not None and self.residues_seen >= int(t["max_residues"]):
+        if t.max_residues is not None and self.residues_seen >= t.max_residues:
             return True
         return self.profiler is not None and self.profiler.done(self.step)
 
     def fit(self) -> dict:
-        epochs, result = int(self.cfg["train"]["epochs"]), {}
-        bar = self._run_bar(epochs)
+        epochs, result = self.cfg.train.epochs, {}
+        off = not (self.progress and self.tracker.enabled)
+        bar = RunBar(self.cfg.train, self.epoch, self.step, self.residues_seen, disable=off)
         if self.profiler is not None:
             self.profiler.start()
-        elif self.step == 0 and self.cfg.get("init") and self.cfg["train"]["valid_every_steps"]:
+        elif self.step == 0 and self.cfg.init and self.cfg.train.valid_every_steps:
             self.step_validation()  # where the fine-tune starts from
         try:
             while self.epoch < epochs and not self.should_stop():
@@ -249,35 +284,7 @@ class Trainer:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                     epochs = max(epochs, self.epoch + 1)
                     continue
-                valid = self.last_valid[1] if self.last_valid[0] == self.step else self.validate()
-                is_best = valid.loss < self.best
-                self.best = min(self.best, valid.loss)
-                line = summary_line(self.epoch + 1, self.step, time.time() - t0, self.meter, valid)
-                self.log(line if complete else line + " (partial epoch)")
-                with open(self.out / "log.txt", "a") as f:
-                    f.write(line + ("\n" if complete else " (partial epoch)\n"))
-                result = self._epoch_metrics(valid)
-                self.tracker.track_many(
-                    {"loss": valid.loss, "ppl": valid.ppl, "accuracy": valid.acc},
-                    self.step,
-                    subset="valid",
-                )
-                self.tracker.track_many(
-                    {
-                        "epoch_loss": self.meter.loss,
-                        "epoch_ppl": self.meter.ppl,
-                        "epoch_accuracy": self.meter.acc,
-                    },
-                    self.step,
-                    subset="train",
-                )
-                if complete:
-                    self.epoch, self.batch_in_epoch, self.meter = self.epoch + 1, 0, Meter()
-                    self.tracker.epoch = self.epoch
-                    if self._run_counts == "epochs":
-                        bar.update(1)
-                self.save(is_best)
-                self.tracker.flush()
+                result = self._end_epoch(complete, time.time() - t0, bar)
         finally:
             bar.close()
             self.tracker.set("final", result)
@@ -286,64 +293,47 @@ class Trainer:
             distributed.cleanup(self._owns_group)
         return result
 
-    def _run_bar(self, epochs: int) -> tqdm:
-        """The outer progress bar, counted in what really ends the run (so its ETA is real):
-        residues when ``train.max_residues`` is set, else steps for ``max_steps``, else epochs
-        (``self._run_counts`` says which)."""
-        t, off = self.cfg["train"], not (self.progress and self.tracker.enabled)
-        if t["max_residues"] is not None:
-            self._run_counts = "residues"
-            return tqdm(
-                total=int(t["max_residues"]),
-                initial=min(self.residues_seen, int(t["max_residues"])),
-                desc="residues",
-                unit="res",
-                unit_scale=True,
-                position=0,
-                disable=off,
-            )
-        if t["max_steps"] is not None:
-            self._run_counts = "steps"
-            return tqdm(
-                total=int(t["max_steps"]),
-                initial=self.step,
-                desc="steps",
-                unit="step",
-                position=0,
-                disable=off,
-            )
-        self._run_counts = "epochs"
-        return tqdm(
-            total=epochs, initial=self.epoch, desc="epochs", unit="epoch", position=0, disable=off
+    def _end_epoch(self, complete: bool, seconds: float, bar: RunBar) -> dict:
+        """Validate (unless this step just did), report, checkpoint; the epoch's metrics.
+        ``complete``: the epoch ran to its end (not stopped by a limit)."""
+        valid = self.last_valid[1] if self.last_valid[0] == self.step else self.validate()
+        is_best = valid.loss < self.best
+        self.best = min(self.best, valid.loss)
+        line = summary_line(self.epoch + 1, self.step, seconds, self.meter, valid)
+        line += "" if complete else " (partial epoch)"
+        self.log(line)
+        with open(self.out / "log.txt", "a") as f:
+            f.write(line + "\n")
+        result = epoch_metrics(self.step, self.epoch, self.meter, valid, self.best)
+        self.tracker.track_many(
+            {"loss": valid.loss, "ppl": valid.ppl, "accuracy": valid.acc}, self.step, subset="valid"
         )
+        self.tracker.track_many(
+            {
+                "epoch_loss": self.meter.loss,
+                "epoch_ppl": self.meter.ppl,
+                "epoch_accuracy": self.meter.acc,
+            },
+            self.step,
+            subset="train",
+        )
+        if complete:
+            self.epoch, self.batch_in_epoch, self.meter = self.epoch + 1, 0, Meter()
+            self.tracker.epoch = self.epoch
+            bar.epoch_done()
+        self.save(is_best)
+        self.tracker.flush()
+        return result
 
     def _maybe_validate(self) -> None:
         """Validate mid-epoch every ``train.valid_every_steps`` steps and once each time the
         residues seen cross a value of ``train.valid_at_residues`` (a sweep's FLOP budgets);
         each such result is appended to ``self.valid_history``."""
-        t = self.cfg["train"]
-        every = t["valid_every_steps"]
-        marks = [int(r) for r in (t.get("valid_at_residues") or [])]
-        crossed = [
-            r
-            for r in marks
-            if self.residues_seen - self._last_step_residues < r <= self.residues_seen
-        ]
-        if (every and self.step % int(every) == 0) or crossed:
+        t = self.cfg.train
+        before = self.residues_seen - self._last_step_residues
+        crossed = [r for r in t.valid_at_residues or [] if before < r <= self.residues_seen]
+        if (t.valid_every_steps and self.step % t.valid_every_steps == 0) or crossed:
             self.step_validation()
-
-    def _epoch_metrics(self, valid: Meter) -> dict:
-        return {
-            "step": self.step,
-            "epoch": self.epoch,
-            "train_loss": self.meter.loss,
-            "train_ppl": self.meter.ppl,
-            "train_acc": self.meter.acc,
-            "valid_loss": valid.loss,
-            "valid_ppl": valid.ppl,
-            "valid_acc": valid.acc,
-            "best_valid_loss": min(self.best, valid.loss),
-        }
 
     def _next_batch(self, it):
         """The next batch, or None at the end of the epoch; unreadable batches are skipped."""
@@ -367,20 +357,18 @@ class Trainer:
                 if self.bad_batches >= MAX_BAD_BATCHES:
                     raise RuntimeError(f"{MAX_BAD_BATCHES} unreadable batches in a row") from e
 
-    def train_epoch(self, run_bar: tqdm | None = None) -> bool:
+    def train_epoch(self, run_bar: RunBar | None = None) -> bool:
         """Train until the epoch ends (True) or a stop condition holds (False)."""
         sampler = self.data.sampler
         sampler.set_epoch(self.epoch)
         sampler.load_state_dict(
             {"epoch": self.epoch, "consumed": self.batch_in_epoch, "seed": sampler.seed}
         )
-        total = len(sampler)
         it = iter(self.data.train_loader)
         self.model.train()
-        accumulate = int(self.cfg["optim"]["accumulate"])
-        save_every = self.cfg["checkpoint"]["every_steps"]
+        accumulate, save_every = self.cfg.optim.accumulate, self.cfg.checkpoint.every_steps
         bar = tqdm(
-            total=total,
+            total=len(sampler),
             initial=self.batch_in_epoch,
             desc=f"epoch {self.epoch + 1}",
             unit="batch",
@@ -397,18 +385,15 @@ class Trainer:
                         micro.append(b)
                 if not micro:
                     return True
-                wait = time.perf_counter() - t0
-                stats = self.train_step(micro, wait)
+                stats = self.train_step(micro, time.perf_counter() - t0)
                 self.batch_in_epoch += len(micro)
                 bar.update(len(micro))
-                if run_bar is not None and self._run_counts == "residues":
-                    run_bar.update(min(self.residues_seen, run_bar.total) - run_bar.n)
-                elif run_bar is not None and self._run_counts == "steps":
-                    run_bar.update(1)
+                if run_bar is not None:
+                    run_bar.stepped(self.residues_seen)
                 bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.2e}")
                 if self.profiler is not None:
                     self.profiler.step()
-                if save_every and self.step % int(save_every) == 0:
+                if save_every and self.step % save_every == 0:
                     self.save()
                 self._maybe_validate()
             return False
@@ -438,159 +423,117 @@ class Trainer:
             self.best = v.loss
             self.save(is_best=True)
 
+    # -- one optimizer step --------------------------------------------------------------------
     def train_step(self, micro: list, data_wait: float) -> dict:
-        """One optimizer step over ``micro`` (the accumulated micro-batches)."""
-        sync = self.profiler is not None and self.device.type == "cuda"
-        ph = dict.fromkeys(PHASES, 0.0)
-        ph["data_wait"] = data_wait
-        t_step = time.perf_counter() - data_wait
+        """One optimizer step over ``micro`` (the accumulated micro-batches, which took
+        ``data_wait`` seconds to arrive); returns the step's ``loss`` and ``lr``."""
+        self.timer.start(data_wait)
         step = self.step + 1
-        layers = self.monitor.due(step) and self.tracker.enabled
+        layers = self.monitor.due(step) and self.tracker.enabled  # per-layer capture
         self.injector.step = step
         lr = self.schedule.apply(self.optimizer, step)
         self.optimizer.zero_grad(set_to_none=True)
-        lo, n = self.cfg["loss"], len(micro)
-        loss_sum = res = edges = 0.0
-        step_meter = Meter()
-
-        def tick(name, t):
-            if sync:
-                torch.cuda.synchronize(self.device)
-            now = time.perf_counter()
-            ph[name] += now - t
-            return now
-
-        for i, batch in enumerate(micro):
-            t = time.perf_counter()
-            with record_function("h2d"):
-                batch = batch.to(self.device, non_blocking=True)
-            t = tick("h2d", t)
-            self.monitor.arm(layers and i == n - 1)
-            with record_function("forward"), autocast(self.precision, self.device):
-                log_probs = self.net(batch)
-                loss_mask = supervised_mask(batch)
-                loss = training_loss(
-                    log_probs,
-                    batch.seq,
-                    loss_mask,
-                    lo["label_smoothing"],
-                    lo["normalize"],
-                    lo["tokens"],
-                )
-                if lo["normalize"] == "mean":
-                    loss = loss / n
-            t = tick("forward", t)
-            with record_function("backward"):
-                self.scaler.scale(loss).backward()
-            t = tick("backward", t)
-            m = batch_metrics(log_probs.detach(), batch.seq, loss_mask)
-            step_meter.add(m)
-            loss_sum += float(loss.detach()) * (n if lo["normalize"] == "mean" else 1)
-            res += batch.num_nodes
-            edges += self.monitor.last_edges
-        t = time.perf_counter()
-        with record_function("optimizer"):
-            self.scaler.unscale_(self.optimizer)
-            clip = float(self.cfg["optim"]["grad_clip"])
-            gnorm = float(
-                torch.nn.utils.clip_grad_norm_(
-                    self.model.parameters(), clip if clip > 0 else math.inf
-                )
-            )
-        t = tick("optimizer", t)
+        sums = self._forward_backward(micro, capture_last=layers)
+        gnorm = self._clip_gradients()
         if layers:
-            with record_function("tracking"):
+            with self.timer("tracking"):
                 self.monitor.capture(step)
-            t = tick("tracking", t)
-        with record_function("optimizer"):
-            bad = self.guard.check(step, loss_sum, gnorm, self.precision)  # raises after K
+        bad = self._optimizer_step(step, sums.loss, gnorm)
+        self.step = step
+        self.residues_seen += sums.residues
+        self._last_step_residues = sums.residues
+        if not bad:  # a skipped step stays out of the epoch's metrics (its loss is still tracked)
+            self.meter.add(sums.meter.state_dict())
+            self.recent.append(sums.meter.state_dict())
+            del self.recent[:-200]
+        self._log_step(step, lr, gnorm, sums, layers)
+        self.timer.finish(step=step, residues=sums.residues, edges=sums.edges)
+        return {"loss": sums.meter.loss, "lr": lr}
+
+    def _forward_backward(self, micro: list, capture_last: bool) -> StepSums:
+        """Forward and backward passes over the micro-batches (their gradients add up); the
+        per-layer monitor captures the last one when ``capture_last``."""
+        sums = StepSums()
+        scale = self.loss.scale(len(micro))
+        for i, batch in enumerate(micro):
+            with self.timer("h2d"):
+                batch = batch.to(self.device, non_blocking=True)
+            self.monitor.arm(capture_last and i == len(micro) - 1)
+            with self.timer("forward"), autocast(self.precision, self.device):
+                log_probs = self.net(batch)
+                loss = self.loss(log_probs, batch, parts=len(micro))
+            with self.timer("backward"):
+                self.scaler.scale(loss).backward()
+            sums.meter.add(batch_metrics(log_probs.detach(), batch.seq, supervised_mask(batch)))
+            sums.loss += float(loss.detach()) * scale
+            sums.residues += batch.num_nodes
+            sums.edges += self.monitor.last_edges
+        return sums
+
+    def _clip_gradients(self) -> float:
+        """Unscale the gradients and clip their global norm (``optim.grad_clip``); the norm."""
+        with self.timer("optimizer"):
+            self.scaler.unscale_(self.optimizer)
+            clip = self.cfg.optim.grad_clip
+            norm = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), clip if clip > 0 else math.inf
+            )
+            return float(norm)
+
+    def _optimizer_step(self, step: int, loss: float, gnorm: float) -> bool:
+        """Apply the update unless the step is bad (a non-finite loss or gradient); whether it
+        was (``train.max_bad_steps`` bad steps in a row raise)."""
+        with self.timer("optimizer"):
+            bad = self.guard.check(step, loss, gnorm, self.precision)  # raises after K
             if not bad or self.precision == "fp16":  # the scaler skips non-finite steps itself
                 self.scaler.step(self.optimizer)
             self.scaler.update()
-        t = tick("optimizer", t)
         if bad:
             self.faults.event(
                 "bad_step",
                 step,
-                (
-                    f"step {step}: non-finite loss ({loss_sum}) or gradient norm ({gnorm}); update "
-                    f"skipped ({self.guard.in_a_row} in a row, train.max_bad_steps="
-                    f"{self.guard.max_bad})"
-                ),
+                f"step {step}: non-finite loss ({loss}) or gradient norm ({gnorm}); update "
+                f"skipped ({self.guard.in_a_row} in a row, train.max_bad_steps="
+                f"{self.guard.max_bad})",
             )
-        self.step = step
-        self.residues_seen += int(res)
-        self._last_step_residues = int(res)
-        if not bad:  # a skipped step stays out of the epoch's metrics (its loss is still tracked)
-            self.meter.add(step_meter.state_dict())
-            self.recent.append(step_meter.state_dict())
-            del self.recent[:-200]
-        wall = time.perf_counter() - t_step
-        stats = {"loss": step_meter.loss, "lr": lr}
-        every = max(int(self.cfg["track"]["log_every"]), 1)
-        if self.tracker.enabled and (step % every == 0 or step == 1):
-            t0 = time.perf_counter()
-            norm = lo["tokens"] if lo["normalize"] == "constant" else step_meter.count
-            self.tracker.track_many(
-                {
-                    "loss_smoothed": loss_sum * norm / max(step_meter.count, 1.0),
-                    "loss": step_meter.loss,
-                    "ppl": step_meter.ppl,
-                    "accuracy": step_meter.acc,
-                },
-                step,
-                subset="train",
-            )
-            self.tracker.track_many(
-                {
-                    "lr": lr,
-                    "grad_norm": gnorm,
-                    "residues_per_s": res / wall,
-                    "edges_per_s": edges / wall,
-                    "data_wait_frac": data_wait / wall,
-                    "step_time_s": wall,
-                    "peak_memory_mb": peak_memory_mb(self.device),
-                },
-                step,
-            )
-            ph["tracking"] += time.perf_counter() - t0
-        if layers:
-            t0 = time.perf_counter()
-            self.monitor.after_step(step)
-            ph["tracking"] += time.perf_counter() - t0
-        if self.jacobian.due(step) and self.tracker.enabled:
-            t0 = time.perf_counter()
-            self.jacobian.run(self.model, step)
-            ph["tracking"] += time.perf_counter() - t0
-        for k, v in ph.items():
-            self.timings[k] += v
-        ph.update(step=step, residues=res, edges=edges, total=time.perf_counter() - t_step)
-        self.step_times.append(ph)
-        if len(self.step_times) > 1000:
-            del self.step_times[:500]
-        return stats
+        return bad
 
-    @torch.no_grad()
+    def _log_step(self, step: int, lr: float, gnorm: float, sums: StepSums, layers: bool):
+        """The step's scalars (every ``track.log_every`` steps), the per-layer statistics
+        (``layers``) and the Jacobian probe when due; their time is the ``tracking`` phase."""
+        wall, data_wait = self.timer.elapsed(), self.timer.seconds["data_wait"]
+        m = sums.meter
+        if self.tracker.enabled and (step % max(self.cfg.track.log_every, 1) == 0 or step == 1):
+            with self.timer("tracking"):
+                smoothed = self.loss.smoothed_mean(sums.loss, m.count)
+                self.tracker.track_many(
+                    {"loss_smoothed": smoothed, "loss": m.loss, "ppl": m.ppl, "accuracy": m.acc},
+                    step,
+                    subset="train",
+                )
+                self.tracker.track_many(
+                    {
+                        "lr": lr,
+                        "grad_norm": gnorm,
+                        "residues_per_s": sums.residues / wall,
+                        "edges_per_s": sums.edges / wall,
+                        "data_wait_frac": data_wait / wall,
+                        "step_time_s": wall,
+                        "peak_memory_mb": peak_memory_mb(self.device),
+                    },
+                    step,
+                )
+        if layers:
+            with self.timer("tracking"):
+                self.monitor.after_step(step)
+        if self.jacobian is not None and self.jacobian.due(step) and self.tracker.enabled:
+            with self.timer("tracking"):
+                self.jacobian.run(self.model, step)
+
     def validate(self) -> Meter:
-        """Held-out loss with a fixed noise/decoding-order seed (comparable across epochs; the
-        training RNG stream is left untouched)."""
-        meter = Meter()
-        self.model.eval()
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(self.cfg["seed"]) + 1)
-            for batch in tqdm(
-                self.data.valid_loader,
-                desc="valid",
-                unit="batch",
-                leave=False,
-                disable=not (self.progress and self.tracker.enabled),
-                position=1,
-            ):
-                batch = batch.to(self.device)
-                with autocast(self.precision, self.device):
-                    log_probs = self.model(batch)
-                meter.add(batch_metrics(log_probs, batch.seq, supervised_mask(batch)))
-        self.faults.poll(self.data.valid_loader, self.step, "valid")
-        self.model.train()
-        return Meter(distributed.all_reduce_sums(meter.state_dict(), self.world))
+        """Held-out loss and accuracy (:func:`pyg_mpnn.train.validation.validate`)."""
+        loader, progress = self.data.valid_loader, self.progress and self.tracker.enabled
+        args = (self.device, self.precision, self.cfg.seed + 1, self.world, progress)
+        meter = validate(self.model, loader, *args)
+        self.faults.poll(loader, self.step, "valid")
+        return meter

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pyg_mpnn.train.checkpoint as checkpoint
 import pyg_mpnn.train.trainer as trainer
+import pyg_mpnn.train.validation as validation
 from pyg_mpnn.data.dataset import ProteinDataset
 from pyg_mpnn.train.__main__ import main
 
@@ -79,7 +80,7 @@ elif fault == "kill_validation":
     target, _validate, _metrics = (
         int(fault_args[0]),
         trainer.Trainer.validate,
-        trainer.batch_metrics,
+        validation.batch_metrics,
     )
     state = {"validating": False}
 
@@ -96,7 +97,7 @@ elif fault == "kill_validation":
             wait_for_kill()
         return result
 
-    trainer.Trainer.validate, trainer.batch_metrics = validate, metrics
+    trainer.Trainer.validate, validation.batch_metrics = validate, metrics
 
 elif fault == "kill_worker":
     import torch.utils.data

@@ -93,7 +93,7 @@ def test_trainer_loss_uses_crop_supervision(tiny_dataset, tmp_path):
     )
     t = Trainer(cfg, tmp_path)
     t.fit()
-    data = RunData(cfg["data"], int(cfg["seed"]), progress=False)
+    data = RunData(cfg.data, cfg.seed, progress=False)
     data.sampler.set_epoch(0)
     batch = next(iter(data.train_loader))
     sup = batch.mask & batch.design_mask & batch.loss_mask
@@ -113,7 +113,7 @@ def test_trainer_loss_uses_crop_supervision(tiny_dataset, tmp_path):
     )
     t2 = Trainer(cfg2, tmp_path / "whole")
     t2.fit()
-    whole = RunData(cfg2["data"], int(cfg2["seed"]), progress=False)
+    whole = RunData(cfg2.data, cfg2.seed, progress=False)
     whole.sampler.set_epoch(0)
     b2 = next(iter(whole.train_loader))
     assert not hasattr(b2, "loss_mask") or b2.loss_mask is None

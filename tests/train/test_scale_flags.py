@@ -37,5 +37,5 @@ def test_activation_checkpointing_flag_trains(tiny_dataset, tmp_path):
 def test_distributed_flag_is_validated():
     with pytest.raises(ConfigError):
         load_experiment("smoke", ["train.distributed=mpi"])
-    assert load_experiment("base")["train"]["distributed"] == "auto"
-    assert load_experiment("base")["train"]["activation_checkpointing"] is False
+    assert load_experiment("base").train.distributed == "auto"
+    assert load_experiment("base").train.activation_checkpointing is False

@@ -1,0 +1,168 @@
+"""Typed config sections: dataclasses whose fields are checked against their annotations.
+
+:class:`Section` is the base of every section of :class:`pyg_mpnn.train.config.Config`: building
+one (:meth:`Section.from_dict`, the constructor or :func:`dataclasses.replace`) checks and
+converts each value with :func:`check_value`; a wrong type, an unknown or a missing key is a
+:class:`ConfigError` naming the dotted key path and the expected type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import fields
+from typing import Any, ClassVar, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``key`` is the dotted key path when one is at fault."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, with YAML 1.2 floats: ``1e-4`` is a float, not the string ``'1e-4'``."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
+# -- type checking -------------------------------------------------------------------------------
+def _describe(tp) -> str:
+    """``int``, ``float or null``, ``list of int``, ``one of 'a'|'b'``: the type in an error."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        rest = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(rest + ["null"] * (type(None) in args))
+    if origin is Literal:
+        return "one of " + "|".join(str(a) for a in args)
+    if origin is list:
+        return f"list of {_describe(args[0])}"
+    if origin is dict or tp is dict:
+        return "mapping"
+    if dataclasses.is_dataclass(tp):
+        return f"mapping (a {tp.__name__})"
+    return "any value" if tp is Any else getattr(tp, "__name__", str(tp))
+
+
+def _mismatch(value, tp, key: str) -> ConfigError:
+    got = "null" if value is None else f"{type(value).__name__} {value!r}"
+    return ConfigError(f"{key}: expected {_describe(tp)}, got {got}", key)
+
+
+def check_value(value, tp, key: str):
+    """``value`` as a value of type ``tp`` (a field's annotation), or a :class:`ConfigError`
+    naming ``key``; ints become floats for ``float``, integral floats ints for ``int``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        raise _mismatch(value, tp, key)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return check_value(value, option, key)
+            except ConfigError:
+                continue
+        raise _mismatch(value, tp, key)
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise _mismatch(value, tp, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise _mismatch(value, tp, key)
+        return [check_value(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise _mismatch(value, tp, key)
+        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is int and number and (isinstance(value, int) or value.is_integer()):
+        return int(value)
+    if tp is float and number:
+        return float(value)
+    if tp is str and isinstance(value, str):
+        return value
+    raise _mismatch(value, tp, key)
+
+
+def require(ok: bool, key: str, what: str, value) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {what}, got {value!r}", key)
+
+
+class Section:
+    """A config section: a dataclass whose fields are checked (and converted: see
+    :func:`check_value`) whenever it is built, :func:`dataclasses.replace` included.
+
+    ``section`` is its key path (``"optim"``); :meth:`validate` holds checks beyond the types."""
+
+    section: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = check_value(getattr(self, f.name), hints[f.name], self._key(f.name))
+            setattr(self, f.name, value)
+        self.validate()
+
+    def _key(self, name: str) -> str:
+        return f"{self.section}.{name}" if self.section else name
+
+    def validate(self) -> None:
+        pass
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """Build from a mapping that has exactly this section's keys (sections nested)."""
+        where = cls.section or "config"
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {data!r}", cls.section or None)
+        names = [f.name for f in fields(cls)]
+        prefix = f"{cls.section}." if cls.section else ""
+        for key in data:
+            if key not in names:
+                raise unknown_key(f"{prefix}{key}", [prefix + n for n in names])
+        for name in names:
+            if name not in data:
+                key = prefix + name
+                raise ConfigError(f"{key}: missing (experiments/base.yaml defines every key)", key)
+        hints = typing.get_type_hints(cls)
+        return cls(
+            **{n: hints[n].from_dict(data[n]) if _is_section(hints[n]) else data[n] for n in names}
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _is_section(tp) -> bool:
+    return isinstance(tp, type) and issubclass(tp, Section)
+
+
+def unknown_key(key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"unknown config key {key!r}{hint}", key)
