@@ -137,5 +137,9 @@ class Meter:
     def acc(self) -> float:
         return self.correct / self.count if self.count else float("nan")
 
+    def scalars(self, prefix: str = "") -> dict:
+        """``{prefix + "loss": ..., prefix + "ppl": ..., prefix + "accuracy": ...}`` (tracked)."""
+        return {f"{prefix}loss": self.loss, f"{prefix}ppl": self.ppl, f"{prefix}accuracy": self.acc}
+
     def state_dict(self) -> dict:
         return dict(nll_sum=self.nll_sum, correct=self.correct, count=self.count)

@@ -305,18 +305,8 @@ class Trainer:
         with open(self.out / "log.txt", "a") as f:
             f.write(line + "\n")
         result = epoch_metrics(self.step, self.epoch, self.meter, valid, self.best)
-        self.tracker.track_many(
-            {"loss": valid.loss, "ppl": valid.ppl, "accuracy": valid.acc}, self.step, subset="valid"
-        )
-        self.tracker.track_many(
-            {
-                "epoch_loss": self.meter.loss,
-                "epoch_ppl": self.meter.ppl,
-                "epoch_accuracy": self.meter.acc,
-            },
-            self.step,
-            subset="train",
-        )
+        self.tracker.track_many(valid.scalars(), self.step, subset="valid")
+        self.tracker.track_many(self.meter.scalars("epoch_"), self.step, subset="train")
         if complete:
             self.epoch, self.batch_in_epoch, self.meter = self.epoch + 1, 0, Meter()
             self.tracker.epoch = self.epoch
@@ -405,9 +395,7 @@ class Trainer:
         the start point's loss); a new best is checkpointed as ``best.pt`` at once."""
         v = self.validate()
         self.last_valid = (self.step, v)  # an epoch ending at this step reuses it
-        self.tracker.track_many(
-            {"loss": v.loss, "ppl": v.ppl, "accuracy": v.acc}, self.step, subset="valid"
-        )
+        self.tracker.track_many(v.scalars(), self.step, subset="valid")
         self.valid_history.append(
             {
                 "step": self.step,
@@ -507,9 +495,7 @@ class Trainer:
             with self.timer("tracking"):
                 smoothed = self.loss.smoothed_mean(sums.loss, m.count)
                 self.tracker.track_many(
-                    {"loss_smoothed": smoothed, "loss": m.loss, "ppl": m.ppl, "accuracy": m.acc},
-                    step,
-                    subset="train",
+                    {"loss_smoothed": smoothed, **m.scalars()}, step, subset="train"
                 )
                 self.tracker.track_many(
                     {
