@@ -8,7 +8,7 @@ dataclass per section (:class:`ModelConfig`, :class:`DataConfig`, :class:`OptimC
 * An experiment file (or ``--set``) may only override keys that exist in ``base.yaml``; an
   experiment may name another one to start from with ``extends: NAME``.
 * Every value is checked against its field's type when a section is built (also by
-  :func:`dataclasses.replace`); an ``int`` is accepted for a ``float`` field and an integral
+  :func:`dataclasses.replace`) or a field assigned; an ``int`` is accepted for a ``float`` field and an integral
   ``float`` (``1e6``) for an ``int`` field. A wrong type, an unknown or a missing key is a
   :class:`ConfigError` that names the key path and the expected type, e.g.
   ``optim.eps: expected float, got str 'abc' (--set)``. ``python -m pyg_mpnn.train`` prints it

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
@@ -113,19 +114,30 @@ def require(ok: bool, key: str, what: str, value) -> None:
         raise ConfigError(f"{key}: expected {what}, got {value!r}", key)
 
 
+@functools.cache
+def field_types(cls) -> dict:
+    """``{field name: its annotation}`` of a dataclass (string annotations resolved)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
 class Section:
     """A config section: a dataclass whose fields are checked (and converted: see
-    :func:`check_value`) whenever it is built, :func:`dataclasses.replace` included.
+    :func:`check_value`) whenever one is set: when it is built (:meth:`from_dict`, the
+    constructor, :func:`dataclasses.replace`) and when a field is assigned later.
 
-    ``section`` is its key path (``"optim"``); :meth:`validate` holds checks beyond the types."""
+    ``section`` is its key path (``"optim"``); :meth:`validate` holds the checks beyond the
+    types (ranges, shapes), run when it is built."""
 
     section: ClassVar[str] = ""
 
+    def __setattr__(self, name: str, value) -> None:
+        tp = field_types(type(self)).get(name)
+        if tp is not None:
+            value = check_value(value, tp, self._key(name))
+        object.__setattr__(self, name, value)
+
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):
-            value = check_value(getattr(self, f.name), hints[f.name], self._key(f.name))
-            setattr(self, f.name, value)
         self.validate()
 
     def _key(self, name: str) -> str:
@@ -149,7 +161,7 @@ class Section:
             if name not in data:
                 key = prefix + name
                 raise ConfigError(f"{key}: missing (experiments/base.yaml defines every key)", key)
-        hints = typing.get_type_hints(cls)
+        hints = field_types(cls)
         return cls(
             **{n: hints[n].from_dict(data[n]) if _is_section(hints[n]) else data[n] for n in names}
         )

@@ -109,6 +109,10 @@ def test_sections_are_checked_whenever_built():
     cfg = load_experiment("smoke")
     with pytest.raises(ConfigError, match="optim.eps: expected float"):
         dataclasses.replace(cfg.optim, eps="small")
+    with pytest.raises(ConfigError, match="train.max_residues: expected int or null"):
+        cfg.train.max_residues = "many"  # an assignment too (the sweep sets budgets so)
+    cfg.train.max_residues = 1e3
+    assert type(cfg.train.max_residues) is int
     bigger = cfg.override(["model.hidden_dim=64"])
     assert bigger.model.hidden_dim == 64 and cfg.model.hidden_dim == 32
     assert cfg.override({"data.transform": {"name": "spatial_crop"}}).data.transform == {
