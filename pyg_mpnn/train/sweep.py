@@ -180,6 +180,7 @@ def train_point(
             f"train.max_minutes={minutes if minutes else 'null'}",
             f"track.aim_repo={aim_repo}",
             f"track.experiment={cfg.name}",
+            "sweep.points=null",  # one run: its config is not a sweep of points any more
         ]
     )
     t0 = time.time()
