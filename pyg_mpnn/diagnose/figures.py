@@ -8,7 +8,6 @@ import math
 import numpy as np
 
 from pyg_mpnn.diagnose.series import RunSeries
-from pyg_mpnn.track.layers import layer_sort_key
 
 PANELS = (
     ("weight", "norm", "", "weight RMS"),
@@ -17,7 +16,6 @@ PANELS = (
     ("gradient", "norm", "", "gradient RMS"),
     ("update", "update_ratio", "", "update / weight"),
 )
-STACKS = ("embed", "encoder", "decoder", "head")
 
 
 def _plt():
@@ -41,7 +39,7 @@ def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
     (embeddings, encoder, decoder, head). One line per layer, log scale; layers named by a
     finding are drawn thick and dashed."""
     plt = _plt()
-    stacks = [s for s in STACKS if any(rs.stack(layer) == s for layer in rs.layers())]
+    stacks = list(dict.fromkeys(rs.stack(layer) for layer in rs.layers()))  # model order
     fig, axes = plt.subplots(
         len(PANELS), len(stacks), figsize=(3.6 * len(stacks), 11), squeeze=False, sharex=True
     )
@@ -49,7 +47,7 @@ def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
         series = rs.layer_series(kind, name, part)
         for c, stack in enumerate(stacks):
             ax = axes[r][c]
-            layers = [k for k in sorted(series, key=layer_sort_key) if rs.stack(k) == stack]
+            layers = [k for k in series if rs.stack(k) == stack]  # series: in model order
             if not layers and c > 0:
                 ax.set_axis_off()
                 continue
@@ -85,7 +83,7 @@ def ridge(rs: RunSeries, max_rows: int = 12, layers: list[str] | None = None):
     plt = _plt()
     hists = rs.gradient_hists()
     names = layers or [
-        k for k in sorted(hists, key=layer_sort_key) if k.startswith(("encoder.", "decoder."))
+        k for k in rs.layers() if k in hists and rs.stack(k) not in ("embed", "head", "other")
     ]
     if not names:
         return None
@@ -177,7 +175,7 @@ def compare_gradients(runs: dict, highlight: str = "noise"):
     )
     for ax, (title, rs) in zip(axes[0], runs.items()):
         series = rs.layer_series("gradient")
-        for i, layer in enumerate(sorted(series, key=layer_sort_key)):
+        for i, layer in enumerate(series):  # in model order
             s, v = series[layer]
             hl = layer == highlight
             ax.plot(

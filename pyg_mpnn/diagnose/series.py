@@ -16,8 +16,6 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyg_mpnn.track.layers import frozen_layers, layer_sort_key
-
 CTX = ("subset", "layer", "stack", "kind", "part")
 
 
@@ -30,6 +28,8 @@ class RunSeries:
     aim_hash: str | None = None
     source: str = "files"
     config: dict = field(default_factory=dict)  # the run's experiment config (run.json / Aim)
+    blocks: list = field(default_factory=list)  # [[layer, stack], ...] in model order
+    frozen: list = field(default_factory=list)  # layers frozen by configuration
 
     def series(self, name: str, **ctx) -> tuple[list[int], list[float]]:
         """Sorted steps and values of one series (the last value of a re-written step)."""
@@ -42,12 +42,19 @@ class RunSeries:
 
     def frozen_by_config(self) -> list[str]:
         """Layers the run froze on purpose (``model.freeze``): not trained, not a finding."""
-        return frozen_layers((self.config.get("model") or {}).get("freeze"), self.layers())
+        return list(self.frozen)
 
     def layers(self) -> list[str]:
-        return sorted({r["layer"] for r in self.rows if r["layer"]}, key=layer_sort_key)
+        """Tracked layers in the model's block order (as the run recorded it; layers it did not
+        record, in the order they were first tracked)."""
+        order = {b[0]: i for i, b in enumerate(self.blocks)}
+        seen = dict.fromkeys(r["layer"] for r in self.rows if r["layer"])
+        return sorted(seen, key=lambda layer: order.get(layer, len(order)))
 
     def stack(self, layer: str) -> str:
+        for b in self.blocks:
+            if b[0] == layer:
+                return b[1]
         for r in self.rows:
             if r["layer"] == layer and r["stack"]:
                 return r["stack"]
@@ -116,6 +123,8 @@ def read_files(run_dir: str | Path) -> RunSeries:
         info.get("aim_repo"),
         info.get("aim_run_hash"),
         config=info.get("config") or {},
+        blocks=info.get("blocks") or [],
+        frozen=info.get("frozen_layers") or [],
     )
 
 
@@ -149,6 +158,10 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
         config = run["hparams"]
     except KeyError:
         config = {}
+    attrs = {}
+    for key in ("blocks", "frozen_layers"):
+        with suppress(KeyError):
+            attrs[key] = list(run[key])
     return RunSeries(
         rows,
         hists,
@@ -157,6 +170,8 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
         run_hash,
         source="aim",
         config=config if isinstance(config, dict) else {},
+        blocks=attrs.get("blocks", []),
+        frozen=attrs.get("frozen_layers", []),
     )
 
 

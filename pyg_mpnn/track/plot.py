@@ -19,8 +19,6 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from pyg_mpnn.track.layers import layer_sort_key
-
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     with open(Path(run_dir) / "metrics.csv") as f:
@@ -111,7 +109,7 @@ def plot_layers(rows, path: Path, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
     table = layer_table(rows)
-    layers = sorted(table, key=layer_sort_key)
+    layers = list(table)  # in the order first tracked: the model's block order
     panels = [
         ("weight", "weight RMS"),
         ("gradient", "gradient RMS"),
@@ -157,10 +155,7 @@ def main(argv=None) -> int:
     plot_curves(rows, out / f"{args.prefix}_curves.png", args.prefix)
     plot_layers(rows, out / f"{args.prefix}_layers.png", args.prefix)
     table = layer_table(rows)
-    last = {
-        layer: {k: v[max(v)] for k, v in kinds.items() if v}
-        for layer, kinds in sorted(table.items(), key=lambda kv: layer_sort_key(kv[0]))
-    }
+    last = {layer: {k: v[max(v)] for k, v in kinds.items() if v} for layer, kinds in table.items()}
     vs, _, vv = series(rows, "ppl", subset="valid")
     summary = {
         "valid_ppl": dict(zip(vs, vv)),
