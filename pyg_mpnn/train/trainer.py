@@ -14,12 +14,13 @@ from tqdm import tqdm
 
 from pyg_mpnn.data.loader import LoaderWorkerError
 from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.track.jacobian import JacobianProbe
 from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
 from pyg_mpnn.train import distributed
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.faults import BadStepGuard, FaultLog
+from pyg_mpnn.train.faults import BadStepGuard, FaultLog, Injector
 from pyg_mpnn.train.finetune import count, freeze, load_init, model_kwargs, resolve_init
 from pyg_mpnn.train.loss import Meter, batch_metrics, supervised_mask, training_loss
 from pyg_mpnn.train.precision import (
@@ -78,8 +79,6 @@ class Trainer:
         if state is None and cfg.get("init"):
             load_init(self.model, cfg["init"])  # weights only: optimizer, schedule, step fresh
         self.frozen = freeze(self.model, cfg["model"].get("freeze") or [])
-        from pyg_mpnn.diagnose.inject import Injector  # controlled faults (config `inject`)
-
         self.injector = Injector(self.model, cfg.get("inject"))
         self.model = self.model.to(self.device)
         self.model.activation_checkpointing = bool(t.get("activation_checkpointing", False))
@@ -131,8 +130,6 @@ class Trainer:
             frozen=self.frozen,
         )
         self.faults = FaultLog(self.out, self.log, self.tracker, self.tracker.enabled)
-        from pyg_mpnn.diagnose.jacobian import JacobianProbe  # config `jacobian`
-
         self.jacobian = JacobianProbe(cfg.get("jacobian") or {}, self.out, self.tracker)
         self.timings = dict.fromkeys(PHASES, 0.0)
         self.step_times: list[dict] = []  # per-step phase seconds (profiling)
