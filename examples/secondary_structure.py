@@ -103,12 +103,14 @@ def load(every: int = 5, max_residues: int | None = None) -> tuple[list[Data], l
 
 # -- the model: EncoderLayer reused -----------------------------------------------------------
 class SecondaryStructureNet(nn.Module):
-    def __init__(self, hidden: int = 64, layers: int = 3, k: int = 16, max_offset: int = 16):
+    def __init__(self, hidden=64, layers=3, k=16, dropout=0.1, max_offset=16):
         super().__init__()
         self.k, self.max_offset = k, max_offset
         self.aa = nn.Embedding(len(ALPHABET), hidden)
         self.edge_in = nn.Linear(16 + 2 * max_offset + 2, hidden)
-        self.layers = nn.ModuleList(EncoderLayer(hidden, dropout=0.1) for _ in range(layers))
+        self.layers = nn.ModuleList(  # scale = k: the mean of the k messages
+            EncoderLayer(hidden, dropout=dropout, scale=float(k)) for _ in range(layers)
+        )
         self.head = nn.Linear(hidden, len(CLASSES))
 
     def forward(self, data: Data) -> torch.Tensor:
@@ -175,15 +177,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    hidden, layers, k, steps, batch_residues, max_len = (
-        (32, 2, 12, 60, 1500, 800) if args.small else (64, 3, 16, 400, 4000, None)
+    # hidden, layers, k, dropout, learning rate, steps, residues per batch, longest structure
+    hidden, layers, k, dropout, lr, steps, batch_residues, max_len = (
+        (32, 2, 12, 0.0, 1e-2, 60, 1500, 800)
+        if args.small
+        else (64, 3, 16, 0.1, 5e-3, 300, 4000, None)
     )
     steps = args.steps or steps
     t0 = time.perf_counter()
     train, test = load(max_residues=max_len)
-    model = SecondaryStructureNet(hidden, layers, k)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    model = SecondaryStructureNet(hidden, layers, k, dropout)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     g, step = torch.Generator().manual_seed(0), 0
     while step < steps:
         for data in batches(train, batch_residues, g):
