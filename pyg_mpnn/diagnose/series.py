@@ -2,9 +2,9 @@
 ``run.json``) or, given an Aim run hash, from the Aim repo.
 
 Rows are dicts ``{step, name, subset, layer, stack, kind, part, value}`` (strings empty when
-absent; rows from the files also hold ``epoch`` and ``wall_s``, see
-:func:`pyg_mpnn.track.metrics.read_metrics`); non-finite values are kept (``float('nan')``): the CSV has them, Aim does not (the
-tracker only sends finite values to Aim), so finding (f) needs the files.
+absent; rows from the files, read by :func:`pyg_mpnn.track.metrics.read_metrics`, also hold
+``epoch`` and ``wall_s``); non-finite values are kept (``float('nan')``): the CSV has them, Aim
+does not (the tracker only sends finite values to Aim), so finding (f) needs the files.
 """
 
 from __future__ import annotations
