@@ -1,3 +1,12 @@
 """pyg_mpnn: ProteinMPNN on PyTorch Geometric."""
 
+import os
+
+# bf16 on a CPU runs through oneDNN, which compiles a kernel ("primitive") per tensor shape and
+# keeps 1,024 of them. Padding-free batches change the node and edge counts at every step, so
+# the default cache thrashes: a scale_sweep size trained at 5,968 residues/s with it and 8,843
+# with 4,096 (benchmarks/onednn_cache.py). Set before torch builds its first primitive; a
+# value the user exported wins.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
+
 __version__ = "0.1.0"
