@@ -48,6 +48,8 @@ machine run it with nothing else running (docs/performance.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import platform
@@ -67,6 +69,8 @@ sys.path.insert(0, str(REPO))
 
 from pyg_mpnn.io.jsonl import iter_jsonl  # noqa: E402
 from pyg_mpnn.io.record import ProteinRecord, to_data  # noqa: E402
+from pyg_mpnn.nn.model import ProteinMPNN  # noqa: E402
+from pyg_mpnn.nn.reference import reference_batch_inputs  # noqa: E402
 from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory, resident_mb  # noqa: E402
 
 DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -202,8 +206,6 @@ class Impl:
 
 
 def _reference_impl(name: str) -> Impl:
-    from pyg_mpnn.nn.reference import reference_batch_inputs
-
     def run(m, d):
         randn = torch.randn(d["mask"].shape)
         lp = m(
@@ -249,8 +251,6 @@ def _port_impl(name: str) -> Impl:
 
 
 def _ours_impl(name: str) -> Impl:
-    from pyg_mpnn.nn.model import ProteinMPNN
-
     model = ProteinMPNN(
         hidden_dim=HIDDEN,
         num_encoder_layers=LAYERS,
@@ -292,17 +292,25 @@ def build(names: list[str], seed: int) -> list[Impl]:
     return impls
 
 
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what bf16 speed needs
+
+
 def machine() -> dict:
-    model = platform.processor()
+    """The CPU model and its bf16-relevant flags, threads, torch, GPU and load average."""
+    model, flags = platform.processor(), set()
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
     except OSError:
         pass
     return {
         "cpu": model,
+        "cpu_flags": [f for f in CPU_FLAGS if f in flags],
         "arch": platform.machine(),
         "logical_cpus": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -313,12 +321,8 @@ def machine() -> dict:
 
 
 def _fixed_mmap_threshold(nbytes: int = 131072) -> None:
-    try:
-        import ctypes
-
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def parse_args(argv=None) -> argparse.Namespace:
