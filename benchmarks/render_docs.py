@@ -111,8 +111,9 @@ def render_train_step_machine(results: Path, file: str) -> str:
     r = load(results, file)
     m = r["machine"]
     load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
+    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: recorded since issue 19
     return (
-        f"{m['logical_cpus']}-core {m['cpu']} ({m['arch']}), {m['threads']} threads, "
+        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, "
         f"{r['precision']}, {r['residues']:,} residues in {r['chains']} chains "
         f"({r['padded_tokens']:,} padded tokens for the original), {r['repeats']} interleaved "
         f"rounds, load average {load_avg}; `benchmarks/results/{file}`"

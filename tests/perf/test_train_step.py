@@ -55,6 +55,7 @@ def test_every_row_says_what_it_is(tiny_run):
     res = tiny_run
     assert list(res["impls"]) == IMPLS
     assert res["machine"]["cpu"] and res["machine"]["threads"] == 1
+    assert set(res["machine"]["cpu_flags"]) <= set(train_step.CPU_FLAGS)
     assert res["command"].startswith("python benchmarks/train_step.py --json")
     assert 300 <= res["residues"] < 300 + 200 and res["padded_tokens"] >= res["residues"]
     for name, row in res["impls"].items():
