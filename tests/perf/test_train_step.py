@@ -31,11 +31,11 @@ def tiny_run(tmp_path_factory) -> dict:
         "--data",
         str(REPO / "data" / "default.jsonl.gz"),
         "--max-length",
-        "200",
+        "100",
         "--residues",
-        "300",
+        "150",
         "--repeats",
-        "2",
+        "1",
         "--threads",
         "1",
         "--impls",
@@ -57,20 +57,21 @@ def test_every_row_says_what_it_is(tiny_run):
     assert res["machine"]["cpu"] and res["machine"]["threads"] == 1
     assert set(res["machine"]["cpu_flags"]) <= set(train_step.CPU_FLAGS)
     assert res["command"].startswith("python benchmarks/train_step.py --json")
-    assert 300 <= res["residues"] < 300 + 200 and res["padded_tokens"] >= res["residues"]
+    assert 150 <= res["residues"] < 150 + 100 and res["padded_tokens"] >= res["residues"]
     for name, row in res["impls"].items():
         assert row["description"] == train_step.DESCRIPTIONS[name]
         assert row["checkpointing"] is (name in ("original_training", "ours_checkpointing"))
-        assert len(row["times_s"]) == 2 and row["median_s"] > 0
-        assert row["residues_per_s"] == pytest.approx(res["residues"] / row["median_s"], rel=1e-3)
+        assert len(row["times_s"]) == 1 and row["median_s"] > 0
+        rate = res["residues"] / row["median_s"]  # both rounded in the JSON
+        assert row["residues_per_s"] == pytest.approx(rate, rel=1e-3, abs=0.06)
     assert "inference model" in res["impls"]["original"]["description"]
     assert "training model" in res["impls"]["original_training"]["description"]
 
 
 def test_checkpointed_rows_compute_the_same_step_with_less_memory(tiny_run):
     rows = tiny_run["impls"]
-    # same initial weights, same seeded noise and dropout: the recomputed layers give the
-    # same loss, step after step (the split path rounds differently from the concatenating one)
+    # same initial weights, same seeded noise and dropout: the recomputed layers give the same
+    # loss after the warm-up step (the split path rounds differently from the concatenating one)
     assert rows["original_training"]["last_loss"] == pytest.approx(
         rows["original"]["last_loss"], abs=2e-4
     )
