@@ -2,23 +2,25 @@
 ``run.json``) or, given an Aim run hash, from the Aim repo.
 
 Rows are dicts ``{step, name, subset, layer, stack, kind, part, value}`` (strings empty when
-absent); non-finite values are kept (``float('nan')``): the CSV has them, Aim does not (the
-tracker only sends finite values to Aim), so finding (f) needs the files.
+absent; rows from the files, read by :func:`pyg_mpnn.track.metrics.read_metrics`, also hold
+``epoch`` and ``wall_s``); non-finite values are kept (``float('nan')``): the CSV has them, Aim
+does not (the tracker only sends finite values to Aim), so finding (f) needs the files.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from collections import defaultdict
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyg_mpnn.track.layers import frozen_layers, layer_sort_key
+from aim import Repo
 
-CTX = ("subset", "layer", "stack", "kind", "part")
+from pyg_mpnn.track.aimio import index_run
+from pyg_mpnn.track.layers import frozen_layers, layer_sort_key
+from pyg_mpnn.track.metrics import read_metrics
+from pyg_mpnn.track.tracker import CONTEXT_KEYS
 
 
 @dataclass
@@ -78,28 +80,9 @@ class RunSeries:
         return {k: sorted(v, key=lambda x: x[0]) for k, v in out.items()}
 
 
-def _float(x: str) -> float:
-    try:
-        return float(x)
-    except ValueError:
-        return math.nan
-
-
 def read_files(run_dir: str | Path) -> RunSeries:
     run_dir = Path(run_dir)
-    with open(run_dir / "metrics.csv", newline="") as f:
-        rows = []
-        for r in csv.DictReader(f):
-            if not r.get("step") or not r["step"].isdigit():
-                continue  # a torn last line of a killed run
-            rows.append(
-                {
-                    "step": int(r["step"]),
-                    "name": r["name"],
-                    "value": _float(r["value"]),
-                    **{k: r.get(k) or "" for k in CTX},
-                }
-            )
+    rows = read_metrics(run_dir)
     hists = []
     hp = run_dir / "histograms.jsonl"
     if hp.exists():
@@ -123,10 +106,6 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
     """Scalars of one Aim run (non-finite values are absent in Aim; the gradient histograms of
     the ridge plots come from ``histograms.jsonl``, which :func:`load` uses when it lies beside
     the repo)."""
-    from aim import Repo
-
-    from pyg_mpnn.track.aimio import index_run
-
     index_run(repo, run_hash)
     run = Repo(str(repo)).get_run(run_hash)
     if run is None:
@@ -142,7 +121,7 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
                     "step": int(s),
                     "name": seq.name,
                     "value": float(v),
-                    **{k: str(ctx.get(k, "")) for k in CTX},
+                    **{k: str(ctx.get(k, "")) for k in CONTEXT_KEYS},
                 }
             )
     try:
