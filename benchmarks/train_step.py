@@ -1,39 +1,59 @@
-"""One training step (forward + backward + Adam) on the same real batch: the original vs PyG's
-port vs ours.
+"""One training step (forward + backward + Adam) on the same real batch: the original, its
+training model, PyG's port and ours, side by side in time and peak memory.
 
     python benchmarks/train_step.py --json                       # ~10,000 residues, 5 repeats
     python benchmarks/train_step.py --residues 1500 --repeats 3  # a quick look
+    python benchmarks/train_step.py --json --residues 5000 \
+        --impls original,original_training,ours,ours_concat,ours_checkpointing  # like with like
 
-The batch is a seeded pick of whole chains from ``db5.5_train.jsonl.gz`` until ``--residues``.
-Implementations, all width 128, 3 + 3 layers, k = 48, dropout 0.1, backbone noise 0.2 A, train
-mode, fp32 unless ``--bf16``, the same loss (mean NLL over valid residues):
+The batch is a seeded pick of whole chains from ``--data`` (default ``db5.5_train.jsonl.gz``
+of the shared data) until ``--residues``. Implementations, all width 128, 3 + 3 layers,
+k = 48, dropout 0.1, backbone noise 0.2 A, train mode, fp32 unless ``--bf16``, the same loss
+(mean NLL over valid residues); each JSON row says what it is (``description``) and whether
+its layers are checkpointed:
 
-* ``original``: ``proteinmpnn.protein_mpnn_utils.ProteinMPNN`` on its padded dense batch
-  ``[B, L_max]`` (built by :func:`pyg_mpnn.nn.reference.reference_batch_inputs`);
+* ``original``: the reference package's model (``proteinmpnn.protein_mpnn_utils.ProteinMPNN``,
+  0.1.3: the *inference* model) on its padded dense batch ``[B, L_max]`` (built by
+  :func:`pyg_mpnn.nn.reference.reference_batch_inputs`), no checkpointing;
+* ``original_training``: the original's *training* model: the same package model with every
+  encoder and decoder layer under ``torch.utils.checkpoint``, as the original's
+  ``training/model_utils.py`` runs it (:func:`reference_model`; ``time_to_quality.py``'s
+  "original" arm uses the same model);
 * ``pyg_port``: ``torch_geometric.llm.models.ProteinMPNN`` on the concatenated graph (its
   ``knn_graph`` served by ``torch_cluster``, since ``pyg-lib`` has no wheel for this torch);
 * ``ours``: :class:`pyg_mpnn.nn.model.ProteinMPNN` on a PyG ``Batch`` (split message weights);
-* ``ours_concat`` (``--with-concat``): ours with ``split = False`` (the original's op order).
+* ``ours_concat`` (or ``--with-concat``): ours with ``split = False`` (the original's op order);
+* ``ours_checkpointing``: ours with ``activation_checkpointing`` (every encoder and decoder layer
+  under ``torch.utils.checkpoint``, as ``train.activation_checkpointing: true``).
+
+``comparisons`` in the JSON pairs them like with like (plain against plain, checkpointed against
+checkpointed) and gives each change its own credit (split against concat, concat against the
+original): time ratio (residues/s of the first over the second) and memory ratio (peak of the
+first over the second), for every pair whose two rows ran.
 
 Steps are interleaved (one of each implementation per round, rotating the order), after one
-warm-up step each on a small batch; the median of ``--repeats`` rounds is reported. Peak memory
+warm-up step each on a small batch (every step seeded: same noise and dropout for every
+implementation); the median of ``--repeats`` rounds is reported. Peak memory
 is the process's resident-set high-water mark (Linux ``VmHWM``) during the step minus the
 resident size before it, after freeing the previous step's memory (``malloc_trim``): what the
 step adds on top of the already-resident model and data. Large blocks are mmapped and returned
 at free (glibc ``M_MMAP_THRESHOLD`` fixed at 128 KiB, as ``MALLOC_MMAP_THRESHOLD_=131072``), so
 that the RSS follows live tensors instead of glibc's retained heap.
 
-Memory: at 10,000 residues (48 chains, 10,128 padded tokens) the original's step peaks at 22.5 GB
-resident (ours 11.6 GB): on a 24 GB machine run it with nothing else running
-(docs/performance.md).
+Memory: at 10,000 residues (48 chains, 10,128 padded tokens) the original's step peaks at
+22,491 MiB resident (ours 11,629 MiB; ``benchmarks/results/train_step_cpu.json``): on a 24 GB
+machine run it with nothing else running (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -41,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +69,8 @@ sys.path.insert(0, str(REPO))
 
 from pyg_mpnn.io.jsonl import iter_jsonl  # noqa: E402
 from pyg_mpnn.io.record import ProteinRecord, to_data  # noqa: E402
+from pyg_mpnn.nn.model import ProteinMPNN  # noqa: E402
+from pyg_mpnn.nn.reference import reference_batch_inputs  # noqa: E402
 from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory, resident_mb  # noqa: E402
 
 DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -56,11 +79,20 @@ CPU = torch.device("cpu")
 HIDDEN, LAYERS, K, EPS, DROPOUT = 128, 3, 48, 0.2, 0.1
 
 
-def pick_graphs(residues: int, seed: int = 0, path: Path = TRAIN) -> list:
+def pick_graphs(
+    residues: int, seed: int = 0, path: Path = TRAIN, max_length: int | None = None
+) -> list:
     """Consecutive chains of the length-sorted set from a seeded random start, until
     ``residues``: a batch of similar lengths, as the original's length-sorted loader makes
-    (so its padded ``[B, L_max]`` batch holds about as many tokens as real residues)."""
-    recs = [r for r in iter_jsonl(path) if isinstance(r, ProteinRecord)]
+    (so its padded ``[B, L_max]`` batch holds about as many tokens as real residues).
+    ``max_length`` leaves out longer records (a small batch from a set with long ones)."""
+    recs = [
+        r
+        for r in iter_jsonl(path)
+        if isinstance(r, ProteinRecord) and (max_length is None or len(r.seq) <= max_length)
+    ]
+    if not recs:
+        raise SystemExit(f"{path}: no protein records (of <= {max_length} residues)")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(recs))
     lengths = np.array([len(recs[i].seq) for i in perm])
@@ -82,6 +114,80 @@ def nll(log_probs: torch.Tensor, seq: torch.Tensor, mask: torch.Tensor) -> torch
     return -(log_probs.float().gather(-1, seq.unsqueeze(-1)).squeeze(-1) * m).sum() / m.sum()
 
 
+# What each row is (written into the JSON beside its numbers).
+DESCRIPTIONS = {
+    "original": "the original: proteinmpnn 0.1.3's ProteinMPNN (the package's inference model), "
+    "padded dense batch, no checkpointing",
+    "original_training": "the original's training model (training/model_utils.py): the same "
+    "package model with every encoder and decoder layer under torch.utils.checkpoint, "
+    "padded dense batch",
+    "pyg_port": "PyG's port: torch_geometric.llm.models.ProteinMPNN on the concatenated graph, "
+    "no checkpointing",
+    "ours": "ours: pyg_mpnn ProteinMPNN on a PyG Batch, split message weights (training path), "
+    "no checkpointing",
+    "ours_concat": "ours with split = False (the original's concatenating op order), "
+    "no checkpointing",
+    "ours_checkpointing": "ours (split path) with activation_checkpointing: every encoder and "
+    "decoder layer under torch.utils.checkpoint",
+}
+CHECKPOINTED = {"original_training", "ours_checkpointing"}
+# (first, second, what the pair measures): like with like, and each change's own credit
+COMPARISONS = [
+    ("ours", "original", "plain against plain: ours against the package's inference model"),
+    (
+        "ours_checkpointing",
+        "original_training",
+        "checkpointed against checkpointed: ours against the original's training model",
+    ),
+    ("ours", "original_training", "ours plain against the original's training model"),
+    ("ours", "ours_concat", "the split message weights alone (same code, concatenating path)"),
+    (
+        "ours_concat",
+        "original",
+        "everything but the split: graph batch and kernels, the original's op order",
+    ),
+    ("ours", "pyg_port", "plain against plain: ours against PyG's port"),
+    ("ours_checkpointing", "ours", "what checkpointing costs and saves in ours"),
+    ("original_training", "original", "what checkpointing costs and saves in the original"),
+]
+
+
+class Checkpointed(torch.nn.Module):
+    """A layer recomputed in backward, as the original's training model runs every layer
+    (``torch.utils.checkpoint`` around each encoder and decoder layer in its
+    ``training/model_utils.py``)."""
+
+    def __init__(self, layer: torch.nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, *args):
+        return checkpoint(self.layer, *args, use_reentrant=False)
+
+
+def reference_model(checkpointed: bool = False) -> torch.nn.Module:
+    """The reference package's ``ProteinMPNN`` at the benchmark's size; ``checkpointed``: every
+    encoder and decoder layer wrapped in :class:`Checkpointed` (the original's training model)."""
+    from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Ref
+
+    model = Ref(
+        num_letters=21,
+        node_features=HIDDEN,
+        edge_features=HIDDEN,
+        hidden_dim=HIDDEN,
+        num_encoder_layers=LAYERS,
+        num_decoder_layers=LAYERS,
+        k_neighbors=K,
+        augment_eps=EPS,
+        dropout=DROPOUT,
+    )
+    if checkpointed:
+        for stack in (model.encoder_layers, model.decoder_layers):
+            for i, layer in enumerate(stack):
+                stack[i] = Checkpointed(layer)
+    return model
+
+
 class Impl:
     """A model and a closure ``step()`` doing forward + backward + optimizer step."""
 
@@ -99,106 +205,112 @@ class Impl:
         return float(loss.detach())
 
 
+def _reference_impl(name: str) -> Impl:
+    def run(m, d):
+        randn = torch.randn(d["mask"].shape)
+        lp = m(
+            d["X"],
+            d["S"],
+            d["mask"],
+            d["chain_M"],
+            d["residue_idx"],
+            d["chain_encoding_all"],
+            randn,
+        )
+        return nll(lp, d["S"], d["mask"])
+
+    model = reference_model(checkpointed=name == "original_training")
+    return Impl(name, model, reference_batch_inputs, run)
+
+
+def _port_impl(name: str) -> Impl:
+    import torch_cluster
+    import torch_geometric.llm.models.protein_mpnn as port_module
+    from torch_geometric.llm.models import ProteinMPNN as Port
+
+    # PyG 2.8's knn_graph needs pyg-lib (no wheel for this torch); torch_cluster's
+    # knn_graph builds the same graph (PyG's own backend before pyg-lib).
+    port_module.knn_graph = torch_cluster.knn_graph
+    model = Port(
+        hidden_dim=HIDDEN,
+        num_encoder_layers=LAYERS,
+        num_decoder_layers=LAYERS,
+        num_neighbors=K,
+        dropout=DROPOUT,
+        augment_eps=EPS,
+    )
+
+    def run(m, b):
+        lp = m(
+            b.coords, b.seq, b.mask.float(), b.design_mask.float(), b.residue_idx, b.chain + 1,
+            b.batch,
+        )  # fmt: skip
+        return nll(lp, b.seq, b.mask)
+
+    return Impl(name, model, Batch.from_data_list, run)
+
+
+def _ours_impl(name: str) -> Impl:
+    model = ProteinMPNN(
+        hidden_dim=HIDDEN,
+        num_encoder_layers=LAYERS,
+        num_decoder_layers=LAYERS,
+        k_neighbors=K,
+        augment_eps=EPS,
+        dropout=DROPOUT,
+    )
+    if name == "ours_concat":
+        for layer in [*model.encoder_layers, *model.decoder_layers]:
+            layer.split = False
+    model.activation_checkpointing = name == "ours_checkpointing"
+
+    def run(m, b):
+        return nll(m(b), b.seq, b.mask)
+
+    return Impl(name, model, Batch.from_data_list, run)
+
+
+BUILDERS = {
+    "original": _reference_impl,
+    "original_training": _reference_impl,
+    "pyg_port": _port_impl,
+    "ours": _ours_impl,
+    "ours_concat": _ours_impl,
+    "ours_checkpointing": _ours_impl,
+}
+
+
 def build(names: list[str], seed: int) -> list[Impl]:
+    """The implementations ``names``, each initialised from ``seed`` (the reference models
+    share their initial weights, as do ours)."""
     impls = []
     for name in names:
+        if name not in BUILDERS:
+            raise SystemExit(f"unknown implementation {name!r} (--impls: one of {list(BUILDERS)})")
         torch.manual_seed(seed)
-        if name == "original":
-            from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Ref
-
-            from pyg_mpnn.nn.reference import reference_batch_inputs
-
-            model = Ref(
-                num_letters=21,
-                node_features=HIDDEN,
-                edge_features=HIDDEN,
-                hidden_dim=HIDDEN,
-                num_encoder_layers=LAYERS,
-                num_decoder_layers=LAYERS,
-                k_neighbors=K,
-                augment_eps=EPS,
-                dropout=DROPOUT,
-            )
-
-            def run(m, d):
-                randn = torch.randn(d["mask"].shape)
-                lp = m(
-                    d["X"],
-                    d["S"],
-                    d["mask"],
-                    d["chain_M"],
-                    d["residue_idx"],
-                    d["chain_encoding_all"],
-                    randn,
-                )
-                return nll(lp, d["S"], d["mask"])
-
-            impls.append(Impl(name, model, reference_batch_inputs, run))
-        elif name == "pyg_port":
-            import torch_cluster
-            import torch_geometric.llm.models.protein_mpnn as port_module
-            from torch_geometric.llm.models import ProteinMPNN as Port
-
-            # PyG 2.8's knn_graph needs pyg-lib (no wheel for this torch); torch_cluster's
-            # knn_graph builds the same graph (PyG's own backend before pyg-lib).
-            port_module.knn_graph = torch_cluster.knn_graph
-            model = Port(
-                hidden_dim=HIDDEN,
-                num_encoder_layers=LAYERS,
-                num_decoder_layers=LAYERS,
-                num_neighbors=K,
-                dropout=DROPOUT,
-                augment_eps=EPS,
-            )
-
-            def run(m, b):
-                lp = m(
-                    b.coords,
-                    b.seq,
-                    b.mask.float(),
-                    b.design_mask.float(),
-                    b.residue_idx,
-                    b.chain + 1,
-                    b.batch,
-                )
-                return nll(lp, b.seq, b.mask)
-
-            impls.append(Impl(name, model, Batch.from_data_list, run))
-        elif name in ("ours", "ours_concat"):
-            from pyg_mpnn.nn.model import ProteinMPNN
-
-            model = ProteinMPNN(
-                hidden_dim=HIDDEN,
-                num_encoder_layers=LAYERS,
-                num_decoder_layers=LAYERS,
-                k_neighbors=K,
-                augment_eps=EPS,
-                dropout=DROPOUT,
-            )
-            if name == "ours_concat":
-                for layer in [*model.encoder_layers, *model.decoder_layers]:
-                    layer.split = False
-
-            def run(m, b):
-                return nll(m(b), b.seq, b.mask)
-
-            impls.append(Impl(name, model, Batch.from_data_list, run))
-        else:
-            raise SystemExit(f"unknown implementation {name!r}")
+        impls.append(BUILDERS[name](name))
     return impls
 
 
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what bf16 speed needs
+
+
 def machine() -> dict:
-    model = platform.processor()
+    """The CPU model and its bf16-relevant flags, threads, torch, GPU and load average."""
+    model, flags = platform.processor(), set()
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
     except OSError:
         pass
     return {
         "cpu": model,
+        "cpu_flags": [f for f in CPU_FLAGS if f in flags],
         "arch": platform.machine(),
         "logical_cpus": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -209,40 +321,37 @@ def machine() -> dict:
 
 
 def _fixed_mmap_threshold(nbytes: int = 131072) -> None:
-    try:
-        import ctypes
-
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--residues", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--impls", default="original,pyg_port,ours")
+    ap.add_argument(
+        "--impls",
+        default="original,original_training,pyg_port,ours",
+        help=f"comma-separated, any of {', '.join(BUILDERS)}",
+    )
     ap.add_argument("--with-concat", action="store_true", help="also time ours_concat")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for every model")
+    ap.add_argument("--data", type=Path, default=TRAIN, help="JSONL(.gz) of protein records")
+    ap.add_argument("--max-length", type=int, default=None, help="leave out longer records")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--out", default=None, help="also write the JSON here")
     a = ap.parse_args(argv)
-    _fixed_mmap_threshold()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    log = lambda *x: print(*x, file=sys.stderr, flush=True)
-    load_start = os.getloadavg()
-    names = a.impls.split(",") + (["ours_concat"] if a.with_concat else [])
-    graphs = pick_graphs(a.residues, a.seed)
-    warm = pick_graphs(min(1000, a.residues), a.seed + 1)
-    n_res = sum(g.num_nodes for g in graphs)
-    padded = len(graphs) * max(g.num_nodes for g in graphs)
-    log(f"{len(graphs)} chains, {n_res} residues, {padded} padded tokens for the original")
-    impls = build(names, a.seed)
-    inputs = {im.name: im.make_inputs(graphs) for im in impls}
+    a.names = list(dict.fromkeys(a.impls.split(",") + (["ours_concat"] if a.with_concat else [])))
+    return a
+
+
+def time_steps(impls: list[Impl], inputs: dict, warm: list, a, n_res: int, log) -> None:
+    """One seeded warm-up step each, then ``a.repeats`` interleaved rounds (rotating order),
+    each step seeded alike; times and peak memory are appended to each ``Impl``."""
     for im in impls:  # warm-up: allocator, kernels, lazy imports
+        torch.manual_seed(a.seed)
         im.step(im.make_inputs(warm), a.bf16)
     for r in range(a.repeats):
         order = impls[r % len(impls) :] + impls[: r % len(impls)]
@@ -255,10 +364,50 @@ def main(argv=None) -> dict:
             im.times.append(time.perf_counter() - t0)
             im.mem.append(peak_memory_mb(CPU) - min(base, rss))
             log(
-                f"round {r + 1}/{a.repeats} {im.name:12s} {im.times[-1]:8.2f} s "
+                f"round {r + 1}/{a.repeats} {im.name:18s} {im.times[-1]:8.2f} s "
                 f"{n_res / im.times[-1]:8.1f} res/s  peak +{im.mem[-1]:.0f} MiB  loss {im.loss:.3f}"
             )
+
+
+def comparisons(rows: dict) -> list[dict]:
+    """Every pair of :data:`COMPARISONS` whose two rows ran: residues/s and peak-memory ratios."""
+    out = []
+    for first, second, what in COMPARISONS:
+        if first in rows and second in rows:
+            a, b = rows[first], rows[second]
+            out.append(
+                {
+                    "first": first,
+                    "second": second,
+                    "what": what,
+                    "speed": round(a["residues_per_s"] / b["residues_per_s"], 3),
+                    "memory": round(a["peak_mem_mb"] / b["peak_mem_mb"], 3)
+                    if b["peak_mem_mb"] > 0
+                    else None,
+                }
+            )
+    return out
+
+
+def main(argv=None) -> dict:
+    a = parse_args(argv)
+    _fixed_mmap_threshold()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    log = lambda *x: print(*x, file=sys.stderr, flush=True)
+    load_start = os.getloadavg()
+    graphs = pick_graphs(a.residues, a.seed, a.data, a.max_length)
+    warm = pick_graphs(min(1000, a.residues), a.seed + 1, a.data, a.max_length)
+    n_res = sum(g.num_nodes for g in graphs)
+    padded = len(graphs) * max(g.num_nodes for g in graphs)
+    log(f"{len(graphs)} chains, {n_res} residues, {padded} padded tokens for the original")
+    impls = build(a.names, a.seed)
+    inputs = {im.name: im.make_inputs(graphs) for im in impls}
+    time_steps(impls, inputs, warm, a, n_res, log)
     res = {
+        "command": "python benchmarks/train_step.py "
+        + shlex.join(sys.argv[1:] if argv is None else list(argv)),
+        "data": str(a.data),
         "residues": n_res,
         "chains": len(graphs),
         "padded_tokens": padded,
@@ -272,6 +421,8 @@ def main(argv=None) -> dict:
     for im in impls:
         med = statistics.median(im.times)
         res["impls"][im.name] = {
+            "description": DESCRIPTIONS[im.name],
+            "checkpointing": im.name in CHECKPOINTED,
             "median_s": round(med, 3),
             "residues_per_s": round(n_res / med, 1),
             "times_s": [round(t, 3) for t in im.times],
@@ -281,9 +432,10 @@ def main(argv=None) -> dict:
         }
     rate = {k: v["residues_per_s"] for k, v in res["impls"].items()}
     if "ours" in rate:
-        for other in ("original", "pyg_port", "ours_concat"):
+        for other in ("original", "original_training", "pyg_port", "ours_concat"):
             if other in rate:
                 res[f"ours_over_{other}"] = round(rate["ours"] / rate[other], 3)
+    res["comparisons"] = comparisons(res["impls"])
     text = json.dumps(res, indent=2)
     if a.out:
         Path(a.out).write_text(text + "\n")
@@ -295,13 +447,19 @@ def _table(res: dict) -> str:
     rows = [
         f"{res['residues']} residues, {res['repeats']} repeats, {res['precision']}, "
         f"{res['machine']['threads']} threads on {res['machine']['cpu']}",
-        f"{'impl':12s} {'median s':>9s} {'res/s':>8s} {'peak MiB':>9s}",
+        f"{'impl':18s} {'median s':>9s} {'res/s':>8s} {'peak MiB':>9s}  what",
     ]
     for k, v in res["impls"].items():
         rows.append(
-            f"{k:12s} {v['median_s']:9.2f} {v['residues_per_s']:8.1f} {v['peak_mem_mb']:9.0f}"
+            f"{k:18s} {v['median_s']:9.2f} {v['residues_per_s']:8.1f} {v['peak_mem_mb']:9.0f}"
+            f"  {v['description']}"
         )
-    rows += [f"{k}: {v}" for k, v in res.items() if k.startswith("ours_over_")]
+    for c in res["comparisons"]:
+        mem = "n/a" if c["memory"] is None else f"{c['memory']:.2f}x"
+        rows.append(
+            f"{c['first']} / {c['second']}: {c['speed']:.2f}x residues/s, {mem} memory"
+            f" ({c['what']})"
+        )
     return "\n".join(rows)
 
 

@@ -44,20 +44,22 @@ for _i, _a in enumerate(ALPHABET):
 _ALPHA = np.frombuffer(ALPHABET.encode(), np.uint8)
 
 
-def _jsonable(value):
-    """Meta for JSON: tuple keys become ``"a|b"`` strings, numpy scalars become Python ones."""
+def jsonable(value):
+    """``value`` made of what JSON holds (a record's meta, a run's config): dict keys become
+    strings (a tuple key ``"a|b"``), tuples lists, numpy scalars and arrays Python numbers and
+    lists; str, int, float, bool and None stay; anything else becomes its ``str()``."""
     if isinstance(value, dict):
         return {
-            ("|".join(map(str, k)) if isinstance(k, tuple) else str(k)): _jsonable(v)
+            ("|".join(map(str, k)) if isinstance(k, tuple) else str(k)): jsonable(v)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
-    return value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 def coord_error(distance: float, dtype=np.float16) -> float:
@@ -87,7 +89,7 @@ def encode_record(record: ProteinRecord) -> bytes:
         "designed": record.designed.astype(int).tolist(),
         "residue_ids": list(record.residue_ids) if record.residue_ids else None,
         "has_plddt": has_plddt,
-        "meta": _jsonable(record.meta),
+        "meta": jsonable(record.meta),
     }
     if wide:
         header["coord_dtype"] = "f4"

@@ -1,4 +1,4 @@
-"""Map-style dataset over a folder written by ``pyg_mpnn.data.prepare`` (formats 1 and 2)."""
+"""Map-style dataset over a folder written by ``pyg_mpnn.data.prepare``."""
 
 from __future__ import annotations
 
@@ -7,21 +7,11 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from pyg_mpnn.data.codec import decode_record
-from pyg_mpnn.data.store import (
-    FORMAT_V1,
-    SPLIT_ALIASES,
-    SPLITS,
-    Names,
-    ShardError,
-    open_index,
-    payload_to_record,
-)
-from pyg_mpnn.io.record import ProteinRecord, to_data
+from pyg_mpnn.data.store import SPLIT_ALIASES, Names, ShardError, open_index
+from pyg_mpnn.io.record import SPLITS, ProteinRecord, to_data
 
 
 class ProteinDataset(Dataset):
@@ -31,9 +21,9 @@ class ProteinDataset(Dataset):
         root: dataset folder (``index.npz``, ``meta.json``, ``shards/``).
         split: ``"train"``, ``"valid"``, ``"test"`` or ``None`` for all.
         transform: optional callable applied to each ``Data`` (e.g. ``KNNEdges``).
-        cache_shards: open shard files (format 2) or decoded shards (format 1) kept.
+        cache_shards: open shard files kept.
 
-    Opening is O(1) in the dataset size for format 2: the index columns are memory maps and a
+    Opening is O(1) in the dataset size: the index columns are memory maps and a
     split is a contiguous row range, so ``lengths``, ``clusters``, ``plddt`` (mean pLDDT, NaN
     if none), ``sources`` and ``names`` are views that read pages only when touched. A payload
     that cannot be read raises :class:`~pyg_mpnn.data.store.ShardError` naming the shard file
@@ -48,31 +38,16 @@ class ProteinDataset(Dataset):
         self.transform = transform
         self._cache_size = cache_shards
         if split is not None and split not in SPLIT_ALIASES:
-            raise ValueError(f"unknown split {split!r}; use train, valid or test")
+            raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
         self._open()
 
     def _open(self) -> None:
         self.meta, cols = open_index(self.root)
-        self.format = self.meta.get("format")
-        self._cache: OrderedDict[int, object] = OrderedDict()
-        split = self.split
-        if self.format == FORMAT_V1:
-            rows = (
-                np.arange(len(cols["length"]))
-                if split is None
-                else np.nonzero(cols["split"] == SPLIT_ALIASES[split])[0]
-            )
-            self.names = cols["name"][rows]
-            self.lengths = cols["length"][rows].astype(np.int64)
-            self.clusters = cols["cluster"][rows]
-            self.plddt = np.full(len(rows), np.nan, np.float32)
-            self.sources = np.zeros(len(rows), np.int16)
-            self._shard, self._offset = cols["shard"][rows], cols["offset"][rows]
-            return
-        if split is None:
+        self._cache: OrderedDict[int, int] = OrderedDict()  # shard -> open file descriptor
+        if self.split is None:
             lo, hi = 0, len(cols["length"])
         else:
-            lo, hi = self.meta["split_ranges"][SPLITS[SPLIT_ALIASES[split]]]
+            lo, hi = self.meta["split_ranges"][SPLITS[SPLIT_ALIASES[self.split]]]
         self.names = Names(cols["name_bytes"], cols["name_offsets"], lo, hi)
         self.lengths = cols["length"][lo:hi]
         self.clusters = cols["cluster"][lo:hi]
@@ -99,8 +74,7 @@ class ProteinDataset(Dataset):
 
     def shard_path(self, i: int) -> Path:
         """The shard file that holds item ``i``."""
-        ext = "pt" if self.format == FORMAT_V1 else "bin"
-        return self.root / "shards" / f"{int(self._shard[i]):05d}.{ext}"
+        return self.root / "shards" / f"{int(self._shard[i]):05d}.bin"
 
     def _cached(self, shard: int, load):
         if shard in self._cache:
@@ -108,26 +82,11 @@ class ProteinDataset(Dataset):
             return self._cache[shard]
         value = self._cache[shard] = load()
         if len(self._cache) > self._cache_size:
-            old = self._cache.popitem(last=False)[1]
-            if isinstance(old, int):
-                os.close(old)
+            os.close(self._cache.popitem(last=False)[1])
         return value
-
-    def _record_v1(self, i: int) -> ProteinRecord:
-        path = self.shard_path(i)
-
-        def load():
-            try:
-                return torch.load(path, weights_only=True)
-            except Exception as e:  # a clear message naming the shard
-                raise ShardError(path, f"unreadable shard ({type(e).__name__}: {e})") from e
-
-        return payload_to_record(self._cached(int(self._shard[i]), load)[int(self._offset[i])])
 
     def record(self, i: int) -> ProteinRecord:
         """The :class:`ProteinRecord` of item ``i`` (decoded from its shard)."""
-        if self.format == FORMAT_V1:
-            return self._record_v1(i)
         path = self.shard_path(i)
         offset, nbytes = int(self._offset[i]), int(self._nbytes[i])
         where = f"record {self.names[i]!r} (bytes {offset}..{offset + nbytes})"

@@ -14,8 +14,13 @@ and reused afterwards. ``data/build_default.py`` rebuilds the JSONL from its sou
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+from pyg_mpnn.data.dataset import ProteinDataset
+from pyg_mpnn.data.prepare import prepare
+from pyg_mpnn.data.store import FORMAT
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_JSONL = REPO / "data" / "default.jsonl.gz"
@@ -42,15 +47,22 @@ def default_dataset_dir(progress: bool = False, full: bool = False) -> Path:
         raise FileNotFoundError(
             f"{DEFAULT_JSONL} is missing; rebuild it with `python data/build_default.py`"
         )
-    index, parts = out / "index.npz", default_parts(full)
-    if not index.exists() or index.stat().st_mtime < max(p.stat().st_mtime for p in parts):
-        from pyg_mpnn.data.prepare import prepare
-
+    parts = default_parts(full)
+    if not _is_current(out, parts):
         prepare([str(p) for p in parts], out, progress=progress)
     return out
 
 
-def default_dataset(split: str | None = None, transform=None):
-    from pyg_mpnn.data.dataset import ProteinDataset
+def _is_current(out: Path, parts: list[Path]) -> bool:
+    """Whether ``out`` is a complete dataset folder of the current format, newer than
+    ``parts`` (else it is prepared again: an interrupted or an older cache is replaced)."""
+    index, meta = out / "index.npz", out / "meta.json"
+    if not (index.exists() and meta.exists()):
+        return False
+    if index.stat().st_mtime < max(p.stat().st_mtime for p in parts):
+        return False
+    return json.loads(meta.read_text()).get("format") == FORMAT
 
+
+def default_dataset(split: str | None = None, transform=None):
     return ProteinDataset(default_dataset_dir(), split=split, transform=transform)

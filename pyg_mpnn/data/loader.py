@@ -8,6 +8,7 @@ import signal
 import warnings
 
 from torch.utils.data import Dataset
+from torch.utils.data._utils import signal_handling
 from torch_geometric.loader import DataLoader
 
 _WORKER_DIED = re.compile(r"DataLoader worker \(pid")  # torch's message when one is gone
@@ -141,9 +142,7 @@ def _detach_sigchld(inner) -> None:
     batch (a ``RuntimeError`` from ``next``, within 5 s), where it can be restarted safely."""
     if not getattr(inner, "_worker_pids_set", False):
         return
-    try:
-        from torch.utils.data._utils import signal_handling
-
+    try:  # a private torch function: if it is gone, torch's handler stays
         signal_handling._remove_worker_pids(id(inner))
         inner._worker_pids_set = False
     except Exception:

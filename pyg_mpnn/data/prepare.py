@@ -6,8 +6,10 @@ coordinate, reported per residue; drop chains without a single complete backbone
 length limits) -> **write** (``ShardWriter``: format 2 shards of compact
 record blobs + a memory-mappable columnar index; see :mod:`pyg_mpnn.data.store`).
 Nothing bad is lost silently: every skipped file, record or chain is listed with its
-reason in ``DIR/skipped.jsonl`` and counted by reason in the JSON summary printed at the end
-(also ``DIR/summary.json``). ``--strict`` makes any skip an error exit (status 2).
+reason and kind in ``DIR/skipped.jsonl`` and counted by kind in the JSON summary printed at
+the end (also ``DIR/summary.json``). The kind comes from where the problem was found: the
+reader's ``ReadError.kind``, or the filter stage's :class:`Skip`. ``--strict`` makes any skip
+an error exit (status 2).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -25,37 +28,23 @@ from tqdm import tqdm
 from pyg_mpnn.atomic import error_text
 from pyg_mpnn.data.codec import MAX_ABS_COORD
 from pyg_mpnn.data.store import SPLIT_ALIASES, ShardWriter, atomic_write_bytes
-from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError
+from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError, ReadErrorKind
 from pyg_mpnn.io.sources import iter_source
 
-# Reasons are grouped into kinds for the summary; the full reason is in skipped.jsonl.
-_KINDS = (
-    ("residue masked", "bad coordinates (residue masked)"),
-    ("empty", "empty file"),
-    ("gzip", "corrupt or truncated gzip"),
-    ("truncated", "corrupt or truncated gzip"),
-    ("pLDDT", "low pLDDT"),
-    ("no protein", "no protein chain"),
-    ("backbone", "no complete backbone"),
-    ("non-finite", "non-finite coordinates"),
-    ("copies", "too many chain copies"),
-    ("json", "bad JSONL line"),
-    ("JSON", "bad JSONL line"),
-    (".pt", "unreadable .pt"),
-    ("torch", "unreadable .pt"),
-    ("no such file", "missing input"),
-    ("shorter than", "too short"),
-    ("longer than", "too long"),
-    ("structure", "not a structure"),
-    ("format", "not a structure"),
-)
+# Kinds of what the filter stage drops, beside the readers' ``ReadError.kind``: the summary
+# counts skips by kind; the full reason is in skipped.jsonl.
+MASKED = "bad coordinates (residue masked)"
+NO_BACKBONE: ReadErrorKind = "no complete backbone"  # as a reader's, counted together
+NO_DESIGNED_CHAIN: ReadErrorKind = "no designed chain"
+TOO_SHORT = "too short"
+TOO_LONG = "too long"
 
 
-def reason_kind(reason: str) -> str:
-    for key, kind in _KINDS:
-        if key in reason:
-            return kind
-    return "unreadable"
+class Skip(NamedTuple):
+    """One thing the filter stage dropped (or masked): its kind and the reason for people."""
+
+    kind: str
+    reason: str
 
 
 def mask_bad_residues(record: ProteinRecord) -> list[str]:
@@ -94,35 +83,37 @@ def filter_record(
     min_length: int = 1,
     max_length: int | None = None,
     keep_incomplete_chains: bool = False,
-) -> tuple[ProteinRecord | None, list[str]]:
-    """Filter stage. Returns the kept record (or None) and the reasons for what was dropped.
+) -> tuple[ProteinRecord | None, list[Skip]]:
+    """Filter stage. Returns the kept record (or None) and a :class:`Skip` for each residue
+    masked and each chain or record dropped.
 
     A residue with a non-finite or out-of-range coordinate is masked and reported
     (:func:`mask_bad_residues`). A chain without a single residue that has all of N, CA, C and
     O (e.g. a CA-only model) gives the full-backbone model nothing to learn from and is dropped
     and reported, unless ``keep_incomplete_chains`` (its residues then stay, masked).
     """
-    reasons = mask_bad_residues(record)
+    skips = [Skip(MASKED, reason) for reason in mask_bad_residues(record)]
     mask = record.mask
     keep = []
     for c, cid in enumerate(record.chain_ids):
         in_chain = record.chain_index == c
         if not mask[in_chain].any() and not keep_incomplete_chains:
-            reasons.append(f"chain {cid}: no residue with a complete backbone (N, CA, C, O)")
+            reason = f"chain {cid}: no residue with a complete backbone (N, CA, C, O)"
+            skips.append(Skip(NO_BACKBONE, reason))
         else:
             keep.append(c)
     if not keep:
-        return None, reasons or ["no residue with a complete backbone"]
+        return None, skips or [Skip(NO_BACKBONE, "no residue with a complete backbone")]
     if len(keep) < len(record.chain_ids):
         record = record.select_chains(keep)
         if not record.designed.any():
-            return None, reasons + ["no designed chain left"]
+            return None, [*skips, Skip(NO_DESIGNED_CHAIN, "no designed chain left")]
     n = record.num_residues
     if n < min_length:
-        return None, reasons + [f"{n} residues: shorter than {min_length}"]
+        return None, [*skips, Skip(TOO_SHORT, f"{n} residues: shorter than {min_length}")]
     if max_length is not None and n > max_length:
-        return None, reasons + [f"{n} residues: longer than {max_length}"]
-    return record, reasons
+        return None, [*skips, Skip(TOO_LONG, f"{n} residues: longer than {max_length}")]
+    return record, skips
 
 
 def _split_of(record: ProteinRecord) -> int | None:
@@ -161,8 +152,7 @@ def prepare(
     bar = tqdm(desc="prepare", unit=" items", disable=not progress, file=sys.stderr)
     with open(skipped_path, "w") as skipped:
 
-        def skip(source, item, reason):
-            kind = reason_kind(reason)
+        def skip(source, item, reason, kind):
             skipped_by_kind[kind] += 1
             skipped.write(
                 json.dumps({"source": source, "item": item, "reason": reason, "kind": kind}) + "\n"
@@ -176,13 +166,13 @@ def prepare(
                 bar.update(1)
                 files_seen.add(file)
                 if isinstance(result, ReadError):
-                    skip(result.source, item, result.reason)
+                    skip(result.source, item, result.reason, result.kind)
                     continue
-                record, reasons = filter_record(
+                record, skips = filter_record(
                     result, min_length, max_length, keep_incomplete_chains
                 )
-                for reason in reasons:
-                    skip(file, result.name, reason)
+                for kind, reason in skips:
+                    skip(file, result.name, reason, kind)
                 if record is None:
                     continue
                 writer.add(

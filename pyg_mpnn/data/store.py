@@ -4,12 +4,10 @@ Format 2 (``FORMAT = "pyg_mpnn.shards/2"``, written by :class:`ShardWriter`)::
 
     DIR/meta.json          format, counts, sources, split_ranges, options
     DIR/index.npz          columnar index, one row per record, rows sorted by (split, cluster):
-                           length int32, num_chains int16, cluster int64, split int8,
-                           source int16 (into meta["sources"]), plddt float32 (mean, NaN if none),
-                           shard int32, offset int64, nbytes int32, crc uint32,
-                           name_bytes uint8 + name_offsets int64 (names, concatenated UTF-8)
+                           the columns of ROW_COLUMNS (below) and the names, concatenated
+                           UTF-8 in name_bytes uint8 + name_offsets int64
     DIR/shards/NNNNN.bin   record blobs back to back (:mod:`pyg_mpnn.data.codec`)
-    DIR/summary.json       what prepare read, kept and skipped (by reason)
+    DIR/summary.json       what prepare read, kept and skipped (by kind)
     DIR/skipped.jsonl      one line per skipped item: source, item, reason, kind
 
 ``index.npz`` is an *uncompressed* zip of ``.npy`` members, so :func:`open_index` memory-maps
@@ -19,8 +17,8 @@ payload. Because rows are sorted by split, a split is a contiguous row range
 (``meta["split_ranges"]``), i.e. a zero-copy slice. Shards, then index, then meta are written
 atomically (temporary file + rename): a folder whose ``meta.json`` exists is complete.
 
-Format 1 (``pyg_mpnn.shards/1``: ``index.npz`` with a ``name`` column, ``shards/NNNNN.pt``
-torch-saved lists of payload dicts) is still read (:func:`payload_to_record`).
+Format 1 (``pyg_mpnn.shards/1``, torch-saved shards) is no longer read: prepare the sources
+again.
 """
 
 from __future__ import annotations
@@ -35,29 +33,34 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from pyg_mpnn.alphabet import ALPHABET, encode
 from pyg_mpnn.atomic import atomic_write, write_error
-from pyg_mpnn.data.codec import _jsonable, encode_record
-from pyg_mpnn.io.record import ProteinRecord
+from pyg_mpnn.data.codec import encode_record
+from pyg_mpnn.io.record import SPLITS, ProteinRecord
 
 FORMAT = "pyg_mpnn.shards/2"
-FORMAT_V1 = "pyg_mpnn.shards/1"
-SPLITS = ("train", "valid", "test")
-SPLIT_ALIASES = {"train": 0, "training": 0, "valid": 1, "val": 1, "validation": 1, "test": 2}
+# Split names a record's meta or a caller may use -> the split code stored (index in SPLITS).
+SPLIT_ALIASES = {
+    **{name: code for code, name in enumerate(SPLITS)},
+    "training": SPLITS.index("train"),
+    "val": SPLITS.index("valid"),
+    "validation": SPLITS.index("valid"),
+}
+# The index's columns, one value per record, and their dtypes (the names are kept apart).
 ROW_COLUMNS = {
-    "length": np.int32,
+    "length": np.int32,  # residues
     "num_chains": np.int16,
     "cluster": np.int64,
-    "split": np.int8,
-    "source": np.int16,
-    "plddt": np.float32,
-    "shard": np.int32,
-    "offset": np.int64,
-    "nbytes": np.int32,
-    "crc": np.uint32,
+    "split": np.int8,  # index into SPLITS
+    "source": np.int16,  # index into meta["sources"]
+    "plddt": np.float32,  # mean pLDDT, NaN if none
+    "shard": np.int32,  # shards/NNNNN.bin
+    "offset": np.int64,  # byte offset of the record's blob in its shard
+    "nbytes": np.int32,  # size of the blob
+    "crc": np.uint32,  # CRC32 of the blob
 }
+# The columns of the payload a row points at (what a synthetic index copies from its template).
+PAYLOAD_COLUMNS = ("length", "num_chains", "plddt", "shard", "offset", "nbytes", "crc")
 
 
 class ShardError(RuntimeError):
@@ -84,39 +87,6 @@ def default_split(cluster: int, valid_frac: float = 0.1, test_frac: float = 0.1)
     """Deterministic split of a cluster from a hash of its id (whole clusters per split)."""
     u = (zlib.crc32(str(cluster).encode()) % 10_000) / 10_000
     return 2 if u < test_frac else 1 if u < test_frac + valid_frac else 0
-
-
-# -- format 1 payloads (read only) ------------------------------------------------------
-def record_to_payload(record: ProteinRecord) -> dict:
-    """Format 1 payload dict of a record (kept for tools and tests that build old folders)."""
-    return {
-        "name": record.name,
-        "seq": torch.tensor(encode(record.seq), dtype=torch.uint8),
-        "coords": torch.from_numpy(record.coords),
-        "chain_index": torch.from_numpy(record.chain_index.astype(np.int16)),
-        "chain_ids": list(record.chain_ids),
-        "designed": torch.from_numpy(record.designed),
-        "plddt": None
-        if record.plddt is None
-        else torch.from_numpy(np.asarray(record.plddt, np.float32)),
-        "residue_ids": list(record.residue_ids) if record.residue_ids else None,
-        "meta": json.dumps(_jsonable(record.meta), default=str),
-    }
-
-
-def payload_to_record(p: dict) -> ProteinRecord:
-    """Format 1 payload dict -> record."""
-    return ProteinRecord(
-        name=p["name"],
-        seq="".join(ALPHABET[i] for i in p["seq"].tolist()),
-        coords=p["coords"].numpy(),
-        chain_index=p["chain_index"].numpy().astype(np.int64),
-        chain_ids=list(p["chain_ids"]),
-        designed=p["designed"].numpy(),
-        plddt=None if p.get("plddt") is None else p["plddt"].numpy(),
-        residue_ids=p.get("residue_ids"),
-        meta=json.loads(p["meta"]),
-    )
 
 
 # -- the index ------------------------------------------------------------------------
@@ -224,7 +194,7 @@ class Names:
 
 
 def open_index(root: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """``(meta, columns)`` of a dataset folder; format 2 columns are memory maps."""
+    """``(meta, columns)`` of a dataset folder; the columns are memory maps."""
     root = Path(root)
     path = root / "index.npz"
     if not path.exists():
@@ -233,24 +203,34 @@ def open_index(root: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
             "make one with `python -m pyg_mpnn.data.prepare SRC --out DIR`"
         )
     meta_path = root / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"format": FORMAT_V1}
-    if meta.get("format") == FORMAT_V1:
-        with np.load(path) as z:
-            return meta, {k: z[k] for k in z.files}
+    if not meta_path.exists():
+        raise FileNotFoundError(
+            f"{root}: incomplete or old dataset folder (no meta.json); prepare it again with "
+            f"`python -m pyg_mpnn.data.prepare SRC --out {root}`"
+        )
+    meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT:
         raise ValueError(
-            f"{root}: unknown dataset format {meta.get('format')!r} "
-            f"(this version reads {FORMAT} and {FORMAT_V1})"
+            f"{root}: dataset format {meta.get('format')!r}, this version reads {FORMAT}; "
+            f"prepare it again with `python -m pyg_mpnn.data.prepare SRC --out {root}`"
         )
     return meta, _mmap_npz(path)
 
 
 def read_index(root: str | Path) -> dict:
-    """The index columns of either format (format 2: memory maps, and ``name`` a :class:`Names`)."""
+    """The index columns (memory maps), and ``name`` a :class:`Names`."""
     meta, cols = open_index(root)
-    if "name_bytes" in cols:
-        cols["name"] = Names(cols["name_bytes"], cols["name_offsets"])
+    cols["name"] = Names(cols["name_bytes"], cols["name_offsets"])
     return cols
+
+
+def _typecode(dtype) -> str:
+    """The :mod:`array` typecode with the kind and size of numpy ``dtype``."""
+    dtype = np.dtype(dtype)
+    for code in "bBhHiIlLqQfd":
+        if np.dtype(code) == dtype and array(code).itemsize == dtype.itemsize:
+            return code
+    raise TypeError(f"no array typecode for {dtype}")
 
 
 class ShardWriter:
@@ -266,19 +246,7 @@ class ShardWriter:
         self.out = Path(out)
         (self.out / "shards").mkdir(parents=True, exist_ok=True)
         self.shard_size, self.shard_bytes = shard_size, shard_bytes
-        types = {
-            "length": "i",
-            "num_chains": "h",
-            "cluster": "q",
-            "split": "b",
-            "source": "h",
-            "plddt": "f",
-            "shard": "i",
-            "offset": "q",
-            "nbytes": "i",
-            "crc": "I",
-        }
-        self._cols = {k: array(t) for k, t in types.items()}
+        self._cols = {k: array(_typecode(t)) for k, t in ROW_COLUMNS.items()}
         self._names = bytearray()
         self._name_off = array("q", [0])
         self._shard, self._in_shard, self._pos, self._file = 0, 0, 0, None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyg_mpnn.data.store import FORMAT, ROW_COLUMNS, open_index, write_index
+from pyg_mpnn.data.store import PAYLOAD_COLUMNS, ROW_COLUMNS, open_index, write_index
 
 
 def tile_index(
@@ -33,9 +33,7 @@ def tile_index(
     by hash; names are ``syn{row}``. Memory: a few arrays of ``n`` (about 60 bytes a row).
     """
     template, out = Path(template), Path(out)
-    meta_t, cols_t = open_index(template)
-    if meta_t.get("format") != FORMAT:
-        raise ValueError(f"{template}: template must be a format 2 folder")
+    meta_t, cols_t = open_index(template)  # a folder of the current FORMAT, or an error
     out.mkdir(parents=True, exist_ok=True)
     link = out / "shards"
     if not link.exists():
@@ -47,10 +45,7 @@ def tile_index(
     cluster = rng.integers(0, n_clusters, n)
     u = (cluster * 2654435761 % 10_000) / 10_000
     split = np.where(u < test_frac, 2, np.where(u < test_frac + valid_frac, 1, 0))
-    cols = {
-        k: np.asarray(cols_t[k])[src]
-        for k in ("length", "num_chains", "shard", "offset", "nbytes", "crc", "plddt")
-    }
+    cols = {k: np.asarray(cols_t[k])[src] for k in PAYLOAD_COLUMNS}
     cols.update(cluster=cluster, split=split, source=np.zeros(n, np.int16))
     # names "syn<row>" without a Python string per row
     digits = np.maximum(1, np.floor(np.log10(np.maximum(np.arange(n), 1))).astype(np.int64) + 1)

@@ -31,6 +31,8 @@ from pyg_mpnn.design.scoring import (
 )
 from pyg_mpnn.design.spec import DesignSpec
 from pyg_mpnn.io.record import ProteinRecord, ReadError
+from pyg_mpnn.io.sources import iter_source
+from pyg_mpnn.nn.weights import load_model
 
 DESCRIPTION = "Design, score or get per-residue probabilities with ProteinMPNN weights."
 
@@ -136,8 +138,6 @@ def check_args(a: argparse.Namespace) -> None:
 
 def read_inputs(paths: list[str]) -> list[ProteinRecord]:
     """Every record of every input; a read error or a repeated name is an error."""
-    from pyg_mpnn.io.sources import iter_source
-
     records, seen = [], {}
     for path in paths:
         for _file, item, result in iter_source(path):
@@ -162,8 +162,6 @@ class Job:
 
 def prepare(a: argparse.Namespace) -> Job:
     """Read and check everything before any computation (bad input: nothing is written)."""
-    from pyg_mpnn.nn.weights import load_model
-
     check_args(a)
     chains = [c.strip() for c in a.chains.split(",") if c.strip()] if a.chains else None
     spec = DesignSpec(

@@ -18,8 +18,14 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from aim import Image, Run, Text
+
+from pyg_mpnn.diagnose import figures
 from pyg_mpnn.diagnose.findings import Thresholds, diagnose
+from pyg_mpnn.diagnose.jacobian import load_results, probe_figure
+from pyg_mpnn.diagnose.posthoc import probe_checkpoints
 from pyg_mpnn.diagnose.series import load
+from pyg_mpnn.track.aimio import index_run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else rs.run_dir or Path("runs") / "diagnose" / args.run
     out.mkdir(parents=True, exist_ok=True)
     if args.jacobian_checkpoints and rs.run_dir is not None:
-        from pyg_mpnn.diagnose.posthoc import probe_checkpoints
-
         probe_checkpoints(
             rs.run_dir,
             args.jacobian_checkpoints,
@@ -94,11 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_figures(rs, out: Path, highlight: set[str]) -> list[str]:
-    import matplotlib.pyplot as plt
-
-    from pyg_mpnn.diagnose import figures
-    from pyg_mpnn.diagnose.jacobian import load_results
-
     made = []
     todo = [
         ("layers", lambda: figures.layer_grid(rs, highlight)),
@@ -114,14 +113,11 @@ def write_figures(rs, out: Path, highlight: set[str]) -> list[str]:
             continue
         path = out / f"diagnose_{name}.png"
         fig.savefig(path, dpi=80)
-        plt.close(fig)
         made.append(path.name)
     return made
 
 
 def _jacobian_table(run_dir: Path) -> str:
-    from pyg_mpnn.diagnose.jacobian import load_results
-
     res = load_results(run_dir)
     if not res:
         return ""
@@ -177,11 +173,6 @@ def render(rs, findings, th: Thresholds, figs: list[str], jac: str) -> str:
 def log_to_aim(
     repo: str, run_hash: str, out: Path, figs: list[str], findings, run_dir: Path
 ) -> None:
-    from aim import Image, Run, Text
-
-    from pyg_mpnn.diagnose.jacobian import load_results
-    from pyg_mpnn.track.aimio import index_run
-
     run = Run(
         run_hash=run_hash,
         repo=repo,
@@ -203,10 +194,6 @@ def log_to_aim(
                 {"code": f.code, "layers": f.layers, "steps": list(f.steps)} for f in findings
             ]
         }
-        import matplotlib.pyplot as plt
-
-        from pyg_mpnn.diagnose.jacobian import probe_figure
-
         for r in load_results(run_dir):  # post-hoc results: the same series as the train hook
             for k in ("precision_L", "precision_L5", "random", "outside_knn"):
                 run.track(
@@ -217,7 +204,6 @@ def log_to_aim(
                 )
             fig = probe_figure(r, f"{r.get('probe')}, step {r['step']}")
             run.track(Image(fig), name="jacobian", step=int(r["step"]), context={"subset": "probe"})
-            plt.close(fig)
     finally:
         run.close()
     index_run(repo, run_hash)

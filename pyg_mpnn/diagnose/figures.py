@@ -1,14 +1,16 @@
 """Figures of ``diagnose``: per-layer series grouped by stack and kind, gradient ridge plots,
-and the Jacobian probe over training. Each function returns a matplotlib figure."""
+and the Jacobian probe over training. Each function returns a matplotlib ``Figure`` (no
+pyplot state: nothing to close)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from pyg_mpnn.diagnose.series import RunSeries
-from pyg_mpnn.track.layers import layer_sort_key
 
 PANELS = (
     ("weight", "norm", "", "weight RMS"),
@@ -17,22 +19,10 @@ PANELS = (
     ("gradient", "norm", "", "gradient RMS"),
     ("update", "update_ratio", "", "update / weight"),
 )
-STACKS = ("embed", "encoder", "decoder", "head")
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _color(plt, stack: str, i: int, n: int):
-    cmap = {"encoder": plt.cm.Blues, "decoder": plt.cm.Reds, "head": plt.cm.Greens}.get(
-        stack, plt.cm.Greys
-    )
+def _color(stack: str, i: int, n: int):
+    cmap = colormaps[{"encoder": "Blues", "decoder": "Reds", "head": "Greens"}.get(stack, "Greys")]
     return cmap(0.45 + 0.5 * (i + 1) / (n + 1))
 
 
@@ -40,16 +30,14 @@ def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
     """Rows: kinds (weight, node/edge activation, gradient, update ratio); columns: stacks
     (embeddings, encoder, decoder, head). One line per layer, log scale; layers named by a
     finding are drawn thick and dashed."""
-    plt = _plt()
-    stacks = [s for s in STACKS if any(rs.stack(layer) == s for layer in rs.layers())]
-    fig, axes = plt.subplots(
-        len(PANELS), len(stacks), figsize=(3.6 * len(stacks), 11), squeeze=False, sharex=True
-    )
+    stacks = list(dict.fromkeys(rs.stack(layer) for layer in rs.layers()))  # model order
+    fig = Figure(figsize=(3.6 * len(stacks), 11))
+    axes = fig.subplots(len(PANELS), len(stacks), squeeze=False, sharex=True)
     for r, (kind, name, part, label) in enumerate(PANELS):
         series = rs.layer_series(kind, name, part)
         for c, stack in enumerate(stacks):
             ax = axes[r][c]
-            layers = [k for k in sorted(series, key=layer_sort_key) if rs.stack(k) == stack]
+            layers = [k for k in series if rs.stack(k) == stack]  # series: in model order
             if not layers and c > 0:
                 ax.set_axis_off()
                 continue
@@ -62,7 +50,7 @@ def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
                     v,
                     lw=2.2 if hl else 1.2,
                     ls="--" if hl else "-",
-                    color="C3" if hl and stack == "embed" else _color(plt, stack, i, len(layers)),
+                    color="C3" if hl and stack == "embed" else _color(stack, i, len(layers)),
                     label=layer,
                 )
             if layers and any(np.isfinite(series[k][1]).any() for k in layers):
@@ -82,16 +70,16 @@ def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
 def ridge(rs: RunSeries, max_rows: int = 12, layers: list[str] | None = None):
     """Ridge plot per MessagePassing layer: gradient histograms over steps (one row per tracked
     step, offset upwards, density normalised per row), x in units of the row's own value."""
-    plt = _plt()
     hists = rs.gradient_hists()
     names = layers or [
-        k for k in sorted(hists, key=layer_sort_key) if k.startswith(("encoder.", "decoder."))
+        k for k in rs.layers() if k in hists and rs.stack(k) not in ("embed", "head", "other")
     ]
     if not names:
         return None
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     for ax, layer in zip(axes.ravel(), names):
@@ -99,7 +87,7 @@ def ridge(rs: RunSeries, max_rows: int = 12, layers: list[str] | None = None):
         idx = np.unique(np.linspace(0, len(hs) - 1, min(max_rows, len(hs))).astype(int))
         sel = [hs[i] for i in idx]
         span = max(max(abs(lo), abs(hi)) for _, (lo, hi), _ in sel) or 1.0
-        cmap = plt.cm.viridis
+        cmap = colormaps["viridis"]
         for k, (step, (lo, hi), counts) in enumerate(sel):
             counts = np.asarray(counts, dtype=float)
             edges = np.linspace(lo, hi, len(counts) + 1)
@@ -123,14 +111,14 @@ def ridge(rs: RunSeries, max_rows: int = 12, layers: list[str] | None = None):
 def jacobian_over_training(results: list[dict]):
     """Top-L long-range precision vs step (with the random baseline), and the APC map at the
     first, the best (by top-L precision) and the last probed step next to the contact map."""
-    plt = _plt()
     best = max(results, key=lambda r: r["precision_L"])
     shown = (
         [results[0]]
         + ([best] if best is not results[0] and best is not results[-1] else [])
         + ([results[-1]] if len(results) > 1 else [])
     )
-    fig, ax = plt.subplots(1, len(shown) + 2, figsize=(4 * (len(shown) + 2), 3.8))
+    fig = Figure(figsize=(4 * (len(shown) + 2), 3.8))
+    ax = fig.subplots(1, len(shown) + 2)
     steps = [r["step"] for r in results]
     ax[0].plot(steps, [r["precision_L"] for r in results], "o-", label="top-L")
     ax[0].plot(steps, [r["precision_L5"] for r in results], "s--", label="top-L/5")
@@ -152,8 +140,8 @@ def jacobian_over_training(results: list[dict]):
 
 
 def loss_panel(rs: RunSeries):
-    plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig = Figure(figsize=(10, 3.4))
+    ax = fig.subplots(1, 2)
     s, v = rs.loss()
     ax[0].plot(s, v, lw=0.7, label="train loss")
     vs, vv = rs.series("loss", subset="valid")
@@ -171,13 +159,11 @@ def loss_panel(rs: RunSeries):
 def compare_gradients(runs: dict, highlight: str = "noise"):
     """Gradient RMS per layer over steps for several runs side by side (``{title: RunSeries}``);
     the layer ``highlight`` drawn thick and dashed (the noise-module demonstration)."""
-    plt = _plt()
-    fig, axes = plt.subplots(
-        1, len(runs), figsize=(5.5 * len(runs), 3.8), sharey=True, squeeze=False
-    )
+    fig = Figure(figsize=(5.5 * len(runs), 3.8))
+    axes = fig.subplots(1, len(runs), sharey=True, squeeze=False)
     for ax, (title, rs) in zip(axes[0], runs.items()):
         series = rs.layer_series("gradient")
-        for i, layer in enumerate(sorted(series, key=layer_sort_key)):
+        for i, layer in enumerate(series):  # in model order
             s, v = series[layer]
             hl = layer == highlight
             ax.plot(

@@ -7,7 +7,8 @@ at ``persist`` or more of the window's tracking steps.
 (a) ``low_gradient``: a layer whose gradient RMS stays ``grad_gap``x or more below the median of
     its peers' gradient RMS at the same step, or that has no gradient at all while its weights
     are tracked: not contributing, or not being trained. Peers: the MessagePassing layers, the
-    head and any added module. The embeddings (``features``, ``W_e``, ``W_s``) are only checked
+    head and any added module. The embeddings (stack ``embed``: ``features``, ``W_e``, ``W_s``;
+    the stacks are the model's, :meth:`pyg_mpnn.nn.ProteinMPNN.blocks`) are only checked
     for a missing gradient (frozen): their raw gradient scale is not comparable (``W_s`` reaches
     the loss only through the decoder's causal edges and sits 7-40x below ``W_e`` in healthy
     runs); a mis-scaled embedding shows in (b).
@@ -23,7 +24,8 @@ at ``persist`` or more of the window's tracking steps.
 (d) ``stuck``: the global gradient norm falls ``vanish``x or more between the first and last
     quarter of the window while the loss stays far from its best (last-quarter median more than
     ``stuck_gap`` nats above the best value seen, or less than ``stuck_gap`` below the first).
-(e) ``depth``: within the encoder or the decoder, the activation RMS of the last layer over the
+(e) ``depth``: within a stack of layers (the encoder, the decoder: every stack but the
+    embeddings, the head and added modules), the activation RMS of the last layer over the
     first grows or shrinks by ``depth_factor``x or more (stays), or one layer's activation RMS
     falls below ``dead_activation``.
 (f) ``non_finite``: any non-finite value; the first step, and the layer where it appeared (the
@@ -42,7 +44,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from pyg_mpnn.diagnose.series import RunSeries
-from pyg_mpnn.track.layers import layer_sort_key
 
 
 @dataclass
@@ -112,11 +113,10 @@ def _at(series: tuple[list, list]) -> dict:
     return dict(zip(*series))
 
 
-EMBEDDINGS = ("features", "W_e", "W_s")
-
-
-def _peer_group(layer: str) -> str | None:
-    return None if layer in EMBEDDINGS else "body"
+def _peer_group(rs: RunSeries, layer: str) -> str | None:
+    """Embeddings (the blocks of stack ``embed``) have no peers; every other layer is a peer
+    of every other."""
+    return None if rs.stack(layer) == "embed" else "body"
 
 
 def low_gradient(rs: RunSeries, th: Thresholds) -> list[Finding]:
@@ -141,10 +141,12 @@ def low_gradient(rs: RunSeries, th: Thresholds) -> list[Finding]:
             )
     if not steps:
         return out
+    groups = {layer: _peer_group(rs, layer) for layer in grads}
     for layer, g in grads.items():
         ratios, hits = [], 0
-        peers = [gg for k, gg in grads.items() if _peer_group(k) == _peer_group(layer)]
-        if _peer_group(layer) is None or len(peers) < 3:
+        group = groups[layer]
+        peers = [gg for k, gg in grads.items() if groups[k] == group]
+        if group is None or len(peers) < 3:
             continue
         for s in steps:
             vals = [gg[s] for gg in peers if s in gg and math.isfinite(gg[s])]
@@ -298,14 +300,16 @@ def stuck(rs: RunSeries, th: Thresholds) -> list[Finding]:
     ]
 
 
+NOT_A_DEPTH = ("embed", "head", "other")  # stacks that are not a sequence of layers
+
+
 def depth(rs: RunSeries, th: Thresholds) -> list[Finding]:
     out = []
     for part in ("node", "edge"):
         acts = {k: _at(v) for k, v in rs.layer_series("activation", part=part).items()}
-        for stack in ("encoder", "decoder"):
-            layers = sorted(
-                [layer for layer in acts if layer.startswith(stack + ".")], key=layer_sort_key
-            )
+        stacks = dict.fromkeys(rs.stack(layer) for layer in acts)  # in model order
+        for stack in [s for s in stacks if s not in NOT_A_DEPTH]:
+            layers = [layer for layer in acts if rs.stack(layer) == stack]
             steps = _window(sorted({s for layer in layers for s in acts[layer]}), th)
             for layer in layers:
                 dead = [
@@ -366,15 +370,12 @@ def non_finite(rs: RunSeries, th: Thresholds) -> list[Finding]:
     at = [r for r in bad if r["step"] == first]
     per_layer = [r for r in at if r["layer"]]
 
+    index = {layer: i for i, layer in enumerate(rs.layers())}
+
     def key(r):
-        order = layer_sort_key(r["layer"])
         # forward order for activations; gradients appear first near the output
-        return (
-            _priority(r["kind"]),
-            order
-            if r["kind"] != "gradient"
-            else tuple(-x if isinstance(x, int) else x for x in order),
-        )
+        i = index[r["layer"]]
+        return _priority(r["kind"]), -i if r["kind"] == "gradient" else i
 
     per_layer.sort(key=key)
     origin = per_layer[0] if per_layer else None
@@ -383,7 +384,7 @@ def non_finite(rs: RunSeries, th: Thresholds) -> list[Finding]:
     )
     layers = [origin["layer"]] if origin else ["(global)"]
     last = max(r["step"] for r in bad)
-    affected = sorted({r["layer"] for r in per_layer}, key=layer_sort_key)
+    affected = sorted({r["layer"] for r in per_layer}, key=index.get)
     ev = (
         f"first non-finite value at step {first}"
         + (

@@ -2,23 +2,24 @@
 ``run.json``) or, given an Aim run hash, from the Aim repo.
 
 Rows are dicts ``{step, name, subset, layer, stack, kind, part, value}`` (strings empty when
-absent); non-finite values are kept (``float('nan')``): the CSV has them, Aim does not (the
-tracker only sends finite values to Aim), so finding (f) needs the files.
+absent; rows from the files, read by :func:`pyg_mpnn.track.metrics.read_metrics`, also hold
+``epoch`` and ``wall_s``); non-finite values are kept (``float('nan')``): the CSV has them, Aim
+does not (the tracker only sends finite values to Aim), so finding (f) needs the files.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from collections import defaultdict
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyg_mpnn.track.layers import frozen_layers, layer_sort_key
+from aim import Repo
 
-CTX = ("subset", "layer", "stack", "kind", "part")
+from pyg_mpnn.track.aimio import index_run
+from pyg_mpnn.track.metrics import read_metrics
+from pyg_mpnn.track.tracker import CONTEXT_KEYS
 
 
 @dataclass
@@ -30,6 +31,8 @@ class RunSeries:
     aim_hash: str | None = None
     source: str = "files"
     config: dict = field(default_factory=dict)  # the run's experiment config (run.json / Aim)
+    blocks: list = field(default_factory=list)  # [[layer, stack], ...] in model order
+    frozen: list = field(default_factory=list)  # layers frozen by configuration
 
     def series(self, name: str, **ctx) -> tuple[list[int], list[float]]:
         """Sorted steps and values of one series (the last value of a re-written step)."""
@@ -42,12 +45,19 @@ class RunSeries:
 
     def frozen_by_config(self) -> list[str]:
         """Layers the run froze on purpose (``model.freeze``): not trained, not a finding."""
-        return frozen_layers((self.config.get("model") or {}).get("freeze"), self.layers())
+        return list(self.frozen)
 
     def layers(self) -> list[str]:
-        return sorted({r["layer"] for r in self.rows if r["layer"]}, key=layer_sort_key)
+        """Tracked layers in the model's block order (as the run recorded it; layers it did not
+        record, in the order they were first tracked)."""
+        order = {b[0]: i for i, b in enumerate(self.blocks)}
+        seen = dict.fromkeys(r["layer"] for r in self.rows if r["layer"])
+        return sorted(seen, key=lambda layer: order.get(layer, len(order)))
 
     def stack(self, layer: str) -> str:
+        for b in self.blocks:
+            if b[0] == layer:
+                return b[1]
         for r in self.rows:
             if r["layer"] == layer and r["stack"]:
                 return r["stack"]
@@ -78,28 +88,9 @@ class RunSeries:
         return {k: sorted(v, key=lambda x: x[0]) for k, v in out.items()}
 
 
-def _float(x: str) -> float:
-    try:
-        return float(x)
-    except ValueError:
-        return math.nan
-
-
 def read_files(run_dir: str | Path) -> RunSeries:
     run_dir = Path(run_dir)
-    with open(run_dir / "metrics.csv", newline="") as f:
-        rows = []
-        for r in csv.DictReader(f):
-            if not r.get("step") or not r["step"].isdigit():
-                continue  # a torn last line of a killed run
-            rows.append(
-                {
-                    "step": int(r["step"]),
-                    "name": r["name"],
-                    "value": _float(r["value"]),
-                    **{k: r.get(k) or "" for k in CTX},
-                }
-            )
+    rows = read_metrics(run_dir)
     hists = []
     hp = run_dir / "histograms.jsonl"
     if hp.exists():
@@ -116,6 +107,8 @@ def read_files(run_dir: str | Path) -> RunSeries:
         info.get("aim_repo"),
         info.get("aim_run_hash"),
         config=info.get("config") or {},
+        blocks=info.get("blocks") or [],
+        frozen=info.get("frozen_layers") or [],
     )
 
 
@@ -123,10 +116,6 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
     """Scalars of one Aim run (non-finite values are absent in Aim; the gradient histograms of
     the ridge plots come from ``histograms.jsonl``, which :func:`load` uses when it lies beside
     the repo)."""
-    from aim import Repo
-
-    from pyg_mpnn.track.aimio import index_run
-
     index_run(repo, run_hash)
     run = Repo(str(repo)).get_run(run_hash)
     if run is None:
@@ -142,13 +131,17 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
                     "step": int(s),
                     "name": seq.name,
                     "value": float(v),
-                    **{k: str(ctx.get(k, "")) for k in CTX},
+                    **{k: str(ctx.get(k, "")) for k in CONTEXT_KEYS},
                 }
             )
     try:
         config = run["hparams"]
     except KeyError:
         config = {}
+    attrs = {}
+    for key in ("blocks", "frozen_layers"):
+        with suppress(KeyError):
+            attrs[key] = list(run[key])
     return RunSeries(
         rows,
         hists,
@@ -157,6 +150,8 @@ def read_aim(repo: str | Path, run_hash: str) -> RunSeries:
         run_hash,
         source="aim",
         config=config if isinstance(config, dict) else {},
+        blocks=attrs.get("blocks", []),
+        frozen=attrs.get("frozen_layers", []),
     )
 
 

@@ -60,7 +60,7 @@ class LowPLDDT(ReadError):
     reads ``"mean pLDDT X < threshold"``), so that callers can count it apart from failures."""
 
     def __init__(self, source: str, mean: float, threshold: float):
-        super().__init__(source, f"mean pLDDT {mean:.2f} < {threshold:g}")
+        super().__init__(source, f"mean pLDDT {mean:.2f} < {threshold:g}", "low pLDDT")
         self.mean_plddt = mean
         self.threshold = threshold
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from pyg_mpnn.alphabet import ALPHABET
-from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError
+from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError, ReadErrorKind
 
 DEFAULT_CHAIN = "A"
 BLANK_CHAIN = "_"
@@ -88,6 +88,7 @@ def iter_jsonl(path) -> Iterator[ProteinRecord | ReadError]:
             source,
             f"line {lineno}: cannot read further ({type(exc).__name__}: "
             f"{exc}); truncated or corrupt file",
+            "corrupt or truncated gzip",
         )
         err.line = lineno
         yield err
@@ -106,8 +107,8 @@ def read_jsonl(path) -> list[ProteinRecord]:
 def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> ProteinRecord:
     """One JSONL line -> :class:`ProteinRecord`; raises :class:`ReadError` when it is bad."""
 
-    def fail(reason: str):
-        return ReadError(source, f"line {lineno}: {reason}")
+    def fail(reason: str, kind: ReadErrorKind = "bad JSONL line"):
+        return ReadError(source, f"line {lineno}: {reason}", kind)
 
     try:
         obj = json.loads(line)
@@ -140,12 +141,12 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
                 f"has shape {list(values.shape)} (expected [{n}, 3])"
             )
         if np.isinf(values).any():
-            raise fail(f"{label}: coords[{atom!r}] holds infinite values")
+            raise fail(f"{label}: coords[{atom!r}] holds infinite values", "non-finite coordinates")
         coords[:, k] = values.reshape(n, 3)
     if n == 0:
         raise fail(f"{label}: empty sequence")
     if not np.isfinite(coords).any():
-        raise fail(f"{label}: every coordinate is NaN (no backbone atom)")
+        raise fail(f"{label}: every coordinate is NaN (no backbone atom)", "no complete backbone")
 
     chain_ids, chain_index = _chains_of(obj, n, fail, label)
     residue_ids = obj.get("residue_ids")

@@ -51,13 +51,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from pyg_mpnn.io.record import ProteinRecord, ReadError
+from pyg_mpnn.io.record import SPLITS, ProteinRecord, ReadError
 
 MAX_COPIES = 352  # get_pdbs keeps an example only if it has fewer chain copies than this
 MIN_CHAIN_LENGTH = 4  # get_pdbs drops a chain copy with fewer residues (after His-tag cuts)
 DEFAULT_DATCUT = "2030-Jan-01"  # training.py's DATCUT
-SPLITS = ("train", "valid", "test")
 
 # get_pdbs' His-tag rules, applied in this order, each to the residues left by the previous
 # ones, while every test looks at the *uncut* sequence: (test start, test end, side, cut).
@@ -223,8 +223,6 @@ class _Files:
         self._cache: dict[str, object] = {}
 
     def load(self, path: Path, entry: str):
-        import torch
-
         if entry != self._entry:
             self._entry, self._cache = entry, {}
         key = str(path)
@@ -235,13 +233,15 @@ class _Files:
             return hit
         try:
             if not path.is_file():
-                raise ReadError(key, "file not found")
+                raise ReadError(key, "file not found", "missing input")
             try:
                 obj = torch.load(path, weights_only=True, map_location="cpu")
             except Exception as exc:  # torch raises many kinds on a corrupt file
-                raise ReadError(key, f"cannot load ({type(exc).__name__}: {exc})") from exc
+                raise ReadError(
+                    key, f"cannot load ({type(exc).__name__}: {exc})", "unreadable .pt"
+                ) from exc
             if not isinstance(obj, dict):
-                raise ReadError(key, f"expected a dict, got {type(obj).__name__}")
+                raise ReadError(key, f"expected a dict, got {type(obj).__name__}", "unreadable .pt")
         except ReadError as err:
             self._cache[key] = err
             raise
@@ -361,6 +361,7 @@ def _build(
             source,
             f"assembly {info['assembly_id']} of {chain_id} has {len(plan)} "
             f"chain copies >= {max_copies} (dropped, as get_pdbs does)",
+            "too many chain copies",
         )
 
     loaded = {c: _load_chain(files, prefix, c, pdb_id) for c in dict.fromkeys(p[0] for p in plan)}
@@ -382,6 +383,7 @@ def _build(
             source,
             f"no designed chain of {chain_id}'s assembly has >= "
             f"{MIN_CHAIN_LENGTH} residues after His-tag trimming",
+            "no designed chain",
         )
     info["copies"] = copies
     return ProteinRecord.from_chains(chain_id, parts, designed=np.array(designed, bool), meta=info)
@@ -434,7 +436,7 @@ def iter_pdb2021(
 
     ``rescut``, ``datcut``, ``keep_nan_resolution``: the list filters of :func:`load_list`;
     ``homo_cutoff``, ``assembly_choice``, ``trim_his_tags``, ``max_copies``: as in
-    :func:`load_assembly`. ``splits``: optional subset of ``("train", "valid", "test")``
+    :func:`load_assembly`. ``splits``: optional subset of :data:`~pyg_mpnn.io.record.SPLITS`
     (one name or several). Each item is the record of
     :func:`load_assembly` for that row, with ``meta`` also holding the list's ``cluster``,
     ``split``, ``resolution`` (float, NaN if none), ``date`` (ISO str), ``hash``, ``length``

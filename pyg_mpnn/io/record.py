@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -12,15 +13,57 @@ from pyg_mpnn.alphabet import encode
 
 BACKBONE_ATOMS = ("N", "CA", "C", "O")
 CHAIN_OFFSET = 100  # the original's residue_idx = 100 * chain + position
+SPLITS = ("train", "valid", "test")  # a record's meta["split"]; a dataset's split codes 0, 1, 2
+
+# Why a source could not be turned into a record (``ReadError.kind``): reports count skips by
+# kind, and ``reason`` says the rest.
+ReadErrorKind = Literal[
+    "unreadable",  # cannot read the bytes, or content malformed for its format
+    "missing input",  # a named file or folder does not exist
+    "empty file",
+    "corrupt or truncated gzip",
+    "not a structure",  # neither structure records nor an mmCIF data block
+    "no protein chain",
+    "no complete backbone",  # not a single backbone atom with a finite coordinate
+    "non-finite coordinates",
+    "bad JSONL line",
+    "unreadable .pt",  # a pdb_2021aug02 entry or chain file that torch cannot load
+    "too many chain copies",
+    "no designed chain",
+    "low pLDDT",
+]
+READ_ERROR_KINDS: tuple[str, ...] = get_args(ReadErrorKind)
+
+
+def _rebuild_read_error(cls, args: tuple, state: dict):
+    err = Exception.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class ReadError(Exception):
-    """A structure source could not be turned into records. ``str()`` names the file and reason."""
+    """A structure source could not be turned into records. ``str()`` names the file and reason.
 
-    def __init__(self, source: str, reason: str):
+    Args:
+        source: the file (or ``file:entry``) that failed.
+        reason: what is wrong with it, for people.
+        kind: the category, one of :data:`READ_ERROR_KINDS` (default ``"unreadable"``), for
+            reports that count errors by kind.
+    """
+
+    def __init__(self, source: str, reason: str, kind: ReadErrorKind = "unreadable"):
+        if kind not in READ_ERROR_KINDS:
+            raise ValueError(f"unknown ReadError kind {kind!r}; use one of {READ_ERROR_KINDS}")
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+        self.kind = kind
+
+    def __reduce__(self):
+        # Rebuilt from its attributes, not by calling __init__ again (subclasses take other
+        # arguments): a ReadError crosses process boundaries (``iter_source(workers=...)``).
+        return _rebuild_read_error, (type(self), self.args, self.__dict__)
 
 
 @dataclass

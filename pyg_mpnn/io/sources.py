@@ -13,10 +13,15 @@ iteration. What a path is decides the reader:
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Iterator
 from pathlib import Path
 
+from pyg_mpnn.io.foldcomp import is_foldcomp_db, iter_foldcomp
+from pyg_mpnn.io.jsonl import iter_jsonl
+from pyg_mpnn.io.pdb2021 import is_pdb2021_root, iter_pdb2021
 from pyg_mpnn.io.record import ProteinRecord, ReadError
+from pyg_mpnn.io.structure import read_structure
 
 # Files in a folder that are documentation or tables, not structures. Anything else is
 # tried as a structure and, if it is not one, reported.
@@ -42,8 +47,6 @@ def _is_jsonl(path: Path) -> bool:
 
 
 def _is_foldcomp(path: Path) -> bool:
-    from pyg_mpnn.io.foldcomp import is_foldcomp_db
-
     return path.suffix == ".fcz" or is_foldcomp_db(path)
 
 
@@ -56,8 +59,6 @@ def _with_names(results, file: str) -> Iterator[tuple[str, str, Result]]:
 
 
 def _read_one(path: Path) -> tuple[str, str, Result]:
-    from pyg_mpnn.io.structure import read_structure
-
     try:
         return str(path), str(path), read_structure(path)
     except ReadError as e:
@@ -79,8 +80,6 @@ def iter_source(
     the sorted file order)."""
     path = Path(path)
     if path.is_dir():
-        from pyg_mpnn.io.pdb2021 import is_pdb2021_root, iter_pdb2021
-
         if is_pdb2021_root(path):
             yield from _with_names(iter_pdb2021(path, **(pdb2021_options or {})), str(path))
             return
@@ -94,8 +93,6 @@ def iter_source(
             if f not in plain:
                 yield from iter_source(f, min_plddt=min_plddt)
         if workers > 1 and len(plain) > 1:
-            import multiprocessing as mp
-
             with mp.get_context("spawn").Pool(workers) as pool:
                 yield from pool.imap(_read_one, plain, chunksize=2)
         else:
@@ -103,15 +100,11 @@ def iter_source(
                 yield _read_one(f)
         return
     if not path.exists() and not _is_foldcomp(path):
-        yield str(path), str(path), ReadError(str(path), "no such file or folder")
+        yield str(path), str(path), ReadError(str(path), "no such file or folder", "missing input")
         return
     if _is_jsonl(path):
-        from pyg_mpnn.io.jsonl import iter_jsonl
-
         yield from _with_names(iter_jsonl(path), str(path))
     elif _is_foldcomp(path):
-        from pyg_mpnn.io.foldcomp import iter_foldcomp
-
         yield from _with_names(iter_foldcomp(path, min_plddt=min_plddt), str(path))
     else:
         yield _read_one(path)

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from Bio.PDB import MMCIFParser, PDBParser
 
 from pyg_mpnn.alphabet import THREE_TO_ONE, residue_letter
 from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError
@@ -142,11 +143,13 @@ def _read_text(path: Path) -> tuple[str, bool]:
         try:
             data = gzip.decompress(data)
         except (EOFError, OSError, zlib.error) as exc:
-            raise ReadError(source, f"truncated or corrupt gzip data ({exc})") from None
+            raise ReadError(
+                source, f"truncated or corrupt gzip data ({exc})", "corrupt or truncated gzip"
+            ) from None
     if not data.strip():
-        raise ReadError(source, "empty file" + (" (after gunzip)" if gzipped else ""))
+        raise ReadError(source, "empty file" + (" (after gunzip)" if gzipped else ""), "empty file")
     if b"\x00" in data[:65536]:
-        raise ReadError(source, "binary content, not a text structure file")
+        raise ReadError(source, "binary content, not a text structure file", "not a structure")
     return data.decode("latin-1"), gzipped
 
 
@@ -164,7 +167,9 @@ def detect_format(text: str, path) -> str:
         return "mmcif"
     if not _ATOM_RE.search(text):
         raise ReadError(
-            str(path), "no ATOM/HETATM records and no mmCIF data block: not a structure file"
+            str(path),
+            "no ATOM/HETATM records and no mmCIF data block: not a structure file",
+            "not a structure",
         )
     if lower.endswith(".pqr") or _looks_like_pqr(text):
         return "pqr"
@@ -468,14 +473,18 @@ def _record_from_chains(name: str, parsed_chains, source: str, meta: dict) -> Pr
         chains.append((chain_name, "".join(letters), np.stack(coords), residue_ids))
     if not chains:
         raise ReadError(
-            source, "no protein chain (no residue with one of the 20 standard amino-acid names)"
+            source,
+            "no protein chain (no residue with one of the 20 standard amino-acid names)",
+            "no protein chain",
         )
     ids = [c[0] for c in chains]
     if len(set(ids)) != len(ids):  # cannot happen with Bio.PDB, guard the record's invariant
         raise ReadError(source, f"chain ids repeat after mapping blanks to '_': {ids}")
     record = ProteinRecord.from_chains(name, chains, meta=dict(meta))
     if not np.isfinite(record.coords).any():
-        raise ReadError(source, "no backbone atom (N, CA, C or O) in any protein chain")
+        raise ReadError(
+            source, "no backbone atom (N, CA, C or O) in any protein chain", "no complete backbone"
+        )
     record.meta["nonstandard_residues"] = nonstandard
     if nonfinite:  # read (and removed) by prepare's filter, which reports them per residue
         record.meta["nonfinite_atoms"] = nonfinite
@@ -522,8 +531,6 @@ def read_structure(path) -> ProteinRecord:
 
 
 def _parse_biopython(text: str, fmt: str):
-    from Bio.PDB import MMCIFParser, PDBParser
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if fmt == "mmcif":

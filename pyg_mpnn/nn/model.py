@@ -12,6 +12,9 @@ edge ``j -> i`` carries ``[e_ij, s_j, h_j^(l)]`` if ``rank[j] < rank[i]`` and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -19,11 +22,28 @@ from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import ALPHABET
-from pyg_mpnn.data.graph import knn_edges
 from pyg_mpnn.nn.decoding import DecodeControl, draw_probs, step_table, tied_order
 from pyg_mpnn.nn.features import EdgeFeatures
+from pyg_mpnn.nn.graph import knn_edges
 from pyg_mpnn.nn.incremental import IncrementalDecoder
 from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer, decoder_context
+
+
+class Block(NamedTuple):
+    """One trackable block of a model, as :meth:`ProteinMPNN.blocks` yields it.
+
+    ``name``: how tracking, diagnose and the fault injector call it (``encoder.1``);
+    ``stack``: its group (``embed``, ``encoder``, ``decoder``, ``head``); ``module``: the
+    ``nn.Module`` that holds its parameters; ``outputs``: names of the tensors its forward
+    returns that are recorded as activations (``("node", "edge")`` for a layer returning
+    ``(h_V, h_E)``; ``()``: none). Any model can be tracked by giving it a ``blocks()`` method
+    that yields these, or plain ``(name, stack, module)`` triples (outputs ``("node",)``).
+    """
+
+    name: str
+    stack: str
+    module: nn.Module
+    outputs: tuple[str, ...] = ("node",)
 
 
 def decoding_rank(design: Tensor, randn: Tensor, batch: Tensor | None = None) -> Tensor:
@@ -123,6 +143,19 @@ class ProteinMPNN(nn.Module):
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
+
+    def blocks(self) -> Iterator[Block]:
+        """The model's blocks in forward order: ``features``, ``W_e`` and ``W_s`` (stack
+        ``embed``), ``encoder.<i>``, ``decoder.<i>``, ``W_out`` (stack ``head``). Every
+        parameter belongs to exactly one; modules added later (e.g. an injected fault) do not."""
+        yield Block("features", "embed", self.features, ())
+        yield Block("W_e", "embed", self.W_e, ("edge",))
+        yield Block("W_s", "embed", self.W_s, ("node",))
+        for i, layer in enumerate(self.encoder_layers):
+            yield Block(f"encoder.{i}", "encoder", layer, ("node", "edge"))
+        for i, layer in enumerate(self.decoder_layers):
+            yield Block(f"decoder.{i}", "decoder", layer, ("node",))
+        yield Block("W_out", "head", self.W_out, ())
 
     # -- graph and encoder -------------------------------------------------------------
     def build_graph(self, data: Data) -> tuple[Tensor, Tensor]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aim import Repo
+
 
 def index_run(repo_path: str | Path, run_hash: str) -> None:
-    from aim import Repo
-
     repo = Repo.from_path(str(repo_path))
     index = repo._get_index_tree("meta", 0).view(())
     tree = repo.request_tree("meta", run_hash, read_only=True, skip_read_optimization=True)
@@ -22,8 +22,6 @@ def index_run(repo_path: str | Path, run_hash: str) -> None:
 
 def open_runs(repo_path: str | Path) -> list:
     """Every run of the repo (indexed first), read-only."""
-    from aim import Repo
-
     hashes = Repo.from_path(str(repo_path)).list_all_runs()
     for h in hashes:
         index_run(repo_path, h)

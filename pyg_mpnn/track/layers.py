@@ -1,8 +1,12 @@
 """Per-layer heartbeat: norms and histograms of weights, activations, gradients and updates.
 
-Layers are the model's top-level blocks: ``features``, ``W_e`` (edge embedding), ``W_s``
-(sequence embedding), ``encoder.<i>`` and ``decoder.<i>`` (the MessagePassing layers) and
-``W_out``; each belongs to a ``stack``: ``embed``, ``encoder``, ``decoder`` or ``head``.
+Layers are the blocks the model names itself: its ``blocks()`` method yields
+:class:`~pyg_mpnn.nn.Block` s ``(name, stack, module[, outputs])`` (ProteinMPNN:
+``features``, ``W_e``, ``W_s`` in stack ``embed``, ``encoder.<i>``, ``decoder.<i>``, ``W_out`` in
+stack ``head``; :meth:`pyg_mpnn.nn.ProteinMPNN.blocks`). Nothing here parses parameter names:
+any model with ``blocks()`` is tracked alike, and a model without it gets one block per
+top-level child module (stack ``body``). Parameters outside every block (a module added later)
+form a block named after their top-level module, stack ``other``.
 
 Every ``every`` steps :meth:`LayerMonitor.capture` (after backward, before the optimizer step)
 and :meth:`LayerMonitor.after_step` (after it) report, per layer, with context
@@ -10,8 +14,8 @@ and :meth:`LayerMonitor.after_step` (after it) report, per layer, with context
 
 * ``norm``: the root-mean-square of the values (the "average norm" per element, comparable
   between layers of different sizes), for ``kind`` = ``weight`` (parameters), ``gradient``,
-  ``activation`` (``part`` = ``node`` or ``edge``: the outputs of every MessagePassing layer
-  and of the embeddings, captured by forward hooks during that step's forward pass);
+  ``activation`` (``part``: the block's ``outputs``, e.g. ``node`` and ``edge``, captured by
+  forward hooks on the block's module during that step's forward pass);
 * ``update_ratio`` (``kind`` = ``update``): ``||theta_after - theta_before|| / ||theta_before||``
   over the layer's parameters (healthy Adam training sits around 1e-3);
 * ``hist``: an ``aim.Distribution`` of the same values (exact, ``bins`` equal-width bins
@@ -23,10 +27,10 @@ per layer.
 Parameters frozen by configuration (``model.freeze``, passed as ``frozen``) are known as such:
 their layer's weights are still reported, but no gradient or update is expected from them, so a
 layer whose parameters are all frozen gets no ``update_ratio`` and a partly frozen one gets the
-ratio of its trainable parameters. The run records ``frozen_layers`` (Aim run attribute) and
-:func:`frozen_layers` maps the config's prefixes to layer names for ``diagnose``. A parameter
-whose ``requires_grad`` is off for another reason (a bug, an injected fault) is still tracked
-as trainable, so ``diagnose`` reports it.
+ratio of its trainable parameters. The run records ``blocks`` (``[[name, stack], ...]`` in
+model order) and ``frozen_layers`` (Aim run attributes and ``run.json``) for ``diagnose``,
+which reads the runs without the model. A parameter whose ``requires_grad`` is off for another
+reason (a bug, an injected fault) is still tracked as trainable, so ``diagnose`` reports it.
 """
 
 from __future__ import annotations
@@ -36,44 +40,50 @@ import math
 import torch
 from torch import nn
 
-ORDER = ("embed", "encoder", "decoder", "head")
+from pyg_mpnn.nn.model import Block
 
 
-def layer_of(param_name: str) -> tuple[str, str]:
-    """``"encoder_layers.1.W1.weight"`` -> (``"encoder.1"``, ``"encoder"``)."""
-    parts = param_name.split(".")
-    if parts[0] == "encoder_layers":
-        return f"encoder.{parts[1]}", "encoder"
-    if parts[0] == "decoder_layers":
-        return f"decoder.{parts[1]}", "decoder"
-    if parts[0] in ("W_out",):
-        return parts[0], "head"
-    return parts[0], "embed"
+def model_blocks(model: nn.Module) -> list[Block]:
+    """The :class:`~pyg_mpnn.nn.Block` s of ``model``: its ``blocks()`` when it has one
+    (plain ``(name, stack, module)`` triples get outputs ``("node",)``), else one block per
+    top-level child module that has parameters (stack ``body``)."""
+    if callable(getattr(model, "blocks", None)):
+        return [Block(*block) for block in model.blocks()]
+    return [
+        Block(name, "body", child)
+        for name, child in model.named_children()
+        if any(True for _ in child.parameters())
+    ]
 
 
-def frozen_layers(prefixes: list[str] | None, layers) -> list[str]:
-    """The layers (names as :func:`layer_of` gives) that the module-name ``prefixes`` of
-    ``model.freeze`` cover entirely: ``encoder_layers`` -> every ``encoder.<i>``,
-    ``encoder_layers.1`` -> ``encoder.1``, ``W_e`` -> ``W_e``; a prefix inside a layer
-    (``encoder_layers.1.W1``) freezes only part of it and covers none."""
-    out = []
-    for prefix in prefixes or []:
-        parts = prefix.split(".")
-        if parts[0] in ("encoder_layers", "decoder_layers"):
-            if len(parts) > 2:
-                continue
-            stack = parts[0].split("_")[0]
-            out += [
-                la
-                for la in layers
-                if (la.startswith(stack + ".") if len(parts) == 1 else la == f"{stack}.{parts[1]}")
-            ]
-        elif len(parts) == 1:
-            out += [la for la in layers if la == parts[0]]
-    return sorted(set(out), key=layer_sort_key)
+def parameter_blocks(model: nn.Module) -> dict[str, tuple[str, list[tuple[str, nn.Parameter]]]]:
+    """``{block: (stack, [(parameter name, parameter), ...])}`` in block order. A parameter
+    that no block holds (a module added to the model later, such as an injected fault) goes
+    to a block named after its top-level module, stack ``other``: nothing goes untracked."""
+    owner, groups = {}, {}
+    for block in model_blocks(model):
+        groups[block.name] = (block.stack, [])
+        for p in block.module.parameters():
+            owner.setdefault(id(p), block.name)
+    for pname, p in model.named_parameters():
+        name = owner.get(id(p)) or pname.split(".")[0]
+        groups.setdefault(name, ("other", []))[1].append((pname, p))
+    return groups
 
 
 class LayerMonitor:
+    """Per-block norms and histograms of ``model`` into ``tracker`` every ``every`` steps.
+
+    Args:
+        model: the (unwrapped) model; its blocks come from :func:`model_blocks`.
+        tracker: a :class:`~pyg_mpnn.track.tracker.Tracker`.
+        every (int): tracking period in optimizer steps (and step 1); ``0``: never.
+            (default: ``50``)
+        histograms (bool): also log histograms. (default: ``True``)
+        bins (int): histogram bins. (default: ``64``)
+        frozen (list[str], optional): parameter names frozen by configuration.
+    """
+
     def __init__(
         self,
         model: nn.Module,
@@ -86,61 +96,37 @@ class LayerMonitor:
         self.model, self.tracker = model, tracker
         self.every, self.histograms, self.bins = int(every), histograms, bins
         self.armed = False
-        self.acts: dict[tuple[str, str], torch.Tensor] = {}
+        self.acts: dict[tuple[str, str, str], torch.Tensor] = {}
         self.groups: dict[str, tuple[str, list[torch.nn.Parameter]]] = {}
         self.trained: dict[str, list[torch.nn.Parameter]] = {}  # not frozen by configuration
         frozen = set(frozen or [])
-        for name, p in model.named_parameters():
-            layer, stack = layer_of(name)
-            self.groups.setdefault(layer, (stack, []))[1].append(p)
-            self.trained.setdefault(layer, [])
-            if name not in frozen:
-                self.trained[layer].append(p)
+        for layer, (stack, named) in parameter_blocks(model).items():
+            self.groups[layer] = (stack, [p for _, p in named])
+            self.trained[layer] = [p for name, p in named if name not in frozen]
+        tracker.set("blocks", [[layer, stack] for layer, (stack, _) in self.groups.items()])
         self.frozen_layers = [la for la, ps in self.trained.items() if not ps]
         if self.frozen_layers:
             tracker.set("frozen_layers", self.frozen_layers)
         self._before: dict[str, list[torch.Tensor]] = {}
         self._handles = []
-        self.last_edges = 0
-        for layer, module in self._hooked_modules():
-            self._handles.append(module.register_forward_hook(self._hook(layer)))
+        self.last_edges = 0  # edges of the last forward pass (its first ``edge`` output)
+        for block in model_blocks(model):
+            if block.outputs:
+                hook = self._hook(block.name, block.stack, block.outputs)
+                self._handles.append(block.module.register_forward_hook(hook))
 
-    def _hooked_modules(self):
-        m = self.model
-        for name in ("W_e", "W_s"):
-            if isinstance(getattr(m, name, None), nn.Module):
-                yield name, getattr(m, name)
-        for i, layer in enumerate(getattr(m, "encoder_layers", [])):
-            yield f"encoder.{i}", layer
-        for i, layer in enumerate(getattr(m, "decoder_layers", [])):
-            yield f"decoder.{i}", layer
-
-    def _hook(self, layer: str):
+    def _hook(self, layer: str, stack: str, parts: tuple[str, ...]):
         def hook(module, inputs, output):
-            if layer == "encoder.0" and isinstance(output, tuple) and len(output) > 1:
-                self.last_edges = int(output[1].shape[0])  # edges/s without extra work
+            outs = output if isinstance(output, tuple) else (output,)
+            if "edge" in parts:
+                self.last_edges = int(outs[parts.index("edge")].shape[0])  # edges/s, no extra work
             if not self.armed:
                 return
-            outs = output if isinstance(output, tuple) else (output,)
-            parts = (
-                ("node", "edge")
-                if layer.startswith("encoder")
-                else (("edge",) if layer == "W_e" else ("node",))
-            )
             for part, t in zip(parts, outs):
                 if isinstance(t, torch.Tensor):
-                    self.acts[(layer, part)] = t.detach()
+                    self.acts[(layer, stack, part)] = t.detach()
 
         return hook
-
-    def stack_of(self, layer: str) -> str:
-        return (
-            self.groups[layer][0]
-            if layer in self.groups
-            else layer_of(
-                layer.replace("encoder.", "encoder_layers.").replace("decoder.", "decoder_layers.")
-            )[1]
-        )
 
     def due(self, step: int) -> bool:
         """Whether optimizer step ``step`` (1-based) is a tracking step."""
@@ -201,8 +187,8 @@ class LayerMonitor:
             )
             if self.trained[layer]:
                 self._before[layer] = [p.detach().clone() for p in self.trained[layer]]
-        for (layer, part), t in sorted(self.acts.items()):
-            self._report([t], "activation", step, layer, self.stack_of(layer), part)
+        for (layer, stack, part), t in sorted(self.acts.items()):
+            self._report([t], "activation", step, layer, stack, part)
         self.acts.clear()
 
     @torch.no_grad()
@@ -223,18 +209,3 @@ class LayerMonitor:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-
-
-def layer_sort_key(layer: str) -> tuple:
-    """Model order: embeddings, encoder 0..n, decoder 0..n, head."""
-    stack = (
-        "encoder"
-        if layer.startswith("encoder")
-        else "decoder"
-        if layer.startswith("decoder")
-        else "head"
-        if layer == "W_out"
-        else "embed"
-    )
-    idx = int(layer.split(".")[1]) if "." in layer else 0
-    return ORDER.index(stack), idx, layer

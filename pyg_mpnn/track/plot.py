@@ -12,22 +12,16 @@ of the last tracked values per layer.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from pyg_mpnn.track.layers import layer_sort_key
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    with open(Path(run_dir) / "metrics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r["step"] != "step"]
-    for r in rows:
-        r["step"], r["value"], r["wall_s"] = int(r["step"]), float(r["value"]), float(r["wall_s"])
-    return rows
+from pyg_mpnn.track.metrics import read_metrics
 
 
 def series(rows, name, **ctx) -> tuple[list, list, list]:
@@ -44,25 +38,19 @@ def series(rows, name, **ctx) -> tuple[list, list, list]:
 
 
 def _color(layer: str, i: int, n: int):
-    import matplotlib.pyplot as plt
-
-    cmap = (
-        plt.cm.Blues
+    cmap = colormaps[
+        "Blues"
         if layer.startswith("encoder")
-        else plt.cm.Reds
+        else "Reds"
         if layer.startswith("decoder")
-        else plt.cm.Greys
-    )
+        else "Greys"
+    ]
     return cmap(0.45 + 0.5 * (i + 1) / (n + 1))
 
 
 def plot_curves(rows, path: Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    fig = Figure(figsize=(15, 4))
+    ax = fig.subplots(1, 3)
     s, w, v = series(rows, "ppl", subset="train")
     ax[0].plot(s, v, lw=0.6, alpha=0.5, label="train (per step)")
     es, _, ev = series(rows, "epoch_ppl", subset="train")
@@ -90,7 +78,6 @@ def plot_curves(rows, path: Path, title: str = "") -> None:
     ax2b.set(ylabel="global grad norm", yscale="log")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def layer_table(rows) -> dict:
@@ -105,13 +92,8 @@ def layer_table(rows) -> dict:
 
 
 def plot_layers(rows, path: Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     table = layer_table(rows)
-    layers = sorted(table, key=layer_sort_key)
+    layers = list(table)  # in the order first tracked: the model's block order
     panels = [
         ("weight", "weight RMS"),
         ("gradient", "gradient RMS"),
@@ -119,7 +101,8 @@ def plot_layers(rows, path: Path, title: str = "") -> None:
         ("activation_edge", "edge activation RMS"),
         ("update", "update / weight ratio"),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
+    fig = Figure(figsize=(4 * len(panels), 4))
+    axes = fig.subplots(1, len(panels))
     for ax, (key, label) in zip(axes, panels):
         for i, layer in enumerate(layers):
             d = table[layer].get(key)
@@ -140,7 +123,6 @@ def plot_layers(rows, path: Path, title: str = "") -> None:
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -157,10 +139,7 @@ def main(argv=None) -> int:
     plot_curves(rows, out / f"{args.prefix}_curves.png", args.prefix)
     plot_layers(rows, out / f"{args.prefix}_layers.png", args.prefix)
     table = layer_table(rows)
-    last = {
-        layer: {k: v[max(v)] for k, v in kinds.items() if v}
-        for layer, kinds in sorted(table.items(), key=lambda kv: layer_sort_key(kv[0]))
-    }
+    last = {layer: {k: v[max(v)] for k, v in kinds.items() if v} for layer, kinds in table.items()}
     vs, _, vv = series(rows, "ppl", subset="valid")
     summary = {
         "valid_ppl": dict(zip(vs, vv)),

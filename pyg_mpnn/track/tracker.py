@@ -8,7 +8,8 @@ Files in the run folder (for people and tools without Aim; issue 8's diagnostics
     ``kind`` weight/activation/gradient/update; ``part`` node/edge for activations).
 ``histograms.jsonl``  one JSON object per histogram: the same context fields plus ``step``,
     ``range`` ``[lo, hi]`` and ``counts`` (equal-width bins).
-``run.json``  experiment name, config, Aim repo and run hash.
+``run.json``  experiment name, config, Aim repo and run hash, and the run attributes given to
+    :meth:`Tracker.set` (e.g. the model's ``blocks`` and ``frozen_layers``).
 
 Aim: metric names are the ``name`` column, contexts are the other non-empty columns, so the UI
 can group/facet by ``layer``, ``kind``, ``stack`` and ``subset``. Only rank 0 writes; every other
@@ -22,22 +23,22 @@ import json
 import math
 import os
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
+import torch.distributed as dist
+from aim import Distribution, Image, Repo, Run, Text
+
+from pyg_mpnn.track.aimio import index_run
 
 CONTEXT_KEYS = ("subset", "layer", "stack", "kind", "part")
 CSV_FIELDS = ("step", "epoch", "wall_s", "name") + CONTEXT_KEYS + ("value",)
 
 
 def is_rank_zero() -> bool:
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank() == 0
-    except Exception:  # pragma: no cover
-        pass
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -76,8 +77,6 @@ class Tracker:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if use_aim:
-            from aim import Repo, Run
-
             repo = Path(aim_repo) if aim_repo else self.run_dir / "aim"
             repo.mkdir(parents=True, exist_ok=True)
             if not (repo / ".aim").exists():
@@ -105,14 +104,17 @@ class Tracker:
         if not resumed:
             self._csv.writeheader()
         self._hist_file = open(self.run_dir / "histograms.jsonl", "a")
-        info = {
+        self._info = {
             "experiment": experiment,
             "run_name": run_name,
             "config": _jsonable(cfg),
             "aim_repo": getattr(self, "aim_repo", None),
             "aim_run_hash": self.hash,
         }
-        (self.run_dir / "run.json").write_text(json.dumps(info, indent=1))
+        self._write_info()
+
+    def _write_info(self) -> None:
+        (self.run_dir / "run.json").write_text(json.dumps(self._info, indent=1))
 
     def _truncate(self, step: int) -> None:
         """On resume: drop what a killed run wrote after its checkpoint (and torn lines)."""
@@ -192,8 +194,6 @@ class Tracker:
         ctx = {k: v for k, v in context.items() if v is not None}
         counts = np.asarray(counts)
         if self.aim_run is not None:
-            from aim import Distribution
-
             self.aim_run.track(
                 Distribution(hist=counts, bin_range=tuple(value_range)),
                 name=name,
@@ -214,19 +214,20 @@ class Tracker:
     # -- other ---------------------------------------------------------------------------------
     def text(self, text: str, name: str, step: int = 0, **context):
         if self.enabled and self.aim_run is not None:
-            from aim import Text
-
             self.aim_run.track(Text(text), name=name, step=step, context=context)
 
     def set(self, key: str, value) -> None:
-        if self.enabled and self.aim_run is not None:
+        """A run attribute: in Aim (``run[key]``) and in ``run.json``."""
+        if not self.enabled:
+            return
+        if self.aim_run is not None:
             self.aim_run[key] = _jsonable(value)
+        self._info[key] = _jsonable(value)
+        self._write_info()
 
     def figure(self, fig, name: str, step: int = 0, **context):
         """Log a matplotlib figure as an Aim image."""
         if self.enabled and self.aim_run is not None:
-            from aim import Image
-
             self.aim_run.track(Image(fig), name=name, step=step, context=context)
 
     def flush(self) -> None:
@@ -243,10 +244,6 @@ class Tracker:
         if self.aim_run is not None:
             self.aim_run.close()
             self.aim_run = None
-            try:  # make the run visible to Repo queries without `aim up`
-                from pyg_mpnn.track.aimio import index_run
-
+            with suppress(Exception):  # make the run visible to Repo queries without `aim up`
                 index_run(self.aim_repo, self.hash)
-            except Exception:
-                pass
         self.enabled = False

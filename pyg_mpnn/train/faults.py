@@ -10,15 +10,35 @@ test that proves it).
 * :class:`RunFault`: the faults that stop a run (bad steps, a checkpoint that cannot be written
   or read); ``python -m pyg_mpnn.train`` prints their message, without a traceback, and exits
   with status 1.
+
+Controlled faults, so that :mod:`pyg_mpnn.diagnose` can be shown to find them (config section
+``inject``; ``experiments/noise_module.yaml``), applied by :class:`Injector`:
+
+* ``noise_after: I`` adds a module ``noise`` (:class:`NodeNoise`) after encoder layer ``I``
+  (``-1``: the last): the node states become ``h + W z`` with fresh ``z ~ N(0, noise_std^2)``
+  at every forward pass. It carries no information, so its gradient is incoherent noise and its
+  scale stays far below every other layer's: diagnose finding (a) names it.
+* ``freeze_embedding: true`` stops the sequence embedding ``W_s`` from training;
+  ``embedding_scale: F`` multiplies its initial weights by ``F`` (mis-scaled).
+* ``nan_step: S`` with ``nan_layer: L`` (a block of :meth:`~pyg_mpnn.nn.ProteinMPNN.blocks`:
+  ``encoder.1``, ``decoder.0``, ``W_e``, ...) makes block ``L``'s output NaN at training step
+  ``S``: finding (f) names ``L`` and ``S``. ``nan_step`` may list steps (``[3, 6, 7]``);
+  ``nan_in: backward`` poisons the gradient flowing back into that output instead (the loss
+  stays finite). The trainer skips such steps and stops after ``train.max_bad_steps`` in a row
+  (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
 from collections import Counter
 from pathlib import Path
+
+import torch
+from torch import nn
 
 
 class RunFault(RuntimeError):
@@ -119,3 +139,73 @@ class FaultLog:
         for message in restarts[n_res:]:
             self.event("worker_restart", step, f"{where}: {message}")
         self._seen[id(loader)] = (len(errors), len(restarts))
+
+
+class NodeNoise(nn.Module):
+    """``h -> h + W z``, ``z ~ N(0, std^2)`` drawn anew at every call (train and eval)."""
+
+    def __init__(self, hidden: int, std: float = 1.0):
+        super().__init__()
+        self.std = float(std)
+        self.W = nn.Linear(hidden, hidden, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        z = torch.randn_like(h) * self.std
+        return h + self.W(z)
+
+
+class Injector:
+    """Applies the ``inject`` section (a dict, or a dataclass of it) to a freshly built model;
+    the trainer sets :attr:`step` (the optimizer step being computed) before each step's forward
+    passes. Blocks are found by the names of the model's ``blocks()``."""
+
+    def __init__(self, model: nn.Module, cfg=None):
+        if dataclasses.is_dataclass(cfg):
+            cfg = dataclasses.asdict(cfg)
+        cfg = cfg or {}
+        self.model, self.step, self.handles = model, 0, []
+        self.blocks = {b.name: b for b in model.blocks()}
+        after = cfg.get("noise_after")
+        if after is not None:
+            encoder = [b.module for b in self.blocks.values() if b.stack == "encoder"]
+            model.noise = NodeNoise(model.hidden_dim, float(cfg.get("noise_std", 1.0)))
+            nn.init.xavier_uniform_(model.noise.W.weight)
+            target = encoder[int(after) % len(encoder)]
+            self.handles.append(target.register_forward_hook(self._noise_hook))
+        if float(cfg.get("embedding_scale", 1.0)) != 1.0:
+            with torch.no_grad():
+                model.W_s.weight.mul_(float(cfg["embedding_scale"]))
+        if cfg.get("freeze_embedding"):
+            model.W_s.weight.requires_grad_(False)
+        self.nan_step, self.nan_layer = cfg.get("nan_step"), cfg.get("nan_layer")
+        steps = self.nan_step if isinstance(self.nan_step, (list, tuple)) else [self.nan_step]
+        self.nan_steps = {int(s) for s in steps if s is not None}
+        self.nan_backward = cfg.get("nan_in", "forward") == "backward"
+        if self.nan_step is not None:
+            module = self._module(str(self.nan_layer))
+            self.handles.append(module.register_forward_hook(self._nan_hook))
+
+    def _module(self, layer: str) -> nn.Module:
+        if layer not in self.blocks:
+            raise ValueError(
+                f"inject.nan_layer: no block {layer!r}; the model's blocks: "
+                f"{', '.join(self.blocks)}"
+            )
+        return self.blocks[layer].module
+
+    def _noise_hook(self, module, inputs, output):
+        if isinstance(output, tuple):
+            return (self.model.noise(output[0]),) + tuple(output[1:])
+        return self.model.noise(output)
+
+    def _nan_hook(self, module, inputs, output):
+        if not module.training or self.step not in self.nan_steps:
+            return None
+        first = output[0] if isinstance(output, tuple) else output
+        if self.nan_backward:
+            if first.requires_grad:
+                first.register_hook(lambda g: torch.full_like(g, float("nan")))
+            return None
+        poisoned = first.clone()
+        poisoned.view(-1)[0] = float("nan")
+        return (poisoned,) + tuple(output[1:]) if isinstance(output, tuple) else poisoned

@@ -15,13 +15,14 @@ from tqdm import tqdm
 
 from pyg_mpnn.data.loader import LoaderWorkerError
 from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.track.jacobian import JacobianProbe
 from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
 from pyg_mpnn.train import distributed
 from pyg_mpnn.train.config import Config
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.faults import BadStepGuard, FaultLog
+from pyg_mpnn.train.faults import BadStepGuard, FaultLog, Injector
 from pyg_mpnn.train.finetune import count, freeze, load_init, resolve_init
 from pyg_mpnn.train.loss import Meter, TrainingLoss, batch_metrics, supervised_mask
 from pyg_mpnn.train.precision import (
@@ -112,10 +113,7 @@ class Trainer:
         if fresh and cfg.init:
             load_init(self.model, cfg.init)  # weights only: optimizer, schedule, step fresh
         self.frozen = freeze(self.model, cfg.model.freeze)
-        # controlled faults (config `inject`); pyg_mpnn.train.faults once it holds the injector
-        from pyg_mpnn.diagnose.inject import Injector
-
-        self.injector = Injector(self.model, cfg.inject.to_dict())
+        self.injector = Injector(self.model, cfg.inject)  # controlled faults
         self.model = self.model.to(self.device)
         self.model.activation_checkpointing = cfg.train.activation_checkpointing
         self.net = distributed.wrap(self.model, self.dist_mode, self.device)
@@ -155,7 +153,7 @@ class Trainer:
             frozen=self.frozen,
         )
         self.faults = FaultLog(self.out, self.log, self.tracker, self.tracker.enabled)
-        self.jacobian = self._jacobian_probe()
+        self.jacobian = JacobianProbe(cfg.jacobian, self.out, self.tracker)
         self.profiler = None
         if cfg.profile.enabled:
             self.profiler = StepProfiler(self.out, cfg.profile, self.device, self.tracker)
@@ -164,15 +162,6 @@ class Trainer:
         )
         self.step_times = self.timer.history  # per-step phase seconds (profiling, sweeps)
         self._t_start = time.time()
-
-    def _jacobian_probe(self):
-        """The categorical-Jacobian probe of ``jacobian.every_steps``, or None (then
-        pyg_mpnn.diagnose is not imported: it is an optional part of a training run)."""
-        if not self.cfg.jacobian.every_steps:
-            return None
-        from pyg_mpnn.diagnose.jacobian import JacobianProbe
-
-        return JacobianProbe(self.cfg.jacobian.to_dict(), self.out, self.tracker)
 
     def _announce(self, state: dict | None, resume) -> None:
         """The run's first lines: parameters, device, precision, where the weights come from."""

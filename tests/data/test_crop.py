@@ -8,9 +8,15 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from testdata import need_shared
 from torch_geometric.data import Batch, Data
 
 from pyg_mpnn.data.crop import SpatialCrop, make_transform
+from pyg_mpnn.data.dataset import ProteinDataset
+from pyg_mpnn.data.default import default_dataset_dir
+from pyg_mpnn.io.record import to_data
+from pyg_mpnn.io.structure import read_structure
+from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.train.loss import batch_metrics, supervised_mask, training_loss
 
 
@@ -107,11 +113,6 @@ def test_crops_batch_together_and_bad_radii():
 
 def test_real_complex_default_radii():
     """A 22-chain real assembly: the crop is a strict subset with the contract above."""
-    from testdata import need_shared
-
-    from pyg_mpnn.io.record import to_data
-    from pyg_mpnn.io.structure import read_structure
-
     path = need_shared("structures/tmtools__7ok9.cif.gz")  # 1.2 MB, 22 chains
     data = to_data(read_structure(path))
     assert data.num_nodes > 3000
@@ -128,10 +129,6 @@ def test_real_complex_default_radii():
 
 def test_embedded_largest_protein_and_model_on_crop():
     """The embedded data's largest training complex, cropped, goes through the real model."""
-    from pyg_mpnn.data.dataset import ProteinDataset
-    from pyg_mpnn.data.default import default_dataset_dir
-    from pyg_mpnn.nn.model import ProteinMPNN
-
     ds = ProteinDataset(default_dataset_dir(), "train")
     data = ds[int(np.argmax(ds.lengths))]
     out = SpatialCrop(30, 12, seed=3)(data.clone())

@@ -3,9 +3,12 @@
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from testdata import structure
 from torch_geometric.data import Batch, Data
 
 from pyg_mpnn.data.graph import KNNEdges, RadiusEdges, knn_edges, radius_edges
+from pyg_mpnn.io.record import to_data
+from pyg_mpnn.io.structure import read_structure
 
 
 def _batch(sizes, seed, masked_frac=0.0):
@@ -83,11 +86,6 @@ def test_transforms_on_batch_and_single():
 
 
 def test_knn_on_real_protein():
-    from testdata import structure
-
-    from pyg_mpnn.io.record import to_data
-    from pyg_mpnn.io.structure import read_structure
-
     rec = read_structure(structure("mdanalysistests__1eteA.pdb.gz"))  # TS50's first chain
     d = KNNEdges(48)(to_data(rec))
     assert d.edge_index.shape[1] == 48 * int(d.mask.sum())

@@ -1,8 +1,10 @@
 """``python -m pyg_mpnn.data.prepare``: real structures in, every chain accounted for, bad
 input reported by reason (never a crash), ``--strict`` fatal."""
 
+import contextlib
 import csv
 import gzip
+import io
 import json
 import shutil
 import subprocess
@@ -18,15 +20,13 @@ from pyg_mpnn.alphabet import THREE_TO_ONE
 from pyg_mpnn.data.dataset import ProteinDataset
 from pyg_mpnn.data.loader import make_loader
 from pyg_mpnn.data.prepare import main as prepare_main
+from pyg_mpnn.data.prepare import prepare
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
 from pyg_mpnn.io.structure import structure_name
 
 
 def _run(argv):
     """Run the CLI in-process; return (exit status, summary printed as JSON)."""
-    import contextlib
-    import io
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         status = prepare_main(argv + ["--no-progress"])
@@ -131,66 +131,72 @@ def _bad_inputs(folder):
     return folder
 
 
+# The kind of each bad input of _bad_inputs (set by the reader that met it, or the filter).
+BAD_INPUT_KINDS = {
+    "truncated.pdb.gz": ["corrupt or truncated gzip"],
+    "notes.pdb": ["not a structure"],
+    "empty.cif": ["empty file"],
+    "nobackbone.pdb": ["no complete backbone"],
+    "set.jsonl": ["no complete backbone", "bad JSONL line"],  # the all-NaN record, the bad line
+    "entry.pt": ["not a structure"],
+}
+
+
+def _report_by_file(out):
+    """skipped.jsonl of ``out`` as ``{input file name: [report lines]}``."""
+    by_source = defaultdict(list)
+    for line in open(out / "skipped.jsonl"):
+        r = json.loads(line)
+        by_source[r["source"].rsplit("/", 1)[-1]].append(r)
+    return by_source
+
+
 def test_bad_inputs_reported_not_fatal(tmp_path):
     src = _bad_inputs(tmp_path / "bad")
     status, summary = _run([str(src), "--out", str(tmp_path / "ds")])
     assert status == 0
     assert summary["records"] == 2  # good.pdb and the "ok" JSONL line
-    report = [json.loads(l) for l in open(tmp_path / "ds" / "skipped.jsonl")]
-    by_source = defaultdict(list)
-    for r in report:
-        by_source[r["source"].rsplit("/", 1)[-1]].append(r)
-    for name in (
-        "truncated.pdb.gz",
-        "notes.pdb",
-        "empty.cif",
-        "nobackbone.pdb",
-        "set.jsonl",
-        "entry.pt",
-    ):
-        assert by_source[name], f"{name} not reported: {report}"
-        assert all(r["reason"] for r in by_source[name])
-    assert by_source["empty.cif"][0]["kind"] == "empty file"
-    assert by_source["truncated.pdb.gz"][0]["kind"] == "corrupt or truncated gzip"
-    assert len(by_source["set.jsonl"]) == 2  # the bad line and the all-NaN record
+    by_source = _report_by_file(tmp_path / "ds")
+    assert {name: [r["kind"] for r in rs] for name, rs in by_source.items()} == BAD_INPUT_KINDS
+    assert all(r["reason"] for rs in by_source.values() for r in rs)
+    assert "line 2: invalid JSON" in by_source["set.jsonl"][1]["reason"]
+    report = [r for rs in by_source.values() for r in rs]
+    assert summary["skipped"] == {
+        kind: sum(kinds.count(kind) for kinds in BAD_INPUT_KINDS.values())
+        for kind in sorted({k for kinds in BAD_INPUT_KINDS.values() for k in kinds})
+    }
     assert sum(summary["skipped"].values()) == summary["skipped_total"] == len(report)
+
+
+def test_worker_processes_report_the_same(tmp_path):
+    """Structure files parsed in worker processes: their read errors (kind included) come back
+    to the report as with one process."""
+    src = _bad_inputs(tmp_path / "bad")
+    one = prepare([str(src)], tmp_path / "one", progress=False)
+    two = prepare([str(src)], tmp_path / "two", progress=False, workers=2)
+    assert two["records"] == one["records"] == 2
+    assert two["skipped"] == one["skipped"]
+    assert _report_by_file(tmp_path / "two") == _report_by_file(tmp_path / "one")
+
+
+def _prepare_cli(src, out, *flags):
+    """``python -m pyg_mpnn.data.prepare SRC --out OUT FLAGS`` in a new process."""
+    return subprocess.run(
+        [sys.executable, "-m", "pyg_mpnn.data.prepare", str(src), "--out", str(out), *flags],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_strict_makes_skips_fatal(tmp_path):
     src = _bad_inputs(tmp_path / "bad")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pyg_mpnn.data.prepare",
-            str(src),
-            "--out",
-            str(tmp_path / "ds"),
-            "--strict",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = _prepare_cli(src, tmp_path / "ds", "--strict", "--no-progress")
     assert proc.returncode == 2
     assert "skipped" in proc.stderr and json.loads(proc.stdout)["skipped_total"] >= 6
     good = tmp_path / "good"
     good.mkdir()
     shutil.copy(src / "good.pdb", good / "good.pdb")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pyg_mpnn.data.prepare",
-            str(good),
-            "--out",
-            str(tmp_path / "ds2"),
-            "--strict",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = _prepare_cli(good, tmp_path / "ds2", "--strict", "--no-progress")
     assert proc.returncode == 0, proc.stderr
 
 

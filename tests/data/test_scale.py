@@ -1,9 +1,10 @@
-"""Data at scale: compact records, memory-mapped index, old folders, cluster sampling,
+"""Data at scale: compact records, memory-mapped index, old folders refused, cluster sampling,
 exact resume, coverage across ranks and workers, corrupted shards, AlphaFold DB shards,
 and a training step of the real model from shards. Structures come from ``tests/fixtures``;
 the AlphaFold DB shards from its Foldcomp database ``tests/fixtures/afdb``."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,12 @@ from pyg_mpnn.data.dataset import ProteinDataset
 from pyg_mpnn.data.loader import make_loader
 from pyg_mpnn.data.prepare import prepare
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler, member_weights
-from pyg_mpnn.data.store import FORMAT, ShardError, record_to_payload
+from pyg_mpnn.data.store import FORMAT, ShardError
 from pyg_mpnn.data.synthetic import tile_index
 from pyg_mpnn.io.sources import read_records
 from pyg_mpnn.io.structure import structure_name
+from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.train.loss import training_loss
 
 # The real structures of tests/fixtures, one file per entry (27 entries, 3,543 residues):
 # multi-chain, NMR, insertion codes, missing atoms, blank chain ids, CA-only (reported, not
@@ -91,27 +94,20 @@ def test_index_memory_mapped_and_splits_contiguous(shards):
     assert (np.diff(split) >= 0).all()
 
 
-def test_format1_folder_still_reads(tmp_path):
-    recs = read_records(structure("proteinmpnn__6MRR.pdb")) + read_records(
-        structure("biotite__1l2y.pdb.gz")
-    )
-    (tmp_path / "shards").mkdir()
-    torch.save([record_to_payload(r) for r in recs], tmp_path / "shards" / "00000.pt")
-    np.savez(
-        tmp_path / "index.npz",
-        name=np.array([r.name for r in recs]),
-        length=np.array([r.num_residues for r in recs], np.int32),
-        num_chains=np.array([len(r.chain_ids) for r in recs], np.int32),
-        cluster=np.array([0, 1]),
-        split=np.zeros(2, np.int8),
-        shard=np.zeros(2, np.int32),
-        offset=np.arange(2, dtype=np.int32),
-    )
-    (tmp_path / "meta.json").write_text(json.dumps({"format": "pyg_mpnn.shards/1"}))
-    ds = ProteinDataset(tmp_path, "train")
-    assert len(ds) == 2 and ds.names[1] == recs[1].name
-    assert ds[0].seq.numel() == recs[0].num_residues
-    np.testing.assert_array_equal(ds.record(1).coords, recs[1].coords)
+def test_old_or_incomplete_folder_names_the_fix(tmp_path):
+    """A folder of an older format (format 1 is no longer read), or one whose prepare was cut
+    before ``meta.json``, fails naming the folder and the command that remakes it."""
+    out = tmp_path / "ds"
+    prepare([str(structure("proteinmpnn__6MRR.pdb"))], out, progress=False)
+    meta = json.loads((out / "meta.json").read_text())
+    (out / "meta.json").write_text(json.dumps({**meta, "format": "pyg_mpnn.shards/1"}))
+    with pytest.raises(ValueError, match=r"'pyg_mpnn.shards/1'.*prepare it again") as caught:
+        ProteinDataset(out)
+    assert str(out) in str(caught.value)
+    (out / "meta.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no meta.json.*pyg_mpnn.data.prepare") as caught:
+        ProteinDataset(out)
+    assert str(out) in str(caught.value)
 
 
 @settings(max_examples=40, deadline=None)
@@ -206,8 +202,6 @@ def test_every_sample_once_across_ranks_and_workers(shards, use_clusters):
 
 
 def test_corrupted_shard_named_and_rest_continues(shards, tmp_path):
-    import shutil
-
     root = tmp_path / "ds"
     shutil.copytree(shards, root)
     ds = ProteinDataset(root)
@@ -253,8 +247,6 @@ def _corrupt(ds, i) -> bool:
 
 
 def test_truncated_shard_message(shards, tmp_path):
-    import shutil
-
     root = tmp_path / "ds"
     shutil.copytree(shards, root)
     ds = ProteinDataset(root)
@@ -303,9 +295,6 @@ def test_synthetic_index_opens_without_reading_payloads(shards, tmp_path):
 
 @pytest.mark.parametrize("source", ["shards", "afdb"])
 def test_model_trains_from_shards(request, source):
-    from pyg_mpnn.nn.model import ProteinMPNN
-    from pyg_mpnn.train.loss import training_loss
-
     torch.manual_seed(0)
     model = ProteinMPNN(
         hidden_dim=32, num_encoder_layers=1, num_decoder_layers=1, k_neighbors=16, augment_eps=0.1

@@ -3,7 +3,7 @@ each fires on the pattern it describes and stays quiet on its healthy counterpar
 
 import math
 
-from pyg_mpnn.diagnose.findings import depth, gradient_variance, stuck
+from pyg_mpnn.diagnose.findings import Thresholds, depth, gradient_variance, stuck
 from pyg_mpnn.diagnose.series import RunSeries
 
 STEPS = list(range(1, 201))
@@ -92,6 +92,4 @@ def test_e_activations_blowing_up_with_depth_and_dead_layers():
 
 
 def _th():
-    from pyg_mpnn.diagnose.findings import Thresholds
-
     return Thresholds()

@@ -5,6 +5,8 @@ logs them to the run's Aim repo."""
 import json
 
 from _diag_runs import NAN_LAYER, NAN_STEP
+from aim import Repo
+from aim.storage.context import Context
 
 from pyg_mpnn.diagnose.__main__ import main
 from pyg_mpnn.diagnose.findings import Thresholds, diagnose
@@ -44,11 +46,7 @@ def test_cli_writes_report_figures_and_logs_to_aim(baseline_run, capsys):
     assert saved["findings"] == [] and saved["thresholds"]["grad_gap"] == 12
     # the same Aim run now holds the figures (read back through Aim's own API)
     info = json.loads((baseline_run / "run.json").read_text())
-    from aim import Repo
-
     run = Repo(info["aim_repo"]).get_run(info["aim_run_hash"])
-    from aim.storage.context import Context
-
     for name in ("layers", "ridge", "loss"):
         seq = run.get_image_sequence("diagnose", Context({"figure": name}))
         assert seq is not None and len(seq.data.items_list()[0]) == 1

@@ -13,8 +13,10 @@ import pytest
 
 foldcomp = pytest.importorskip("foldcomp")
 
+from Bio.PDB import MMCIFParser, PDBParser  # noqa: E402
 from testdata import AFDB, need_shared  # noqa: E402
 
+from pyg_mpnn.alphabet import THREE_TO_ONE  # noqa: E402
 from pyg_mpnn.io.foldcomp import LowPLDDT, is_foldcomp_db, iter_foldcomp  # noqa: E402
 from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data  # noqa: E402
 
@@ -79,8 +81,6 @@ def test_backbone_geometry(records):
 
 
 def _source_backbone(path):
-    from Bio.PDB import MMCIFParser, PDBParser
-
     parser = MMCIFParser(QUIET=True) if ".cif" in path.name else PDBParser(QUIET=True)
     with gzip.open(path, "rt") as fh:
         structure = parser.get_structure("x", fh)
@@ -95,8 +95,6 @@ def _source_backbone(path):
     "name, ext", [("AF-P60713-F1-model_v4", "pdb.gz"), ("AF-O15552-F1-model_v1", "cif.gz")]
 )
 def test_coordinates_match_source_model(afdb, records, name, ext):
-    from pyg_mpnn.alphabet import THREE_TO_ONE
-
     rec = next(r for r in records if r.name == name)
     seq_3, bb, bfac = _source_backbone(need_shared(f"afdb/models/{name}.{ext}"))
     assert rec.seq == "".join(THREE_TO_ONE[s] for s in seq_3)

@@ -155,7 +155,7 @@ def test_start_log_counts_trainable_and_frozen(tmp_path, capfd):
 def test_diagnose_spares_configured_freeze_not_a_stalled_layer(frozen_run):
     _, out, _ = frozen_run
     rs = load_series(str(out))
-    assert rs.frozen_by_config() == ["W_e", "features", "encoder.0", "encoder.1", "encoder.2"]
+    assert rs.frozen_by_config() == ["features", "W_e", "encoder.0", "encoder.1", "encoder.2"]
     found = {(f.code, layer) for f in diagnose(rs) for layer in f.layers}
     assert ("a", "W_s") in found  # the embedding that stalled without being configured so
     assert not {layer for _, layer in found} & set(rs.frozen_by_config()), found

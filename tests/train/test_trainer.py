@@ -121,8 +121,8 @@ def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
         tiny_dataset, tmp_path, ["sweep.flop_budgets=[2.0e+8, 4.0e+8]", "sweep.max_minutes=null"]
     )
     assert [(r["size"], r["budget_flops"]) for r in rows] == [
-        (s, b) for s in ("h8-d1", "h16-d2", "h8-d1-s1") for b in (2e8, 4e8)
-    ]
+        (s, b) for s in ("h8-d1", "h8-d1-s1", "h16-d2") for b in (2e8, 4e8)
+    ]  # the replicate right after its size
     _assert_equal_compute(rows, [2e8, 4e8])
     small = [r for r in rows if r["size"] == "h8-d1"]
     big = [r for r in rows if r["size"] == "h16-d2"]

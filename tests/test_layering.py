@@ -1,0 +1,74 @@
+"""Dependencies point one way (issue 17): parsed from the source with ``ast``, every import
+of the package, at the top of a module or inside a function.
+
+* ``pyg_mpnn.nn`` imports nothing from ``data``, ``train``, ``track``, ``diagnose``, ``design``;
+* ``pyg_mpnn.io`` imports nothing from ``data``, ``nn``, ``train``, ``track``, ``diagnose``;
+* ``pyg_mpnn.data`` imports nothing from ``train``, ``track``, ``diagnose``, ``design``;
+* ``pyg_mpnn.train`` and ``pyg_mpnn.track`` import nothing from ``diagnose``.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pyg_mpnn"
+FORBIDDEN = {
+    "nn": ("data", "train", "track", "diagnose", "design"),
+    "io": ("data", "nn", "train", "track", "diagnose", "design"),
+    "data": ("train", "track", "diagnose", "design"),
+    "train": ("diagnose",),
+    "track": ("diagnose", "train"),
+}
+
+
+def imported_modules(path: Path, root: Path = PACKAGE.parent) -> list[tuple[int, str]]:
+    """``(line, module)`` of every import in ``path`` (a file under ``root``), relative imports
+    resolved."""
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            out += [(node.lineno, f"{base}.{a.name}") for a in node.names]
+    return out
+
+
+def imports_of(subpackage: str) -> dict[str, list[tuple[int, str]]]:
+    return {
+        str(p.relative_to(PACKAGE.parent)): imported_modules(p)
+        for p in sorted((PACKAGE / subpackage).rglob("*.py"))
+    }
+
+
+@pytest.mark.parametrize("subpackage", sorted(FORBIDDEN))
+def test_imports_point_one_way(subpackage):
+    imports = imports_of(subpackage)
+    assert len(imports) > 2, f"no modules found under {PACKAGE / subpackage}"
+    bad = [
+        f"{path}:{line} imports {module}"
+        for path, found in imports.items()
+        for line, module in found
+        if any(
+            module == f"pyg_mpnn.{other}" or module.startswith(f"pyg_mpnn.{other}.")
+            for other in FORBIDDEN[subpackage]
+        )
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_parser_sees_relative_and_function_level_imports(tmp_path):
+    found = {m for _, m in imported_modules(PACKAGE / "nn" / "model.py")}
+    assert "pyg_mpnn.nn.graph.knn_edges" in found and "torch.nn.functional" in found
+    fake = tmp_path / "pyg_mpnn" / "nn" / "probe.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("def f():\n    from ..data import graph\n    import pyg_mpnn.train\n")
+    assert [m for _, m in imported_modules(fake, tmp_path)] == [
+        "pyg_mpnn.data.graph",
+        "pyg_mpnn.train",
+    ]
