@@ -30,6 +30,7 @@ import numpy as np
 import torch.distributed as dist
 from aim import Distribution, Image, Repo, Run, Text
 
+from pyg_mpnn.data.codec import jsonable
 from pyg_mpnn.track.aimio import index_run
 
 CONTEXT_KEYS = ("subset", "layer", "stack", "kind", "part")
@@ -40,16 +41,6 @@ def is_rank_zero() -> bool:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 class Tracker:
@@ -92,7 +83,7 @@ class Tracker:
             )
             if run_name:
                 self.aim_run.name = run_name
-            self.aim_run["hparams"] = _jsonable(cfg)
+            self.aim_run["hparams"] = jsonable(cfg)
             self.hash = self.aim_run.hash
         if resume_step is not None:
             self._truncate(resume_step)
@@ -107,7 +98,7 @@ class Tracker:
         self._info = {
             "experiment": experiment,
             "run_name": run_name,
-            "config": _jsonable(cfg),
+            "config": jsonable(cfg),
             "aim_repo": getattr(self, "aim_repo", None),
             "aim_run_hash": self.hash,
         }
@@ -221,8 +212,8 @@ class Tracker:
         if not self.enabled:
             return
         if self.aim_run is not None:
-            self.aim_run[key] = _jsonable(value)
-        self._info[key] = _jsonable(value)
+            self.aim_run[key] = jsonable(value)
+        self._info[key] = jsonable(value)
         self._write_info()
 
     def figure(self, fig, name: str, step: int = 0, **context):
