@@ -5,17 +5,17 @@ in-training hook writes them, so ``diagnose`` reports them the same way."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pyg_mpnn.diagnose.jacobian import categorical_jacobian, evaluate, load_probe, save_result
+from pyg_mpnn.nn.model import ProteinMPNN
 
 
 def _model(cfg: dict, state: dict | None, seed: int):
-    from pyg_mpnn.nn.model import ProteinMPNN
-
     torch.manual_seed(seed)
     model = ProteinMPNN(**cfg)
     if state is not None:
@@ -51,8 +51,6 @@ def probe_checkpoints(
     for step, path in todo:
         if step in done or cfg is None:
             continue
-        import time
-
         t0 = time.perf_counter()
         state = torch.load(path, map_location="cpu", weights_only=False)["model"] if path else None
         model = _model(cfg, state, seed=0)
