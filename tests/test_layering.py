@@ -8,6 +8,8 @@ of the package, at the top of a module or inside a function.
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,16 @@ def test_the_parser_sees_relative_and_function_level_imports(tmp_path):
         "pyg_mpnn.data.graph",
         "pyg_mpnn.train",
     ]
+
+
+def test_package_imports_leave_the_commands_to_run_module():
+    """``python -m pyg_mpnn.data.prepare`` runs without runpy's warning that the package's
+    ``__init__`` had already imported it (a public API must not import its commands)."""
+    p = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "pyg_mpnn.data.prepare", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=PACKAGE.parent,
+        timeout=120,
+    )
+    assert p.returncode == 0 and not p.stderr, p.stderr
