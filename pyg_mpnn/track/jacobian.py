@@ -263,7 +263,7 @@ class JacobianProbe:
     def __init__(self, cfg, out: str | Path, tracker=None):
         if dataclasses.is_dataclass(cfg):
             cfg = dataclasses.asdict(cfg)
-        self.every = int(cfg.get("every_steps") or 0)
+        self.every = cfg.get("every_steps") or 0
         self.cfg, self.out, self.tracker = cfg, Path(out), tracker
         self._data = None
 
@@ -281,9 +281,9 @@ class JacobianProbe:
         jac = categorical_jacobian(
             model,
             self.data,
-            orders=int(self.cfg.get("orders", 1)),
-            seed=int(self.cfg.get("seed", 0)),
-            substitutions=int(self.cfg.get("substitutions", 20)),
+            orders=self.cfg.get("orders", 1),
+            seed=self.cfg.get("seed", 0),
+            substitutions=self.cfg.get("substitutions", 20),
         )
         res = evaluate(jac["C"], jac["knn"], self.data)
         res["seconds"] = time.perf_counter() - t0

@@ -67,7 +67,7 @@ class BadStepGuard:
     """
 
     def __init__(self, max_bad: int | None, run_dir: str | Path = "."):
-        self.max_bad, self.run_dir = int(max_bad or 0), Path(run_dir)
+        self.max_bad, self.run_dir = max_bad or 0, Path(run_dir)
         self.in_a_row, self.total, self.first = 0, 0, None
 
     def check(self, step: int, loss: float, grad_norm: float, precision: str) -> bool:
@@ -168,13 +168,13 @@ class Injector:
         after = cfg.get("noise_after")
         if after is not None:
             encoder = [b.module for b in self.blocks.values() if b.stack == "encoder"]
-            model.noise = NodeNoise(model.hidden_dim, float(cfg.get("noise_std", 1.0)))
+            model.noise = NodeNoise(model.hidden_dim, cfg.get("noise_std", 1.0))
             nn.init.xavier_uniform_(model.noise.W.weight)
-            target = encoder[int(after) % len(encoder)]
+            target = encoder[after % len(encoder)]
             self.handles.append(target.register_forward_hook(self._noise_hook))
-        if float(cfg.get("embedding_scale", 1.0)) != 1.0:
+        if cfg.get("embedding_scale", 1.0) != 1.0:
             with torch.no_grad():
-                model.W_s.weight.mul_(float(cfg["embedding_scale"]))
+                model.W_s.weight.mul_(cfg["embedding_scale"])
         if cfg.get("freeze_embedding"):
             model.W_s.weight.requires_grad_(False)
         self.nan_step, self.nan_layer = cfg.get("nan_step"), cfg.get("nan_layer")
