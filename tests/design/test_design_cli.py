@@ -45,19 +45,11 @@ def hvr(structures):
 
 
 def test_fasta_header_fields_as_the_original(capsys, zng):
-    rc, out, _ = run(
-        capsys,
-        zng,
-        "--num-seqs",
-        "2",
-        "--temperature",
-        "0.1",
-        "0.3",
-        "--seed",
-        "5",
-        "--batch-size",
-        "1",
-    )
+    def design(batch_size: str):
+        args = ("--num-seqs", "2", "--temperature", "0.1", "0.3", "--seed", "5")
+        return run(capsys, zng, *args, "--batch-size", batch_size)
+
+    rc, out, _ = design("1")
     assert rc == 0
     recs = fasta(out)
     assert len(recs) == 5
@@ -75,19 +67,7 @@ def test_fasta_header_fields_as_the_original(capsys, zng):
         assert set(fields) == {"T", "sample", "score", "global_score", "seq_recovery"}
         assert 0 < float(fields["score"]) < 4 and 0 <= float(fields["seq_recovery"]) <= 1
         assert [len(p) for p in seq.split("/")] == [79, 62]
-    rc, again, _ = run(
-        capsys,
-        zng,
-        "--num-seqs",
-        "2",
-        "--temperature",
-        "0.1",
-        "0.3",
-        "--seed",
-        "5",
-        "--batch-size",
-        "2",
-    )
+    rc, again, _ = design("2")
     assert fasta(again)[0] == recs[0]  # same seed: same native score
     assert len(fasta(again)) == 5
 
