@@ -5,6 +5,8 @@ training model, PyG's port and ours, side by side in time and peak memory.
     python benchmarks/train_step.py --residues 1500 --repeats 3  # a quick look
     python benchmarks/train_step.py --json --residues 5000 \
         --impls original,original_training,ours,ours_concat,ours_checkpointing  # like with like
+    python benchmarks/train_step.py --json --residues 5000 \
+        --impls original,ours,original_bf16,ours_bf16  # both precisions in one run
 
 The batch is a seeded pick of whole chains from ``--data`` (default ``db5.5_train.jsonl.gz``
 of the shared data) until ``--residues``. Implementations, all width 128, 3 + 3 layers,
@@ -24,7 +26,9 @@ its layers are checkpointed:
 * ``ours``: :class:`pyg_mpnn.nn.model.ProteinMPNN` on a PyG ``Batch`` (split message weights);
 * ``ours_concat`` (or ``--with-concat``): ours with ``split = False`` (the original's op order);
 * ``ours_checkpointing``: ours with ``activation_checkpointing`` (every encoder and decoder layer
-  under ``torch.utils.checkpoint``, as ``train.activation_checkpointing: true``).
+  under ``torch.utils.checkpoint``, as ``train.activation_checkpointing: true``);
+* ``NAME_bf16`` (``ours_bf16``, ``original_bf16``, ...): NAME under bf16 autocast, so that both
+  precisions are timed in one run (``--bf16`` puts every row in bf16 instead).
 
 ``comparisons`` in the JSON pairs them like with like (plain against plain, checkpointed against
 checkpointed) and gives each change its own credit (split against concat, concat against the
@@ -131,6 +135,20 @@ DESCRIPTIONS = {
     "decoder layer under torch.utils.checkpoint",
 }
 CHECKPOINTED = {"original_training", "ours_checkpointing"}
+BF16 = "_bf16"  # suffix: the same implementation under bf16 autocast (``ours_bf16``, ...)
+
+
+def base_name(name: str) -> str:
+    """``ours_bf16`` -> ``ours``: the implementation without its precision suffix."""
+    return name.removesuffix(BF16)
+
+
+def describe(name: str) -> str:
+    """What row ``name`` is, its precision included."""
+    text = DESCRIPTIONS[base_name(name)]
+    return text + (", bf16 autocast" if name.endswith(BF16) else "")
+
+
 # (first, second, what the pair measures): like with like, and each change's own credit
 COMPARISONS = [
     ("ours", "original", "plain against plain: ours against the package's inference model"),
@@ -149,6 +167,10 @@ COMPARISONS = [
     ("ours", "pyg_port", "plain against plain: ours against PyG's port"),
     ("ours_checkpointing", "ours", "what checkpointing costs and saves in ours"),
     ("original_training", "original", "what checkpointing costs and saves in the original"),
+    ("ours_bf16", "original", "ours in bf16 against the original in fp32 (as users run each)"),
+    ("ours_bf16", "original_bf16", "bf16 against bf16: ours against the package's model"),
+    ("ours_bf16", "ours", "what bf16 autocast gives ours"),
+    ("original_bf16", "original", "what bf16 autocast gives the original"),
 ]
 
 
@@ -193,12 +215,14 @@ class Impl:
 
     def __init__(self, name: str, model: torch.nn.Module, make_inputs, run):
         self.name, self.model, self.make_inputs, self.run = name, model.train(), make_inputs, run
+        self.bf16 = name.endswith(BF16)
         self.opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         self.times, self.mem, self.loss = [], [], None
 
     def step(self, inputs, bf16: bool = False) -> float:
+        """One step; bf16 autocast when ``bf16`` (``--bf16``) or the row is a ``_bf16`` one."""
         self.opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 or self.bf16):
             loss = self.run(self.model, inputs)
         loss.backward()
         self.opt.step()
@@ -219,7 +243,7 @@ def _reference_impl(name: str) -> Impl:
         )
         return nll(lp, d["S"], d["mask"])
 
-    model = reference_model(checkpointed=name == "original_training")
+    model = reference_model(checkpointed=base_name(name) == "original_training")
     return Impl(name, model, reference_batch_inputs, run)
 
 
@@ -259,10 +283,10 @@ def _ours_impl(name: str) -> Impl:
         augment_eps=EPS,
         dropout=DROPOUT,
     )
-    if name == "ours_concat":
+    if base_name(name) == "ours_concat":
         for layer in [*model.encoder_layers, *model.decoder_layers]:
             layer.split = False
-    model.activation_checkpointing = name == "ours_checkpointing"
+    model.activation_checkpointing = base_name(name) == "ours_checkpointing"
 
     def run(m, b):
         return nll(m(b), b.seq, b.mask)
@@ -285,10 +309,13 @@ def build(names: list[str], seed: int) -> list[Impl]:
     share their initial weights, as do ours)."""
     impls = []
     for name in names:
-        if name not in BUILDERS:
-            raise SystemExit(f"unknown implementation {name!r} (--impls: one of {list(BUILDERS)})")
+        if base_name(name) not in BUILDERS:
+            raise SystemExit(
+                f"unknown implementation {name!r} (--impls: one of {list(BUILDERS)}, "
+                f"each also as NAME{BF16} for bf16 autocast)"
+            )
         torch.manual_seed(seed)
-        impls.append(BUILDERS[name](name))
+        impls.append(BUILDERS[base_name(name)](name))
     return impls
 
 
@@ -334,7 +361,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument(
         "--impls",
         default="original,original_training,pyg_port,ours",
-        help=f"comma-separated, any of {', '.join(BUILDERS)}",
+        help=f"comma-separated, any of {', '.join(BUILDERS)}; NAME{BF16}: NAME in bf16 autocast",
     )
     ap.add_argument("--with-concat", action="store_true", help="also time ours_concat")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for every model")
@@ -421,8 +448,9 @@ def main(argv=None) -> dict:
     for im in impls:
         med = statistics.median(im.times)
         res["impls"][im.name] = {
-            "description": DESCRIPTIONS[im.name],
-            "checkpointing": im.name in CHECKPOINTED,
+            "description": describe(im.name),
+            "checkpointing": base_name(im.name) in CHECKPOINTED,
+            "precision": "bf16" if a.bf16 or im.bf16 else "fp32",
             "median_s": round(med, 3),
             "residues_per_s": round(n_res / med, 1),
             "times_s": [round(t, 3) for t in im.times],
@@ -435,6 +463,10 @@ def main(argv=None) -> dict:
         for other in ("original", "original_training", "pyg_port", "ours_concat"):
             if other in rate:
                 res[f"ours_over_{other}"] = round(rate["ours"] / rate[other], 3)
+    if "ours_bf16" in rate:
+        for other in ("original", "original_training", "original_bf16"):
+            if other in rate:
+                res[f"ours_bf16_over_{other}"] = round(rate["ours_bf16"] / rate[other], 3)
     res["comparisons"] = comparisons(res["impls"])
     text = json.dumps(res, indent=2)
     if a.out:
