@@ -15,7 +15,9 @@ it; ``largest_tensor_mb`` is the largest tensor any operator returned during the
 Children run with ``MALLOC_MMAP_THRESHOLD_=131072`` (unless set): without it glibc keeps freed
 large blocks on its heap and the RSS peak overstates live memory (at 1,000 residues: 1,503 vs
 1,176 MiB plain, 1,262 vs 520 MiB with checkpointing).
-Variants: ``plain``, ``checkpointing`` (``train.activation_checkpointing``), ``crop`` (the step
+Variants: ``plain``, ``keep_all`` (plain with ``recompute_activations = False``: every saved
+activation kept, as before pyg_mpnn/nn/recompute.py), ``checkpointing``
+(``train.activation_checkpointing``), ``crop`` (the step
 runs on one ``SpatialCrop(50, 20, seed=0)`` of the complex and supervises its inner sphere:
 ``graph_residues`` and ``supervised`` say how much of the complex that is).
 """
@@ -109,6 +111,7 @@ def one(n: int, variant: str, bf16: bool, structure: str, threads: int | None) -
         dropout=0.1,
     ).train()
     model.activation_checkpointing = variant == "checkpointing"
+    model.recompute_activations = variant != "keep_all"
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     cpu = torch.device("cpu")
     base = reset_peak_memory(cpu)

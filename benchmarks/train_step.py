@@ -27,6 +27,10 @@ its layers are checkpointed:
 * ``ours_concat`` (or ``--with-concat``): ours with ``split = False`` (the original's op order);
 * ``ours_checkpointing``: ours with ``activation_checkpointing`` (every encoder and decoder layer
   under ``torch.utils.checkpoint``, as ``train.activation_checkpointing: true``);
+* ``ours_keep_all``: ours with ``recompute_activations = False`` (every saved activation kept, as
+  before pyg_mpnn/nn/recompute.py: what recomputing GELU/LayerNorm outputs saves and costs);
+* ``ours_compiled``: ours under ``torch.compile`` (inductor, ``dynamic=True``, as
+  ``train.compile: true``); its warm-up step includes the compilation (``compile_s``);
 * ``NAME_bf16`` (``ours_bf16``, ``original_bf16``, ...): NAME under bf16 autocast, so that both
   precisions are timed in one run (``--bf16`` puts every row in bf16 instead).
 
@@ -75,6 +79,7 @@ from pyg_mpnn.io.jsonl import iter_jsonl  # noqa: E402
 from pyg_mpnn.io.record import ProteinRecord, to_data  # noqa: E402
 from pyg_mpnn.nn.model import ProteinMPNN  # noqa: E402
 from pyg_mpnn.nn.reference import reference_batch_inputs  # noqa: E402
+from pyg_mpnn.train.compiled import Compiled, maybe_compile  # noqa: E402
 from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory, resident_mb  # noqa: E402
 
 DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -133,6 +138,8 @@ DESCRIPTIONS = {
     "no checkpointing",
     "ours_checkpointing": "ours (split path) with activation_checkpointing: every encoder and "
     "decoder layer under torch.utils.checkpoint",
+    "ours_keep_all": "ours with recompute_activations = False: every saved activation kept",
+    "ours_compiled": "ours under torch.compile (inductor, dynamic shapes; train.compile)",
 }
 CHECKPOINTED = {"original_training", "ours_checkpointing"}
 BF16 = "_bf16"  # suffix: the same implementation under bf16 autocast (``ours_bf16``, ...)
@@ -171,6 +178,9 @@ COMPARISONS = [
     ("ours_bf16", "original_bf16", "bf16 against bf16: ours against the package's model"),
     ("ours_bf16", "ours", "what bf16 autocast gives ours"),
     ("original_bf16", "original", "what bf16 autocast gives the original"),
+    ("ours", "ours_keep_all", "recomputing cheap activations instead of saving them"),
+    ("ours_compiled", "ours", "what torch.compile gives ours"),
+    ("ours_compiled_bf16", "ours_bf16", "what torch.compile gives ours in bf16"),
 ]
 
 
@@ -217,7 +227,7 @@ class Impl:
         self.name, self.model, self.make_inputs, self.run = name, model.train(), make_inputs, run
         self.bf16 = name.endswith(BF16)
         self.opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        self.times, self.mem, self.loss = [], [], None
+        self.times, self.mem, self.loss, self.warmup_s = [], [], None, None
 
     def step(self, inputs, bf16: bool = False) -> float:
         """One step; bf16 autocast when ``bf16`` (``--bf16``) or the row is a ``_bf16`` one."""
@@ -287,11 +297,16 @@ def _ours_impl(name: str) -> Impl:
         for layer in [*model.encoder_layers, *model.decoder_layers]:
             layer.split = False
     model.activation_checkpointing = base_name(name) == "ours_checkpointing"
+    model.recompute_activations = base_name(name) != "ours_keep_all"
+    compiled = base_name(name) == "ours_compiled"
+    forward = maybe_compile(model, model, True, CPU) if compiled else model
 
     def run(m, b):
-        return nll(m(b), b.seq, b.mask)
+        return nll(forward(b), b.seq, b.mask)
 
-    return Impl(name, model, Batch.from_data_list, run)
+    impl = Impl(name, model, Batch.from_data_list, run)
+    impl.forward = forward
+    return impl
 
 
 BUILDERS = {
@@ -301,6 +316,8 @@ BUILDERS = {
     "ours": _ours_impl,
     "ours_concat": _ours_impl,
     "ours_checkpointing": _ours_impl,
+    "ours_keep_all": _ours_impl,
+    "ours_compiled": _ours_impl,
 }
 
 
@@ -377,9 +394,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def time_steps(impls: list[Impl], inputs: dict, warm: list, a, n_res: int, log) -> None:
     """One seeded warm-up step each, then ``a.repeats`` interleaved rounds (rotating order),
     each step seeded alike; times and peak memory are appended to each ``Impl``."""
-    for im in impls:  # warm-up: allocator, kernels, lazy imports
+    for im in impls:  # warm-up: allocator, kernels, lazy imports (and compilation)
         torch.manual_seed(a.seed)
+        t0 = time.perf_counter()
         im.step(im.make_inputs(warm), a.bf16)
+        im.warmup_s = time.perf_counter() - t0
     for r in range(a.repeats):
         order = impls[r % len(impls) :] + impls[: r % len(impls)]
         for im in order:
@@ -457,7 +476,12 @@ def main(argv=None) -> dict:
             "peak_mem_mb": round(statistics.median(im.mem), 1),
             "parameters": sum(p.numel() for p in im.model.parameters()),
             "last_loss": round(im.loss, 4),
+            "warmup_s": round(im.warmup_s, 3),
         }
+        if base_name(im.name) == "ours_compiled":  # its warm-up step compiled the model
+            fwd = im.forward
+            res["impls"][im.name]["compile_s"] = round(im.warmup_s, 3)
+            res["impls"][im.name]["compiled"] = isinstance(fwd, Compiled) and fwd.failed is None
     rate = {k: v["residues_per_s"] for k, v in res["impls"].items()}
     if "ours" in rate:
         for other in ("original", "original_training", "pyg_port", "ours_concat"):

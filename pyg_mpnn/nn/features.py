@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pyg_mpnn.nn.recompute import layer_norm, recompute_later
+
 # Virtual C-beta from the ideal backbone geometry (the original's constants).
 CB_A, CB_B, CB_C = -0.58273431, 0.56802827, -0.54067466
 
@@ -79,7 +81,18 @@ class PositionalEncodings(nn.Module):
         d = torch.where(
             same_chain, torch.clamp(offset + m, 0, 2 * m), torch.full_like(offset, 2 * m + 1)
         )
-        return self.linear(nn.functional.one_hot(d, 2 * m + 2).to(self.linear.weight.dtype))
+        dtype = self.linear.weight.dtype
+        onehot = recompute_later(_one_hot(d, 2 * m + 2, dtype), _one_hot, d, 2 * m + 2, dtype)
+        return self.linear(onehot)
+
+
+def _one_hot(d: Tensor, classes: int, dtype: torch.dtype) -> Tensor:
+    return nn.functional.one_hot(d, classes).to(dtype)
+
+
+def _edge_input(e_pos: Tensor, d: Tensor, num_rbf: int) -> Tensor:
+    """``[PE || RBF(d)]``, the edge embedding's input (recomputed in backward, not saved)."""
+    return torch.cat([e_pos, rbf(d, num=num_rbf).flatten(1)], dim=-1)
 
 
 class EdgeFeatures(nn.Module):
@@ -142,7 +155,7 @@ class EdgeFeatures(nn.Module):
         a = x[i][:, self._centre_atom]  # [E, 25, 3] atom A at i
         b = x[j][:, self._neigh_atom]  # [E, 25, 3] atom B at j
         d = torch.sqrt(((a - b) ** 2).sum(-1) + 1e-6)  # [E, 25]
-        e_rbf = rbf(d, num=self.num_rbf).flatten(1)  # [E, 25 * 16]
         e_pos = self.embeddings(residue_idx[i] - residue_idx[j], chain[i] == chain[j])
-        e = self.edge_embedding(torch.cat([e_pos, e_rbf], dim=-1))
-        return self.norm_edges(e)
+        inp = _edge_input(e_pos, d, self.num_rbf)  # [E, 16 + 25 * 16]
+        e = self.edge_embedding(recompute_later(inp, _edge_input, e_pos, d, self.num_rbf))
+        return layer_norm(self.norm_edges, e)

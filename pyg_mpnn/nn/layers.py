@@ -12,6 +12,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import PairTensor
 
+from pyg_mpnn.nn.recompute import activation, dropout, layer_norm
+
 
 class PositionWiseFeedForward(nn.Module):
     r""":math:`\mathrm{FFN}(\mathbf{x}) = \mathbf{W}_{out}\,\mathrm{GELU}(\mathbf{W}_{in}
@@ -28,7 +30,7 @@ class PositionWiseFeedForward(nn.Module):
         self.W_out.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.W_out(self.act(self.W_in(x)))
+        return self.W_out(activation(self.act, self.W_in(x)))
 
 
 class _OriginalOrderSum:
@@ -68,12 +70,12 @@ class _OriginalOrderSum:
 
 
 def _mlp3(w1: nn.Linear, w2: nn.Linear, w3: nn.Linear, act: nn.Module, h: Tensor) -> Tensor:
-    return w3(act(w2(act(w1(h)))))
+    return w3(activation(act, w2(activation(act, w1(h)))))
 
 
 def _mlp2(w2: nn.Linear, w3: nn.Linear, act: nn.Module, pre: Tensor) -> Tensor:
     """The rest of a message MLP from the first layer's pre-activation."""
-    return w3(act(w2(act(pre))))
+    return w3(activation(act, w2(activation(act, pre))))
 
 
 def _sum_then_last(
@@ -88,7 +90,7 @@ def _sum_then_last(
     """``sum_j W3 act(W2 act(pre_ij))`` over the edges into each target, computed as
     ``W3 (sum_j act(W2 act(pre_ij))) + deg_i b3``: ``W3`` is linear, so it is applied once per
     node instead of once per edge (same value, another rounding)."""
-    g = act(w2(act(pre)))
+    g = act(w2(activation(act, pre)))  # g is only summed: nothing keeps it
     summed = layer.aggregate(g, dst, dim_size=n)
     deg = torch.bincount(dst, minlength=n).to(summed.dtype).unsqueeze(-1)
     out = torch.nn.functional.linear(summed, w3.weight)
@@ -230,8 +232,8 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
             dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, dst, x.size(0))
         else:
             dh = self.propagate(edge_index, x=x, edge_attr=edge_attr)
-        x = self.norm1(x + self.dropout1(dh / self.scale))
-        x = self.norm2(x + self.dropout2(self.dense(x)))
+        x = layer_norm(self.norm1, x + dropout(self.dropout1, dh / self.scale))
+        x = layer_norm(self.norm2, x + dropout(self.dropout2, self.dense(x)))
         if mask is not None:
             x = x * mask.unsqueeze(-1).to(x.dtype)
         if split:
@@ -239,7 +241,7 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
             de = _mlp2(self.W12, self.W13, self.act, pre)
         else:
             de = self.edge_updater(edge_index, x=x, edge_attr=edge_attr)
-        edge_attr = self.norm3(edge_attr + self.dropout3(de))
+        edge_attr = layer_norm(self.norm3, edge_attr + dropout(self.dropout3, de))
         return x, edge_attr
 
     def message(self, x_i: Tensor, x_j: Tensor, edge_attr: Tensor) -> Tensor:
@@ -356,8 +358,8 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
 
     def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
         """The node update from the summed messages ``dh``: residual, norms, FFN, mask."""
-        h = self.norm1(x + self.dropout1(dh / self.scale))
-        h = self.norm2(h + self.dropout2(self.dense(h)))
+        h = layer_norm(self.norm1, x + dropout(self.dropout1, dh / self.scale))
+        h = layer_norm(self.norm2, h + dropout(self.dropout2, self.dense(h)))
         if mask is not None:
             h = h * mask.unsqueeze(-1).to(h.dtype)
         return h

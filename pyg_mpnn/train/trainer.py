@@ -20,6 +20,7 @@ from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import checkpoint as ckpt
 from pyg_mpnn.train import distributed
+from pyg_mpnn.train.compiled import maybe_compile
 from pyg_mpnn.train.config import Config
 from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.faults import BadStepGuard, FaultLog, Injector
@@ -105,7 +106,8 @@ class Trainer:
 
     def _build_model(self, fresh: bool) -> None:
         """The model (from ``init`` weights when a fresh run has them), frozen parameters,
-        injected faults, and ``self.net``: what the steps call (wrapped for DDP/FSDP)."""
+        injected faults, and ``self.net``: what the steps call (wrapped for DDP/FSDP, compiled
+        with ``train.compile``)."""
         cfg = self.cfg
         if fresh and cfg.init:
             resolve_init(cfg)  # the architecture of the init weights
@@ -117,6 +119,7 @@ class Trainer:
         self.model = self.model.to(self.device)
         self.model.activation_checkpointing = cfg.train.activation_checkpointing
         self.net = distributed.wrap(self.model, self.dist_mode, self.device)
+        self.net = maybe_compile(self.net, self.model, cfg.train.compile, self.device)
         self.loss = TrainingLoss(cfg.loss)
 
     def _build_optimizer(self) -> None:
