@@ -338,6 +338,56 @@ def render_data_scale_table(results: Path, ours_file: str, original_file: str) -
     return table(header, ["---:"] * 7, rows)
 
 
+# -- recomputed activations -------------------------------------------------------------------------
+@renderer("saved_tensors_table")
+def render_saved_tensors_table(results: Path, file: str) -> str:
+    """What a training forward keeps for backward, by tensor, with and without recomputation."""
+    r = load(results, file)
+    keep, rec = (
+        r["keep_all"]["by_tensor_kib_per_residue"],
+        r["recompute"]["by_tensor_kib_per_residue"],
+    )
+    rows = [[name, num(keep.get(name, 0)), num(rec.get(name, 0))] for name in {**keep, **rec}]
+    rows.append(
+        [
+            "**total (MiB per residue)**",
+            f"**{r['keep_all']['saved_mib_per_residue']:.3f}**",
+            f"**{r['recompute']['saved_mib_per_residue']:.3f}**",
+        ]
+    )
+    header = ["saved tensor (KiB per residue)", "every activation kept", "cheap ones recomputed"]
+    return table(header, ["---", "---:", "---:"], rows)
+
+
+@renderer("recompute_memory_table")
+def render_recompute_memory_table(results: Path, file: str) -> str:
+    """memory_curve.py rows of the variants ``keep_all`` and ``plain``, per size."""
+    by_size: dict = {}
+    for row in load(results, file)["rows"]:
+        by_size.setdefault(row["residues"], {})[row["variant"]] = row
+    rows = []
+    for n in sorted(by_size):
+        keep, rec = by_size[n].get("keep_all"), by_size[n].get("plain")
+        cells = [f"{n:,}"]
+        for row in (keep, rec):
+            if row is None or "peak_mem_mb" not in row:
+                cells += ["—", "—", "—"]
+            else:
+                mb = row["peak_mem_mb"]
+                cells += [f"{mb:,.0f}", f"{mb / n:.3f}", f"{row['step_s']:.1f}"]
+        rows.append(cells)
+    header = [
+        "residues",
+        "all kept: peak MiB",
+        "MiB / residue",
+        "step s",
+        "recomputed: peak MiB",
+        "MiB / residue",
+        "step s",
+    ]
+    return table(header, ["---:"] * 7, rows)
+
+
 # -- the documents -----------------------------------------------------------------------------------
 def render_one(name: str, results: Path, where: str) -> str:
     kind, *args = name.split(":")

@@ -34,11 +34,13 @@ class Compiled:
 
     Args:
         module (nn.Module): what the training step calls (the model, or its DDP wrapper).
+        backend (str or callable, optional): ``torch.compile``'s backend.
+            (default: :obj:`"inductor"`)
     """
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, backend="inductor"):
         self.module = module
-        self.compiled = torch.compile(module, dynamic=True)
+        self.compiled = torch.compile(module, dynamic=True, backend=backend)
         self.failed: str | None = None
 
     def __call__(self, *args, **kwargs):
