@@ -52,7 +52,7 @@ def one_way(model: ProteinMPNN, data, recompute: bool, bf16: bool) -> tuple[dict
         "by_tensor_kib_per_residue": {
             k: round(v / n / 1024, 1) for k, v in saved.by_label().items() if v / n >= 512
         },
-        "loss": float(loss),
+        "loss": float(loss.detach()),
     }
     return row, {k: p.grad.clone() for k, p in model.named_parameters()}
 

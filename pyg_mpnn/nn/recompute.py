@@ -104,7 +104,14 @@ class RecomputeScope:
         self.marked: dict[int, tuple] = {}
 
     def mark(self, t: Tensor, fn: Callable, args: tuple) -> None:
-        args = tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
+        # parameters are copied (a few values): FSDP frees a layer's gathered parameters after
+        # its forward, before the backward of the layer that reads this tensor
+        args = tuple(
+            (a.detach().clone() if a.is_leaf and a.requires_grad else a.detach())
+            if isinstance(a, Tensor)
+            else a
+            for a in args
+        )
         key, marked = id(t), self.marked
         # forget the entry when ``t`` dies (its recipe lives on where an operator saved it)
         ref = weakref.ref(t, lambda _, k=key: marked.pop(k, None))
