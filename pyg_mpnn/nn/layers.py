@@ -386,7 +386,10 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
         unseen = x_enc @ w_h.t()
         pre = torch.nn.functional.linear(e, _cols(self.W1, h, h + ce), self.W1.bias)
         pre = pre + a.index_select(0, dst)
-        return pre + torch.where(causal, seen.index_select(0, src), unseen.index_select(0, src))
+        # where(causal, seen[src], unseen[src]) as one gather from [seen; unseen]: the same
+        # values, and backward scatters the gradient once instead of building two [E, H] ones
+        rows = torch.where(causal.view(-1), src, src + seen.size(0))
+        return pre + torch.cat([seen, unseen]).index_select(0, rows)
 
     def __repr__(self) -> str:
         return (

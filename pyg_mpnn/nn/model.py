@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import ALPHABET
+from pyg_mpnn.nn import recompute
 from pyg_mpnn.nn.decoding import DecodeControl, draw_probs, step_table, tied_order
 from pyg_mpnn.nn.features import EdgeFeatures
 from pyg_mpnn.nn.graph import knn_edges
@@ -182,7 +183,8 @@ class ProteinMPNN(nn.Module):
     def encode(self, data: Data) -> tuple[Tensor, Tensor, Tensor]:
         """Returns node states ``[N, H]``, edge states ``[E, H]`` and ``edge_index``."""
         coords, edge_index = self.build_graph(data)
-        h_E = self.W_e(self.features(coords, edge_index, data.residue_idx, data.chain))
+        e = self.features(coords, edge_index, data.residue_idx, data.chain)
+        h_E = recompute.linear(self.W_e, e)  # self.W_e(e), recomputed in backward
         h_V = h_E.new_zeros(data.num_nodes, self.hidden_dim)
         for layer in self.encoder_layers:
             h_V, h_E = self._call(layer, h_V, edge_index, h_E, data.mask)

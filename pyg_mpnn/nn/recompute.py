@@ -5,7 +5,8 @@ each GELU (saved by the next ``Linear``) beside its input (saved by the GELU its
 LayerNorm's output (saved by the next layer's linear maps) beside its input (saved by the
 LayerNorm), dropout's float noise, the ``[E, 416]`` RBF + positional input of the edge
 embedding and its one-hot positions. All of them are cheap functions of tensors that are kept
-anyway (or of small ones). Inside :func:`recompute_scope`, a tensor marked with
+anyway (or of small ones); so is the first edge state ``W_e(LN(.))`` (one matrix product,
+:func:`linear`). Inside :func:`recompute_scope`, a tensor marked with
 :func:`recompute_later` is not stored when an operator saves it: a recipe ``(fn, args)`` is,
 and ``fn(*args)`` is called when backward needs the tensor (under the autocast state of the
 forward). The recomputation runs the same kernel on the same inputs, so the values -- and the
@@ -182,6 +183,21 @@ def layer_norm(norm: nn.Module, x: Tensor) -> Tensor:
     y = norm(x)
     if type(norm) is nn.LayerNorm:
         recompute_later(y, _layer_norm, x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    return y
+
+
+def _linear_of(fn: Callable, args: tuple, weight: Tensor, bias: Tensor | None) -> Tensor:
+    return F.linear(fn(*args), weight, bias)
+
+
+def linear(lin: nn.Module, x: Tensor) -> Tensor:
+    """``lin(x)``; when ``x`` is recomputed itself (a LayerNorm output, say), a Linear's output
+    is recomputed too: ``x``'s recipe and one matrix product in backward, instead of keeping
+    ``[*, out]`` floats (used once per step, for the first edge embedding)."""
+    y = lin(x)
+    entry = _scope.marked.get(id(x)) if _scope is not None else None
+    if type(lin) is nn.Linear and entry is not None and entry[0]() is x and x._version == entry[1]:
+        recompute_later(y, _linear_of, entry[2], entry[3], lin.weight, lin.bias)
     return y
 
 
