@@ -97,10 +97,10 @@ class ProteinMPNN(nn.Module):
     layer inputs and recomputing the per-edge activations during backward.
 
     Attribute ``recompute_activations`` (default ``True``): while training, keep for backward
-    only what cannot be recomputed cheaply -- GELU and LayerNorm outputs, dropout's noise (as a
-    ``bool`` mask) and the RBF edge input are recomputed from tensors that are kept anyway
-    (:mod:`pyg_mpnn.nn.recompute`). Bit-identical values and gradients, about half the
-    activation memory of a plain fp32 step.
+    only what cannot be recomputed cheaply -- GELU and LayerNorm outputs, dropout's noise (from a
+    bit mask), the RBF edge input and the first edge state are recomputed from tensors that are
+    kept anyway (:mod:`pyg_mpnn.nn.recompute`). Bit-identical values and gradients, about half
+    the activation memory of a plain fp32 step.
     """
 
     activation_checkpointing: bool = False

@@ -13,7 +13,7 @@ forward). The recomputation runs the same kernel on the same inputs, so the valu
 gradients computed from them by autograd's own formulas -- are bit-identical to saving them.
 
 :func:`dropout` is ``F.dropout`` (same random draws, same arithmetic) whose noise is
-recomputed from a ``bool`` mask (1 byte per element instead of 4).
+recomputed from its mask, packed 8 elements a byte (1 bit per element instead of 32).
 
 :func:`count_saved` measures what a forward pass keeps for backward (bytes of distinct
 storages), with or without a recompute scope inside it.
@@ -201,14 +201,22 @@ def linear(lin: nn.Module, x: Tensor) -> Tensor:
     return y
 
 
-def _noise(mask: Tensor, dtype: torch.dtype, keep: float) -> Tensor:
-    return mask.to(dtype).div_(keep)
+def _pack_bits(mask: Tensor) -> Tensor:
+    """A ``bool`` tensor of ``8 n`` elements as ``n`` bytes (element ``8 i + b`` in bit ``b``)."""
+    shifts = torch.arange(8, dtype=torch.uint8, device=mask.device)
+    return (mask.reshape(-1, 8).view(torch.uint8) << shifts).sum(1, dtype=torch.uint8)
+
+
+def _noise(bits: Tensor, shape: torch.Size, dtype: torch.dtype, keep: float) -> Tensor:
+    """Dropout's noise ``bernoulli / keep`` again, from its packed mask."""
+    shifts = torch.arange(8, dtype=torch.uint8, device=bits.device)
+    mask = (bits.unsqueeze(-1) >> shifts) & 1
+    return mask.view(shape).to(dtype).div_(keep)
 
 
 def dropout(drop: nn.Module, x: Tensor) -> Tensor:
     """``drop(x)`` for an ``nn.Dropout``: the same draws and arithmetic as ``F.dropout`` on a
-    CPU (``x * bernoulli(1 - p) / (1 - p)``); inside a scope the noise is kept as a ``bool``
-    mask. Anything else (other modules, ``p`` of 0 or 1, eval) is ``drop(x)``."""
+    CPU (``x * bernoulli(1 - p) / (1 - p)``); inside a scope the noise is kept as a bit mask. Anything else (other modules, ``p`` of 0 or 1, eval) is ``drop(x)``."""
     p = getattr(drop, "p", None)
     if (
         _scope is None
@@ -222,5 +230,6 @@ def dropout(drop: nn.Module, x: Tensor) -> Tensor:
         return drop(x)
     noise = torch.empty_like(x).bernoulli_(1 - p)
     noise.div_(1 - p)
-    recompute_later(noise, _noise, noise.ne(0), noise.dtype, 1 - p)
+    if noise.numel() % 8 == 0:  # kept as one bit per element
+        recompute_later(noise, _noise, _pack_bits(noise.ne(0)), noise.shape, noise.dtype, 1 - p)
     return x * noise
