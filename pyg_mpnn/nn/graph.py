@@ -26,6 +26,7 @@ def _restrict(pos: Tensor, batch: Tensor | None, mask: Tensor | None):
     return pos[keep], (batch[keep] if batch is not None else None), keep
 
 
+@torch.compiler.disable  # torch_cluster's kernel cannot be traced: torch.compile runs it eagerly
 def knn_edges(
     pos: Tensor, k: int = 48, batch: Tensor | None = None, mask: Tensor | None = None
 ) -> Tensor:
