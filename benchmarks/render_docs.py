@@ -103,6 +103,14 @@ IMPL_LABELS = {
     "ours_checkpointing": "ours with `train.activation_checkpointing`",
 }
 CHECKPOINTED = {"original_training", "ours_checkpointing"}
+BF16 = "_bf16"  # train_step.py's suffix: the same implementation under bf16 autocast
+
+
+def impl_label(name: str) -> str:
+    """The row's label; ``NAME_bf16`` rows say bf16."""
+    base = name.removesuffix(BF16)
+    label = IMPL_LABELS.get(base, base)
+    return label + (", **bf16 autocast**" if name.endswith(BF16) else "")
 
 
 @renderer("train_step_machine")
@@ -112,9 +120,10 @@ def render_train_step_machine(results: Path, file: str) -> str:
     m = r["machine"]
     load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
     arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: recorded since issue 19
+    precisions = sorted({v.get("precision", r["precision"]) for v in r["impls"].values()})
     return (
         f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, "
-        f"{r['precision']}, {r['residues']:,} residues in {r['chains']} chains "
+        f"{' and '.join(precisions)}, {r['residues']:,} residues in {r['chains']} chains "
         f"({r['padded_tokens']:,} padded tokens for the original), {r['repeats']} interleaved "
         f"rounds, load average {load_avg}; `benchmarks/results/{file}`"
     )
@@ -130,7 +139,7 @@ def render_train_step_table(results: Path, file: str) -> str:
         ratio = "—" if name == "ours" or not ours else f"{ours / v['residues_per_s']:.2f}×"
         rows.append(
             [
-                IMPL_LABELS.get(name, name),
+                impl_label(name),
                 "yes" if v.get("checkpointing", name in CHECKPOINTED) else "no",
                 f"{v['median_s']:.1f}",
                 f"{v['residues_per_s']:.1f}",
@@ -168,6 +177,60 @@ def render_train_step_comparisons(results: Path, file: str) -> str:
     ]
     header = ["pair", "what it measures", "residues/s ratio", "peak memory ratio"]
     return table(header, ["---", "---", "---:", "---:"], rows)
+
+
+# -- the original's loop, profiled ------------------------------------------------------------------
+PROFILE_ARMS = {
+    "original_training": "the original's training step (checkpointed layers, padded batch)",
+    "original": "the same without checkpointing (the package's model)",
+    "ours": "ours, fp32 (padding-free batch, no checkpointing)",
+    "ours_bf16": "ours, bf16 autocast",
+}
+
+
+@renderer("profile_phases_table")
+def render_profile_phases_table(results: Path, file: str) -> str:
+    """Per arm of ``profile_original.py``: step time, rate, and each phase's share."""
+    r = load(results, file)
+    rows = []
+    for name, arm in r["arms"].items():
+        f = arm["phases_frac"]
+        prep = f.get("featurize", f.get("batch", 0.0))
+        rows.append(
+            [
+                PROFILE_ARMS.get(name, name),
+                f"{arm['step_s']:.2f}",
+                f"{arm['residues_per_s']:,.0f}",
+                f"{100 * prep:.1f} %",
+                *(f"{100 * f[k]:.1f} %" for k in ("forward", "loss", "backward", "optimizer")),
+                f"{arm['peak_mem_mb']:,.0f}",
+            ]
+        )
+    header = [
+        "arm",
+        "s / step",
+        "residues/s",
+        "featurize / batch",
+        "forward",
+        "loss",
+        "backward",
+        "optimizer",
+        "peak MiB",
+    ]
+    return table(header, ["---"] + ["---:"] * 8, rows)
+
+
+@renderer("profile_ops_table")
+def render_profile_ops_table(results: Path, file: str, arm: str, n: str = "8") -> str:
+    """The operators with the most self CPU time in ``arm``'s profiled steps."""
+    ops = lookup(load(results, file), f"top_operators.{arm}", str(results / file))
+    rows = [
+        [f"`{o['op']}`", f"{o['self_cpu_s']:.2f}", f"{100 * o['self_cpu_frac']:.1f} %", o["calls"]]
+        for o in ops[: int(n)]
+    ]
+    return table(
+        ["operator", "self CPU s", "share", "calls"], ["---", "---:", "---:", "---:"], rows
+    )
 
 
 # -- memory against size ---------------------------------------------------------------------------
