@@ -32,7 +32,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-DOCS = [REPO / "docs" / name for name in ("findings.md", "performance.md", "monitoring.md")]
+DOCS = [REPO / "README.md"] + [
+    REPO / "docs" / name for name in ("findings.md", "performance.md", "monitoring.md")
+]
 MARKER = re.compile(r"<!-- render:(?P<name>[^\s>]+) -->(?P<body>.*?)<!-- /render -->", re.S)
 OPEN = re.compile(r"<!-- render:")
 
@@ -129,14 +131,27 @@ def render_train_step_machine(results: Path, file: str) -> str:
     )
 
 
+@renderer("machine")
+def render_machine(results: Path, file: str) -> str:
+    """The machine a result was measured on: CPU, flags, threads, load; and its file."""
+    m = load(results, file)["machine"]
+    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])
+    load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
+    return (
+        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, load average "
+        f"{load_avg}; `benchmarks/results/{file}`"
+    )
+
+
 @renderer("train_step_table")
 def render_train_step_table(results: Path, file: str) -> str:
     """One row per implementation: what it is, time, rate, ours' rate over it, memory."""
     r = load(results, file)
     impls, rows = r["impls"], []
-    ours = impls.get("ours", {}).get("residues_per_s")
     for name, v in impls.items():
-        ratio = "—" if name == "ours" or not ours else f"{ours / v['residues_per_s']:.2f}×"
+        mine = "ours" + (BF16 if name.endswith(BF16) else "")  # ours in the row's precision
+        ours = impls.get(mine, {}).get("residues_per_s")
+        ratio = "—" if name == mine or not ours else f"{ours / v['residues_per_s']:.2f}×"
         rows.append(
             [
                 impl_label(name),
@@ -153,7 +168,7 @@ def render_train_step_table(results: Path, file: str) -> str:
         "checkpointed layers",
         "median s / step",
         "residues/s",
-        "ours ÷ it (residues/s)",
+        "ours ÷ it (residues/s, same precision)",
         "peak memory (MiB)",
         "steps (s)",
     ]
@@ -177,6 +192,16 @@ def render_train_step_comparisons(results: Path, file: str) -> str:
     ]
     header = ["pair", "what it measures", "residues/s ratio", "peak memory ratio"]
     return table(header, ["---", "---", "---:", "---:"], rows)
+
+
+@renderer("comparison")
+def render_comparison(results: Path, file: str, first: str, second: str, field: str) -> str:
+    """One ratio of a train_step run's ``comparisons`` (``speed`` or ``memory``), found by its
+    pair of rows rather than by position."""
+    for c in load(results, file).get("comparisons", []):
+        if c["first"] == first and c["second"] == second:
+            return f"{lookup(c, field, str(results / file)):.2f}"
+    raise RenderError(f"{results / file}: no comparison {first} / {second}")
 
 
 # -- the original's loop, profiled ------------------------------------------------------------------
