@@ -103,6 +103,8 @@ IMPL_LABELS = {
     "ours": "**ours** (`pyg_mpnn`, training path: split message weights)",
     "ours_concat": "ours, concatenating path (`split=False`: the original's op order)",
     "ours_checkpointing": "ours with `train.activation_checkpointing`",
+    "ours_keep_all": "ours keeping every saved activation (`recompute_activations = False`)",
+    "ours_compiled": "ours under `torch.compile` (`train.compile`)",
 }
 CHECKPOINTED = {"original_training", "ours_checkpointing"}
 BF16 = "_bf16"  # train_step.py's suffix: the same implementation under bf16 autocast

@@ -44,6 +44,14 @@ class _Recipe:
         self.autocast = torch.is_autocast_enabled(device)
         self.dtype = torch.get_autocast_dtype(device)
 
+    def tensors(self) -> Iterator[Tensor]:
+        """The tensors it keeps (those of nested recipes included)."""
+        for a in self.args:
+            if isinstance(a, _Recipe):
+                yield from a.tensors()
+            elif isinstance(a, Tensor):
+                yield a
+
     def __call__(self) -> Tensor:
         with (
             torch.no_grad(),
@@ -86,9 +94,8 @@ def _keep(obj):
     if _probe is not None:
         if isinstance(obj, _Recipe):
             name = getattr(obj.fn, "__name__", None) or getattr(obj.fn, "func", obj.fn).__name__
-            for t in obj.args:
-                if isinstance(t, Tensor):
-                    _probe.add(t, f"input of recomputed {name}")
+            for t in obj.tensors():
+                _probe.add(t, f"input of recomputed {name}")
         else:
             _probe.add(obj, _label(obj))
     return obj
@@ -116,13 +123,20 @@ class RecomputeScope:
         key, marked = id(t), self.marked
         # forget the entry when ``t`` dies (its recipe lives on where an operator saved it)
         ref = weakref.ref(t, lambda _, k=key: marked.pop(k, None))
-        marked[key] = (ref, t._version, fn, args)
+        # the autocast state is read here, in the forward's code: inside an operator's autocast
+        # kernel (where pack hooks run) it reads as off
+        marked[key] = (ref, t._version, _Recipe(fn, args, t.device.type))
 
-    def pack(self, t: Tensor):
+    def recipe(self, t: Tensor) -> _Recipe | None:
+        """The recipe of ``t`` if it is marked (and unchanged since)."""
         entry = self.marked.get(id(t))
         if entry is not None and entry[0]() is t and t._version == entry[1]:
-            return _keep(_Recipe(entry[2], entry[3], t.device.type))
-        return _keep(t)
+            return entry[2]
+        return None
+
+    def pack(self, t: Tensor):
+        recipe = self.recipe(t)
+        return _keep(t if recipe is None else recipe)
 
 
 @contextmanager
@@ -186,8 +200,8 @@ def layer_norm(norm: nn.Module, x: Tensor) -> Tensor:
     return y
 
 
-def _linear_of(fn: Callable, args: tuple, weight: Tensor, bias: Tensor | None) -> Tensor:
-    return F.linear(fn(*args), weight, bias)
+def _linear_of(recipe: _Recipe, weight: Tensor, bias: Tensor | None) -> Tensor:
+    return F.linear(recipe.fn(*recipe.args), weight, bias)  # in the outer recipe's autocast
 
 
 def linear(lin: nn.Module, x: Tensor) -> Tensor:
@@ -195,9 +209,9 @@ def linear(lin: nn.Module, x: Tensor) -> Tensor:
     is recomputed too: ``x``'s recipe and one matrix product in backward, instead of keeping
     ``[*, out]`` floats (used once per step, for the first edge embedding)."""
     y = lin(x)
-    entry = _scope.marked.get(id(x)) if _scope is not None else None
-    if type(lin) is nn.Linear and entry is not None and entry[0]() is x and x._version == entry[1]:
-        recompute_later(y, _linear_of, entry[2], entry[3], lin.weight, lin.bias)
+    recipe = _scope.recipe(x) if _scope is not None else None
+    if type(lin) is nn.Linear and recipe is not None:
+        recompute_later(y, _linear_of, recipe, lin.weight, lin.bias)
     return y
 
 
