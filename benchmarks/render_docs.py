@@ -450,11 +450,13 @@ def render_saved_tensors_table(results: Path, file: str) -> str:
 
 
 @renderer("recompute_memory_table")
-def render_recompute_memory_table(results: Path, file: str) -> str:
-    """memory_curve.py rows of the variants ``keep_all`` and ``plain``, per size."""
+def render_recompute_memory_table(results: Path, *files: str) -> str:
+    """memory_curve.py rows of the variants ``keep_all`` and ``plain``, per size (from one or
+    more of its result files)."""
     by_size: dict = {}
-    for row in load(results, file)["rows"]:
-        by_size.setdefault(row["residues"], {})[row["variant"]] = row
+    for file in files:
+        for row in load(results, file)["rows"]:
+            by_size.setdefault(row["residues"], {})[row["variant"]] = row
     rows = []
     for n in sorted(by_size):
         keep, rec = by_size[n].get("keep_all"), by_size[n].get("plain")

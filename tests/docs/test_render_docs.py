@@ -20,7 +20,7 @@ RENDERED = {
         "memory_curve_table:memory_curve_cpu.json:train_step_cpu_5196_shared.json:train_step_cpu.json",
         "design_speed_table:design_speed.json",
         "saved_tensors_table:saved_tensors.json",
-        "recompute_memory_table:memory_recompute_cpu.json",
+        "recompute_memory_table:memory_recompute_cpu.json:memory_recompute_20k.json",
     ],
     "findings.md": [
         "data_scale_table:data_scale.json:data_scale_original.json",
