@@ -258,6 +258,9 @@ def controls(data, knn: np.ndarray, contacts: np.ndarray, draws: int = 20) -> di
     rand = [pair_metrics(rng.random((n, n)), knn, data, 12, contacts) for _ in range(draws)]
     mean = lambda k: float(np.nanmean([r[k] for r in rand]))
     return {
+        "length": n,
+        "knn_pairs": oracle["knn_pairs"],
+        "knn_contacts": oracle["knn_contacts"],
         "oracle_knn_precision_L5": oracle["knn_precision_L5"],
         "oracle_precision_L5": oracle["precision_L5"],
         "random_map_knn_precision_L": mean("knn_precision_L"),

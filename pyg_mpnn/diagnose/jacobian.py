@@ -10,17 +10,17 @@ Encoder-side coupling (:func:`encoder_jacobian`). The categorical Jacobian asks 
 the letter at ``j`` moves the prediction at ``i``; the encoder never sees the sequence, so its
 coupling is asked of the structure. With the model in eval mode, no backbone noise and the kNN
 graph of the unperturbed structure held fixed, let ``h_i`` be residue ``i``'s node state after
-the last encoder layer (``H`` numbers) and ``X_j`` residue ``j``'s four backbone atoms
-(N, CA, C, O: 12 coordinates). Then
+the last encoder layer (``H`` numbers) and ``t_j`` a rigid translation of residue ``j`` (its
+four backbone atoms N, CA, C, O moved together by the same vector). Then
 
-    E[i, j] = || d h_i / d X_j ||_F        (an H x 12 block; E[i, i] set to 0)
+    E[i, j] = || d h_i / d t_j ||_F        (an H x 3 block; E[i, i] set to 0)
 
 computed exactly by forward-mode automatic differentiation (``torch.autograd.forward_ad``):
-one tangent per coordinate of ``X_j``, ``12 L`` tangents in all, batched as disjoint copies of
-the graph like the decoder's perturbed sequences. ``E`` goes through the same reduction as the
-decoder's ``C`` (``S = E + E^T``, APC) and :func:`~pyg_mpnn.track.jacobian.pair_metrics`. With
-one encoder layer ``E[i, j] = 0`` unless ``j -> i`` is an edge (``X_j`` enters ``h_i`` only
-through the edge features of ``j -> i``); each further layer adds one hop.
+three tangents per residue, ``3 L`` in all, batched as disjoint copies of the graph like the
+decoder's perturbed sequences. ``E`` goes through the same reduction as the decoder's ``C``
+(``S = E + E^T``, APC) and :func:`~pyg_mpnn.track.jacobian.pair_metrics`. With one encoder layer
+``E[i, j] = 0`` unless ``j -> i`` is an edge (``X_j`` enters ``h_i`` only through the edge
+features of ``j -> i``); each further layer adds one hop.
 """
 
 from __future__ import annotations
@@ -82,13 +82,13 @@ def encoder_jacobian(model, data: Data, edge_budget: int = 250_000) -> dict:
         knn = torch.zeros(n, n, dtype=torch.bool)
         knn[ei[1].cpu(), ei[0].cpu()] = True
         present = data.mask.nonzero().view(-1).tolist()
-        jobs = [(j, a, x) for j in present for a in range(4) for x in range(3)]
+        jobs = [(j, x) for j in present for x in range(3)]
         per_copy = max(1, edge_budget // max(ei.shape[1], 1))
         sq = torch.zeros(n, n, dtype=torch.float64)  # sq[i, j] = ||d h_i / d X_j||_F^2
         for start in range(0, len(jobs), per_copy):
             chunk = jobs[start : start + per_copy]
             tangent = _encoder_tangents(model, data, ei, chunk)  # [B, L, H]
-            js = torch.tensor([j for j, _, _ in chunk])
+            js = torch.tensor([j for j, _ in chunk])
             sq.index_add_(1, js, tangent.pow(2).sum(-1).t().double().cpu())
         E = sq.sqrt()
         E.fill_diagonal_(0.0)
@@ -100,14 +100,14 @@ def encoder_jacobian(model, data: Data, edge_budget: int = 250_000) -> dict:
 
 @torch.no_grad()
 def _encoder_tangents(model, data: Data, ei: torch.Tensor, chunk: list) -> torch.Tensor:
-    """``d h / d X[j, a, x]`` (``[B, L, H]``) for the ``B`` coordinates ``(j, a, x)`` of
-    ``chunk``: one forward-mode pass over ``B`` disjoint copies of the graph."""
+    """``d h / d t[j, x]`` (``[B, L, H]``) for the ``B`` translations (residue ``j``, axis
+    ``x``) of ``chunk``: one forward-mode pass over ``B`` disjoint copies of the graph."""
     b, n = len(chunk), data.num_nodes
     off = (torch.arange(b, device=ei.device) * n).repeat_interleave(ei.shape[1])
     coords = data.coords.float().repeat(b, 1, 1)
     tangent = torch.zeros_like(coords)
-    rows = torch.tensor([c * n + j for c, (j, _, _) in enumerate(chunk)])
-    tangent[rows, [a for _, a, _ in chunk], [x for _, _, x in chunk]] = 1.0
+    rows = torch.tensor([c * n + j for c, (j, _) in enumerate(chunk)])
+    tangent[rows, :, [x for _, x in chunk]] = 1.0  # all four atoms of j along axis x
     with fwAD.dual_level():
         big = Data(
             coords=fwAD.make_dual(coords, tangent),

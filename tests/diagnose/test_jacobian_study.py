@@ -86,15 +86,14 @@ def test_encoder_jacobian_is_exact_and_local():
     d.edge_index = model.encode(d)[2]  # eval with augment_eps 0: no noise
     block = []
     with torch.no_grad():
-        for a in range(4):
-            for x in range(3):
-                hs = []
-                for sign in (1, -1):
-                    e = d.clone()
-                    e.coords = d.coords.clone()
-                    e.coords[j, a, x] += sign * 1e-2
-                    hs.append(model.encode(e)[0][i])
-                block.append((hs[0] - hs[1]) / 2e-2)
+        for x in range(3):  # translate residue j's four atoms along x
+            hs = []
+            for sign in (1, -1):
+                e = d.clone()
+                e.coords = d.coords.clone()
+                e.coords[j, :, x] += sign * 1e-2
+                hs.append(model.encode(e)[0][i])
+            block.append((hs[0] - hs[1]) / 2e-2)
     fd = torch.stack(block).pow(2).sum().sqrt().item()
     assert two["C"][i, j] == pytest.approx(fd, rel=2e-2)
 
@@ -114,8 +113,9 @@ def test_tiny_study_runs_and_renders(tmp_path):
                 assert 0 <= m[k] <= 1, (r["variant"], sep, k)
     dec = [r for r in res["rows"] if r["variant"] == "decoder"]
     assert all(-1 <= r["agreement"]["12"]["spearman_knn"] <= 1 for r in dec)
-    for c in res["controls"].values():
-        assert c["oracle_knn_precision_L5"] == 1.0
+    for c in res["controls"].values():  # the contact map ranks contacts first
+        top = min(c["length"] // 5, c["knn_pairs"])
+        assert c["oracle_knn_precision_L5"] == pytest.approx(min(1.0, c["knn_contacts"] / top))
     # the docs' tables render from this JSON
     results_dir = tmp_path / "results"
     results_dir.mkdir()
