@@ -121,19 +121,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="the study's training run, replaced when (re)trained (default runs/jacobian_study)",
     )
     ap.add_argument("--retrain", action="store_true", help="train again even if the run exists")
-    ap.add_argument("--steps", type=int, default=None, help="training steps (default 400)")
-    ap.add_argument("--checkpoints", type=int, default=None, help="after step 0 (default 5)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default 200)")
+    ap.add_argument("--checkpoints", type=int, default=None, help="after step 0 (default 4)")
     ap.add_argument("--proteins", type=int, default=None, help="shortest TS50 chains (default 5)")
-    ap.add_argument("--max-length", type=int, default=120, help="residues kept per protein")
+    ap.add_argument("--max-length", type=int, default=64, help="residues kept per protein")
     ap.add_argument("--orders", type=int, default=2, help="decoding orders (seeds 0, 1, ...)")
-    ap.add_argument("--substitutions", type=int, default=20, help="amino acids per site")
+    ap.add_argument("--substitutions", type=int, help="amino acids per site (default 20)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
-    a.steps = a.steps or (4 if a.tiny else 400)
-    a.checkpoints = a.checkpoints or (2 if a.tiny else 5)
+    a.steps = a.steps or (4 if a.tiny else 200)
+    a.checkpoints = a.checkpoints or (2 if a.tiny else 4)
     a.proteins = a.proteins or (2 if a.tiny else 5)
+    a.substitutions = a.substitutions or (4 if a.tiny else 20)
     if a.tiny:
-        a.max_length = min(a.max_length, 40)
+        a.max_length = min(a.max_length, 30)
     if a.steps % a.checkpoints:
         ap.error(f"--steps {a.steps} is not a multiple of --checkpoints {a.checkpoints}")
     name = "jacobian_study_tiny" if a.tiny else "jacobian_study"

@@ -364,6 +364,16 @@ def _jac_item(r: dict, step: int, variant: str) -> dict:
     raise RenderError(f"jacobian study: no summary for step {step}, variant {variant!r}")
 
 
+@renderer("jacobian_study_value")
+def render_jacobian_study_value(
+    results: Path, file: str, step: str, variant: str, sep: str, metric: str, spec: str = ".2f"
+) -> str:
+    """One summary value (mean over proteins; ``spec`` ``pm``: ``mean ± sd``) for prose."""
+    r = load(results, file)
+    s = _jac_item(r, _jac_step(r, step), variant)["sep"][sep][metric]
+    return _ms(s) if spec == "pm" else format(s["mean"], spec)
+
+
 @renderer("jacobian_study_setup")
 def render_jacobian_study_setup(results: Path, file: str) -> str:
     """What was measured: proteins, orders, model, checkpoints, time and machine."""

@@ -25,6 +25,11 @@ RENDERED = {
         "crop_memory_table:memory_curve_crop.json:memory_curve_cpu.json",
         "json:train_step_cpu.json:ours_over_original:.2f",
     ],
+    "monitoring.md": [
+        "jacobian_study_table:jacobian_study.json:last:12",
+        "jacobian_study_trajectory:jacobian_study.json:12",
+        "jacobian_study_proteins:jacobian_study.json:last:12",
+    ],
 }
 
 
