@@ -93,7 +93,7 @@ def parity(device: torch.device, plan: dict, workdir: Path, threads: int | None)
     env = _env(threads, PYG_MPNN_TEST_DEVICE=str(device))
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     res = {
-        "command": f"PYG_MPNN_TEST_DEVICE={device} python -m pytest " + " ".join(args[3:]),
+        "command": f"PYG_MPNN_TEST_DEVICE={device} python -m pytest " + " ".join(args[4:]),
         "returncode": proc.returncode,
         "summary": proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "",
     }
@@ -126,7 +126,7 @@ def train_data(workdir: Path) -> Path:
 
 def _compiled_ours(name: str) -> train_step.Impl:
     im = train_step.BUILDERS["ours"](name)  # plain ours: the name is not ours_concat & co.
-    im.model = torch.compile(im.model, dynamic=True)
+    im.forward = torch.compile(im.model, dynamic=True)  # the same module, moved by Impl.to
     return im
 
 
@@ -161,7 +161,8 @@ def train_summary(parts: dict) -> dict:
         if not name.startswith("train_step_") or part["status"] == "skipped":
             continue
         res = part.get("result") or {}
-        size = sizes.setdefault(name.split("_")[2], {"residues": res.get("residues"), "rows": {}})
+        size = sizes.setdefault(name.split("_")[2], {"residues": None, "rows": {}})
+        size["residues"] = size["residues"] or res.get("residues")
         for impl, row in res.get("impls", {}).items():
             keep = ("precision", "median_s", "residues_per_s", "peak_mem_mb", "utilisation")
             size["rows"][impl] = {k: row.get(k) for k in keep}
@@ -269,7 +270,7 @@ def ddp(spec: RunSpec) -> dict:
     cmd = [sys.executable, *launcher, *spec.command(out, *extra)]
     proc = _run(cmd, spec, timeout=1200)
     res = {
-        "command": "torchrun " + " ".join(cmd[len(launcher) - 1 :]),
+        "command": "torchrun " + " ".join(cmd[3:]),
         "backend": "nccl" if spec.device.type == "cuda" else "gloo",
         "returncode": proc.returncode,
     }

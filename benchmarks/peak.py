@@ -101,8 +101,7 @@ def measure_peaks(device: torch.device | str, precisions, n: int | None = None, 
 def count_flops(model: torch.nn.Module, loss_fn) -> int:
     """Matmul FLOPs of forward + backward of ``loss_fn()`` (which runs ``model``); the
     gradients it leaves are cleared and the torch RNG is restored, so counting changes no
-    weight and no later random draw. A compiled model is counted through its eager module."""
-    model = getattr(model, "_orig_mod", model)
+    weight and no later random draw."""
     state = torch.get_rng_state()
     cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     with FlopCounterMode(display=False) as counter:

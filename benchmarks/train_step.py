@@ -228,6 +228,7 @@ class Impl:
         self.bf16, self.device = name.endswith(BF16), CPU
         self.opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         self.times, self.mem, self.loss, self.flops = [], [], None, None
+        self.forward = None  # what the steps call instead of the model (e.g. compiled), if set
 
     def to(self, device: torch.device) -> Impl:
         """The model and a fresh optimizer on ``device`` (``--device``)."""
@@ -245,14 +246,15 @@ class Impl:
         )
 
     def loss_of(self, inputs, bf16: bool = False, model=None) -> torch.Tensor:
+        """The loss of ``model`` (default: :attr:`forward`, else the model) on ``inputs``."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16 or self.bf16):
-            return self.run(model or self.model, inputs)
+            model = model if model is not None else self.forward or self.model
+            return self.run(model, inputs)
 
     def count_flops(self, inputs, bf16: bool = False) -> int:
-        """Matmul FLOPs of forward + backward on ``inputs`` (a compiled model counted through
-        its eager module: the same products), :func:`peak.count_flops`."""
-        eager = getattr(self.model, "_orig_mod", self.model)
-        return peak.count_flops(eager, lambda: self.loss_of(inputs, bf16, eager))
+        """Matmul FLOPs of forward + backward on ``inputs``, of the eager model (a compiled
+        :attr:`forward` runs the same products), :func:`peak.count_flops`."""
+        return peak.count_flops(self.model, lambda: self.loss_of(inputs, bf16, self.model))
 
     def step(self, inputs, bf16: bool = False) -> float:
         """One step; bf16 autocast when ``bf16`` (``--bf16``) or the row is a ``_bf16`` one."""
