@@ -181,8 +181,9 @@ def memory(device: torch.device, plan: dict, precision: str, threads: int | None
     argv += ["--threads", str(threads)] if threads else []
     rows = []
     for variant, sizes in (("plain", "memory_plain"), ("checkpointing", "memory_checkpointing")):
-        sizes = ",".join(map(str, plan[sizes]))
-        rows += memory_curve.main(argv + ["--sizes", sizes, "--variants", variant])
+        if plan[sizes]:
+            sizes = ",".join(map(str, plan[sizes]))
+            rows += memory_curve.main(argv + ["--sizes", sizes, "--variants", variant])
     for r in rows:
         if "peak_mem_mb" in r:
             r["mb_per_residue"] = round(r["peak_mem_mb"] / r["residues"], 4)

@@ -20,13 +20,13 @@ import peak  # noqa: E402
 EXPECTED = [
     "parity",
     "peak",
-    "train_step_150_ours",
-    "train_step_150_original",
-    "train_step_150_pyg_port",
-    "train_step_150_ours_compiled",
     "memory_curve",
     "base_run",
     "ddp",
+    "train_step_100_ours",
+    "train_step_100_original",
+    "train_step_100_pyg_port",
+    "train_step_100_ours_compiled",
     "loader_workers",
 ]
 
@@ -55,7 +55,7 @@ def test_every_part_ran_or_says_why_not(tiny):
         else:
             assert part["status"] == "ok", (name, part.get("error"), part.get("traceback"))
     # the only part tiny mode may skip is the compiled one (inductor takes minutes on a CPU)
-    assert [n for n, p in parts.items() if p["status"] == "skipped"] == [EXPECTED[5]]
+    assert [n for n, p in parts.items() if p["status"] == "skipped"] == [EXPECTED[8]]
     assert tiny["summary"] == {"ok": len(EXPECTED) - 1, "failed": 0, "skipped": 1}
     assert tiny["command"].startswith("python benchmarks/gpu_suite.py --json --device cpu --tiny")
     m = tiny["machine"]
@@ -66,7 +66,7 @@ def test_every_part_ran_or_says_why_not(tiny):
 def test_parity_ran_on_the_device(tiny):
     r = tiny["parts"]["parity"]["result"]
     assert r["command"].startswith("PYG_MPNN_TEST_DEVICE=cpu python -m pytest")
-    assert len(r["passed"]) >= 3 and not r["failed"]
+    assert len(r["passed"]) >= 1 and not r["failed"]
 
 
 def test_train_step_rows_have_flops_and_utilisation(tiny):
@@ -74,7 +74,7 @@ def test_train_step_rows_have_flops_and_utilisation(tiny):
     assert set(peaks) == {"fp32", "bf16"}
     assert all(p["peak_flops_per_s"] >= p["median_flops_per_s"] > 0 for p in peaks.values())
     for impl in ("ours", "original", "pyg_port"):
-        res = tiny["parts"][f"train_step_150_{impl}"]["result"]
+        res = tiny["parts"][f"train_step_100_{impl}"]["result"]
         assert list(res["impls"]) == [impl, impl + "_bf16"] and res["device"] == "cpu"
         for name, row in res["impls"].items():
             assert row["flops_per_step"] > 0, name
@@ -82,7 +82,7 @@ def test_train_step_rows_have_flops_and_utilisation(tiny):
             assert row["achieved_flops_per_s"] == pytest.approx(achieved, rel=1e-2)
             util = achieved / res["peak_flops"][row["precision"]]["peak_flops_per_s"]
             assert row["utilisation"] == pytest.approx(util, rel=1e-2, abs=1e-5)
-    summary = tiny["train_step_summary"]["150"]
+    summary = tiny["train_step_summary"]["100"]
     assert summary["ratios"]["ours/original"] == pytest.approx(
         summary["rows"]["ours"]["residues_per_s"] / summary["rows"]["original"]["residues_per_s"],
         rel=1e-2,
@@ -91,16 +91,14 @@ def test_train_step_rows_have_flops_and_utilisation(tiny):
 
 def test_memory_runs_and_loader(tiny):
     rows = tiny["parts"]["memory_curve"]["result"]["rows"]
-    assert [(r["variant"], r["residues"]) for r in rows] == [
-        ("plain", 150),
-        ("plain", 300),
-        ("checkpointing", 300),
-    ]
+    assert [(r["variant"], r["residues"]) for r in rows] == [("plain", 100), ("plain", 300)]
     assert all(r["peak_mem_mb"] > 0 and r["device"] == "cpu" for r in rows)
     base = tiny["parts"]["base_run"]["result"]
     assert base["steps"] == 3 and math.isfinite(base["valid_ppl"]) and base["valid_ppl"] > 1
     ddp = tiny["parts"]["ddp"]["result"]
     assert ddp["backend"] == "gloo" and ddp["steps"] == 3 and ddp["command"].startswith("torchrun")
+    # DDP over one process averages the gradients over one rank: the same run as without it
+    assert ddp["final"]["valid_loss"] == pytest.approx(base["final"]["valid_loss"], rel=1e-5)
     runs = tiny["parts"]["loader_workers"]["result"]["runs"]
     assert [r["workers"] for r in runs] == [0, 2]
     assert all(0 <= r["data_wait_frac"] <= 1 and r["steps_timed"] == 2 for r in runs)
