@@ -142,6 +142,7 @@ class Suite:
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         entry["cpu_seconds"] = round(cpu_seconds() - cpu0, 1)  # this process and its children
         with self.lock:
+            self.order += [] if name in self.order else [name]
             self.result["parts"][name] = entry
             self.log(f"{name}: {entry['status']} in {entry['seconds']} s")
             self.save()
