@@ -490,7 +490,7 @@ def render_jacobian_study_table(results: Path, file: str, step: str = "last", se
         rows.append(
             [label]
             + [_ms(m[k]) for k in ("precision_L", "random", "knn_precision_L", "knn_precision_L5")]
-            + [_ms(m[k]) for k in ("knn_random", "distance_L", "knn_rank_L")]
+            + [_ms(m[k]) for k in ("knn_random", "distance_L", "distance_L5", "knn_rank_L")]
         )
     header = [
         f"step {at}, pairs with |i − j| ≥ {sep}",
@@ -500,9 +500,10 @@ def render_jacobian_study_table(results: Path, file: str, step: str = "last", se
         "top-L/5, kNN pairs",
         "random kNN pair",
         "kNN pairs by Cα distance",
+        "top-L/5 by Cα distance",
         "kNN pairs by neighbour rank",
     ]
-    return table(header, ["---"] + ["---:"] * 7, rows)
+    return table(header, ["---"] + ["---:"] * 8, rows)
 
 
 @renderer("jacobian_study_trajectory")
