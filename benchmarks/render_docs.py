@@ -338,6 +338,107 @@ def render_data_scale_table(results: Path, ours_file: str, original_file: str) -
     return table(header, ["---:"] * 7, rows)
 
 
+# -- monitoring: the noise-module control and pre/post-LayerNorm norms -----------------------------
+def sig(x: float | None) -> str:
+    """Two significant digits (``–`` for a missing value)."""
+    return "–" if x is None else f"{x:.2g}"
+
+
+@renderer("run_machine")
+def render_run_machine(results: Path, file: str) -> str:
+    """CPU, threads, load average and wall time of a result file with ``machine``/``seconds``."""
+    r = load(results, file)
+    m = r["machine"]
+    return (
+        f"{m['logical_cpus']}-core {m['cpu']}, {m['threads']} thread, load average "
+        f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}, {r['seconds']:.0f} s in all; "
+        f"`benchmarks/results/{file}`"
+    )
+
+
+def _per_seed(runs: list[dict], key: str) -> str:
+    return ", ".join(f"{run[key]:.3f}" for run in runs)
+
+
+@renderer("noise_control_table")
+def render_noise_control_table(results: Path, file: str) -> str:
+    """One row per arm of benchmarks/noise_control.py: loss, gradient RMS, gap, findings."""
+    r = load(results, file)
+    rows = []
+    for arm, entry in r["arms"].items():
+        runs, s = entry["runs"], entry["summary"]
+        grads = [k for k in runs[0]["grad_rms"] if k != "noise"]
+        gaps = ", ".join(f"{run['gap']:.1f}×" for run in runs) if "gap" in s else "–"
+        rows.append(
+            [
+                f"{arm} (`{entry['noise_std']}`)" if entry["noise_std"] is not None else arm,
+                _per_seed(runs, "valid_loss"),
+                _per_seed(runs, "valid_ppl"),
+                sig(s.get("grad_rms_noise")),
+                " / ".join(f"{sig(s['grad_rms_' + k])}" for k in grads),
+                sig(s["peer_median_grad_rms"]),
+                gaps,
+                f"{s['finding_a_on_noise']} of {s['runs']}",
+                sig(s.get("noise_rms")),
+            ]
+        )
+    grads = " / ".join(f"`{k}`" for k in r["arms"][next(iter(r["arms"]))]["runs"][0]["grad_rms"])
+    header = [
+        "arm (`noise_std`)",
+        "validation loss (nats), per seed",
+        "validation ppl, per seed",
+        "gradient RMS of `noise`",
+        f"gradient RMS of {grads}",
+        "median gradient RMS of the peers",
+        "gap: peers ÷ `noise`, per seed",
+        "(a) on `noise`",
+        "RMS of the added `W z`",
+    ]
+    return table(header, ["---"] + ["---:"] * 8, rows)
+
+
+def _trail(values: dict, steps: list[int]) -> str:
+    """``a → b → c``: a tracked quantity at the table's steps."""
+    return " → ".join(sig(values.get(str(s))) for s in steps)
+
+
+@renderer("layer_norms_prenorm")
+def render_layer_norms_prenorm(results: Path, file: str) -> str:
+    """Per MessagePassing layer: post-LN activation RMS against the pre-LN terms."""
+    r = load(results, file)
+    steps = r["table_steps"]
+    cols = ["node", "node_message", "node_residual", "node_ffn", "edge", "edge_residual"]
+    rows = []
+    for layer, stack in r["blocks"]:
+        q = r["layers"].get(layer, {})
+        if stack in ("encoder", "decoder"):
+            rows.append([f"`{layer}`"] + [_trail(q[c], steps) if c in q else "–" for c in cols])
+    header = [
+        "layer",
+        "node output (post-LN)",
+        "summed messages Σ m (pre-LN)",
+        "node residual Drop(Σ m / 30) (pre-LN)",
+        "FFN residual (pre-LN)",
+        "edge output (post-LN)",
+        "edge residual (pre-LN)",
+    ]
+    return table(header, ["---"] + ["---:"] * 6, rows)
+
+
+@renderer("layer_norms_params")
+def render_layer_norms_params(results: Path, file: str) -> str:
+    """Per layer: weight RMS, gradient RMS, update/weight ratio at the table's steps."""
+    r = load(results, file)
+    steps = r["table_steps"]
+    cols = ["weight", "gradient", "update_ratio"]
+    rows = []
+    for layer, _ in r["blocks"]:
+        q = r["layers"].get(layer, {})
+        rows.append([f"`{layer}`"] + [_trail(q[c], steps) if c in q else "–" for c in cols])
+    header = ["layer", "weight RMS", "gradient RMS", "update / weight"]
+    return table(header, ["---"] + ["---:"] * 3, rows)
+
+
 # -- the documents -----------------------------------------------------------------------------------
 def render_one(name: str, results: Path, where: str) -> str:
     kind, *args = name.split(":")
