@@ -14,6 +14,8 @@ the weight, gradient and update/weight values to ``benchmarks/results/layer_norm
 
     python benchmarks/layer_norms.py                       # 200 steps, ~2-4 min on one core
     python benchmarks/layer_norms.py --tiny --out /tmp/ln.json   # the test's mode (seconds)
+    python benchmarks/layer_norms.py --from-run runs/base_cpu30_idle --table-steps 1 400 1600 \
+        --out /tmp/base.json       # the same JSON from a run tracked earlier (no training)
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def collect(run_dir: Path) -> dict:
         layers.setdefault(layer, {})["update_ratio"] = dict(zip(map(str, steps), values))
     vs, vv = rs.series("loss", subset="valid")
     return {
-        "blocks": [list(b) for b in rs.blocks],
+        "blocks": [list(b) for b in rs.blocks] or [[la, rs.stack(la)] for la in rs.layers()],
         "layers": layers,
         "valid_loss": dict(zip(map(str, vs), vv)),
     }
@@ -92,7 +94,11 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="4 steps, tracked every 2: the test's mode")
     ap.add_argument("--run", type=Path, default=None, help="keep the run folder here")
     ap.add_argument("--out", type=Path, default=RESULT, help="the result JSON")
+    ap.add_argument("--from-run", type=Path, default=None, help="read this tracked run instead")
+    ap.add_argument("--table-steps", type=int, nargs="+", default=None, help="steps shown")
     a = ap.parse_args(argv)
+    if a.from_run:
+        return write(a, collect(a.from_run), {"source_run": str(a.from_run)})
     if a.tiny:
         a.steps, a.every = 4, 2
     torch.set_num_threads(1)
@@ -106,21 +112,31 @@ def main(argv=None) -> int:
         seconds = time.time() - t0
         data = collect(run)
     m["loadavg_end"] = list(os.getloadavg())
+    train = " ".join(f"--set {s}" for s in sets)
+    return write(
+        a,
+        data,
+        {
+            "command": "python benchmarks/layer_norms.py " + " ".join(argv or sys.argv[1:]),
+            "train_command": f"python -m pyg_mpnn.train --exp {EXP} --out RUN {train}",
+            "machine": m,
+            "seconds": round(seconds, 1),
+            "final": {k: final[k] for k in ("step", "valid_loss", "valid_ppl", "train_loss")},
+        },
+    )
+
+
+def write(a, data: dict, head: dict) -> int:
+    """The result JSON: ``head``, the tracked steps, the steps the tables show, ``data``."""
     steps = sorted({int(s) for q in data["layers"].values() for v in q.values() for s in v})
-    result = {
-        "command": "python benchmarks/layer_norms.py " + " ".join(argv or sys.argv[1:]),
-        "train_command": f"python -m pyg_mpnn.train --exp {EXP} --out RUN "
-        + " ".join(f"--set {s}" for s in sets),
-        "machine": m,
-        "seconds": round(seconds, 1),
-        "steps": steps,
-        "table_steps": [steps[0], steps[len(steps) // 2], steps[-1]],
-        "final": {k: final[k] for k in ("step", "valid_loss", "valid_ppl", "train_loss")},
-        **data,
-    }
+    shown = a.table_steps or [steps[0], steps[len(steps) // 2], steps[-1]]
+    missing = sorted(set(shown) - set(steps))
+    if missing:
+        raise SystemExit(f"--table-steps {missing}: not tracked steps (tracked: {steps})")
+    result = {**head, "steps": steps, "table_steps": shown, **data}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {a.out}: {final['step']} steps in {seconds:.0f} s")
+    print(f"wrote {a.out}: layers tracked at {len(steps)} steps, {steps[0]}..{steps[-1]}")
     return 0
 
 

@@ -5,13 +5,14 @@ turns the node states into ``h + W z`` with fresh ``z ~ N(0, std^2)``. Its weigh
 ``sum_n g_n z_n^T``, proportional to ``std``, so at the demo's ``std = 0.01`` a gap of ~100x
 below its peers could be nothing but 1/std. This script trains the same run in three arms --
 no module, ``std = 0.01`` (the demo), ``std = 1`` (noise as large as the LayerNorm-ed states) --
-for each seed, and reports per arm: the validation loss and perplexity, the gradient RMS of
+for each seed, at the demo's length (16 steps: what diagnose sees) and longer (200 steps: a
+validation loss that has moved), and reports per arm: the validation loss and perplexity, the gradient RMS of
 ``noise`` and of its neighbours (the last encoder layer, the first decoder layer) over
 diagnose's window, the gap finding (a) computes (median of the peers over the module's
 gradient RMS, median over the window's tracking steps), and diagnose's findings.
 
-    python benchmarks/noise_control.py                        # 3 arms x 2 seeds, ~1-2 min
-    python benchmarks/noise_control.py --seeds 0 --steps 16   # one seed
+    python benchmarks/noise_control.py                        # 3 arms x 2 seeds x 16, 200 steps
+    python benchmarks/noise_control.py --seeds 0 --steps 16   # one seed, the demo's length
     python benchmarks/noise_control.py --tiny --out /tmp/nc.json   # the test's mode (seconds)
 
 Each run is ``python -m pyg_mpnn.train --exp noise_module --set seed=S --set
@@ -51,11 +52,11 @@ ARMS = {"no module": None, "std 0.01": 0.01, "std 1": 1.0}
 RESULT = REPO / "benchmarks" / "results" / "noise_control.json"
 
 
-def overrides(std: float | None, seed: int | str, steps: int | None) -> list[str]:
-    """The ``--set`` values of one run of an arm."""
+def overrides(std: float | None, seed: int | str, steps: int) -> list[str]:
+    """The ``--set`` values of one run of an arm (``train.epochs`` large: ``steps`` ends it)."""
     out = [f"seed={seed}", "train.threads=1", "train.progress=false"]
     out += ["inject.noise_after=null"] if std is None else [f"inject.noise_std={std}"]
-    return out + ([f"train.max_steps={steps}"] if steps else [])
+    return out + [f"train.max_steps={steps}", "train.epochs=1000"]
 
 
 def command(sets: list[str]) -> str:
@@ -91,7 +92,7 @@ def gradient_gap(run_dir: Path, th: Thresholds) -> dict:
     return out
 
 
-def one_run(std: float | None, seed: int, steps: int | None, folder: Path) -> dict:
+def one_run(std: float | None, seed: int, steps: int, folder: Path) -> dict:
     sets = overrides(std, seed, steps)
     cfg = load_experiment(EXP, sets)
     t0 = time.time()
@@ -134,28 +135,36 @@ def main(argv=None) -> int:
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--steps", type=int, default=None, help="default: the experiment's (16)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[16, 200],
+        help="run lengths: 16 is the demo's (diagnose's view), longer ones show the loss",
+    )
     ap.add_argument("--tiny", action="store_true", help="4 steps, seed 0: the test's mode")
     ap.add_argument("--runs", type=Path, default=None, help="keep the run folders here")
     ap.add_argument("--out", type=Path, default=RESULT, help="the result JSON")
     a = ap.parse_args(argv)
     if a.tiny:
-        a.seeds, a.steps = [0], 4
+        a.seeds, a.steps = [0], [4]
     torch.set_num_threads(1)
     m = machine()
     t0 = time.time()
-    arms = {}
+    settings = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = a.runs or Path(tmp)
-        jobs = [(arm, std, seed) for arm, std in ARMS.items() for seed in a.seeds]
-        for arm, std, seed in tqdm(jobs, desc="noise control runs"):
-            folder = root / f"{arm.replace(' ', '_')}_seed{seed}"
-            row = one_run(std, seed, a.steps, folder)
-            entry = arms.setdefault(arm, {"noise_std": std, "runs": []})
-            entry.setdefault("command", command(overrides(std, "S", a.steps)))
+        jobs = [(n, arm, std, s) for n in a.steps for arm, std in ARMS.items() for s in a.seeds]
+        for steps, arm, std, seed in tqdm(jobs, desc="noise control runs"):
+            folder = root / f"{steps}steps_{arm.replace(' ', '_')}_seed{seed}"
+            row = one_run(std, seed, steps, folder)
+            entry = settings.setdefault(str(steps), {}).setdefault(
+                arm, {"noise_std": std, "command": command(overrides(std, "S", steps)), "runs": []}
+            )
             entry["runs"].append(row)
-    for entry in arms.values():
-        entry["summary"] = summary(entry["runs"])
+    for arms in settings.values():
+        for entry in arms.values():
+            entry["summary"] = summary(entry["runs"])
     m["loadavg_end"] = list(os.getloadavg())
     result = {
         "command": "python benchmarks/noise_control.py " + " ".join(argv or sys.argv[1:]),
@@ -164,14 +173,18 @@ def main(argv=None) -> int:
         "machine": m,
         "seeds": a.seeds,
         "seconds": round(time.time() - t0, 1),
-        "arms": arms,
+        "settings": settings,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
-    for arm, entry in arms.items():
-        s = entry["summary"]
-        gap = f", gap {s['gap']:.1f}x" if "gap" in s else ""
-        print(f"{arm}: valid ppl {s['valid_ppl']:.3f}{gap}, (a) on noise {s['finding_a_on_noise']}")
+    for steps, arms in settings.items():
+        for arm, entry in arms.items():
+            s = entry["summary"]
+            gap = f", gap {s['gap']:.1f}x" if "gap" in s else ""
+            print(
+                f"{steps} steps, {arm}: valid ppl {s['valid_ppl']:.3f}{gap}, "
+                f"(a) on noise {s['finding_a_on_noise']}/{s['runs']}"
+            )
     print(f"wrote {a.out} ({result['seconds']:.0f} s)")
     return 0
 

@@ -361,17 +361,18 @@ def _per_seed(runs: list[dict], key: str) -> str:
 
 
 @renderer("noise_control_table")
-def render_noise_control_table(results: Path, file: str) -> str:
-    """One row per arm of benchmarks/noise_control.py: loss, gradient RMS, gap, findings."""
-    r = load(results, file)
+def render_noise_control_table(results: Path, file: str, steps: str) -> str:
+    """One row per arm of benchmarks/noise_control.py at run length ``steps``: loss, gradient
+    RMS, gap, findings."""
+    arms = lookup(load(results, file), f"settings.{steps}", file)
     rows = []
-    for arm, entry in r["arms"].items():
+    for arm, entry in arms.items():
         runs, s = entry["runs"], entry["summary"]
         grads = [k for k in runs[0]["grad_rms"] if k != "noise"]
         gaps = ", ".join(f"{run['gap']:.1f}×" for run in runs) if "gap" in s else "–"
         rows.append(
             [
-                f"{arm} (`{entry['noise_std']}`)" if entry["noise_std"] is not None else arm,
+                arm if entry["noise_std"] is None else f"`noise_std: {entry['noise_std']}`",
                 _per_seed(runs, "valid_loss"),
                 _per_seed(runs, "valid_ppl"),
                 sig(s.get("grad_rms_noise")),
@@ -382,9 +383,10 @@ def render_noise_control_table(results: Path, file: str) -> str:
                 sig(s.get("noise_rms")),
             ]
         )
-    grads = " / ".join(f"`{k}`" for k in r["arms"][next(iter(r["arms"]))]["runs"][0]["grad_rms"])
+    first = next(iter(arms.values()))["runs"][0]["grad_rms"]
+    grads = " / ".join(f"`{k}`" for k in first if k != "noise")
     header = [
-        "arm (`noise_std`)",
+        "arm",
         "validation loss (nats), per seed",
         "validation ppl, per seed",
         "gradient RMS of `noise`",
