@@ -1,7 +1,7 @@
 """Per-layer heartbeat: norms and histograms of weights, activations, gradients and updates.
 
 Layers are the blocks the model names itself: its ``blocks()`` method yields
-:class:`~pyg_mpnn.nn.Block` s ``(name, stack, module[, outputs])`` (ProteinMPNN:
+:class:`~pyg_mpnn.nn.Block` s ``(name, stack, module[, outputs[, taps]])`` (ProteinMPNN:
 ``features``, ``W_e``, ``W_s`` in stack ``embed``, ``encoder.<i>``, ``decoder.<i>``, ``W_out`` in
 stack ``head``; :meth:`pyg_mpnn.nn.ProteinMPNN.blocks`). Nothing here parses parameter names:
 any model with ``blocks()`` is tracked alike, and a model without it gets one block per
