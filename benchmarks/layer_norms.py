@@ -7,12 +7,12 @@ messages, before the division by ``scale``), ``node_residual`` (the message bran
 ``h`` before ``norm1``), ``node_ffn`` (the feed-forward branch added before ``norm2``) and
 ``edge_residual`` (the edge branch added before ``norm3``). This script trains a small
 base-like model (the scale sweep's ``h64-d3``: hidden 64, 3 + 3 layers, k = 16, its learning
-rate schedule, ~1,000-residue batches of the embedded data, fp32, one thread) for a few hundred
+rate schedule, ~1,000-residue batches of the full embedded data, fp32, one thread) for a few hundred
 steps and writes, per layer and tracked step, the post-LN activation RMS, the pre-LN RMS, and
 the weight, gradient and update/weight values to ``benchmarks/results/layer_norms.json``
 (rendered into docs/monitoring.md by ``benchmarks/render_docs.py``).
 
-    python benchmarks/layer_norms.py                       # 200 steps, ~2-4 min on one core
+    python benchmarks/layer_norms.py                       # 120 steps (the JSON records the wall time)
     python benchmarks/layer_norms.py --tiny --out /tmp/ln.json   # the test's mode (seconds)
     python benchmarks/layer_norms.py --from-run runs/base_cpu30_idle --table-steps 1 400 1600 \
         --out /tmp/base.json       # the same JSON from a run tracked earlier (no training)
@@ -41,7 +41,7 @@ from pyg_mpnn.train.config import load_experiment  # noqa: E402
 from pyg_mpnn.train.trainer import Trainer  # noqa: E402
 
 EXP = "smoke"
-MODEL = [  # the scale sweep's h64-d3 on the embedded default data
+MODEL = [  # the scale sweep's h64-d3 on the embedded data
     "model.hidden_dim=64",
     "model.num_encoder_layers=3",
     "model.num_decoder_layers=3",
@@ -49,6 +49,8 @@ MODEL = [  # the scale sweep's h64-d3 on the embedded default data
     "schedule.model_size=128",
     "schedule.factor=0.5",
     "schedule.warmup_steps=30",
+    "data.path=embedded",  # the full embedded set: 299 structures, 26 validation complexes
+    "data.max_length=3000",
     "data.max_tokens=1000",
     "train.epochs=1000",
     "train.threads=1",
@@ -89,9 +91,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--every", type=int, default=25, help="track.layer_every")
-    ap.add_argument("--tiny", action="store_true", help="4 steps, tracked every 2: the test's mode")
+    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--every", type=int, default=20, help="track.layer_every")
+    ap.add_argument(
+        "--tiny", action="store_true", help="4 steps tracked every 2, default data: the test's mode"
+    )
     ap.add_argument("--run", type=Path, default=None, help="keep the run folder here")
     ap.add_argument("--out", type=Path, default=RESULT, help="the result JSON")
     ap.add_argument("--from-run", type=Path, default=None, help="read this tracked run instead")
@@ -103,6 +107,8 @@ def main(argv=None) -> int:
         a.steps, a.every = 4, 2
     torch.set_num_threads(1)
     sets = MODEL + [f"train.max_steps={a.steps}", f"track.layer_every={a.every}"]
+    if a.tiny:  # the small default set: nothing to prepare
+        sets += ["data.path=null", "data.max_length=500"]
     cfg = load_experiment(EXP, sets)
     m = machine()
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,6 +20,12 @@ RENDERED = {
         "memory_curve_table:memory_curve_cpu.json:train_step_cpu_5196_shared.json:train_step_cpu.json",
         "design_speed_table:design_speed.json",
     ],
+    "monitoring.md": [
+        "noise_control_table:noise_control.json:16",
+        "noise_control_table:noise_control_100.json:100",
+        "layer_norms_prenorm:layer_norms.json",
+        "layer_norms_params:layer_norms.json",
+    ],
     "findings.md": [
         "data_scale_table:data_scale.json:data_scale_original.json",
         "crop_memory_table:memory_curve_crop.json:memory_curve_cpu.json",
