@@ -32,6 +32,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from train_step import machine  # noqa: E402  (CPU model and flags: ratios differ by machine)
+
 DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -181,7 +185,7 @@ def main(argv=None) -> list[dict]:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     res = {
-        "machine": {"cpu_count": os.cpu_count(), "loadavg": os.getloadavg()},
+        "machine": {**machine(), "loadavg": os.getloadavg()},
         "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)",
         "rows": rows,
     }
