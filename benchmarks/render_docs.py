@@ -487,6 +487,45 @@ def render_noise_control_table(results: Path, file: str, steps: str) -> str:
     return table(header, ["---"] + ["---:"] * 8, rows)
 
 
+@renderer("noise_control_summary")
+def render_noise_control_summary(results: Path, file: str, steps: str) -> str:
+    """Two sentences on the control: the gap and the loss of each arm against no module."""
+    arms = lookup(load(results, file), f"settings.{steps}", file)
+    base = arms["no module"]["summary"]
+    gaps, losses = [], []
+    for entry in arms.values():
+        s = entry["summary"]
+        if "gap" in s:
+            gaps.append(
+                f"{s['gap']:.3g}× at `noise_std: {entry['noise_std']}` (finding (a) on `noise` "
+                f"in {s['finding_a_on_noise']} of {s['runs']} runs; `noise` gradient RMS "
+                f"{s['grad_rms_noise']:.2g}, added `W z` of RMS {s['noise_rms']:.2g})"
+            )
+            d = s["valid_loss"] - base["valid_loss"]
+            losses.append(
+                f"{s['valid_loss']:.3f} nats (ppl {s['valid_ppl']:.2f}, {d:+.3f}) at "
+                f"`noise_std: {entry['noise_std']}`"
+            )
+    noisy = sorted((e for e in arms.values() if e["noise_std"]), key=lambda e: e["noise_std"])
+    lo, hi = noisy[0], noisy[-1]
+    grows = (
+        f" From `noise_std: {lo['noise_std']}` to `{hi['noise_std']}` the gradient RMS of `noise` "
+        f"grows {hi['summary']['grad_rms_noise'] / lo['summary']['grad_rms_noise']:.3g}× "
+        f"(the std grows {hi['noise_std'] / lo['noise_std']:.3g}×) and the gap falls "
+        f"{lo['summary']['gap'] / hi['summary']['gap']:.3g}×."
+    )
+    return (
+        f"After {steps} steps the gap is "
+        + "; ".join(gaps)
+        + "."
+        + grows
+        + " The validation loss is "
+        f"{base['valid_loss']:.3f} nats (ppl {base['valid_ppl']:.2f}) without the module, "
+        + " and ".join(losses)
+        + (" (means over the seeds)." if base["runs"] > 1 else " (one seed).")
+    )
+
+
 def _trail(values: dict, steps: list[int]) -> str:
     """``a → b → c``: a tracked quantity at the table's steps."""
     return " → ".join(sig(values.get(str(s))) for s in steps)

@@ -64,4 +64,4 @@ def test_the_monitoring_renderers_read_them(noise, norms):
     pre = render_docs.render_one(f"layer_norms_prenorm:{norms.name}", results, "t").splitlines()
     assert len(pre) == 2 + 6 and pre[2].startswith("| `encoder.0` |")
     par = render_docs.render_one(f"layer_norms_params:{norms.name}", results, "t").splitlines()
-    assert len(par) == 2 + 9 and " → " in par[-1]
+    assert len(par) == 2 + 10 and " → " in par[-1]  # 3 embeddings, 3 + 3 layers, head
