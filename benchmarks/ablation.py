@@ -54,6 +54,18 @@ def result_doc(sweep_json: dict, command: str, m: dict, minutes: float) -> dict:
     }
 
 
+def figure(doc: dict, path: Path) -> None:
+    """The docs' small figure of a result file: the means over seeds with their sd, the seeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_points(
+        doc["rows"],
+        path,
+        f"{doc['table']}: {doc['budget']} a run (squares: mean ± sd over seeds; dots: seeds)",
+        panels=FIGURE_PANELS,
+        dpi=80,
+    )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--exp", required=True, help="an experiment with sweep.points")
@@ -62,7 +74,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, required=True, help="the result file to write")
     ap.add_argument("--figure", type=Path, default=None, help="a small PNG for the docs")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument(
+        "--figure-only", action="store_true", help="redraw --figure from --json; run nothing"
+    )
     a = ap.parse_args(argv)
+    if a.figure_only:
+        if not a.figure:
+            ap.error("--figure-only needs --figure")
+        figure(json.loads(a.json.read_text()), a.figure)
+        return 0
     sets = ([f"data.path={a.data}"] if a.data else []) + a.sets
     cfg = load_experiment(a.exp, sets)
     if not cfg.sweep.points:
@@ -79,14 +99,7 @@ def main(argv=None) -> int:
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(doc, indent=1, default=str) + "\n")
     if a.figure:
-        a.figure.parent.mkdir(parents=True, exist_ok=True)
-        plot_points(
-            sweep_json["rows"],
-            a.figure,
-            f"{name}: {doc['budget']} a point (bars: mean, error bars: sd over seeds, dots: seeds)",
-            panels=FIGURE_PANELS,
-            dpi=80,
-        )
+        figure(doc, a.figure)
     print(f"{a.json}" + (f", {a.figure}" if a.figure else ""), file=sys.stderr)
     return 0
 

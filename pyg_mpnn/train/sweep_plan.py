@@ -211,12 +211,14 @@ def seed_summary(rows: list[dict], metrics: tuple[str, ...]) -> dict:
         "points": {
             p: {
                 "seeds": [r.get("seed") for r in rs],
-                **{m: spread([r[m] for r in rs]) for m in metrics},
+                **{m: spread([r.get(m) for r in rs]) for m in metrics},
             }
             for p, rs in points.items()
         }
     }
-    scored = {p: s["valid_loss"] for p, s in out["points"].items() if s["valid_loss"]["n"]}
+    losses = {p: spread([r.get("valid_loss") for r in rs]) for p, rs in points.items()}
+    scored = {p: s for p, s in losses.items() if s["n"]}
+    ppl = {p: spread([r.get("valid_ppl") for r in rs]) for p, rs in points.items()}
     if len(scored) < 2:
         out["comparison"] = None
         return out
@@ -231,8 +233,7 @@ def seed_summary(rows: list[dict], metrics: tuple[str, ...]) -> dict:
             {
                 "point": p,
                 "loss_gap": scored[p]["mean"] - scored[best]["mean"],
-                "ppl_gap": out["points"][p]["valid_ppl"]["mean"]
-                - out["points"][best]["valid_ppl"]["mean"],
+                "ppl_gap": ppl[p]["mean"] - ppl[best]["mean"],
                 "ranges_overlap": scored[p]["min"] <= scored[best]["max"],
                 "best_wins": sum(by_seed[best][s] < by_seed[p][s] for s in common),
                 "common_seeds": len(common),

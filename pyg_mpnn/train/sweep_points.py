@@ -149,23 +149,25 @@ def runs_of(sweep: SweepConfig, points: list[tuple[str, dict]], seed: int) -> li
 
 
 def plot_points(rows: list[dict], path: Path, title: str, panels=PANELS, dpi: int = 110) -> None:
-    """One bar per point (the mean over its seeds, the standard deviation as an error bar when
-    there are several) and every seed's value as a dot, one panel per metric."""
+    """Per point the mean over its seeds (a square; the standard deviation as an error bar when
+    there are several) and every seed's value (a dot), one panel per metric."""
     summary = sweep_plan.seed_summary(rows, tuple(k for k, _ in panels))["points"]
     names = list(summary)
     cols = min(3, len(panels))
-    fig = Figure(figsize=(4.6 * cols, 3.6 * ((len(panels) + cols - 1) // cols)))
+    fig = Figure(figsize=(4.6 * cols, 3.4 * ((len(panels) + cols - 1) // cols)))
     axes = fig.subplots((len(panels) + cols - 1) // cols, cols, squeeze=False)
     for ax, (key, label) in zip(axes.flat, panels):
         stats = [summary[n][key] for n in names]
         means = [s.get("mean", float("nan")) for s in stats]
         sds = [s.get("sd", 0.0) if s.get("n", 0) > 1 else 0.0 for s in stats]
-        ax.bar(range(len(names)), means, yerr=sds, capsize=4, color="tab:blue", alpha=0.6)
+        ax.errorbar(range(len(names)), means, yerr=sds, fmt="s", ms=7, capsize=6, color="tab:blue")
         for i, s in enumerate(stats):
-            ax.plot([i] * len(s["values"]), s["values"], "k.", ms=5)
-            ax.annotate(fmt(float(means[i])), (i, means[i]), ha="left", va="bottom", fontsize=7)
+            ax.plot([i + 0.12] * len(s["values"]), s["values"], "k.", ms=5)
+            ax.annotate(fmt(float(means[i])), (i - 0.1, means[i]), ha="right", fontsize=7)
         ax.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
+        ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_title(label, fontsize=10)
+        ax.grid(axis="y", lw=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)

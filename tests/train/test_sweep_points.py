@@ -127,8 +127,8 @@ def _ablation(exp, tiny_dataset, tmp_path, sets):
 
 
 def test_supervised_budget_stops_crops_at_the_supervised_residues(tiny_dataset, tmp_path):
-    budget = 600
-    crop = "{name: spatial_crop, context_radius: 15, inner_radius: 7}"
+    budget = 300
+    crop = "{name: spatial_crop, context_radius: 20, inner_radius: 12}"
     sets = [
         f"sweep.token_budget={budget}",
         f"sweep.points=[{{name: whole, set: {{data.transform: null}}}}, "
