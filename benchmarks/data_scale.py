@@ -31,7 +31,6 @@ import argparse
 import csv
 import gc
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from train_step import machine  # noqa: E402  (CPU model and flags: ratios differ by machine)
 
 
 def rss_mb(pid: int | None = None) -> dict:
@@ -319,7 +321,7 @@ def main(argv=None) -> int:
         prepare([str(SHARED / "structures")], template, progress=False)
     tmeta = json.loads((template / "meta.json").read_text())
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
+        "machine": {**machine(), "platform": sys.platform},
         "template": {
             "records": tmeta["records"],
             "residues": tmeta["residues"],

@@ -32,7 +32,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-DOCS = [REPO / "docs" / name for name in ("findings.md", "performance.md", "monitoring.md")]
+DOCS = [REPO / "README.md"] + [
+    REPO / "docs" / name for name in ("findings.md", "performance.md", "monitoring.md")
+]
 MARKER = re.compile(r"<!-- render:(?P<name>[^\s>]+) -->(?P<body>.*?)<!-- /render -->", re.S)
 OPEN = re.compile(r"<!-- render:")
 
@@ -103,6 +105,14 @@ IMPL_LABELS = {
     "ours_checkpointing": "ours with `train.activation_checkpointing`",
 }
 CHECKPOINTED = {"original_training", "ours_checkpointing"}
+BF16 = "_bf16"  # train_step.py's suffix: the same implementation under bf16 autocast
+
+
+def impl_label(name: str) -> str:
+    """The row's label; ``NAME_bf16`` rows say bf16."""
+    base = name.removesuffix(BF16)
+    label = IMPL_LABELS.get(base, base)
+    return label + (", **bf16 autocast**" if name.endswith(BF16) else "")
 
 
 @renderer("train_step_machine")
@@ -112,11 +122,24 @@ def render_train_step_machine(results: Path, file: str) -> str:
     m = r["machine"]
     load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
     arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: recorded since issue 19
+    precisions = sorted({v.get("precision", r["precision"]) for v in r["impls"].values()})
     return (
         f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, "
-        f"{r['precision']}, {r['residues']:,} residues in {r['chains']} chains "
+        f"{' and '.join(precisions)}, {r['residues']:,} residues in {r['chains']} chains "
         f"({r['padded_tokens']:,} padded tokens for the original), {r['repeats']} interleaved "
         f"rounds, load average {load_avg}; `benchmarks/results/{file}`"
+    )
+
+
+@renderer("machine")
+def render_machine(results: Path, file: str) -> str:
+    """The machine a result was measured on: CPU, flags, threads, load; and its file."""
+    m = load(results, file)["machine"]
+    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])
+    load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
+    return (
+        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, load average "
+        f"{load_avg}; `benchmarks/results/{file}`"
     )
 
 
@@ -125,12 +148,13 @@ def render_train_step_table(results: Path, file: str) -> str:
     """One row per implementation: what it is, time, rate, ours' rate over it, memory."""
     r = load(results, file)
     impls, rows = r["impls"], []
-    ours = impls.get("ours", {}).get("residues_per_s")
     for name, v in impls.items():
-        ratio = "—" if name == "ours" or not ours else f"{ours / v['residues_per_s']:.2f}×"
+        mine = "ours" + (BF16 if name.endswith(BF16) else "")  # ours in the row's precision
+        ours = impls.get(mine, {}).get("residues_per_s")
+        ratio = "—" if name == mine or not ours else f"{ours / v['residues_per_s']:.2f}×"
         rows.append(
             [
-                IMPL_LABELS.get(name, name),
+                impl_label(name),
                 "yes" if v.get("checkpointing", name in CHECKPOINTED) else "no",
                 f"{v['median_s']:.1f}",
                 f"{v['residues_per_s']:.1f}",
@@ -144,7 +168,7 @@ def render_train_step_table(results: Path, file: str) -> str:
         "checkpointed layers",
         "median s / step",
         "residues/s",
-        "ours ÷ it (residues/s)",
+        "ours ÷ it (residues/s, same precision)",
         "peak memory (MiB)",
         "steps (s)",
     ]
@@ -168,6 +192,70 @@ def render_train_step_comparisons(results: Path, file: str) -> str:
     ]
     header = ["pair", "what it measures", "residues/s ratio", "peak memory ratio"]
     return table(header, ["---", "---", "---:", "---:"], rows)
+
+
+@renderer("comparison")
+def render_comparison(results: Path, file: str, first: str, second: str, field: str) -> str:
+    """One ratio of a train_step run's ``comparisons`` (``speed`` or ``memory``), found by its
+    pair of rows rather than by position."""
+    for c in load(results, file).get("comparisons", []):
+        if c["first"] == first and c["second"] == second:
+            return f"{lookup(c, field, str(results / file)):.2f}"
+    raise RenderError(f"{results / file}: no comparison {first} / {second}")
+
+
+# -- the original's loop, profiled ------------------------------------------------------------------
+PROFILE_ARMS = {
+    "original_training": "the original's training step (checkpointed layers, padded batch)",
+    "original": "the same without checkpointing (the package's model)",
+    "ours": "ours, fp32 (padding-free batch, no checkpointing)",
+    "ours_bf16": "ours, bf16 autocast",
+}
+
+
+@renderer("profile_phases_table")
+def render_profile_phases_table(results: Path, file: str) -> str:
+    """Per arm of ``profile_original.py``: step time, rate, and each phase's share."""
+    r = load(results, file)
+    rows = []
+    for name, arm in r["arms"].items():
+        f = arm["phases_frac"]
+        prep = f.get("featurize", f.get("batch", 0.0))
+        rows.append(
+            [
+                PROFILE_ARMS.get(name, name),
+                f"{arm['step_s']:.2f}",
+                f"{arm['residues_per_s']:,.0f}",
+                f"{100 * prep:.1f} %",
+                *(f"{100 * f[k]:.1f} %" for k in ("forward", "loss", "backward", "optimizer")),
+                f"{arm['peak_mem_mb']:,.0f}",
+            ]
+        )
+    header = [
+        "arm",
+        "s / step",
+        "residues/s",
+        "featurize / batch",
+        "forward",
+        "loss",
+        "backward",
+        "optimizer",
+        "peak MiB",
+    ]
+    return table(header, ["---"] + ["---:"] * 8, rows)
+
+
+@renderer("profile_ops_table")
+def render_profile_ops_table(results: Path, file: str, arm: str, n: str = "8") -> str:
+    """The operators with the most self CPU time in ``arm``'s profiled steps."""
+    ops = lookup(load(results, file), f"top_operators.{arm}", str(results / file))
+    rows = [
+        [f"`{o['op']}`", f"{o['self_cpu_s']:.2f}", f"{100 * o['self_cpu_frac']:.1f} %", o["calls"]]
+        for o in ops[: int(n)]
+    ]
+    return table(
+        ["operator", "self CPU s", "share", "calls"], ["---", "---:", "---:", "---:"], rows
+    )
 
 
 # -- memory against size ---------------------------------------------------------------------------

