@@ -30,6 +30,10 @@ RENDERED = {
         "data_scale_table:data_scale.json:data_scale_original.json",
         "crop_memory_table:memory_curve_crop.json:memory_curve_cpu.json",
         "json:train_step_cpu.json:ours_over_original:.2f",
+        "enc_dec_isoflop_table:enc_dec_isoflop.json",
+        "crop_supervised_table:spatial_crop_supervised.json",
+        "ablation_comparison:enc_dec_isoflop.json",
+        "ablation_comparison:spatial_crop_supervised.json",
     ],
 }
 
