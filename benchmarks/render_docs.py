@@ -444,7 +444,7 @@ def render_run_machine(results: Path, file: str) -> str:
     )
 
 
-def _per_seed(runs: list[dict], key: str) -> str:
+def _seed_values(runs: list[dict], key: str) -> str:
     return ", ".join(f"{run[key]:.3f}" for run in runs)
 
 
@@ -461,8 +461,8 @@ def render_noise_control_table(results: Path, file: str, steps: str) -> str:
         rows.append(
             [
                 arm if entry["noise_std"] is None else f"`noise_std: {entry['noise_std']}`",
-                _per_seed(runs, "valid_loss"),
-                _per_seed(runs, "valid_ppl"),
+                _seed_values(runs, "valid_loss"),
+                _seed_values(runs, "valid_ppl"),
                 sig(s.get("grad_rms_noise")),
                 " / ".join(f"{sig(s['grad_rms_' + k])}" for k in grads),
                 sig(s["peer_median_grad_rms"]),
