@@ -199,6 +199,7 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
         self.W11, self.W12, self.W13 = nn.Linear(2 * h + e, e), nn.Linear(e, e), nn.Linear(e, e)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(h), nn.LayerNorm(h), nn.LayerNorm(e)
         self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
+        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
         self.act = nn.GELU()
         self.dense = PositionWiseFeedForward(h, 4 * h)
         self.reset_parameters()
@@ -230,6 +231,7 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
             dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, dst, x.size(0))
         else:
             dh = self.propagate(edge_index, x=x, edge_attr=edge_attr)
+        dh = self.message_sum(dh)
         x = self.norm1(x + self.dropout1(dh / self.scale))
         x = self.norm2(x + self.dropout2(self.dense(x)))
         if mask is not None:
@@ -320,6 +322,7 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
         self.W1, self.W2, self.W3 = nn.Linear(h + c, h), nn.Linear(h, h), nn.Linear(h, h)
         self.norm1, self.norm2 = nn.LayerNorm(h), nn.LayerNorm(h)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
         self.act = nn.GELU()
         self.dense = PositionWiseFeedForward(h, 4 * h)
         self.reset_parameters()
@@ -356,6 +359,7 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
 
     def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
         """The node update from the summed messages ``dh``: residual, norms, FFN, mask."""
+        dh = self.message_sum(dh)
         h = self.norm1(x + self.dropout1(dh / self.scale))
         h = self.norm2(h + self.dropout2(self.dense(h)))
         if mask is not None:
