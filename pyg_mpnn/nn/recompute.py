@@ -12,7 +12,7 @@ and ``fn(*args)`` is called when backward needs the tensor (under the autocast s
 forward). The recomputation runs the same kernel on the same inputs, so the values -- and the
 gradients computed from them by autograd's own formulas -- are bit-identical to saving them.
 
-:func:`dropout` is ``F.dropout`` (same random draws, same arithmetic) whose noise is
+:class:`Dropout` is ``nn.Dropout`` (same random draws, same arithmetic) whose noise is
 recomputed from its mask, packed 8 elements a byte (1 bit per element instead of 32).
 
 :func:`count_saved` measures what a forward pass keeps for backward (bytes of distinct
@@ -228,22 +228,37 @@ def _noise(bits: Tensor, shape: torch.Size, dtype: torch.dtype, keep: float) -> 
     return mask.view(shape).to(dtype).div_(keep)
 
 
-def dropout(drop: nn.Module, x: Tensor) -> Tensor:
-    """``drop(x)`` for an ``nn.Dropout``: the same draws and arithmetic as ``F.dropout`` on a
-    CPU (``x * bernoulli(1 - p) / (1 - p)``); inside a scope the noise is kept as a bit mask. Anything else (other modules, ``p`` of 0 or 1, eval) is ``drop(x)``."""
-    p = getattr(drop, "p", None)
-    if (
-        _scope is None
-        or type(drop) is not nn.Dropout
-        or not drop.training
-        or drop.inplace
-        or not 0 < p < 1
-        or x.numel() == 0
-        or x.device.type != "cpu"  # on GPUs F.dropout is a fused kernel with a bool mask already
-    ):
-        return drop(x)
-    noise = torch.empty_like(x).bernoulli_(1 - p)
-    noise.div_(1 - p)
-    if noise.numel() % 8 == 0:  # kept as one bit per element
+class Dropout(nn.Dropout):
+    r""":class:`torch.nn.Dropout` whose noise, inside a :func:`recompute_scope` on a CPU, is kept
+    for backward as a bit mask (1 bit per element instead of 32) and rebuilt when needed.
+
+    The same random draws and arithmetic as ``F.dropout`` on a CPU
+    (:math:`\mathbf{x} \odot \mathrm{Bernoulli}(1 - p) / (1 - p)`), so the output and the
+    gradient are bit-identical; outside a scope, in eval, on a GPU (whose fused kernel keeps a
+    ``bool`` mask already) or with ``p`` of 0 or 1 it is ``nn.Dropout`` itself. Called as a
+    module, so forward hooks (the tracking taps on residual branches) see its output.
+
+    Args:
+        p (float, optional): probability of an element to be zeroed. (default: :obj:`0.5`)
+        inplace (bool, optional): as :class:`torch.nn.Dropout`. (default: :obj:`False`)
+
+    Shapes:
+        - **input:** :math:`(*)`
+        - **output:** :math:`(*)`, the input's shape
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        p = self.p
+        if (
+            _scope is None
+            or not self.training
+            or self.inplace
+            or not 0 < p < 1
+            or x.numel() % 8 != 0  # (includes empty tensors)
+            or x.device.type != "cpu"
+        ):
+            return super().forward(x)
+        noise = torch.empty_like(x).bernoulli_(1 - p)
+        noise.div_(1 - p)
         recompute_later(noise, _noise, _pack_bits(noise.ne(0)), noise.shape, noise.dtype, 1 - p)
-    return x * noise
+        return x * noise

@@ -19,14 +19,23 @@ Frobenius norm, ``C[i, j] = ||J_ij - mean_a - mean_b + mean_ab||_F``; symmetrise
 ``S = C + C^T`` (zero diagonal); average-product correction
 ``S_apc[i, j] = S[i, j] - S[i, .] S[., j] / S[., .]`` (means over off-diagonal pairs).
 
-Comparison with the structure: contact = virtual C-beta distance < 8 A (``virtual_cb``, as the
-model's features). ``precision_L``: fraction of the top-``L`` pairs by ``S_apc`` among
-long-range pairs (``|i - j| >= 12``, same chain, both residues present) that are contacts;
-``precision_L5`` the same for the top ``L/5``; ``random``: the fraction of long-range pairs
-in contact, i.e. the expected precision of a random ranking. ``outside_knn``: the fraction of
-the Jacobian's mass ``sum C`` on ordered pairs ``(i, j)`` where ``j`` is not one of ``i``'s
-``k`` nearest neighbours (no edge ``j -> i``): exactly 0 with one decoder layer (``s_j`` enters
-only through the edge ``j -> i``), growing with depth as information hops along edges.
+Comparison with the structure (:func:`pair_metrics`, any ``L x L`` coupling map): contact =
+virtual C-beta distance < 8 A (``virtual_cb``, as the model's features). Candidate pairs:
+``|i - j| >= min_sep`` (12 by default: long range), same chain, both residues present.
+``precision_L``: fraction of the top-``L`` candidates by ``S_apc`` that are contacts;
+``precision_L5`` the same for the top ``L/5``; ``random``: the fraction of candidates in
+contact (the expected precision of a random ranking). The model's graph already favours
+contacts (every pair it couples directly is a kNN pair), so the same is measured **among kNN
+pairs** (candidates with an edge ``i -> j`` or ``j -> i``): ``knn_precision_L``/``_L5`` (the
+top ``min(L, |kNN pairs|)``), against ``knn_random`` (their contact rate: a random ranking of
+the kNN pairs), ``distance_L``/``_L5`` (the kNN pairs ranked by C-alpha distance) and
+``knn_rank_L``/``_L5`` (ranked by neighbour rank, the smaller of ``j``'s place among ``i``'s
+neighbours and ``i``'s among ``j``'s): what a model that learned nothing but its graph would
+get. Ties at the cut count as broken at random (expected precision). ``outside_knn``: the
+fraction of the Jacobian's mass ``sum C`` on ordered pairs ``(i, j)`` where ``j`` is not one of
+``i``'s ``k`` nearest neighbours (no edge ``j -> i``): exactly 0 with one decoder layer
+(``s_j`` enters only through the edge ``j -> i``), growing with depth as information hops
+along edges.
 """
 
 from __future__ import annotations
@@ -204,28 +213,83 @@ def _one_order(model, data, h_enc, h_E, ei, rank, per_copy: int, aas: list[int])
     return C
 
 
+def candidate_pairs(data: Data, min_sep: int = LONG_RANGE) -> tuple[np.ndarray, np.ndarray]:
+    """``(i, j)`` with ``i < j``, ``j - i >= min_sep``, same chain, both residues present."""
+    i, j = np.triu_indices(data.num_nodes, k=min_sep)
+    mask, chain = data.mask.numpy(), data.chain.numpy()
+    ok = mask[i] & mask[j] & (chain[i] == chain[j])
+    return i[ok], j[ok]
+
+
+def top_precision(score: np.ndarray, truth: np.ndarray, n: int) -> float:
+    """Fraction of contacts among the ``n`` highest ``score`` (ties at the cut broken at random,
+    as an expectation); ``nan`` without candidates."""
+    n = min(int(n), len(score))
+    if n <= 0:
+        return float("nan")
+    cut = np.sort(score)[::-1][n - 1]
+    above, tied = score > cut, score == cut
+    hits = truth[above].sum() + (n - above.sum()) * truth[tied].mean()
+    return float(hits / n)
+
+
+def neighbour_rank(data: Data) -> np.ndarray:
+    """``rank[i, j]``: ``j``'s place among ``i``'s neighbours by C-alpha distance (0: ``i``)."""
+    ca = data.coords[:, 1].double()
+    d = torch.cdist(ca, ca)
+    d[~data.mask] = torch.inf
+    d[:, ~data.mask] = torch.inf
+    return torch.argsort(torch.argsort(d, dim=1, stable=True), dim=1).numpy()
+
+
+def pair_metrics(
+    S: np.ndarray, knn: np.ndarray, data: Data, min_sep: int = LONG_RANGE, contacts=None
+) -> dict:
+    """Precision of the coupling map ``S`` (symmetric, ``[L, L]``) against the contacts, over
+    all candidate pairs and over the kNN pairs, with the baselines of the module docstring."""
+    n = S.shape[0]
+    contacts = contact_map(data) if contacts is None else contacts
+    i, j = candidate_pairs(data, min_sep)
+    truth = contacts[i, j].astype(np.float64)
+    near = knn[i, j] | knn[j, i]
+    ca = data.coords[:, 1].double()
+    dist = torch.cdist(ca, ca).numpy()[i, j]
+    rank = neighbour_rank(data)
+    nrank = np.minimum(rank[i, j], rank[j, i]).astype(np.float64)
+    out = {
+        "pairs": int(len(i)),
+        "contacts": int(truth.sum()),
+        "random": float(truth.mean()) if len(i) else float("nan"),
+        "knn_pairs": int(near.sum()),
+        "knn_contacts": int(truth[near].sum()),
+        "knn_random": float(truth[near].mean()) if near.any() else float("nan"),
+    }
+    for name, top in (("L", n), ("L5", max(n // 5, 1))):
+        out[f"precision_{name}"] = top_precision(S[i, j], truth, top)
+        out[f"knn_precision_{name}"] = top_precision(S[i, j][near], truth[near], top)
+        out[f"distance_{name}"] = top_precision(-dist[near], truth[near], top)
+        out[f"knn_rank_{name}"] = top_precision(-nrank[near], truth[near], top)
+    return out
+
+
+def outside_knn(C: np.ndarray, knn: np.ndarray) -> float:
+    """Fraction of the map's mass on ordered pairs ``(i, j)`` without the edge ``j -> i``."""
+    off = ~np.eye(C.shape[0], dtype=bool)
+    total = C[off].sum()
+    return float(C[off & ~knn].sum() / total) if total > 0 else float("nan")
+
+
 def evaluate(C: np.ndarray, knn: np.ndarray, data: Data) -> dict:
-    """Precision metrics of the map ``C`` (see the module docstring)."""
-    n = C.shape[0]
+    """Long-range metrics of the map ``C`` (:func:`pair_metrics` on ``S_apc``, see the module
+    docstring), ``outside_knn``, and the maps ``S_apc`` and ``contacts``."""
     S = apc(C + C.T)
     contacts = contact_map(data)
-    i, j = np.triu_indices(n, k=LONG_RANGE)
-    mask = data.mask.numpy()
-    chain = data.chain.numpy()
-    ok = mask[i] & mask[j] & (chain[i] == chain[j])
-    i, j = i[ok], j[ok]
-    truth = contacts[i, j]
-    order = np.argsort(-S[i, j], kind="stable")
-    top_l, top_l5 = order[:n], order[: max(n // 5, 1)]
-    off = ~np.eye(n, dtype=bool)
-    total = C[off].sum()
+    res = pair_metrics(S, knn, data, LONG_RANGE, contacts)
     return {
-        "precision_L": float(truth[top_l].mean()) if len(top_l) else float("nan"),
-        "precision_L5": float(truth[top_l5].mean()) if len(top_l5) else float("nan"),
-        "random": float(truth.mean()) if len(truth) else float("nan"),
-        "outside_knn": float(C[off & ~knn].sum() / total) if total > 0 else float("nan"),
-        "long_range_contacts": int(truth.sum()),
-        "length": int(n),
+        **res,
+        "long_range_contacts": res["contacts"],
+        "outside_knn": outside_knn(C, knn),
+        "length": int(C.shape[0]),
         "S_apc": S,
         "contacts": contacts,
     }
@@ -241,7 +305,10 @@ def probe_figure(result: dict, title: str = ""):
     ax[0].imshow(np.clip(S, 0, None), cmap="Greys", vmin=0, vmax=v or 1.0)
     ax[0].set_title(
         f"categorical Jacobian (APC)\nP@L long-range {result['precision_L']:.2f} "
-        f"(random {result['random']:.2f})",
+        f"(random {result['random']:.2f}); among kNN pairs "
+        f"{result.get('knn_precision_L', float('nan')):.2f} "
+        f"(random {result.get('knn_random', float('nan')):.2f}, "
+        f"C-alpha distance {result.get('distance_L', float('nan')):.2f})",
         fontsize=9,
     )
     ax[1].imshow(contacts, cmap="Blues")
@@ -254,11 +321,23 @@ def probe_figure(result: dict, title: str = ""):
     return fig
 
 
+TRACKED = (
+    "precision_L",
+    "precision_L5",
+    "random",
+    "knn_precision_L",
+    "knn_random",
+    "distance_L",
+    "outside_knn",
+    "seconds",
+)
+SCALARS = (*TRACKED, "knn_precision_L5", "distance_L5", "long_range_contacts", "length")
+
+
 class JacobianProbe:
     """The trainer's hook: every ``every_steps`` optimizer steps, compute the map on the probe,
-    track ``jacobian_precision_L``, ``jacobian_precision_L5``, ``jacobian_random``,
-    ``jacobian_outside_knn`` and ``jacobian_seconds`` (context ``subset: probe``), log the figure
-    ``jacobian`` to Aim and save ``<run>/jacobian/step_XXXXXXXX.npz``."""
+    track ``jacobian_<name>`` for every name of :data:`TRACKED` (context ``subset: probe``),
+    log the figure ``jacobian`` to Aim and save ``<run>/jacobian/step_XXXXXXXX.npz``."""
 
     def __init__(self, cfg, out: str | Path, tracker=None):
         if dataclasses.is_dataclass(cfg):
@@ -289,22 +368,11 @@ class JacobianProbe:
         res["seconds"] = time.perf_counter() - t0
         save_result(self.out, step, jac["C"], res, self.data.name)
         if self.tracker is not None:
-            for k in ("precision_L", "precision_L5", "random", "outside_knn", "seconds"):
+            for k in TRACKED:
                 self.tracker.track(res[k], f"jacobian_{k}", step, subset="probe")
             fig = probe_figure(res, f"{self.data.name}, step {step}")
             self.tracker.figure(fig, "jacobian", step, subset="probe")
         return res
-
-
-SCALARS = (
-    "precision_L",
-    "precision_L5",
-    "random",
-    "outside_knn",
-    "seconds",
-    "long_range_contacts",
-    "length",
-)
 
 
 def save_result(out: Path, step: int, C: np.ndarray, res: dict, name: str) -> Path:

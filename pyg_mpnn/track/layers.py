@@ -1,7 +1,7 @@
 """Per-layer heartbeat: norms and histograms of weights, activations, gradients and updates.
 
 Layers are the blocks the model names itself: its ``blocks()`` method yields
-:class:`~pyg_mpnn.nn.Block` s ``(name, stack, module[, outputs])`` (ProteinMPNN:
+:class:`~pyg_mpnn.nn.Block` s ``(name, stack, module[, outputs[, taps]])`` (ProteinMPNN:
 ``features``, ``W_e``, ``W_s`` in stack ``embed``, ``encoder.<i>``, ``decoder.<i>``, ``W_out`` in
 stack ``head``; :meth:`pyg_mpnn.nn.ProteinMPNN.blocks`). Nothing here parses parameter names:
 any model with ``blocks()`` is tracked alike, and a model without it gets one block per
@@ -15,14 +15,19 @@ and :meth:`LayerMonitor.after_step` (after it) report, per layer, with context
 * ``norm``: the root-mean-square of the values (the "average norm" per element, comparable
   between layers of different sizes), for ``kind`` = ``weight`` (parameters), ``gradient``,
   ``activation`` (``part``: the block's ``outputs``, e.g. ``node`` and ``edge``, captured by
-  forward hooks on the block's module during that step's forward pass);
+  forward hooks on the block's module during that step's forward pass, and its ``taps``:
+  sub-modules whose outputs are recorded too -- ProteinMPNN's layers end in LayerNorm, so their
+  outputs have RMS ~1 by construction, and the taps give the terms before the norm:
+  ``node_message`` (the summed messages, before the division by ``scale``), ``node_residual``
+  and ``node_ffn`` (the message and feed-forward branches added to ``h``), ``edge_residual``);
 * ``update_ratio`` (``kind`` = ``update``): ``||theta_after - theta_before|| / ||theta_before||``
   over the layer's parameters (healthy Adam training sits around 1e-3);
 * ``hist``: an ``aim.Distribution`` of the same values (exact, ``bins`` equal-width bins
   between their min and max), when histograms are on.
 
 Hooks only record on steps where the monitor is armed, so the other steps pay one Python branch
-per layer.
+per hooked module (the model's numerics are untouched: a tap is an existing sub-module, or an
+``nn.Identity`` placed for it).
 
 Parameters frozen by configuration (``model.freeze``, passed as ``frozen``) are known as such:
 their layer's weights are still reported, but no gradient or update is expected from them, so a
@@ -114,6 +119,26 @@ class LayerMonitor:
             if block.outputs:
                 hook = self._hook(block.name, block.stack, block.outputs)
                 self._handles.append(block.module.register_forward_hook(hook))
+            for part, path in block.taps:
+                tap = self._tap(block.name, block.stack, part)
+                self._handles.append(self._submodule(block, path).register_forward_hook(tap))
+
+    @staticmethod
+    def _submodule(block: Block, path: str) -> nn.Module:
+        try:
+            return block.module.get_submodule(path)
+        except AttributeError:
+            raise ValueError(
+                f"block {block.name!r} taps {path!r}, which is no sub-module of its "
+                f"{type(block.module).__name__}"
+            ) from None
+
+    def _tap(self, layer: str, stack: str, part: str):
+        def hook(module, inputs, output):
+            if self.armed and isinstance(output, torch.Tensor):
+                self.acts[(layer, stack, part)] = output.detach()
+
+        return hook
 
     def _hook(self, layer: str, stack: str, parts: tuple[str, ...]):
         def hook(module, inputs, output):

@@ -227,6 +227,11 @@ class SweepConfig(Section):
     table: str | None
     token_budget: int | None
     flop_budget: float | None
+    budget_unit: Literal["residues", "supervised"]
+    seeds: list[int] | None
+    match_flops_per_residue: str | float | None
+    match_key: str
+    match_tolerance: float
 
     @property
     def enabled(self) -> bool:
@@ -246,6 +251,25 @@ class SweepConfig(Section):
         for i, p in enumerate(self.points or []):
             require(set(p) <= {"name", "set"}, f"sweep.points[{i}]", "{name, set}", p)
             check_value(p.get("set") or {}, dict[str, Any], f"sweep.points[{i}].set")
+        require(
+            len(set(self.seeds or [])) == len(self.seeds or []),
+            "sweep.seeds",
+            "distinct seeds",
+            self.seeds,
+        )
+        if self.budget_unit == "supervised":
+            require(
+                not self.flop_budget and bool(self.token_budget),
+                "sweep.budget_unit",
+                "token_budget (not flop_budget) with budget_unit supervised",
+                self.budget_unit,
+            )
+        require(
+            0 < self.match_tolerance < 1,
+            "sweep.match_tolerance",
+            "a value in (0, 1)",
+            self.match_tolerance,
+        )
         if self.enabled:
             budget = self.points and self.flop_budget or self.flop_budgets or self.token_budget
             require(

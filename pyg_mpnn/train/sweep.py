@@ -20,15 +20,10 @@ Outputs in the sweep folder: ``<size>/`` run folders (checkpoints, metrics.csv),
 compute-optimal size of each budget, the seed spread against the size gap, the power-law fit),
 ``scale_sweep.json`` (all of it plus every validation point) and ``scale_sweep.png``.
 
-Ablations use the same machinery with ``sweep.points`` instead of sizes: a list of
-``{name: ..., set: {dotted.key: value, ...}}``, each point a run of the experiment's config with
-those keys overridden (any key of base.yaml: ``model.k_neighbors``, ``model.num_encoder_layers``,
-``data.transform``...). Their table (``<sweep.table>.csv/.md/.png``, default: the experiment's
-name) has a ``point`` column, one column per overridden key, then the columns below plus
-``loss_residues_per_s`` (supervised residues per second of step time: differs from
-``residues_per_s`` when a transform such as ``spatial_crop`` supervises a subset). With
-``sweep.flop_budget`` each point trains for that many FLOPs (iso-FLOP ablation) instead of
-``token_budget`` residues.
+Ablations use the same machinery with ``sweep.points`` instead of sizes
+(:mod:`pyg_mpnn.train.sweep_points`: each point overrides a few keys; seeds, FLOP-matched points,
+budgets in residues, supervised residues or FLOPs); one run of either form is
+:func:`pyg_mpnn.train.sweep_run.train_point`.
 
 Columns: parameters; FLOPs per residue (forward + backward of one training batch, counted by
 ``torch.utils.flop_counter.FlopCounterMode``, divided by its residues); peak memory (what
@@ -40,48 +35,46 @@ loss/perplexity/accuracy.
 
 from __future__ import annotations
 
-import csv
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-from matplotlib.figure import Figure
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.train import sweep_plan
 from pyg_mpnn.train.config import Config, SweepConfig
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.loss import Meter, TrainingLoss
-from pyg_mpnn.train.precision import (
-    autocast,
-    peak_memory_mb,
-    pick_device,
-    pick_precision,
-    reset_peak_memory,
-)
+from pyg_mpnn.train.sweep_points import run_points
 from pyg_mpnn.train.sweep_report import plot_sizes, write_size_report
-from pyg_mpnn.train.trainer import Trainer
-
-POINT_COLUMNS = (
-    "params",
-    "flops_per_residue",
-    "peak_memory_mb",
-    "residues_per_s",
-    "loss_residues_per_s",
-    "residues_trained",
-    "steps",
-    "train_loss",
-    "train_acc",
-    "valid_loss",
-    "valid_ppl",
-    "valid_acc",
-    "minutes",
+from pyg_mpnn.train.sweep_run import (
+    POINT_COLUMNS,
+    count_flops_per_residue,
+    first_batches,
+    time_size,
+    train_point,
 )
+
+__all__ = [
+    "POINT_COLUMNS",
+    "count_flops_per_residue",
+    "first_batches",
+    "run_sweep",
+    "size_overrides",
+    "sizes_of",
+    "time_size",
+    "train_point",
+]
+
+
+def points_only_keys(sw: SweepConfig) -> dict:
+    """The ablation keys the sizes form does not read (set: an error there)."""
+    unit = sw.budget_unit if sw.budget_unit != "residues" else None
+    return {
+        "seeds": sw.seeds,
+        "match_flops_per_residue": sw.match_flops_per_residue,
+        "budget_unit": unit,
+    }
 
 
 def sizes_of(sweep: SweepConfig) -> list[tuple[int, int]]:
@@ -96,148 +89,6 @@ def size_overrides(width: int, depth: int) -> list[str]:
         f"model.num_encoder_layers={depth}",
         f"model.num_decoder_layers={depth}",
     ]
-
-
-def _loss_of(model, batch, loss: TrainingLoss, precision: str, device):
-    with autocast(precision, device):
-        log_probs = model(batch)
-    return loss(log_probs, batch)
-
-
-def count_flops_per_residue(model, batch, cfg: Config, precision: str, device) -> float:
-    """Forward + backward FLOPs of one training batch per residue (no optimizer step)."""
-    batch = batch.to(device)
-    state = torch.get_rng_state()
-    with FlopCounterMode(display=False) as counter:
-        _loss_of(model, batch, TrainingLoss(cfg.loss), precision, device).backward()
-    model.zero_grad(set_to_none=True)
-    torch.set_rng_state(state)  # measuring must not change the training stream
-    return counter.get_total_flops() / batch.num_nodes
-
-
-def flops_per_residue(trainer, batch) -> float:
-    return count_flops_per_residue(
-        trainer.model, batch, trainer.cfg, trainer.precision, trainer.device
-    )
-
-
-def first_batches(data: RunData, n: int) -> list:
-    """The first ``n`` training batches of epoch 0, drawn aside (the RNG is restored)."""
-    data.sampler.load_state_dict({"epoch": 0, "consumed": 0, "seed": data.sampler.seed})
-    state, out = torch.get_rng_state(), []
-    for batch in data.train_loader:
-        out.append(batch)
-        if len(out) == n:
-            break
-    torch.set_rng_state(state)
-    return out
-
-
-def time_size(cfg: Config, name: str, batches: list) -> sweep_plan.SizeTiming:
-    """FLOPs per residue and residues/s of one size from throw-away training steps: one untimed
-    pass over ``batches``, then a timed one. The first pass builds the kernels of those shapes
-    (oneDNN compiles one per shape under bf16, ~25 % of a cold step), as a long run has done for
-    almost every step; timing cold steps made the plan pessimistic by that much."""
-    device = pick_device(cfg.train.device)
-    precision = pick_precision(cfg.train.precision, device)
-    state = torch.get_rng_state()
-    model = ProteinMPNN(**cfg.model.kwargs()).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss = TrainingLoss(cfg.loss)
-    fpr = count_flops_per_residue(model, batches[0], cfg, precision, device)
-    seconds, residues = 0.0, 0
-    for timed in (False, True):
-        for batch in batches:
-            batch = batch.to(device)
-            t0 = time.perf_counter()
-            _loss_of(model, batch, loss, precision, device).backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            if timed:
-                seconds += time.perf_counter() - t0
-                residues += batch.num_nodes
-    torch.set_rng_state(state)
-    return sweep_plan.SizeTiming(name, fpr, residues / max(seconds, 1e-9))
-
-
-def train_point(
-    cfg: Config,
-    out: Path,
-    name: str,
-    overrides: list[str],
-    data: RunData,
-    aim_repo: Path,
-    budget: int | None,
-    minutes: float | None,
-    flop_budget: float | None = None,
-) -> dict:
-    """Train ``cfg`` with ``overrides`` for ``budget`` residues (or ``flop_budget`` FLOPs) as
-    run ``name``; its metrics (and ``history``: the validations along the way)."""
-    c = cfg.override(
-        list(overrides)
-        + [
-            f"train.max_residues={budget if budget else 'null'}",
-            f"train.max_minutes={minutes if minutes else 'null'}",
-            f"track.aim_repo={aim_repo}",
-            f"track.experiment={cfg.name}",
-            "sweep.points=null",  # one run: its config is not a sweep of points any more
-        ]
-    )
-    t0 = time.time()
-    if data.transform_spec != c.data.transform or data.seed != c.seed:
-        data = RunData(c.data, c.seed, progress=c.train.progress)
-    trainer = Trainer(c, out / name, run_name=name, data=data)
-    params = sum(p.numel() for p in trainer.model.parameters())
-    # every point starts the data order afresh (the previous point may have stopped mid-epoch)
-    first = first_batches(data, 1)[0]
-    data.sampler.load_state_dict({"epoch": 0, "consumed": 0, "seed": data.sampler.seed})
-    flops = flops_per_residue(trainer, first)
-    if flop_budget:
-        trainer.cfg.train.max_residues = sweep_plan.residue_budget(flop_budget, flops)
-    base = reset_peak_memory(trainer.device)
-    result = trainer.fit()
-    peak = peak_memory_mb(trainer.device) - base
-    times = trainer.step_times[2:] or trainer.step_times
-    rates = [s["residues"] / s["total"] for s in times]
-    last = trainer.recent[-max(len(trainer.recent) // 4, 1) :]
-    tail = Meter()
-    for m in last:
-        tail.add(m)
-    n = min(len(trainer.recent), len(times))
-    sup = sum(m["count"] for m in trainer.recent[-n:]) if n else 0.0
-    busy = sum(s["total"] for s in times[-n:]) if n else 0.0
-    return {
-        "params": params,
-        "flops_per_residue": flops,
-        "peak_memory_mb": peak,
-        "residues_per_s": statistics.median(rates) if rates else float("nan"),
-        "loss_residues_per_s": sup / busy if busy else float("nan"),
-        "residues_trained": trainer.residues_seen,
-        "steps": trainer.step,
-        "train_loss": tail.loss,
-        "train_acc": tail.acc,
-        "valid_loss": result.get("valid_loss"),
-        "valid_ppl": result.get("valid_ppl"),
-        "valid_acc": result.get("valid_acc"),
-        "minutes": (time.time() - t0) / 60,
-        "history": trainer.valid_history,
-    }
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
-def write_table(rows: list[dict], out: Path, name: str, columns: tuple) -> None:
-    with open(out / f"{name}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    md += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]
-    (out / f"{name}.md").write_text("\n".join(md) + "\n")
 
 
 # -- the sizes form ----------------------------------------------------------------------------
@@ -301,6 +152,9 @@ def run_sweep(cfg: Config, out: str | Path) -> list[dict]:
     sw = cfg.sweep
     if sw.points:
         return run_points(cfg, out)
+    for key, value in points_only_keys(sw).items():
+        if value:
+            raise ValueError(f"sweep.{key}={value!r} needs sweep.points (the ablation form)")
     (out / "sweep_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
     data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress)
     print(data.describe(), file=sys.stderr)
@@ -348,101 +202,4 @@ def run_sweep(cfg: Config, out: str | Path) -> list[dict]:
         f".png; aim up --repo {out / 'aim'}",
         file=sys.stderr,
     )
-    return rows
-
-
-# -- ablations: sweep points that override arbitrary config keys --------------------------------
-def points_of(sweep: SweepConfig) -> list[tuple[str, dict]]:
-    """``[(name, {dotted.key: value})]`` from ``sweep.points``."""
-    out = []
-    for i, p in enumerate(sweep.points):
-        sets = dict(p.get("set") or {})
-        out.append((str(p.get("name") or f"p{i}"), sets))
-    return out
-
-
-def _override(key: str, value) -> str:
-    return f"{key}={json.dumps(value)}"  # JSON is YAML: lists, dicts, null survive the round trip
-
-
-def plot_points(rows: list[dict], path: Path, title: str) -> None:
-    panels = (
-        ("valid_ppl", "validation perplexity"),
-        ("valid_acc", "validation accuracy"),
-        ("train_loss", "train loss (supervised residues)"),
-        ("residues_per_s", "residues / s"),
-        ("loss_residues_per_s", "supervised residues / s"),
-        ("peak_memory_mb", "peak memory (MiB)"),
-    )
-    fig = Figure(figsize=(14, 7))  # no pyplot: no GUI backend, nothing to close
-    axes = fig.subplots(2, 3)
-    names = [r["point"] for r in rows]
-    for ax, (key, label) in zip(axes.flat, panels):
-        vals = [r[key] if r[key] is not None else float("nan") for r in rows]
-        ax.bar(range(len(rows)), vals, color="tab:blue")
-        ax.set_xticks(range(len(rows)), names, rotation=30, fontsize=8)
-        ax.set_title(label, fontsize=10)
-        for i, v in enumerate(vals):
-            ax.annotate(_fmt(float(v)), (i, v), ha="center", va="bottom", fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
-def run_points(cfg: Config, out: Path) -> list[dict]:
-    """The ablation form of :func:`run_sweep` (``sweep.points``)."""
-    sw = cfg.sweep
-    name = sw.table or cfg.name
-    points = points_of(sw)  # their keys were checked with the config (Config.validate)
-    keys = list(dict.fromkeys(k for _, sets in points for k in sets))
-    columns = ("point", *keys, *POINT_COLUMNS)
-    flop_budget = sw.flop_budget or None
-    budget = None if flop_budget else sw.token_budget
-    cap = sw.max_minutes
-    (out / "sweep_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
-    data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress)
-    print(data.describe(), file=sys.stderr)
-    rows, t0 = [], time.time()
-    bar = tqdm(points, desc=name, unit="point", disable=not cfg.train.progress)
-    for i, (pname, sets) in enumerate(bar):
-        bar.set_postfix(point=pname)
-        minutes = None
-        if cap:
-            minutes = max((cap - (time.time() - t0) / 60) / (len(points) - i), 0.05)
-        row = train_point(
-            cfg,
-            out,
-            pname,
-            [_override(k, v) for k, v in sets.items()],
-            data,
-            out / "aim",
-            budget,
-            minutes,
-            flop_budget,
-        )
-        rows.append(
-            {
-                "point": pname,
-                **{
-                    k: json.dumps(sets.get(k))
-                    if isinstance(sets.get(k), (dict, list))
-                    else sets.get(k)
-                    for k in keys
-                },
-                **row,
-            }
-        )
-        write_table(rows, out, name, columns)
-        tqdm.write(
-            f"{pname}: valid ppl {row['valid_ppl']:.3f}, acc {row['valid_acc']:.3f}, "
-            f"{row['residues_per_s']:.0f} residues/s, {row['peak_memory_mb']:.0f} MiB",
-            file=sys.stderr,
-        )
-    bar.close()
-    what = f"{flop_budget:.3g} training FLOPs" if flop_budget else f"{budget:,} training residues"
-    plot_points(
-        rows, out / f"{name}.png", f"{name}: budget {what} a point (residues_trained in {name}.md)"
-    )
-    print((out / f"{name}.md").read_text())
-    print(f"{name}: {out}/{name}.csv, .md, .png; aim up --repo {out / 'aim'}", file=sys.stderr)
     return rows

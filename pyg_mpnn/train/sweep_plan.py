@@ -140,3 +140,104 @@ def size_gap(rows: list[dict], budget: float, exclude: set[str] = frozenset()) -
         and r["size"] not in exclude
     ]
     return max(losses) - min(losses) if len(losses) >= 2 else None
+
+
+# -- ablations: FLOP matching and seed statistics -----------------------------------------------
+def solve_increasing(f, target: float, start: int, lo: int = 1, max_evals: int = 40):
+    """``(x, f(x), evaluations)``: the integer ``x >= lo`` whose ``f(x)`` is nearest ``target``
+    in ratio, for ``f`` increasing in ``x`` (a width's FLOPs per residue: about quadratic).
+
+    Starts at ``start``; each guess scales ``x`` by ``sqrt(target / f(x))`` (exact for a pure
+    quadratic), kept strictly inside the bracket found so far; it stops once two neighbouring
+    integers bracket ``target`` (or ``lo`` is already above it). ``evaluations`` is
+    ``{x: f(x)}`` of every call."""
+    if target <= 0:
+        raise ValueError(f"target {target} must be > 0")
+    vals: dict[int, float] = {}
+
+    def value(x: int) -> float:
+        if x not in vals:
+            vals[x] = float(f(x))
+        return vals[x]
+
+    x = max(lo, int(start))
+    for _ in range(max_evals):
+        v = value(x)
+        below = max((k for k in vals if vals[k] <= target), default=None)
+        above = min((k for k in vals if vals[k] >= target), default=None)
+        if below is not None and above is not None and above - below <= 1:
+            break
+        if above == lo:  # even the smallest value costs more than the target
+            break
+        guess = max(lo, round(x * math.sqrt(target / v)))
+        if below is not None:
+            guess = max(guess, below + 1)
+        if above is not None:
+            guess = min(guess, above - 1)
+        if guess == x:
+            guess = x + 1 if v < target else x - 1
+        x = guess
+    best = min(vals, key=lambda k: abs(vals[k] / target - 1))
+    return best, vals[best], dict(sorted(vals.items()))
+
+
+def spread(values: list[float]) -> dict:
+    """``{mean, sd, min, max, n, values}`` of ``values`` (``sd``: sample standard deviation,
+    0 for one value); empty when there are none."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return {"n": 0, "values": []}
+    mean = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return {
+        "mean": mean,
+        "sd": sd,
+        "min": min(vals),
+        "max": max(vals),
+        "n": len(vals),
+        "values": vals,
+    }
+
+
+def seed_summary(rows: list[dict], metrics: tuple[str, ...]) -> dict:
+    """Per point (in first-seen order): the :func:`spread` of each metric over its seeds; and
+    ``comparison``: the best point by mean validation loss against each other point — the gap
+    of the means, whether their seed ranges overlap, and on how many of their common seeds the
+    best was better (the same seed is the same data order)."""
+    points: dict[str, list[dict]] = {}
+    for r in rows:
+        points.setdefault(r["point"], []).append(r)
+    out = {
+        "points": {
+            p: {
+                "seeds": [r.get("seed") for r in rs],
+                **{m: spread([r.get(m) for r in rs]) for m in metrics},
+            }
+            for p, rs in points.items()
+        }
+    }
+    losses = {p: spread([r.get("valid_loss") for r in rs]) for p, rs in points.items()}
+    scored = {p: s for p, s in losses.items() if s["n"]}
+    ppl = {p: spread([r.get("valid_ppl") for r in rs]) for p, rs in points.items()}
+    if len(scored) < 2:
+        out["comparison"] = None
+        return out
+    best = min(scored, key=lambda p: scored[p]["mean"])
+    by_seed = {p: {r.get("seed"): r["valid_loss"] for r in rs} for p, rs in points.items()}
+    others = []
+    for p in scored:
+        if p == best:
+            continue
+        common = [s for s in by_seed[best] if s in by_seed[p]]
+        others.append(
+            {
+                "point": p,
+                "loss_gap": scored[p]["mean"] - scored[best]["mean"],
+                "ppl_gap": ppl[p]["mean"] - ppl[best]["mean"],
+                "ranges_overlap": scored[p]["min"] <= scored[best]["max"],
+                "best_wins": sum(by_seed[best][s] < by_seed[p][s] for s in common),
+                "common_seeds": len(common),
+            }
+        )
+    out["comparison"] = {"best": best, "others": others}
+    return out

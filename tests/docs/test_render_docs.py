@@ -22,10 +22,23 @@ RENDERED = {
         "saved_tensors_table:saved_tensors.json",
         "recompute_memory_table:memory_recompute_cpu.json:memory_recompute_20k.json",
     ],
+    "monitoring.md": [
+        "noise_control_table:noise_control.json:16",
+        "noise_control_table:noise_control_100.json:100",
+        "layer_norms_prenorm:layer_norms.json",
+        "layer_norms_params:layer_norms.json",
+        "jacobian_study_table:jacobian_study.json:last:12",
+        "jacobian_study_trajectory:jacobian_study.json:12",
+        "jacobian_study_proteins:jacobian_study.json:last:12",
+    ],
     "findings.md": [
         "data_scale_table:data_scale.json:data_scale_original.json",
         "crop_memory_table:memory_curve_crop.json:memory_curve_cpu.json",
         "json:train_step_cpu.json:ours_over_original:.2f",
+        "enc_dec_isoflop_table:enc_dec_isoflop.json",
+        "crop_supervised_table:spatial_crop_supervised.json",
+        "ablation_comparison:enc_dec_isoflop.json",
+        "ablation_comparison:spatial_crop_supervised.json",
     ],
 }
 

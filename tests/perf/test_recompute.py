@@ -75,18 +75,21 @@ def test_saved_bytes_per_residue_go_down(graph):
 
 
 def test_dropout_draws_as_torch_does():
-    """Same random draws and values as F.dropout (training, CPU), and the same gradient."""
+    """Same random draws and values as F.dropout (training, CPU), and the same gradient; a
+    forward hook (the tracking taps) sees its output."""
     x = torch.randn(300, 40, requires_grad=True)
-    drop = torch.nn.Dropout(0.1).train()
+    drop = recompute.Dropout(0.1).train()
+    seen = []
+    drop.register_forward_hook(lambda m, i, o: seen.append(o))
     torch.manual_seed(3)
     ref = F.dropout(x, 0.1, training=True)
     (g_ref,) = torch.autograd.grad(ref.sum(), x)
     torch.manual_seed(3)
     with recompute.recompute_scope():
-        out = recompute.dropout(drop, x)
+        out = drop(x)
     (g_out,) = torch.autograd.grad(out.sum(), x)
-    assert torch.equal(out, ref) and torch.equal(g_out, g_ref)
-    assert torch.equal(recompute.dropout(drop.eval(), x), x)
+    assert torch.equal(out, ref) and torch.equal(g_out, g_ref) and seen[0] is out
+    assert torch.equal(drop.eval()(x), x)
 
 
 def test_marks_are_ignored_outside_a_scope_and_without_grad():
