@@ -222,7 +222,11 @@ class Suite:
         argv += ["--data", str(p["train_data"]), "--flops", "warmup" if a.tiny else "batch"]
         argv += ["--max-length", str(p["train_max_length"])] if p["train_max_length"] else []
         argv += ["--threads", str(a.threads)] if a.threads else []
-        return train_step.main(argv)
+        res = train_step.main(argv)
+        eager = [k for k, row in res["impls"].items() if row.get("compiled") is False]
+        if eager:  # train.compile's fallback: timed, but not compiled
+            raise parts.PartFailed(f"torch.compile fell back to eager for {eager}", res)
+        return res
 
 
 def cpu_seconds() -> float:
