@@ -449,6 +449,19 @@ def render_saved_tensors_table(results: Path, file: str) -> str:
     return table(header, ["---", "---:", "---:"], rows)
 
 
+@renderer("profile_step_top_ops")
+def render_profile_step_top_ops(results: Path, file: str, top: str = "12") -> str:
+    """profile_step.py: the operators by self CPU time, with their share and calls."""
+    r = load(results, file)
+    rows = [
+        [f"`{o['op']}`", f"{o['self_cpu_s']:.2f}", f"{100 * o['share']:.1f} %", o["calls"]]
+        for o in r["top_ops"][: int(top)]
+    ]
+    return table(
+        ["operator", "self CPU s", "share", "calls"], ["---", "---:", "---:", "---:"], rows
+    )
+
+
 @renderer("recompute_memory_table")
 def render_recompute_memory_table(results: Path, *files: str) -> str:
     """memory_curve.py rows of the variants ``keep_all`` and ``plain``, per size (from one or
