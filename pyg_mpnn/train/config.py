@@ -140,6 +140,7 @@ class TrainConfig(Section):
     precision: Literal["auto", "fast", "fp32", "bf16", "fp16"]
     threads: int | None
     activation_checkpointing: bool
+    recompute_activations: bool
     compile: bool
     distributed: Literal["auto", "none", "ddp", "fsdp"]
     progress: bool

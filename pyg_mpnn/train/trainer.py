@@ -118,6 +118,7 @@ class Trainer:
         self.injector = Injector(self.model, cfg.inject)  # controlled faults
         self.model = self.model.to(self.device)
         self.model.activation_checkpointing = cfg.train.activation_checkpointing
+        self.model.recompute_activations = cfg.train.recompute_activations
         self.net = distributed.wrap(self.model, self.dist_mode, self.device)
         self.net = maybe_compile(self.net, self.model, cfg.train.compile, self.device)
         self.loss = TrainingLoss(cfg.loss)

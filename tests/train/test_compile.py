@@ -51,3 +51,28 @@ def test_a_failed_compilation_falls_back_to_eager_with_a_warning():
         out = wrapped(x)
     assert wrapped.failed and "no C++ compiler" in wrapped.failed
     assert torch.equal(out, net(x)) and torch.equal(wrapped(x), net(x))
+
+
+@pytest.mark.parametrize("recompute", [True, False])
+def test_recompute_activations_is_a_config_switch_with_the_same_losses(
+    tiny_dataset, tmp_path, recompute
+):
+    """``train.recompute_activations`` reaches the model; recomputing is exact, so a short run
+    gives the same losses either way."""
+    cfg = load_experiment(
+        "smoke",
+        TINY_MODEL
+        + [
+            f"data.path={tiny_dataset}",
+            "data.max_tokens=300",
+            "track.aim=false",
+            "train.max_steps=2",
+            f"train.recompute_activations={str(recompute).lower()}",
+        ],
+    )
+    t = Trainer(cfg, tmp_path / "run")
+    assert t.model.recompute_activations is recompute
+    result = t.fit()
+    reference, _ = _run(tiny_dataset, tmp_path / "default", False)  # default: recompute on
+    assert result["train_loss"] == reference["train_loss"]
+    assert result["valid_loss"] == reference["valid_loss"]

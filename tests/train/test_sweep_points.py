@@ -164,7 +164,7 @@ def test_supervised_budget_stops_crops_at_the_supervised_residues(tiny_dataset, 
     assert control["rows"][1]["supervised_trained"] < budget
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "x.json").write_text(json.dumps(doc))
-    text = render_docs.render_crop_supervised_table(tmp_path / "results", "x.json")
+    text = render_docs.RENDERERS["crop_supervised_table"](tmp_path / "results", "x.json")
     assert text.count("\n") == 3 and "| crop |" in text
     render_docs.load.cache_clear()
 
@@ -183,9 +183,9 @@ def test_iso_flop_run_matches_widths_and_trains_equal_flops(tiny_dataset, tmp_pa
         assert 2.0e9 <= spent < 2.0e9 + 300 * r["flops_per_residue"]
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "x.json").write_text(json.dumps(doc))
-    text = render_docs.render_enc_dec_isoflop_table(tmp_path / "results", "x.json")
+    text = render_docs.RENDERERS["enc_dec_isoflop_table"](tmp_path / "results", "x.json")
     assert text.count("\n") == 4 and "± " in text
-    assert "lowest mean validation loss" in render_docs.render_ablation_comparison(
+    assert "lowest mean validation loss" in render_docs.RENDERERS["ablation_comparison"](
         tmp_path / "results", "x.json"
     )
     render_docs.load.cache_clear()

