@@ -173,7 +173,9 @@ def main(argv=None) -> list[dict]:
     if a.one is not None:
         print(json.dumps(one(a.one, a.variant, a.bf16, a.structure, a.threads, a.device)))
         return []
-    rows = []
+    info, rows = machine(), []  # at the start: its loadavg_start is the load before the steps
+    if a.threads:
+        info["threads"] = a.threads  # what each child runs with, not this parent's default
     for variant in a.variants.split(","):
         for n in map(int, a.sizes.split(",")):
             cmd = (
@@ -202,7 +204,7 @@ def main(argv=None) -> list[dict]:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     res = {
-        "machine": {**machine(), "loadavg": os.getloadavg()},
+        "machine": {**info, "loadavg_end": os.getloadavg()},
         "device": a.device,
         "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)"
         if a.device == "cpu"
