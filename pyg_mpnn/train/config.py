@@ -145,6 +145,7 @@ class TrainConfig(Section):
     distributed: Literal["auto", "none", "ddp", "fsdp"]
     progress: bool
     max_bad_steps: int
+    heap_release_every: int
 
 
 @dataclass
