@@ -126,8 +126,13 @@ class ProteinRecord:
     @property
     def mask(self) -> np.ndarray:
         """True where the residue is present: all four backbone atoms finite, or with
-        ``backbone == "ca"`` its CA atom."""
-        if self.backbone == "ca":
+        ``backbone == "ca"`` its CA atom (:meth:`present`)."""
+        return self.present(self.backbone)
+
+    def present(self, backbone: str = "full") -> np.ndarray:
+        """``[N]`` bool: residues whose atoms for ``backbone`` (``"full"``: N, CA, C, O;
+        ``"ca"``: CA) are all finite."""
+        if backbone == "ca":
             return np.isfinite(self.coords[:, 1]).all(axis=-1)
         return np.isfinite(self.coords).all(axis=(1, 2))
 
