@@ -105,10 +105,12 @@ def quaternions(R: Tensor) -> Tensor:
 
 def orientations(ca: Tensor, frame: Tensor, edge_index: Tensor) -> Tensor:
     """``[E, 7]``: the unit direction to the neighbour ``j`` in the centre's frame, and the
-    quaternion of the relative rotation ``O_i^T O_j``."""
+    quaternion of the relative rotation ``O_i^T O_j``. Products written out elementwise, so
+    that autocast leaves them in float32 (a bf16 rotation would be a poor one)."""
     j, i = edge_index
-    du = F.normalize(torch.einsum("eab,eb->ea", frame[i], ca[j] - ca[i]), dim=-1)
-    q = quaternions(frame[i].transpose(-1, -2) @ frame[j])
+    o_i, o_j = frame[i], frame[j]  # [E, 3, 3]
+    du = F.normalize((o_i * (ca[j] - ca[i]).unsqueeze(1)).sum(-1), dim=-1)
+    q = quaternions((o_i.unsqueeze(-1) * o_j.unsqueeze(-2)).sum(1))  # O_i^T O_j
     return torch.cat([du, q], dim=-1)
 
 
