@@ -13,7 +13,9 @@ held here (:mod:`pyg_mpnn.nn.weights` drops them on load and writes them back on
 Neighbours in sequence are found in node order: node ``n - 1`` is the residue before node ``n``
 when it is in the same graph and its position (``residue_idx - 100 * chain``) is one less. On a
 whole protein that is always so; in a spatial crop a residue whose sequence neighbour was cut
-away sees the origin in its place, as at a chain's end.
+away sees the origin in its place, as at a protein's end. As in the original, the chains are one
+concatenation: a chain's first residue sees the previous chain's last CA as its ``Ca_0`` (the
+CA-CA step between them is longer than 4 A, so it gives no frame direction).
 """
 
 from __future__ import annotations
@@ -57,14 +59,15 @@ def sequence_points(
     """``(points [N, 3, 3], framed [N])``: ``Ca_0, Ca_1, Ca_2`` of each residue, and whether it
     has a frame (a residue before it and two after it, as the original, whose frames stop two
     residues before the end)."""
+    n = ca.shape[0]
     follows = _follows(residue_idx, chain, batch)
     zero = ca.new_zeros(1, 3)
     no = follows.new_zeros(1)
-    has_prev = torch.cat([no, follows])
-    has_next = torch.cat([follows, no])
-    prev = torch.where(has_prev.unsqueeze(-1), torch.cat([zero, ca[:-1]]), 0.0)
-    nxt = torch.where(has_next.unsqueeze(-1), torch.cat([ca[1:], zero]), 0.0)
-    has_next2 = has_next & torch.cat([follows[1:], no, no])[: ca.shape[0]]
+    has_prev = torch.cat([no, follows])[:n]
+    has_next = torch.cat([follows, no])[:n]
+    prev = torch.where(has_prev.unsqueeze(-1), torch.cat([zero, ca[:-1]])[:n], 0.0)
+    nxt = torch.where(has_next.unsqueeze(-1), torch.cat([ca[1:], zero])[:n], 0.0)
+    has_next2 = has_next & torch.cat([follows[1:], no, no])[:n]
     return torch.stack([prev, ca, nxt], dim=1), has_prev & has_next2
 
 

@@ -17,6 +17,7 @@ from _nn_data import ETE, device_under_test, read
 from torch_geometric.data import Batch
 
 from pyg_mpnn.io.record import to_data
+from pyg_mpnn.nn.ca_features import sequence_points
 from pyg_mpnn.nn.model import ProteinMPNN, decoding_rank
 from pyg_mpnn.nn.reference import reference_log_probs, reference_model, reference_sample
 from pyg_mpnn.nn.weights import CA_NAMES, export_original, load_model, original_path
@@ -173,3 +174,20 @@ def test_our_ca_checkpoint_keeps_its_backbone(tmp_path):
     assert load_model(str(path)).backbone == "ca"
     with pytest.raises(ValueError, match="backbone"):
         ProteinMPNN(backbone="cb")
+
+
+def test_sequence_neighbours_stop_at_proteins_and_gaps():
+    """Two proteins in a batch never see each other's CA; a residue whose neighbour is not in
+    the graph (cut away by a crop) sees the origin; chains are one concatenation."""
+    ca = torch.arange(1.0, 19.0).view(6, 3)
+    residue_idx = torch.tensor([0, 1, 102, 103, 0, 2])  # chain 0: 0-1, chain 1: 2-3; 2nd graph
+    chain = torch.tensor([0, 0, 1, 1, 0, 0])
+    batch = torch.tensor([0, 0, 0, 0, 1, 1])
+    x, framed = sequence_points(ca, residue_idx, chain, batch)
+    assert torch.equal(x[:, 1], ca)
+    has_prev = [bool(v) for v in x[:, 0].abs().sum(-1) > 0]
+    has_next = [bool(v) for v in x[:, 2].abs().sum(-1) > 0]
+    assert has_prev == [False, True, True, True, False, False]
+    assert has_next == [True, True, True, False, False, False]
+    assert torch.equal(x[2, 0], ca[1]) and torch.equal(x[1, 2], ca[2])  # across chains
+    assert framed.tolist() == [False, True, False, False, False, False]
