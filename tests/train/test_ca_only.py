@@ -136,3 +136,23 @@ def test_evaluate_with_ca_weights_counts_residues_with_ca(tmp_path, capsys):
         assert evaluate_cli.main(args) == 0
         results.append(json.loads(capsys.readouterr().out))
     assert results[0] == results[1] and results[0]["residues"] == n
+
+
+def test_jsonl_ca_trace_reads_and_evaluates(tmp_path, capsys):
+    """A JSONL line whose coords hold CA alone is a CA trace; other missing atoms stay an
+    error."""
+    rec = read_structure(structure("proteinmpnn__6MRR.pdb"))
+    ca = [[float(v) for v in xyz] for xyz in rec.coords[:, 1]]
+    line = {"name": "6MRR_ca", "seq": rec.seq, "coords": {"CA": ca}}
+    path = tmp_path / "trace.jsonl"
+    path.write_text(
+        json.dumps(line)
+        + "\n"
+        + json.dumps(dict(line, name="bad", coords={"N": ca, "CA": ca}))
+        + "\n"
+    )
+    args = ["--weights", "ca:v_48_020", "--data", str(path), "--json", "--no-progress"]
+    assert evaluate_cli.main(args) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["residues"] == rec.num_residues
+    assert "bad" in cap.err and "lacks atom(s) ['C', 'O']" in cap.err
