@@ -4,7 +4,7 @@
         [--weights original:v_48_020] [--seed 0] [--threads 1]
 
 Protocol (both sides; see pyg_mpnn/evaluate.py): residues of designed chains with a complete
-backbone; perplexity exp(pooled NLL) and accuracy (argmax) under one random decoding order
+backbone (with a CA atom for the CA-only ``ca:`` weights); perplexity exp(pooled NLL) and accuracy (argmax) under one random decoding order
 per protein; recovery of one sequence per protein sampled at T=0.1 with X omitted, under a
 fresh random order, median and mean over chains. The reference runs one protein at a time
 (its own ``argsort`` of ``randn`` and ``torch.multinomial`` on the global RNG, seeded once),
@@ -29,17 +29,23 @@ sys.path.insert(0, str(REPO))
 
 from pyg_mpnn.evaluate import evaluate, iter_records  # noqa: E402
 from pyg_mpnn.io.record import to_data  # noqa: E402
-from pyg_mpnn.nn.reference import reference_log_probs, reference_model, reference_sample  # noqa: E402
+from pyg_mpnn.nn.reference import (  # noqa: E402
+    is_ca_only,
+    reference_log_probs,
+    reference_model,
+    reference_sample,
+)
 from pyg_mpnn.nn.weights import load_model  # noqa: E402
 
 
 @torch.no_grad()
 def evaluate_reference(weights: str, records, seed: int = 0, temperature: float = 0.1) -> dict:
     model = reference_model(weights)
+    backbone = "ca" if is_ca_only(model) else "full"
     torch.manual_seed(seed)
     nll_sum, correct, residues, recov = 0.0, 0, 0, []
     for rec in records:
-        data = to_data(rec)
+        data = to_data(rec, backbone)
         scored = data.design_mask & data.mask
         lp = reference_log_probs(model, data, torch.randn(data.num_nodes))
         nll_sum += float(-lp.gather(1, data.seq.view(-1, 1)).view(-1)[scored].sum())

@@ -6,7 +6,9 @@ random decoding order, and recovery of sequences sampled at a low temperature.
 Protocol (what ``benchmarks/ts50_eval.py`` also runs with the reference implementation):
 
 * residues scored: designed chains, all four backbone atoms present (the original's
-  ``mask * chain_M``); visible chains are context only;
+  ``mask * chain_M``); with CA-only weights (``ca:v_48_020``) every residue with a CA atom,
+  as the original's ``--ca_only`` (its mask comes from the CA atoms alone); visible chains are
+  context only;
 * perplexity = ``exp(total NLL / residues)`` and accuracy = share of residues whose argmax is
   the native type, both pooled over all residues, under one random decoding order per protein;
 * recovery: one sequence per protein sampled at temperature 0.1 (``X`` never sampled) under a
@@ -110,7 +112,7 @@ def evaluate(
         file=sys.stderr,
     )
     for chunk in batches(records, max_residues):
-        data = Batch.from_data_list([to_data(r) for r in chunk])
+        data = Batch.from_data_list([to_data(r, model.backbone) for r in chunk])
         scored = data.design_mask & data.mask
         encoded = model.encode(data)  # shared by scoring and sampling
         log_probs = model(data, decoding_rank=model.random_rank(data, gen), encoded=encoded)
@@ -140,8 +142,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--weights",
         default="original:v_48_020",
-        help="original:v_48_0{02,10,20,30}, soluble:v_48_0xx or a checkpoint "
-        "path (ours, e.g. a fine-tune's best.pt, or the original's format)",
+        help="original:v_48_0{02,10,20,30}, soluble:v_48_0xx, ca:v_48_0{02,10,20} (CA-only) "
+        "or a checkpoint path (ours, e.g. a fine-tune's best.pt, or the original's format)",
     )
     p.add_argument(
         "--data",

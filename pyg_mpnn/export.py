@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "weights",
         help="a pyg_mpnn checkpoint (e.g. a run's checkpoints/best.pt), "
-        "original:v_48_0xx or soluble:v_48_0xx",
+        "original:v_48_0xx, soluble:v_48_0xx or ca:v_48_0xx (CA-only: --ca_only in the original)",
     )
     p.add_argument("--out", required=True, help="file to write (.pt)")
     p.add_argument(

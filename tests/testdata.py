@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -45,3 +46,13 @@ def fixture_structures() -> list[Path]:
     return sorted(
         p for p in FIXTURES.iterdir() if p.is_file() and not p.name.endswith((".tsv", ".md"))
     )
+
+
+def ca_trace(src: Path, out: Path) -> Path:
+    """Write ``out``: a CA trace of the PDB file ``src`` (plain or gzipped), its ``ATOM`` records
+    of CA atoms and nothing else (what a CA-only model designs from)."""
+    opener = gzip.open if str(src).endswith(".gz") else open
+    with opener(src, "rt") as f:
+        lines = [ln for ln in f if ln.startswith("ATOM") and ln[12:16] == " CA "]
+    Path(out).write_text("".join(lines) + "END\n")
+    return Path(out)

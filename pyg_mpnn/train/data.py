@@ -3,7 +3,8 @@
 ``data.path`` may be a prepared dataset folder (it has ``index.npz``), or any sources that
 ``python -m pyg_mpnn.data.prepare`` reads (structure files or folders, JSONL, ...): those are
 prepared once into ``<cache>/sources/<hash>/`` (``PYG_MPNN_CACHE``, default ``runs/data``)
-(keyed by the resolved paths) and reused. ``null`` means the embedded default dataset,
+(keyed by the resolved paths and, for a CA-only model, the backbone: its sources are prepared
+with ``--keep-ca-only``) and reused. ``null`` means the embedded default dataset,
 ``embedded`` the full embedded set (:mod:`pyg_mpnn.data.default`).
 
 Training epochs sample one random member per sequence cluster (the original's epochs);
@@ -34,16 +35,17 @@ from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
 from pyg_mpnn.train.config import DataConfig
 
 
-def resolve_dataset(path: str | None, progress: bool = True) -> Path:
+def resolve_dataset(path: str | None, progress: bool = True, backbone: str = "full") -> Path:
     if path is None or path == EMBEDDED:
         return Path(default_dataset_dir(progress, full=path == EMBEDDED))
     paths = [Path(p) for p in str(path).split(",")]
     if len(paths) == 1 and (paths[0] / "index.npz").exists():
         return paths[0]
-    key = hashlib.sha1("\n".join(str(p.resolve()) for p in paths).encode()).hexdigest()[:12]
+    named = [str(p.resolve()) for p in paths] + (["backbone=ca"] if backbone == "ca" else [])
+    key = hashlib.sha1("\n".join(named).encode()).hexdigest()[:12]
     out = cache_dir() / "sources" / key
     if not (out / "index.npz").exists():
-        prepare([str(p) for p in paths], out, progress=progress)
+        prepare([str(p) for p in paths], out, progress=progress, keep_ca_only=backbone == "ca")
     return out
 
 
@@ -81,18 +83,29 @@ class RunData:
         world (int, optional): the number of processes. (default: :obj:`1`)
         progress (bool, optional): progress bars while a dataset is prepared.
             (default: :obj:`True`)
+        backbone (str, optional): the model's ``backbone``; ``"ca"`` counts every residue with
+            a CA atom (:class:`~pyg_mpnn.data.dataset.ProteinDataset`). (default: :obj:`"full"`)
     """
 
     def __init__(
-        self, cfg: DataConfig, seed: int, rank: int = 0, world: int = 1, progress: bool = True
+        self,
+        cfg: DataConfig,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        progress: bool = True,
+        backbone: str = "full",
     ):
         d = cfg
-        self.root = resolve_dataset(d.path, progress)
+        self.root = resolve_dataset(d.path, progress, backbone)
         self.transform_spec, self.seed = d.transform, seed
         train = ProteinDataset(
-            self.root, split=d.train_split, transform=make_transform(self.transform_spec)
+            self.root,
+            split=d.train_split,
+            transform=make_transform(self.transform_spec),
+            backbone=backbone,
         )
-        valid = ProteinDataset(self.root, split=d.valid_split)
+        valid = ProteinDataset(self.root, split=d.valid_split, backbone=backbone)
         self.train = _subset(train, d.max_length)
         self.valid = _subset(valid, d.max_length, d.valid_max_proteins)
         if len(self.train) == 0:

@@ -27,6 +27,7 @@ ARCH_KEYS = (
     "k_neighbors",
     "num_letters",
     "vocab",
+    "backbone",
 )
 TRAINING_KEYS = ("augment_eps",)  # from the checkpoint unless set explicitly
 

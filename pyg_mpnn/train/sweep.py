@@ -156,7 +156,7 @@ def run_sweep(cfg: Config, out: str | Path) -> list[dict]:
         if value:
             raise ValueError(f"sweep.{key}={value!r} needs sweep.points (the ablation form)")
     (out / "sweep_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
-    data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress)
+    data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress, backbone=cfg.model.backbone)
     print(data.describe(), file=sys.stderr)
     runs = _runs_of(cfg)
     if sw.flop_budgets:

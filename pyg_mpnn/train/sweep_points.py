@@ -213,7 +213,7 @@ def run_points(cfg: Config, out: Path) -> list[dict]:
     name = sw.table or cfg.name
     points = points_of(sw)  # their keys were checked with the config (Config.validate)
     (out / "sweep_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
-    data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress)
+    data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress, backbone=cfg.model.backbone)
     print(data.describe(), file=sys.stderr)
     matching = None
     if sw.match_flops_per_residue is not None:

@@ -162,7 +162,7 @@ def train_point(
     )
     t0 = time.time()
     if data.transform_spec != c.data.transform or data.seed != c.seed:
-        data = RunData(c.data, c.seed, progress=c.train.progress)
+        data = RunData(c.data, c.seed, progress=c.train.progress, backbone=c.model.backbone)
     trainer = SweepTrainer(
         c, out / name, run_name=name, data=data, max_supervised=supervised_budget
     )

@@ -86,8 +86,15 @@ class Trainer:
             resume if isinstance(resume, dict) else ckpt.load_checked(resume) if resume else None
         )
         ckpt.seed_everything(cfg.seed)
+        if state is None and cfg.init:
+            resolve_init(cfg)  # the architecture of the init weights (its backbone: the data's)
         self.data = data or RunData(
-            cfg.data, cfg.seed, rank=self.rank, world=self.world, progress=self.progress
+            cfg.data,
+            cfg.seed,
+            rank=self.rank,
+            world=self.world,
+            progress=self.progress,
+            backbone=cfg.model.backbone,
         )
         self._build_model(fresh=state is None)
         self._build_optimizer()
@@ -112,8 +119,6 @@ class Trainer:
         injected faults, and ``self.net``: what the steps call (wrapped for DDP/FSDP, compiled
         with ``train.compile``)."""
         cfg = self.cfg
-        if fresh and cfg.init:
-            resolve_init(cfg)  # the architecture of the init weights
         self.model = ProteinMPNN(**cfg.model.kwargs())
         if fresh and cfg.init:
             load_init(self.model, cfg.init)  # weights only: optimizer, schedule, step fresh
