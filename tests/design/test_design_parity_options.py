@@ -29,7 +29,7 @@ from pyg_mpnn.design.pssm import PssmOptions
 from pyg_mpnn.design.sampling import add_noise, design_graph, use_split_layers
 from pyg_mpnn.design.scoring import conditional_log_probs, unconditional_log_probs
 from pyg_mpnn.design.spec import DesignSpec
-from pyg_mpnn.io.jsonl import write_jsonl
+from pyg_mpnn.io.jsonl import read_jsonl, write_jsonl
 from pyg_mpnn.io.structure import read_structure
 from pyg_mpnn.nn.model import decoding_rank
 from pyg_mpnn.nn.reference import reference_inputs, reference_model
@@ -315,3 +315,16 @@ def test_max_length_keeps_what_the_reference_keeps(structures, tmp_path):
         assert ours == from_pdb == from_jsonl
     with pytest.raises(DesignError, match="every input is longer"):
         within_max_length(records, 63)
+
+
+def test_reads_the_reference_parsed_jsonl(structures, tmp_path):
+    """``--jsonl_path``'s layout (the reference's ``parse_PDB`` output, one line per
+    structure) reads as the structure files themselves."""
+    paths = [structures / f"{ZNG}.pdb", structures / "gemmi__1orc.pdb"]
+    jsonl = tmp_path / "parsed_pdbs.jsonl"
+    jsonl.write_text("".join(json.dumps(parse_PDB(str(p))[0]) + "\n" for p in paths))
+    for got, path in zip(read_jsonl(jsonl), paths, strict=True):
+        want = read_structure(path)
+        assert (got.name, got.seq, got.chain_ids) == (want.name, want.seq, want.chain_ids)
+        assert np.array_equal(got.chain_index, want.chain_index)
+        assert np.array_equal(got.coords, want.coords, equal_nan=True)
