@@ -328,3 +328,34 @@ def test_reads_the_reference_parsed_jsonl(structures, tmp_path):
         assert (got.name, got.seq, got.chain_ids) == (want.name, want.seq, want.chain_ids)
         assert np.array_equal(got.chain_index, want.chain_index)
         assert np.array_equal(got.coords, want.coords, equal_nan=True)
+
+
+def test_dictionaries_read_as_the_reference_reads_them(structures, tmp_path):
+    """``fixed_positions_jsonl``, ``omit_AA_jsonl``, ``bias_by_res_jsonl`` and
+    ``tied_positions_jsonl`` give the arrays the reference's ``tied_featurize`` makes."""
+    path = structures / f"{ZNG}.pdb"
+    rows = {c: np.zeros((n, 21)) for c, n in (("A", 79), ("C", 62))}
+    rows["A"][:10, ALPHABET.index("W")] = 2.0
+    rows["C"][3, ALPHABET.index("P")] = -1.5
+    tables = dict(
+        fixed_jsonl={"A": [1, 2, 3, 10], "C": [62]},
+        omit_jsonl={"A": [[[1, 2, 3], "AGL"], [[7], "W"]], "C": [[[5, 6], "KR"]]},
+        bias_by_res_jsonl={c: r.tolist() for c, r in rows.items()},
+        tied_jsonl=[{"A": [[30, 31], [1.0, 0.5]], "C": [[30, 31], [1.0, 2.0]]}],
+    )
+    spec = {}
+    for key, entry in tables.items():
+        spec[key] = str(tmp_path / f"{key}.jsonl")
+        (tmp_path / f"{key}.jsonl").write_text(json.dumps({ZNG: entry}) + "\n")
+    record = read_structure(path)
+    cons = DesignSpec(**spec).load([record.name]).constraints(record)
+    dicts = [json.loads(json.dumps({ZNG: tables[k]})) for k in tables]
+    pdb = parse_PDB(str(path))
+    f = dict(zip(FEATURES, tied_featurize(pdb, "cpu", None, *dicts[:2], dicts[3], None, dicts[2])))
+    assert np.array_equal((f["chain_M"] * f["chain_M_pos"])[0].numpy(), cons.designed)
+    assert np.array_equal(f["omit_AA_mask"][0].numpy().astype(bool), cons.omit)
+    assert np.array_equal(f["bias_by_res"][0].numpy(), cons.bias_by_res)
+    groups = {tuple(np.nonzero(cons.tie_group == g)[0]) for g in set(cons.tie_group) - {-1}}
+    assert groups == {tuple(sorted(g)) for g in f["tied_pos"][0]} == {(29, 30, 108, 109)}
+    tied = cons.tie_group >= 0
+    assert np.array_equal(f["tied_beta"].numpy()[tied], cons.tie_weight[tied])
