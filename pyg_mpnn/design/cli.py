@@ -47,9 +47,19 @@ def parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         help="structure files (PDB/mmCIF/PQR/PDBQT, plain or "
-        "gzipped), folders of them, or CATH-style JSONL",
+        "gzipped), folders of them, or JSONL (CATH-style or the original's parsed layout)",
     )
     p.add_argument("--weights", default="original:v_48_020")
+    _design_options(p)
+    _control_options(p)
+    _pssm_options(p)
+    _sampling_options(p)
+    _scoring_options(p)
+    _output_options(p)
+    return p
+
+
+def _design_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to design")
     g.add_argument(
         "--chains", help="chains to design, e.g. A,B (default: all); the others stay visible"
@@ -85,6 +95,9 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help="skip structures with more residues than this (the original's --max_length)",
     )
+
+
+def _control_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("amino-acid control")
     g.add_argument(
         "--omit",
@@ -96,6 +109,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--bias", help="global bias added to the logits, e.g. A:-1.0,W:0.5")
     g.add_argument("--bias-jsonl", help='the original\'s bias_AA_jsonl ({"A": -1.0})')
     g.add_argument("--bias-by-res-jsonl", help="the original's per-residue bias_by_res_jsonl")
+
+
+def _pssm_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("PSSM (the original's options; see docs/design.md)")
     g.add_argument("--pssm-jsonl", help="the original's pssm_jsonl")
     g.add_argument(
@@ -111,6 +127,9 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--pssm-log-odds-flag", action="store_true", help="restrict letters by log-odds")
     g.add_argument("--pssm-bias-flag", action="store_true", help="mix the PSSM's probabilities in")
+
+
+def _sampling_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
     g.add_argument("--num-seqs", type=int, default=1, help="sequences per temperature")
     g.add_argument("--temperature", type=float, nargs="+", default=[0.1])
@@ -125,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--batch-size", type=int, default=32, help="sequences (or orders) per forward pass"
     )
+
+
+def _scoring_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scoring and probabilities")
     g.add_argument(
         "--score-only",
@@ -148,6 +170,9 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --probs conditional: each residue decoded first, seeing no letter",
     )
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output file (default: stdout); a folder for --probs")
     g.add_argument("--json", action="store_true", help="JSON instead of FASTA")
@@ -170,7 +195,6 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--no-progress", action="store_true")
-    return p
 
 
 def check_args(a: argparse.Namespace) -> None:

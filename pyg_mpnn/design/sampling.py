@@ -115,6 +115,17 @@ def score_native(
     )
 
 
+def _batch_to_sample(model, data, copies, encoded, noise, generator):
+    """``copies`` copies of ``data``, their random decoding rank, then their encoder output
+    (``encoded`` tiled; with ``noise``, each copy noised and encoded after its rank is drawn,
+    the original's order of draws)."""
+    batch = copies_of(data, copies)
+    rank = model.random_rank(batch, generator)
+    if noise > 0:
+        return batch, rank, model.encode(add_noise(batch, noise, generator))
+    return batch, rank, repeat_encoded(encoded, copies, data.num_nodes)
+
+
 @torch.no_grad()
 def sample_designs(
     model: ProteinMPNN,
@@ -143,12 +154,7 @@ def sample_designs(
     for temperature in temperatures:
         number = 0
         for b in chunks(num_seqs, batch_size):
-            batch = copies_of(data, b)
-            rank = model.random_rank(batch, generator)
-            if noise > 0:
-                enc = model.encode(add_noise(batch, noise, generator))
-            else:
-                enc = repeat_encoded(encoded, b, data.num_nodes)
+            batch, rank, enc = _batch_to_sample(model, data, b, encoded, noise, generator)
             res = model.sample(
                 batch,
                 temperature=temperature,
