@@ -333,7 +333,7 @@ def run_scores(job: Job, a) -> str:
     ):
         gen = torch.Generator().manual_seed(a.seed)
         data = design_graph(record, cons)
-        encoded = job.model.encode(data)
+        encoded = None if a.backbone_noise > 0 else job.model.encode(data)
         seqs = [("native", data.seq)] + [
             (f"fasta:{i} {h}", fasta_sequence(record, h, s, "--fasta"))
             for i, (h, s) in enumerate(fastas, 1)
@@ -345,7 +345,7 @@ def run_scores(job: Job, a) -> str:
                 seq,
                 order_keys(data, a.num_orders, gen),
                 a.batch_size,
-                None if a.backbone_noise > 0 else encoded,
+                encoded,
                 noise=a.backbone_noise,
                 generator=gen,
             )
