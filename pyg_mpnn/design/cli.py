@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from pyg_mpnn.atomic import atomic_write
+from pyg_mpnn.design.chains import within_max_length
 from pyg_mpnn.design.constraints import Constraints, DesignError
 from pyg_mpnn.design.output import (
     chain_letters,
@@ -21,7 +22,10 @@ from pyg_mpnn.design.output import (
     json_entry,
     npz_bytes,
     read_fasta,
+    sample_probs_npz_bytes,
+    scores_npz_bytes,
 )
+from pyg_mpnn.design.pssm import PssmOptions
 from pyg_mpnn.design.sampling import design_graph, sample_designs, score_native, use_split_layers
 from pyg_mpnn.design.scoring import (
     conditional_log_probs,
@@ -43,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         help="structure files (PDB/mmCIF/PQR/PDBQT, plain or "
-        "gzipped), folders of them, or CATH-style JSONL",
+        "gzipped), folders of them, or JSONL (CATH-style or the original's parsed layout)",
     )
     p.add_argument(
         "--weights",
@@ -56,6 +60,16 @@ def parser() -> argparse.ArgumentParser:
         help="design from CA atoms alone (the CA-only model; CA weights imply it): a "
         "residue with a CA atom counts",
     )
+    _design_options(p)
+    _control_options(p)
+    _pssm_options(p)
+    _sampling_options(p)
+    _scoring_options(p)
+    _output_options(p)
+    return p
+
+
+def _design_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to design")
     g.add_argument(
         "--chains", help="chains to design, e.g. A,B (default: all); the others stay visible"
@@ -81,6 +95,19 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="tie equivalent positions of designed chains with identical sequences",
     )
+    g.add_argument(
+        "--chains-jsonl",
+        help="the original's chain_id_jsonl: per structure [[designed], [fixed]] chains "
+        "(chains in neither are left out)",
+    )
+    g.add_argument(
+        "--max-length",
+        type=int,
+        help="skip structures with more residues than this (the original's --max_length)",
+    )
+
+
+def _control_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("amino-acid control")
     g.add_argument(
         "--omit",
@@ -92,13 +119,44 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--bias", help="global bias added to the logits, e.g. A:-1.0,W:0.5")
     g.add_argument("--bias-jsonl", help='the original\'s bias_AA_jsonl ({"A": -1.0})')
     g.add_argument("--bias-by-res-jsonl", help="the original's per-residue bias_by_res_jsonl")
+
+
+def _pssm_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("PSSM (the original's options; see docs/design.md)")
+    g.add_argument("--pssm-jsonl", help="the original's pssm_jsonl")
+    g.add_argument(
+        "--pssm-multi",
+        type=float,
+        help="weight of the PSSM in (0, 1] (1: the PSSM alone); with --pssm-bias-flag",
+    )
+    g.add_argument(
+        "--pssm-threshold",
+        type=float,
+        help="letters with PSSM log-odds not above this are nearly forbidden "
+        "(default 0); with --pssm-log-odds-flag",
+    )
+    g.add_argument("--pssm-log-odds-flag", action="store_true", help="restrict letters by log-odds")
+    g.add_argument("--pssm-bias-flag", action="store_true", help="mix the PSSM's probabilities in")
+
+
+def _sampling_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
     g.add_argument("--num-seqs", type=int, default=1, help="sequences per temperature")
     g.add_argument("--temperature", type=float, nargs="+", default=[0.1])
     g.add_argument("--seed", type=int, default=0)
     g.add_argument(
+        "--backbone-noise",
+        type=float,
+        default=0.0,
+        help="std (Angstrom) of Gaussian noise added to the backbone atoms for every "
+        "forward pass, as the original's --backbone_noise (default: 0)",
+    )
+    g.add_argument(
         "--batch-size", type=int, default=32, help="sequences (or orders) per forward pass"
     )
+
+
+def _scoring_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scoring and probabilities")
     g.add_argument(
         "--score-only",
@@ -117,9 +175,27 @@ def parser() -> argparse.ArgumentParser:
         choices=["conditional", "unconditional"],
         help="write per-residue log-probabilities (.npz per structure) to --out",
     )
+    g.add_argument(
+        "--conditional-probs-only-backbone",
+        action="store_true",
+        help="with --probs conditional: each residue decoded first, seeing no letter",
+    )
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output file (default: stdout); a folder for --probs")
     g.add_argument("--json", action="store_true", help="JSON instead of FASTA")
+    g.add_argument(
+        "--save-score",
+        metavar="FOLDER",
+        help="also write each structure's sample scores (NAME.npz, the original's keys)",
+    )
+    g.add_argument(
+        "--save-probs",
+        metavar="FOLDER",
+        help="also write each structure's sampling probabilities (NAME.npz, the original's keys)",
+    )
     g.add_argument(
         "--exact",
         action="store_true",
@@ -129,7 +205,6 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--no-progress", action="store_true")
-    return p
 
 
 def check_args(a: argparse.Namespace) -> None:
@@ -144,6 +219,23 @@ def check_args(a: argparse.Namespace) -> None:
         raise DesignError("--score-only and --probs exclude each other")
     if a.probs and not a.out:
         raise DesignError("--probs needs --out (a folder for the .npz files)")
+
+
+def check_original_options(a: argparse.Namespace) -> None:
+    """Options of the original's that exclude or need others, and their values."""
+    if not (a.backbone_noise >= 0 and a.backbone_noise < float("inf")):
+        raise DesignError(f"--backbone-noise must be a finite number >= 0, got {a.backbone_noise}")
+    if a.max_length is not None and a.max_length < 1:
+        raise DesignError(f"--max-length must be at least 1, got {a.max_length}")
+    if a.conditional_probs_only_backbone and a.probs != "conditional":
+        raise DesignError("--conditional-probs-only-backbone needs --probs conditional")
+    for opt in ("save_score", "save_probs"):
+        folder = getattr(a, opt)
+        name = f"--{opt.replace('_', '-')}"
+        if folder and (a.score_only or a.probs):
+            raise DesignError(f"{name} is for designing, not --score-only or --probs")
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise DesignError(f"{name} {folder}: not a folder")
 
 
 def read_inputs(paths: list[str]) -> list[ProteinRecord]:
@@ -168,11 +260,13 @@ class Job:
     constraints: list[Constraints]
     model: torch.nn.Module
     model_name: str
+    files: dict = field(default_factory=dict)  # path -> bytes: --save-score, --save-probs
 
 
 def prepare(a: argparse.Namespace) -> Job:
     """Read and check everything before any computation (bad input: nothing is written)."""
     check_args(a)
+    check_original_options(a)
     chains = [c.strip() for c in a.chains.split(",") if c.strip()] if a.chains else None
     spec = DesignSpec(
         chains=chains,
@@ -186,12 +280,17 @@ def prepare(a: argparse.Namespace) -> Job:
         bias=a.bias,
         bias_jsonl=a.bias_jsonl,
         bias_by_res_jsonl=a.bias_by_res_jsonl,
+        chains_jsonl=a.chains_jsonl,
+        pssm=PssmOptions(
+            a.pssm_jsonl, a.pssm_multi, a.pssm_threshold, a.pssm_log_odds_flag, a.pssm_bias_flag
+        ),
     )
     records = read_inputs(a.inputs)
     model = load_design_model(a)
     for r in records:  # which residues count: CA weights see every residue with a CA atom
         r.backbone = model.backbone
     loaded = spec.load([r.name for r in records])
+    records = [loaded.select(r) for r in within_max_length(records, a.max_length)]
     cons = [loaded.constraints(r) for r in records]
     fastas = read_fasta(a.fasta) if a.fasta else []
     for r in records:  # checked now, used later
@@ -220,8 +319,8 @@ def run_designs(job: Job, a) -> str:
         for record, cons in zip(job.records, job.constraints):
             gen = torch.Generator().manual_seed(a.seed)
             data = design_graph(record, cons)
-            encoded = job.model.encode(data)
-            native = score_native(job.model, data, encoded, gen)
+            encoded = None if a.backbone_noise > 0 else job.model.encode(data)
+            native = score_native(job.model, data, encoded, gen, a.backbone_noise)
             samples = sample_designs(
                 job.model,
                 data,
@@ -234,8 +333,15 @@ def run_designs(job: Job, a) -> str:
                 encoded,
                 bar,
                 exact=a.exact,
+                noise=a.backbone_noise,
+                keep_probs=bool(a.save_probs),
             )
             texts.append(fasta_block(record, native, samples, job.model_name, a.seed))
+            if a.save_score:
+                job.files[Path(a.save_score) / f"{record.name}.npz"] = scores_npz_bytes(samples)
+            if a.save_probs:
+                blob = sample_probs_npz_bytes(samples, data, record)
+                job.files[Path(a.save_probs) / f"{record.name}.npz"] = blob
             entries.append(json_entry(record, native, samples))
     return dumps_json(entries) if a.json else "".join(texts)
 
@@ -248,14 +354,21 @@ def run_scores(job: Job, a) -> str:
     ):
         gen = torch.Generator().manual_seed(a.seed)
         data = design_graph(record, cons)
-        encoded = job.model.encode(data)
+        encoded = None if a.backbone_noise > 0 else job.model.encode(data)
         seqs = [("native", data.seq)] + [
             (f"fasta:{i} {h}", fasta_sequence(record, h, s, "--fasta"))
             for i, (h, s) in enumerate(fastas, 1)
         ]
         for source, seq in seqs:
             res = score_sequence(
-                job.model, data, seq, order_keys(data, a.num_orders, gen), a.batch_size, encoded
+                job.model,
+                data,
+                seq,
+                order_keys(data, a.num_orders, gen),
+                a.batch_size,
+                encoded,
+                noise=a.backbone_noise,
+                generator=gen,
             )
             letters = chain_letters(record, seq)
             texts.append(
@@ -289,13 +402,18 @@ def run_probs(job: Job, a) -> dict[str, bytes]:
     ):
         gen = torch.Generator().manual_seed(a.seed)
         data = design_graph(record, cons)
-        encoded = job.model.encode(data)
+        noise = dict(noise=a.backbone_noise, generator=gen)
         if a.probs == "conditional":
             lp = conditional_log_probs(
-                job.model, data, order_keys(data, a.num_orders, gen), a.batch_size, encoded
+                job.model,
+                data,
+                order_keys(data, a.num_orders, gen),
+                a.batch_size,
+                backbone_only=a.conditional_probs_only_backbone,
+                **noise,
             )
         else:
-            lp = unconditional_log_probs(job.model, data, encoded)
+            lp = unconditional_log_probs(job.model, data, **noise)
         out[f"{record.name}.npz"] = npz_bytes(lp, data, record)
     return out
 
@@ -327,5 +445,8 @@ def main(argv=None) -> int:
     except DesignError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for path, blob in job.files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f, b=blob: f.write(b))
     write(result, a)
     return 0

@@ -43,6 +43,8 @@ class Constraints:
         bias: ``[21]`` global bias added to the logits (``None``: none).
         bias_by_res: ``[N, 21]`` per-residue bias (``None``: none).
         tie_group: ``[N]`` int, tied group (``-1``: not tied); ``tie_weight`` ``[N]``.
+        pssm_mix / pssm_bias / pssm_keep: ``[N]`` / ``[N, 21]`` / ``[N, 21]`` PSSM terms
+            (:mod:`pyg_mpnn.design.pssm`; ``None``: none).
     """
 
     designed: np.ndarray
@@ -51,6 +53,9 @@ class Constraints:
     bias_by_res: np.ndarray | None = None
     tie_group: np.ndarray | None = None
     tie_weight: np.ndarray | None = None
+    pssm_mix: np.ndarray | None = None
+    pssm_bias: np.ndarray | None = None
+    pssm_keep: np.ndarray | None = None
 
     def control(self) -> DecodeControl:
         t = lambda a, dt=torch.float32: None if a is None else torch.as_tensor(a, dtype=dt)
@@ -60,6 +65,9 @@ class Constraints:
             omit_mask=t(self.omit),
             tie_group=t(self.tie_group, torch.long),
             tie_weight=t(self.tie_weight),
+            pssm_mix=t(self.pssm_mix),
+            pssm_bias=t(self.pssm_bias),
+            pssm_keep=t(self.pssm_keep),
         )
 
 

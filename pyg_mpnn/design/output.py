@@ -155,3 +155,39 @@ def npz_bytes(log_p: torch.Tensor, data, record: ProteinRecord) -> bytes:
 
 def dumps_json(obj) -> str:
     return json.dumps(obj, indent=1) + "\n"
+
+
+def scores_npz_bytes(samples: list[Sample]) -> bytes:
+    """The original's ``--save_score`` file: ``score`` and ``global_score`` ``[S]`` float32,
+    one per sample in FASTA order."""
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        score=np.array([s.score for s in samples], np.float32),
+        global_score=np.array([s.global_score for s in samples], np.float32),
+    )
+    return buf.getvalue()
+
+
+def sample_probs_npz_bytes(samples: list[Sample], data, record: ProteinRecord) -> bytes:
+    """The original's ``--save_probs`` file, one row per sample in FASTA order: ``probs``
+    ``[S, N, 21]`` (what each designed residue was drawn from; zeros elsewhere), ``log_probs``
+    ``[S, N, 21]`` (teacher-forced on the sample in its decoding order), ``S`` ``[S, N]``
+    int32, ``mask`` ``[S, N]`` (designed residues with a backbone), ``chain_order`` (chain
+    ids in residue order); plus ``chain_ids``, ``residue_ids`` and ``alphabet``. Residues are
+    in file order."""
+    buf = io.BytesIO()
+    design = (data.design_mask & data.mask).numpy().astype(np.float32)
+    rid = record.residue_ids or [str(i + 1) for i in range(record.num_residues)]
+    np.savez(
+        buf,
+        probs=torch.stack([s.probs for s in samples]).numpy().astype(np.float32),
+        log_probs=torch.stack([s.log_probs for s in samples]).numpy().astype(np.float32),
+        S=torch.stack([s.seq for s in samples]).numpy().astype(np.int32),
+        mask=np.tile(design, (len(samples), 1)),
+        chain_order=np.array(list(record.chain_ids)),
+        chain_ids=np.array([record.chain_ids[k] for k in record.chain_index]),
+        residue_ids=np.array(rid),
+        alphabet=np.array(list(ALPHABET)),
+    )
+    return buf.getvalue()

@@ -5,6 +5,10 @@ concatenates them) sharing the encoder output. Each copy gets its own random dec
 and draws. Scores are the original's: ``score`` = mean NLL over the designed residues (with a
 complete backbone), ``global_score`` over all residues with a complete backbone, under the
 sample's decoding order; ``seq_recovery`` = identity to the native over the designed residues.
+
+With backbone noise (the original's ``--backbone_noise``) every forward pass sees its own draw
+of Gaussian noise on the backbone atoms, as in the original, and every copy in a batch its
+own: the native is scored on one noisy backbone, each sample is drawn and scored on another.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class Sample:
     score: float
     global_score: float
     recovery: float
+    probs: Tensor | None = None
+    log_probs: Tensor | None = None
 
 
 def use_split_layers(model: ProteinMPNN, split: bool = True) -> None:
@@ -39,6 +45,18 @@ def use_split_layers(model: ProteinMPNN, split: bool = True) -> None:
     original's operation order)."""
     for layer in [*model.encoder_layers, *model.decoder_layers]:
         layer.split = split
+
+
+def add_noise(data: Data, sigma: float, generator: torch.Generator | None) -> Data:
+    """A copy of ``data`` with Gaussian noise of std ``sigma`` (Angstrom) added to every
+    backbone coordinate (``data`` itself when ``sigma`` is 0), drawn from ``generator`` as the
+    original's ``X + augment_eps * randn_like(X)``."""
+    if sigma <= 0:
+        return data
+    noisy = data.clone()
+    noisy.coords = data.coords + sigma * torch.randn(data.coords.shape, generator=generator)
+    noisy.pos = noisy.coords[:, 1].clone()
+    return noisy
 
 
 def design_graph(record: ProteinRecord, cons: Constraints) -> Data:
@@ -75,9 +93,14 @@ def chunks(total: int, size: int) -> list[int]:
 
 
 @torch.no_grad()
-def score_native(model: ProteinMPNN, data: Data, encoded, generator: torch.Generator) -> Sample:
-    """The native sequence under one random decoding order (the FASTA's first record)."""
+def score_native(
+    model: ProteinMPNN, data: Data, encoded, generator: torch.Generator, noise: float = 0.0
+) -> Sample:
+    """The native sequence under one random decoding order (the FASTA's first record);
+    with ``noise``, on a noisy backbone (``encoded`` is then not used)."""
     rank = model.random_rank(data, generator)
+    if noise > 0:
+        encoded = model.encode(add_noise(data, noise, generator))
     lp = model(data, decoding_rank=rank, encoded=encoded)
     nll = -lp.gather(1, data.seq.view(-1, 1)).view(-1)
     zero = torch.zeros(data.num_nodes, dtype=torch.long)
@@ -90,6 +113,17 @@ def score_native(model: ProteinMPNN, data: Data, encoded, generator: torch.Gener
         float(per_graph_mean(nll, data.mask.float(), zero, 1)[0]),
         1.0,
     )
+
+
+def _batch_to_sample(model, data, copies, encoded, noise, generator):
+    """``copies`` copies of ``data``, their random decoding rank, then their encoder output
+    (``encoded`` tiled; with ``noise``, each copy noised and encoded after its rank is drawn,
+    the original's order of draws)."""
+    batch = copies_of(data, copies)
+    rank = model.random_rank(batch, generator)
+    if noise > 0:
+        return batch, rank, model.encode(add_noise(batch, noise, generator))
+    return batch, rank, repeat_encoded(encoded, copies, data.num_nodes)
 
 
 @torch.no_grad()
@@ -105,23 +139,29 @@ def sample_designs(
     encoded=None,
     progress=None,
     exact: bool = True,
+    noise: float = 0.0,
+    keep_probs: bool = False,
 ) -> list[Sample]:
     """``num_seqs`` samples per temperature, ``batch_size`` copies per forward pass
     (``exact=False``: the sampler's fast incremental decoder, see
-    :class:`~pyg_mpnn.nn.incremental.IncrementalDecoder`)."""
-    encoded = model.encode(data) if encoded is None else encoded
+    :class:`~pyg_mpnn.nn.incremental.IncrementalDecoder`). ``noise``: backbone noise std, a
+    draw per copy after its decoding order (``encoded`` is then not used). ``keep_probs``:
+    keep each sample's ``probs`` and ``log_probs`` ``[N, 21]``."""
+    if noise <= 0 and encoded is None:
+        encoded = model.encode(data)
     control = cons.control()
     out = []
     for temperature in temperatures:
         number = 0
         for b in chunks(num_seqs, batch_size):
-            batch = copies_of(data, b)
+            batch, rank, enc = _batch_to_sample(model, data, b, encoded, noise, generator)
             res = model.sample(
                 batch,
                 temperature=temperature,
+                decoding_rank=rank,
                 generator=generator,
                 omit=omit,
-                encoded=repeat_encoded(encoded, b, data.num_nodes),
+                encoded=enc,
                 control=control.repeat(b),
                 exact=exact,
             )
@@ -138,6 +178,8 @@ def sample_designs(
                         float(res["score"][s]),
                         float(glob[s]),
                         float(res["recovery"][s]),
+                        res["probs"][sel] if keep_probs else None,
+                        res["log_probs"][sel] if keep_probs else None,
                     )
                 )
             if progress is not None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyg_mpnn.alphabet import ALPHABET
+from pyg_mpnn.design.chains import chain_lists, keep_listed
 from pyg_mpnn.design.constraints import (
     Constraints,
     DesignError,
@@ -19,6 +20,7 @@ from pyg_mpnn.design.constraints import (
     parse_residues,
     read_json_dict,
 )
+from pyg_mpnn.design.pssm import PssmOptions, apply_pssm
 from pyg_mpnn.design.tying import homo_oligomer_groups, jsonl_groups, tie_arrays
 from pyg_mpnn.io.record import ProteinRecord
 
@@ -29,7 +31,8 @@ class DesignSpec:
 
     ``chains``: designed chains (``None``: all). ``fixed`` / ``design_only``: residue specs
     (``["A:1-10,15", "B:5"]``). ``*_jsonl``: paths of the original's dictionaries.
-    ``omit``: letters never sampled. ``bias``: ``"A:-1.0,W:0.5"``.
+    ``omit``: letters never sampled. ``bias``: ``"A:-1.0,W:0.5"``. ``chains_jsonl``: the
+    original's ``chain_id_jsonl`` (:mod:`.chains`). ``pssm``: :class:`~.pssm.PssmOptions`.
     """
 
     chains: list[str] | None = None
@@ -43,6 +46,8 @@ class DesignSpec:
     bias: str | None = None
     bias_jsonl: str | None = None
     bias_by_res_jsonl: str | None = None
+    chains_jsonl: str | None = None
+    pssm: PssmOptions = field(default_factory=PssmOptions)
 
     def load(self, names: list[str]) -> LoadedSpec:
         """Read and check everything that does not depend on a structure."""
@@ -53,6 +58,8 @@ class DesignSpec:
             raise DesignError("--tied-jsonl and --homo-oligomer exclude each other")
         if self.bias and self.bias_jsonl:
             raise DesignError("--bias and --bias-jsonl exclude each other")
+        if self.chains and self.chains_jsonl:
+            raise DesignError("--chains and --chains-jsonl exclude each other")
         bias = None
         if self.bias:
             bias = parse_bias(self.bias)
@@ -66,10 +73,14 @@ class DesignSpec:
             ("tied_jsonl", "--tied-jsonl"),
             ("omit_jsonl", "--omit-jsonl"),
             ("bias_by_res_jsonl", "--bias-by-res-jsonl"),
+            ("chains_jsonl", "--chains-jsonl"),
         ):
             path = getattr(self, key)
             if path:
                 tables[key] = (f"{opt} {path}", read_json_dict(path, opt))
+        pssm = self.pssm.load()
+        if pssm:
+            tables["pssm_jsonl"] = pssm
         return LoadedSpec(self, bias, tables, names)
 
 
@@ -86,10 +97,25 @@ class LoadedSpec:
         where, table = self.tables[key]
         return where, entry_for(table, record, where, self.names)
 
+    def select(self, record: ProteinRecord) -> ProteinRecord:
+        """The record as designed: without the chains its ``--chains-jsonl`` entry lists in
+        neither list (the record itself when there are none)."""
+        got = self.entry("chains_jsonl", record)
+        if got is None or got[1] is None:
+            return record
+        return keep_listed(record, *chain_lists(got[1], record, got[0]))
+
+    def _designed_chains(self, record: ProteinRecord) -> list[str]:
+        got = self.entry("chains_jsonl", record)
+        if got is not None and got[1] is not None:
+            return chain_lists(got[1], record, got[0])[0]
+        return self.spec.chains or list(record.chain_ids)
+
     def constraints(self, record: ProteinRecord) -> Constraints:
-        """Constraints of one record; sets ``record.designed`` to the designed chains."""
+        """Constraints of one record (after :meth:`select`); sets ``record.designed`` to the
+        designed chains."""
         index = ResidueIndex(record)
-        chains = self.spec.chains or list(record.chain_ids)
+        chains = self._designed_chains(record)
         for c in chains:
             index.chain(c, "--chains")
         record.designed = np.array([c in chains for c in record.chain_ids])
@@ -108,6 +134,11 @@ class LoadedSpec:
         cons.bias_by_res = self._bias_by_res(record, index)
         self._tied(record, index, cons)
         self._check_omit(record, index, cons)
+        if "pssm_jsonl" in self.tables:
+            where, table = self.tables["pssm_jsonl"]
+            apply_pssm(
+                self.spec.pssm, (where, table, self.names), record, index, cons, self.spec.omit
+            )
         return cons
 
     def _fixed(self, record, index, designed):

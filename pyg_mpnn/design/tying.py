@@ -1,7 +1,9 @@
 """Tied positions: residues decoded together and given one letter.
 
-Groups come from the original's ``tied_positions_jsonl`` (``{name: [{"A": [1, 2], "B": [1, 2]},
-...]}``, or with weights ``{"A": [[1, 2], [1.0, 0.5]], ...}``) or from ``--homo-oligomer``,
+Groups come from the original's ``tied_positions_jsonl`` (``{name: [{"A": [1], "B": [1]},
+{"A": [2], "B": [2]}, ...]}``, or with weights ``{"A": [[1], [0.5]], ...}``; as in the
+original's ``tied_featurize``, one item is one group: ``{"A": [1, 2], "B": [1, 2]}`` ties all
+four residues) or from ``--homo-oligomer``,
 which ties position ``i`` of every designed chain with the same sequence (the original's
 ``make_tied_positions_dict.py --homooligomer 1`` ties all chains of the structure). At a tied
 step the members' tempered logits are averaged with their weights and drawn once.
@@ -36,7 +38,8 @@ def homo_oligomer_groups(
 
 
 def jsonl_groups(entry, index: ResidueIndex, where: str) -> list[list[tuple[int, float]]]:
-    """Groups from one structure's entry of a ``tied_positions_jsonl``."""
+    """Groups from one structure's entry of a ``tied_positions_jsonl``: one per item, of every
+    position the item lists (the original's ``tied_featurize``)."""
     if not isinstance(entry, list):
         raise DesignError(
             f"{where}: {index.record.name}: expected a list of {{chain: positions}} objects"
@@ -47,18 +50,13 @@ def jsonl_groups(entry, index: ResidueIndex, where: str) -> list[list[tuple[int,
             raise DesignError(
                 f"{where}: {index.record.name} item {n}: expected {{chain: positions}}"
             )
-        columns = {
-            c: _positions_and_weights(v, f"{where}: {index.record.name} item {n} chain {c}")
-            for c, v in item.items()
-        }
-        lengths = {c: len(p) for c, (p, _) in columns.items()}
-        if len(set(lengths.values())) > 1:
-            raise DesignError(
-                f"{where}: {index.record.name} item {n}: tied lists of unequal "
-                f"length ({', '.join(f'{c}: {k}' for c, k in lengths.items())})"
+        group = []
+        for c, v in item.items():
+            positions, weights = _positions_and_weights(
+                v, f"{where}: {index.record.name} item {n} chain {c}"
             )
-        for i in range(next(iter(lengths.values()))):
-            groups.append([(index.position(c, p[i], where), w[i]) for c, (p, w) in columns.items()])
+            group += [(index.position(c, p, where), w) for p, w in zip(positions, weights)]
+        groups.append(group)
     return groups
 
 

@@ -15,6 +15,11 @@ Line format read by :func:`iter_jsonl` (the layout of CATH 4.2's ``chain_set.jso
   ``seq`` and ``coords`` the concatenation of the chains.
 * Optional per-record keys understood: ``residue_ids`` (N strings), ``designed``
   (C booleans), ``plddt`` (N numbers).
+* The original ProteinMPNN's own layout (what its ``parse_multiple_chains.py`` writes and
+  ``protein_mpnn_run.py --jsonl_path`` reads) is read too: ``seq_chain_A`` and
+  ``coords_chain_A: {"N_chain_A": [...], "CA_chain_A": ..., "C_chain_A": ...,
+  "O_chain_A": ...}`` per chain, chains in the order of the keys; its gap letter ``-`` is
+  read as ``X`` (with its NaN coordinates the residue is masked, as there).
 * Every other key whose value is a scalar (str, int, float, bool, null) goes to ``meta``
   unchanged (e.g. ``chain``, ``num_chains``, ``split``, ``complex``, ``source``), so a line's own
   ``source`` key is kept as is. The reader adds ``meta["path"]`` (the JSONL file),
@@ -117,6 +122,8 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
         raise fail(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(obj, dict):
         raise fail(f"expected a JSON object, got {type(obj).__name__}")
+    if "coords" not in obj and any(str(k).startswith("seq_chain_") for k in obj):
+        obj = _from_original_layout(obj, fail)
     missing = [k for k in ("name", "seq", "coords") if k not in obj]
     if missing:
         raise fail(f"missing key(s) {missing}")
@@ -185,6 +192,32 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
         plddt=plddt,
         meta=meta,
     )
+
+
+def _from_original_layout(obj: dict, fail) -> dict:
+    """The original's per-chain keys (``seq_chain_X``, ``coords_chain_X``) -> our
+    multi-chain layout (``seq``, ``coords``, ``chain_ids``, ``chain_index``)."""
+    label = f"record {obj.get('name')!r}"
+    chains = [str(k)[len("seq_chain_") :] for k in obj if str(k).startswith("seq_chain_")]
+    seq, coords, index = "", {a: [] for a in BACKBONE_ATOMS}, []
+    for i, c in enumerate(chains):
+        chain_seq, chain_coords = obj[f"seq_chain_{c}"], obj.get(f"coords_chain_{c}")
+        if not isinstance(chain_seq, str) or not isinstance(chain_coords, dict):
+            raise fail(
+                f"{label}: chain {c} needs a 'seq_chain_{c}' string and a 'coords_chain_{c}' object"
+            )
+        for atom in BACKBONE_ATOMS:
+            values = chain_coords.get(f"{atom}_chain_{c}")
+            if not isinstance(values, list) or len(values) != len(chain_seq):
+                raise fail(
+                    f"{label}: 'coords_chain_{c}' needs '{atom}_chain_{c}' with "
+                    f"{len(chain_seq)} coordinates"
+                )
+            coords[atom].extend(values)
+        seq += chain_seq.replace("-", "X")
+        index += [i] * len(chain_seq)
+    rest = {k: v for k, v in obj.items() if not str(k).startswith(("seq_chain_", "coords_chain_"))}
+    return {**rest, "seq": seq, "coords": coords, "chain_ids": chains, "chain_index": index}
 
 
 def _chains_of(obj: dict, n: int, fail, label: str) -> tuple[list[str], np.ndarray]:

@@ -32,6 +32,15 @@ class DecodeControl:
     omission (``omit`` of :meth:`sample`), :math:`\mathbf{b}` = ``bias``, :math:`\mathbf{b}_i`
     = ``bias_by_res[i]`` and :math:`\mathbf{m}_i` = ``omit_mask[i]`` (the renormalisation is
     done only when ``omit_mask`` is given), as the original's ``sample`` / ``tied_sample``.
+    With a PSSM, between the softmax and the omission, as the original (``pssm_bias_flag``,
+    then ``pssm_log_odds_flag``):
+
+    .. math::
+        p \leftarrow (1 - w_i)\,p + w_i\,\mathbf{q}_i, \qquad
+        p \leftarrow \mathrm{normalize}\big(p \odot (\mathbf{k}_i + 0.001)\big)
+
+    with :math:`w_i` = ``pssm_mix[i]``, :math:`\mathbf{q}_i` = ``pssm_bias[i]`` and
+    :math:`\mathbf{k}_i` = ``pssm_keep[i]``.
 
     Args:
         bias (Tensor, optional): ``[21]`` added to every residue's logits (before the
@@ -44,6 +53,12 @@ class DecodeControl:
             members one after the other in node order, and gets one draw for all. Members
             should all be designed (or all not). (default: :obj:`None`)
         tie_weight (Tensor, optional): ``[N]`` weights :math:`\beta` (default: ones).
+        pssm_mix (Tensor, optional): ``[N]`` weight of the PSSM in the mixture (the original's
+            ``pssm_multi * pssm_coef``); needs ``pssm_bias``. (default: :obj:`None`)
+        pssm_bias (Tensor, optional): ``[N, 21]`` the PSSM's probabilities. (default:
+            :obj:`None`)
+        pssm_keep (Tensor, optional): ``[N, 21]``, 1 where a letter's PSSM log-odds pass the
+            threshold (others keep 0.1% of their probability). (default: :obj:`None`)
     """
 
     bias: Tensor | None = None
@@ -51,6 +66,9 @@ class DecodeControl:
     omit_mask: Tensor | None = None
     tie_group: Tensor | None = None
     tie_weight: Tensor | None = None
+    pssm_mix: Tensor | None = None
+    pssm_bias: Tensor | None = None
+    pssm_keep: Tensor | None = None
 
     @property
     def tied(self) -> bool:
@@ -119,13 +137,20 @@ def draw_probs(
 ) -> Tensor:
     """Sampling probabilities ``[R, 21]`` from tempered logits ``z`` (``logits / T``, or a
     tied group's weighted mean of them) at residues ``rows`` ``[R]``: the original's
-    ``softmax(z - o 1e8 + b / T + b_i / T)``, then ``omit_mask`` and renormalisation."""
+    ``softmax(z - o 1e8 + b / T + b_i / T)``, then the PSSM, ``omit_mask`` and
+    renormalisation."""
     z = z - omit_vec * 1e8
     if control.bias is not None:
         z = z + control.bias / temperature
     if control.bias_by_res is not None:
         z = z + control.bias_by_res[rows] / temperature
     probs = F.softmax(z, dim=-1)
+    if control.pssm_mix is not None:
+        w = control.pssm_mix[rows].unsqueeze(-1)
+        probs = (1 - w) * probs + w * control.pssm_bias[rows]
+    if control.pssm_keep is not None:
+        kept = probs * control.pssm_keep[rows] + probs * 0.001
+        probs = kept / kept.sum(-1, keepdim=True)
     if control.omit_mask is not None:
         probs = probs * (1.0 - control.omit_mask[rows].to(probs.dtype))
         probs = probs / probs.sum(-1, keepdim=True)

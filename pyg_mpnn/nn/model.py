@@ -294,8 +294,10 @@ class ProteinMPNN(nn.Module):
         Returns a dict: ``seq`` ``[N]`` (sampled; native where not designed),
         ``log_probs`` ``[N, 21]`` (untempered log-softmax of the teacher-forced forward on
         ``seq`` in the decoding order; without tying these are the logits of the sampling
-        steps themselves), ``decoding_rank`` ``[N]`` (after tying), ``score`` ``[B]`` (mean
-        NLL over designed valid residues) and ``recovery`` ``[B]``.
+        steps themselves), ``probs`` ``[N, 21]`` (the probabilities each designed residue was
+        drawn from, after bias, omission and PSSM; zeros elsewhere, as the original's
+        ``probs``), ``decoding_rank`` ``[N]`` (after tying), ``score`` ``[B]`` (mean NLL over
+        designed valid residues) and ``recovery`` ``[B]``.
         """
         control = control or DecodeControl()
         mask, batch = data.mask, _batch_vector(data)
@@ -313,6 +315,7 @@ class ProteinMPNN(nn.Module):
         )
         weight = control.tie_weight if control.tie_weight is not None else None
         seq, logits = state["seq"], state["logits"]
+        drawn_probs = logits.new_zeros(n, logits.size(-1))
         decode = (
             (lambda v: self._decode_nodes(v, state)) if exact else IncrementalDecoder(self, state)
         )
@@ -341,14 +344,19 @@ class ProteinMPNN(nn.Module):
             draw = torch.multinomial(probs, 1, generator=generator).view(-1)
             full = torch.zeros_like(nodes)
             full[done] = draw
+            full_probs = probs.new_zeros(nodes.numel(), probs.size(-1))
+            full_probs[done] = probs
             for k in range(table.size(1)):
                 nodes = table[t, k]
                 sel = (nodes >= 0) & done
                 cur = nodes[sel]
                 seq[cur] = torch.where(design[cur], full[sel], seq[cur])
+                drawn_probs[cur] = full_probs[sel] * design[cur].unsqueeze(-1)
                 if not exact:
                     decode.drawn(cur)
-        return self._sample_result(data, encoded, rank, seq, logits, design, batch, control.tied)
+        out = self._sample_result(data, encoded, rank, seq, logits, design, batch, control.tied)
+        out["probs"] = drawn_probs
+        return out
 
     @staticmethod
     def _accumulate(z, last, done, zk, ok, nodes):

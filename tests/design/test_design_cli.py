@@ -120,11 +120,14 @@ def test_homo_oligomer_and_tied_jsonl(capsys, tmp_path, hvr):
         a, b = s.split("/")
         assert a == b
     tied = tmp_path / "tied.jsonl"
-    tied.write_text(json.dumps({"mdanalysistests__1hvr": [{"A": [1, 2, 3, 4], "B": [1, 2, 3, 4]}]}))
+    items = [{"A": [i], "B": [i]} for i in (1, 2, 3, 4)] + [{"A": [6, 7], "B": [6, 7]}]
+    tied.write_text(json.dumps({"mdanalysistests__1hvr": items}))
     rc, out, _ = run(capsys, hvr, "--tied-jsonl", tied, "--num-seqs", "3", "--temperature", "1.0")
     seqs = [s.split("/") for _, s in fasta(out)[1:]]
     assert all(a[:4] == b[:4] for a, b in seqs)
-    assert any(a[4:] != b[4:] for a, b in seqs)
+    assert all(len({a[5], a[6], b[5], b[6]}) == 1 for a, b in seqs)  # one item, one group
+    assert any(a[:4] != a[3] * 4 for a, _ in seqs)  # items are separate groups
+    assert any(a[7:] != b[7:] for a, b in seqs)
 
 
 def test_omit_and_per_residue_omit(capsys, tmp_path, zng):
@@ -272,9 +275,9 @@ def test_bad_options_exit_2_and_write_nothing(capsys, tmp_path, zng, argv, culpr
 
 def test_bad_files_exit_2(capsys, tmp_path, zng, hvr):
     tied = tmp_path / "tied.jsonl"
-    tied.write_text(json.dumps({"mdanalysistests__1hvr": [{"A": [1, 2, 3], "B": [1, 2]}]}))
+    tied.write_text(json.dumps({"mdanalysistests__1hvr": [{"A": [1, 2]}, {"A": [2], "B": [2]}]}))
     rc, _, err = run(capsys, hvr, "--tied-jsonl", tied)
-    assert rc == 2 and "tied lists of unequal length (A: 3, B: 2)" in err
+    assert rc == 2 and "residue A:2 is in two tied groups" in err
     rc, _, err = run(capsys, hvr, "--homo-oligomer", "--fixed", "A:1-5")
     assert rc == 2 and "mixes fixed (A:1) and designed (B:1)" in err
     wrong = tmp_path / "fixed.jsonl"

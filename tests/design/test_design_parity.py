@@ -156,16 +156,9 @@ def test_homo_oligomer_ties_match_reference(models, structures, mode):
 def test_weighted_ties_from_jsonl_match_reference(models, structures, mode, tmp_path):
     tied = tmp_path / "tied.jsonl"
     pos = list(range(1, 41))
-    tied.write_text(
-        json.dumps(
-            {
-                "mdanalysistests__1hvr": [
-                    {"A": [pos, [1.0] * 20 + [0.3] * 20], "B": [pos, [1.0] * 20 + [1.7] * 20]}
-                ]
-            }
-        )
-        + "\n"
-    )
+    weights = [(1.0, 1.0)] * 20 + [(0.3, 1.7)] * 20  # one item per tied pair, as the original
+    items = [{"A": [[p], [wa]], "B": [[p], [wb]]} for p, (wa, wb) in zip(pos, weights)]
+    tied.write_text(json.dumps({"mdanalysistests__1hvr": items}) + "\n")
     record, cons, data, randn, chain_level = _setup(
         structures,
         "mdanalysistests__1hvr.pdb",

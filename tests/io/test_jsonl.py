@@ -207,3 +207,22 @@ def test_round_trip_embedded_keeps_each_layout(embedded_lines, tmp_path):
         assert new["coords"]["N"][0] == old["coords"]["N"][0]  # short decimals, as read
     for a, b in zip(records, read_jsonl(path)):
         _assert_same_record(a, b)
+
+
+def test_original_layout_gap_letter_and_bad_lines(tmp_path):
+    """The original ProteinMPNN's per-chain layout: ``-`` (a numbering gap) reads as a masked
+    X; a chain without all four atoms, or with the wrong number of them, is a bad line."""
+    xyz = [[0.0, 0.0, 0.0], [3.8, 0.0, 0.0], [float("nan")] * 3]
+    chain = {f"{a}_chain_B": xyz for a in ("N", "CA", "C", "O")}
+    line = {"name": "x", "num_of_chains": 1, "seq": "GA-", "seq_chain_B": "GA-"}
+    bad = dict(line, coords_chain_B={k: v for k, v in chain.items() if not k.startswith("O")})
+    short = dict(line, coords_chain_B={k: v[:2] for k, v in chain.items()})
+    path = tmp_path / "parsed.jsonl"
+    lines = [dict(line, coords_chain_B=chain), bad, short]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    records, errors = _split(list(iter_jsonl(path)))
+    (rec,) = records
+    assert (rec.seq, rec.chain_ids, rec.mask.tolist()) == ("GAX", ["B"], [True, True, False])
+    assert rec.meta["num_of_chains"] == 1
+    assert [e.line for e in errors] == [2, 3]
+    assert "needs 'O_chain_B' with 3 coordinates" in str(errors[0])
