@@ -63,9 +63,6 @@ def variant(spec: str) -> tuple[dict[str, str], list[str]]:
 def child(a: argparse.Namespace) -> None:
     from pyg_mpnn.train import heap
 
-    baseline = heap.rss_bytes()  # before torch: measured again after the imports below
-    import torch
-
     from pyg_mpnn.nn.recompute import count_saved
     from pyg_mpnn.train.config import load_experiment
     from pyg_mpnn.train.trainer import Trainer
