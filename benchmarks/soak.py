@@ -61,9 +61,8 @@ def variant(spec: str) -> tuple[dict[str, str], list[str]]:
 
 # -- the child: one training run, a line per step --------------------------------------------
 def child(a: argparse.Namespace) -> None:
-    from pyg_mpnn.train import heap
-
     from pyg_mpnn.nn.recompute import count_saved
+    from pyg_mpnn.train import heap
     from pyg_mpnn.train.config import load_experiment
     from pyg_mpnn.train.trainer import Trainer
 
@@ -173,14 +172,22 @@ def summarise(name, env, sets, samples: Path, polled: list[dict]) -> dict:
         "working_set_mb": {k: round(v, 1) for k, v in working.items()},
         "working_set_total_mb": round(sum(working.values()), 1),
         "per_step": [
-            [r["step"], round(r["rss"] / MB, 1), round(r["heap_in_use"] / MB, 1),
-             round(r["heap_free"] / MB, 1)]
+            [
+                r["step"],
+                round(r["rss"] / MB, 1),
+                round(r["heap_in_use"] / MB, 1),
+                round(r["heap_free"] / MB, 1),
+            ]
             for r in rows
         ],
         "per_step_columns": ["step", "rss_mb", "heap_in_use_mb", "heap_free_mb"],
         "sampled": [
-            [s["t"], round(s["rss"] / MB, 1), round(s["uss"] / MB, 1),
-             [round(w["uss"] / MB, 1) for w in s["workers"]]]
+            [
+                s["t"],
+                round(s["rss"] / MB, 1),
+                round(s["uss"] / MB, 1),
+                [round(w["uss"] / MB, 1) for w in s["workers"]],
+            ]
             for s in polled
         ],
         "sampled_columns": ["t_s", "rss_mb", "uss_mb", "worker_uss_mb"],
@@ -238,9 +245,12 @@ def main(argv=None) -> dict | None:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         for name in a.variants.split(","):
             results.append(run_variant(name, a, Path(tmp)))
-            print(f"{name}: {results[-1]['steps']} steps, peak RSS "
-                  f"{results[-1]['peak_rss_mb']:.0f} MB, slope "
-                  f"{results[-1]['slope_mb_per_1000_steps']} MB/1000 steps", file=sys.stderr)
+            print(
+                f"{name}: {results[-1]['steps']} steps, peak RSS "
+                f"{results[-1]['peak_rss_mb']:.0f} MB, slope "
+                f"{results[-1]['slope_mb_per_1000_steps']} MB/1000 steps",
+                file=sys.stderr,
+            )
     info["loadavg_end"] = os.getloadavg()
     out = {
         "command": "python -m benchmarks.soak " + shlex.join(argv or sys.argv[1:]),
