@@ -23,6 +23,7 @@ from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import ALPHABET
 from pyg_mpnn.nn import recompute
+from pyg_mpnn.nn.buckets import pad_edges, pad_nodes
 from pyg_mpnn.nn.ca_features import CAEdgeFeatures
 from pyg_mpnn.nn.decoding import DecodeControl, draw_probs, step_table, tied_order
 from pyg_mpnn.nn.features import EdgeFeatures
@@ -124,10 +125,15 @@ class ProteinMPNN(nn.Module):
     bit mask), the RBF edge input and the first edge state are recomputed from tensors that are
     kept anyway (:mod:`pyg_mpnn.nn.recompute`). Bit-identical values and gradients, about half
     the activation memory of a plain fp32 step.
+
+    Attribute ``shape_buckets`` (default ``0``: off): :meth:`forward` pads the batch to one of
+    about this many node and edge counts per power of two (:mod:`pyg_mpnn.nn.buckets`), so that
+    tensor sizes repeat from step to step; the real residues' outputs are unchanged.
     """
 
     activation_checkpointing: bool = False
     recompute_activations: bool = True
+    shape_buckets: int = 0
 
     def __init__(
         self,
@@ -207,6 +213,9 @@ class ProteinMPNN(nn.Module):
         edge_index = knn_edges(
             coords[:, 1], self.k_neighbors, getattr(data, "batch", None), data.mask
         )
+        padding = getattr(data, "num_padding", 0)
+        if padding:  # a bucketed batch (forward): its edge count rounded up too
+            edge_index = pad_edges(edge_index, data.num_nodes, padding, self.shape_buckets)
         return coords, edge_index
 
     def encode(self, data: Data) -> tuple[Tensor, Tensor, Tensor]:
@@ -245,8 +254,17 @@ class ProteinMPNN(nn.Module):
         (random, drawn from the torch RNG, when ``None``). ``encoded``: the output of
         :meth:`encode` for ``data``, to reuse it (e.g. for scoring and sampling). ``seq``:
         the sequence to condition on (default ``data.seq``)."""
+        if self.shape_buckets and encoded is None:
+            data, n = pad_nodes(data, self.shape_buckets)
+            p = data.num_padding
+            if decoding_rank is not None:  # padding residues decode after every real one
+                decoding_rank = torch.cat([decoding_rank, decoding_rank.new_full((p,), n)])
+            if seq is not None:
+                seq = torch.cat([seq, data.seq[n:]])
+        else:
+            n = None
         with recompute_scope(self.training and self.recompute_activations):
-            return self._forward(data, decoding_rank, encoded, seq)
+            return self._forward(data, decoding_rank, encoded, seq)[:n]
 
     def _forward(self, data, decoding_rank, encoded, seq) -> Tensor:
         h_enc, h_E, edge_index = self.encode(data) if encoded is None else encoded

@@ -142,6 +142,7 @@ class TrainConfig(Section):
     threads: int | None
     activation_checkpointing: bool
     recompute_activations: bool
+    shape_buckets: int
     compile: bool
     distributed: Literal["auto", "none", "ddp", "fsdp"]
     progress: bool

@@ -127,6 +127,7 @@ class Trainer:
         self.model = self.model.to(self.device)
         self.model.activation_checkpointing = cfg.train.activation_checkpointing
         self.model.recompute_activations = cfg.train.recompute_activations
+        self.model.shape_buckets = cfg.train.shape_buckets
         self.net = distributed.wrap(self.model, self.dist_mode, self.device)
         self.net = maybe_compile(self.net, self.model, cfg.train.compile, self.device)
         self.loss = TrainingLoss(cfg.loss)
