@@ -1,16 +1,15 @@
-"""The docs' measured tables agree with benchmarks/results/*.json (benchmarks/render_docs.py):
+"""The docs' measured tables agree with benchmarks/results/*.json (tools/render_docs.py):
 a number that drifts from its source fails here, and the renderer puts it back."""
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+from tools import render_docs
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-import render_docs  # noqa: E402
 
 # the tables whose source is a result file: each must stay rendered, not typed
 RENDERED = {
@@ -45,7 +44,7 @@ RENDERED = {
 
 def test_docs_agree_with_their_result_files(capsys):
     rc = render_docs.main(["--check"])
-    assert rc == 0, capsys.readouterr().out  # the diff: run `python benchmarks/render_docs.py`
+    assert rc == 0, capsys.readouterr().out  # the diff: run `python -m tools.render_docs`
 
 
 @pytest.mark.parametrize("doc", sorted(RENDERED))
