@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tools import render_docs
+from tools.docrender.core import runnable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,3 +111,14 @@ def test_train_step_rows_say_which_original(tmp_path):
     assert "| 2.40× | 900 |" in table[3] and table[4].endswith("| — | 1,000 | 5.0, 5.0 |")
     pairs = render_docs.RENDERERS["train_step_comparisons"](tmp_path, "t.json")
     assert "| `ours` / `original` | plain | 2.00× | 0.50× |" in pairs
+
+
+def test_recorded_commands_render_as_they_run_today():
+    """Results recorded when the scripts ran by path show the module that holds them now."""
+    old = "python benchmarks/ablation.py --exp x --json benchmarks/results/x.json"
+    assert runnable(old) == "python -m studies.ablation --exp x --json benchmarks/results/x.json"
+    assert runnable("python benchmarks/train_step.py --json") == (
+        "python -m benchmarks.train_step --json"
+    )
+    assert runnable("python benchmarks/gone.py --x") == "python benchmarks/gone.py --x"
+    assert runnable("python -m studies.ablation --exp x") == "python -m studies.ablation --exp x"
