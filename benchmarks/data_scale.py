@@ -348,7 +348,7 @@ def main(argv=None) -> int:
         return 0
     from pyg_mpnn.data.prepare import prepare
 
-    work = Path(args.work or tempfile.mkdtemp(prefix="data_scale_"))
+    work = Path(args.work or tempfile.mkdtemp(prefix="data_scale_")).resolve()  # children: cwd=REPO
     template = work / "template"
     if not (template / "meta.json").exists():
         prepare([str(SHARED / "structures")], template, progress=False)

@@ -4,7 +4,6 @@ real runs through studies/ablation.py and the docs' renderers."""
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 from _train_tiny import TINY_MODEL
@@ -19,8 +18,6 @@ from pyg_mpnn.train.sweep_points import match_flops, points_of
 from pyg_mpnn.train.sweep_run import first_batches, flops_of_config
 from studies import ablation
 from tools import render_docs
-
-REPO = Path(__file__).resolve().parents[2]
 
 TINY = TINY_MODEL + [
     "data.max_tokens=300",
