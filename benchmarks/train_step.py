@@ -19,8 +19,8 @@ its layers are checkpointed:
   :func:`pyg_mpnn.nn.reference.reference_batch_inputs`), no checkpointing;
 * ``original_training``: the original's *training* model: the same package model with every
   encoder and decoder layer under ``torch.utils.checkpoint``, as the original's
-  ``training/model_utils.py`` runs it (:func:`benchmarks.common.reference_model`; ``time_to_quality``'s
-  "original" arm uses the same model);
+  ``training/model_utils.py`` runs it (:func:`benchmarks.common.reference_model`;
+  ``time_to_quality``'s "original" arm uses the same model);
 * ``pyg_port``: ``torch_geometric.llm.models.ProteinMPNN`` on the concatenated graph (its
   ``knn_graph`` served by ``torch_cluster``, since ``pyg-lib`` has no wheel for this torch);
 * ``ours``: :class:`pyg_mpnn.nn.model.ProteinMPNN` on a PyG ``Batch`` (split message weights);
