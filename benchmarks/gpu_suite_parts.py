@@ -170,7 +170,8 @@ def train_summary(parts: dict) -> dict:
 
 # -- memory ----------------------------------------------------------------------------------
 def memory(device: torch.device, plan: dict, precision: str, threads: int | None) -> dict:
-    """:mod:`benchmarks.memory_curve` on ``device``: plain steps, and checkpointed ones at the largest size."""
+    """:mod:`benchmarks.memory_curve` on ``device``: plain steps, and checkpointed ones at the
+    largest size."""
     argv = ["--json", "--device", str(device)] + (["--bf16"] if precision == "bf16" else [])
     argv += ["--threads", str(threads)] if threads else []
     rows = []

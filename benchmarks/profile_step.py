@@ -3,10 +3,10 @@
     python -m benchmarks.profile_step --json --residues 5000 --threads 2 \\
         --out benchmarks/results/profile_ours_5k.json
 
-The batch is train_step's (:func:`benchmarks.common.pick_graphs`: consecutive chains of the length-sorted
-``db5.5_train`` set from a seeded start) and so is the model (width 128, 3 + 3 layers, k = 48,
-dropout 0.1, noise 0.2 A, train mode, forward + backward + Adam, fp32 unless ``--bf16``). One
-warm-up step, then ``--steps`` steps under ``torch.profiler`` (CPU activities, shapes not
+The batch is train_step's (:func:`benchmarks.common.pick_graphs`: consecutive chains of the
+length-sorted ``db5.5_train`` set from a seeded start) and so is the model (width 128, 3 + 3
+layers, k = 48, dropout 0.1, noise 0.2 A, train mode, forward + backward + Adam, fp32 unless
+``--bf16``). One warm-up step, then ``--steps`` steps under ``torch.profiler`` (CPU activities, shapes not
 recorded); the JSON lists the ``--top`` operators by self CPU time with their share of the
 profiled time, and the forward / backward / optimizer split (``record_function`` ranges).
 For a whole training run use ``python -m pyg_mpnn.train --exp base --profile``

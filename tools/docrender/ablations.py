@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.docrender.core import RenderError, load, lookup, num, renderer, runnable, table  # noqa: F401
+from tools.docrender.core import (  # noqa: F401
+    RenderError,
+    load,
+    lookup,
+    num,
+    renderer,
+    runnable,
+    table,
+)
 
 
 # -- ablations with seeds (studies/ablation.py) ----------------------------------------------------
