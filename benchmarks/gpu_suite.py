@@ -1,7 +1,7 @@
-"""Everything a GPU changes, in one command and one JSON (issue 16 item 4).
+"""Everything a GPU changes, in one command and one JSON.
 
-    python benchmarks/gpu_suite.py --json --out benchmarks/results/gpu_suite_<gpu>.json
-    python benchmarks/gpu_suite.py --json --device cpu --tiny    # every part, shrunk (CI)
+    python -m benchmarks.gpu_suite --json --out benchmarks/results/gpu_suite_<gpu>.json
+    python -m benchmarks.gpu_suite --json --device cpu --tiny    # every part, shrunk (CI)
 
 Parts, each a separately timed section with its own status (``ok``; ``failed`` with the error;
 ``skipped`` with the reason), so that one failing part loses none of the others' results; the
@@ -9,12 +9,12 @@ JSON is rewritten after every part (``--out``):
 
 * ``parity``: ``pytest tests/nn/test_parity.py tests/nn/test_autocast_graph.py`` with
   ``PYG_MPNN_TEST_DEVICE`` set to the device (our model there, the reference on the CPU);
-* ``peak``: the device's measured matmul peak, fp32 and bf16 (``benchmarks/peak.py``);
-* ``train_step_<residues>_<impl>``: ``benchmarks/train_step.py`` on the device at 10,000 and
+* ``peak``: the device's measured matmul peak, fp32 and bf16 (:mod:`benchmarks.peak`);
+* ``train_step_<residues>_<impl>``: :mod:`benchmarks.train_step` on the device at 10,000 and
   50,000 residues for ``ours``, ``original`` and ``pyg_port`` (each in fp32 and bf16) and
   ``ours_compiled`` (bf16 + ``torch.compile``), with model FLOPs and utilisation per row;
   ``train_step_summary`` gathers the rates and the ratios of ours to the others;
-* ``memory_curve``: ``benchmarks/memory_curve.py`` on the device up to 100,000 residues;
+* ``memory_curve``: :mod:`benchmarks.memory_curve` on the device up to 100,000 residues;
 * ``base_run``: ``python -m pyg_mpnn.train --exp base`` for ``--base-minutes`` (5) on the full
   embedded data, and the validation perplexity it reaches;
 * ``ddp``: the same trainer under ``torchrun --nproc_per_node 1`` with
@@ -39,7 +39,6 @@ import contextlib
 import json
 import platform
 import resource
-import shlex
 import sys
 import threading
 import time
@@ -49,12 +48,9 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import gpu_suite_parts as parts  # noqa: E402
-import train_step  # noqa: E402
+from benchmarks import common, train_step
+from benchmarks import gpu_suite_parts as parts
+from benchmarks.common import REPO, command, emit, write_json
 
 PART_NAMES = ("parity", "peak", "train_step", "memory_curve", "base_run", "ddp", "loader_workers")
 
@@ -105,7 +101,7 @@ class Suite:
         self.t0, self.lock, self.order, self.pending = time.perf_counter(), threading.Lock(), [], []
         self.background = ThreadPoolExecutor(1) if a.tiny else None
         self.result = {
-            "command": "python benchmarks/gpu_suite.py " + shlex.join(argv),
+            "command": command("benchmarks.gpu_suite", argv),
             "device": str(self.device),
             "tiny": a.tiny,
             "concurrent": "the parts that run child processes ran beside the others"
@@ -165,9 +161,7 @@ class Suite:
         statuses = [p["status"] for p in r["parts"].values()]
         r["summary"] = {s: statuses.count(s) for s in ("ok", "failed", "skipped")}
         if self.a.out:
-            tmp = Path(str(self.a.out) + ".tmp")
-            tmp.write_text(json.dumps(r, indent=2) + "\n")
-            tmp.replace(self.a.out)
+            write_json(self.a.out, json.dumps(r, indent=2))
 
     def main(self) -> dict:
         with contextlib.redirect_stdout(sys.stderr):  # the parts' own prints: the log
@@ -243,8 +237,9 @@ def _skip(reason: str):
 
 
 def machine(device: torch.device) -> dict:
-    """train_step's machine record (CPU model, flags, threads, torch, load) and the device's."""
-    m = {**train_step.machine(), "python": platform.python_version(), "device": str(device)}
+    """The common machine record (commit, CPU model, flags, threads, torch, load) and the
+    device's."""
+    m = {**common.machine(), "python": platform.python_version(), "device": str(device)}
     m["cudnn"] = torch.backends.cudnn.version() if torch.cuda.is_available() else None
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -288,14 +283,15 @@ def main(argv=None) -> dict:
     if a.threads:
         torch.set_num_threads(a.threads)
     res = Suite(a, argv).main()
-    text = json.dumps(res, indent=2)
-    if a.json:
-        print(text)
-    else:
-        for name, part in res["parts"].items():
-            why = part.get("error") or part.get("reason") or ""
-            print(f"{name:32s} {part['status']:8s} {part['seconds']:7.1f} s  {why}")
-    return res
+    return emit(res, a, _table)  # --out: the JSON the suite kept up to date, written once more
+
+
+def _table(res: dict) -> str:
+    lines = []
+    for name, part in res["parts"].items():
+        why = part.get("error") or part.get("reason") or ""
+        lines.append(f"{name:32s} {part['status']:8s} {part['seconds']:7.1f} s  {why}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

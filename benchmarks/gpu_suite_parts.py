@@ -1,4 +1,4 @@
-"""The parts of ``benchmarks/gpu_suite.py``: each takes the device and the plan and returns its
+"""The parts of :mod:`benchmarks.gpu_suite`: each takes the device and the plan and returns its
 result (a JSON-able dict), raises :class:`Skip` with a reason, or raises :class:`PartFailed`
 with what it measured before it failed."""
 
@@ -15,17 +15,11 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import memory_curve  # noqa: E402
-import peak  # noqa: E402
-import train_step  # noqa: E402
-
-from pyg_mpnn.track.metrics import read_metrics  # noqa: E402
-from pyg_mpnn.train.config import load_experiment  # noqa: E402
-from pyg_mpnn.train.trainer import Trainer  # noqa: E402
+from benchmarks import memory_curve, peak, train_step
+from benchmarks.common import REPO, TRAIN, command
+from pyg_mpnn.track.metrics import read_metrics
+from pyg_mpnn.train.config import load_experiment
+from pyg_mpnn.train.trainer import Trainer
 
 
 class Skip(Exception):
@@ -115,8 +109,8 @@ def peak_part(device: torch.device, tiny: bool) -> dict:
 def train_data(workdir: Path) -> Path:
     """train_step's batches: the shared db5.5 train set, else the full embedded data's db5.5
     parts (``data/default_db55_*``, 143k residues) in one file (gzip members concatenated)."""
-    if train_step.TRAIN.exists():
-        return train_step.TRAIN
+    if TRAIN.exists():
+        return TRAIN
     out = workdir / "embedded_db55.jsonl.gz"
     with open(out, "wb") as f:
         for part in sorted((REPO / "data").glob("default_db55_*.jsonl.gz")):
@@ -176,7 +170,8 @@ def train_summary(parts: dict) -> dict:
 
 # -- memory ----------------------------------------------------------------------------------
 def memory(device: torch.device, plan: dict, precision: str, threads: int | None) -> dict:
-    """memory_curve.py on ``device``: plain steps, and checkpointed ones at the largest size."""
+    """:mod:`benchmarks.memory_curve` on ``device``: plain steps, and checkpointed ones at the
+    largest size."""
     argv = ["--json", "--device", str(device)] + (["--bf16"] if precision == "bf16" else [])
     argv += ["--threads", str(threads)] if threads else []
     rows = []
@@ -187,7 +182,7 @@ def memory(device: torch.device, plan: dict, precision: str, threads: int | None
     for r in rows:
         if "peak_mem_mb" in r:
             r["mb_per_residue"] = round(r["peak_mem_mb"] / r["residues"], 4)
-    res = {"command": "python benchmarks/memory_curve.py " + " ".join(argv), "rows": rows}
+    res = {"command": command("benchmarks.memory_curve", argv), "rows": rows}
     res["precision"] = precision
     failed = [f"{r['variant']} {r['residues']}" for r in rows if "error" in r]
     if failed:

@@ -1,30 +1,25 @@
 """Ingestion throughput of ``prepare``: structures/s and residues/s, printed as JSON.
 
-    python benchmarks/ingest.py [SRC] [--workers 1 2]
+    python -m benchmarks.ingest [SRC] [--workers 1 2]
 
 Default SRC: ../shared/data/structures (211 files: PDB, mmCIF, PQR, plain and gzipped).
 """
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
-from pathlib import Path
 
+from benchmarks.common import REPO, emit, finished, machine
 from pyg_mpnn.data.prepare import prepare
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def main():
+def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("src", nargs="?", default=str(REPO.parent / "shared/data/structures"))
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--json", action="store_true", help="(output is always JSON)")
-    args = ap.parse_args()
-    results = []
+    args = ap.parse_args(argv)
+    info, results = machine(), []
     for w in args.workers:
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
@@ -41,16 +36,7 @@ def main():
                 "residues_per_s": round(s["residues"] / dt),
             }
         )
-    print(
-        json.dumps(
-            {
-                "source": args.src,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                "results": results,
-            },
-            indent=2,
-        )
-    )
+    return emit({"source": args.src, "machine": finished(info), "results": results}, args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Peak memory of one training step against complex size: one graph of up to 20,000 residues.
 
-    python benchmarks/memory_curve.py --json                      # 1k, 2k, 5k, 10k, 20k residues
-    python benchmarks/memory_curve.py --sizes 1000,2000 --variants plain,checkpointing
+    python -m benchmarks.memory_curve --json                      # 1k, 2k, 5k, 10k, 20k residues
+    python -m benchmarks.memory_curve --sizes 1000,2000 --variants plain,checkpointing
 
 The complex is an assembly replicated from real chains: the chains of
 ``--structure`` (default ``proteinmpnn__3HTN.pdb.gz``, 4 chains) copied onto a cubic grid, 80 A
@@ -33,86 +33,31 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from train_step import machine  # noqa: E402  (CPU model and flags: ratios differ by machine)
-
-DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def assembly(n: int, structure: str):
-    """One ``Data`` of ``n`` residues: copies of the structure's chains on an 80 A grid."""
-    import torch
-
-    from pyg_mpnn.io.record import residue_idx, to_data
-    from pyg_mpnn.io.structure import read_structure
-
-    path = DATA / "structures" / structure
-    if not path.exists():  # the copy the tests ship
-        path = REPO / "tests" / "fixtures" / structure
-    unit = to_data(read_structure(path))
-    m = unit.num_nodes
-    copies = -(-n // m)
-    side = max(1, round(copies ** (1 / 3) + 0.5))
-    centre = unit.coords[unit.mask][:, 1].mean(0)
-    coords, chain, seq, mask = [], [], [], []
-    n_chains = int(unit.chain.max()) + 1
-    for c in range(copies):
-        shift = torch.tensor([c % side, (c // side) % side, c // side // side], dtype=torch.float)
-        xyz = unit.coords - centre + 80.0 * shift
-        coords.append(torch.where(unit.mask[:, None, None], xyz, torch.zeros_like(xyz)))
-        chain.append(unit.chain + c * n_chains)
-        seq.append(unit.seq)
-        mask.append(unit.mask)
-    cat = lambda xs: torch.cat(xs)[:n]
-    from torch_geometric.data import Data
-
-    ch = cat(chain)
-    return Data(
-        coords=cat(coords),
-        chain=ch,
-        seq=cat(seq),
-        mask=cat(mask),
-        residue_idx=torch.from_numpy(residue_idx(ch.numpy())),
-        design_mask=torch.ones(n, dtype=torch.bool),
-        num_nodes=n,
-    )
+from benchmarks.common import REPO, assembly, emit, finished, machine, python_m
+from pyg_mpnn.data.crop import SpatialCrop
+from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory
 
 
-def one(
-    n: int, variant: str, bf16: bool, structure: str, threads: int | None, device: str = "cpu"
-) -> dict:
-    """Runs in its own process: one training step at ``n`` residues on ``device``."""
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
+class Largest(TorchDispatchMode):
+    """The largest tensor (bytes) any operator returned while the mode was on."""
 
-    from pyg_mpnn.nn.model import ProteinMPNN
-    from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory
+    largest = 0
 
-    if threads:
-        torch.set_num_threads(threads)
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                Largest.largest = max(Largest.largest, t.numel() * t.element_size())
+        return out
 
-    class Largest(TorchDispatchMode):
-        largest = 0
 
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for t in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(t, torch.Tensor):
-                    Largest.largest = max(Largest.largest, t.numel() * t.element_size())
-            return out
-
-    data = assembly(n, structure)
-    supervised = data.mask
-    if variant == "crop":
-        from pyg_mpnn.data.crop import SpatialCrop
-
-        data = SpatialCrop(50.0, 20.0, seed=0)(data)
-        supervised = data.loss_mask
+def model_for(variant: str) -> ProteinMPNN:
+    """The ``base`` model in train mode, seeded, with the variant's memory switches."""
     torch.manual_seed(0)
     model = ProteinMPNN(
         hidden_dim=128,
@@ -124,6 +69,21 @@ def one(
     ).train()
     model.activation_checkpointing = variant == "checkpointing"
     model.recompute_activations = variant != "keep_all"
+    return model
+
+
+def one(
+    n: int, variant: str, bf16: bool, structure: str, threads: int | None, device: str = "cpu"
+) -> dict:
+    """Runs in its own process: one training step at ``n`` residues on ``device``."""
+    if threads:
+        torch.set_num_threads(threads)
+    data = assembly(n, structure)
+    supervised = data.mask
+    if variant == "crop":
+        data = SpatialCrop(50.0, 20.0, seed=0)(data)
+        supervised = data.loss_mask
+    model = model_for(variant)
     dev = torch.device(device)
     model, data, supervised = model.to(dev), data.to(dev), supervised.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -157,6 +117,22 @@ def one(
     }
 
 
+def in_child(n: int, variant: str, a) -> dict:
+    """:func:`one` in a fresh process: its row, or the error it ended with."""
+    cmd = python_m("benchmarks.memory_curve")
+    cmd += ["--one", str(n), "--variant", variant, "--structure", a.structure]
+    cmd += ["--bf16"] if a.bf16 else []
+    cmd += ["--threads", str(a.threads)] if a.threads else []
+    cmd += ["--device", a.device] if a.device != "cpu" else []
+    # big blocks mmapped and unmapped at free, so RSS follows live tensors (glibc would
+    # otherwise raise its mmap threshold and keep freed blocks on the heap)
+    env = {"MALLOC_MMAP_THRESHOLD_": "131072", **os.environ}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    if p.returncode != 0:
+        return {"residues": n, "variant": variant, "error": p.stderr[-500:]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1000,2000,5000,10000,20000")
@@ -173,52 +149,20 @@ def main(argv=None) -> list[dict]:
     if a.one is not None:
         print(json.dumps(one(a.one, a.variant, a.bf16, a.structure, a.threads, a.device)))
         return []
-    info, rows = machine(), []  # at the start: its loadavg_start is the load before the steps
-    if a.threads:
-        info["threads"] = a.threads  # what each child runs with, not this parent's default
+    info, rows = machine(a.threads), []  # before the steps: their load, the children's threads
     for variant in a.variants.split(","):
         for n in map(int, a.sizes.split(",")):
-            cmd = (
-                [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    str(n),
-                    "--variant",
-                    variant,
-                    "--structure",
-                    a.structure,
-                ]
-                + (["--bf16"] if a.bf16 else [])
-                + (["--threads", str(a.threads)] if a.threads else [])
-                + (["--device", a.device] if a.device != "cpu" else [])
-            )
-            # big blocks mmapped and unmapped at free, so RSS follows live tensors (glibc would
-            # otherwise raise its mmap threshold and keep freed blocks on the heap)
-            env = {"MALLOC_MMAP_THRESHOLD_": "131072", **os.environ}
-            p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if p.returncode != 0:
-                row = {"residues": n, "variant": variant, "error": p.stderr[-500:]}
-            else:
-                row = json.loads(p.stdout.strip().splitlines()[-1])
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows.append(in_child(n, variant, a))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     res = {
-        "machine": {**info, "loadavg_end": os.getloadavg()},
+        "machine": finished(info),
         "device": a.device,
         "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)"
         if a.device == "cpu"
         else "torch.cuda.max_memory_allocated during the step minus allocated before (MiB)",
         "rows": rows,
     }
-    text = json.dumps(res, indent=2)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    if a.json:
-        print(text)
-    else:
-        for r in rows:
-            print(r)
+    emit(res, a, lambda r: "\n".join(map(str, r["rows"])))
     return rows
 
 

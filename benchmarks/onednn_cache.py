@@ -1,6 +1,6 @@
 """bf16 training speed against oneDNN's primitive-cache capacity.
 
-    python benchmarks/onednn_cache.py --json --out benchmarks/results/onednn_cache.json
+    python -m benchmarks.onednn_cache --json --out benchmarks/results/onednn_cache.json
 
 On a CPU, bf16 matmuls run through oneDNN, which compiles one kernel ("primitive") per tensor
 shape and caches ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` of them (oneDNN's default: 1,024).
@@ -25,11 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from train_step import machine
+from benchmarks.common import REPO, emit, finished, machine, python_m
 
 
 def child(steps: int, threads: int) -> dict:
@@ -76,25 +73,19 @@ def main(argv=None) -> dict:
     if a.child:
         print(json.dumps(child(a.steps, a.threads)))
         return {}
-    info, runs = machine(), []
-    info["threads"] = a.threads
+    info, runs = machine(a.threads), []
     for cap in a.capacities.split(","):
         env = {**os.environ, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": cap.strip()}
-        cmd = [sys.executable, __file__, "--child", "--steps", str(a.steps)]
+        cmd = python_m("benchmarks.onednn_cache") + ["--child", "--steps", str(a.steps)]
         cmd += ["--threads", str(a.threads)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
         if proc.returncode != 0:
             raise SystemExit(f"capacity {cap}: the run failed\n{proc.stderr[-2000:]}")
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         if not a.json:
             print(runs[-1], file=sys.stderr)
-    info["loadavg_end"] = os.getloadavg()
-    result = {"machine": info, "size": "h32-d1 (scale_sweep)", "runs": runs}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    return result
+    result = {"machine": finished(info), "size": "h32-d1 (scale_sweep)", "runs": runs}
+    return emit(result, a)
 
 
 if __name__ == "__main__":

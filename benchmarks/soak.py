@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -238,7 +237,7 @@ def main(argv=None) -> dict | None:
     a = parse_args(argv)
     if a.child:
         return child(a)
-    from benchmarks.common import emit, machine
+    from benchmarks.common import command, emit, finished, machine
 
     info = machine()
     results = []
@@ -251,10 +250,9 @@ def main(argv=None) -> dict | None:
                 f"{results[-1]['slope_mb_per_1000_steps']} MB/1000 steps",
                 file=sys.stderr,
             )
-    info["loadavg_end"] = os.getloadavg()
     out = {
-        "command": "python -m benchmarks.soak " + shlex.join(argv or sys.argv[1:]),
-        "machine": info,
+        "command": command("benchmarks.soak", argv),
+        "machine": finished(info),
         "exp": a.exp,
         "data": a.data,
         "minutes": a.minutes,

@@ -1,8 +1,8 @@
 """Time to quality: the original's training procedure against ``pyg_mpnn.train``, same data,
 same hyperparameters, the same wall-clock budget each, one after the other.
 
-    python benchmarks/time_to_quality.py --json --minutes 20 --out benchmarks/results/time_to_quality.json
-    python benchmarks/time_to_quality.py --tiny --minutes 0.2     # seconds: the CI check
+    python -m benchmarks.time_to_quality --json --minutes 20 --out benchmarks/results/time_to_quality.json
+    python -m benchmarks.time_to_quality --tiny --minutes 0.2     # seconds: the CI check
 
 Data: ``../shared/data/training`` (``PYG_MPNN_SHARED_DATA``): trained on ``db5.5_train``,
 validated on a seeded subset of 40 ``db5.5_val`` chains (``--tiny``: a few proteins of the
@@ -18,7 +18,8 @@ steps, the same peak reached 40x sooner.
   original's ``training/training.py`` does: length-sorted padded batches whose
   ``proteins x longest`` stays within the token budget, shuffled each epoch; every encoder and
   decoder layer under ``torch.utils.checkpoint`` (as its ``training/model_utils.py``:
-  ``train_step.reference_model(checkpointed=True)``, train_step's ``original_training``); the
+  :func:`benchmarks.common.reference_model` with ``checkpointed=True``, train_step's
+  ``original_training``); the
   smoothed loss summed over designed residues and divided by 2000; fp32 (its mixed precision
   is CUDA-only); no gradient clipping.
 * ``ours``: :class:`pyg_mpnn.train.trainer.Trainer` (what ``python -m pyg_mpnn.train`` runs)
@@ -50,84 +51,38 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks.common import (
+    DROPOUT,
+    EPS,
+    HIDDEN,
+    LAYERS,
+    LOSS_TOKENS,
+    REPO,
+    SMOOTHING,
+    K,
+    emit,
+    finished,
+    load_records,
+    machine,
+    original_batches,
+    original_loss,
+    python_m,
+    reference_forward,
+    reference_model,
+)
+from pyg_mpnn.data.prepare import prepare
+from pyg_mpnn.io.jsonl import write_jsonl
+from pyg_mpnn.io.record import to_data
+from pyg_mpnn.nn.reference import reference_batch_inputs
+from pyg_mpnn.train.config import load_experiment
+from pyg_mpnn.train.schedule import noam_lr
+from pyg_mpnn.train.trainer import Trainer
 
-from train_step import machine, reference_model  # noqa: E402
-
-from pyg_mpnn.data.default import default_parts  # noqa: E402
-from pyg_mpnn.data.prepare import prepare  # noqa: E402
-from pyg_mpnn.io.jsonl import iter_jsonl, write_jsonl  # noqa: E402
-from pyg_mpnn.io.record import ProteinRecord, to_data  # noqa: E402
-from pyg_mpnn.nn.reference import reference_batch_inputs  # noqa: E402
-from pyg_mpnn.train.config import load_experiment  # noqa: E402
-from pyg_mpnn.train.schedule import noam_lr  # noqa: E402
-from pyg_mpnn.train.trainer import Trainer  # noqa: E402
-
-DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
-HIDDEN, LAYERS, K, NOISE, DROPOUT, SMOOTHING = 128, 3, 48, 0.2, 0.1, 0.1
-FACTOR, WARMUP, LOSS_TOKENS, VALID_SEED = 0.316, 100, 2000.0, 1
+FACTOR, WARMUP, VALID_SEED = 0.316, 100, 1
 VALID_TOKENS = 4000  # padded tokens per validation batch of the original (no gradients kept)
 
 
-# -- data ---------------------------------------------------------------------------------------
-def load_records(tiny: bool, valid_proteins: int) -> tuple[list, list]:
-    """(train, valid) records: db5.5 train and a seeded subset of ``valid_proteins`` of db5.5
-    val from the shared data, or a tiny embedded set."""
-    if tiny:
-        recs = [
-            r
-            for p in default_parts(full=True)[1:]
-            for r in iter_jsonl(p)
-            if isinstance(r, ProteinRecord) and r.num_residues <= 250
-        ]
-        return (
-            [r for r in recs if r.meta.get("split") == "train"][:6],
-            [r for r in recs if r.meta.get("split") == "valid"][:2],
-        )
-    out = []
-    for split in ("train", "val"):
-        path = DATA / "training" / f"db5.5_{split}.jsonl.gz"
-        if not path.exists():
-            raise SystemExit(f"{path} not found: set PYG_MPNN_SHARED_DATA or use --tiny")
-        out.append([r for r in iter_jsonl(path) if isinstance(r, ProteinRecord)])
-    keep = sorted(np.random.default_rng(0).permutation(len(out[1]))[:valid_proteins])
-    return out[0], [out[1][i] for i in keep]
-
-
-def original_batches(lengths: np.ndarray, tokens: int) -> list[list[int]]:
-    """The original loader's batches: proteins sorted by length, grouped while
-    ``(proteins + 1) x this length <= tokens`` (a longer protein starts a new batch alone)."""
-    batches, batch = [], []
-    for i in np.argsort(lengths, kind="stable"):
-        if lengths[i] * (len(batch) + 1) <= tokens:
-            batch.append(int(i))
-        else:
-            if batch:
-                batches.append(batch)
-            batch = [int(i)]
-    if batch:
-        batches.append(batch)
-    return batches
-
-
 # -- the original arm ---------------------------------------------------------------------------
-def _forward(model, d: dict) -> torch.Tensor:
-    randn = torch.randn(d["mask"].shape)
-    return model(
-        d["X"], d["S"], d["mask"], d["chain_M"], d["residue_idx"], d["chain_encoding_all"], randn
-    )
-
-
-def original_loss(log_probs, d: dict) -> torch.Tensor:
-    """The original's ``loss_smoothed``: smoothed one-hot, summed, divided by 2000."""
-    onehot = torch.nn.functional.one_hot(d["S"], 21).float() + SMOOTHING / 21
-    onehot = onehot / onehot.sum(-1, keepdim=True)
-    per = -(onehot * log_probs).sum(-1)
-    return (per * d["mask"] * d["chain_M"]).sum() / LOSS_TOKENS
-
-
 @torch.no_grad()
 def original_validate(model, valid_inputs: list[dict]) -> float:
     model.eval()
@@ -135,7 +90,7 @@ def original_validate(model, valid_inputs: list[dict]) -> float:
     with torch.random.fork_rng():
         torch.manual_seed(VALID_SEED)
         for d in valid_inputs:
-            lp = _forward(model, d)
+            lp = reference_forward(model, d)
             m = d["mask"] * d["chain_M"]
             nll += float(-(lp.gather(-1, d["S"][..., None])[..., 0] * m).sum())
             count += float(m.sum())
@@ -170,7 +125,7 @@ def run_original(train, valid, tokens: int, budget_s: float, every_s: float, log
             for group in opt.param_groups:
                 group["lr"] = noam_lr(steps, HIDDEN, FACTOR, WARMUP)
             opt.zero_grad(set_to_none=True)
-            original_loss(_forward(model, d), d).backward()
+            original_loss(reference_forward(model, d), d).backward()
             opt.step()
             train_s += time.perf_counter() - t0
             residues += int(d["mask"].sum())
@@ -229,7 +184,7 @@ OURS = [
     "model.num_encoder_layers=3",
     "model.num_decoder_layers=3",
     f"model.k_neighbors={K}",
-    f"model.augment_eps={NOISE}",
+    f"model.augment_eps={EPS}",
     f"model.dropout={DROPOUT}",
     f"loss.label_smoothing={SMOOTHING}",
     "loss.normalize=constant",
@@ -340,8 +295,7 @@ def run_parallel(argv: list[str], log) -> dict:
             outs[arm] = Path(tmp) / f"{arm}.json"
             procs[arm] = subprocess.Popen(
                 [
-                    sys.executable,
-                    __file__,
+                    *python_m("benchmarks.time_to_quality"),
                     *argv,
                     "--arm",
                     arm,
@@ -350,6 +304,7 @@ def run_parallel(argv: list[str], log) -> dict:
                     "--arm-out",
                     str(outs[arm]),
                 ],
+                cwd=REPO,
                 start_new_session=True,
             )
         for arm, proc in procs.items():
@@ -358,7 +313,7 @@ def run_parallel(argv: list[str], log) -> dict:
         return {arm: json.loads(path.read_text()) for arm, path in outs.items()}
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=20.0, help="training minutes per arm")
     ap.add_argument(
@@ -386,9 +341,50 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--out", default=None, help="also write the JSON here (and a .png beside)")
     a = ap.parse_args(argv)
+    a.tokens = a.tokens or (300 if a.tiny else 1000)
+    return a
+
+
+def run_arms(a, train, valid, log) -> tuple[dict, dict]:
+    """Both arms' validation curves and settings: in two processes at once (``--parallel``),
+    else one after the other in this one."""
+    if not a.parallel:
+        curves, settings = {}, {}
+        for arm in ("original", "ours"):
+            curves[arm], settings[arm] = run_arm(
+                arm, a, copy.deepcopy(train), copy.deepcopy(valid), log
+            )
+        return curves, settings
+    argv = ["--minutes", str(a.minutes), "--tokens", str(a.tokens)]
+    argv += ["--valid-points", str(a.valid_points), "--valid-proteins", str(a.valid_proteins)]
+    arms = run_parallel(argv + (["--tiny"] if a.tiny else []), log)
+    return {k: v["curve"] for k, v in arms.items()}, {k: v["settings"] for k, v in arms.items()}
+
+
+def shared_settings(a) -> dict:
+    """The hyperparameters both arms train with."""
+    return {
+        "hidden": HIDDEN,
+        "layers": f"{LAYERS}+{LAYERS}",
+        "k": K,
+        "noise": EPS,
+        "dropout": DROPOUT,
+        "tokens_per_batch": a.tokens,
+        "label_smoothing": SMOOTHING,
+        "schedule": {
+            "name": "noam",
+            "factor": FACTOR,
+            "warmup_steps": WARMUP,
+            "model_size": HIDDEN,
+        },
+        "loss": f"sum / {LOSS_TOKENS:g}",
+    }
+
+
+def main(argv=None) -> dict:
+    a = parse_args(argv)
     log = lambda *x: print(*x, file=sys.stderr, flush=True)
     torch.set_num_threads(a.threads)
-    a.tokens = a.tokens or (300 if a.tiny else 1000)
     train, valid = load_records(a.tiny, a.valid_proteins)
     if a.arm:  # one arm of --parallel
         curve, settings = run_arm(a.arm, a, train, valid, log)
@@ -402,36 +398,12 @@ def main(argv=None) -> dict:
         + (", both arms at once, one thread each" if a.parallel else ", one after the other")
     )
     info, t0 = machine(), time.time()
-    if a.parallel:
-        arms = run_parallel(
-            [
-                "--minutes",
-                str(a.minutes),
-                "--tokens",
-                str(a.tokens),
-                "--valid-points",
-                str(a.valid_points),
-                "--valid-proteins",
-                str(a.valid_proteins),
-                *(["--tiny"] if a.tiny else []),
-            ],
-            log,
-        )
-        curves = {k: v["curve"] for k, v in arms.items()}
-        settings = {k: v["settings"] for k, v in arms.items()}
-    else:
-        curves, settings = {}, {}
-        for arm in ("original", "ours"):
-            curves[arm], settings[arm] = run_arm(
-                arm, a, copy.deepcopy(train), copy.deepcopy(valid), log
-            )
+    curves, settings = run_arms(a, train, valid, log)
     target = curves["original"][-1]["valid_ppl"]
-    t_orig, t_ours = (
-        time_to_reach(curves["original"], target),
-        time_to_reach(curves["ours"], target),
-    )
+    t_orig = time_to_reach(curves["original"], target)
+    t_ours = time_to_reach(curves["ours"], target)
     result = {
-        "machine": {**info, "loadavg_end": os.getloadavg()},
+        "machine": finished(info),
         "minutes_per_arm": a.minutes,
         "mode": "parallel (one thread each)" if a.parallel else "sequential",
         "wall_minutes_total": (time.time() - t0) / 60,
@@ -439,22 +411,7 @@ def main(argv=None) -> dict:
         "data": "embedded (tiny)" if a.tiny else "shared/data/training db5.5 train -> db5.5 val",
         "train_proteins": len(train),
         "valid_proteins": len(valid),
-        "shared": {
-            "hidden": HIDDEN,
-            "layers": f"{LAYERS}+{LAYERS}",
-            "k": K,
-            "noise": NOISE,
-            "dropout": DROPOUT,
-            "tokens_per_batch": a.tokens,
-            "label_smoothing": SMOOTHING,
-            "schedule": {
-                "name": "noam",
-                "factor": FACTOR,
-                "warmup_steps": WARMUP,
-                "model_size": HIDDEN,
-            },
-            "loss": f"sum / {LOSS_TOKENS:g}",
-        },
+        "shared": shared_settings(a),
         "settings": settings,
         "curves": curves,
         "final_ppl": {k: c[-1]["valid_ppl"] for k, c in curves.items()},
@@ -462,10 +419,9 @@ def main(argv=None) -> dict:
         "time_to_target_s": {"original": t_orig, "ours": t_ours},
         "speedup": (t_orig / t_ours) if t_orig and t_ours else None,
     }
+    emit(result, a, json.dumps, indent=1)  # without --json: the JSON on one line
     if a.out:
-        Path(a.out).write_text(json.dumps(result, indent=1))
         plot(result, Path(a.out).with_suffix(".png"))
-    print(json.dumps(result, indent=1 if a.json else None))
     return result
 
 

@@ -1,11 +1,11 @@
 """One training step (forward + backward + Adam) on the same real batch: the original, its
 training model, PyG's port and ours, side by side in time and peak memory.
 
-    python benchmarks/train_step.py --json                       # ~10,000 residues, 5 repeats
-    python benchmarks/train_step.py --residues 1500 --repeats 3  # a quick look
-    python benchmarks/train_step.py --json --residues 5000 \
+    python -m benchmarks.train_step --json                       # ~10,000 residues, 5 repeats
+    python -m benchmarks.train_step --residues 1500 --repeats 3  # a quick look
+    python -m benchmarks.train_step --json --residues 5000 \
         --impls original,original_training,ours,ours_concat,ours_checkpointing  # like with like
-    python benchmarks/train_step.py --json --residues 5000 \
+    python -m benchmarks.train_step --json --residues 5000 \
         --impls original,ours,original_bf16,ours_bf16  # both precisions in one run
 
 The batch is a seeded pick of whole chains from ``--data`` (default ``db5.5_train.jsonl.gz``
@@ -19,8 +19,8 @@ its layers are checkpointed:
   :func:`pyg_mpnn.nn.reference.reference_batch_inputs`), no checkpointing;
 * ``original_training``: the original's *training* model: the same package model with every
   encoder and decoder layer under ``torch.utils.checkpoint``, as the original's
-  ``training/model_utils.py`` runs it (:func:`reference_model`; ``time_to_quality.py``'s
-  "original" arm uses the same model);
+  ``training/model_utils.py`` runs it (:func:`benchmarks.common.reference_model`;
+  ``time_to_quality``'s "original" arm uses the same model);
 * ``pyg_port``: ``torch_geometric.llm.models.ProteinMPNN`` on the concatenated graph (its
   ``knn_graph`` served by ``torch_cluster``, since ``pyg-lib`` has no wheel for this torch);
 * ``ours``: :class:`pyg_mpnn.nn.model.ProteinMPNN` on a PyG ``Batch`` (split message weights);
@@ -52,7 +52,7 @@ that the RSS follows live tensors instead of glibc's retained heap.
 ``torch.cuda.max_memory_allocated``). Each row also has its model FLOPs per step
 (``flops_per_step``: matmul FLOPs of forward + backward, ``FlopCounterMode``; ``--flops``
 says on which batch) and, against the device's matmul peak of the row's precision measured in
-the same run (``peak_flops``, ``benchmarks/peak.py``), ``achieved_flops_per_s`` and
+the same run (``peak_flops``, :mod:`benchmarks.peak`), ``achieved_flops_per_s`` and
 ``utilisation``.
 
 Memory: at 10,000 residues (48 chains, 10,128 padded tokens) the original's step peaks at
@@ -65,73 +65,39 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import json
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Batch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pyg_mpnn.io.jsonl import iter_jsonl  # noqa: E402
-from pyg_mpnn.io.record import ProteinRecord, to_data  # noqa: E402
-from pyg_mpnn.nn.model import ProteinMPNN  # noqa: E402
-from pyg_mpnn.nn.reference import reference_batch_inputs  # noqa: E402
-from pyg_mpnn.train.compiled import Compiled, maybe_compile  # noqa: E402
-from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory, resident_mb  # noqa: E402
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-import peak  # noqa: E402
-
-DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
-TRAIN = DATA / "training" / "db5.5_train.jsonl.gz"
-CPU = torch.device("cpu")
-HIDDEN, LAYERS, K, EPS, DROPOUT = 128, 3, 48, 0.2, 0.1
-
-
-def pick_graphs(
-    residues: int, seed: int = 0, path: Path = TRAIN, max_length: int | None = None
-) -> list:
-    """Consecutive chains of the length-sorted set from a seeded random start, until
-    ``residues``: a batch of similar lengths, as the original's length-sorted loader makes
-    (so its padded ``[B, L_max]`` batch holds about as many tokens as real residues).
-    ``max_length`` leaves out longer records (a small batch from a set with long ones)."""
-    recs = [
-        r
-        for r in iter_jsonl(path)
-        if isinstance(r, ProteinRecord) and (max_length is None or len(r.seq) <= max_length)
-    ]
-    if not recs:
-        raise SystemExit(f"{path}: no protein records (of <= {max_length} residues)")
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(recs))
-    lengths = np.array([len(recs[i].seq) for i in perm])
-    order = perm[np.argsort(lengths, kind="stable")]
-    tail = np.cumsum(np.sort(lengths)[::-1])[::-1]  # residues from each position to the end
-    starts = np.nonzero(tail >= residues)[0]
-    start = int(rng.choice(starts)) if len(starts) else 0
-    out, total = [], 0
-    for i in order[start:]:
-        out.append(to_data(recs[i]))
-        total += len(recs[i].seq)
-        if total >= residues:
-            break
-    return out
-
-
-def nll(log_probs: torch.Tensor, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.float()
-    return -(log_probs.float().gather(-1, seq.unsqueeze(-1)).squeeze(-1) * m).sum() / m.sum()
-
+from benchmarks import peak
+from benchmarks.common import (
+    CPU,
+    DROPOUT,
+    EPS,
+    FLOPS_BASIS,
+    HIDDEN,
+    LAYERS,
+    TRAIN,
+    K,
+    command,
+    count_flops,
+    emit,
+    finished,
+    machine,
+    nll,
+    pick_graphs,
+    reference_forward,
+    reference_model,
+    utilisation,
+)
+from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.reference import reference_batch_inputs
+from pyg_mpnn.train.compiled import Compiled, maybe_compile
+from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory, resident_mb
 
 # What each row is (written into the JSON beside its numbers).
 DESCRIPTIONS = {
@@ -194,42 +160,6 @@ COMPARISONS = [
 ]
 
 
-class Checkpointed(torch.nn.Module):
-    """A layer recomputed in backward, as the original's training model runs every layer
-    (``torch.utils.checkpoint`` around each encoder and decoder layer in its
-    ``training/model_utils.py``)."""
-
-    def __init__(self, layer: torch.nn.Module):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, *args):
-        return checkpoint(self.layer, *args, use_reentrant=False)
-
-
-def reference_model(checkpointed: bool = False) -> torch.nn.Module:
-    """The reference package's ``ProteinMPNN`` at the benchmark's size; ``checkpointed``: every
-    encoder and decoder layer wrapped in :class:`Checkpointed` (the original's training model)."""
-    from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Ref
-
-    model = Ref(
-        num_letters=21,
-        node_features=HIDDEN,
-        edge_features=HIDDEN,
-        hidden_dim=HIDDEN,
-        num_encoder_layers=LAYERS,
-        num_decoder_layers=LAYERS,
-        k_neighbors=K,
-        augment_eps=EPS,
-        dropout=DROPOUT,
-    )
-    if checkpointed:
-        for stack in (model.encoder_layers, model.decoder_layers):
-            for i, layer in enumerate(stack):
-                stack[i] = Checkpointed(layer)
-    return model
-
-
 class Impl:
     """A model and a closure ``step()`` doing forward + backward + optimizer step."""
 
@@ -264,8 +194,8 @@ class Impl:
 
     def count_flops(self, inputs, bf16: bool = False) -> int:
         """Matmul FLOPs of forward + backward on ``inputs``, of the eager model (a compiled
-        :attr:`forward` runs the same products), :func:`peak.count_flops`."""
-        return peak.count_flops(self.model, lambda: self.loss_of(inputs, bf16, self.model))
+        :attr:`forward` runs the same products), :func:`benchmarks.common.count_flops`."""
+        return count_flops(self.model, lambda: self.loss_of(inputs, bf16, self.model))
 
     def step(self, inputs, bf16: bool = False) -> float:
         """One step; bf16 autocast when ``bf16`` (``--bf16``) or the row is a ``_bf16`` one."""
@@ -278,17 +208,7 @@ class Impl:
 
 def _reference_impl(name: str) -> Impl:
     def run(m, d):
-        randn = torch.randn(d["mask"].shape, device=d["mask"].device)
-        lp = m(
-            d["X"],
-            d["S"],
-            d["mask"],
-            d["chain_M"],
-            d["residue_idx"],
-            d["chain_encoding_all"],
-            randn,
-        )
-        return nll(lp, d["S"], d["mask"])
+        return nll(reference_forward(m, d), d["S"], d["mask"])
 
     model = reference_model(checkpointed=base_name(name) == "original_training")
     return Impl(name, model, reference_batch_inputs, run)
@@ -371,35 +291,6 @@ def build(names: list[str], seed: int, device: torch.device = CPU) -> list[Impl]
         torch.manual_seed(seed)
         impls.append(BUILDERS[base_name(name)](name).to(device))
     return impls
-
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what bf16 speed needs
-
-
-def machine() -> dict:
-    """The CPU model and its bf16-relevant flags, threads, torch, GPU and load average."""
-    model, flags = platform.processor(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": model,
-        "cpu_flags": [f for f in CPU_FLAGS if f in flags],
-        "arch": platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "threads": torch.get_num_threads(),
-        "loadavg_start": os.getloadavg(),
-    }
 
 
 def _fixed_mmap_threshold(nbytes: int = 131072) -> None:
@@ -500,7 +391,7 @@ def main(argv=None) -> dict:
     if a.threads:
         torch.set_num_threads(a.threads)
     log = lambda *x: print(*x, file=sys.stderr, flush=True)
-    load_start = os.getloadavg()
+    info = machine()
     graphs = pick_graphs(a.residues, a.seed, a.data, a.max_length)
     warm = pick_graphs(min(1000, a.residues), a.seed + 1, a.data, a.max_length)
     n_res = sum(g.num_nodes for g in graphs)
@@ -512,8 +403,7 @@ def main(argv=None) -> dict:
     precisions = ["bf16" if a.bf16 or im.bf16 else "fp32" for im in impls]
     peaks = peak.measure_peaks(a.device, precisions) if a.flops != "off" else {}
     res = {
-        "command": "python benchmarks/train_step.py "
-        + shlex.join(sys.argv[1:] if argv is None else list(argv)),
+        "command": command("benchmarks.train_step", argv),
         "data": str(a.data),
         "residues": n_res,
         "chains": len(graphs),
@@ -521,52 +411,55 @@ def main(argv=None) -> dict:
         "repeats": a.repeats,
         "precision": "bf16" if a.bf16 else "fp32",
         "config": {"hidden": HIDDEN, "layers": f"{LAYERS}+{LAYERS}", "k": K},
-        "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+        "machine": finished(info),
         "memory": "peak RSS during the step minus RSS before it (VmHWM, MiB)"
         if a.device.type == "cpu"
         else "torch.cuda.max_memory_allocated during the step minus memory_allocated before (MiB)",
         "device": str(a.device),
-        "flops": peak.FLOPS_BASIS[a.flops],
+        "flops": FLOPS_BASIS[a.flops],
         "peak_flops": peaks,
-        "impls": {},
+        "impls": {im.name: row(im, a, n_res, peaks) for im in impls},
     }
-    for im in impls:
-        med = statistics.median(im.times)
-        res["impls"][im.name] = {
-            "description": describe(im.name),
-            "checkpointing": base_name(im.name) in CHECKPOINTED,
-            "precision": "bf16" if a.bf16 or im.bf16 else "fp32",
-            "median_s": round(med, 3),
-            "residues_per_s": round(n_res / med, 1),
-            "times_s": [round(t, 3) for t in im.times],
-            "peak_mem_mb": round(statistics.median(im.mem), 1),
-            "parameters": sum(p.numel() for p in im.model.parameters()),
-            "last_loss": round(im.loss, 4),
-            "warmup_s": round(im.warmup_s, 3),
-        }
-        if base_name(im.name) == "ours_compiled":  # its warm-up step compiled the model
-            fwd = im.forward
-            res["impls"][im.name]["compile_s"] = round(im.warmup_s, 3)
-            res["impls"][im.name]["compiled"] = isinstance(fwd, Compiled) and fwd.failed is None
-        if im.flops is not None:
-            row = res["impls"][im.name]
-            row["flops_per_step"] = round(im.flops)
-            row.update(peak.utilisation(im.flops, med, peaks.get(row["precision"])))
-    rate = {k: v["residues_per_s"] for k, v in res["impls"].items()}
-    if "ours" in rate:
-        for other in ("original", "original_training", "pyg_port", "ours_concat"):
-            if other in rate:
-                res[f"ours_over_{other}"] = round(rate["ours"] / rate[other], 3)
-    if "ours_bf16" in rate:
-        for other in ("original", "original_training", "original_bf16"):
-            if other in rate:
-                res[f"ours_bf16_over_{other}"] = round(rate["ours_bf16"] / rate[other], 3)
+    res.update(ratios({k: v["residues_per_s"] for k, v in res["impls"].items()}))
     res["comparisons"] = comparisons(res["impls"])
-    text = json.dumps(res, indent=2)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    print(text if a.json else _table(res))
-    return res
+    return emit(res, a, _table)
+
+
+def row(im: Impl, a, n_res: int, peaks: dict) -> dict:
+    """The JSON row of one implementation: what it is, its times, memory, loss and FLOPs."""
+    med = statistics.median(im.times)
+    out = {
+        "description": describe(im.name),
+        "checkpointing": base_name(im.name) in CHECKPOINTED,
+        "precision": "bf16" if a.bf16 or im.bf16 else "fp32",
+        "median_s": round(med, 3),
+        "residues_per_s": round(n_res / med, 1),
+        "times_s": [round(t, 3) for t in im.times],
+        "peak_mem_mb": round(statistics.median(im.mem), 1),
+        "parameters": sum(p.numel() for p in im.model.parameters()),
+        "last_loss": round(im.loss, 4),
+        "warmup_s": round(im.warmup_s, 3),
+    }
+    if base_name(im.name) == "ours_compiled":  # its warm-up step compiled the model
+        out["compile_s"] = round(im.warmup_s, 3)
+        out["compiled"] = isinstance(im.forward, Compiled) and im.forward.failed is None
+    if im.flops is not None:
+        out["flops_per_step"] = round(im.flops)
+        out.update(utilisation(im.flops, med, peaks.get(out["precision"])))
+    return out
+
+
+def ratios(rate: dict) -> dict:
+    """``ours_over_X`` and ``ours_bf16_over_X``: residues/s of ours over each other row."""
+    out = {}
+    for ours, others in (
+        ("ours", ("original", "original_training", "pyg_port", "ours_concat")),
+        ("ours_bf16", ("original", "original_training", "original_bf16")),
+    ):
+        for other in others:
+            if ours in rate and other in rate:
+                out[f"{ours}_over_{other}"] = round(rate[ours] / rate[other], 3)
+    return out
 
 
 def _table(res: dict) -> str:

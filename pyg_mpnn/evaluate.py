@@ -3,7 +3,7 @@ random decoding order, and recovery of sequences sampled at a low temperature.
 
     python -m pyg_mpnn.evaluate --weights original:v_48_020 --data ts50.jsonl --json
 
-Protocol (what ``benchmarks/ts50_eval.py`` also runs with the reference implementation):
+Protocol (what ``studies/ts50_eval.py`` also runs with the reference implementation):
 
 * residues scored: designed chains, all four backbone atoms present (the original's
   ``mask * chain_M``); with CA-only weights (``ca:v_48_020``) every residue with a CA atom,

@@ -4,7 +4,7 @@ encoder-side counterpart.
 The decoder's probe lives in :mod:`pyg_mpnn.track.jacobian` (the trainer runs it while
 tracking, and ``pyg_mpnn.train`` does not import ``pyg_mpnn.diagnose``); these are its names
 for ``python -m pyg_mpnn.diagnose``, :mod:`pyg_mpnn.diagnose.posthoc` and
-``benchmarks/jacobian_study.py``.
+``studies/jacobian_study.py``.
 
 Encoder-side coupling (:func:`encoder_jacobian`). The categorical Jacobian asks the decoder how
 the letter at ``j`` moves the prediction at ``i``; the encoder never sees the sequence, so its

@@ -19,7 +19,7 @@ Controlled faults, so that :mod:`pyg_mpnn.diagnose` can be shown to find them (c
   at every forward pass. It carries no information; its weight gradient scales with
   ``noise_std``, so at a small std (0.01) it stays far below every other layer's and diagnose
   finding (a) names it, while at std 1 the gap is gone (and the module hurts the validation
-  loss instead): ``benchmarks/noise_control.py``, docs/monitoring.md.
+  loss instead): ``studies/noise_control.py``, docs/monitoring.md.
 * ``freeze_embedding: true`` stops the sequence embedding ``W_s`` from training;
   ``embedding_scale: F`` multiplies its initial weights by ``F`` (mis-scaled).
 * ``nan_step: S`` with ``nan_layer: L`` (a block of :meth:`~pyg_mpnn.nn.ProteinMPNN.blocks`:

@@ -1,9 +1,8 @@
 """The Jacobian study's scorer on maps whose answer is known, the encoder Jacobian against
-finite differences and its receptive field, and a tiny run of benchmarks/jacobian_study.py
-(train, checkpoints, maps, JSON) rendered by benchmarks/render_docs.py."""
+finite differences and its receptive field, and a tiny run of studies/jacobian_study.py
+(train, checkpoints, maps, JSON) rendered by tools/render_docs.py."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,10 @@ from pyg_mpnn.diagnose.jacobian import (
 )
 from pyg_mpnn.nn.graph import knn_edges
 from pyg_mpnn.nn.model import ProteinMPNN
+from studies import jacobian_study
+from tools import render_docs
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-import jacobian_study  # noqa: E402
-import render_docs  # noqa: E402
 
 PROTEIN = str(REPO / "tests" / "fixtures" / "mdanalysistests__1i8nA.pdb.gz")  # TS50 1i8nA
 

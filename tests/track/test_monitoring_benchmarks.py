@@ -1,19 +1,14 @@
-"""benchmarks/noise_control.py and benchmarks/layer_norms.py in their tiny modes (real short runs
+"""studies/noise_control.py and studies/layer_norms.py in their tiny modes (real short runs
 on the embedded data, one thread: seconds): the JSON docs/monitoring.md renders from, and what
 it must show -- the noise module's gradient grows with its std, the pre-LN terms are not the
 post-LN ~1."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-import layer_norms  # noqa: E402
-import noise_control  # noqa: E402
-import render_docs  # noqa: E402
+from studies import layer_norms, noise_control
+from tools import render_docs
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,9 @@
 """Ablation points with seeds, FLOP-matched widths and budgets in supervised residues
 (pyg_mpnn/train/sweep_points.py): the arithmetic, real FLOP counts on tiny models, and tiny
-real runs through benchmarks/ablation.py and the docs' renderers."""
+real runs through studies/ablation.py and the docs' renderers."""
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 from _train_tiny import TINY_MODEL
@@ -18,11 +16,8 @@ from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.sweep import run_sweep
 from pyg_mpnn.train.sweep_points import match_flops, points_of
 from pyg_mpnn.train.sweep_run import first_batches, flops_of_config
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-import ablation  # noqa: E402
-import render_docs  # noqa: E402
+from studies import ablation
+from tools import render_docs
 
 TINY = TINY_MODEL + [
     "data.max_tokens=300",
@@ -153,7 +148,9 @@ def test_supervised_budget_stops_crops_at_the_supervised_residues(tiny_dataset, 
     assert rows[0]["valid_loss"] != rows[1]["valid_loss"]
     assert (out / "whole-s0").is_dir() and (out / "crop-s1").is_dir()
     assert doc["summary"]["points"]["crop"]["valid_ppl"]["n"] == 2
-    assert doc["machine"]["threads"] == 1 and doc["command"].startswith("python benchmarks/")
+    assert doc["machine"]["threads"] == 1 and doc["command"].startswith(
+        "python -m studies.ablation "
+    )
     # the computed-residue budget (the default unit) stops the crop far below it in supervision
     _, control = _ablation(
         "spatial_crop_supervised",

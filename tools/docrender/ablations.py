@@ -1,13 +1,21 @@
-"""Renderers for the seeded ablations (benchmarks/ablation.py)."""
+"""Renderers for the seeded ablations (studies/ablation.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from docrender.core import RenderError, load, lookup, num, renderer, table  # noqa: F401
+from tools.docrender.core import (  # noqa: F401
+    RenderError,
+    load,
+    lookup,
+    num,
+    renderer,
+    runnable,
+    table,
+)
 
 
-# -- ablations with seeds (benchmarks/ablation.py) -------------------------------------------------
+# -- ablations with seeds (studies/ablation.py) ----------------------------------------------------
 def _mean_sd(s: dict, spec: str) -> str:
     """``mean ± sd (min–max)`` of a summary spread, formatted with ``spec``."""
     if not s.get("n"):
@@ -40,7 +48,7 @@ def render_ablation_machine(results: Path, file: str) -> str:
         f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} thread"
         f"{'s' * (m['threads'] != 1)}, load average {m['loadavg_start'][0]:.1f} → "
         f"{m['loadavg_end'][0]:.1f}, {r['minutes']:.1f} minutes in all; "
-        f"`{r['command']}` (`benchmarks/results/{file}`)"
+        f"`{runnable(r['command'])}` (`benchmarks/results/{file}`)"
     )
 
 

@@ -1,6 +1,6 @@
 """Before/after table of fine-tunes (docs/finetuning.md): test metrics, TS50, which parts moved.
 
-    .venv/bin/python benchmarks/finetune_eval.py --base original:v_48_020 \\
+    .venv/bin/python -m studies.finetune_eval --base original:v_48_020 \\
         --run full=runs/finetune/full --run enc=runs/finetune/frozen_enc \\
         --test ../shared/data/training/db5.5_test.jsonl.gz \\
         --ts50 ../shared/data/benchmarks/ts50.jsonl --json benchmarks/results/finetune_db55.json
@@ -26,13 +26,11 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pyg_mpnn.diagnose.series import read_aim  # noqa: E402
-from pyg_mpnn.evaluate import evaluate, iter_records, limit_chains  # noqa: E402
-from pyg_mpnn.nn.weights import load_model  # noqa: E402
-from pyg_mpnn.track.layers import parameter_blocks  # noqa: E402
+from benchmarks.common import write_json
+from pyg_mpnn.diagnose.series import read_aim
+from pyg_mpnn.evaluate import evaluate, iter_records, limit_chains
+from pyg_mpnn.nn.weights import load_model
+from pyg_mpnn.track.layers import parameter_blocks
 
 METRICS = ("perplexity", "accuracy", "median_recovery")
 
@@ -96,7 +94,7 @@ def load_during(log: Path, start: float, end: float) -> list[float]:
     return out
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", default="original:v_48_020")
     p.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER")
@@ -118,34 +116,27 @@ def main(argv=None) -> int:
     p.add_argument("--load-log", type=Path)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path)
-    a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    sets = {
-        "test": list(limit_chains(iter_records(a.test), a.max_chains)),
-        "ts50": list(iter_records(a.ts50)),
-    }
-    t0 = time.time()
-    rows = {} if a.skip_base else {"before": {"weights": a.base, **_eval(a.base, sets)}}
-    for item in a.run:
-        name, folder = item.split("=", 1)
-        facts = run_facts(Path(folder), a.which)
-        rows[name] = {
-            **facts,
-            "update_ratio": update_ratios(Path(folder)),
-            "drift": drift(facts["weights"], a.base),
-        }
-        if a.load_log:
-            rows[name]["load"] = load_during(a.load_log, facts["start"], facts["end"])
-        rows[name].update(_eval(facts["weights"], sets))
-        if a.json:  # after every model: a partial result survives a stop
-            a.json.parent.mkdir(parents=True, exist_ok=True)
-            a.json.write_text(json.dumps(rows, indent=1, default=str))
+    return p.parse_args(argv)
+
+
+def run_row(folder: Path, a, sets: dict) -> dict:
+    """One fine-tune: its facts, which layers moved (Aim, and against ``--base``), the load
+    it trained under (``--load-log``) and its metrics on ``sets``."""
+    facts = run_facts(folder, a.which)
+    row = {**facts, "update_ratio": update_ratios(folder), "drift": drift(facts["weights"], a.base)}
+    if a.load_log:
+        row["load"] = load_during(a.load_log, facts["start"], facts["end"])
+    row.update(_eval(facts["weights"], sets))
+    return row
+
+
+def table(rows: dict) -> str:
+    """The Markdown before/after table: test and TS50 metrics per weights."""
     head = (
         "| weights | steps (chosen) | min | test ppl | test acc % | test median rec. % | "
         "TS50 ppl | TS50 acc % | TS50 median rec. % |"
     )
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in rows.items():
         cells = [
             name,
@@ -158,31 +149,57 @@ def main(argv=None) -> int:
                 f"{r[s]['accuracy']:.1f}",
                 f"{r[s]['median_recovery']:.1f}",
             ]
-        print("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def movement(name: str, r: dict) -> str:
+    """Which layers of run ``name`` moved (update ratios, distance from the base) and the
+    load it trained under."""
+    lines = []
+    if "update_ratio" in r:
+        lines.append(
+            f"\n{name}: median update/weight ratio per step and layer (Aim): "
+            + ", ".join(f"{k} {v:.1e}" for k, v in r["update_ratio"].items())
+        )
+        lines.append(
+            f"{name}: ||theta - theta_base|| / ||theta_base|| per layer ({r['weights']}): "
+            + ", ".join(f"{k} {v:.1e}" for k, v in r["drift"].items())
+        )
+    if r.get("load"):
+        lines.append(
+            f"{name}: 1-min load average while training: median "
+            f"{statistics.median(r['load']):.2f}, range {min(r['load']):.2f}-"
+            f"{max(r['load']):.2f} ({len(r['load'])} samples)"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    torch.set_num_threads(a.threads)
+    sets = {
+        "test": list(limit_chains(iter_records(a.test), a.max_chains)),
+        "ts50": list(iter_records(a.ts50)),
+    }
+    t0 = time.time()
+    rows = {} if a.skip_base else {"before": {"weights": a.base, **_eval(a.base, sets)}}
+    for item in a.run:
+        name, folder = item.split("=", 1)
+        rows[name] = run_row(Path(folder), a, sets)
+        if a.json:  # after every model: a partial result survives a stop
+            write_json(a.json, json.dumps(rows, indent=1, default=str))
+    print(table(rows))
     for name, r in rows.items():
-        if "update_ratio" in r:
-            print(
-                f"\n{name}: median update/weight ratio per step and layer (Aim): "
-                + ", ".join(f"{k} {v:.1e}" for k, v in r["update_ratio"].items())
-            )
-            print(
-                f"{name}: ||theta - theta_base|| / ||theta_base|| per layer ({r['weights']}): "
-                + ", ".join(f"{k} {v:.1e}" for k, v in r["drift"].items())
-            )
-        if r.get("load"):
-            print(
-                f"{name}: 1-min load average while training: median "
-                f"{statistics.median(r['load']):.2f}, range {min(r['load']):.2f}-"
-                f"{max(r['load']):.2f} ({len(r['load'])} samples)"
-            )
+        if text := movement(name, r):
+            print(text)
     print(
         f"\nevaluation took {time.time() - t0:.0f} s at {a.threads} thread(s), "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         file=sys.stderr,
     )
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(rows, indent=1, default=str))
+        write_json(a.json, json.dumps(rows, indent=1, default=str))
     return 0
 
 

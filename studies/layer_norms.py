@@ -1,4 +1,4 @@
-"""Per-layer norms before and after LayerNorm on a short real run (issue 19).
+"""Per-layer norms before and after LayerNorm on a short real run.
 
 Every encoder and decoder layer of ProteinMPNN ends in LayerNorm, so the tracked activation
 (``part`` ``node``/``edge``) has RMS ~1 by construction. The tracking also records the terms
@@ -10,19 +10,18 @@ base-like model (the scale sweep's ``h64-d3``: hidden 64, 3 + 3 layers, k = 16, 
 rate schedule, ~1,000-residue batches of the full embedded data, fp32, one thread) for a few hundred
 steps and writes, per layer and tracked step, the post-LN activation RMS, the pre-LN RMS, and
 the weight, gradient and update/weight values to ``benchmarks/results/layer_norms.json``
-(rendered into docs/monitoring.md by ``benchmarks/render_docs.py``).
+(rendered into docs/monitoring.md by ``tools/render_docs.py``).
 
-    python benchmarks/layer_norms.py                       # 120 steps (the JSON records the wall time)
-    python benchmarks/layer_norms.py --tiny --out /tmp/ln.json   # the test's mode (seconds)
-    python benchmarks/layer_norms.py --from-run runs/base_cpu30_idle --table-steps 1 400 1600 \
-        --out /tmp/base.json       # the same JSON from a run tracked earlier (no training)
+    python -m studies.layer_norms                       # 120 steps (the JSON records the wall time)
+    python -m studies.layer_norms --tiny --out ln.json   # the test's mode (seconds)
+    python -m studies.layer_norms --from-run runs/base_cpu30_idle --table-steps 1 400 1600 \
+        --out base.json       # the same JSON from a run tracked earlier (no training)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -30,15 +29,10 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from train_step import machine  # noqa: E402
-
-from pyg_mpnn.diagnose.series import read_files  # noqa: E402
-from pyg_mpnn.train.config import load_experiment  # noqa: E402
-from pyg_mpnn.train.trainer import Trainer  # noqa: E402
+from benchmarks.common import RESULTS, command, finished, machine, write_json
+from pyg_mpnn.diagnose.series import read_files
+from pyg_mpnn.train.config import load_experiment
+from pyg_mpnn.train.trainer import Trainer
 
 EXP = "smoke"
 MODEL = [  # the scale sweep's h64-d3 on the embedded data
@@ -67,7 +61,7 @@ QUANTITIES = {
     ("activation", "node_ffn"): "node_ffn",
     ("activation", "edge_residual"): "edge_residual",
 }
-RESULT = REPO / "benchmarks" / "results" / "layer_norms.json"
+RESULT = RESULTS / "layer_norms.json"
 
 
 def collect(run_dir: Path) -> dict:
@@ -117,13 +111,13 @@ def main(argv=None) -> int:
         final = Trainer(cfg, run).fit()
         seconds = time.time() - t0
         data = collect(run)
-    m["loadavg_end"] = list(os.getloadavg())
+    m = finished(m)
     train = " ".join(f"--set {s}" for s in sets)
     return write(
         a,
         data,
         {
-            "command": "python benchmarks/layer_norms.py " + " ".join(argv or sys.argv[1:]),
+            "command": command("studies.layer_norms", argv),
             "train_command": f"python -m pyg_mpnn.train --exp {EXP} --out RUN {train}",
             "machine": m,
             "seconds": round(seconds, 1),
@@ -140,8 +134,7 @@ def write(a, data: dict, head: dict) -> int:
     if missing:
         raise SystemExit(f"--table-steps {missing}: not tracked steps (tracked: {steps})")
     result = {**head, "steps": steps, "table_steps": shown, **data}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(a.out, json.dumps(result, indent=1))
     print(f"wrote {a.out}: layers tracked at {len(steps)} steps, {steps[0]}..{steps[-1]}")
     return 0
 

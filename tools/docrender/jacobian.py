@@ -1,10 +1,10 @@
-"""Renderers for the categorical Jacobian study (benchmarks/jacobian_study.py)."""
+"""Renderers for the categorical Jacobian study (studies/jacobian_study.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from docrender.core import RenderError, load, lookup, num, renderer, table  # noqa: F401
+from tools.docrender.core import RenderError, load, lookup, num, renderer, table  # noqa: F401
 
 # -- categorical Jacobian study ------------------------------------------------------------------
 JAC_LABELS = {

@@ -5,10 +5,13 @@ key path, format numbers, build a Markdown table. ``render_docs.py`` finds every
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
 RENDERERS = {}
+SCRIPT_PATH = re.compile(r"python benchmarks/(?P<name>\w+)\.py\b")
 
 
 class RenderError(ValueError):
@@ -44,6 +47,18 @@ def lookup(data, path: str, where: str):
 def num(x: float) -> str:
     """Below 10 with one decimal, else a whole number with thousands separators."""
     return f"{x:.1f}" if abs(x) < 10 else f"{x:,.0f}"
+
+
+def runnable(command: str) -> str:
+    """A recorded command as it runs today: results recorded when the scripts ran by path
+    (``python benchmarks/NAME.py ARGS``) name the module that now holds the script
+    (``python -m benchmarks.NAME ARGS``, or ``studies.NAME``)."""
+    m = SCRIPT_PATH.match(command)
+    if m:
+        for package in ("benchmarks", "studies"):
+            if (REPO / package / f"{m['name']}.py").is_file():
+                return f"python -m {package}.{m['name']}" + command[m.end() :]
+    return command
 
 
 def table(header: list[str], align: list[str], rows: list[list]) -> str:

@@ -2,8 +2,8 @@
 maps against contacts, with kNN-aware baselines, over proteins, decoding orders and a training
 trajectory.
 
-    python benchmarks/jacobian_study.py --json --out benchmarks/results/jacobian_study.json
-    python benchmarks/jacobian_study.py --tiny --json --out /tmp/jacobian_tiny.json  # seconds
+    python -m studies.jacobian_study --json --out benchmarks/results/jacobian_study.json
+    python -m studies.jacobian_study --tiny --json --out jacobian_tiny.json  # seconds
 
 1. **Trajectory.** Trains one short run with the real trainer (``STUDY`` overrides of
    ``experiments/base.yaml``: a small model on the full embedded set, one thread), keeping a
@@ -23,7 +23,7 @@ trajectory.
    scorer (the contact map scores ~1, random maps score the contact rate).
 
 The JSON holds every (checkpoint, protein, variant) row and summaries (mean, standard
-deviation, min, max over proteins); ``benchmarks/render_docs.py`` renders docs/monitoring.md's
+deviation, min, max over proteins); ``tools/render_docs.py`` renders docs/monitoring.md's
 tables from it.
 """
 
@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import shutil
 import sys
 import time
@@ -42,9 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import machine
-
+from benchmarks.common import REPO, command, emit, finished, machine
 from pyg_mpnn.diagnose.jacobian import (
     TS50,
     apc,
@@ -62,7 +58,6 @@ from pyg_mpnn.train.checkpoint import STEP_RE, CheckpointManager
 from pyg_mpnn.train.config import load_experiment
 from pyg_mpnn.train.trainer import Trainer
 
-REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 SEPARATIONS = (6, 12)
 BUDGET = 100_000  # edges per batched decoder/encoder call (memory)
@@ -339,7 +334,7 @@ def summarise(rows: list[dict]) -> list[dict]:
 def main(argv=None) -> dict | None:
     a = parse_args(argv)
     torch.set_num_threads(a.threads)
-    load_start = os.getloadavg()
+    info = machine()
     specs = probe_specs(a)
     if specs is None:
         print(f"skipped: {TS50} not found (the study needs TS50 from ../shared)", file=sys.stderr)
@@ -353,10 +348,9 @@ def main(argv=None) -> dict | None:
         rows += probe_one(load_model(run["checkpoints"][step]), data, step, a)
     t_end = time.perf_counter()
     res = {
-        "command": "python benchmarks/jacobian_study.py "
-        + shlex.join(sys.argv[1:] if argv is None else list(argv)),
+        "command": command("studies.jacobian_study", argv),
         "tiny": a.tiny,
-        "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+        "machine": finished(info),
         "seconds": {
             "train": run["train_seconds"],
             "train_reused": run["reused"],
@@ -389,7 +383,7 @@ def main(argv=None) -> dict | None:
         "rows": rows,
         "summary": summarise(rows),
     }
-    return finish(res, a)
+    return emit(res, a, _summary_line, indent=1, default=float)
 
 
 def graph_knn(data, run) -> np.ndarray:
@@ -406,14 +400,12 @@ def graph_knn(data, run) -> np.ndarray:
     return knn
 
 
-def finish(res: dict, a) -> dict:
-    text = json.dumps(res, indent=1, default=float)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text + "\n")
-    if a.json:
-        print(text)
-    return res
+def _summary_line(res: dict) -> str:
+    """Without ``--json``: what was scored."""
+    return (
+        f"jacobian study: {len(res['proteins'])} proteins x {len(res['run']['steps'])} "
+        f"checkpoints, {len(res['rows'])} rows"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The noise-module control (issue 19): is diagnose's gap for ``noise`` the module, or 1/std?
+"""The noise-module control: is diagnose's gap for ``noise`` the module, or 1/std?
 
 ``experiments/noise_module.yaml`` adds a module ``noise`` after the last encoder layer that
 turns the node states into ``h + W z`` with fresh ``z ~ N(0, std^2)``. Its weight gradient is
@@ -11,10 +11,10 @@ validation loss that has moved), and reports per arm: the validation loss and pe
 diagnose's window, the gap finding (a) computes (median of the peers over the module's
 gradient RMS, median over the window's tracking steps), and diagnose's findings.
 
-    python benchmarks/noise_control.py                        # 3 arms x 2 seeds x 16 steps
-    python benchmarks/noise_control.py --seeds 0 --steps 100 \
+    python -m studies.noise_control                        # 3 arms x 2 seeds x 16 steps
+    python -m studies.noise_control --seeds 0 --steps 100 \
         --out benchmarks/results/noise_control_100.json        # longer: a loss that has moved
-    python benchmarks/noise_control.py --tiny --out /tmp/nc.json   # the test's mode (seconds)
+    python -m studies.noise_control --tiny --out nc.json   # the test's mode (seconds)
 
 Each run is ``python -m pyg_mpnn.train --exp noise_module --set seed=S --set
 inject.noise_std=STD`` (``--set inject.noise_after=null`` for no module) followed by
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -37,20 +36,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from train_step import machine  # noqa: E402
-
-from pyg_mpnn.diagnose.findings import Thresholds, _window, diagnose  # noqa: E402
-from pyg_mpnn.diagnose.series import read_files  # noqa: E402
-from pyg_mpnn.train.config import load_experiment  # noqa: E402
-from pyg_mpnn.train.trainer import Trainer  # noqa: E402
+from benchmarks.common import RESULTS, command, finished, machine, write_json
+from pyg_mpnn.diagnose.findings import Thresholds, _window, diagnose
+from pyg_mpnn.diagnose.series import read_files
+from pyg_mpnn.train.config import load_experiment
+from pyg_mpnn.train.trainer import Trainer
 
 EXP = "noise_module"
 ARMS = {"no module": None, "std 0.01": 0.01, "std 1": 1.0}
-RESULT = REPO / "benchmarks" / "results" / "noise_control.json"
+RESULT = RESULTS / "noise_control.json"
 
 
 def overrides(std: float | None, seed: int | str, steps: int) -> list[str]:
@@ -60,7 +54,7 @@ def overrides(std: float | None, seed: int | str, steps: int) -> list[str]:
     return out + [f"train.max_steps={steps}", "train.epochs=1000"]
 
 
-def command(sets: list[str]) -> str:
+def train_command(sets: list[str]) -> str:
     return f"python -m pyg_mpnn.train --exp {EXP} --out RUN " + " ".join(f"--set {s}" for s in sets)
 
 
@@ -131,7 +125,7 @@ def summary(runs: list[dict]) -> dict:
     return out
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -149,35 +143,45 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.tiny:
         a.seeds, a.steps = [0], [4]
-    torch.set_num_threads(1)
-    m = machine()
-    t0 = time.time()
+    return a
+
+
+def run_arms(a, root: Path) -> dict:
+    """``{steps: {arm: {noise_std, command, runs, summary}}}``: every arm and seed at every
+    run length, each run in its own folder under ``root``."""
     settings = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = a.runs or Path(tmp)
-        jobs = [(n, arm, std, s) for n in a.steps for arm, std in ARMS.items() for s in a.seeds]
-        for steps, arm, std, seed in tqdm(jobs, desc="noise control runs"):
-            folder = root / f"{steps}steps_{arm.replace(' ', '_')}_seed{seed}"
-            row = one_run(std, seed, steps, folder)
-            entry = settings.setdefault(str(steps), {}).setdefault(
-                arm, {"noise_std": std, "command": command(overrides(std, "S", steps)), "runs": []}
-            )
-            entry["runs"].append(row)
+    jobs = [(n, arm, std, s) for n in a.steps for arm, std in ARMS.items() for s in a.seeds]
+    for steps, arm, std, seed in tqdm(jobs, desc="noise control runs"):
+        folder = root / f"{steps}steps_{arm.replace(' ', '_')}_seed{seed}"
+        row = one_run(std, seed, steps, folder)
+        entry = settings.setdefault(str(steps), {}).setdefault(
+            arm,
+            {"noise_std": std, "command": train_command(overrides(std, "S", steps)), "runs": []},
+        )
+        entry["runs"].append(row)
     for arms in settings.values():
         for entry in arms.values():
             entry["summary"] = summary(entry["runs"])
-    m["loadavg_end"] = list(os.getloadavg())
+    return settings
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    torch.set_num_threads(1)
+    m = machine()
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = run_arms(a, a.runs or Path(tmp))
     result = {
-        "command": "python benchmarks/noise_control.py " + " ".join(argv or sys.argv[1:]),
+        "command": command("studies.noise_control", argv),
         "experiment": EXP,
         "diagnose": "python -m pyg_mpnn.diagnose RUN (default thresholds)",
-        "machine": m,
+        "machine": finished(m),
         "seeds": a.seeds,
         "seconds": round(time.time() - t0, 1),
         "settings": settings,
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(a.out, json.dumps(result, indent=1))
     for steps, arms in settings.items():
         for arm, entry in arms.items():
             s = entry["summary"]

@@ -1,8 +1,8 @@
 """Render the docs' measured tables and figures from ``benchmarks/results/*.json``, or check
 that the docs agree with them.
 
-    python benchmarks/render_docs.py            # rewrite every rendered part of the docs
-    python benchmarks/render_docs.py --check    # exit 1, with a diff, where a doc disagrees
+    python -m tools.render_docs            # rewrite every rendered part of the docs
+    python -m tools.render_docs --check    # exit 1, with a diff, where a doc disagrees
 
 A rendered part sits between two markers, on their own lines for a block (a table) or inside
 a sentence for one value::
@@ -28,13 +28,10 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 # the topic modules register their renderers in RENDERERS when imported
-from docrender import ablations, jacobian, monitoring, speed  # noqa: F401
-from docrender.core import RENDERERS, RenderError, load
+from tools.docrender import ablations, jacobian, memory, monitoring, speed  # noqa: F401
+from tools.docrender.core import RENDERERS, REPO, RenderError, load
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DOCS = [REPO / "README.md"] + [
     REPO / "docs" / name for name in ("findings.md", "performance.md", "monitoring.md")
@@ -106,7 +103,7 @@ def main(argv=None) -> int:
             print(f"{doc}: rendered {len(names)} parts")
     if a.check and stale:
         print(
-            f"{stale} doc(s) disagree with their sources: run `python benchmarks/render_docs.py`",
+            f"{stale} doc(s) disagree with their sources: run `python -m tools.render_docs`",
             file=sys.stderr,
         )
         return 1

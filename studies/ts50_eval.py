@@ -1,6 +1,6 @@
 """TS50 with the reference implementation and with ours, under one protocol; prints JSON.
 
-    .venv/bin/python benchmarks/ts50_eval.py [--data ../shared/data/benchmarks/ts50.jsonl]
+    .venv/bin/python -m studies.ts50_eval [--data ../shared/data/benchmarks/ts50.jsonl]
         [--weights original:v_48_020] [--seed 0] [--threads 1]
 
 Protocol (both sides; see pyg_mpnn/evaluate.py): residues of designed chains with a complete
@@ -18,24 +18,20 @@ import argparse
 import json
 import math
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pyg_mpnn.evaluate import evaluate, iter_records  # noqa: E402
-from pyg_mpnn.io.record import to_data  # noqa: E402
-from pyg_mpnn.nn.reference import (  # noqa: E402
+from benchmarks.common import DATA
+from pyg_mpnn.evaluate import evaluate, iter_records
+from pyg_mpnn.io.record import to_data
+from pyg_mpnn.nn.reference import (
     is_ca_only,
     reference_log_probs,
     reference_model,
     reference_sample,
 )
-from pyg_mpnn.nn.weights import load_model  # noqa: E402
+from pyg_mpnn.nn.weights import load_model
 
 
 @torch.no_grad()
@@ -67,7 +63,7 @@ def evaluate_reference(weights: str, records, seed: int = 0, temperature: float 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=str(REPO.parent / "shared/data/benchmarks/ts50.jsonl"))
+    p.add_argument("--data", default=str(DATA / "benchmarks" / "ts50.jsonl"))
     p.add_argument("--weights", default="original:v_48_020")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)

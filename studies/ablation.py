@@ -1,15 +1,15 @@
 """Run an ablation experiment (``sweep.points``) and keep its result for the docs.
 
-    python benchmarks/ablation.py --exp enc_dec_isoflop --data ../shared/data/training \\
+    python -m studies.ablation --exp enc_dec_isoflop --data ../shared/data/training \\
         --out runs/findings5/enc_dec_isoflop --json benchmarks/results/enc_dec_isoflop.json \\
         --figure docs/figures/findings_enc_dec_isoflop.png --set train.threads=1
 
 The experiment runs exactly as ``python -m pyg_mpnn.train --exp NAME`` would
 (:func:`pyg_mpnn.train.sweep.run_sweep`); the result file holds the command, the machine
-(``machine()`` of ``benchmarks/train_step.py``, with the load average at the start and the end),
+(:func:`benchmarks.common.machine`, with the load average at the start and the end),
 the sweep's table rows (one per point and seed, without the validation histories), the per-point
 summary over seeds (mean, standard deviation, min-max) and the FLOP matching.
-``benchmarks/render_docs.py`` renders docs/findings.md's tables from it. ``--figure`` writes a
+``tools/render_docs.py`` renders docs/findings.md's tables from it. ``--figure`` writes a
 small copy of the sweep's figure (validation perplexity and accuracy, residues/s).
 """
 
@@ -17,23 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from train_step import machine  # noqa: E402
-
-from pyg_mpnn.train.config import load_experiment  # noqa: E402
-from pyg_mpnn.train.sweep import run_sweep  # noqa: E402
-from pyg_mpnn.train.sweep_points import plot_points  # noqa: E402
+from benchmarks.common import command, finished, machine, write_json
+from pyg_mpnn.train.config import load_experiment
+from pyg_mpnn.train.sweep import run_sweep
+from pyg_mpnn.train.sweep_points import plot_points
 
 FIGURE_PANELS = (
     ("valid_ppl", "validation perplexity"),
@@ -91,13 +84,12 @@ def main(argv=None) -> int:
         torch.set_num_threads(cfg.train.threads)
     m, t0 = machine(), time.time()
     run_sweep(cfg, a.out)
-    m["loadavg_end"] = os.getloadavg()
+    m = finished(m)
     name = cfg.sweep.table or cfg.name
     sweep_json = json.loads((a.out / f"{name}.json").read_text())
-    command = "python benchmarks/ablation.py " + shlex.join(argv or sys.argv[1:])
-    doc = result_doc(sweep_json, command, m, (time.time() - t0) / 60)
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    cmd = command("studies.ablation", argv)
+    doc = result_doc(sweep_json, cmd, m, (time.time() - t0) / 60)
+    write_json(a.json, json.dumps(doc, indent=1, default=str))
     if a.figure:
         figure(doc, a.figure)
     print(f"{a.json}" + (f", {a.figure}" if a.figure else ""), file=sys.stderr)

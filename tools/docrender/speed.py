@@ -1,11 +1,11 @@
-"""Renderers for speed and memory: train_step, the profiles, the memory curves, design speed,
-data at scale, recomputed activations."""
+"""Renderers for speed: train_step, the profiles, design speed, time to quality, oneDNN's
+cache, FLOP utilisation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from docrender.core import RenderError, load, lookup, num, renderer, table
+from tools.docrender.core import RenderError, load, lookup, renderer, table
 
 # -- train_step ----------------------------------------------------------------------------------
 IMPL_LABELS = {
@@ -21,7 +21,7 @@ IMPL_LABELS = {
     "ours_compiled": "ours under `torch.compile` (`train.compile`)",
 }
 CHECKPOINTED = {"original_training", "ours_checkpointing"}
-BF16 = "_bf16"  # train_step.py's suffix: the same implementation under bf16 autocast
+BF16 = "_bf16"  # train_step's suffix: the same implementation under bf16 autocast
 
 
 def impl_label(name: str) -> str:
@@ -176,99 +176,6 @@ def render_profile_ops_table(results: Path, file: str, arm: str, n: str = "8") -
     )
 
 
-# -- memory against size ---------------------------------------------------------------------------
-def _train_step_near(results: Path, residues: int, files: tuple[str, ...]) -> tuple | None:
-    """(file, JSON) of a train_step run within 5 % of ``residues`` with an ``ours`` row."""
-    for file in files:
-        r = load(results, file)
-        if "ours" in r["impls"] and abs(r["residues"] - residues) <= 0.05 * residues:
-            return file, r
-    return None
-
-
-@renderer("memory_curve_table")
-def render_memory_curve_table(results: Path, file: str, *train_step_files: str) -> str:
-    """Peak memory per size, plain and checkpointed; the plain column falls back to a
-    train_step run of about that size (the same model); a plain point beyond the largest
-    measured one is extrapolated linearly from it. ``L x L``: one fp32 matrix, 4 n^2 bytes."""
-    by_size = {}
-    for row in load(results, file)["rows"]:
-        by_size.setdefault(row["residues"], {})[row["variant"]] = row
-    plain = {}
-    for n, variants in by_size.items():
-        near = _train_step_near(results, n, train_step_files)
-        if "plain" in variants:
-            plain[n] = (
-                f"{variants['plain']['peak_mem_mb']:,.0f}",
-                n,
-                variants["plain"]["peak_mem_mb"],
-            )
-        elif near:
-            f, r = near
-            mb = r["impls"]["ours"]["peak_mem_mb"]
-            text = f"{mb:,.0f} (the {r['residues']:,}-residue train_step batch, `{f}`)"
-            plain[n] = (text, r["residues"], mb)
-    last = max(plain, default=None)
-    rows = []
-    for n in sorted(by_size):
-        ck = by_size[n].get("checkpointing")
-        ref = ck or by_size[n]["plain"]
-        if n in plain:
-            plain_text = plain[n][0]
-        elif last is not None and n > last:
-            _, res0, mb0 = plain[last]
-            plain_text = f"not run (~{mb0 / res0 * n / 1024:.0f} GiB extrapolated)"
-        else:
-            plain_text = "—"
-        check = "—"
-        if ck:
-            check = f"{ck['peak_mem_mb']:,.0f}"
-            if ck.get("threads", 1) != 1:
-                check += f" ({ck['step_s']:.0f} s step, {ck['threads']} threads)"
-        row = [f"{n:,}", f"{ref['edges']:,}", plain_text, check]
-        rows.append(row + [num(ref["largest_tensor_mb"]), num(4 * n * n / 2**20)])
-    header = [
-        "residues",
-        "edges",
-        "plain",
-        "activation checkpointing",
-        "largest tensor",
-        "one `L × L` fp32",
-    ]
-    return table(header, ["---:"] * 6, rows)
-
-
-@renderer("crop_memory_table")
-def render_crop_memory_table(results: Path, crop_file: str, curve_file: str) -> str:
-    """Whole graph against one spatial crop, at the smallest and largest complex."""
-    crops = {r["residues"]: r for r in load(results, crop_file)["rows"]}
-    curve = {}
-    for row in load(results, curve_file)["rows"]:
-        curve.setdefault(row["residues"], {})[row["variant"]] = row
-    rows = []
-    for n in (min(crops), max(crops)):
-        whole = curve.get(n, {})
-        parts = []
-        if "plain" in whole:
-            parts.append(f"{whole['plain']['peak_mem_mb']:,.0f} MiB (plain)")
-        else:
-            parts.append("plain not run")
-        if "checkpointing" in whole:
-            ck = whole["checkpointing"]
-            parts.append(
-                f"{ck['peak_mem_mb']:,.0f} MiB, {ck['step_s']:.0f} s, {ck['threads']} "
-                f"thread{'s' * (ck['threads'] != 1)} (checkpointing)"
-            )
-        c = crops[n]
-        crop = (
-            f"{c['peak_mem_mb']:,.0f} MiB, {c['step_s']:.1f} s, {c['graph_residues']} residues "
-            f"kept, {c['supervised']} supervised"
-        )
-        rows.append([f"{n:,} residues", " / ".join(parts), crop])
-    header = ["complex", "whole graph, one step", "one 50 Å / 20 Å crop, one step (1 thread)"]
-    return table(header, ["---", "---", "---"], rows)
-
-
 # -- design speed ------------------------------------------------------------------------------------
 @renderer("design_speed_machine")
 def render_design_speed_machine(results: Path, file: str) -> str:
@@ -311,63 +218,9 @@ def render_design_speed_table(results: Path, file: str) -> str:
     return table(header, ["---", "---:", "---", "---", "---:", "---:", "---:", "---:"], rows)
 
 
-# -- data at scale --------------------------------------------------------------------------------
-@renderer("data_scale_table")
-def render_data_scale_table(results: Path, ours_file: str, original_file: str) -> str:
-    """Ours measured per index size; the original's start-up and RAM extrapolated."""
-    est = {e["rows"]: e for e in load(results, original_file)["original"]["estimates"]}
-    rows = []
-    for o in load(results, ours_file)["ours"]:
-        n, e = o["rows"], est.get(o["rows"])
-        workers = sum(w["rss_mb"] for w in o["workers"]) / len(o["workers"])
-        size = f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
-        rows.append(
-            [
-                size,
-                f"{o['startup_s']:.2f}",
-                f"{o['main']['rss_mb']:,.0f}",
-                f"{workers:,.0f}",
-                f"{o['batches_per_s']:.1f}",
-                f"{e['startup_s']:,.0f}" if e else "—",
-                num(e["held_in_ram_gb"]) if e else "—",
-            ]
-        )
-    header = [
-        "index rows",
-        "startup s",
-        "main RSS MB",
-        "worker RSS MB",
-        "batches/s",
-        "original: startup s*",
-        "original: RAM GB*",
-    ]
-    return table(header, ["---:"] * 7, rows)
-
-
-# -- recomputed activations -------------------------------------------------------------------------
-@renderer("saved_tensors_table")
-def render_saved_tensors_table(results: Path, file: str) -> str:
-    """What a training forward keeps for backward, by tensor, with and without recomputation."""
-    r = load(results, file)
-    keep, rec = (
-        r["keep_all"]["by_tensor_kib_per_residue"],
-        r["recompute"]["by_tensor_kib_per_residue"],
-    )
-    rows = [[name, num(keep.get(name, 0)), num(rec.get(name, 0))] for name in {**keep, **rec}]
-    rows.append(
-        [
-            "**total (MiB per residue)**",
-            f"**{r['keep_all']['saved_mib_per_residue']:.3f}**",
-            f"**{r['recompute']['saved_mib_per_residue']:.3f}**",
-        ]
-    )
-    header = ["saved tensor (KiB per residue)", "every activation kept", "cheap ones recomputed"]
-    return table(header, ["---", "---:", "---:"], rows)
-
-
 @renderer("profile_step_top_ops")
 def render_profile_step_top_ops(results: Path, file: str, top: str = "12") -> str:
-    """profile_step.py: the operators by self CPU time, with their share and calls."""
+    """profile_step: the operators by self CPU time, with their share and calls."""
     r = load(results, file)
     rows = [
         [f"`{o['op']}`", f"{o['self_cpu_s']:.2f}", f"{100 * o['share']:.1f} %", o["calls"]]
@@ -376,37 +229,6 @@ def render_profile_step_top_ops(results: Path, file: str, top: str = "12") -> st
     return table(
         ["operator", "self CPU s", "share", "calls"], ["---", "---:", "---:", "---:"], rows
     )
-
-
-@renderer("recompute_memory_table")
-def render_recompute_memory_table(results: Path, *files: str) -> str:
-    """memory_curve.py rows of the variants ``keep_all`` and ``plain``, per size (from one or
-    more of its result files)."""
-    by_size: dict = {}
-    for file in files:
-        for row in load(results, file)["rows"]:
-            by_size.setdefault(row["residues"], {})[row["variant"]] = row
-    rows = []
-    for n in sorted(by_size):
-        keep, rec = by_size[n].get("keep_all"), by_size[n].get("plain")
-        cells = [f"{n:,}"]
-        for row in (keep, rec):
-            if row is None or "peak_mem_mb" not in row:
-                cells += ["—", "—", "—"]
-            else:
-                mb = row["peak_mem_mb"]
-                cells += [f"{mb:,.0f}", f"{mb / n:.3f}", f"{row['step_s']:.1f}"]
-        rows.append(cells)
-    header = [
-        "residues",
-        "all kept: peak MiB",
-        "MiB / residue",
-        "step s",
-        "recomputed: peak MiB",
-        "MiB / residue",
-        "step s",
-    ]
-    return table(header, ["---:"] * 7, rows)
 
 
 # -- time to quality and oneDNN's cache -------------------------------------------------------------
@@ -464,7 +286,7 @@ def render_onednn_cache_table(results: Path, file: str) -> str:
 @renderer("train_step_utilisation")
 def render_train_step_utilisation(results: Path, file: str) -> str:
     """Per row: matmul FLOPs per step, achieved FLOP/s and its share of this CPU's measured
-    matmul peak in the row's precision (``benchmarks/peak.py``, measured in the same run)."""
+    matmul peak in the row's precision (:mod:`benchmarks.peak`, measured in the same run)."""
     r = load(results, file)
     peaks, rows = r.get("peak_flops") or {}, []
     for name, v in r["impls"].items():
@@ -492,29 +314,6 @@ def render_train_step_utilisation(results: Path, file: str) -> str:
         "utilisation",
     ]
     return table(header, ["---", "---", "---:", "---:", "---:", "---:"], rows)
-
-
-@renderer("memory_per_residue_table")
-def render_memory_per_residue_table(results: Path, file: str, variant: str = "plain") -> str:
-    """Peak memory of one training step per size, and per residue, for one variant."""
-    rows = []
-    for row in load(results, file)["rows"]:
-        if row.get("variant") != variant:
-            continue
-        if "error" in row:
-            rows.append([f"{row['residues']:,}", "—", "failed", "—"])
-            continue
-        mb = row["peak_mem_mb"]
-        rows.append(
-            [
-                f"{row['residues']:,}",
-                f"{row['edges']:,}",
-                f"{mb:,.0f}",
-                f"{mb / row['residues']:.3f}",
-            ]
-        )
-    header = ["residues", "edges", "peak MiB (step)", "MiB per residue"]
-    return table(header, ["---:"] * 4, rows)
 
 
 @renderer("rate_ratio")

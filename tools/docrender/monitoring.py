@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docrender.core import RenderError, load, lookup, num, renderer, table  # noqa: F401
+from tools.docrender.core import RenderError, load, lookup, num, renderer, table  # noqa: F401
 
 
 # -- monitoring: the noise-module control and pre/post-LayerNorm norms -----------------------------
@@ -31,7 +31,7 @@ def _seed_values(runs: list[dict], key: str) -> str:
 
 @renderer("noise_control_table")
 def render_noise_control_table(results: Path, file: str, steps: str) -> str:
-    """One row per arm of benchmarks/noise_control.py at run length ``steps``: loss, gradient
+    """One row per arm of studies/noise_control.py at run length ``steps``: loss, gradient
     RMS, gap, findings."""
     arms = lookup(load(results, file), f"settings.{steps}", file)
     rows = []

@@ -1,2 +1,0 @@
-"""The renderers of ``benchmarks/render_docs.py``, one module per topic (``core``: the registry
-and shared helpers)."""
