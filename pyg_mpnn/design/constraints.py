@@ -23,13 +23,14 @@ import numpy as np
 import torch
 
 from pyg_mpnn.alphabet import ALPHABET
+from pyg_mpnn.errors import UserError
 from pyg_mpnn.io.record import ProteinRecord
 from pyg_mpnn.nn.decoding import DecodeControl
 
 _ITEM_RE = re.compile(r"^(-?\d+)([A-Za-z]?)(?:-(-?\d+)([A-Za-z]?))?$")
 
 
-class DesignError(ValueError):
+class DesignError(UserError, ValueError):
     """Bad design input (option, file, residue, letter): the CLI exits with code 2."""
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
-import torch
-from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import encode
+from pyg_mpnn.errors import UserError
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 BACKBONE_ATOMS = ("N", "CA", "C", "O")
 CHAIN_OFFSET = 100  # the original's residue_idx = 100 * chain + position
@@ -42,7 +44,7 @@ def _rebuild_read_error(cls, args: tuple, state: dict):
     return err
 
 
-class ReadError(Exception):
+class ReadError(UserError):
     """A structure source could not be turned into records. ``str()`` names the file and reason.
 
     Args:
@@ -194,6 +196,9 @@ def to_data(record: ProteinRecord) -> Data:
         ``name``    str; ``chain_ids`` list of str.
     Edges (``edge_index``) are added by :class:`pyg_mpnn.data.graph.KNNEdges` or in the model.
     """
+    import torch  # here, not at the top: the readers (and prepare's --help) need no torch
+    from torch_geometric.data import Data
+
     coords = torch.from_numpy(np.nan_to_num(record.coords, nan=0.0).astype(np.float32))
     mask = torch.from_numpy(record.mask)
     coords[~mask] = 0.0  # as the original: a residue missing any atom is fully masked

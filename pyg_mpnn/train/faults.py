@@ -42,8 +42,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pyg_mpnn.errors import CommandError
 
-class RunFault(RuntimeError):
+
+class RunFault(CommandError, RuntimeError):
     """A fault that stops a run; ``str()`` says what happened and what to do."""
 
 
