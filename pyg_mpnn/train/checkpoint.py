@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from pyg_mpnn.atomic import atomic_write, error_text
+from pyg_mpnn.nn.weights import load_file
 from pyg_mpnn.train.faults import CheckpointError
 
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
@@ -44,7 +45,9 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=False)
+    """``torch.load(weights_only=True)`` (:func:`pyg_mpnn.nn.weights.load_file`): tensors,
+    containers and the numpy RNG state; nothing a checkpoint does not need is unpickled."""
+    return load_file(os.fspath(path), map_location)
 
 
 def load_checked(path: str | os.PathLike, map_location="cpu") -> dict:
