@@ -1,5 +1,6 @@
 """Evaluate ProteinMPNN weights on a dataset: teacher-forced perplexity / accuracy under one
-random decoding order, and recovery of sequences sampled at a low temperature.
+random decoding order, and recovery of sequences sampled at a low temperature. The command line
+is :mod:`pyg_mpnn.evaluate`:
 
     python -m pyg_mpnn.evaluate --weights original:v_48_020 --data ts50.jsonl --json
 
@@ -20,8 +21,6 @@ Percentages are in ``[0, 100]``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from collections.abc import Iterable, Iterator
@@ -33,7 +32,6 @@ from tqdm import tqdm
 from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data
 from pyg_mpnn.io.sources import iter_source
 from pyg_mpnn.nn.model import ProteinMPNN
-from pyg_mpnn.nn.weights import load_model
 
 
 def iter_records(source: str, warn=True) -> Iterator[ProteinRecord]:
@@ -131,53 +129,3 @@ def evaluate(
         chains=len(recov),
         residues=residues,
     )
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m pyg_mpnn.evaluate", description=__doc__.split("\n")[0]
-    )
-    p.add_argument(
-        "--weights",
-        default="original:v_48_020",
-        help="original:v_48_0{02,10,20,30}, soluble:v_48_0xx or a checkpoint "
-        "path (ours, e.g. a fine-tune's best.pt, or the original's format)",
-    )
-    p.add_argument(
-        "--data",
-        required=True,
-        help=".jsonl(.gz), a structure file, a folder, or any source pyg_mpnn reads",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-chains", type=int, default=None, help="evaluate at most N chains")
-    p.add_argument("--temperature", type=float, default=0.1)
-    p.add_argument("--batch-residues", type=int, default=2000)
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    model = load_model(a.weights)
-    recs = limit_chains(iter_records(a.data), a.max_chains)
-    m = evaluate(
-        model,
-        recs,
-        seed=a.seed,
-        temperature=a.temperature,
-        max_residues=a.batch_residues,
-        progress=not a.no_progress,
-    )
-    if a.json:
-        print(json.dumps(m))
-    else:
-        print(
-            f"perplexity {m['perplexity']:.3f}  accuracy {m['accuracy']:.1f}%  "
-            f"recovery median {m['median_recovery']:.1f}% mean {m['mean_recovery']:.1f}%  "
-            f"({m['chains']} chains, {m['residues']} residues)"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
