@@ -11,7 +11,9 @@ import torch
 from tqdm import tqdm
 
 from pyg_mpnn.atomic import atomic_write
+from pyg_mpnn.cli import command
 from pyg_mpnn.design.constraints import Constraints, DesignError
+from pyg_mpnn.design.options import check_args, parser
 from pyg_mpnn.design.output import (
     chain_letters,
     designed_chains,
@@ -30,117 +32,18 @@ from pyg_mpnn.design.scoring import (
     unconditional_log_probs,
 )
 from pyg_mpnn.design.spec import DesignSpec
+from pyg_mpnn.errors import UserError
 from pyg_mpnn.io.record import ProteinRecord, ReadError
-from pyg_mpnn.io.sources import iter_source
+from pyg_mpnn.io.sources import Tally, iter_source
 from pyg_mpnn.nn.weights import load_model
-
-DESCRIPTION = "Design, score or get per-residue probabilities with ProteinMPNN weights."
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pyg_mpnn.design", description=DESCRIPTION)
-    p.add_argument(
-        "inputs",
-        nargs="+",
-        help="structure files (PDB/mmCIF/PQR/PDBQT, plain or "
-        "gzipped), folders of them, or CATH-style JSONL",
-    )
-    p.add_argument("--weights", default="original:v_48_020")
-    g = p.add_argument_group("what to design")
-    g.add_argument(
-        "--chains", help="chains to design, e.g. A,B (default: all); the others stay visible"
-    )
-    g.add_argument(
-        "--fixed",
-        nargs="+",
-        default=[],
-        metavar="SPEC",
-        help="residues kept native, author numbering: A:1-10,15,20A B:5",
-    )
-    g.add_argument(
-        "--design-only",
-        nargs="+",
-        default=[],
-        metavar="SPEC",
-        help="design only these residues (same syntax); all others stay native",
-    )
-    g.add_argument("--fixed-jsonl", help="the original's fixed_positions_jsonl")
-    g.add_argument("--tied-jsonl", help="the original's tied_positions_jsonl (with weights)")
-    g.add_argument(
-        "--homo-oligomer",
-        action="store_true",
-        help="tie equivalent positions of designed chains with identical sequences",
-    )
-    g = p.add_argument_group("amino-acid control")
-    g.add_argument(
-        "--omit",
-        default="X",
-        help="letters never sampled (default: X; as the "
-        "original, a given list replaces it: write CX to omit C and X)",
-    )
-    g.add_argument("--omit-jsonl", help="the original's per-residue omit_AA_jsonl")
-    g.add_argument("--bias", help="global bias added to the logits, e.g. A:-1.0,W:0.5")
-    g.add_argument("--bias-jsonl", help='the original\'s bias_AA_jsonl ({"A": -1.0})')
-    g.add_argument("--bias-by-res-jsonl", help="the original's per-residue bias_by_res_jsonl")
-    g = p.add_argument_group("sampling")
-    g.add_argument("--num-seqs", type=int, default=1, help="sequences per temperature")
-    g.add_argument("--temperature", type=float, nargs="+", default=[0.1])
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument(
-        "--batch-size", type=int, default=32, help="sequences (or orders) per forward pass"
-    )
-    g = p.add_argument_group("scoring and probabilities")
-    g.add_argument(
-        "--score-only",
-        action="store_true",
-        help="score the native sequence and those of --fasta; no sampling",
-    )
-    g.add_argument("--fasta", help="sequences to score (chains joined by /)")
-    g.add_argument(
-        "--num-orders",
-        type=int,
-        default=1,
-        help="random decoding orders averaged by --score-only / --probs conditional",
-    )
-    g.add_argument(
-        "--probs",
-        choices=["conditional", "unconditional"],
-        help="write per-residue log-probabilities (.npz per structure) to --out",
-    )
-    g = p.add_argument_group("output")
-    g.add_argument("--out", help="output file (default: stdout); a folder for --probs")
-    g.add_argument("--json", action="store_true", help="JSON instead of FASTA")
-    g.add_argument(
-        "--exact",
-        action="store_true",
-        help="the original's operation order "
-        "throughout (bit-level parity; slower). Default: split layers and the fast "
-        "incremental decoder (same function, log-probs within 1e-4)",
-    )
-    g.add_argument("--threads", type=int, default=None)
-    g.add_argument("--no-progress", action="store_true")
-    return p
-
-
-def check_args(a: argparse.Namespace) -> None:
-    for name in ("num_seqs", "batch_size", "num_orders"):
-        if getattr(a, name) < 1:
-            raise DesignError(f"--{name.replace('_', '-')} must be at least 1")
-    if any(t <= 0 for t in a.temperature):
-        raise DesignError("--temperature must be positive")
-    if a.fasta and not a.score_only:
-        raise DesignError("--fasta is for --score-only")
-    if a.score_only and a.probs:
-        raise DesignError("--score-only and --probs exclude each other")
-    if a.probs and not a.out:
-        raise DesignError("--probs needs --out (a folder for the .npz files)")
 
 
 def read_inputs(paths: list[str]) -> list[ProteinRecord]:
-    """Every record of every input; a read error or a repeated name is an error."""
-    records, seen = [], {}
+    """Every record of every input; a read error, a repeated name or no record is an error."""
+    records, seen, tally = [], {}, Tally(paths)
     for path in paths:
-        for _file, item, result in iter_source(path):
+        for file, item, result in iter_source(path):
+            tally.add(file, result)
             if isinstance(result, ReadError):
                 raise DesignError(f"input {result}")
             if result.name in seen:
@@ -149,6 +52,8 @@ def read_inputs(paths: list[str]) -> list[ProteinRecord]:
                 )
             seen[result.name] = item
             records.append(result)
+    if not records:
+        raise tally.no_protein()
     return records
 
 
@@ -186,8 +91,8 @@ def prepare(a: argparse.Namespace) -> Job:
             fasta_sequence(r, header, text, f"--fasta {a.fasta}")
     try:
         model = load_model(a.weights)
-    except (FileNotFoundError, ValueError) as err:
-        raise DesignError(f"--weights: {err}") from None
+    except UserError as err:
+        raise DesignError(f"--weights {err}") from None
     use_split_layers(model, not a.exact)
     return Job(records, cons, model, a.weights.split(":", 1)[-1])
 
@@ -228,18 +133,20 @@ def run_scores(job: Job, a) -> str:
         gen = torch.Generator().manual_seed(a.seed)
         data = design_graph(record, cons)
         encoded = job.model.encode(data)
-        seqs = [("native", data.seq)] + [
-            (f"fasta:{i} {h}", fasta_sequence(record, h, s, "--fasta"))
+        seqs = [("native", "", data.seq)] + [
+            (f"fasta:{i}", h, fasta_sequence(record, h, s, "--fasta"))
             for i, (h, s) in enumerate(fastas, 1)
         ]
-        for source, seq in seqs:
+        native = None
+        for source, header, seq in seqs:
             res = score_sequence(
                 job.model, data, seq, order_keys(data, a.num_orders, gen), a.batch_size, encoded
             )
+            native = native or res
             letters = chain_letters(record, seq)
             texts.append(
-                f">{record.name}, source={source}, score={res.score:.4f}, "
-                f"global_score={res.global_score:.4f}, num_orders={a.num_orders}\n"
+                score_header(record.name, source, res, native, a.num_orders)
+                + "\n"
                 + "/".join(letters[c] for c in designed_chains(record))
                 + "\n"
             )
@@ -251,14 +158,29 @@ def run_scores(job: Job, a) -> str:
                 dict(
                     name=record.name,
                     source=source,
+                    fasta_header=header,
                     score=res.score,
                     global_score=res.global_score,
+                    native_score=native.score,
+                    native_global_score=native.global_score,
                     per_order=res.per_order.tolist(),
                     seq=letters,
                     nll=nll,
                 )
             )
     return dumps_json(entries) if a.json else "".join(texts)
+
+
+def score_header(name: str, source: str, res, native, num_orders: int) -> str:
+    """A score-only FASTA header: ``score`` / ``global_score`` of the scored sequence, and for
+    a ``--fasta`` sequence ``native_score`` / ``native_global_score`` of the native one; each
+    key once (the --fasta header's own fields stay out: they are in the JSON)."""
+    fields = [f">{name}", f"source={source}", f"score={res.score:.4f}"]
+    fields.append(f"global_score={res.global_score:.4f}")
+    if res is not native:
+        fields += [f"native_score={native.score:.4f}"]
+        fields += [f"native_global_score={native.global_score:.4f}"]
+    return ", ".join(fields + [f"num_orders={num_orders}"])
 
 
 def run_probs(job: Job, a) -> dict[str, bytes]:
@@ -291,20 +213,17 @@ def write(result, a) -> None:
         sys.stdout.write(result)
 
 
+@command
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
+    job = prepare(a)
     if a.threads:
         torch.set_num_threads(a.threads)
-    try:
-        job = prepare(a)
-        if a.probs:
-            result = run_probs(job, a)
-        elif a.score_only:
-            result = run_scores(job, a)
-        else:
-            result = run_designs(job, a)
-    except DesignError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if a.probs:
+        result = run_probs(job, a)
+    elif a.score_only:
+        result = run_scores(job, a)
+    else:
+        result = run_designs(job, a)
     write(result, a)
     return 0
