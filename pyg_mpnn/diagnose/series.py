@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aim import Repo
 
+from pyg_mpnn.errors import UserError
 from pyg_mpnn.track.aimio import index_run
 from pyg_mpnn.track.metrics import read_metrics
 from pyg_mpnn.track.tracker import CONTEXT_KEYS
@@ -174,13 +175,20 @@ def load(run: str, repo: str | None = None) -> RunSeries:
     p = Path(run)
     if p.is_dir() and (p / "metrics.csv").exists():
         return read_files(p)
+    if p.exists():
+        what = "a folder without metrics.csv" if p.is_dir() else "a file"
+        raise UserError(f"{run}: {what}; give a run folder (it has metrics.csv) or an Aim run hash")
+    if repo is not None and not Path(repo).is_dir():
+        raise UserError(f"--repo {repo}: no such folder")
     repo = repo or find_aim_run(run, [Path("runs")])
     if repo is None:
-        raise FileNotFoundError(
-            f"{run}: neither a run folder with metrics.csv nor an Aim run "
-            "hash found under runs/ (give --repo)"
+        raise UserError(
+            f"{run}: no such run folder, nor an Aim run hash found under runs/ (give --repo)"
         )
-    rs = read_aim(repo, run)
+    try:
+        rs = read_aim(repo, run)
+    except KeyError as e:
+        raise UserError(f"{e.args[0]}; give a run folder or a hash of that repo") from None
     parent = Path(repo).parent  # <run>/aim: the files are beside it
     if (parent / "metrics.csv").exists():
         files = read_files(parent)
