@@ -9,7 +9,7 @@ Nothing bad is lost silently: every skipped file, record or chain is listed with
 reason and kind in ``DIR/skipped.jsonl`` and counted by kind in the JSON summary printed at
 the end (also ``DIR/summary.json``). The kind comes from where the problem was found: the
 reader's ``ReadError.kind``, or the filter stage's :class:`Skip`. ``--strict`` makes any skip
-an error exit (status 2).
+an error (status 2, nothing written).
 
 Nothing is overwritten or left half-written: the folder is written beside ``DIR``
 (``.DIR.partial-PID``) and renamed to ``DIR`` when complete; an existing dataset is replaced
@@ -154,6 +154,7 @@ def prepare(
     workers: int = 1,
     allow_empty: bool = False,
     overwrite: bool = False,
+    strict: bool = False,
 ) -> dict:
     """Run parse -> filter -> write; return the summary dict (also written to ``out``).
 
@@ -161,7 +162,8 @@ def prepare(
     renamed to ``out`` when complete: a killed or failed prepare leaves ``out`` as it was. An
     ``out`` that exists and is not empty is replaced only with ``overwrite``, and only if it is
     a dataset folder. Input that yields no protein is a :class:`~pyg_mpnn.errors.UserError`
-    naming the files read and why each was skipped, unless ``allow_empty``."""
+    naming the files read and why each was skipped, unless ``allow_empty``; with ``strict``,
+    so is any skip (nothing is written then either)."""
     out = Path(out)
     check_out(out, overwrite)
     tmp = partial_dir(out)
@@ -181,6 +183,12 @@ def prepare(
         )
         if not summary["records"] and not allow_empty:
             raise tally.no_protein()
+        if strict and summary["skipped_total"]:
+            kinds = ", ".join(f"{k}: {n}" for k, n in summary["skipped"].items())
+            raise UserError(
+                f"--strict: {summary['skipped_total']} item(s) skipped ({kinds}), so nothing "
+                f"was written to {out}; run without --strict to see them in skipped.jsonl"
+            )
         replace_dir(tmp, out)
     except OSError as e:  # a failed write names the temporary folder: name ``out`` instead
         raise OSError(e.errno, error_text(e).replace(str(tmp), str(out)), str(out)) from e
@@ -338,7 +346,9 @@ def parser() -> argparse.ArgumentParser:
         help="write a dataset with 0 records when nothing is usable, instead of an error",
     )
     ap.add_argument(
-        "--strict", action="store_true", help="exit with status 2 if anything was skipped"
+        "--strict",
+        action="store_true",
+        help="anything skipped is an error (status 2, nothing written)",
     )
     ap.add_argument("--min-length", type=int, default=1, help="fewer residues: dropped")
     ap.add_argument("--max-length", type=int, default=None, help="more residues: dropped")
@@ -384,16 +394,13 @@ def main(argv=None) -> int:
             workers=args.workers,
             allow_empty=args.allow_empty,
             overwrite=args.overwrite,
+            strict=args.strict,
         )
     except OSError as e:  # e.g. the disk filled up: the message names the file
         raise CommandError(
             f"{error_text(e)}; nothing was written to {args.out}: free space and run prepare again"
         ) from e
     print(json.dumps(summary, indent=2))
-    if args.strict and summary["skipped_total"]:
-        raise UserError(
-            f"--strict: {summary['skipped_total']} item(s) skipped; see {summary['skip_report']}"
-        )
     return 0
 
 
