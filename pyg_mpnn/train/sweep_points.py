@@ -38,6 +38,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from pyg_mpnn.atomic import atomic_write_text, save_figure
 from pyg_mpnn.train import sweep_plan
 from pyg_mpnn.train.config import Config, SweepConfig
 from pyg_mpnn.train.data import RunData
@@ -172,7 +173,7 @@ def plot_points(rows: list[dict], path: Path, title: str, panels=PANELS, dpi: in
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
 
 
 def _budgets(sw: SweepConfig) -> dict:
@@ -203,7 +204,7 @@ def write_report(rows: list[dict], out: Path, name: str, columns: tuple, extra: 
     write_table(rows, out, name, columns)
     summary = sweep_plan.seed_summary(rows, SUMMARY_METRICS)
     doc = {**extra, "columns": list(columns), "rows": rows, "summary": summary}
-    (out / f"{name}.json").write_text(json.dumps(doc, indent=1, default=str))
+    atomic_write_text(out / f"{name}.json", json.dumps(doc, indent=1, default=str))
     return doc
 
 
@@ -212,8 +213,8 @@ def run_points(cfg: Config, out: Path) -> list[dict]:
     sw = cfg.sweep
     name = sw.table or cfg.name
     points = points_of(sw)  # their keys were checked with the config (Config.validate)
-    (out / "sweep_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
-    data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress)
+    data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress)  # bad data: nothing written
+    atomic_write_text(out / "sweep_config.json", json.dumps(cfg.to_dict(), indent=1, default=str))
     print(data.describe(), file=sys.stderr)
     matching = None
     if sw.match_flops_per_residue is not None:
