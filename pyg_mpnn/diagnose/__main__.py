@@ -19,6 +19,7 @@ from pathlib import Path
 from pyg_mpnn.cli import command, make_parser
 from pyg_mpnn.diagnose.findings import Thresholds
 from pyg_mpnn.errors import UserError
+from pyg_mpnn.train.schema import a_value, in_range
 
 DESCRIPTION = (
     "Read a tracked training run (a run folder with metrics.csv, or an Aim run hash) and "
@@ -30,6 +31,7 @@ DESCRIPTION = (
     "little tracked data gets a report that says so. Figures are also logged to the run's Aim "
     "repo."
 )
+INTERVALS = {"skip": "[0, 1)", "persist": "(0, 1]"}  # fractions; every other threshold: > 0
 EXAMPLES = [
     "python -m pyg_mpnn.train --exp smoke --out runs/smoke/demo && "
     "python -m pyg_mpnn.diagnose runs/smoke/demo",
@@ -78,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, not {value}")
     if args.out and Path(args.out).is_file():
         raise UserError(f"--out {args.out} is a file; give a folder")
+    for f in fields(Thresholds):
+        value, interval = getattr(args, f.name), INTERVALS.get(f.name, "> 0")
+        if not in_range(value, interval):
+            flag = "--" + f.name.replace("_", "-")
+            raise UserError(f"{flag}: expected {a_value(interval)}, got {value:g}")
     th = Thresholds(**{f.name: getattr(args, f.name) for f in fields(Thresholds)})
     # aim, matplotlib and torch load from here on, after the arguments are read
     from pyg_mpnn.diagnose.report import run

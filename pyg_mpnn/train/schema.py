@@ -131,6 +131,11 @@ def in_range(value, interval: str) -> bool:
     return above and (value < high if m.group(4) == ")" else value <= high)
 
 
+def a_value(interval: str) -> str:
+    """``"a value > 0"``, ``"a value in [0, 1)"``: what an interval accepts, for a message."""
+    return f"a value {'' if interval[0] == '>' else 'in '}{interval}"
+
+
 def check_ranges(section: Section) -> None:
     """Every field named in the section's ``RANGES`` (``None`` skipped, lists checked item
     by item) lies in its interval; else a :class:`ConfigError` naming the key and interval."""
@@ -139,8 +144,8 @@ def check_ranges(section: Section) -> None:
             value = getattr(section, name)
             for v in value if isinstance(value, list) else [value]:
                 if v is not None and not in_range(v, interval):
-                    key, where = section._key(name), "" if interval[0] == ">" else "in "
-                    raise ConfigError(f"{key}: expected a value {where}{interval}, got {v!r}", key)
+                    key = section._key(name)
+                    raise ConfigError(f"{key}: expected {a_value(interval)}, got {v!r}", key)
 
 
 def require(ok: bool, key: str, what: str, value) -> None:

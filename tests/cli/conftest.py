@@ -9,7 +9,7 @@ import random
 
 import pytest
 import torch
-from _clitools import MRR, ZNG
+from _clitools import MRR, REPO, ZNG
 
 from pyg_mpnn.data.prepare import prepare
 from pyg_mpnn.nn.weights import original_path
@@ -51,3 +51,23 @@ def workspace(tmp_path, monkeypatch):
     """An empty current folder: a command's default outputs would land here."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+CACHES = {".git", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".venv"}
+
+
+def source_tree_files() -> set[str]:
+    """Every file under the repository, caches of git, Python and the tools left out."""
+    return {
+        str(p.relative_to(REPO))
+        for p in REPO.rglob("*")
+        if p.is_file() and not CACHES & set(p.relative_to(REPO).parts)
+    }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def nothing_written_under_the_source_tree():
+    """No command of these tests writes under the source tree (none points --out there)."""
+    before = source_tree_files()
+    yield
+    assert source_tree_files() - before == set()

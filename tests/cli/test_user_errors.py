@@ -80,6 +80,8 @@ ROWS = [
     ("diagnose", ["{b}/empty_dir"], "{b}/empty_dir: a folder without metrics.csv"),
     ("diagnose", ["{b}/a_file"], "{b}/a_file: a file"),
     ("diagnose", ["0123abcd", "--repo", "{b}/no_repo"], "--repo {b}/no_repo: no such folder"),
+    ("diagnose", ["{b}/one_step_run", "--grad-gap", "-1"], "--grad-gap: expected a value > 0"),
+    ("diagnose", ["{b}/one_step_run", "--skip", "1"], "--skip: expected a value in [0, 1)"),
     # export: the output and the noise level
     ("export", ["original:v_48_020", "--out", "{b}/weights_dir"], "is a folder"),
     ("export", ["original:v_48_020", "--out", "x.pt", "--noise-level", "-1"], "--noise-level"),
