@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
 from pyg_mpnn.atomic import error_text
 from pyg_mpnn.cli import command, make_parser
@@ -203,6 +202,8 @@ def _write(sources, tmp: Path, out: Path, filters: dict, read: dict, shard_size,
     counts, skipped_by_kind = Counter(), Counter()
     tally = Tally([str(s) for s in sources])
     t0 = time.perf_counter()
+    from tqdm import tqdm  # here: --help needs no tqdm
+
     bar = tqdm(desc="prepare", unit=" items", disable=not progress, file=sys.stderr)
     with open(tmp / "skipped.jsonl", "w") as skipped:
 

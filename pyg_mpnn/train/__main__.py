@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -146,11 +147,14 @@ def _setup(args) -> tuple[Config, Path | None, dict | None]:
 def _verified(resume: Path, fallback: bool) -> tuple[Path, dict]:
     """The checkpoint to resume from, loaded and verified; with ``fallback`` (``--resume`` of
     the newest or of a run folder) the newest valid one of its run, bad ones moved aside."""
+    from pyg_mpnn.nn.weights import describe_file
     from pyg_mpnn.train import checkpoint
 
     if fallback:
         resume, state = checkpoint.newest_valid(resume, log=lambda m: print(m, file=sys.stderr))
-    else:
+    elif not zipfile.is_zipfile(resume):  # the user named a file that is no checkpoint at all
+        raise ConfigError(f"--resume {resume}: not a checkpoint ({describe_file(str(resume))})")
+    else:  # a damaged checkpoint is a fault of the run (status 1), named as such
         state = checkpoint.load_checked(resume)
     print(f"resuming from {resume} (step {state['step']})", file=sys.stderr)
     return resume, state

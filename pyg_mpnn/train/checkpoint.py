@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from pyg_mpnn.atomic import atomic_write, error_text
-from pyg_mpnn.nn.weights import load_file
+from pyg_mpnn.nn.weights import describe_file, load_file
 from pyg_mpnn.train.faults import CheckpointError
 
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
@@ -54,6 +54,8 @@ def load_checked(path: str | os.PathLike, map_location="cpu") -> dict:
     """:func:`load` after checking the archive's CRCs; :class:`CheckpointError` (naming the
     file and what is wrong) if it is truncated, corrupted or lacks the training state."""
     path = Path(path)
+    if not zipfile.is_zipfile(path):  # not torch's format at all: say what it is
+        raise CheckpointError(f"{path}: not a checkpoint ({describe_file(str(path))})")
     try:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()

@@ -66,6 +66,12 @@ ROWS = [
     ("train", ["--set", "schedule.warmup=3"], "(did you mean schedule.warmup_steps?)"),
     ("train", ["--exp", "nope"], "no experiment 'nope'"),
     ("train", ["--resume", "{b}/nope.pt", "--out", "R"], "nothing to resume from ({b}/nope.pt)"),
+    (
+        "train",
+        ["--resume", "{b}/random.pt", "--out", "R"],
+        "--resume {b}/random.pt: not a checkpoint",
+    ),
+    ("train", ["--resume", "{b}/weights.json", "--out", "R"], "(a JSON file)"),
     # design: no protein, flags that must not swallow the inputs, bad values
     ("design", ["{b}/empty_dir", "--out", "o.fa"], "no protein in {b}/empty_dir"),
     ("design", ["{b}/text.pdb", "--out", "o.fa"], "{b}/text.pdb: no ATOM/HETATM"),
