@@ -2,7 +2,8 @@
 
 A :class:`~pyg_mpnn.errors.UserError` raised anywhere below a command's ``main`` becomes
 ``error: <message>`` on stderr and exit status 2 (a :class:`~pyg_mpnn.errors.CommandError`:
-its own status, 1); any other exception is a bug and keeps its traceback. Commands decorate
+its own status, 1; an ``OSError`` about a file, such as a full disk or a folder that cannot be
+written: status 1); any other exception is a bug and keeps its traceback. Commands decorate
 their ``main(argv)`` with :func:`command`; calling it in-process returns the exit status, as
 ``python -m`` does.
 """
@@ -15,6 +16,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 
+from pyg_mpnn.atomic import error_text
 from pyg_mpnn.errors import CommandError
 
 Main = Callable[[list[str] | None], int | None]
@@ -25,9 +27,17 @@ def run_cli(main: Main, argv: list[str] | None = None) -> int:
     try:
         return main(argv) or 0
     except CommandError as e:
-        sys.stdout.flush()
-        print(f"error: {one_line(str(e))}", file=sys.stderr)
-        return e.status
+        return report(str(e), e.status)
+    except OSError as e:
+        if e.filename is None:  # not about a file of the user's: a bug, with its traceback
+            raise
+        return report(error_text(e) if str(e.filename) in str(e) else f"{e.filename}: {e}", 1)
+
+
+def report(message: str, status: int) -> int:
+    sys.stdout.flush()
+    print(f"error: {one_line(message)}", file=sys.stderr)
+    return status
 
 
 def one_line(text: str) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from pyg_mpnn.cli import make_parser
 from pyg_mpnn.errors import UserError
@@ -151,3 +152,7 @@ def check_args(a: argparse.Namespace) -> None:
         raise UserError("--score-only and --probs exclude each other")
     if a.probs and not a.out:
         raise UserError("--probs needs --out (a folder for the .npz files)")
+    if a.out and a.probs and Path(a.out).exists() and not Path(a.out).is_dir():
+        raise UserError(f"--out {a.out} is a file; --probs writes a folder of .npz files")
+    if a.out and not a.probs and Path(a.out).is_dir():
+        raise UserError(f"--out {a.out} is a folder; give the file to write")

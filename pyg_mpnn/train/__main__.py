@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     value, a path, a weights file: :class:`~pyg_mpnn.errors.UserError`, as argparse's usage
     errors), 1 for a fault that stops the run, 0 when done."""
     args = _parser().parse_args(argv)
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give the run folder")
     cfg, resume, state = _setup(args)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

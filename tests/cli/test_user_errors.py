@@ -81,6 +81,9 @@ ROWS = [
     ("design", [Z, "--temperature", "warm"], "--temperature: 'warm' is not a number"),
     ("design", [Z, "--num-seqs", "0", "--out", "o.fa"], "--num-seqs must be at least 1"),
     ("design", [Z, "--chains", "A,Q", "--out", "o.fa"], "no chain 'Q'"),
+    ("design", [Z, "--out", "{b}/empty_dir"], "--out {b}/empty_dir is a folder"),
+    ("design", [Z, "--probs", "conditional", "--out", "{b}/a_file"], "--out {b}/a_file is a file"),
+    ("train", ["--out", "{b}/a_file"], "--out {b}/a_file is a file"),
     # diagnose: no run there
     ("diagnose", ["{b}/missing_run"], "{b}/missing_run: no such run folder"),
     ("diagnose", ["{b}/empty_dir"], "{b}/empty_dir: a folder without metrics.csv"),
@@ -134,3 +137,11 @@ def test_a_bug_keeps_its_traceback(tmp_path):
     code = "from pyg_mpnn.cli import run_cli\nraise SystemExit(run_cli(lambda argv: 1 / 0))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "Traceback" in p.stderr and "ZeroDivisionError" in p.stderr
+
+
+def test_an_os_error_about_a_file_is_one_line(capsys, bad, workspace):
+    """A file the command cannot write (here: below a file) ends it with one line, status 1."""
+    argv = [ZNG, "--out", bad / "a_file" / "sub" / "DS", "--no-progress"]
+    status, out, err = run(capsys, "prepare", *argv)
+    assert status == 1 and out == "" and "Traceback" not in err
+    assert err.startswith("error: ") and str(bad / "a_file") in err and err.count("\n") == 1
