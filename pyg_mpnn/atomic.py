@@ -33,8 +33,11 @@ def write_error(path: str | os.PathLike, e: OSError) -> OSError:
 
 
 def error_text(e: OSError) -> str:
-    """``e``'s message, without repeating the file name when :func:`write_error` put it in."""
-    return e.strerror if e.filename and str(e.filename) in (e.strerror or "") else str(e)
+    """``e``'s message naming its file once: ``"cannot write F: why"`` as :func:`write_error`
+    puts it, else ``"F: why"`` (no errno)."""
+    if e.filename and str(e.filename) in (e.strerror or ""):
+        return e.strerror
+    return f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:

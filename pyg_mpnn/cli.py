@@ -31,7 +31,7 @@ def run_cli(main: Main, argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.filename is None:  # not about a file of the user's: a bug, with its traceback
             raise
-        return report(error_text(e) if str(e.filename) in str(e) else f"{e.filename}: {e}", 1)
+        return report(error_text(e), 1)
 
 
 def report(message: str, status: int) -> int:

@@ -20,6 +20,7 @@ read and why each item was skipped; ``--allow-empty`` writes the empty dataset i
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -398,9 +399,9 @@ def main(argv=None) -> int:
             strict=args.strict,
         )
     except OSError as e:  # e.g. the disk filled up: the message names the file
-        raise CommandError(
-            f"{error_text(e)}; nothing was written to {args.out}: free space and run prepare again"
-        ) from e
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        hint = ": free space and run prepare again" if full else ""
+        raise CommandError(f"{error_text(e)}; nothing was written to {args.out}{hint}") from e
     print(json.dumps(summary, indent=2))
     return 0
 
