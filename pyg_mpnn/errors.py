@@ -24,3 +24,8 @@ class UserError(CommandError):
     """A user's mistake: ``error: <message>`` on stderr, exit status 2, no traceback."""
 
     status = 2
+
+
+class BadValue(UserError, ValueError):
+    """A value the user gave (an option, a config key, a file's setting) that cannot be used;
+    a ``ValueError`` too, for callers of the library."""

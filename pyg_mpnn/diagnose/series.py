@@ -9,6 +9,7 @@ does not (the tracker only sends finite values to Aim), so finding (f) needs the
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import defaultdict
 from contextlib import suppress
@@ -91,7 +92,10 @@ class RunSeries:
 
 def read_files(run_dir: str | Path) -> RunSeries:
     run_dir = Path(run_dir)
-    rows = read_metrics(run_dir)
+    try:
+        rows = read_metrics(run_dir)
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise UserError(f"{run_dir / 'metrics.csv'}: not a metrics file a run wrote ({e})") from e
     hists = []
     hp = run_dir / "histograms.jsonl"
     if hp.exists():
@@ -100,7 +104,12 @@ def read_files(run_dir: str | Path) -> RunSeries:
                 hists.append(json.loads(line))
     info = {}
     if (run_dir / "run.json").exists():
-        info = json.loads((run_dir / "run.json").read_text())
+        try:
+            info = json.loads((run_dir / "run.json").read_text())
+        except (UnicodeDecodeError, ValueError) as e:
+            raise UserError(f"{run_dir / 'run.json'}: not valid JSON ({e})") from e
+        if not isinstance(info, dict):
+            raise UserError(f"{run_dir / 'run.json'}: not a run's record (a JSON mapping)")
     return RunSeries(
         rows,
         hists,

@@ -364,7 +364,12 @@ def list_experiments(directory: Path = EXPERIMENTS_DIR) -> dict[str, str]:
 
 
 def _load_yaml(path: Path) -> dict:
-    data = load_yaml(path.read_text()) or {}
+    try:
+        data = load_yaml(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise ConfigError(f"{path}: not valid YAML{line} ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return data

@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from pyg_mpnn.atomic import atomic_write_text, save_figure
+from pyg_mpnn.errors import BadValue
 from pyg_mpnn.train import sweep_plan
 from pyg_mpnn.train.config import Config, SweepConfig
 from pyg_mpnn.train.data import RunData
@@ -102,7 +103,7 @@ def match_flops(cfg: Config, points: list[tuple[str, dict]], batch) -> tuple[lis
     names = [n for n, _ in points]
     for name, sets in points:
         if key in sets:
-            raise ValueError(
+            raise BadValue(
                 f"sweep.points {name!r} sets {key}, which sweep.match_key chooses: remove it"
             )
 
@@ -114,7 +115,7 @@ def match_flops(cfg: Config, points: list[tuple[str, dict]], batch) -> tuple[lis
 
     if isinstance(ref, str):
         if ref not in names:
-            raise ValueError(
+            raise BadValue(
                 f"sweep.match_flops_per_residue: no point named {ref!r} (points: {names})"
             )
         target = fpr(dict(points[names.index(ref)][1]))
@@ -124,11 +125,11 @@ def match_flops(cfg: Config, points: list[tuple[str, dict]], batch) -> tuple[lis
     for name, sets in points:
         start = _value_of(cfg.override([_override(k, v) for k, v in sets.items()]), key)
         if not isinstance(start, int) or isinstance(start, bool):
-            raise ValueError(f"sweep.match_key {key}: an integer key is needed, got {start!r}")
+            raise BadValue(f"sweep.match_key {key}: an integer key is needed, got {start!r}")
         value, flops, tried = sweep_plan.solve_increasing(partial(fpr, sets), target, start)
         ratio = flops / target
         if abs(ratio - 1) > tol:
-            raise ValueError(
+            raise BadValue(
                 f"sweep.match_tolerance={tol}: point {name!r} costs {ratio:.3f}x the target "
                 f"{target:.4g} FLOPs per residue at its nearest {key}={value} (tried {tried})"
             )

@@ -37,6 +37,12 @@ def bad(tmp_path_factory):
     (b / "notes").mkdir()
     (b / "notes" / "todo.txt").write_text("my notes")
     (b / "a_file").write_text("x")
+    (b / "broken.yaml").write_text("model: [1, 2\n")
+    (b / "noise_run").mkdir()
+    (b / "noise_run" / "metrics.csv").write_bytes(bytes(rng.randrange(256) for _ in range(999)))
+    (b / "bad_json_run").mkdir()
+    (b / "bad_json_run" / "metrics.csv").write_text(",".join(CSV_FIELDS) + "\n")
+    (b / "bad_json_run" / "run.json").write_text("{not json")
     run = b / "one_step_run"
     run.mkdir()
     with open(run / "metrics.csv", "w", newline="") as f:

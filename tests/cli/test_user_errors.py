@@ -65,6 +65,14 @@ ROWS = [
     ("train", ["--set", "sweep.widths=[64, 0]"], "sweep.widths: expected a value >= 1, got 0"),
     ("train", ["--set", "schedule.warmup=3"], "(did you mean schedule.warmup_steps?)"),
     ("train", ["--exp", "nope"], "no experiment 'nope'"),
+    ("train", ["--exp", "{b}/broken.yaml"], "{b}/broken.yaml: not valid YAML at line 2"),
+    ("train", ["--set", "data.transform=foo", "--out", "R"], "unknown data.transform 'foo'"),
+    (
+        "train",
+        ["--set", "train.device=cpu", "--set", "train.precision=fp16", "--out", "R"],
+        "train.precision=fp16 needs a GPU",
+    ),
+    ("train", ["--data", "{b}/dataset", "--set", "data.train_split=nope"], "unknown split"),
     ("train", ["--resume", "{b}/nope.pt", "--out", "R"], "nothing to resume from ({b}/nope.pt)"),
     (
         "train",
@@ -88,6 +96,8 @@ ROWS = [
     ("diagnose", ["{b}/missing_run"], "{b}/missing_run: no such run folder"),
     ("diagnose", ["{b}/empty_dir"], "{b}/empty_dir: a folder without metrics.csv"),
     ("diagnose", ["{b}/a_file"], "{b}/a_file: a file"),
+    ("diagnose", ["{b}/noise_run"], "{b}/noise_run/metrics.csv: not a metrics file"),
+    ("diagnose", ["{b}/bad_json_run"], "{b}/bad_json_run/run.json: not valid JSON"),
     ("diagnose", ["0123abcd", "--repo", "{b}/no_repo"], "--repo {b}/no_repo: no such folder"),
     ("diagnose", ["{b}/one_step_run", "--grad-gap", "-1"], "--grad-gap: expected a value > 0"),
     ("diagnose", ["{b}/one_step_run", "--skip", "1"], "--skip: expected a value in [0, 1)"),
