@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import yaml
@@ -154,7 +153,7 @@ def _verified(resume: Path, fallback: bool) -> tuple[Path, dict]:
 
     if fallback:
         resume, state = checkpoint.newest_valid(resume, log=lambda m: print(m, file=sys.stderr))
-    elif not zipfile.is_zipfile(resume):  # the user named a file that is no checkpoint at all
+    elif not checkpoint.is_zip_start(resume):  # the user named a file that is no checkpoint
         raise ConfigError(f"--resume {resume}: not a checkpoint ({describe_file(str(resume))})")
     else:  # a damaged checkpoint is a fault of the run (status 1), named as such
         state = checkpoint.load_checked(resume)

@@ -54,8 +54,8 @@ def load_checked(path: str | os.PathLike, map_location="cpu") -> dict:
     """:func:`load` after checking the archive's CRCs; :class:`CheckpointError` (naming the
     file and what is wrong) if it is truncated, corrupted or lacks the training state."""
     path = Path(path)
-    if not zipfile.is_zipfile(path):  # not torch's format at all: say what it is
-        raise CheckpointError(f"{path}: not a checkpoint ({describe_file(str(path))})")
+    if not zipfile.is_zipfile(path):  # truncated, or not torch's format at all: say what it is
+        raise CheckpointError(f"{path}: unreadable ({describe_file(str(path))})")
     try:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
@@ -70,6 +70,12 @@ def load_checked(path: str | os.PathLike, map_location="cpu") -> dict:
     if missing:
         raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(missing)})")
     return state
+
+
+def is_zip_start(path: str | os.PathLike) -> bool:
+    """Whether the file begins like a zip archive (torch's format), complete or not."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def set_aside(path: Path) -> Path:
