@@ -17,26 +17,29 @@ import textwrap
 from collections.abc import Callable
 
 from pyg_mpnn.atomic import error_text
-from pyg_mpnn.errors import CommandError
+from pyg_mpnn.errors import CommandError, UserError
 
 Main = Callable[[list[str] | None], int | None]
 
 
 def run_cli(main: Main, argv: list[str] | None = None) -> int:
-    """``main(argv)``'s exit status; a :class:`CommandError` is printed as one line."""
+    """``main(argv)``'s exit status; a :class:`UserError` is printed as one line, a
+    :class:`CommandError` (a fault of a run) as its message, which may end with a command."""
     try:
         return main(argv) or 0
-    except CommandError as e:
+    except UserError as e:
+        return report(one_line(str(e)), e.status)
+    except CommandError as e:  # a run's fault may end with the command to run next, alone
         return report(str(e), e.status)
     except OSError as e:
         if e.filename is None:  # not about a file of the user's: a bug, with its traceback
             raise
-        return report(error_text(e), 1)
+        return report(one_line(error_text(e)), 1)
 
 
 def report(message: str, status: int) -> int:
     sys.stdout.flush()
-    print(f"error: {one_line(message)}", file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)
     return status
 
 
