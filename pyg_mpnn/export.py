@@ -30,7 +30,8 @@ DESCRIPTION = (
 EXAMPLES = [
     "python -m pyg_mpnn.export original:v_48_020 --out runs/export/v_48_020.pt",
     "python -m pyg_mpnn.export soluble:v_48_010 --out runs/export/soluble.pt --noise-level 0.1",
-    "python -m pyg_mpnn.export runs/finetune/full/checkpoints/best.pt --out finetuned.pt",
+    "python -m pyg_mpnn.train --exp smoke --out runs/smoke/demo && "
+    "python -m pyg_mpnn.export runs/smoke/demo/checkpoints/best.pt --out runs/export/smoke.pt",
 ]
 
 

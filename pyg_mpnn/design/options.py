@@ -21,7 +21,7 @@ DESCRIPTION = (
 EXAMPLES = [
     "python -m pyg_mpnn.design tests/fixtures/biotite__5zng.pdb --chains A --num-seqs 4",
     "python -m pyg_mpnn.design --fixed A:991-1000 tests/fixtures/biotite__5zng.pdb "
-    "--temperature 0.1 --temperature 0.3 --out designs.fa",
+    "--temperature 0.1 --temperature 0.3 --out runs/design/designs.fa",
     "python -m pyg_mpnn.design tests/fixtures/biotite__5zng.pdb --chains A --score-only "
     "--num-orders 4 --weights soluble:v_48_020 --json",
 ]
