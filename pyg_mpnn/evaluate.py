@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 
 from pyg_mpnn.cli import command, make_parser
@@ -62,8 +63,8 @@ def check_args(a: argparse.Namespace) -> None:
         value = getattr(a, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
-    if not a.temperature > 0:
-        raise UserError(f"--temperature must be positive, not {a.temperature:g}")
+    if not 0 < a.temperature < math.inf:
+        raise UserError(f"--temperature must be positive and finite, not {a.temperature:g}")
 
 
 @command

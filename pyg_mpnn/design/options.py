@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from pyg_mpnn.cli import make_parser
@@ -144,8 +145,8 @@ def check_args(a: argparse.Namespace) -> None:
     for name in ("num_seqs", "batch_size", "num_orders", "threads"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-    if any(t <= 0 for t in a.temperature):
-        raise UserError("--temperature must be positive")
+    if not all(0 < t < math.inf for t in a.temperature):
+        raise UserError("--temperature must be positive and finite")
     if a.fasta and not a.score_only:
         raise UserError("--fasta is for --score-only")
     if a.score_only and a.probs:

@@ -160,6 +160,8 @@ def read_weights(
     """(state_dict, model config) of a weight spec (see module doc); the config holds the
     constructor kwargs the weights need and the checkpoint's training noise as ``augment_eps``."""
     spec = os.fspath(spec)
+    if not spec.strip():
+        raise WeightsError("no weights named: give original:v_48_0xx, soluble:... or a file")
     path = original_path(spec) if is_released(spec) else spec
     ckpt = load_file(path, map_location)
     if not isinstance(ckpt, dict):

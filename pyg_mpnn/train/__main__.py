@@ -121,11 +121,14 @@ def main(argv: list[str] | None = None) -> int:
 def _setup(args) -> tuple[Config, Path | None, dict | None]:
     """``(config, checkpoint to resume from, its verified state)`` of the command line."""
     overrides = list(args.overrides)
-    if args.data:
+    for flag, value in (("--data", args.data), ("--init", args.init), ("--exp", args.exp)):
+        if value is not None and not value.strip():
+            raise ConfigError(f"{flag} is empty; give a path (or a name), or leave it out")
+    if args.data is not None:
         overrides.append(f"data.path={args.data}")
     if args.profile:
         overrides.append("profile.enabled=true")
-    if args.init:
+    if args.init is not None:
         overrides.append(f"init={args.init}")
     cfg = load_experiment(args.exp, overrides)
     if not (args.resume or cfg.init):

@@ -90,6 +90,10 @@ class DataConfig(Section):
     max_worker_restarts: int
     transform: str | dict[str, Any] | None
 
+    def validate(self) -> None:
+        ok = self.path is None or all(p.strip() for p in self.path.split(","))
+        require(ok, "data.path", "a path, paths joined by commas, null or embedded", self.path)
+
 
 @dataclass
 class OptimConfig(Section):
@@ -338,6 +342,8 @@ class Config(Section):
     sweep: SweepConfig
 
     def validate(self) -> None:
+        ok = self.init is None or bool(self.init.strip())
+        require(ok, "init", "weights (original:v_48_0xx, soluble:..., a file) or null", self.init)
         for i, point in enumerate(self.sweep.points or []):  # each point is a config too
             try:
                 self.override({**(point.get("set") or {}), "sweep.points": None})
@@ -444,6 +450,8 @@ def load_experiment(
 ) -> Config:
     """The checked config of experiment ``name`` (a name in ``experiments/`` or a YAML path)
     with ``overrides`` (``["key=value", ...]``, as ``--set``) applied."""
+    if not str(name).strip():
+        raise ConfigError(f"no experiment named (known: {', '.join(list_experiments(directory))})")
     cfg = _load_yaml(directory / "base.yaml")
     for path, data in reversed(_chain(name, directory)):
         try:
