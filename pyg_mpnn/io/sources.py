@@ -6,7 +6,8 @@ iteration. What a path is decides the reader:
 * a folder with ``list.csv`` -> ProteinMPNN's pdb_2021aug02 layout (:mod:`.pdb2021`);
 * a foldcomp database (``X`` with ``X.index`` beside it) or ``.fcz`` files (:mod:`.foldcomp`);
 * ``*.jsonl`` / ``*.jsonl.gz`` -> CATH-style JSONL (:mod:`.jsonl`);
-* any other folder -> every file below it, sorted;
+* any other folder -> every file below it, sorted (hidden files and folders left out: a
+  dataset being written beside its --out is never read as input);
 * any other file -> a structure file (PDB, mmCIF, PQR, PDBQT; plain or gzipped), told apart
   by content (:mod:`.structure`).
 """
@@ -88,7 +89,8 @@ def iter_source(
         files = [
             f
             for f in sorted(p for p in path.rglob("*") if p.is_file())
-            if f.suffix.lower() not in IGNORED_SUFFIXES and not f.name.startswith(".")
+            if f.suffix.lower() not in IGNORED_SUFFIXES
+            and not any(part.startswith(".") for part in f.relative_to(path).parts)
         ]
         plain = [f for f in files if not (_is_jsonl(f) or _is_foldcomp(f))]
         for f in files:
