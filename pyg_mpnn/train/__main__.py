@@ -33,7 +33,8 @@ DESCRIPTION = (
 )
 EXAMPLES = [
     "python -m pyg_mpnn.train --exp smoke --out runs/smoke/demo",
-    "python -m pyg_mpnn.train --exp smoke --out runs/smoke/demo --set train.max_steps=24 --resume",
+    "python -m pyg_mpnn.train --exp smoke --out runs/smoke/demo --set train.epochs=6 "
+    "--set train.max_steps=24 --resume",
     "python -m pyg_mpnn.train --exp finetune --init original:v_48_020 --data data/default.jsonl.gz "
     "--set train.max_steps=10 --out runs/finetune/demo",
 ]
