@@ -108,7 +108,8 @@ def prepare(a: argparse.Namespace) -> Job:
 
 def load_design_model(a: argparse.Namespace) -> torch.nn.Module:
     """The model of ``--weights`` (its default from ``--ca-only``; sets ``a.weights``)."""
-    a.weights = a.weights or ("ca:v_48_020" if a.ca_only else "original:v_48_020")
+    if a.weights is None:  # an empty --weights stays an error, not the default
+        a.weights = "ca:v_48_020" if a.ca_only else "original:v_48_020"
     try:
         model = load_model(a.weights)
     except UserError as err:
