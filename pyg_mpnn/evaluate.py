@@ -20,9 +20,9 @@ DESCRIPTION = (
     "Evaluate ProteinMPNN weights on proteins: teacher-forced perplexity and accuracy under "
     "one random decoding order, and the recovery of one sequence per protein sampled at a low "
     "temperature, over the designed chains of every protein read from --data (residues with a "
-    "complete backbone; with CA-only weights, a CA atom). Files that cannot be read are named on stderr and skipped; input "
-    "that yields no protein, or no residue to score, is an error. The protocol is described "
-    "in pyg_mpnn/evaluation.py."
+    "complete backbone; with CA-only weights, a CA atom). Files that cannot be read are named "
+    "on stderr and skipped; input that yields no protein, or no residue to score, is an "
+    "error. The protocol is described in pyg_mpnn/evaluation.py."
 )
 EXAMPLES = [
     "python -m pyg_mpnn.evaluate --data tests/fixtures/biotite__5zng.pdb",

@@ -4,8 +4,8 @@
 ``python -m pyg_mpnn.data.prepare`` reads (structure files or folders, JSONL, ...): those are
 prepared once into ``<cache>/sources/<hash>/`` (``$PYG_MPNN_CACHE``, default
 ``~/.cache/pyg_mpnn``; keyed by the resolved paths and, for a CA-only model, the backbone: its
-sources are prepared with ``--keep-ca-only``) and reused. ``null`` means the embedded default dataset,
-``embedded`` the full embedded set (:mod:`pyg_mpnn.data.default`).
+sources are prepared with ``--keep-ca-only``) and reused. ``null`` means the embedded default
+dataset, ``embedded`` the full embedded set (:mod:`pyg_mpnn.data.default`).
 
 Training epochs sample one random member per sequence cluster (the original's epochs);
 validation uses every protein of the held-out clusters in a fixed order. Proteins longer than
