@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 from collections.abc import Callable
@@ -31,8 +33,11 @@ def write_error(path: str | os.PathLike, e: OSError) -> OSError:
 
 
 def error_text(e: OSError) -> str:
-    """``e``'s message, without repeating the file name when :func:`write_error` put it in."""
-    return e.strerror if e.filename and str(e.filename) in (e.strerror or "") else str(e)
+    """``e``'s message naming its file once: ``"cannot write F: why"`` as :func:`write_error`
+    puts it, else ``"F: why"`` (no errno)."""
+    if e.filename and str(e.filename) in (e.strerror or ""):
+        return e.strerror
+    return f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
@@ -63,3 +68,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     except OSError:  # some filesystems cannot fsync a directory
         pass
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """:func:`atomic_write` of ``text`` (UTF-8)."""
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
+    """``fig.savefig(path, **kwargs)`` through :func:`atomic_write` (the format from the
+    suffix): a killed or failed save never leaves a partial image under ``path``."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    return atomic_write(path, lambda f: fig.savefig(f, format=fmt, **kwargs))
+
+
+def csv_text(rows: list[dict], columns) -> str:
+    """``rows`` as CSV text with a header (keys outside ``columns`` ignored)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()

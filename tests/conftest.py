@@ -8,12 +8,22 @@ they need, when it is absent (CI runs the suite a second time with the variable 
 missing folder).
 """
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 from testdata import SHARED_DATA
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Datasets prepared on first use (the embedded set, --data sources) are cached in a folder of
+# this test session, removed at its end: never in the user's cache, never in the source tree.
+# Commands the tests start as processes inherit it.
+os.environ["PYG_MPNN_CACHE"] = tempfile.mkdtemp(prefix="pyg_mpnn-test-cache-")
+atexit.register(shutil.rmtree, os.environ["PYG_MPNN_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ of the package, at the top of a module or inside a function.
 * ``pyg_mpnn.nn`` imports nothing from ``data``, ``train``, ``track``, ``diagnose``, ``design``;
 * ``pyg_mpnn.io`` imports nothing from ``data``, ``nn``, ``train``, ``track``, ``diagnose``;
 * ``pyg_mpnn.data`` imports nothing from ``train``, ``track``, ``diagnose``, ``design``;
-* ``pyg_mpnn.train`` and ``pyg_mpnn.track`` import nothing from ``diagnose``.
+* ``pyg_mpnn.train`` and ``pyg_mpnn.track`` import nothing from ``diagnose``;
+* ``pyg_mpnn.errors`` (which every layer raises from) imports nothing of the package, and
+  ``pyg_mpnn.cli`` (every command's wrapper) only ``errors`` and ``atomic``.
 """
 
 import ast
@@ -87,3 +89,12 @@ def test_package_imports_leave_the_commands_to_run_module():
         timeout=120,
     )
     assert p.returncode == 0 and not p.stderr, p.stderr
+
+
+@pytest.mark.parametrize(
+    "module, allowed",
+    [("errors.py", set()), ("cli.py", {"pyg_mpnn.errors", "pyg_mpnn.atomic"})],
+)
+def test_the_error_modules_sit_below_every_layer(module, allowed):
+    found = {m.rsplit(".", 1)[0] for _, m in imported_modules(PACKAGE / module)}
+    assert {m for m in found if m.startswith("pyg_mpnn")} <= allowed, found

@@ -3,16 +3,20 @@ graph transforms, crops, and the embedded default dataset."""
 
 import importlib
 
-from pyg_mpnn.data.crop import SpatialCrop
-from pyg_mpnn.data.dataset import ProteinDataset
-from pyg_mpnn.data.graph import KNNEdges, RadiusEdges, knn_edges, radius_edges
-from pyg_mpnn.data.loader import ProteinLoader, make_loader
-from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
-
-# ``prepare`` (and ``default``, which uses it) are also a CLI, ``python -m
-# pyg_mpnn.data.prepare``: imported here eagerly, runpy would find the module imported before it
-# runs it as __main__ (a RuntimeWarning on every call). They load on first use instead.
+# Every name loads on first use: ``python -m pyg_mpnn.data.prepare`` imports this package
+# before it runs, and its ``--help`` must not wait for torch; and ``prepare`` (and
+# ``default``, which uses it) imported here eagerly would be found imported before runpy
+# runs it as __main__ (a RuntimeWarning on every call).
 _ON_FIRST_USE = {
+    "SpatialCrop": "pyg_mpnn.data.crop",
+    "ProteinDataset": "pyg_mpnn.data.dataset",
+    "KNNEdges": "pyg_mpnn.data.graph",
+    "RadiusEdges": "pyg_mpnn.data.graph",
+    "knn_edges": "pyg_mpnn.data.graph",
+    "radius_edges": "pyg_mpnn.data.graph",
+    "ProteinLoader": "pyg_mpnn.data.loader",
+    "make_loader": "pyg_mpnn.data.loader",
+    "TokenBudgetBatchSampler": "pyg_mpnn.data.sampler",
     "prepare": "pyg_mpnn.data.prepare",
     "DEFAULT_JSONL": "pyg_mpnn.data.default",
     "default_dataset": "pyg_mpnn.data.default",
@@ -25,17 +29,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pyg_mpnn.data' has no attribute {name!r}")
 
 
-__all__ = [
-    "DEFAULT_JSONL",
-    "KNNEdges",
-    "ProteinDataset",
-    "ProteinLoader",
-    "RadiusEdges",
-    "SpatialCrop",
-    "TokenBudgetBatchSampler",
-    "default_dataset",
-    "knn_edges",
-    "make_loader",
-    "prepare",
-    "radius_edges",
-]
+__all__ = sorted(_ON_FIRST_USE)

@@ -47,6 +47,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
+from pyg_mpnn.errors import BadValue
+
 GRAPH_KEYS = ("name", "chain_ids")  # per-protein fields copied as they are
 
 
@@ -76,7 +78,7 @@ class SpatialCrop(BaseTransform):
         min_residues: int = 0,
     ):
         if not 0 < inner_radius <= context_radius:
-            raise ValueError(
+            raise BadValue(
                 f"need 0 < inner_radius <= context_radius, got {inner_radius} and {context_radius}"
             )
         self.context_radius, self.inner_radius = float(context_radius), float(inner_radius)
@@ -149,4 +151,4 @@ def make_transform(spec: dict | str | None):
     name = spec.pop("name", None)
     if name == "spatial_crop":
         return SpatialCrop(**spec)
-    raise ValueError(f"unknown data.transform {name!r} (known: spatial_crop)")
+    raise BadValue(f"unknown data.transform {name!r} (known: spatial_crop)")

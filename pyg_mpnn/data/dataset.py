@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from pyg_mpnn.data.codec import decode_record
 from pyg_mpnn.data.store import SPLIT_ALIASES, Names, ShardError, open_index
+from pyg_mpnn.errors import BadValue
 from pyg_mpnn.io.record import SPLITS, ProteinRecord, to_data
 
 
@@ -46,7 +47,7 @@ class ProteinDataset(Dataset):
         self.backbone = backbone
         self._cache_size = cache_shards
         if split is not None and split not in SPLIT_ALIASES:
-            raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+            raise BadValue(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
         self._open()
 
     def _open(self) -> None:

@@ -8,8 +8,8 @@
   every file in git under 2 MB), 299 structures and 167k residues, with a 26-complex
   validation split: what ``scale_sweep`` trains on.
 
-It is prepared into a dataset folder on first use (``PYG_MPNN_CACHE`` or ``<repo>/runs/data``)
-and reused afterwards. ``data/build_default.py`` rebuilds the JSONL from its sources.
+It is prepared into a dataset folder on first use (in :func:`cache_dir`: ``$PYG_MPNN_CACHE``,
+else ``~/.cache/pyg_mpnn``) and reused afterwards. ``data/build_default.py`` rebuilds the JSONL from its sources.
 """
 
 from __future__ import annotations
@@ -36,7 +36,13 @@ def default_parts(full: bool = True) -> list[Path]:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("PYG_MPNN_CACHE", REPO / "runs" / "data"))
+    """Where prepared datasets are cached: ``$PYG_MPNN_CACHE``, else the user's cache folder
+    (``$XDG_CACHE_HOME/pyg_mpnn``, ``~/.cache/pyg_mpnn``); never inside the package, which
+    may be installed read-only."""
+    if os.environ.get("PYG_MPNN_CACHE"):
+        return Path(os.environ["PYG_MPNN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pyg_mpnn"
 
 
 def default_dataset_dir(progress: bool = False, full: bool = False) -> Path:
@@ -49,7 +55,7 @@ def default_dataset_dir(progress: bool = False, full: bool = False) -> Path:
         )
     parts = default_parts(full)
     if not _is_current(out, parts):
-        prepare([str(p) for p in parts], out, progress=progress)
+        prepare([str(p) for p in parts], out, progress=progress, overwrite=True)
     return out
 
 

@@ -11,10 +11,12 @@ from torch.utils.data import Dataset
 from torch.utils.data._utils import signal_handling
 from torch_geometric.loader import DataLoader
 
+from pyg_mpnn.errors import CommandError
+
 _WORKER_DIED = re.compile(r"DataLoader worker \(pid")  # torch's message when one is gone
 
 
-class LoaderWorkerError(RuntimeError):
+class LoaderWorkerError(CommandError, RuntimeError):
     """Data loader workers died more often than :class:`ProteinLoader` restarts them."""
 
 

@@ -9,13 +9,21 @@ Nothing bad is lost silently: every skipped file, record or chain is listed with
 reason and kind in ``DIR/skipped.jsonl`` and counted by kind in the JSON summary printed at
 the end (also ``DIR/summary.json``). The kind comes from where the problem was found: the
 reader's ``ReadError.kind``, or the filter stage's :class:`Skip`. ``--strict`` makes any skip
-an error exit (status 2).
+an error (status 2, nothing written).
+
+Nothing is overwritten or left half-written: the folder is written beside ``DIR``
+(``.DIR.partial-PID``) and renamed to ``DIR`` when complete; an existing dataset is replaced
+only with ``--overwrite``. Input that yields no protein is an error (status 2) naming the files
+read and why each item was skipped; ``--allow-empty`` writes the empty dataset instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -23,13 +31,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
 from pyg_mpnn.atomic import error_text
+from pyg_mpnn.cli import command, make_parser
 from pyg_mpnn.data.codec import MAX_ABS_COORD
 from pyg_mpnn.data.store import SPLIT_ALIASES, ShardWriter, atomic_write_bytes
+from pyg_mpnn.errors import CommandError, UserError
 from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError, ReadErrorKind
-from pyg_mpnn.io.sources import iter_source
+from pyg_mpnn.io.sources import Tally, iter_source
 
 # Kinds of what the filter stage drops, beside the readers' ``ReadError.kind``: the summary
 # counts skips by kind; the full reason is in skipped.jsonl.
@@ -38,6 +47,8 @@ NO_BACKBONE: ReadErrorKind = "no complete backbone"  # as a reader's, counted to
 NO_DESIGNED_CHAIN: ReadErrorKind = "no designed chain"
 TOO_SHORT = "too short"
 TOO_LONG = "too long"
+# What a dataset folder holds (an incomplete one too): the only folders --overwrite replaces.
+DATASET_FILES = ("meta.json", "index.npz", "summary.json", "skipped.jsonl", "shards")
 
 
 class Skip(NamedTuple):
@@ -144,16 +155,62 @@ def prepare(
     pdb2021_options: dict | None = None,
     progress: bool = True,
     workers: int = 1,
+    allow_empty: bool = False,
+    overwrite: bool = False,
+    strict: bool = False,
 ) -> dict:
-    """Run parse -> filter -> write; return the summary dict (also written to ``out``)."""
+    """Run parse -> filter -> write; return the summary dict (also written to ``out``).
+
+    The dataset is written into a temporary folder beside ``out`` (``.NAME.partial-PID``) and
+    renamed to ``out`` when complete: a killed or failed prepare leaves ``out`` as it was. An
+    ``out`` that exists and is not empty is replaced only with ``overwrite``, and only if it is
+    a dataset folder. Input that yields no protein is a :class:`~pyg_mpnn.errors.UserError`
+    naming the files read and why each was skipped, unless ``allow_empty``; with ``strict``,
+    so is any skip (nothing is written then either)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    writer = ShardWriter(out, shard_size=shard_size)
-    skipped_path = out / "skipped.jsonl"
+    check_out(out, overwrite)
+    tmp = partial_dir(out)
+    try:
+        summary, tally = _write(
+            sources,
+            tmp,
+            out,
+            dict(
+                min_length=min_length,
+                max_length=max_length,
+                keep_incomplete_chains=keep_incomplete_chains,
+                keep_ca_only=keep_ca_only,
+            ),
+            dict(pdb2021_options=pdb2021_options, min_plddt=min_plddt, workers=workers),
+            shard_size,
+            progress,
+        )
+        if not summary["records"] and not allow_empty:
+            raise tally.no_protein()
+        if strict and summary["skipped_total"]:
+            kinds = ", ".join(f"{k}: {n}" for k, n in summary["skipped"].items())
+            raise UserError(
+                f"--strict: {summary['skipped_total']} item(s) skipped ({kinds}), so nothing "
+                f"was written to {out}; run without --strict to see them in skipped.jsonl"
+            )
+        replace_dir(tmp, out)
+    except OSError as e:  # a failed write names the temporary folder: name ``out`` instead
+        raise OSError(e.errno, error_text(e).replace(str(tmp), str(out)), str(out)) from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def _write(sources, tmp: Path, out: Path, filters: dict, read: dict, shard_size, progress):
+    """The parse, filter and write stages into ``tmp``: ``(summary, tally)``."""
+    writer = ShardWriter(tmp, shard_size=shard_size)
     counts, skipped_by_kind = Counter(), Counter()
+    tally = Tally([str(s) for s in sources])
     t0 = time.perf_counter()
+    from tqdm import tqdm  # here: --help needs no tqdm
+
     bar = tqdm(desc="prepare", unit=" items", disable=not progress, file=sys.stderr)
-    with open(skipped_path, "w") as skipped:
+    with open(tmp / "skipped.jsonl", "w") as skipped:
 
         def skip(source, item, reason, kind):
             skipped_by_kind[kind] += 1
@@ -163,20 +220,18 @@ def prepare(
 
         for source_id, src in enumerate(sources):
             files_seen = set()
-            for file, item, result in iter_source(
-                src, pdb2021_options=pdb2021_options, min_plddt=min_plddt, workers=workers
-            ):
+            for file, item, result in iter_source(src, **read):
                 bar.update(1)
                 files_seen.add(file)
+                tally.add(file, result)
                 if isinstance(result, ReadError):
                     skip(result.source, item, result.reason, result.kind)
                     continue
-                record, skips = filter_record(
-                    result, min_length, max_length, keep_incomplete_chains, keep_ca_only
-                )
+                record, skips = filter_record(result, **filters)
                 for kind, reason in skips:
                     skip(file, result.name, reason, kind)
                 if record is None:
+                    tally.skipped.append(f"{result.name}: {skips[-1].reason}")
                     continue
                 writer.add(
                     record, cluster=_cluster_of(record), split=_split_of(record), source=source_id
@@ -186,7 +241,6 @@ def prepare(
                 counts["residues"] += record.num_residues
             counts["files"] += len(files_seen)
     bar.close()
-    elapsed = time.perf_counter() - t0
     summary = {
         "out": str(out),
         "sources": [str(s) for s in sources],
@@ -196,29 +250,114 @@ def prepare(
         "residues": counts["residues"],
         "skipped": dict(sorted(skipped_by_kind.items())),
         "skipped_total": sum(skipped_by_kind.values()),
-        "skip_report": str(skipped_path),
-        "seconds": round(elapsed, 2),
+        "skip_report": str(out / "skipped.jsonl"),
+        "seconds": round(time.perf_counter() - t0, 2),
     }
     writer.close(
-        meta={"sources": summary["sources"], "chains": counts["chains"], "min_plddt": min_plddt}
+        meta={
+            "sources": summary["sources"],
+            "chains": counts["chains"],
+            "min_plddt": read["min_plddt"],
+        }
     )
-    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
-    return summary
+    atomic_write_bytes(tmp / "summary.json", json.dumps(summary, indent=2).encode())
+    return summary, tally
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m pyg_mpnn.data.prepare",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def is_dataset_dir(path: Path) -> bool:
+    """Whether ``path`` holds what prepare writes (complete or not)."""
+    return any((path / name).exists() for name in DATASET_FILES)
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that is a file, or a folder that is not empty (without
+    ``overwrite``, or that is not a dataset folder: prepare never replaces other files)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the dataset")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not is_dataset_dir(out):
+        raise UserError(
+            f"--out {out} is a folder that is not empty and holds no dataset; give a new "
+            "or empty folder"
+        )
+    if not overwrite:
+        raise UserError(
+            f"--out {out} already holds a dataset; give --overwrite to replace it (only once "
+            "the new one is complete) or another --out"
+        )
+
+
+def partial_dir(out: Path) -> Path:
+    """A new temporary folder beside ``out``; those of earlier prepares whose process is gone
+    (killed) are removed first."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for old in out.parent.glob(f".{out.name}.partial-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Rename the complete dataset ``tmp`` to ``out``; an ``out`` already there (empty, or a
+    dataset being overwritten) is moved aside first and removed after."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+DESCRIPTION = (
+    "Turn structure files (PDB, mmCIF, PQR, PDBQT, plain or gzipped), folders of them, "
+    "CATH-style JSONL, the pdb_2021aug02 layout or foldcomp databases into a dataset folder "
+    "for training and evaluation. Residues with bad coordinates are masked; chains without a "
+    "complete backbone and records outside the length limits are dropped; every skipped item "
+    "is listed with its reason in OUT/skipped.jsonl and counted in the summary printed at the "
+    "end. The folder is written beside --out and renamed into place once complete; an existing "
+    "dataset is replaced only with --overwrite. Input that yields no protein is an error."
+)
+EXAMPLES = [
+    "python -m pyg_mpnn.data.prepare tests/fixtures/biotite__5zng.pdb "
+    "tests/fixtures/proteinmpnn__6MRR.pdb --out runs/data/two",
+    "python -m pyg_mpnn.data.prepare data/default.jsonl.gz --out runs/data/default --overwrite",
+    "python -m pyg_mpnn.data.prepare tests/fixtures --out runs/data/fixtures --min-length 30",
+]
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = make_parser("python -m pyg_mpnn.data.prepare", DESCRIPTION, EXAMPLES)
     ap.add_argument("sources", nargs="+", help="files or folders (any mix of formats)")
     ap.add_argument("--out", required=True, help="dataset folder to write")
+    ap.add_argument("--overwrite", action="store_true", help="replace the dataset already in --out")
     ap.add_argument(
-        "--strict", action="store_true", help="exit with status 2 if anything was skipped"
+        "--allow-empty",
+        action="store_true",
+        help="write a dataset with 0 records when nothing is usable, instead of an error",
     )
-    ap.add_argument("--min-length", type=int, default=1)
-    ap.add_argument("--max-length", type=int, default=None)
+    ap.add_argument(
+        "--strict",
+        action="store_true",
+        help="anything skipped is an error (status 2, nothing written)",
+    )
+    ap.add_argument("--min-length", type=int, default=1, help="fewer residues: dropped")
+    ap.add_argument("--max-length", type=int, default=None, help="more residues: dropped")
     ap.add_argument(
         "--keep-incomplete-chains",
         action="store_true",
@@ -235,8 +374,24 @@ def main(argv=None) -> int:
     ap.add_argument("--rescut", type=float, default=3.5, help="pdb_2021aug02: max resolution")
     ap.add_argument("--datcut", default="2030-01-01", help="pdb_2021aug02: latest deposition date")
     ap.add_argument("--workers", type=int, default=1, help="processes parsing structure files")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap
+
+
+def check_args(args: argparse.Namespace) -> None:
+    for name in ("min_length", "shard_size", "workers"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_length is not None and args.max_length < args.min_length:
+        raise UserError(f"--max-length {args.max_length} is below --min-length {args.min_length}")
+    if args.min_plddt is not None and not 0 <= args.min_plddt <= 100:
+        raise UserError(f"--min-plddt {args.min_plddt:g} is not in [0, 100]")
+
+
+@command
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    check_args(args)
     try:
         summary = prepare(
             args.sources,
@@ -250,21 +405,15 @@ def main(argv=None) -> int:
             pdb2021_options={"rescut": args.rescut, "datcut": args.datcut},
             progress=not args.no_progress,
             workers=args.workers,
+            allow_empty=args.allow_empty,
+            overwrite=args.overwrite,
+            strict=args.strict,
         )
     except OSError as e:  # e.g. the disk filled up: the message names the file
-        print(
-            f"error: {error_text(e)}; {args.out} is incomplete (no "
-            "meta.json): free space and run prepare again",
-            file=sys.stderr,
-        )
-        return 1
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        hint = ": free space and run prepare again" if full else ""
+        raise CommandError(f"{error_text(e)}; nothing was written to {args.out}{hint}") from e
     print(json.dumps(summary, indent=2))
-    if args.strict and summary["skipped_total"]:
-        print(
-            f"--strict: {summary['skipped_total']} item(s) skipped; see {summary['skip_report']}",
-            file=sys.stderr,
-        )
-        return 2
     return 0
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from pyg_mpnn.atomic import atomic_write, write_error
 from pyg_mpnn.data.codec import encode_record
+from pyg_mpnn.errors import BadValue, UserError
 from pyg_mpnn.io.record import SPLITS, ProteinRecord
 
 FORMAT = "pyg_mpnn.shards/2"
@@ -193,24 +194,28 @@ class Names:
         return (self[i] for i in range(len(self)))
 
 
+class NoDataset(UserError, FileNotFoundError):
+    """A folder that is not a (complete) dataset folder."""
+
+
 def open_index(root: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """``(meta, columns)`` of a dataset folder; the columns are memory maps."""
     root = Path(root)
     path = root / "index.npz"
     if not path.exists():
-        raise FileNotFoundError(
+        raise NoDataset(
             f"{root}: not a pyg_mpnn dataset folder (no index.npz); "
             "make one with `python -m pyg_mpnn.data.prepare SRC --out DIR`"
         )
     meta_path = root / "meta.json"
     if not meta_path.exists():
-        raise FileNotFoundError(
+        raise NoDataset(
             f"{root}: incomplete or old dataset folder (no meta.json); prepare it again with "
             f"`python -m pyg_mpnn.data.prepare SRC --out {root}`"
         )
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT:
-        raise ValueError(
+        raise BadValue(
             f"{root}: dataset format {meta.get('format')!r}, this version reads {FORMAT}; "
             f"prepare it again with `python -m pyg_mpnn.data.prepare SRC --out {root}`"
         )

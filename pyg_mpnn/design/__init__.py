@@ -13,8 +13,22 @@ sampling, backbone noise),
 See docs/design.md.
 """
 
-from pyg_mpnn.design.cli import main
-from pyg_mpnn.design.constraints import Constraints, DesignError
-from pyg_mpnn.design.spec import DesignSpec
+import importlib
+
+# Loaded on first use: ``python -m pyg_mpnn.design`` imports this package first, and its
+# ``--help`` must not wait for torch.
+_ON_FIRST_USE = {
+    "main": "pyg_mpnn.design.cli",
+    "Constraints": "pyg_mpnn.design.constraints",
+    "DesignError": "pyg_mpnn.design.constraints",
+    "DesignSpec": "pyg_mpnn.design.spec",
+}
+
+
+def __getattr__(name: str):
+    if name in _ON_FIRST_USE:
+        return getattr(importlib.import_module(_ON_FIRST_USE[name]), name)
+    raise AttributeError(f"module 'pyg_mpnn.design' has no attribute {name!r}")
+
 
 __all__ = ["main", "Constraints", "DesignError", "DesignSpec"]

@@ -11,8 +11,10 @@ import torch
 from tqdm import tqdm
 
 from pyg_mpnn.atomic import atomic_write
+from pyg_mpnn.cli import command
 from pyg_mpnn.design.chains import within_max_length
 from pyg_mpnn.design.constraints import Constraints, DesignError
+from pyg_mpnn.design.options import check_args, parser
 from pyg_mpnn.design.output import (
     chain_letters,
     designed_chains,
@@ -34,215 +36,18 @@ from pyg_mpnn.design.scoring import (
     unconditional_log_probs,
 )
 from pyg_mpnn.design.spec import DesignSpec
+from pyg_mpnn.errors import UserError
 from pyg_mpnn.io.record import ProteinRecord, ReadError
-from pyg_mpnn.io.sources import iter_source
+from pyg_mpnn.io.sources import Tally, iter_source
 from pyg_mpnn.nn.weights import load_model
-
-DESCRIPTION = "Design, score or get per-residue probabilities with ProteinMPNN weights."
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pyg_mpnn.design", description=DESCRIPTION)
-    p.add_argument(
-        "inputs",
-        nargs="+",
-        help="structure files (PDB/mmCIF/PQR/PDBQT, plain or "
-        "gzipped), folders of them, or JSONL (CATH-style or the original's parsed layout)",
-    )
-    p.add_argument(
-        "--weights",
-        help="original:v_48_0xx, soluble:v_48_0xx, ca:v_48_0{02,10,20} (CA-only) or a "
-        "checkpoint (default: original:v_48_020; ca:v_48_020 with --ca-only)",
-    )
-    p.add_argument(
-        "--ca-only",
-        action="store_true",
-        help="design from CA atoms alone (the CA-only model; CA weights imply it): a "
-        "residue with a CA atom counts",
-    )
-    _design_options(p)
-    _control_options(p)
-    _pssm_options(p)
-    _sampling_options(p)
-    _scoring_options(p)
-    _output_options(p)
-    return p
-
-
-def _design_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("what to design")
-    g.add_argument(
-        "--chains", help="chains to design, e.g. A,B (default: all); the others stay visible"
-    )
-    g.add_argument(
-        "--fixed",
-        nargs="+",
-        default=[],
-        metavar="SPEC",
-        help="residues kept native, author numbering: A:1-10,15,20A B:5",
-    )
-    g.add_argument(
-        "--design-only",
-        nargs="+",
-        default=[],
-        metavar="SPEC",
-        help="design only these residues (same syntax); all others stay native",
-    )
-    g.add_argument("--fixed-jsonl", help="the original's fixed_positions_jsonl")
-    g.add_argument("--tied-jsonl", help="the original's tied_positions_jsonl (with weights)")
-    g.add_argument(
-        "--homo-oligomer",
-        action="store_true",
-        help="tie equivalent positions of designed chains with identical sequences",
-    )
-    g.add_argument(
-        "--chains-jsonl",
-        help="the original's chain_id_jsonl: per structure [[designed], [fixed]] chains "
-        "(chains in neither are left out)",
-    )
-    g.add_argument(
-        "--max-length",
-        type=int,
-        help="skip structures with more residues than this (the original's --max_length)",
-    )
-
-
-def _control_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("amino-acid control")
-    g.add_argument(
-        "--omit",
-        default="X",
-        help="letters never sampled (default: X; as the "
-        "original, a given list replaces it: write CX to omit C and X)",
-    )
-    g.add_argument("--omit-jsonl", help="the original's per-residue omit_AA_jsonl")
-    g.add_argument("--bias", help="global bias added to the logits, e.g. A:-1.0,W:0.5")
-    g.add_argument("--bias-jsonl", help='the original\'s bias_AA_jsonl ({"A": -1.0})')
-    g.add_argument("--bias-by-res-jsonl", help="the original's per-residue bias_by_res_jsonl")
-
-
-def _pssm_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("PSSM (the original's options; see docs/design.md)")
-    g.add_argument("--pssm-jsonl", help="the original's pssm_jsonl")
-    g.add_argument(
-        "--pssm-multi",
-        type=float,
-        help="weight of the PSSM in (0, 1] (1: the PSSM alone); with --pssm-bias-flag",
-    )
-    g.add_argument(
-        "--pssm-threshold",
-        type=float,
-        help="letters with PSSM log-odds not above this are nearly forbidden "
-        "(default 0); with --pssm-log-odds-flag",
-    )
-    g.add_argument("--pssm-log-odds-flag", action="store_true", help="restrict letters by log-odds")
-    g.add_argument("--pssm-bias-flag", action="store_true", help="mix the PSSM's probabilities in")
-
-
-def _sampling_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("sampling")
-    g.add_argument("--num-seqs", type=int, default=1, help="sequences per temperature")
-    g.add_argument("--temperature", type=float, nargs="+", default=[0.1])
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument(
-        "--backbone-noise",
-        type=float,
-        default=0.0,
-        help="std (Angstrom) of Gaussian noise added to the backbone atoms for every "
-        "forward pass, as the original's --backbone_noise (default: 0)",
-    )
-    g.add_argument(
-        "--batch-size", type=int, default=32, help="sequences (or orders) per forward pass"
-    )
-
-
-def _scoring_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scoring and probabilities")
-    g.add_argument(
-        "--score-only",
-        action="store_true",
-        help="score the native sequence and those of --fasta; no sampling",
-    )
-    g.add_argument("--fasta", help="sequences to score (chains joined by /)")
-    g.add_argument(
-        "--num-orders",
-        type=int,
-        default=1,
-        help="random decoding orders averaged by --score-only / --probs conditional",
-    )
-    g.add_argument(
-        "--probs",
-        choices=["conditional", "unconditional"],
-        help="write per-residue log-probabilities (.npz per structure) to --out",
-    )
-    g.add_argument(
-        "--conditional-probs-only-backbone",
-        action="store_true",
-        help="with --probs conditional: each residue decoded first, seeing no letter",
-    )
-
-
-def _output_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("output")
-    g.add_argument("--out", help="output file (default: stdout); a folder for --probs")
-    g.add_argument("--json", action="store_true", help="JSON instead of FASTA")
-    g.add_argument(
-        "--save-score",
-        metavar="FOLDER",
-        help="also write each structure's sample scores (NAME.npz, the original's keys)",
-    )
-    g.add_argument(
-        "--save-probs",
-        metavar="FOLDER",
-        help="also write each structure's sampling probabilities (NAME.npz, the original's keys)",
-    )
-    g.add_argument(
-        "--exact",
-        action="store_true",
-        help="the original's operation order "
-        "throughout (bit-level parity; slower). Default: split layers and the fast "
-        "incremental decoder (same function, log-probs within 1e-4)",
-    )
-    g.add_argument("--threads", type=int, default=None)
-    g.add_argument("--no-progress", action="store_true")
-
-
-def check_args(a: argparse.Namespace) -> None:
-    for name in ("num_seqs", "batch_size", "num_orders"):
-        if getattr(a, name) < 1:
-            raise DesignError(f"--{name.replace('_', '-')} must be at least 1")
-    if any(t <= 0 for t in a.temperature):
-        raise DesignError("--temperature must be positive")
-    if a.fasta and not a.score_only:
-        raise DesignError("--fasta is for --score-only")
-    if a.score_only and a.probs:
-        raise DesignError("--score-only and --probs exclude each other")
-    if a.probs and not a.out:
-        raise DesignError("--probs needs --out (a folder for the .npz files)")
-
-
-def check_original_options(a: argparse.Namespace) -> None:
-    """Options of the original's that exclude or need others, and their values."""
-    if not (a.backbone_noise >= 0 and a.backbone_noise < float("inf")):
-        raise DesignError(f"--backbone-noise must be a finite number >= 0, got {a.backbone_noise}")
-    if a.max_length is not None and a.max_length < 1:
-        raise DesignError(f"--max-length must be at least 1, got {a.max_length}")
-    if a.conditional_probs_only_backbone and a.probs != "conditional":
-        raise DesignError("--conditional-probs-only-backbone needs --probs conditional")
-    for opt in ("save_score", "save_probs"):
-        folder = getattr(a, opt)
-        name = f"--{opt.replace('_', '-')}"
-        if folder and (a.score_only or a.probs):
-            raise DesignError(f"{name} is for designing, not --score-only or --probs")
-        if folder and Path(folder).exists() and not Path(folder).is_dir():
-            raise DesignError(f"{name} {folder}: not a folder")
 
 
 def read_inputs(paths: list[str]) -> list[ProteinRecord]:
-    """Every record of every input; a read error or a repeated name is an error."""
-    records, seen = [], {}
+    """Every record of every input; a read error, a repeated name or no record is an error."""
+    records, seen, tally = [], {}, Tally(paths)
     for path in paths:
-        for _file, item, result in iter_source(path):
+        for file, item, result in iter_source(path):
+            tally.add(file, result)
             if isinstance(result, ReadError):
                 raise DesignError(f"input {result}")
             if result.name in seen:
@@ -251,6 +56,8 @@ def read_inputs(paths: list[str]) -> list[ProteinRecord]:
                 )
             seen[result.name] = item
             records.append(result)
+    if not records:
+        raise tally.no_protein()
     return records
 
 
@@ -266,7 +73,6 @@ class Job:
 def prepare(a: argparse.Namespace) -> Job:
     """Read and check everything before any computation (bad input: nothing is written)."""
     check_args(a)
-    check_original_options(a)
     chains = [c.strip() for c in a.chains.split(",") if c.strip()] if a.chains else None
     spec = DesignSpec(
         chains=chains,
@@ -302,11 +108,12 @@ def prepare(a: argparse.Namespace) -> Job:
 
 def load_design_model(a: argparse.Namespace) -> torch.nn.Module:
     """The model of ``--weights`` (its default from ``--ca-only``; sets ``a.weights``)."""
-    a.weights = a.weights or ("ca:v_48_020" if a.ca_only else "original:v_48_020")
+    if a.weights is None:  # an empty --weights stays an error, not the default
+        a.weights = "ca:v_48_020" if a.ca_only else "original:v_48_020"
     try:
         model = load_model(a.weights)
-    except (FileNotFoundError, ValueError) as err:
-        raise DesignError(f"--weights: {err}") from None
+    except UserError as err:
+        raise DesignError(f"--weights {err}") from None
     if a.ca_only and model.backbone != "ca":
         raise DesignError(f"--ca-only: --weights {a.weights} is a full-backbone model")
     return model
@@ -355,11 +162,12 @@ def run_scores(job: Job, a) -> str:
         gen = torch.Generator().manual_seed(a.seed)
         data = design_graph(record, cons)
         encoded = None if a.backbone_noise > 0 else job.model.encode(data)
-        seqs = [("native", data.seq)] + [
-            (f"fasta:{i} {h}", fasta_sequence(record, h, s, "--fasta"))
+        seqs = [("native", "", data.seq)] + [
+            (f"fasta:{i}", h, fasta_sequence(record, h, s, "--fasta"))
             for i, (h, s) in enumerate(fastas, 1)
         ]
-        for source, seq in seqs:
+        native = None
+        for source, header, seq in seqs:
             res = score_sequence(
                 job.model,
                 data,
@@ -370,10 +178,11 @@ def run_scores(job: Job, a) -> str:
                 noise=a.backbone_noise,
                 generator=gen,
             )
+            native = native or res
             letters = chain_letters(record, seq)
             texts.append(
-                f">{record.name}, source={source}, score={res.score:.4f}, "
-                f"global_score={res.global_score:.4f}, num_orders={a.num_orders}\n"
+                score_header(record.name, source, res, native, a.num_orders)
+                + "\n"
                 + "/".join(letters[c] for c in designed_chains(record))
                 + "\n"
             )
@@ -385,14 +194,29 @@ def run_scores(job: Job, a) -> str:
                 dict(
                     name=record.name,
                     source=source,
+                    fasta_header=header,
                     score=res.score,
                     global_score=res.global_score,
+                    native_score=native.score,
+                    native_global_score=native.global_score,
                     per_order=res.per_order.tolist(),
                     seq=letters,
                     nll=nll,
                 )
             )
     return dumps_json(entries) if a.json else "".join(texts)
+
+
+def score_header(name: str, source: str, res, native, num_orders: int) -> str:
+    """A score-only FASTA header: ``score`` / ``global_score`` of the scored sequence, and for
+    a ``--fasta`` sequence ``native_score`` / ``native_global_score`` of the native one; each
+    key once (the --fasta header's own fields stay out: they are in the JSON)."""
+    fields = [f">{name}", f"source={source}", f"score={res.score:.4f}"]
+    fields.append(f"global_score={res.global_score:.4f}")
+    if res is not native:
+        fields += [f"native_score={native.score:.4f}"]
+        fields += [f"native_global_score={native.global_score:.4f}"]
+    return ", ".join(fields + [f"num_orders={num_orders}"])
 
 
 def run_probs(job: Job, a) -> dict[str, bytes]:
@@ -430,21 +254,18 @@ def write(result, a) -> None:
         sys.stdout.write(result)
 
 
+@command
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
+    job = prepare(a)
     if a.threads:
         torch.set_num_threads(a.threads)
-    try:
-        job = prepare(a)
-        if a.probs:
-            result = run_probs(job, a)
-        elif a.score_only:
-            result = run_scores(job, a)
-        else:
-            result = run_designs(job, a)
-    except DesignError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if a.probs:
+        result = run_probs(job, a)
+    elif a.score_only:
+        result = run_scores(job, a)
+    else:
+        result = run_designs(job, a)
     for path, blob in job.files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda f, b=blob: f.write(b))

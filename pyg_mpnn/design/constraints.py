@@ -23,13 +23,14 @@ import numpy as np
 import torch
 
 from pyg_mpnn.alphabet import ALPHABET
+from pyg_mpnn.errors import UserError
 from pyg_mpnn.io.record import ProteinRecord
 from pyg_mpnn.nn.decoding import DecodeControl
 
 _ITEM_RE = re.compile(r"^(-?\d+)([A-Za-z]?)(?:-(-?\d+)([A-Za-z]?))?$")
 
 
-class DesignError(ValueError):
+class DesignError(UserError, ValueError):
     """Bad design input (option, file, residue, letter): the CLI exits with code 2."""
 
 
@@ -198,6 +199,8 @@ def parse_bias(spec: str, where: str = "--bias") -> np.ndarray:
             bias[i] = float(value)
         except ValueError:
             raise DesignError(f"{where}: {value!r} is not a number (in {item!r})") from None
+        if not np.isfinite(bias[i]):
+            raise DesignError(f"{where}: {value.strip()!r} is not a finite number (in {item!r})")
     return bias
 
 
@@ -206,7 +209,7 @@ def bias_from_json(table: dict, where: str) -> np.ndarray:
     bias = np.zeros(len(ALPHABET), np.float32)
     for key, value in table.items():
         i = one_letter(key, where)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise DesignError(f"{where}: bias of {key} is {value!r}, not a number")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
+            raise DesignError(f"{where}: bias of {key} is {value!r}, not a finite number")
         bias[i] = value
     return bias

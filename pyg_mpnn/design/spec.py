@@ -187,11 +187,14 @@ class LoadedSpec:
         out = np.zeros((record.num_residues, len(ALPHABET)), np.float32)
         for chain, rows in _chain_dict(entry, where, record).items():
             idx = index.chain(chain, where)
-            arr = np.asarray(rows, dtype=np.float32) if isinstance(rows, list) else None
-            if arr is None or arr.shape != (len(idx), len(ALPHABET)):
+            try:
+                arr = np.asarray(rows, dtype=np.float32) if isinstance(rows, list) else None
+            except (TypeError, ValueError):  # ragged rows, or not numbers
+                arr = None
+            if arr is None or arr.shape != (len(idx), len(ALPHABET)) or not np.isfinite(arr).all():
                 raise DesignError(
                     f"{where}: chain {chain} needs {len(idx)} rows of "
-                    f"{len(ALPHABET)} numbers, got shape "
+                    f"{len(ALPHABET)} finite numbers, got shape "
                     f"{None if arr is None else arr.shape}"
                 )
             out[idx] = arr

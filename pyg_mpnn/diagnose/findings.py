@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pyg_mpnn.diagnose.series import RunSeries
+if TYPE_CHECKING:  # only annotations: the CLI's --help reads Thresholds without aim
+    from pyg_mpnn.diagnose.series import RunSeries
 
 
 @dataclass

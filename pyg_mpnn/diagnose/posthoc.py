@@ -13,6 +13,7 @@ import torch
 
 from pyg_mpnn.diagnose.jacobian import categorical_jacobian, evaluate, load_probe, save_result
 from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.weights import load_file
 
 
 def _model(cfg: dict, state: dict | None, seed: int):
@@ -41,7 +42,7 @@ def probe_checkpoints(
         else []
     )
     done = {int(p.stem.split("_")[1]) for p in (run_dir / "jacobian").glob("step_*.npz")}
-    state0 = torch.load(pick[0], map_location="cpu", weights_only=False) if pick else None
+    state0 = load_file(str(pick[0])) if pick else None
     cfg = state0["config"] if state0 else None
     jcfg = (state0 or {}).get("train_config", {}).get("jacobian") or {} if state0 else {}
     data = load_probe(probe or jcfg.get("probe", "auto"), max_length or jcfg.get("max_length", 120))
@@ -52,7 +53,7 @@ def probe_checkpoints(
         if step in done or cfg is None:
             continue
         t0 = time.perf_counter()
-        state = torch.load(path, map_location="cpu", weights_only=False)["model"] if path else None
+        state = load_file(str(path))["model"] if path else None
         model = _model(cfg, state, seed=0)
         jac = categorical_jacobian(model, data, substitutions=subs)
         res = evaluate(jac["C"], jac["knn"], data)

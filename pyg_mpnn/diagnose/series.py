@@ -9,6 +9,7 @@ does not (the tracker only sends finite values to Aim), so finding (f) needs the
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import defaultdict
 from contextlib import suppress
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from aim import Repo
 
+from pyg_mpnn.errors import UserError
 from pyg_mpnn.track.aimio import index_run
 from pyg_mpnn.track.metrics import read_metrics
 from pyg_mpnn.track.tracker import CONTEXT_KEYS
@@ -90,7 +92,10 @@ class RunSeries:
 
 def read_files(run_dir: str | Path) -> RunSeries:
     run_dir = Path(run_dir)
-    rows = read_metrics(run_dir)
+    try:
+        rows = read_metrics(run_dir)
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise UserError(f"{run_dir / 'metrics.csv'}: not a metrics file a run wrote ({e})") from e
     hists = []
     hp = run_dir / "histograms.jsonl"
     if hp.exists():
@@ -99,7 +104,12 @@ def read_files(run_dir: str | Path) -> RunSeries:
                 hists.append(json.loads(line))
     info = {}
     if (run_dir / "run.json").exists():
-        info = json.loads((run_dir / "run.json").read_text())
+        try:
+            info = json.loads((run_dir / "run.json").read_text())
+        except (UnicodeDecodeError, ValueError) as e:
+            raise UserError(f"{run_dir / 'run.json'}: not valid JSON ({e})") from e
+        if not isinstance(info, dict):
+            raise UserError(f"{run_dir / 'run.json'}: not a run's record (a JSON mapping)")
     return RunSeries(
         rows,
         hists,
@@ -174,13 +184,20 @@ def load(run: str, repo: str | None = None) -> RunSeries:
     p = Path(run)
     if p.is_dir() and (p / "metrics.csv").exists():
         return read_files(p)
+    if p.exists():
+        what = "a folder without metrics.csv" if p.is_dir() else "a file"
+        raise UserError(f"{run}: {what}; give a run folder (it has metrics.csv) or an Aim run hash")
+    if repo is not None and not Path(repo).is_dir():
+        raise UserError(f"--repo {repo}: no such folder")
     repo = repo or find_aim_run(run, [Path("runs")])
     if repo is None:
-        raise FileNotFoundError(
-            f"{run}: neither a run folder with metrics.csv nor an Aim run "
-            "hash found under runs/ (give --repo)"
+        raise UserError(
+            f"{run}: no such run folder, nor an Aim run hash found under runs/ (give --repo)"
         )
-    rs = read_aim(repo, run)
+    try:
+        rs = read_aim(repo, run)
+    except KeyError as e:
+        raise UserError(f"{e.args[0]}; give a run folder or a hash of that repo") from None
     parent = Path(repo).parent  # <run>/aim: the files are beside it
     if (parent / "metrics.csv").exists():
         files = read_files(parent)

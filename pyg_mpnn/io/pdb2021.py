@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from pyg_mpnn.io.record import SPLITS, ProteinRecord, ReadError
 
@@ -235,6 +234,8 @@ class _Files:
             if not path.is_file():
                 raise ReadError(key, "file not found", "missing input")
             try:
+                import torch  # here: reading structure files (and --help) needs no torch
+
                 obj = torch.load(path, weights_only=True, map_location="cpu")
             except Exception as exc:  # torch raises many kinds on a corrupt file
                 raise ReadError(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
-import torch
-from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import encode
+from pyg_mpnn.errors import UserError
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 BACKBONE_ATOMS = ("N", "CA", "C", "O")
 # What makes a residue present (``ProteinRecord.mask``): all four backbone atoms for the
@@ -46,7 +48,7 @@ def _rebuild_read_error(cls, args: tuple, state: dict):
     return err
 
 
-class ReadError(Exception):
+class ReadError(UserError):
     """A structure source could not be turned into records. ``str()`` names the file and reason.
 
     Args:
@@ -217,6 +219,9 @@ def to_data(record: ProteinRecord, backbone: str | None = None) -> Data:
     ``backbone`` (``"full"`` or ``"ca"``; default: the record's) says which residues count as
     present.
     """
+    import torch  # here, not at the top: the readers (and prepare's --help) need no torch
+    from torch_geometric.data import Data
+
     if backbone is not None and backbone != record.backbone:
         record = dataclasses.replace(record, backbone=backbone)
     coords = torch.from_numpy(np.nan_to_num(record.coords, nan=0.0).astype(np.float32))

@@ -6,7 +6,8 @@ iteration. What a path is decides the reader:
 * a folder with ``list.csv`` -> ProteinMPNN's pdb_2021aug02 layout (:mod:`.pdb2021`);
 * a foldcomp database (``X`` with ``X.index`` beside it) or ``.fcz`` files (:mod:`.foldcomp`);
 * ``*.jsonl`` / ``*.jsonl.gz`` -> CATH-style JSONL (:mod:`.jsonl`);
-* any other folder -> every file below it, sorted;
+* any other folder -> every file below it, sorted (hidden files and folders left out: a
+  dataset being written beside its --out is never read as input);
 * any other file -> a structure file (PDB, mmCIF, PQR, PDBQT; plain or gzipped), told apart
   by content (:mod:`.structure`).
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyg_mpnn.errors import UserError
 from pyg_mpnn.io.foldcomp import is_foldcomp_db, iter_foldcomp
 from pyg_mpnn.io.jsonl import iter_jsonl
 from pyg_mpnn.io.pdb2021 import is_pdb2021_root, iter_pdb2021
@@ -86,7 +89,8 @@ def iter_source(
         files = [
             f
             for f in sorted(p for p in path.rglob("*") if p.is_file())
-            if f.suffix.lower() not in IGNORED_SUFFIXES and not f.name.startswith(".")
+            if f.suffix.lower() not in IGNORED_SUFFIXES
+            and not any(part.startswith(".") for part in f.relative_to(path).parts)
         ]
         plain = [f for f in files if not (_is_jsonl(f) or _is_foldcomp(f))]
         for f in files:
@@ -118,3 +122,53 @@ def read_records(path: str | Path, **kwargs) -> list[ProteinRecord]:
             raise r
         out.append(r)
     return out
+
+
+@dataclass
+class Tally:
+    """What reading ``sources`` gave: the files tried, the items skipped and the proteins
+    read. Input that yields no protein is an error (:meth:`no_protein`), which says how many
+    files were read and why each item was skipped."""
+
+    sources: list[str]
+    files: set[str] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)  # one reason each, naming the item
+    proteins: int = 0
+
+    def add(self, file: str, result: Result) -> None:
+        if not (isinstance(result, ReadError) and result.kind == "missing input"):
+            self.files.add(file)
+        if isinstance(result, ReadError):
+            self.skipped.append(str(result))
+        else:
+            self.proteins += 1
+
+    def no_protein(self, shown: int = 4) -> UserError:
+        """The error for input that yielded no protein, naming the sources and the reasons."""
+        n = len(self.files)
+        head = f"no protein in {', '.join(self.sources)}: {n} file{'s' * (n != 1)} read"
+        if not self.skipped:
+            return UserError(
+                f"{head} (give structure files, PDB, mmCIF, PQR or PDBQT, plain or gzipped, "
+                "folders of them, CATH-style JSONL or a foldcomp database)"
+            )
+        why = "; ".join(self.skipped[:shown])
+        more = len(self.skipped) - shown
+        return UserError(
+            f"{head}, {len(self.skipped)} item{'s' * (len(self.skipped) != 1)} skipped "
+            f"({why}{f'; and {more} more' if more > 0 else ''})"
+        )
+
+
+def read_all(sources: list[str], **kwargs) -> tuple[list[ProteinRecord], Tally]:
+    """Every readable record of ``sources`` and the :class:`Tally` of reading them; a
+    :class:`~pyg_mpnn.errors.UserError` when there is none."""
+    tally, records = Tally([str(s) for s in sources]), []
+    for source in sources:
+        for file, _item, result in iter_source(source, **kwargs):
+            tally.add(file, result)
+            if isinstance(result, ProteinRecord):
+                records.append(result)
+    if not records:
+        raise tally.no_protein()
+    return records, tally

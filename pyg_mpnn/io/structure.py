@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from Bio.PDB import MMCIFParser, PDBParser
 
 from pyg_mpnn.alphabet import THREE_TO_ONE, residue_letter
 from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError
@@ -531,6 +530,8 @@ def read_structure(path) -> ProteinRecord:
 
 
 def _parse_biopython(text: str, fmt: str):
+    from Bio.PDB import MMCIFParser, PDBParser  # here: a command's --help needs no Bio.PDB
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if fmt == "mmcif":

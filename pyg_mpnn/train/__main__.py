@@ -1,5 +1,8 @@
 """``python -m pyg_mpnn.train --exp NAME [--set key=value ...] [--data PATH] [--out DIR]
-[--resume [PATH]] [--init WEIGHTS]``."""
+[--resume [PATH]] [--init WEIGHTS]``.
+
+The training engine (torch) is imported once the arguments are read, so ``--help`` and usage
+errors answer at once."""
 
 from __future__ import annotations
 
@@ -10,8 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pyg_mpnn.data.loader import LoaderWorkerError
-from pyg_mpnn.train import checkpoint
+from pyg_mpnn.cli import command, make_parser
 from pyg_mpnn.train.config import (
     Config,
     ConfigError,
@@ -19,10 +21,23 @@ from pyg_mpnn.train.config import (
     list_experiments,
     load_experiment,
 )
-from pyg_mpnn.train.faults import RunFault
-from pyg_mpnn.train.finetune import resolve_init
-from pyg_mpnn.train.sweep import run_sweep
-from pyg_mpnn.train.trainer import Trainer
+
+DESCRIPTION = (
+    "Train ProteinMPNN: an experiment (experiments/NAME.yaml merged over base.yaml, with "
+    "--set overrides) on a dataset folder or on structure/JSONL sources prepared on first use "
+    "(cached in $PYG_MPNN_CACHE, else ~/.cache/pyg_mpnn), from scratch or from released or "
+    "trained weights (--init). The run folder gets checkpoints (atomic, the last few and the "
+    "best), metrics.csv, run.json and an Aim repo; --resume continues a run exactly. A wrong "
+    "key, value, path or weights file is reported in one line (exit status 2), a fault that "
+    "stops the run too (status 1). See docs/training.md."
+)
+EXAMPLES = [
+    "python -m pyg_mpnn.train --exp smoke --out runs/smoke/demo",
+    "python -m pyg_mpnn.train --exp smoke --out runs/smoke/demo --set train.epochs=6 "
+    "--set train.max_steps=24 --resume",
+    "python -m pyg_mpnn.train --exp finetune --init original:v_48_020 --data data/default.jsonl.gz "
+    "--set train.max_steps=10 --out runs/finetune/demo",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,31 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     epilog = "experiments (experiments/<name>.yaml, merged over base.yaml):\n" + "\n".join(
         f"  {n:<{width}}  {d}" for n, d in exps.items()
     )
-    epilog += (
-        "\n\nexamples:\n"
-        "  python -m pyg_mpnn.train --exp smoke\n"
-        "  python -m pyg_mpnn.train --exp base --data ../shared/data/structures "
-        "--set data.max_tokens=2000 --set schedule.warmup_steps=300\n"
-        "  python -m pyg_mpnn.train --exp base --out runs/base/my-run --resume\n"
-        "  python -m pyg_mpnn.train --exp scale_sweep\n"
-        "  python -m pyg_mpnn.train --exp finetune --init original:v_48_020 "
-        "--data runs/data/db5.5 --out runs/finetune/full --resume\n"
-        "see docs/training.md"
-    )
-    p = argparse.ArgumentParser(
-        prog="python -m pyg_mpnn.train",
-        description="Train ProteinMPNN (pyg_mpnn).",
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--exp", default="smoke", help="experiment name or YAML path (default: smoke)")
+    p = make_parser("python -m pyg_mpnn.train", DESCRIPTION, EXAMPLES, epilog)
+    p.add_argument("--exp", default="smoke", help="experiment name or YAML path")
     p.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set optim.grad_clip=1.0 (repeatable)",
+        help="override a config key, e.g. --set optim.grad_clip=1.0 (repeatable; default: none)",
     )
     p.add_argument(
         "--data",
@@ -88,18 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    """The command line; returns the exit status: 2 for a config error (a wrong key, type or
-    value, as argparse's usage errors), 1 for a fault that stops the run, 0 when done."""
+    """The command line; returns the exit status: 2 for a user's mistake (a wrong key, type or
+    value, a path, a weights file: :class:`~pyg_mpnn.errors.UserError`, as argparse's usage
+    errors), 1 for a fault that stops the run, 0 when done."""
     args = _parser().parse_args(argv)
-    try:
-        cfg, resume, state = _setup(args)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except RunFault as e:  # no valid checkpoint to resume from
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give the run folder")
+    cfg, resume, state = _setup(args)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
@@ -113,21 +109,34 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if cfg.sweep.enabled:
+        from pyg_mpnn.train.sweep import run_sweep
+
         run_sweep(cfg, out)
         return 0
-    return _train(cfg, out, state)
+    from pyg_mpnn.train.trainer import Trainer
+
+    Trainer(cfg, out, resume=state).fit()  # a fault that stops the run: its message, status 1
+    return 0
 
 
 def _setup(args) -> tuple[Config, Path | None, dict | None]:
     """``(config, checkpoint to resume from, its verified state)`` of the command line."""
     overrides = list(args.overrides)
-    if args.data:
+    for flag, value in (("--data", args.data), ("--init", args.init), ("--exp", args.exp)):
+        if value is not None and not value.strip():
+            raise ConfigError(f"{flag} is empty; give a path (or a name), or leave it out")
+    if args.data is not None:
         overrides.append(f"data.path={args.data}")
     if args.profile:
         overrides.append("profile.enabled=true")
-    if args.init:
+    if args.init is not None:
         overrides.append(f"init={args.init}")
     cfg = load_experiment(args.exp, overrides)
+    if not (args.resume or cfg.init):
+        return cfg, None, None
+    from pyg_mpnn.train import checkpoint
+    from pyg_mpnn.train.finetune import resolve_init
+
     resume = state = None
     if args.resume:
         resume = checkpoint.find_resume(args.resume, args.out, Path("runs") / cfg.name)
@@ -140,27 +149,17 @@ def _setup(args) -> tuple[Config, Path | None, dict | None]:
     return cfg, resume, state
 
 
-def _train(cfg: Config, out: Path, state: dict | None) -> int:
-    """Train; a fault the run cannot survive ends it with its message (status 1)."""
-    try:
-        trainer = Trainer(cfg, out, resume=state)
-    except ConfigError as e:  # e.g. a model.freeze prefix that names no module
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        trainer.fit()
-    except (RunFault, LoaderWorkerError) as e:  # no traceback: the message says what to do
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def _verified(resume: Path, fallback: bool) -> tuple[Path, dict]:
     """The checkpoint to resume from, loaded and verified; with ``fallback`` (``--resume`` of
     the newest or of a run folder) the newest valid one of its run, bad ones moved aside."""
+    from pyg_mpnn.nn.weights import describe_file
+    from pyg_mpnn.train import checkpoint
+
     if fallback:
         resume, state = checkpoint.newest_valid(resume, log=lambda m: print(m, file=sys.stderr))
-    else:
+    elif not checkpoint.is_zip_start(resume):  # the user named a file that is no checkpoint
+        raise ConfigError(f"--resume {resume}: not a checkpoint ({describe_file(str(resume))})")
+    else:  # a damaged checkpoint is a fault of the run (status 1), named as such
         state = checkpoint.load_checked(resume)
     print(f"resuming from {resume} (step {state['step']})", file=sys.stderr)
     return resume, state

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from pyg_mpnn.atomic import atomic_write, error_text
+from pyg_mpnn.nn.weights import describe_file, load_file
 from pyg_mpnn.train.faults import CheckpointError
 
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
@@ -44,13 +45,17 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=False)
+    """``torch.load(weights_only=True)`` (:func:`pyg_mpnn.nn.weights.load_file`): tensors,
+    containers and the numpy RNG state; nothing a checkpoint does not need is unpickled."""
+    return load_file(os.fspath(path), map_location)
 
 
 def load_checked(path: str | os.PathLike, map_location="cpu") -> dict:
     """:func:`load` after checking the archive's CRCs; :class:`CheckpointError` (naming the
     file and what is wrong) if it is truncated, corrupted or lacks the training state."""
     path = Path(path)
+    if not zipfile.is_zipfile(path):  # truncated, or not torch's format at all: say what it is
+        raise CheckpointError(f"{path}: unreadable ({describe_file(str(path))})")
     try:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
@@ -65,6 +70,12 @@ def load_checked(path: str | os.PathLike, map_location="cpu") -> dict:
     if missing:
         raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(missing)})")
     return state
+
+
+def is_zip_start(path: str | os.PathLike) -> bool:
+    """Whether the file begins like a zip archive (torch's format), complete or not."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def set_aside(path: Path) -> Path:

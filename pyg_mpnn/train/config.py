@@ -47,6 +47,11 @@ class ModelConfig(Section):
     """``model``: the :class:`~pyg_mpnn.nn.model.ProteinMPNN` arguments, and ``freeze``."""
 
     section = "model"
+    RANGES = {
+        "num_letters vocab hidden_dim num_encoder_layers num_decoder_layers k_neighbors": ">= 1",
+        "augment_eps": ">= 0",
+        "dropout": "[0, 1)",
+    }
     num_letters: int
     vocab: int
     hidden_dim: int
@@ -71,6 +76,10 @@ class DataConfig(Section):
     """``data``: the dataset, batches and loaders (:class:`pyg_mpnn.train.data.RunData`)."""
 
     section = "data"
+    RANGES = {
+        "max_tokens max_length valid_max_tokens valid_max_proteins": ">= 1",
+        "num_workers max_worker_restarts": ">= 0",
+    }
     path: str | None
     train_split: str
     valid_split: str
@@ -83,7 +92,8 @@ class DataConfig(Section):
     transform: str | dict[str, Any] | None
 
     def validate(self) -> None:
-        require(self.max_tokens >= 1, "data.max_tokens", "an int >= 1", self.max_tokens)
+        ok = self.path is None or all(p.strip() for p in self.path.split(","))
+        require(ok, "data.path", "a path, paths joined by commas, null or embedded", self.path)
 
 
 @dataclass
@@ -91,6 +101,7 @@ class OptimConfig(Section):
     """``optim``: Adam, gradient clipping and accumulation."""
 
     section = "optim"
+    RANGES = {"betas": "[0, 1)", "eps": "> 0", "weight_decay": ">= 0", "accumulate": ">= 1"}
     betas: list[float]
     eps: float
     weight_decay: float
@@ -99,7 +110,6 @@ class OptimConfig(Section):
 
     def validate(self) -> None:
         require(len(self.betas) == 2, "optim.betas", "two floats", self.betas)
-        require(self.accumulate >= 1, "optim.accumulate", "an int >= 1", self.accumulate)
 
 
 @dataclass
@@ -107,6 +117,7 @@ class ScheduleConfig(Section):
     """``schedule``: the learning rate (:class:`pyg_mpnn.train.schedule.Schedule`)."""
 
     section = "schedule"
+    RANGES = {"lr factor": "> 0", "min_lr warmup_steps": ">= 0", "total_steps model_size": ">= 1"}
     name: Literal["noam", "constant", "cosine"]
     lr: float
     min_lr: float
@@ -115,12 +126,24 @@ class ScheduleConfig(Section):
     warmup_steps: int
     model_size: int | None
 
+    def validate(self) -> None:
+        if self.name == "noam":  # its rate divides by the warm-up
+            require(
+                self.warmup_steps >= 1,
+                "schedule.warmup_steps",
+                "an int >= 1 (noam)",
+                self.warmup_steps,
+            )
+        if self.name == "cosine":
+            require(self.min_lr <= self.lr, "schedule.min_lr", "at most lr", self.min_lr)
+
 
 @dataclass
 class LossConfig(Section):
     """``loss``: the training objective (:class:`pyg_mpnn.train.loss.TrainingLoss`)."""
 
     section = "loss"
+    RANGES = {"label_smoothing": "[0, 1)", "tokens": "> 0"}
     label_smoothing: float
     normalize: Literal["constant", "mean"]
     tokens: float
@@ -131,6 +154,11 @@ class TrainConfig(Section):
     """``train``: the loop's length, stop conditions, device, precision and parallelism."""
 
     section = "train"
+    RANGES = {
+        "epochs max_steps max_residues valid_every_steps valid_at_residues threads": ">= 1",
+        "max_minutes": "> 0",
+        "max_bad_steps shape_buckets heap_release_every": ">= 0",
+    }
     epochs: int
     max_steps: int | None
     max_minutes: float | None
@@ -155,6 +183,7 @@ class CheckpointConfig(Section):
     """``checkpoint``: when checkpoints are written and which are kept."""
 
     section = "checkpoint"
+    RANGES = {"every_steps keep_last": ">= 1", "keep_every": ">= 0"}
     every_steps: int | None
     keep_last: int
     keep_every: int
@@ -166,6 +195,7 @@ class TrackConfig(Section):
     """``track``: Aim, metrics.csv and the per-layer monitor."""
 
     section = "track"
+    RANGES = {"log_every bins": ">= 1", "layer_every": ">= 0"}
     aim: bool
     aim_repo: str | None
     experiment: str | None
@@ -180,6 +210,7 @@ class JacobianConfig(Section):
     """``jacobian``: the categorical-Jacobian probe during training."""
 
     section = "jacobian"
+    RANGES = {"every_steps": ">= 0", "max_length orders": ">= 1", "substitutions": "[1, 20]"}
     every_steps: int
     probe: str
     max_length: int | None
@@ -193,6 +224,7 @@ class InjectConfig(Section):
     """``inject``: controlled faults for diagnostics."""
 
     section = "inject"
+    RANGES = {"noise_std nan_step": ">= 0"}
     noise_after: int | None
     noise_std: float
     freeze_embedding: bool
@@ -207,6 +239,7 @@ class ProfileConfig(Section):
     """``profile``: the torch.profiler window of ``--profile``."""
 
     section = "profile"
+    RANGES = {"wait warmup": ">= 0", "active": ">= 1"}
     enabled: bool
     wait: int
     warmup: int
@@ -219,6 +252,12 @@ class SweepConfig(Section):
     equal compute (``sizes`` or ``widths`` x ``depths``) or ablation ``points``."""
 
     section = "sweep"
+    RANGES = {
+        "widths depths token_budget": ">= 1",
+        "flop_budgets max_minutes flop_budget": "> 0",
+        "curve_flops": "(0, 1]",
+        "overhead_s": ">= 0",
+    }
     sizes: list[list[int]] | None
     widths: list[int] | None
     depths: list[int] | None
@@ -243,7 +282,8 @@ class SweepConfig(Section):
 
     def validate(self) -> None:
         for i, size in enumerate(self.sizes or []):
-            require(len(size) == 2, f"sweep.sizes[{i}]", "[hidden_dim, layers]", size)
+            ok = len(size) == 2 and min(size) >= 1
+            require(ok, f"sweep.sizes[{i}]", "[hidden_dim, layers], both >= 1", size)
         if self.widths and not self.sizes:
             require(bool(self.depths), "sweep.depths", "a list of depths", self.depths)
         if self.replicate is not None:
@@ -305,6 +345,8 @@ class Config(Section):
     sweep: SweepConfig
 
     def validate(self) -> None:
+        ok = self.init is None or bool(self.init.strip())
+        require(ok, "init", "weights (original:v_48_0xx, soluble:..., a file) or null", self.init)
         for i, point in enumerate(self.sweep.points or []):  # each point is a config too
             try:
                 self.override({**(point.get("set") or {}), "sweep.points": None})
@@ -331,21 +373,28 @@ def list_experiments(directory: Path = EXPERIMENTS_DIR) -> dict[str, str]:
 
 
 def _load_yaml(path: Path) -> dict:
-    data = load_yaml(path.read_text()) or {}
+    try:
+        data = load_yaml(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise ConfigError(f"{path}: not valid YAML{line} ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return data
 
 
-def merge(base: dict, over: dict, path: str = "") -> dict:
-    """Deep-merge ``over`` into a copy of ``base``; a key that ``base`` lacks is an error."""
+def merge(base: dict, over: dict, path: str = "", known: list[str] | None = None) -> dict:
+    """Deep-merge ``over`` into a copy of ``base``; a key that ``base`` lacks is an error (its
+    "did you mean" searches ``known``: every key and section of the top-level ``base``)."""
+    known = known if known is not None else [*flatten(base), *sections(base)]
     out = copy.deepcopy(base)
     for key, value in over.items():
         where = f"{path}{key}"
         if key not in out:
-            raise unknown_key(where, [f"{path}{k}" for k in out])
+            raise unknown_key(where, known)
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value, f"{where}.")
+            out[key] = merge(out[key], value, f"{where}.", known)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -404,6 +453,8 @@ def load_experiment(
 ) -> Config:
     """The checked config of experiment ``name`` (a name in ``experiments/`` or a YAML path)
     with ``overrides`` (``["key=value", ...]``, as ``--set``) applied."""
+    if not str(name).strip():
+        raise ConfigError(f"no experiment named (known: {', '.join(list_experiments(directory))})")
     cfg = _load_yaml(directory / "base.yaml")
     for path, data in reversed(_chain(name, directory)):
         try:
@@ -443,6 +494,16 @@ def explicit_keys(
         key, value = parse_override(item)
         out.update(dict.fromkeys(flatten(_nested(key, value)), "--set"))
     return out
+
+
+def sections(cfg: dict, prefix: str = "") -> list[str]:
+    """The dotted paths of the mappings in ``cfg`` (``["model", "sweep", ...]``)."""
+    return [
+        p
+        for k, v in cfg.items()
+        if isinstance(v, dict)
+        for p in [f"{prefix}{k}", *sections(v, f"{prefix}{k}.")]
+    ]
 
 
 def flatten(cfg: dict, prefix: str = "") -> dict:

@@ -2,10 +2,10 @@
 
 ``data.path`` may be a prepared dataset folder (it has ``index.npz``), or any sources that
 ``python -m pyg_mpnn.data.prepare`` reads (structure files or folders, JSONL, ...): those are
-prepared once into ``<cache>/sources/<hash>/`` (``PYG_MPNN_CACHE``, default ``runs/data``)
-(keyed by the resolved paths and, for a CA-only model, the backbone: its sources are prepared
-with ``--keep-ca-only``) and reused. ``null`` means the embedded default dataset,
-``embedded`` the full embedded set (:mod:`pyg_mpnn.data.default`).
+prepared once into ``<cache>/sources/<hash>/`` (``$PYG_MPNN_CACHE``, default
+``~/.cache/pyg_mpnn``; keyed by the resolved paths and, for a CA-only model, the backbone: its
+sources are prepared with ``--keep-ca-only``) and reused. ``null`` means the embedded default
+dataset, ``embedded`` the full embedded set (:mod:`pyg_mpnn.data.default`).
 
 Training epochs sample one random member per sequence cluster (the original's epochs);
 validation uses every protein of the held-out clusters in a fixed order. Proteins longer than
@@ -32,7 +32,7 @@ from pyg_mpnn.data.default import EMBEDDED, cache_dir, default_dataset_dir
 from pyg_mpnn.data.loader import make_loader
 from pyg_mpnn.data.prepare import prepare
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
-from pyg_mpnn.train.config import DataConfig
+from pyg_mpnn.train.config import ConfigError, DataConfig
 
 
 def resolve_dataset(path: str | None, progress: bool = True, backbone: str = "full") -> Path:
@@ -44,8 +44,14 @@ def resolve_dataset(path: str | None, progress: bool = True, backbone: str = "fu
     named = [str(p.resolve()) for p in paths] + (["backbone=ca"] if backbone == "ca" else [])
     key = hashlib.sha1("\n".join(named).encode()).hexdigest()[:12]
     out = cache_dir() / "sources" / key
-    if not (out / "index.npz").exists():
-        prepare([str(p) for p in paths], out, progress=progress, keep_ca_only=backbone == "ca")
+    if not (out / "meta.json").exists():  # messages name the sources, not this cache folder
+        prepare(
+            [str(p) for p in paths],
+            out,
+            progress=progress,
+            overwrite=True,
+            keep_ca_only=backbone == "ca",
+        )
     return out
 
 
@@ -109,9 +115,11 @@ class RunData:
         self.train = _subset(train, d.max_length)
         self.valid = _subset(valid, d.max_length, d.valid_max_proteins)
         if len(self.train) == 0:
-            raise RuntimeError(
-                f"{self.root}: no training proteins (split {d.train_split!r}, "
-                f"max_length {d.max_length})"
+            raise ConfigError(
+                f"data.path {d.path or 'null (the embedded set)'}: no training proteins "
+                f"(split {d.train_split!r}, max_length {d.max_length}; {len(train)} in the "
+                "split before the length limit)",
+                "data.path",
             )
         self.sampler = TokenBudgetBatchSampler(
             self.train.lengths,

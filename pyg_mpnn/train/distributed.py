@@ -25,6 +25,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pyg_mpnn.errors import BadValue
+
 MODES = ("auto", "none", "ddp", "fsdp")
 
 
@@ -39,7 +41,7 @@ def world_from_env() -> tuple[int, int, int]:
 
 def resolve_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"train.distributed must be one of {MODES}, got {mode!r}")
+        raise BadValue(f"train.distributed must be one of {MODES}, got {mode!r}")
     if mode == "auto":
         return "ddp" if world_from_env()[1] > 1 or _initialized_world() > 1 else "none"
     return mode

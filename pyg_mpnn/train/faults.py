@@ -42,8 +42,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pyg_mpnn.errors import BadValue, CommandError
 
-class RunFault(RuntimeError):
+
+class RunFault(CommandError, RuntimeError):
     """A fault that stops a run; ``str()`` says what happened and what to do."""
 
 
@@ -189,7 +191,7 @@ class Injector:
 
     def _module(self, layer: str) -> nn.Module:
         if layer not in self.blocks:
-            raise ValueError(
+            raise BadValue(
                 f"inject.nan_layer: no block {layer!r}; the model's blocks: "
                 f"{', '.join(self.blocks)}"
             )

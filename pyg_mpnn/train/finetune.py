@@ -17,7 +17,7 @@ import dataclasses
 
 from torch import nn
 
-from pyg_mpnn.nn.weights import read_weights
+from pyg_mpnn.nn.weights import WeightsError, load_model, read_weights
 from pyg_mpnn.train.config import Config, ConfigError
 
 ARCH_KEYS = (
@@ -58,6 +58,10 @@ def resolve_init(
         return cfg
     explicit = explicit or {}
     _, ck = _read(spec)
+    try:  # the checkpoint's own architecture holds its weights (else no config could)
+        load_model(spec)
+    except WeightsError as err:
+        raise ConfigError(f"init: {err}") from err
     model, changes = cfg.model, {}
     for key in ARCH_KEYS:
         if key not in ck:

@@ -14,13 +14,15 @@ import gc
 
 import torch
 
+from pyg_mpnn.errors import BadValue
+
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda but no CUDA device is available")
+        raise BadValue("train.device=cuda but no CUDA device is available (use auto or cpu)")
     return dev
 
 
@@ -41,7 +43,7 @@ def pick_precision(name: str, device: torch.device) -> str:
     if name == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if name == "fp16" and device.type != "cuda":
-        raise RuntimeError("train.precision=fp16 needs a GPU (use bf16 on CPU)")
+        raise BadValue("train.precision=fp16 needs a GPU (use bf16 on CPU)")
     return name
 
 

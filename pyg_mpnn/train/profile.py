@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
+from pyg_mpnn.atomic import atomic_write_text
 from pyg_mpnn.train.config import ProfileConfig
 
 PHASES = ("data_wait", "h2d", "forward", "backward", "optimizer", "tracking")
@@ -127,7 +128,7 @@ class StepProfiler:
         if self.cuda:
             table += "\n\n" + ka.table(sort_by="self_cuda_time_total", row_limit=40)
         self.table = table
-        (self.dir / "key_averages.txt").write_text(table)
+        atomic_write_text(self.dir / "key_averages.txt", table)
 
     def start(self) -> None:
         self.prof.__enter__()
@@ -143,7 +144,7 @@ class StepProfiler:
         self.prof.__exit__(None, None, None)
         active = trainer.step_times[-self.active :]
         b = breakdown(active)
-        (self.dir / "breakdown.json").write_text(json.dumps(b, indent=1))
+        atomic_write_text(self.dir / "breakdown.json", json.dumps(b, indent=1))
         text = format_breakdown(b)
         print(text, file=sys.stderr)
         print(f"profile: {self.dir}/trace.json, key_averages.txt, breakdown.json", file=sys.stderr)

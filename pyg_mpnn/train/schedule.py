@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from pyg_mpnn.errors import BadValue
 from pyg_mpnn.train.config import ScheduleConfig
 
 
@@ -61,7 +62,7 @@ class Schedule:
         self.model_size = cfg.model_size or model_size
         self.total = cfg.total_steps or total_steps or 0
         if self.name == "cosine" and self.total <= 0:
-            raise ValueError(
+            raise BadValue(
                 "schedule cosine needs schedule.total_steps, train.max_steps or "
                 "a known epoch length"
             )

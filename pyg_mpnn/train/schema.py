@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import re
 import types
 import typing
@@ -19,8 +20,10 @@ from typing import Any, ClassVar, Literal, Union
 
 import yaml
 
+from pyg_mpnn.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A config that cannot be used; ``key`` is the dotted key path when one is at fault."""
 
     def __init__(self, message: str, key: str | None = None):
@@ -109,6 +112,42 @@ def check_value(value, tp, key: str):
     raise _mismatch(value, tp, key)
 
 
+_INTERVAL = re.compile(r"^([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])])$|^(>=|>)\s*(\S+)$")
+
+
+def in_range(value, interval: str) -> bool:
+    """Whether the number ``value`` is finite and lies in ``interval``: ``"> 0"``, ``">= 1"``,
+    ``"[0, 1)"``, ``"(0, 1]"``..."""
+    m = _INTERVAL.match(interval)
+    if m is None:
+        raise ValueError(f"bad interval {interval!r}")
+    if not math.isfinite(value):
+        return False
+    if m.group(5):
+        low = float(m.group(6))
+        return value > low if m.group(5) == ">" else value >= low
+    low, high = float(m.group(2)), float(m.group(3))
+    above = value > low if m.group(1) == "(" else value >= low
+    return above and (value < high if m.group(4) == ")" else value <= high)
+
+
+def a_value(interval: str) -> str:
+    """``"a value > 0"``, ``"a value in [0, 1)"``: what an interval accepts, for a message."""
+    return f"a value {'' if interval[0] == '>' else 'in '}{interval}"
+
+
+def check_ranges(section: Section) -> None:
+    """Every field named in the section's ``RANGES`` (``None`` skipped, lists checked item
+    by item) lies in its interval; else a :class:`ConfigError` naming the key and interval."""
+    for names, interval in section.RANGES.items():
+        for name in names.split():
+            value = getattr(section, name)
+            for v in value if isinstance(value, list) else [value]:
+                if v is not None and not in_range(v, interval):
+                    key = section._key(name)
+                    raise ConfigError(f"{key}: expected {a_value(interval)}, got {v!r}", key)
+
+
 def require(ok: bool, key: str, what: str, value) -> None:
     if not ok:
         raise ConfigError(f"{key}: expected {what}, got {value!r}", key)
@@ -126,10 +165,14 @@ class Section:
     :func:`check_value`) whenever one is set: when it is built (:meth:`from_dict`, the
     constructor, :func:`dataclasses.replace`) and when a field is assigned later.
 
-    ``section`` is its key path (``"optim"``); :meth:`validate` holds the checks beyond the
-    types (ranges, shapes), run when it is built."""
+    ``section`` is its key path (``"optim"``); ``RANGES`` maps fields (space-separated names)
+    to the interval their numbers must lie in (``{"lr factor": "> 0"}``: where a wrong sign or
+    a zero is never meant);
+    :meth:`validate` holds the other checks beyond the types (shapes, relations). Both run
+    when it is built."""
 
     section: ClassVar[str] = ""
+    RANGES: ClassVar[dict[str, str]] = {}
 
     def __setattr__(self, name: str, value) -> None:
         tp = field_types(type(self)).get(name)
@@ -138,6 +181,7 @@ class Section:
         object.__setattr__(self, name, value)
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         self.validate()
 
     def _key(self, name: str) -> str:
@@ -175,6 +219,18 @@ def _is_section(tp) -> bool:
 
 
 def unknown_key(key: str, known: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    """The error for a key that is not in ``known`` (dotted keys of every section): it
+    suggests a near spelling in the same section, else the same name in another section
+    (``optim.lr`` -> ``schedule.lr``), else the closest key, else the key whose last part is
+    closest."""
+    section, _, leaf = key.rpartition(".")
+    leaves = {k: k.rsplit(".", 1)[-1] for k in known}
+    here = [k for k in known if k.rpartition(".")[0] == section]
+    close = difflib.get_close_matches(key, here, n=1, cutoff=0.8)
+    close = close or [k for k, name in leaves.items() if name == leaf and k != key]
+    close = close or difflib.get_close_matches(key, known, n=1)
+    if not close:
+        near = difflib.get_close_matches(leaf, sorted(set(leaves.values())), n=1)
+        close = [k for k, name in leaves.items() if near and name == near[0]][:2]
+    hint = f" (did you mean {' or '.join(close[:2])}?)" if close else ""
     return ConfigError(f"unknown config key {key!r}{hint}", key)

@@ -42,8 +42,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pyg_mpnn.atomic import atomic_write_text
 from pyg_mpnn.train import sweep_plan
-from pyg_mpnn.train.config import Config, SweepConfig
+from pyg_mpnn.train.config import Config, ConfigError, SweepConfig
 from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.sweep_points import run_points
 from pyg_mpnn.train.sweep_report import plot_sizes, write_size_report
@@ -154,9 +155,9 @@ def run_sweep(cfg: Config, out: str | Path) -> list[dict]:
         return run_points(cfg, out)
     for key, value in points_only_keys(sw).items():
         if value:
-            raise ValueError(f"sweep.{key}={value!r} needs sweep.points (the ablation form)")
-    (out / "sweep_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
+            raise ConfigError(f"sweep.{key}={value!r} needs sweep.points (the ablation form)")
     data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress, backbone=cfg.model.backbone)
+    atomic_write_text(out / "sweep_config.json", json.dumps(cfg.to_dict(), indent=1, default=str))
     print(data.describe(), file=sys.stderr)
     runs = _runs_of(cfg)
     if sw.flop_budgets:

@@ -38,6 +38,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from pyg_mpnn.atomic import atomic_write_text, save_figure
+from pyg_mpnn.errors import BadValue
 from pyg_mpnn.train import sweep_plan
 from pyg_mpnn.train.config import Config, SweepConfig
 from pyg_mpnn.train.data import RunData
@@ -101,7 +103,7 @@ def match_flops(cfg: Config, points: list[tuple[str, dict]], batch) -> tuple[lis
     names = [n for n, _ in points]
     for name, sets in points:
         if key in sets:
-            raise ValueError(
+            raise BadValue(
                 f"sweep.points {name!r} sets {key}, which sweep.match_key chooses: remove it"
             )
 
@@ -113,7 +115,7 @@ def match_flops(cfg: Config, points: list[tuple[str, dict]], batch) -> tuple[lis
 
     if isinstance(ref, str):
         if ref not in names:
-            raise ValueError(
+            raise BadValue(
                 f"sweep.match_flops_per_residue: no point named {ref!r} (points: {names})"
             )
         target = fpr(dict(points[names.index(ref)][1]))
@@ -123,11 +125,11 @@ def match_flops(cfg: Config, points: list[tuple[str, dict]], batch) -> tuple[lis
     for name, sets in points:
         start = _value_of(cfg.override([_override(k, v) for k, v in sets.items()]), key)
         if not isinstance(start, int) or isinstance(start, bool):
-            raise ValueError(f"sweep.match_key {key}: an integer key is needed, got {start!r}")
+            raise BadValue(f"sweep.match_key {key}: an integer key is needed, got {start!r}")
         value, flops, tried = sweep_plan.solve_increasing(partial(fpr, sets), target, start)
         ratio = flops / target
         if abs(ratio - 1) > tol:
-            raise ValueError(
+            raise BadValue(
                 f"sweep.match_tolerance={tol}: point {name!r} costs {ratio:.3f}x the target "
                 f"{target:.4g} FLOPs per residue at its nearest {key}={value} (tried {tried})"
             )
@@ -172,7 +174,7 @@ def plot_points(rows: list[dict], path: Path, title: str, panels=PANELS, dpi: in
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
 
 
 def _budgets(sw: SweepConfig) -> dict:
@@ -203,7 +205,7 @@ def write_report(rows: list[dict], out: Path, name: str, columns: tuple, extra: 
     write_table(rows, out, name, columns)
     summary = sweep_plan.seed_summary(rows, SUMMARY_METRICS)
     doc = {**extra, "columns": list(columns), "rows": rows, "summary": summary}
-    (out / f"{name}.json").write_text(json.dumps(doc, indent=1, default=str))
+    atomic_write_text(out / f"{name}.json", json.dumps(doc, indent=1, default=str))
     return doc
 
 
@@ -212,8 +214,8 @@ def run_points(cfg: Config, out: Path) -> list[dict]:
     sw = cfg.sweep
     name = sw.table or cfg.name
     points = points_of(sw)  # their keys were checked with the config (Config.validate)
-    (out / "sweep_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
     data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress, backbone=cfg.model.backbone)
+    atomic_write_text(out / "sweep_config.json", json.dumps(cfg.to_dict(), indent=1, default=str))
     print(data.describe(), file=sys.stderr)
     matching = None
     if sw.match_flops_per_residue is not None:

@@ -7,13 +7,13 @@ fits ``loss = a * C^-b`` to the frontier (the lowest loss reached at each budget
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from pyg_mpnn.atomic import atomic_write_text, csv_text, save_figure
 from pyg_mpnn.train import sweep_plan
 from pyg_mpnn.train.config import Config
 
@@ -180,14 +180,11 @@ def write_size_report(
 ) -> list[dict]:
     """Write scale_sweep.csv/.md/.json for the runs so far (a partial report survives)."""
     rows = size_rows(results, budgets)
-    with open(out / "scale_sweep.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    atomic_write_text(out / "scale_sweep.csv", csv_text(rows, COLUMNS))
     s = summary(rows, results, budgets)
     md = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     md += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
-    (out / "scale_sweep.md").write_text("\n".join(md + _summary_md(s, scale)) + "\n")
+    atomic_write_text(out / "scale_sweep.md", "\n".join(md + _summary_md(s, scale)) + "\n")
     doc = {
         "budgets_flops": budgets,
         "budget_scale": scale,
@@ -200,7 +197,7 @@ def write_size_report(
             if k in ("model", "data", "schedule", "train", "sweep")
         },
     }
-    (out / "scale_sweep.json").write_text(json.dumps(doc, indent=1, default=str))
+    atomic_write_text(out / "scale_sweep.json", json.dumps(doc, indent=1, default=str))
     return rows
 
 
@@ -264,4 +261,4 @@ def plot_sizes(results: list[dict], budgets: list[float], path: Path) -> None:
     )
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)

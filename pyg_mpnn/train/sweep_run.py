@@ -10,7 +10,6 @@ residue counted on its first batch) or *supervised* residues — the residues th
 
 from __future__ import annotations
 
-import csv
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from pyg_mpnn.atomic import atomic_write_text, csv_text
 from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.train import sweep_plan
 from pyg_mpnn.train.config import Config
@@ -224,10 +224,7 @@ def fmt(v) -> str:
 
 
 def write_table(rows: list[dict], out: Path, name: str, columns: tuple) -> None:
-    with open(out / f"{name}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    atomic_write_text(out / f"{name}.csv", csv_text(rows, columns))
     md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     md += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
-    (out / f"{name}.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out / f"{name}.md", "\n".join(md) + "\n")

@@ -191,8 +191,9 @@ def _prepare_cli(src, out, *flags):
 def test_strict_makes_skips_fatal(tmp_path):
     src = _bad_inputs(tmp_path / "bad")
     proc = _prepare_cli(src, tmp_path / "ds", "--strict", "--no-progress")
-    assert proc.returncode == 2
-    assert "skipped" in proc.stderr and json.loads(proc.stdout)["skipped_total"] >= 6
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: --strict: ") and "item(s) skipped (" in proc.stderr
+    assert not (tmp_path / "ds").exists()  # a refused dataset is not written
     good = tmp_path / "good"
     good.mkdir()
     shutil.copy(src / "good.pdb", good / "good.pdb")

@@ -46,7 +46,7 @@ def hvr(structures):
 
 def test_fasta_header_fields_as_the_original(capsys, zng):
     def design(batch_size: str):
-        args = ("--num-seqs", "2", "--temperature", "0.1", "0.3", "--seed", "5")
+        args = ("--num-seqs", "2", "--temperature", "0.1", "--temperature", "0.3", "--seed", "5")
         return run(capsys, zng, *args, "--batch-size", batch_size)
 
     rc, out, _ = design("1")

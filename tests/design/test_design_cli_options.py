@@ -181,7 +181,18 @@ def test_bad_pssm_values_exit_2(capsys, tmp_path, zng):
 
 def test_save_score_and_save_probs(capsys, tmp_path, zng):
     scores, probs = tmp_path / "scores", tmp_path / "probs"
-    args = ("--chains", "A", "--num-seqs", "3", "--batch-size", "2", "--temperature", "0.1", "0.3")
+    args = (
+        "--chains",
+        "A",
+        "--num-seqs",
+        "3",
+        "--batch-size",
+        "2",
+        "--temperature",
+        "0.1",
+        "--temperature",
+        "0.3",
+    )
     rc, out, _ = run(capsys, zng, *args, "--save-score", scores, "--save-probs", probs)
     assert rc == 0
     recs = fasta(out)[1:]

@@ -1,7 +1,9 @@
-"""A corrupted shard record in the middle of an epoch, and a full disk while ``prepare``
+"""A corrupted shard record in the middle of an epoch, and a failed write while ``prepare``
 writes a shard."""
 
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -44,11 +46,21 @@ def test_corrupted_record_is_skipped_and_the_epoch_goes_on(fault_data, reference
     assert set(seen) == train_names - {bad} and max(seen.values()) == 1
 
 
-def test_disk_full_while_writing_a_shard(tmp_path):
+def _file_size_limit(nbytes: int):
+    """A ``preexec_fn``: writes past ``nbytes`` fail (``EFBIG``), as writes on a full disk do
+    (``SIGXFSZ`` ignored, so the write returns the error instead of killing the process)."""
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+    return limit
+
+
+def test_a_failed_shard_write_leaves_nothing(tmp_path):
+    """A shard write fails midway: one line naming the file under the final name and what to
+    do; no dataset, and no temporary folder, left behind."""
     out = tmp_path / "ds"
-    tmp = out / "shards" / ".00000.bin.tmp"
-    tmp.parent.mkdir(parents=True)
-    tmp.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
     p = subprocess.run(
         [
             sys.executable,
@@ -64,11 +76,11 @@ def test_disk_full_while_writing_a_shard(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        preexec_fn=_file_size_limit(200_000),
     )
     assert p.returncode == 1, p.stderr
     assert p.stderr.startswith(
-        f"error: cannot write {out / 'shards' / '00000.bin'}: No space left on device"
+        f"error: cannot write {out / 'shards' / '00000.bin'}: File too large"
     ), p.stderr
-    assert f"{out} is incomplete (no meta.json)" in p.stderr and "Traceback" not in p.stderr
-    assert not tmp.is_symlink() and not (out / "meta.json").exists()
-    assert not list((out / "shards").iterdir())
+    assert f"nothing was written to {out}" in p.stderr and "Traceback" not in p.stderr
+    assert not list(tmp_path.iterdir())

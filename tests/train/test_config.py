@@ -75,7 +75,7 @@ def test_unknown_keys_and_experiments_are_errors():
             "train.distributed=mpi",
             "train.distributed: expected one of auto|none|ddp|fsdp, got str 'mpi' (--set)",
         ),
-        ("optim.accumulate=0", "optim.accumulate: expected an int >= 1, got 0 (--set)"),
+        ("optim.accumulate=0", "optim.accumulate: expected a value >= 1, got 0 (--set)"),
         ("optim.betas=[0.9]", "optim.betas: expected two floats, got [0.9] (--set)"),
     ],
 )
