@@ -34,7 +34,9 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "default": ({}, []),
     "bf16": ({}, ["train.precision=bf16"]),
     "fp32": ({}, ["train.precision=fp32"]),
-    "no_release": ({}, ["train.heap_release_every=0"]),
+    "system": ({"PYG_MPNN_ALLOCATOR": "system"}, []),  # glibc's malloc, as before the fix
+    "jemalloc_decay": ({"MALLOC_CONF": "dirty_decay_ms:10000,muzzy_decay_ms:10000"}, []),
+    "buckets32": ({}, ["train.shape_buckets=32"]),
     "onednn0": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"}, []),
     "onednn1024": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"}, []),
     "onednn8192": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "8192"}, []),
@@ -60,8 +62,11 @@ def variant(spec: str) -> tuple[dict[str, str], list[str]]:
 
 # -- the child: one training run, a line per step --------------------------------------------
 def child(a: argparse.Namespace) -> None:
+    from pyg_mpnn.allocator import use_jemalloc
+
+    use_jemalloc()  # as python -m pyg_mpnn.train does (PYG_MPNN_ALLOCATOR)
+    from pyg_mpnn import allocator as heap
     from pyg_mpnn.nn.recompute import count_saved
-    from pyg_mpnn.train import heap
     from pyg_mpnn.train.config import load_experiment
     from pyg_mpnn.train.trainer import Trainer
 
@@ -92,7 +97,8 @@ def child(a: argparse.Namespace) -> None:
     working = dict(
         baseline_mb=baseline / MB,
         params_and_adam_mb=4 * params / MB,  # weights, gradients, Adam's two moments
-        data_mb=trainer.data.nbytes() / MB,
+        data_mb=sum(f.stat().st_size for f in Path(trainer.data.root).rglob("*") if f.is_file())
+        / MB,
         activations_mb=per_residue * cfg.data.max_tokens * cfg.optim.accumulate / MB,
     )
     samples.write(json.dumps({"working_set": working}) + "\n")

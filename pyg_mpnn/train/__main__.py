@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pyg_mpnn.cli import command, make_parser
+from pyg_mpnn.cli import command, make_parser, report
 from pyg_mpnn.train.config import (
     Config,
     ConfigError,
@@ -166,4 +166,10 @@ def _verified(resume: Path, fallback: bool) -> tuple[Path, dict]:
 
 
 if __name__ == "__main__":
+    from pyg_mpnn.allocator import AllocatorError, use_jemalloc
+
+    try:
+        use_jemalloc()  # re-executes this command on jemalloc when found (PYG_MPNN_ALLOCATOR)
+    except AllocatorError as e:
+        sys.exit(report(str(e), e.status))
     sys.exit(main())

@@ -157,7 +157,7 @@ class TrainConfig(Section):
     RANGES = {
         "epochs max_steps max_residues valid_every_steps valid_at_residues threads": ">= 1",
         "max_minutes": "> 0",
-        "max_bad_steps shape_buckets heap_release_every": ">= 0",
+        "max_bad_steps shape_buckets": ">= 0",
     }
     epochs: int
     max_steps: int | None
@@ -175,7 +175,6 @@ class TrainConfig(Section):
     distributed: Literal["auto", "none", "ddp", "fsdp"]
     progress: bool
     max_bad_steps: int
-    heap_release_every: int
 
 
 @dataclass

@@ -13,6 +13,7 @@ import torch
 from torch.profiler import record_function
 from tqdm import tqdm
 
+from pyg_mpnn import allocator
 from pyg_mpnn.data.loader import LoaderWorkerError
 from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.track.jacobian import JacobianProbe
@@ -25,7 +26,6 @@ from pyg_mpnn.train.config import Config
 from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.faults import BadStepGuard, FaultLog, Injector
 from pyg_mpnn.train.finetune import count, freeze, load_init, resolve_init
-from pyg_mpnn.train.heap import HeapRelease
 from pyg_mpnn.train.loss import Meter, TrainingLoss, batch_metrics, supervised_mask
 from pyg_mpnn.train.precision import (
     autocast,
@@ -107,7 +107,6 @@ class Trainer:
         self.meter = Meter()
         self.last_valid: tuple[int, Meter | None] = (-1, None)  # (step, result)
         self.guard = BadStepGuard(t.max_bad_steps, self.out)  # non-finite steps
-        self.heap = HeapRelease(t.heap_release_every)  # bounds the resident heap
         self.on_step: list = []  # callables f(trainer), run after every optimizer step
         if state is not None:
             self._load(state)
@@ -195,7 +194,7 @@ class Trainer:
             start = f"resumed from {where}" if state else f"init {cfg.init}"
             self.log(f"weights: {start}")
         self.log(self.data.describe())
-        self.log(self.heap.describe())
+        self.log(allocator.describe())
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -380,7 +379,6 @@ class Trainer:
                     return True
                 stats = self.train_step(micro, time.perf_counter() - t0)
                 self.batch_in_epoch += len(micro)
-                self.heap.step(self.step)
                 for hook in self.on_step:
                     hook(self)
                 bar.update(len(micro))

@@ -65,7 +65,6 @@ ROWS = [
     ("train", ["--set", "sweep.token_budget=-1"], "sweep.token_budget: expected a value >= 1"),
     ("train", ["--set", "sweep.widths=[64, 0]"], "sweep.widths: expected a value >= 1, got 0"),
     ("train", ["--set", "train.shape_buckets=-1"], "train.shape_buckets: expected a value >= 0"),
-    ("train", ["--set", "train.heap_release_every=-2"], "train.heap_release_every: expected"),
     ("train", ["--set", "model.backbone=cb"], "model.backbone"),
     ("train", ["--set", "schedule.warmup=3"], "(did you mean schedule.warmup_steps?)"),
     ("train", ["--exp", "nope"], "no experiment 'nope'"),
