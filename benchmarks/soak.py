@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -83,7 +84,9 @@ def child(a: argparse.Namespace) -> None:
 
     def on_step(tr: Trainer) -> None:
         h = heap.heap_stats()
+        use = resource.getrusage(resource.RUSAGE_SELF)
         row = dict(step=tr.step, t=round(time.time() - t0, 3), rss=heap.rss_bytes())
+        row["cpu_s"] = round(use.ru_utime + use.ru_stime, 3)  # all threads: a load-proof cost
         samples.write(json.dumps({**row, "heap_in_use": h.in_use, "heap_free": h.free}) + "\n")
 
     trainer.on_step.append(on_step)
@@ -131,7 +134,7 @@ def run_variant(name: str, a: argparse.Namespace, folder: Path) -> dict:
     cmd += ["--minutes", str(a.minutes), "--samples", str(samples), "--run", str(run)]
     cmd += ["--steps", str(a.steps)] if a.steps else []
     cmd += ["--data", a.data] if a.data else []
-    for s in [*a.set, *sets]:
+    for s in [*a.set, *sets, *([f"train.threads={a.threads}"] if a.threads else [])]:
         cmd += ["--set", s]
     t0, polled = time.time(), []
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)
@@ -160,6 +163,10 @@ def summarise(name, env, sets, samples: Path, polled: list[dict]) -> dict:
     n = len(rows)
     warm = min(max(200, n // 10), n // 2)
     slope = float(np.polyfit(steps[warm:], rss[warm:], 1)[0] * 1000) if n - warm >= 10 else None
+    cpu = np.array([r["cpu_s"] for r in rows])
+    cpu_per_step = (
+        float((cpu[-1] - cpu[warm]) / (steps[-1] - steps[warm])) if n - warm >= 2 else None
+    )
     peak_workers = max((w["uss"] for s in polled for w in s["workers"]), default=0) / MB
     return {
         "variant": name,
@@ -174,6 +181,7 @@ def summarise(name, env, sets, samples: Path, polled: list[dict]) -> dict:
         "warmup_steps": int(steps[warm]) if n else 0,
         "rss_end_of_warmup_mb": round(float(rss[warm]), 1) if n else None,
         "slope_mb_per_1000_steps": None if slope is None else round(slope, 1),
+        "cpu_s_per_step": None if cpu_per_step is None else round(cpu_per_step, 3),
         "working_set_mb": {k: round(v, 1) for k, v in working.items()},
         "working_set_total_mb": round(sum(working.values()), 1),
         "per_step": [
@@ -230,6 +238,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--variants", default="default", help=f"comma list of {', '.join(VARIANTS)}")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    ap.add_argument("--threads", type=int, default=None, help="train.threads of every variant")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", help="results JSON (default: stdout)")
     ap.add_argument("--png", help="figure (default: --out with .png)")

@@ -34,7 +34,8 @@ from tools.docrender.core import RENDERERS, REPO, RenderError, load
 
 RESULTS = REPO / "benchmarks" / "results"
 DOCS = [REPO / "README.md"] + [
-    REPO / "docs" / name for name in ("findings.md", "performance.md", "monitoring.md")
+    REPO / "docs" / name
+    for name in ("findings.md", "performance.md", "monitoring.md", "reliability.md")
 ]
 MARKER = re.compile(r"<!-- render:(?P<name>[^\s>]+) -->(?P<body>.*?)<!-- /render -->", re.S)
 OPEN = re.compile(r"<!-- render:")

@@ -207,3 +207,36 @@ def render_data_scale_table(results: Path, ours_file: str, original_file: str) -
         "original: RAM GB*",
     ]
     return table(header, ["---:"] * 7, rows)
+
+
+# -- memory over a long run ----------------------------------------------------------------------
+@renderer("soak_table")
+def render_soak_table(results: Path, file: str) -> str:
+    """benchmarks/soak.py: per variant, steps, peak, end of warm-up, slope and working set."""
+    data = load(results, file)
+    rows = []
+    for r in data["results"]:
+        slope = r["slope_mb_per_1000_steps"]
+        rows.append(
+            [
+                f"`{r['variant']}`",
+                f"{r['steps']:,}",
+                f"{r['peak_rss_mb']:,.0f}",
+                f"{r['rss_end_of_warmup_mb']:,.0f} (step {r['warmup_steps']})",
+                "—" if slope is None else f"{slope:+,.0f}",
+                f"{r['working_set_total_mb']:,.0f}",
+                f"{r['peak_rss_mb'] / r['working_set_total_mb']:.2f}×",
+                f"{r['cpu_s_per_step']:.2f}",
+            ]
+        )
+    header = [
+        "variant",
+        "steps",
+        "peak RSS (MB)",
+        "RSS after warm-up (MB)",
+        "slope (MB / 1,000 steps)",
+        "working set (MB)",
+        "peak ÷ working set",
+        "CPU s / step",
+    ]
+    return table(header, ["---", *["---:"] * 7], rows)
