@@ -21,7 +21,7 @@ import pytest
 from pyg_mpnn.allocator import find_jemalloc
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS, WARMUP = 100, 10
+STEPS, WARMUP = 60, 10
 BOUND_MB = 150  # growth of the peak resident memory from step WARMUP to step STEPS
 SETTINGS = [
     "model.hidden_dim=32",
