@@ -29,7 +29,7 @@ if [ -n "$TORCH_INDEX" ]; then
   echo "torch build: torch==2.13.0 from $TORCH_INDEX"
   $PIP install -q --index-url "$TORCH_INDEX" "torch==2.13.0"
 else
-  echo "torch build: CPU (default; --cuda or TORCH_INDEX=<url> for another build)"
+  echo "torch build: CPU (default: torch==2.13.0 from pip's configured wheels; --cuda or TORCH_INDEX=<url> for a CUDA build)"
   $PIP install -q "torch==2.13.0"
 fi
 WHEELS=${PYG_MPNN_WHEELS:-../shared/wheels}
