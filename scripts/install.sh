@@ -2,7 +2,7 @@
 # Create .venv and install pyg_mpnn with its test extras on a fresh Python 3.11 machine.
 # torch-cluster (kNN / radius graphs, pyg_mpnn/data/graph.py) has no CPU wheel on PyPI: use
 # ../shared/wheels when it exists (built for torch 2.13.0 / CPython 3.11 / x86_64), else build
-# it from source (the slow step: README.md, "Install time"). torch-scatter is not installed:
+# it from source (the slow step: it compiles C++ extensions). torch-scatter is not installed:
 # nothing here imports it, and PyG 2.8 uses torch's own scatter on CPU without it.
 #
 # The torch build is chosen here, and printed:
