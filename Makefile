@@ -1,5 +1,6 @@
 # `make run`: install (once) and run the main job; `make test`: install (once) and run the tests;
-# `make docs`: render the docs' measured tables from benchmarks/results (tools/render_docs.py).
+# `make docs`: render the docs' measured tables from benchmarks/results (tools/render_docs.py)
+# and write the CLI and config reference, docs/reference/ (tools/cli_reference.py).
 PY := .venv/bin/python
 
 .PHONY: install run test docs
@@ -17,3 +18,4 @@ test: install
 
 docs: install
 	$(PY) -m tools.render_docs
+	$(PY) -m tools.cli_reference
