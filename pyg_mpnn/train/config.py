@@ -138,10 +138,10 @@ class TrainConfig(Section):
     valid_at_residues: list[int] | None
     device: str
     precision: Literal["auto", "fast", "fp32", "bf16", "fp16"]
-    threads: int | None
+    threads: int | Literal["auto"] | None
     activation_checkpointing: bool
-    recompute_activations: bool
-    compile: bool
+    recompute_activations: bool | Literal["auto"]
+    compile: bool | Literal["auto"]
     distributed: Literal["auto", "none", "ddp", "fsdp"]
     progress: bool
     max_bad_steps: int

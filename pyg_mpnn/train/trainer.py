@@ -18,9 +18,9 @@ from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.track.jacobian import JacobianProbe
 from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
+from pyg_mpnn.train import auto, distributed
 from pyg_mpnn.train import checkpoint as ckpt
-from pyg_mpnn.train import distributed
-from pyg_mpnn.train.compiled import maybe_compile
+from pyg_mpnn.train.compiled import inductor_works, maybe_compile
 from pyg_mpnn.train.config import Config
 from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.faults import BadStepGuard, FaultLog, Injector
@@ -73,9 +73,11 @@ class Trainer:
     ):
         self.cfg, self.out = cfg, Path(out)
         t = cfg.train
-        if t.threads:
-            torch.set_num_threads(t.threads)
         self.device = pick_device(t.device)
+        threads, choice = auto.resolve_threads(t.threads, self._facts)
+        self.auto_choices = [choice] if choice else []  # train.* auto settings resolved
+        if threads:
+            torch.set_num_threads(threads)
         self.precision = pick_precision(t.precision, self.device)
         self.dist_mode, self.rank, self.world, self._owns_group = distributed.init(
             t.distributed, self.device
@@ -118,10 +120,24 @@ class Trainer:
         self.injector = Injector(self.model, cfg.inject)  # controlled faults
         self.model = self.model.to(self.device)
         self.model.activation_checkpointing = cfg.train.activation_checkpointing
-        self.model.recompute_activations = cfg.train.recompute_activations
+        recompute, compiled, choices = auto.resolve_model(
+            cfg,
+            self.precision,
+            self._total_steps(),
+            self._facts,
+            lambda: inductor_works(self.device),
+        )
+        self.auto_choices += choices
+        self.model.recompute_activations = recompute
         self.net = distributed.wrap(self.model, self.dist_mode, self.device)
-        self.net = maybe_compile(self.net, self.model, cfg.train.compile, self.device)
+        self.net = maybe_compile(self.net, self.model, compiled, self.device)
         self.loss = TrainingLoss(cfg.loss)
+
+    def _facts(self) -> auto.Facts:
+        """This machine's facts for the ``auto`` settings (read once)."""
+        if getattr(self, "_machine_facts", None) is None:
+            self._machine_facts = auto.machine_facts(self.device)
+        return self._machine_facts
 
     def _build_optimizer(self) -> None:
         """Adam over the trainable parameters, the schedule, the grad scaler, checkpoints."""
@@ -186,6 +202,11 @@ class Trainer:
             start = f"resumed from {where}" if state else f"init {cfg.init}"
             self.log(f"weights: {start}")
         self.log(self.data.describe())
+        for choice in self.auto_choices:
+            self.log(choice.line())
+        self.tracker.set(
+            "auto", {c.key: {"value": c.value, "reason": c.reason} for c in self.auto_choices}
+        )
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
