@@ -79,6 +79,8 @@ class Choice:
 
 def _gb(mib: float) -> str:
     gb = mib / 1024
+    if gb < 1:
+        return f"{mib:.0f} MB"
     return f"{gb:.1f} GB" if gb < 10 else f"{gb:.0f} GB"
 
 
