@@ -142,6 +142,7 @@ class TrainConfig(Section):
     activation_checkpointing: bool
     recompute_activations: bool | Literal["auto"]
     compile: bool | Literal["auto"]
+    aggregation: Literal["dense", "csr"]
     distributed: Literal["auto", "none", "ddp", "fsdp"]
     progress: bool
     max_bad_steps: int

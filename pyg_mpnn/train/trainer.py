@@ -141,6 +141,7 @@ class Trainer:
         )
         self.auto_choices += choices
         self.model.recompute_activations = recompute
+        self.model.aggregation = cfg.train.aggregation
         self.net = distributed.wrap(self.model, self.dist_mode, self.device)
         self.net = maybe_compile(self.net, self.model, compiled, self.device)
         self.loss = TrainingLoss(cfg.loss)
