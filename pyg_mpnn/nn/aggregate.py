@@ -49,6 +49,7 @@ def _from_deg(deg: Tensor, max_degree: int, num_edges: int, mode: str) -> EdgeLa
     return EdgeLayout(ptr, deg, max_degree, num_edges, deg.numel(), mode)
 
 
+@torch.compiler.disable  # host sizes of the plan: built eagerly under torch.compile
 def layout_of_plan(plan: GraphPlan, k: int, num_nodes: int, mode: str = "dense") -> EdgeLayout:
     """The layout of :func:`~pyg_mpnn.nn.graph.planned_knn_edges`'s graph, from its plan
     alone (no read from the device)."""
@@ -58,6 +59,7 @@ def layout_of_plan(plan: GraphPlan, k: int, num_nodes: int, mode: str = "dense")
     return _from_deg(deg, widest, plan.num_edges(k), mode)
 
 
+@torch.compiler.disable  # reads the device: eager under torch.compile
 def layout_of_edges(edge_index: Tensor, num_nodes: int, mode: str = "dense") -> EdgeLayout | None:
     """The layout of ``edge_index`` if its edges are sorted by target (else ``None``); reads
     the device once (sortedness and the largest degree)."""

@@ -101,6 +101,7 @@ def graph_plan(mask: Tensor, batch: Tensor | None = None, num_graphs: int = 1) -
     return GraphPlan(keep, first[b], sizes[b], tuple(sizes.tolist()))
 
 
+@torch.compiler.disable  # a loop over host sizes: eager under torch.compile, as knn_edges
 def planned_knn_edges(pos: Tensor, k: int, plan: GraphPlan, chunk: int = 2**24) -> Tensor:
     """:func:`knn_edges` from a :class:`GraphPlan`: the same edges (each valid residue's
     ``min(k, n_valid)`` nearest valid residues of its graph, nearest first, sorted by centre),

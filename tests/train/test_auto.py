@@ -58,11 +58,10 @@ def test_compile_needs_a_long_run_memory_and_inductor():
     assert auto.choose_compile(gpu, 60_000, 5000, None, works).value is False  # memory
     broken = auto.choose_compile(gpu, 12_000, 5000, None, lambda: "no Triton")
     assert broken.value is False and "no Triton" in broken.reason
-    cpu = Facts("cpu", free_mib=64 * 1024)
-    assert auto.choose_compile(cpu, 12_000, 500, None, works).value is False
-    assert auto.choose_compile(cpu, 12_000, 5000, None, works).value is True
     never = lambda: pytest.fail("inductor tried for a short run")
-    assert auto.choose_compile(cpu, 12_000, 10, None, never).value is False
+    assert auto.choose_compile(gpu, 12_000, 10, None, never).value is False
+    cpu = auto.choose_compile(Facts("cpu", free_mib=640 * 1024), 12_000, 10**6, None, never)
+    assert cpu.value is False and "cpu: compiling costs minutes" in cpu.reason
 
 
 def test_auto_is_accepted_only_for_these_keys():
@@ -86,7 +85,7 @@ def test_the_trainer_logs_each_choice(tiny_dataset, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "train.threads: auto -> " in err
     assert "train.recompute_activations: auto -> false (keep-all needs ~" in err
-    assert "train.compile: auto -> false (12 steps: too few to repay compiling on cpu)" in err
+    assert "train.compile: auto -> false (cpu: compiling costs minutes and 1.8x the memory)" in err
     assert t.model.recompute_activations is False and t.net is t.model
     assert {c.key for c in t.auto_choices} == {
         "train.threads",
