@@ -120,6 +120,7 @@ def _counted_step(t: Trainer, it) -> list[str]:
 )
 def test_no_sync_outside_logging_steps(tiny_dataset, tmp_path, sets):
     t = _trainer(tiny_dataset, tmp_path, *sets)
+    assert not t.data.train_loader.pin_memory  # page-locked batches for a CUDA device only
     t.model.train()
     it = iter(t.data.train_loader)
     first = _counted_step(t, it)  # step 1 reports
