@@ -3,7 +3,7 @@
 # torch-cluster (kNN / radius graphs, pyg_mpnn/data/graph.py) has no CPU wheel on PyPI: use
 # ../shared/wheels when it exists (built for torch 2.13.0 / CPython 3.11 / x86_64), else build
 # it from source (the slow step: README.md, "Install time"). torch-scatter is not installed:
-# nothing here imports it, and PyG 2.8 uses torch's own scatter on CPU without it.
+# it is the optional extra [scatter] (train.aggregation=csr, which falls back to torch without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
