@@ -49,7 +49,11 @@ def pad_nodes(data: Data, per_octave: int) -> tuple[Data, int]:
     p = total - n
     padded = Data()
     batch = getattr(data, "batch", None)
-    graphs = int(batch.max()) + 1 if batch is not None and n else 1
+    plan = getattr(data, "knn_plan", None)
+    if plan is not None:  # its graph count is a host int: no read from the device
+        graphs = len(plan.sizes)
+    else:
+        graphs = int(batch.max()) + 1 if batch is not None and n else 1
     first_valid = torch.argmax(data.mask.to(torch.uint8))  # a tensor: no host sync
     for key in NODE_KEYS:
         value = getattr(data, key, None)
@@ -63,7 +67,6 @@ def pad_nodes(data: Data, per_octave: int) -> tuple[Data, int]:
             value = torch.cat([value, fill])
         if value is not None:
             setattr(padded, key, value)
-    plan = getattr(data, "knn_plan", None)
     if plan is not None:  # still exact: the padding residues are not valid, so not in it
         padded.knn_plan = plan
     padded.num_padding = p
