@@ -14,6 +14,9 @@ JSON is rewritten after every part (``--out``):
   50,000 residues for ``ours``, ``original`` and ``pyg_port`` (each in fp32 and bf16) and
   ``ours_compiled`` (bf16 + ``torch.compile``), with model FLOPs and utilisation per row;
   ``train_step_summary`` gathers the rates and the ratios of ours to the others;
+* ``kernels``: torch.profiler over three steps (``--tiny``: one) of ours (fp32 and bf16) at the first train_step
+  size: aten operators, GPU kernels and their time, host synchronisations and copies per step
+  (on a CPU the kernel fields are null);
 * ``memory_curve``: :mod:`benchmarks.memory_curve` on the device up to 100,000 residues;
 * ``base_run``: ``python -m pyg_mpnn.train --exp base`` for ``--base-minutes`` (5) on the full
   embedded data, and the validation perplexity it reaches;
@@ -52,7 +55,16 @@ from benchmarks import common, train_step
 from benchmarks import gpu_suite_parts as parts
 from benchmarks.common import REPO, command, emit, write_json
 
-PART_NAMES = ("parity", "peak", "train_step", "memory_curve", "base_run", "ddp", "loader_workers")
+PART_NAMES = (
+    "parity",
+    "peak",
+    "train_step",
+    "kernels",
+    "memory_curve",
+    "base_run",
+    "ddp",
+    "loader_workers",
+)
 
 
 def plan(a: argparse.Namespace) -> dict:
@@ -189,6 +201,9 @@ class Suite:
             self.part("ddp", parts.ddp, runs, child=True)
         if "train_step" in chosen:
             self.train_steps()
+        if "kernels" in chosen:
+            names = ["ours"] + (["ours" + train_step.BF16] if parts.bf16_ok(dev) else [])
+            self.part("kernels", parts.kernel_counts, dev, p, names)
         if "loader_workers" in chosen:
             self.part("loader_workers", parts.loader_workers, runs)
 

@@ -311,3 +311,53 @@ def loader_workers(spec: RunSpec) -> dict:
         "what": "data wait (time for the batch to arrive) / step time, steps after the first",
         "runs": runs,
     }
+
+
+# -- kernels per step --------------------------------------------------------------------------
+SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
+
+
+def _profile_counts(prof, steps: int) -> dict:
+    """Per-step counts of a profile of ``steps`` steps: aten operators, GPU kernels (and their
+    time), host synchronisations and copies, and the ten kernels that launch most often."""
+    events = prof.events()
+    gpu = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    kernels: dict[str, int] = {}
+    for e in gpu:
+        kernels[e.name] = kernels.get(e.name, 0) + 1
+    top = sorted(kernels.items(), key=lambda kv: -kv[1])[:10]
+    return {
+        "aten_ops_per_step": sum(e.name.startswith("aten::") for e in events) / steps,
+        "gpu_kernels_per_step": len(gpu) / steps if gpu else None,
+        "gpu_kernel_ms_per_step": round(
+            sum(e.time_range.elapsed_us() for e in gpu) / 1e3 / steps, 3
+        )
+        if gpu
+        else None,
+        "host_syncs_per_step": sum(e.name in SYNC_CALLS for e in events) / steps,
+        "memcpy_calls_per_step": sum("Memcpy" in e.name for e in events) / steps,
+        "top_kernels": [{"name": n[:120], "per_step": c / steps} for n, c in top],
+    }
+
+
+def kernel_counts(device: torch.device, plan: dict, precision_names: list[str]) -> dict:
+    """torch.profiler over the plan's ``train_repeats`` train_step steps of ours (after a warm-up
+    step) at its first size, for each of ``precision_names`` (``ours``, ``ours_bf16``): the operators
+    and GPU kernels a step launches (on a CPU the kernel fields are null)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    size, steps = plan["train_sizes"][0], plan["train_repeats"]
+    graphs = train_step.pick_graphs(size, 0, plan["train_data"], plan["train_max_length"])
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    out = {"residues": sum(g.num_nodes for g in graphs), "steps_profiled": steps, "impls": {}}
+    for im in train_step.build(precision_names, 0, device):
+        inputs = im.inputs(graphs)
+        im.step(inputs)  # warm-up: allocator, kernels, lazy imports
+        peak.sync(device)
+        with profile(activities=acts) as prof:
+            for _ in range(steps):
+                im.step(inputs)
+            peak.sync(device)
+        out["impls"][im.name] = _profile_counts(prof, steps)
+    out["note"] = "train_step's step (forward, backward, Adam) reads the loss once a step"
+    return out

@@ -197,6 +197,7 @@ OURS = [
     "train.precision=fast",
     "train.activation_checkpointing=false",
     "train.recompute_activations=false",  # fastest on a CPU (memory is not the limit at 1k tokens)
+    "train.compile=false",  # eager, as measured (auto would compile a long run)
     "train.epochs=100000",
     "track.aim=false",
     "track.layer_every=0",

@@ -3,7 +3,7 @@
 # torch-cluster (kNN / radius graphs, pyg_mpnn/data/graph.py) has no CPU wheel on PyPI: use
 # ../shared/wheels when it exists (built for torch 2.13.0 / CPython 3.11 / x86_64), else build
 # it from source (the slow step: it compiles C++ extensions). torch-scatter is not installed:
-# nothing here imports it, and PyG 2.8 uses torch's own scatter on CPU without it.
+# it is the optional extra [scatter] (train.aggregation=csr, which falls back to torch without it).
 #
 # The torch build is chosen here, and printed:
 #   bash scripts/install.sh                  CPU (default): torch==2.13.0 as pip resolves it; on

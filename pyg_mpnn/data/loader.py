@@ -12,6 +12,7 @@ from torch.utils.data._utils import signal_handling
 from torch_geometric.loader import DataLoader
 
 from pyg_mpnn.errors import CommandError
+from pyg_mpnn.nn.graph import graph_plan
 
 _WORKER_DIED = re.compile(r"DataLoader worker \(pid")  # torch's message when one is gone
 
@@ -55,6 +56,21 @@ class _SkippingCollater:
         return (self.collate(good) if good else None), skipped
 
 
+class _Planned:
+    """Collates, then attaches the batch's kNN :class:`~pyg_mpnn.nn.graph.GraphPlan`
+    (``knn_plan``): read here, on the host, so that the model's graph search on the training
+    device needs no read back."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, items):
+        batch = self.collate(items)
+        if getattr(batch, "mask", None) is not None and getattr(batch, "batch", None) is not None:
+            batch.knn_plan = graph_plan(batch.mask, batch.batch, batch.num_graphs)
+        return batch
+
+
 class ProteinLoader(DataLoader):
     """A PyG ``DataLoader`` driven by a batch sampler, with an exact ``state_dict``.
 
@@ -85,6 +101,7 @@ class ProteinLoader(DataLoader):
         super().__init__(
             _Tolerant(dataset) if skip_errors else dataset, batch_sampler=batch_sampler, **kwargs
         )
+        self.collate_fn = _Planned(self.collate_fn)
         if skip_errors:
             self.collate_fn = _SkippingCollater(self.collate_fn)
         self.skip_errors, self.max_restarts = skip_errors, int(max_restarts)
@@ -226,6 +243,8 @@ def make_loader(
 
     The sampler runs in the main process (workers only load and collate), so its state plus
     the loader's count of handed-out batches is the single source of truth for resuming.
+    ``pin_memory`` (for a CUDA device): batches in page-locked memory, so that
+    ``batch.to(device, non_blocking=True)`` copies while the host goes on.
     """
     kwargs = {}
     if num_workers > 0:

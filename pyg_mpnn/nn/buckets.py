@@ -11,7 +11,7 @@ Padding, exact for every real residue:
 
 * ``P >= 1`` padding residues, appended as one extra graph of the batch, copy the first
   valid residue (so their features are finite), with ``mask`` and ``design_mask`` False, so the kNN search gives
-  them no edges and no loss or metric sees them;
+  them no edges and no loss or metric sees them (nor the batch's ``knn_plan``, which is kept);
 * the edge count is then rounded up with self-loops on the padding residues. Messages only
   flow along edges, so nothing reaches a real residue from a padding one.
 
@@ -49,7 +49,11 @@ def pad_nodes(data: Data, per_octave: int) -> tuple[Data, int]:
     p = total - n
     padded = Data()
     batch = getattr(data, "batch", None)
-    graphs = int(batch.max()) + 1 if batch is not None and n else 1
+    plan = getattr(data, "knn_plan", None)
+    if plan is not None:  # its graph count is a host int: no read from the device
+        graphs = len(plan.sizes)
+    else:
+        graphs = int(batch.max()) + 1 if batch is not None and n else 1
     first_valid = torch.argmax(data.mask.to(torch.uint8))  # a tensor: no host sync
     for key in NODE_KEYS:
         value = getattr(data, key, None)
@@ -63,17 +67,20 @@ def pad_nodes(data: Data, per_octave: int) -> tuple[Data, int]:
             value = torch.cat([value, fill])
         if value is not None:
             setattr(padded, key, value)
+    if plan is not None:  # still exact: the padding residues are not valid, so not in it
+        padded.knn_plan = plan
     padded.num_padding = p
     return padded, n
 
 
 def pad_edges(edge_index: Tensor, num_nodes: int, num_padding: int, per_octave: int) -> Tensor:
-    """``edge_index`` with self-loops on the last ``num_padding`` residues appended, round
-    robin, up to ``bucket(E)`` edges."""
+    """``edge_index`` with self-loops on the last ``num_padding`` residues appended, spread
+    evenly and sorted by residue (edges sorted by target stay sorted), up to ``bucket(E)``
+    edges."""
     e = edge_index.shape[1]
     extra = bucket(max(e, 1), per_octave) - e
     if extra <= 0 or num_padding <= 0:
         return edge_index
     first = num_nodes - num_padding
-    loops = first + torch.arange(extra, device=edge_index.device) % num_padding
+    loops = first + torch.arange(extra, device=edge_index.device) * num_padding // extra
     return torch.cat([edge_index, loops.expand(2, -1)], dim=1)

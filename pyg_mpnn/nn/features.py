@@ -87,7 +87,9 @@ class PositionalEncodings(nn.Module):
 
 
 def _one_hot(d: Tensor, classes: int, dtype: torch.dtype) -> Tensor:
-    return nn.functional.one_hot(d, classes).to(dtype)
+    """``one_hot(d, classes)`` as ``dtype``, by comparison: ``F.one_hot`` checks the range of
+    ``d`` on a CPU, a read of its values that a training step must not make."""
+    return (d.unsqueeze(-1) == torch.arange(classes, device=d.device)).to(dtype)
 
 
 def _edge_input(e_pos: Tensor, d: Tensor, num_rbf: int) -> Tensor:

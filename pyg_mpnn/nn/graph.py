@@ -14,6 +14,9 @@ builds an N x N tensor: ``torch_cluster`` searches per graph of the ``batch`` ve
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 import torch_cluster
 from torch import Tensor
@@ -54,3 +57,74 @@ def radius_edges(
         p.float(), r=r, batch=b, loop=True, max_num_neighbors=max_num_neighbors
     )
     return keep[edge_index] if keep is not None else edge_index
+
+
+# -- the kNN graph on the training device, without a device-to-host read ----------------------
+@dataclass(frozen=True)
+class GraphPlan:
+    """What the kNN search of a batch needs to know on the host, computed where the batch is
+    built (the data loader, on the CPU) so that the search on the training device reads
+    nothing back: the valid residues and, for each, its graph's first valid residue and size.
+
+    ``keep`` ``[N_valid]``: indices of the residues with ``mask``; ``start`` and ``count``
+    ``[N_valid]``: the position (among ``keep``) of the first valid residue of its graph and
+    the number of valid residues there; ``sizes``: the valid residues of each graph (ints).
+    ``to`` and ``pin_memory`` move the tensors, as PyG's ``Batch.to`` asks of its attributes.
+    """
+
+    keep: Tensor
+    start: Tensor
+    count: Tensor
+    sizes: tuple[int, ...]
+
+    def _apply(self, fn) -> GraphPlan:
+        return GraphPlan(fn(self.keep), fn(self.start), fn(self.count), self.sizes)
+
+    def to(self, *args, **kwargs) -> GraphPlan:
+        return self._apply(lambda t: t.to(*args, **kwargs))
+
+    def pin_memory(self) -> GraphPlan:
+        return self._apply(lambda t: t.pin_memory())
+
+    def num_edges(self, k: int) -> int:
+        """Edges of the kNN graph: every valid residue receives ``min(k, graph size)``."""
+        return sum(s * min(k, s) for s in self.sizes)
+
+
+def graph_plan(mask: Tensor, batch: Tensor | None = None, num_graphs: int = 1) -> GraphPlan:
+    """The :class:`GraphPlan` of a batch (on the host: it reads ``mask``); ``batch`` must be
+    sorted (PyG's ``Batch``)."""
+    keep = mask.nonzero().view(-1)
+    b = batch[keep] if batch is not None else torch.zeros_like(keep)
+    sizes = torch.bincount(b, minlength=num_graphs)
+    first = sizes.cumsum(0) - sizes
+    return GraphPlan(keep, first[b], sizes[b], tuple(sizes.tolist()))
+
+
+@torch.compiler.disable  # a loop over host sizes: eager under torch.compile, as knn_edges
+def planned_knn_edges(pos: Tensor, k: int, plan: GraphPlan, chunk: int = 2**24) -> Tensor:
+    """:func:`knn_edges` from a :class:`GraphPlan`: the same edges (each valid residue's
+    ``min(k, n_valid)`` nearest valid residues of its graph, nearest first, sorted by centre),
+    by a brute-force search within each graph on ``pos``'s device. Every shape follows from the
+    plan's sizes, so nothing is read back from the device. ``chunk``: elements of the largest
+    temporary (rows x widest graph x 3)."""
+    n, widest = plan.keep.numel(), max(plan.sizes, default=0)
+    if n == 0:
+        return torch.zeros(2, 0, dtype=torch.long, device=pos.device)
+    p = pos.index_select(0, plan.keep).float()
+    cols = torch.arange(widest, device=pos.device)
+    rows = max(chunk // (3 * widest), 1)
+    nearest = []
+    for r in range(0, n, rows):  # sizes known here: no read from the device
+        start, count = plan.start[r : r + rows, None], plan.count[r : r + rows, None]
+        valid = cols < count
+        cand = torch.where(valid, start + cols, start)  # [R, widest] residues of its graph
+        d2 = ((p[r : r + rows, None] - p[cand]) ** 2).sum(-1).masked_fill(~valid, math.inf)
+        idx = d2.topk(min(k, widest), dim=1, largest=False, sorted=True).indices
+        nearest.append(cand.gather(1, idx))
+    nbr = torch.cat(nearest)
+    per = plan.count.clamp(max=k)  # edges into each valid residue
+    e = plan.num_edges(k)
+    centre = torch.repeat_interleave(torch.arange(n, device=pos.device), per, output_size=e)
+    slot = torch.arange(e, device=pos.device) - (per.cumsum(0) - per)[centre]
+    return plan.keep[torch.stack([nbr[centre, slot], centre])]

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import PairTensor
 
+from pyg_mpnn.nn.aggregate import EdgeLayout, sum_by_target
 from pyg_mpnn.nn.recompute import Dropout, activation, layer_norm
 
 
@@ -86,13 +87,19 @@ def _sum_then_last(
     pre: Tensor,
     dst: Tensor,
     n: int,
+    layout: EdgeLayout | None = None,
 ) -> Tensor:
     """``sum_j W3 act(W2 act(pre_ij))`` over the edges into each target, computed as
     ``W3 (sum_j act(W2 act(pre_ij))) + deg_i b3``: ``W3`` is linear, so it is applied once per
-    node instead of once per edge (same value, another rounding)."""
+    node instead of once per edge (same value, another rounding). With the batch's ``layout``
+    (edges sorted by target) the sum reads nothing from the device
+    (:func:`~pyg_mpnn.nn.aggregate.sum_by_target`)."""
     g = act(w2(activation(act, pre)))  # g is only summed: nothing keeps it
-    summed = layer.aggregate(g, dst, dim_size=n)
-    deg = torch.bincount(dst, minlength=n).to(summed.dtype).unsqueeze(-1)
+    if layout is not None and (layer.dense_sum or layout.mode != "dense"):
+        summed, deg = sum_by_target(g, dst, layout), layout.deg
+    else:
+        summed, deg = layer.aggregate(g, dst, dim_size=n), torch.bincount(dst, minlength=n)
+    deg = deg.to(summed.dtype).unsqueeze(-1)
     out = torch.nn.functional.linear(summed, w3.weight)
     return out + deg * w3.bias.to(out.dtype) if w3.bias is not None else out
 
@@ -223,14 +230,19 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
             m.reset_parameters()
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, mask: Tensor | None = None
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_attr: Tensor,
+        mask: Tensor | None = None,
+        layout: EdgeLayout | None = None,
     ) -> tuple[Tensor, Tensor]:
         h, e = self.hidden_channels, self.edge_channels
         src, dst = edge_index
         split = self.training if self.split is None else self.split
         if split:
             pre = _split_pre(self.W1, h, e, x, x, edge_attr, dst, src)
-            dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, dst, x.size(0))
+            dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, dst, x.size(0), layout)
         else:
             dh = self.propagate(edge_index, x=x, edge_attr=edge_attr)
         dh = self.message_sum(dh)
@@ -343,6 +355,7 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
         causal: Tensor | None = None,
         x_seq: Tensor | None = None,
         x_enc: Tensor | None = None,
+        layout: EdgeLayout | None = None,
     ) -> Tensor:
         if isinstance(x, Tensor):
             x = (x, x)
@@ -356,7 +369,8 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
             dh = self.propagate(edge_index, x=x, edge_attr=ctx, size=(x[0].size(0), x[1].size(0)))
         else:
             pre = self._causal_pre(x, edge_index, edge_attr, causal, x_seq, x_enc)
-            dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, edge_index[1], x[1].size(0))
+            n = x[1].size(0)
+            dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, edge_index[1], n, layout)
         return self.node_update(x[1], dh, mask)
 
     def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:

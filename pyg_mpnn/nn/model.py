@@ -23,11 +23,12 @@ from torch_geometric.data import Data
 
 from pyg_mpnn.alphabet import ALPHABET
 from pyg_mpnn.nn import recompute
+from pyg_mpnn.nn.aggregate import EdgeLayout, layout_of_edges, layout_of_plan, pad_layout
 from pyg_mpnn.nn.buckets import pad_edges, pad_nodes
 from pyg_mpnn.nn.ca_features import CAEdgeFeatures
 from pyg_mpnn.nn.decoding import DecodeControl, draw_probs, step_table, tied_order
 from pyg_mpnn.nn.features import EdgeFeatures
-from pyg_mpnn.nn.graph import knn_edges
+from pyg_mpnn.nn.graph import knn_edges, planned_knn_edges
 from pyg_mpnn.nn.incremental import IncrementalDecoder
 from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer, decoder_context
 from pyg_mpnn.nn.recompute import recompute_scope
@@ -67,12 +68,15 @@ NODE_TAPS = (
 EDGE_TAPS = (("edge_residual", "dropout3"),)
 
 
-def decoding_rank(design: Tensor, randn: Tensor, batch: Tensor | None = None) -> Tensor:
+def decoding_rank(
+    design: Tensor, randn: Tensor, batch: Tensor | None = None, ptr: Tensor | None = None
+) -> Tensor:
     """Rank of each node in its graph's decoding order, from a given ``randn`` ``[N]``.
 
     Same key as the original, ``argsort((chain_M * mask + 0.0001) * |randn|)``: nodes
     with ``design == False`` (visible or missing atoms) come first, almost always, in
-    random order; then designed ones. ``design`` must already include ``mask``.
+    random order; then designed ones. ``design`` must already include ``mask``. ``ptr``: the
+    batch's graph offsets (PyG's ``Batch.ptr``), if known: else counted from ``batch``.
     """
     key = (design.to(randn.dtype) + 0.0001) * randn.abs()
     order = torch.argsort(key, stable=True)
@@ -81,7 +85,7 @@ def decoding_rank(design: Tensor, randn: Tensor, batch: Tensor | None = None) ->
     rank = torch.empty_like(order)
     pos = torch.arange(order.numel(), device=order.device)
     if batch is not None:
-        start = _graph_ptr(batch)[:-1]
+        start = (ptr if ptr is not None else _graph_ptr(batch))[:-1]
         pos = pos - start[batch[order]]
     rank[order] = pos
     return rank
@@ -129,11 +133,20 @@ class ProteinMPNN(nn.Module):
     Attribute ``shape_buckets`` (default ``0``: off): :meth:`forward` pads the batch to one of
     about this many node and edge counts per power of two (:mod:`pyg_mpnn.nn.buckets`), so that
     tensor sizes repeat from step to step; the real residues' outputs are unchanged.
+
+    Attribute ``aggregation`` (default ``"dense"``): how the training path sums messages over
+    the edges sorted by target (:mod:`pyg_mpnn.nn.aggregate`): ``dense`` (the original's order)
+    or ``csr`` (segment reductions; torch-scatter's when installed).
+
+    A batch from :class:`~pyg_mpnn.data.loader.ProteinLoader` carries a ``knn_plan``
+    (:class:`~pyg_mpnn.nn.graph.GraphPlan`): its kNN graph is then searched on the batch's
+    device and the forward pass reads nothing back from it (no host synchronisation).
     """
 
     activation_checkpointing: bool = False
     recompute_activations: bool = True
     shape_buckets: int = 0
+    aggregation: str = "dense"
 
     def __init__(
         self,
@@ -205,30 +218,50 @@ class ProteinMPNN(nn.Module):
     def build_graph(self, data: Data) -> tuple[Tensor, Tensor]:
         """(possibly noised) coords and the kNN ``edge_index`` (``data.edge_index`` is used
         when present and no noise is added)."""
-        coords = data.coords
+        coords, edge_index, _ = self._graph(data)
+        return coords, edge_index
+
+    def _graph(self, data: Data) -> tuple[Tensor, Tensor, EdgeLayout | None]:
+        """:meth:`build_graph` and the edges' layout: from the batch's ``knn_plan`` (no read
+        from the device), or read once from the kNN edges (sorted by centre). A bucketed batch
+        (``num_padding``) gets its self-loops on the padding residues after the search, and
+        they enter the layout (they come last and are sorted by target too)."""
+        coords, plan = data.coords, getattr(data, "knn_plan", None)
         if self.augment_eps > 0:
             coords = coords + self.augment_eps * torch.randn_like(coords)
         elif getattr(data, "edge_index", None) is not None:
-            return coords, data.edge_index
-        edge_index = knn_edges(
-            coords[:, 1], self.k_neighbors, getattr(data, "batch", None), data.mask
-        )
+            return coords, data.edge_index, None
+        k, n = self.k_neighbors, data.num_nodes
+        if plan is not None:
+            edge_index = planned_knn_edges(coords[:, 1], k, plan)
+            layout = layout_of_plan(plan, k, n, self.aggregation)
+        else:
+            edge_index = knn_edges(coords[:, 1], k, getattr(data, "batch", None), data.mask)
+            layout = None
         padding = getattr(data, "num_padding", 0)
         if padding:  # a bucketed batch (forward): its edge count rounded up too
-            edge_index = pad_edges(edge_index, data.num_nodes, padding, self.shape_buckets)
-        return coords, edge_index
+            e = edge_index.shape[1]
+            edge_index = pad_edges(edge_index, n, padding, self.shape_buckets)
+            if layout is not None:
+                layout = pad_layout(layout, edge_index[1, e:], padding)
+        if layout is None and self.training:
+            layout = layout_of_edges(edge_index, n, self.aggregation)
+        return coords, edge_index, layout
 
     def encode(self, data: Data) -> tuple[Tensor, Tensor, Tensor]:
         """Returns node states ``[N, H]``, edge states ``[E, H]`` and ``edge_index``."""
-        coords, edge_index = self.build_graph(data)
+        return self._encode(data)[:3]
+
+    def _encode(self, data: Data) -> tuple[Tensor, Tensor, Tensor, EdgeLayout | None]:
+        coords, edge_index, layout = self._graph(data)
         e = self.features(
             coords, edge_index, data.residue_idx, data.chain, getattr(data, "batch", None)
         )
         h_E = recompute.linear(self.W_e, e)  # self.W_e(e), recomputed in backward
         h_V = h_E.new_zeros(data.num_nodes, self.hidden_dim)
         for layer in self.encoder_layers:
-            h_V, h_E = self._call(layer, h_V, edge_index, h_E, data.mask)
-        return h_V, h_E, edge_index
+            h_V, h_E = self._call(layer, h_V, edge_index, h_E, data.mask, layout=layout)
+        return h_V, h_E, edge_index, layout
 
     def _call(self, layer: nn.Module, *args, **kwargs):
         """``layer(*args, **kwargs)``, under activation checkpointing when enabled and
@@ -240,7 +273,8 @@ class ProteinMPNN(nn.Module):
     def random_rank(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
         """A random decoding rank from ``torch.randn`` (visible residues first)."""
         randn = torch.randn(data.num_nodes, generator=generator, device=data.coords.device)
-        return decoding_rank(data.design_mask & data.mask, randn, getattr(data, "batch", None))
+        batch, ptr = getattr(data, "batch", None), getattr(data, "ptr", None)
+        return decoding_rank(data.design_mask & data.mask, randn, batch, ptr)
 
     # -- teacher-forced decoder --------------------------------------------------------
     def forward(
@@ -267,7 +301,7 @@ class ProteinMPNN(nn.Module):
             return self._forward(data, decoding_rank, encoded, seq)[:n]
 
     def _forward(self, data, decoding_rank, encoded, seq) -> Tensor:
-        h_enc, h_E, edge_index = self.encode(data) if encoded is None else encoded
+        h_enc, h_E, edge_index, layout = self._encode(data) if encoded is None else (*encoded, None)
         rank = self.random_rank(data) if decoding_rank is None else decoding_rank
         src, dst = edge_index
         causal = (rank[src] < rank[dst]).unsqueeze(-1)
@@ -275,7 +309,15 @@ class ProteinMPNN(nn.Module):
         h = h_enc
         for layer in self.decoder_layers:  # context [e, s_j, h_j] built inside (split W1)
             h = self._call(
-                layer, h, edge_index, h_E, data.mask, causal=causal, x_seq=h_S, x_enc=h_enc
+                layer,
+                h,
+                edge_index,
+                h_E,
+                data.mask,
+                causal=causal,
+                x_seq=h_S,
+                x_enc=h_enc,
+                layout=layout,
             )
         return F.log_softmax(self.W_out(h), dim=-1)
 

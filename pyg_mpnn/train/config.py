@@ -167,11 +167,12 @@ class TrainConfig(Section):
     valid_at_residues: list[int] | None
     device: str
     precision: Literal["auto", "fast", "fp32", "bf16", "fp16"]
-    threads: int | None
+    threads: int | Literal["auto"] | None
     activation_checkpointing: bool
-    recompute_activations: bool
+    recompute_activations: bool | Literal["auto"]
     shape_buckets: int
-    compile: bool
+    compile: bool | Literal["auto"]
+    aggregation: Literal["dense", "csr"]
     distributed: Literal["auto", "none", "ddp", "fsdp"]
     progress: bool
     max_bad_steps: int

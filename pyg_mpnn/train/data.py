@@ -71,11 +71,18 @@ def _subset(ds: ProteinDataset, max_length: int | None, max_items: int | None = 
     return sub
 
 
-def _make_loader(dataset, batch_sampler, num_workers: int, max_restarts: int = 3) -> DataLoader:
+def _make_loader(
+    dataset, batch_sampler, num_workers: int, max_restarts: int = 3, pin_memory: bool = False
+) -> DataLoader:
     """A loader that leaves an unreadable record out of its batch (reported in
     ``loader.errors``) and restarts dead workers (docs/reliability.md)."""
     return make_loader(
-        dataset, batch_sampler, num_workers=num_workers, skip_errors=True, max_restarts=max_restarts
+        dataset,
+        batch_sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        skip_errors=True,
+        max_restarts=max_restarts,
     )
 
 
@@ -91,6 +98,8 @@ class RunData:
             (default: :obj:`True`)
         backbone (str, optional): the model's ``backbone``; ``"ca"`` counts every residue with
             a CA atom (:class:`~pyg_mpnn.data.dataset.ProteinDataset`). (default: :obj:`"full"`)
+        pin_memory (bool, optional): batches in page-locked memory (for a CUDA device).
+            (default: :obj:`False`)
     """
 
     def __init__(
@@ -101,6 +110,7 @@ class RunData:
         world: int = 1,
         progress: bool = True,
         backbone: str = "full",
+        pin_memory: bool = False,
     ):
         d = cfg
         self.root = resolve_dataset(d.path, progress, backbone)
@@ -139,9 +149,9 @@ class RunData:
             rank=rank,
         )
         self.train_loader = _make_loader(
-            self.train, self.sampler, d.num_workers, d.max_worker_restarts
+            self.train, self.sampler, d.num_workers, d.max_worker_restarts, pin_memory
         )
-        self.valid_loader = _make_loader(self.valid, self.valid_sampler, 0)
+        self.valid_loader = _make_loader(self.valid, self.valid_sampler, 0, pin_memory=pin_memory)
         # A private generator: creating an epoch's iterator must not draw from the global torch
         # RNG, which the model's noise, decoding order and dropout use (exact resume).
         for loader in (self.train_loader, self.valid_loader):

@@ -106,6 +106,64 @@ class BadStepGuard:
             )
 
 
+def skips_on_device(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` can skip an update on the device (:func:`step_unless`): fused
+    optimizers take a ``found_inf`` tensor, as :class:`torch.amp.GradScaler` passes them."""
+    return all(g.get("fused") for g in optimizer.param_groups)
+
+
+def step_unless(optimizer: torch.optim.Optimizer, bad: torch.Tensor) -> None:
+    """``optimizer.step()``, which the fused kernel skips where ``bad`` (a 0-dim bool tensor) is
+    true: parameters, moments and step count unchanged, and nothing read back from the device."""
+    optimizer.found_inf = bad.float()
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.found_inf
+
+
+class DeferredChecks:
+    """Steps whose update was skipped on the device when bad (:func:`step_unless`): their loss
+    and gradient norm (tensors) wait here and are read, all at once, at the next report
+    (:meth:`flush`), where the :class:`BadStepGuard` counts them (and raises after
+    ``max_bad`` in a row) and the fault log reports each bad one, as :meth:`check` does at once.
+
+    Args:
+        guard (BadStepGuard): the run's guard.
+        event (callable): ``event(kind, step, message)`` of the run's :class:`FaultLog`.
+        precision (str): the run's precision (fp16: non-finite gradients are the scaler's).
+    """
+
+    def __init__(self, guard: BadStepGuard, event, precision: str):
+        self.guard, self.event, self.precision = guard, event, precision
+        self.pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    def add(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        self.pending.append((step, loss.detach(), grad_norm.detach()))
+
+    def flush(self) -> None:
+        """Read the pending steps' values (one read from the device) and check each."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        values = torch.stack([torch.stack([x.double(), g.double()]) for _, x, g in pending])
+        for (step, _, _), (loss, gnorm) in zip(pending, values.tolist()):
+            self.check(step, loss, gnorm)
+
+    def check(self, step: int, loss: float, grad_norm: float) -> bool:
+        """Whether step ``step`` is bad; a bad one is reported (the guard raises after K)."""
+        bad = self.guard.check(step, loss, grad_norm, self.precision)
+        if bad:
+            self.event(
+                "bad_step",
+                step,
+                f"step {step}: non-finite loss ({loss}) or gradient norm ({grad_norm}); update "
+                f"skipped ({self.guard.in_a_row} in a row, train.max_bad_steps="
+                f"{self.guard.max_bad})",
+            )
+        return bad
+
+
 class FaultLog:
     """One JSON line per survived fault in ``<run>/faults.jsonl`` (``time``, ``step``,
     ``kind``, ``message``), the same message on the terminal (``log``), and a ``fault_<kind>``

@@ -36,7 +36,8 @@ def supervised_mask(batch) -> Tensor:
 def smoothed_nll(log_probs: Tensor, target: Tensor, smoothing: float = 0.1) -> Tensor:
     """Per-residue label-smoothed cross-entropy ``[N]`` (the original's formula)."""
     n = log_probs.shape[-1]
-    onehot = torch.nn.functional.one_hot(target, n).to(log_probs.dtype)
+    # F.one_hot's range check reads the targets on a CPU: compared instead (the same values)
+    onehot = (target.unsqueeze(-1) == torch.arange(n, device=target.device)).to(log_probs.dtype)
     soft = onehot + smoothing / n
     soft = soft / soft.sum(-1, keepdim=True)
     return -(soft * log_probs).sum(-1)
@@ -100,46 +101,66 @@ class TrainingLoss:
 
 @torch.no_grad()
 def batch_metrics(log_probs: Tensor, target: Tensor, loss_mask: Tensor) -> dict:
-    """Sums (not means) so epochs aggregate exactly: ``nll_sum``, ``correct``, ``count``."""
+    """Sums (not means) so epochs aggregate exactly: ``nll_sum``, ``correct``, ``count``, as
+    0-dim tensors on the batch's device (a :class:`Meter` reads them when it reports)."""
     lp = log_probs.float()
     m = loss_mask
     nll = -lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     correct = (lp.argmax(-1) == target) & m
-    return {
-        "nll_sum": float(nll[m].sum()),
-        "correct": float(correct.sum()),
-        "count": float(m.sum()),
-    }
+    return {"nll_sum": torch.where(m, nll, 0.0).sum(), "correct": correct.sum(), "count": m.sum()}
+
+
+KEYS = ("nll_sum", "correct", "count")
 
 
 class Meter:
-    """Accumulates :func:`batch_metrics` sums; ``loss``/``ppl``/``acc`` are residue-weighted."""
+    """Accumulates :func:`batch_metrics` sums; ``loss``/``ppl``/``acc`` are residue-weighted.
+
+    The sums may be tensors on the training device (added in float64, the arithmetic of Python
+    floats): nothing is read from the device until a value is asked for (``loss``, ``ppl``,
+    ``acc``, ``scalars``, ``state_dict``, ``meter[key]``), so a training step reads nothing.
+    """
 
     def __init__(self, state: dict | None = None):
         self.nll_sum, self.correct, self.count = 0.0, 0.0, 0.0
         if state:
             self.__dict__.update(state)
 
-    def add(self, m: dict) -> None:
-        self.nll_sum += m["nll_sum"]
-        self.correct += m["correct"]
-        self.count += m["count"]
+    def sums(self) -> dict:
+        """The sums as they are (floats or tensors), without reading them."""
+        return {k: getattr(self, k) for k in KEYS}
+
+    def add(self, m, keep: Tensor | None = None) -> None:
+        """Add ``m`` (a :func:`batch_metrics` dict or a Meter); ``keep`` (a 0-dim bool tensor):
+        add only if true, decided on the device (a skipped step's sums stay out)."""
+        m = m.sums() if isinstance(m, Meter) else m
+        for k in KEYS:
+            v = m[k]
+            if isinstance(v, Tensor):
+                v = v.double()
+                v = torch.where(keep, v, 0.0) if keep is not None else v
+            setattr(self, k, getattr(self, k) + v)
+
+    def __getitem__(self, key: str) -> float:
+        return float(getattr(self, key))
 
     @property
     def loss(self) -> float:
-        return self.nll_sum / self.count if self.count else float("nan")
+        count = self["count"]
+        return self["nll_sum"] / count if count else float("nan")
 
     @property
     def ppl(self) -> float:
-        return math.exp(min(self.loss, 50.0)) if self.count else float("nan")
+        return math.exp(min(self.loss, 50.0)) if self["count"] else float("nan")
 
     @property
     def acc(self) -> float:
-        return self.correct / self.count if self.count else float("nan")
+        count = self["count"]
+        return self["correct"] / count if count else float("nan")
 
     def scalars(self, prefix: str = "") -> dict:
         """``{prefix + "loss": ..., prefix + "ppl": ..., prefix + "accuracy": ...}`` (tracked)."""
         return {f"{prefix}loss": self.loss, f"{prefix}ppl": self.ppl, f"{prefix}accuracy": self.acc}
 
     def state_dict(self) -> dict:
-        return dict(nll_sum=self.nll_sum, correct=self.correct, count=self.count)
+        return {k: self[k] for k in KEYS}

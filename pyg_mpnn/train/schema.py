@@ -137,13 +137,14 @@ def a_value(interval: str) -> str:
 
 
 def check_ranges(section: Section) -> None:
-    """Every field named in the section's ``RANGES`` (``None`` skipped, lists checked item
-    by item) lies in its interval; else a :class:`ConfigError` naming the key and interval."""
+    """Every field named in the section's ``RANGES`` (``None`` and the words a ``Literal``
+    allows, such as ``"auto"``, skipped; lists checked item by item) lies in its interval;
+    else a :class:`ConfigError` naming the key and interval."""
     for names, interval in section.RANGES.items():
         for name in names.split():
             value = getattr(section, name)
             for v in value if isinstance(value, list) else [value]:
-                if v is not None and not in_range(v, interval):
+                if v is not None and not isinstance(v, str) and not in_range(v, interval):
                     key = section._key(name)
                     raise ConfigError(f"{key}: expected {a_value(interval)}, got {v!r}", key)
 

@@ -76,11 +76,18 @@ def _loss_of(model, batch, loss: TrainingLoss, precision: str, device):
 
 
 def count_flops_per_residue(model, batch, cfg: Config, precision: str, device) -> float:
-    """Forward + backward FLOPs of one training batch per residue (no optimizer step)."""
+    """Forward + backward FLOPs of one training batch per residue (no optimizer step): the
+    model's, without the products that ``recompute_activations`` repeats to save memory (a
+    choice of the machine, ``auto``: sizes and runs are compared at equal model FLOPs)."""
     batch = batch.to(device)
     state = torch.get_rng_state()
-    with FlopCounterMode(display=False) as counter:
-        _loss_of(model, batch, TrainingLoss(cfg.loss), precision, device).backward()
+    recompute = getattr(model, "recompute_activations", False)
+    model.recompute_activations = False
+    try:
+        with FlopCounterMode(display=False) as counter:
+            _loss_of(model, batch, TrainingLoss(cfg.loss), precision, device).backward()
+    finally:
+        model.recompute_activations = recompute
     model.zero_grad(set_to_none=True)
     torch.set_rng_state(state)  # measuring must not change the training stream
     return counter.get_total_flops() / batch.num_nodes

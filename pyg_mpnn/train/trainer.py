@@ -19,12 +19,19 @@ from pyg_mpnn.nn.model import ProteinMPNN
 from pyg_mpnn.track.jacobian import JacobianProbe
 from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
+from pyg_mpnn.train import auto, distributed
 from pyg_mpnn.train import checkpoint as ckpt
-from pyg_mpnn.train import distributed
-from pyg_mpnn.train.compiled import maybe_compile
+from pyg_mpnn.train.compiled import inductor_works, maybe_compile
 from pyg_mpnn.train.config import Config
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.faults import BadStepGuard, FaultLog, Injector
+from pyg_mpnn.train.faults import (
+    BadStepGuard,
+    DeferredChecks,
+    FaultLog,
+    Injector,
+    skips_on_device,
+    step_unless,
+)
 from pyg_mpnn.train.finetune import count, freeze, load_init, resolve_init
 from pyg_mpnn.train.loss import Meter, TrainingLoss, batch_metrics, supervised_mask
 from pyg_mpnn.train.precision import (
@@ -46,7 +53,7 @@ MAX_BAD_BATCHES = 20  # consecutive unreadable batches before a run gives up
 class StepSums:
     """What the micro-batches of one optimizer step add up to."""
 
-    loss: float = 0.0  # the parts' training losses, each multiplied back by TrainingLoss.scale
+    loss: float | torch.Tensor = 0.0  # the parts' training losses (x TrainingLoss.scale)
     residues: int = 0
     edges: int = 0
     meter: Meter = field(default_factory=Meter)  # unsmoothed NLL, accuracy
@@ -74,9 +81,11 @@ class Trainer:
     ):
         self.cfg, self.out = cfg, Path(out)
         t = cfg.train
-        if t.threads:
-            torch.set_num_threads(t.threads)
         self.device = pick_device(t.device)
+        threads, choice = auto.resolve_threads(t.threads, self._facts)
+        self.auto_choices = [choice] if choice else []  # train.* auto settings resolved
+        if threads:
+            torch.set_num_threads(threads)
         self.precision = pick_precision(t.precision, self.device)
         self.dist_mode, self.rank, self.world, self._owns_group = distributed.init(
             t.distributed, self.device
@@ -95,6 +104,7 @@ class Trainer:
             world=self.world,
             progress=self.progress,
             backbone=cfg.model.backbone,
+            pin_memory=self.device.type == "cuda",
         )
         self._build_model(fresh=state is None)
         self._build_optimizer()
@@ -125,18 +135,38 @@ class Trainer:
         self.injector = Injector(self.model, cfg.inject)  # controlled faults
         self.model = self.model.to(self.device)
         self.model.activation_checkpointing = cfg.train.activation_checkpointing
-        self.model.recompute_activations = cfg.train.recompute_activations
+        recompute, compiled, choices = auto.resolve_model(
+            cfg,
+            self.precision,
+            self._total_steps(),
+            self._facts,
+            lambda: inductor_works(self.device),
+        )
+        self.auto_choices += choices
+        self.model.recompute_activations = recompute
+        self.model.aggregation = cfg.train.aggregation
         self.model.shape_buckets = cfg.train.shape_buckets
         self.net = distributed.wrap(self.model, self.dist_mode, self.device)
-        self.net = maybe_compile(self.net, self.model, cfg.train.compile, self.device)
+        self.net = maybe_compile(self.net, self.model, compiled, self.device)
         self.loss = TrainingLoss(cfg.loss)
+
+    def _facts(self) -> auto.Facts:
+        """This machine's facts for the ``auto`` settings (read once)."""
+        if getattr(self, "_machine_facts", None) is None:
+            self._machine_facts = auto.machine_facts(self.device)
+        return self._machine_facts
 
     def _build_optimizer(self) -> None:
         """Adam over the trainable parameters, the schedule, the grad scaler, checkpoints."""
         o, c = self.cfg.optim, self.cfg.checkpoint
         trainable = [p for n, p in self.model.named_parameters() if n not in self.frozen]
         self.optimizer = torch.optim.Adam(
-            trainable, lr=0.0, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+            trainable,
+            lr=0.0,
+            betas=tuple(o.betas),
+            eps=o.eps,
+            weight_decay=o.weight_decay,
+            fused=self.dist_mode != "fsdp",  # skips a bad step on the device (step_unless)
         )
         self.schedule = Schedule(self.cfg.schedule, self.cfg.model.hidden_dim, self._total_steps())
         self.scaler = grad_scaler(self.precision, self.device)
@@ -165,6 +195,7 @@ class Trainer:
             frozen=self.frozen,
         )
         self.faults = FaultLog(self.out, self.log, self.tracker, self.tracker.enabled)
+        self.checks = DeferredChecks(self.guard, self.faults.event, self.precision)
         self.jacobian = JacobianProbe(cfg.jacobian, self.out, self.tracker)
         self.profiler = None
         if cfg.profile.enabled:
@@ -195,9 +226,15 @@ class Trainer:
             self.log(f"weights: {start}")
         self.log(self.data.describe())
         self.log(allocator.describe())
+        for choice in self.auto_choices:
+            self.log(choice.line())
+        self.tracker.set(
+            "auto", {c.key: {"value": c.value, "reason": c.reason} for c in self.auto_choices}
+        )
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        self.checks.flush()  # the guard's count includes every step taken
         model_sd, optim_sd = distributed.state_dicts(self.model, self.optimizer, self.dist_mode)
         return {
             "model": model_sd,
@@ -298,6 +335,7 @@ class Trainer:
     def _end_epoch(self, complete: bool, seconds: float, bar: RunBar) -> dict:
         """Validate (unless this step just did), report, checkpoint; the epoch's metrics.
         ``complete``: the epoch ran to its end (not stopped by a limit)."""
+        self.checks.flush()
         valid = self.last_valid[1] if self.last_valid[0] == self.step else self.validate()
         is_best = valid.loss < self.best
         self.best = min(self.best, valid.loss)
@@ -384,7 +422,8 @@ class Trainer:
                 bar.update(len(micro))
                 if run_bar is not None:
                     run_bar.stepped(self.residues_seen)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.2e}")
+                if stats["loss"] is not None:  # read on logging steps only
+                    bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.2e}")
                 if self.profiler is not None:
                     self.profiler.step()
                 if save_every and self.step % save_every == 0:
@@ -418,7 +457,8 @@ class Trainer:
     # -- one optimizer step --------------------------------------------------------------------
     def train_step(self, micro: list, data_wait: float) -> dict:
         """One optimizer step over ``micro`` (the accumulated micro-batches, which took
-        ``data_wait`` seconds to arrive); returns the step's ``loss`` and ``lr``."""
+        ``data_wait`` seconds to arrive); returns the step's ``loss`` (on logging steps, else
+        None: between them a step reads nothing from the device) and ``lr``."""
         self.timer.start(data_wait)
         step = self.step + 1
         layers = self.monitor.due(step) and self.tracker.enabled  # per-layer capture
@@ -434,13 +474,15 @@ class Trainer:
         self.step = step
         self.residues_seen += sums.residues
         self._last_step_residues = sums.residues
-        if not bad:  # a skipped step stays out of the epoch's metrics (its loss is still tracked)
-            self.meter.add(sums.meter.state_dict())
-            self.recent.append(sums.meter.state_dict())
+        if bad is not True:  # a skipped step stays out of the epoch's metrics (not its tracking)
+            kept = Meter()
+            kept.add(sums.meter, keep=None if bad is False else ~bad)
+            self.meter.add(kept)
+            self.recent.append(kept)
             del self.recent[:-200]
-        self._log_step(step, lr, gnorm, sums, layers)
+        logged = self._log_step(step, lr, gnorm, sums, layers)
         self.timer.finish(step=step, residues=sums.residues, edges=sums.edges)
-        return {"loss": sums.meter.loss, "lr": lr}
+        return {"loss": sums.meter.loss if logged else None, "lr": lr}
 
     def _forward_backward(self, micro: list, capture_last: bool) -> StepSums:
         """Forward and backward passes over the micro-batches (their gradients add up); the
@@ -457,54 +499,59 @@ class Trainer:
             with self.timer("backward"):
                 self.scaler.scale(loss).backward()
             sums.meter.add(batch_metrics(log_probs.detach(), batch.seq, supervised_mask(batch)))
-            sums.loss += float(loss.detach()) * scale
+            sums.loss = sums.loss + loss.detach().double() * scale
             sums.residues += batch.num_nodes
             sums.edges += self.monitor.last_edges
         return sums
 
-    def _clip_gradients(self) -> float:
-        """Unscale the gradients and clip their global norm (``optim.grad_clip``); the norm."""
+    def _clip_gradients(self) -> torch.Tensor:
+        """Unscale the gradients and clip their global norm (``optim.grad_clip``); the norm
+        (a tensor on the device)."""
         with self.timer("optimizer"):
             self.scaler.unscale_(self.optimizer)
             clip = self.cfg.optim.grad_clip
-            norm = torch.nn.utils.clip_grad_norm_(
+            return torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), clip if clip > 0 else math.inf
             )
-            return float(norm)
 
-    def _optimizer_step(self, step: int, loss: float, gnorm: float) -> bool:
-        """Apply the update unless the step is bad (a non-finite loss or gradient); whether it
-        was (``train.max_bad_steps`` bad steps in a row raise)."""
+    def _optimizer_step(self, step: int, loss: torch.Tensor, gnorm: torch.Tensor):
+        """Apply the update unless the step is bad (a non-finite loss or gradient): whether it
+        was, a bool, or a 0-dim bool tensor when the optimizer skipped it on the device
+        (checked at the next report: :class:`~pyg_mpnn.train.faults.DeferredChecks`;
+        ``train.max_bad_steps`` bad steps in a row raise)."""
         with self.timer("optimizer"):
-            bad = self.guard.check(step, loss, gnorm, self.precision)  # raises after K
+            if self.precision != "fp16" and skips_on_device(self.optimizer):
+                bad = ~(torch.isfinite(loss) & torch.isfinite(gnorm))
+                step_unless(self.optimizer, bad)
+                self.checks.add(step, loss, gnorm)
+                return bad
+            self.checks.flush()
+            bad = self.checks.check(step, float(loss), float(gnorm))  # raises after K
             if not bad or self.precision == "fp16":  # the scaler skips non-finite steps itself
                 self.scaler.step(self.optimizer)
             self.scaler.update()
-        if bad:
-            self.faults.event(
-                "bad_step",
-                step,
-                f"step {step}: non-finite loss ({loss}) or gradient norm ({gnorm}); update "
-                f"skipped ({self.guard.in_a_row} in a row, train.max_bad_steps="
-                f"{self.guard.max_bad})",
-            )
         return bad
 
-    def _log_step(self, step: int, lr: float, gnorm: float, sums: StepSums, layers: bool):
-        """The step's scalars (every ``track.log_every`` steps), the per-layer statistics
-        (``layers``) and the Jacobian probe when due; their time is the ``tracking`` phase."""
+    def _log_step(self, step: int, lr: float, gnorm, sums: StepSums, layers: bool) -> bool:
+        """The step's scalars (every ``track.log_every`` steps: the only steps that read the
+        device, the deferred bad-step checks included), the per-layer statistics (``layers``)
+        and the Jacobian probe when due; their time is the ``tracking`` phase. Whether the
+        scalars were due."""
         wall, data_wait = self.timer.elapsed(), self.timer.seconds["data_wait"]
         m = sums.meter
-        if self.tracker.enabled and (step % max(self.cfg.track.log_every, 1) == 0 or step == 1):
+        due = step % max(self.cfg.track.log_every, 1) == 0 or step == 1
+        if due:
+            self.checks.flush()  # may raise (train.max_bad_steps)
+        if self.tracker.enabled and due:
             with self.timer("tracking"):
-                smoothed = self.loss.smoothed_mean(sums.loss, m.count)
+                smoothed = self.loss.smoothed_mean(float(sums.loss), m["count"])
                 self.tracker.track_many(
                     {"loss_smoothed": smoothed, **m.scalars()}, step, subset="train"
                 )
                 self.tracker.track_many(
                     {
                         "lr": lr,
-                        "grad_norm": gnorm,
+                        "grad_norm": float(gnorm),
                         "residues_per_s": sums.residues / wall,
                         "edges_per_s": sums.edges / wall,
                         "data_wait_frac": data_wait / wall,
@@ -519,6 +566,7 @@ class Trainer:
         if self.jacobian is not None and self.jacobian.due(step) and self.tracker.enabled:
             with self.timer("tracking"):
                 self.jacobian.run(self.model, step)
+        return due
 
     def validate(self) -> Meter:
         """Held-out loss and accuracy (:func:`pyg_mpnn.train.validation.validate`)."""

@@ -10,7 +10,9 @@ from torch_geometric.data import Batch
 
 from pyg_mpnn.io.record import to_data
 from pyg_mpnn.io.structure import read_structure
-from pyg_mpnn.nn.buckets import bucket
+from pyg_mpnn.nn.aggregate import layout_of_edges
+from pyg_mpnn.nn.buckets import bucket, pad_nodes
+from pyg_mpnn.nn.graph import graph_plan
 from pyg_mpnn.nn.model import ProteinMPNN
 from tests.testdata import structure
 
@@ -58,3 +60,35 @@ def test_padding_leaves_real_residues_unchanged(backbone):
     assert outs[0].shape == outs[1].shape == (data.num_nodes, 21)
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["full", "ca"])
+def test_padding_with_a_knn_plan(backbone):
+    """A loader batch's kNN plan survives the padding: the planned search gives the padding
+    residues no edges, their self-loops enter the edge layout, and training outputs match."""
+    torch.manual_seed(0)
+    model = ProteinMPNN(
+        hidden_dim=32, k_neighbors=16, augment_eps=0.0, dropout=0.0, backbone=backbone
+    )
+    model.train()
+    data = _batch(backbone)
+    _, plain_edges = model.build_graph(data)
+    data.knn_plan = graph_plan(data.mask, data.batch, data.num_graphs)
+    padded, n = pad_nodes(data, 8)
+    _, edge_index, _ = model._graph(padded)  # shape_buckets 0: no edges padded
+    assert torch.equal(edge_index, plain_edges)  # the padding residues get no kNN edges
+    model.shape_buckets = 8
+    _, edge_index, layout = model._graph(padded)
+    e = plain_edges.shape[1]
+    assert torch.equal(edge_index[:, :e], plain_edges)
+    assert (edge_index[:, e:] >= n).all() and (edge_index[0, e:] == edge_index[1, e:]).all()
+    read = layout_of_edges(edge_index, padded.num_nodes)  # None unless sorted by target
+    assert layout.num_edges == read.num_edges == edge_index.shape[1] > e
+    assert layout.max_degree == read.max_degree
+    assert torch.equal(layout.deg, read.deg) and torch.equal(layout.ptr, read.ptr)
+    rank = torch.randperm(data.num_nodes)
+    outs = []
+    for buckets in (0, 8):
+        model.shape_buckets = buckets
+        outs.append(model(data, decoding_rank=rank).detach())
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5)

@@ -26,6 +26,7 @@ EXPECTED = [
     "train_step_100_original",
     "train_step_100_pyg_port",
     "train_step_100_ours_compiled",
+    "kernels",
     "loader_workers",
 ]
 
@@ -86,6 +87,15 @@ def test_train_step_rows_have_flops_and_utilisation(tiny):
         summary["rows"]["ours"]["residues_per_s"] / summary["rows"]["original"]["residues_per_s"],
         rel=1e-2,
     )
+
+
+def test_kernel_counts_per_step(tiny):
+    r = tiny["parts"]["kernels"]["result"]
+    assert r["steps_profiled"] == 1 and r["residues"] >= 100
+    assert list(r["impls"]) == ["ours", "ours_bf16"]
+    for row in r["impls"].values():
+        assert row["aten_ops_per_step"] > 100  # a step is hundreds of operators
+        assert row["gpu_kernels_per_step"] is None and row["host_syncs_per_step"] == 0  # CPU
 
 
 def test_memory_runs_and_loader(tiny):

@@ -73,6 +73,6 @@ def test_recompute_activations_is_a_config_switch_with_the_same_losses(
     t = Trainer(cfg, tmp_path / "run")
     assert t.model.recompute_activations is recompute
     result = t.fit()
-    reference, _ = _run(tiny_dataset, tmp_path / "default", False)  # default: recompute on
+    reference, _ = _run(tiny_dataset, tmp_path / "default", False)  # default: auto
     assert result["train_loss"] == reference["train_loss"]
     assert result["valid_loss"] == reference["valid_loss"]

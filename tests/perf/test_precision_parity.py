@@ -1,0 +1,41 @@
+"""benchmarks/precision_parity.py (the same-seed fp32 against bf16 run that decides whether bf16
+becomes the default on CPUs with native bf16) runs in its tiny mode and writes its verdict."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tiny_run_compares_both_precisions_at_equal_steps(tmp_path):
+    out = tmp_path / "parity.json"
+    cmd = [sys.executable, "-m", "benchmarks.precision_parity", "--tiny", "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        cmd + ["--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    fp32, bf16 = res["arms"]["fp32"], res["arms"]["bf16"]
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    assert fp32["steps"] == bf16["steps"] == 4
+    assert [p["step"] for p in fp32["curve"]] == [p["step"] for p in bf16["curve"]] == [2, 4]
+    # same seed and batches: the same residues seen; only the arithmetic differs
+    assert [p["residues"] for p in fp32["curve"]] == [p["residues"] for p in bf16["curve"]]
+    assert fp32["valid_ppl"] != bf16["valid_ppl"]
+    last = bf16["valid_ppl"] / fp32["valid_ppl"] - 1
+    assert res["last_rel_diff"] == round(last, 5)
+    assert res["within_1pct"] is (abs(res["last_rel_diff"]) <= 0.01)
+
+
+def test_fast_is_bf16_where_native_else_fp32():
+    import torch
+
+    from pyg_mpnn.train.precision import native_bf16, pick_precision
+
+    cpu = torch.device("cpu")
+    assert pick_precision("fast", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    assert pick_precision("auto", cpu) == "fp32"  # the default stays fp32 until parity is shown
