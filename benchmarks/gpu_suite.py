@@ -229,6 +229,7 @@ class Suite:
         argv = ["--json", "--residues", str(size), "--repeats", str(p["train_repeats"])]
         argv += ["--impls", ",".join(names), "--device", str(self.device)]
         argv += ["--data", str(p["train_data"]), "--flops", "warmup" if a.tiny else "batch"]
+        argv += ["--peak-n", "256"] if a.tiny else []  # as the tiny peak part
         argv += ["--max-length", str(p["train_max_length"])] if p["train_max_length"] else []
         argv += ["--threads", str(a.threads)] if a.threads else []
         res = train_step.main(argv)

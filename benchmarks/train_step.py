@@ -315,6 +315,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-length", type=int, default=None, help="leave out longer records")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     ap.add_argument(
+        "--peak-n",
+        type=int,
+        default=None,
+        help="matrix size of the peak FLOP/s measurement (default: by device; small for quick "
+        "checks: a 2,048-wide bf16 product takes tens of seconds on a CPU without native bf16 "
+        "kernels)",
+    )
+    ap.add_argument(
         "--flops",
         choices=("warmup", "batch", "off"),
         default="warmup",
@@ -401,7 +409,7 @@ def main(argv=None) -> dict:
     inputs = {im.name: im.inputs(graphs) for im in impls}
     time_steps(impls, inputs, warm, a, n_res, log)
     precisions = ["bf16" if a.bf16 or im.bf16 else "fp32" for im in impls]
-    peaks = peak.measure_peaks(a.device, precisions) if a.flops != "off" else {}
+    peaks = peak.measure_peaks(a.device, precisions, a.peak_n) if a.flops != "off" else {}
     res = {
         "command": command("benchmarks.train_step", argv),
         "data": str(a.data),
