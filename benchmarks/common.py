@@ -30,6 +30,18 @@ from pyg_mpnn.io.record import ProteinRecord, residue_idx, to_data
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PYG_MPNN_SHARED_DATA", REPO.parent / "shared" / "data"))
 TRAIN = DATA / "training" / "db5.5_train.jsonl.gz"
+
+
+def shown_path(path) -> str:
+    """``path`` as a result file records it: relative to the repository, or ``../shared/...``
+    for the shared data; never an absolute machine path."""
+    p = Path(path).resolve()
+    for root, shown in ((REPO, ""), (REPO.parent / "shared", "../shared/")):
+        if p.is_relative_to(root):
+            return shown + str(p.relative_to(root))
+    return Path(path).name
+
+
 RESULTS = REPO / "benchmarks" / "results"
 CPU = torch.device("cpu")
 # the benchmarks' model (the original's training defaults): width, layers per stack, k, noise

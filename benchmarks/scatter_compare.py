@@ -33,6 +33,7 @@ import torch
 from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
+from benchmarks.common import shown_path
 from benchmarks.train_step import TRAIN, machine, pick_graphs
 from pyg_mpnn.nn import aggregate
 from pyg_mpnn.nn.aggregate import layout_of_plan, sum_by_target
@@ -149,7 +150,7 @@ def main(argv=None) -> dict:
     res = {
         "command": "python -m benchmarks.scatter_compare "
         + " ".join(sys.argv[1:] if argv is None else list(argv)),
-        "data": str(a.data),
+        "data": shown_path(a.data),
         "residues": b.num_nodes,
         "chains": b.num_graphs,
         "k": K,

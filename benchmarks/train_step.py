@@ -92,6 +92,7 @@ from benchmarks.common import (
     pick_graphs,
     reference_forward,
     reference_model,
+    shown_path,
     utilisation,
 )
 from pyg_mpnn.nn.model import ProteinMPNN
@@ -412,7 +413,7 @@ def main(argv=None) -> dict:
     peaks = peak.measure_peaks(a.device, precisions, a.peak_n) if a.flops != "off" else {}
     res = {
         "command": command("benchmarks.train_step", argv),
-        "data": str(a.data),
+        "data": shown_path(a.data),
         "residues": n_res,
         "chains": len(graphs),
         "padded_tokens": padded,
