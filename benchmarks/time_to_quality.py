@@ -148,8 +148,8 @@ def _point(wall_s: float, steps: int, residues: int, ppl: float) -> dict:
 
 # -- ours -----------------------------------------------------------------------------------------
 class TimedTrainer(Trainer):
-    """The trainer, stopped after ``budget_s`` seconds of training (validation not counted) and
-    validated every ``every_s`` of them."""
+    """The trainer, stopped after ``budget_s`` seconds of training (validation and checkpoint
+    writes not counted: the original arm does neither) and validated every ``every_s`` of them."""
 
     def __init__(self, cfg, out, budget_s: float, every_s: float):
         self.budget_s, self.every_s, self.valid_s = budget_s, every_s, 0.0
@@ -166,8 +166,21 @@ class TimedTrainer(Trainer):
         finally:
             self.valid_s += time.time() - t0
 
+    def save(self, is_best: bool = False):
+        t0 = time.time()
+        try:
+            return super().save(is_best)
+        finally:
+            self.valid_s += time.time() - t0
+
     def should_stop(self) -> bool:
         return self.train_s() >= self.budget_s
+
+    def finish_curve(self) -> None:
+        """The point at the stop, when the last step came after the last point."""
+        if self.curve[-1]["steps"] < self.step:
+            t = self.train_s()
+            self.curve.append(_point(t, self.step, self.residues_seen, self.validate().ppl))
 
     def _maybe_validate(self) -> None:
         if self.train_s() >= self.next_valid or self.should_stop():
@@ -225,6 +238,7 @@ def run_ours(
     trainer.valid_s = 0.0
     trainer._t_start = time.time()
     trainer.fit()
+    trainer.finish_curve()
     settings = {
         k: getattr(cfg.train, k)
         for k in ("precision", "threads", "activation_checkpointing", "recompute_activations")
