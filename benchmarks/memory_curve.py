@@ -39,7 +39,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.common import REPO, assembly, emit, finished, machine, python_m
 from pyg_mpnn.data.crop import SpatialCrop
-from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.model import Modes, ProteinMPNN
 from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory
 
 
@@ -66,9 +66,11 @@ def model_for(variant: str) -> ProteinMPNN:
         k_neighbors=48,
         augment_eps=0.2,
         dropout=0.1,
+        modes=Modes(
+            activation_checkpointing=variant == "checkpointing",
+            recompute_activations=variant != "keep_all",
+        ),
     ).train()
-    model.activation_checkpointing = variant == "checkpointing"
-    model.recompute_activations = variant != "keep_all"
     return model
 
 

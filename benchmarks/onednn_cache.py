@@ -33,7 +33,7 @@ def child(steps: int, threads: int) -> dict:
     """One training run in this process; the capacity comes from the environment."""
     import torch
 
-    from pyg_mpnn.train import sweep
+    from pyg_mpnn import sweep
     from pyg_mpnn.train.config import apply_overrides, load_experiment
     from pyg_mpnn.train.trainer import Trainer
 

@@ -28,7 +28,7 @@ MIB = 2**20
 
 def one_way(model: ProteinMPNN, data, recompute: bool, bf16: bool) -> tuple[dict, dict]:
     """Saved bytes (total and by label) of one seeded forward, and the gradients after backward."""
-    model.recompute_activations = recompute
+    model.set_modes(recompute_activations=recompute)
     model.zero_grad(set_to_none=True)
     torch.manual_seed(1)
     with count_saved() as saved, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

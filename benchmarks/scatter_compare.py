@@ -104,7 +104,7 @@ def time_train_steps(b: Batch, repeats: int, seed: int) -> dict:
     rows = {m: {"times_s": [], "losses": []} for m in modes}
     for r in range(repeats + 1):  # round 0: warm-up
         for mode in modes[r % 2 :] + modes[: r % 2]:
-            model.aggregation = mode
+            model.set_modes(aggregation=mode)
             torch.manual_seed(seed + r)
             t0 = time.perf_counter()
             opt[mode].zero_grad(set_to_none=True)

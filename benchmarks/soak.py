@@ -79,17 +79,18 @@ def child(a: argparse.Namespace) -> None:
         sets.append(f"data.path={a.data}")
     cfg = load_experiment(a.exp, sets)
     samples = open(a.samples, "a", buffering=1)
-    trainer = Trainer(cfg, a.run)
     t0 = time.time()
 
-    def on_step(tr: Trainer) -> None:
-        h = heap.heap_stats()
-        use = resource.getrusage(resource.RUSAGE_SELF)
-        row = dict(step=tr.step, t=round(time.time() - t0, 3), rss=heap.rss_bytes())
-        row["cpu_s"] = round(use.ru_utime + use.ru_stime, 3)  # all threads: a load-proof cost
-        samples.write(json.dumps({**row, "heap_in_use": h.in_use, "heap_free": h.free}) + "\n")
+    class SampledTrainer(Trainer):
+        def on_step(self, micro: list) -> None:
+            h = heap.heap_stats()
+            use = resource.getrusage(resource.RUSAGE_SELF)
+            row = dict(step=self.step, t=round(time.time() - t0, 3), rss=heap.rss_bytes())
+            row["cpu_s"] = round(use.ru_utime + use.ru_stime, 3)  # all threads: load-proof
+            samples.write(json.dumps({**row, "heap_in_use": h.in_use, "heap_free": h.free}) + "\n")
 
-    trainer.on_step.append(on_step)
+    trainer = SampledTrainer(cfg, a.run)
+    t0 = time.time()
     params = sum(p.numel() * p.element_size() for p in trainer.model.parameters())
     batch = next(iter(trainer.data.train_loader))
     with count_saved() as saved:

@@ -182,7 +182,10 @@ class TimedTrainer(Trainer):
             t = self.train_s()
             self.curve.append(_point(t, self.step, self.residues_seen, self.validate().ppl))
 
-    def _maybe_validate(self) -> None:
+    def should_validate(self) -> bool:
+        return False  # the curve's points instead (on_step), on training time
+
+    def on_step(self, micro: list) -> None:
         if self.train_s() >= self.next_valid or self.should_stop():
             t = self.train_s()
             self.curve.append(_point(t, self.step, self.residues_seen, self.validate().ppl))

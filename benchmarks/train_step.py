@@ -95,7 +95,7 @@ from benchmarks.common import (
     shown_path,
     utilisation,
 )
-from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.model import Modes, ProteinMPNN
 from pyg_mpnn.nn.reference import reference_batch_inputs
 from pyg_mpnn.train.compiled import Compiled, maybe_compile
 from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory, resident_mb
@@ -243,6 +243,12 @@ def _port_impl(name: str) -> Impl:
 
 
 def _ours_impl(name: str) -> Impl:
+    kind = base_name(name)
+    modes = Modes(
+        split=False if kind == "ours_concat" else None,
+        activation_checkpointing=kind == "ours_checkpointing",
+        recompute_activations=kind != "ours_keep_all",
+    )
     model = ProteinMPNN(
         hidden_dim=HIDDEN,
         num_encoder_layers=LAYERS,
@@ -250,14 +256,12 @@ def _ours_impl(name: str) -> Impl:
         k_neighbors=K,
         augment_eps=EPS,
         dropout=DROPOUT,
+        modes=modes,
     )
-    if base_name(name) == "ours_concat":
-        for layer in [*model.encoder_layers, *model.decoder_layers]:
-            layer.split = False
-    model.activation_checkpointing = base_name(name) == "ours_checkpointing"
-    model.recompute_activations = base_name(name) != "ours_keep_all"
-    compiled = base_name(name) == "ours_compiled"
-    forward = maybe_compile(model, model, True, CPU) if compiled else model
+    compiled = kind == "ours_compiled"
+    forward = maybe_compile(model, True, CPU) if compiled else model
+    if isinstance(forward, Compiled):  # inductor's partitioner picks what to recompute
+        model.set_modes(recompute_activations=False)
 
     def run(m, b):
         return nll(m(b), b.seq, b.mask)

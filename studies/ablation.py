@@ -5,7 +5,7 @@
         --figure docs/figures/findings_enc_dec_isoflop.png --set train.threads=1
 
 The experiment runs exactly as ``python -m pyg_mpnn.train --exp NAME`` would
-(:func:`pyg_mpnn.train.sweep.run_sweep`); the result file holds the command, the machine
+(:func:`pyg_mpnn.sweep.run_sweep`); the result file holds the command, the machine
 (:func:`benchmarks.common.machine`, with the load average at the start and the end),
 the sweep's table rows (one per point and seed, without the validation histories), the per-point
 summary over seeds (mean, standard deviation, min-max) and the FLOP matching.
@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import command, finished, machine, write_json
+from pyg_mpnn.sweep import run_sweep
+from pyg_mpnn.sweep.points import plot_points
 from pyg_mpnn.train.config import load_experiment
-from pyg_mpnn.train.sweep import run_sweep
-from pyg_mpnn.train.sweep_points import plot_points
 
 FIGURE_PANELS = (
     ("valid_ppl", "validation perplexity"),

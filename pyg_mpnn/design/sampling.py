@@ -43,8 +43,7 @@ def use_split_layers(model: ProteinMPNN, split: bool = True) -> None:
     weight split into blocks, last one after the neighbour sum; log-probs within 1e-4 of the
     exact path, several times fewer operations) or on the exact path (``False``, the
     original's operation order)."""
-    for layer in [*model.encoder_layers, *model.decoder_layers]:
-        layer.split = split
+    model.set_modes(split=split)
 
 
 def add_noise(data: Data, sigma: float, generator: torch.Generator | None) -> Data:

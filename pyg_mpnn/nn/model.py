@@ -12,7 +12,9 @@ edge ``j -> i`` carries ``[e_ij, s_j, h_j^(l)]`` if ``rank[j] < rank[i]`` and
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -35,6 +37,50 @@ from pyg_mpnn.nn.recompute import recompute_scope
 
 # ``ProteinMPNN(backbone=...)``: the edge featurizer of each kind of model
 BACKBONES = {"full": EdgeFeatures, "ca": CAEdgeFeatures}
+
+
+@dataclass(frozen=True)
+class Modes:
+    """How a :class:`ProteinMPNN` computes, never what: every mode gives the same outputs
+    (within 1e-4 for ``split``) and the same parameters. Set them with
+    ``ProteinMPNN(..., modes=Modes(...))`` and change them with
+    :meth:`ProteinMPNN.set_modes`, the one place that writes them.
+
+    Args:
+        split (bool, optional): the encoder and decoder layers' path (``True``: first message
+            weight split into blocks, last one after the neighbour sum, several times fewer
+            operations; ``False``: the original's operation order; ``None``: split while
+            training only). (default: :obj:`None`)
+        activation_checkpointing (bool): run every encoder and decoder layer under
+            :func:`torch.utils.checkpoint.checkpoint` while training, keeping only layer inputs
+            and recomputing the per-edge activations during backward. (default: :obj:`False`)
+        recompute_activations (bool): while training, keep for backward only what cannot be
+            recomputed cheaply -- GELU and LayerNorm outputs, dropout's noise (from a bit mask),
+            the RBF edge input and the first edge state are recomputed from tensors that are
+            kept anyway (:mod:`pyg_mpnn.nn.recompute`). Bit-identical values and gradients,
+            about half the activation memory of a plain fp32 step. Off for a model that runs
+            under ``torch.compile`` (``train.compile``: inductor's partitioner chooses what to
+            recompute itself). (default: :obj:`True`)
+        shape_buckets (int): :meth:`ProteinMPNN.forward` pads the batch to one of about this
+            many node and edge counts per power of two (:mod:`pyg_mpnn.nn.buckets`), so that
+            tensor sizes repeat from step to step; the real residues' outputs are unchanged.
+            ``0``: off. (default: :obj:`0`)
+        aggregation (str): how the training path sums messages over the edges sorted by target
+            (:mod:`pyg_mpnn.nn.aggregate`): ``"dense"`` (the original's order) or ``"csr"``
+            (segment reductions; torch-scatter's when installed). (default: :obj:`"dense"`)
+    """
+
+    split: bool | None = None
+    activation_checkpointing: bool = False
+    recompute_activations: bool = True
+    shape_buckets: int = 0
+    aggregation: str = "dense"
+
+    def __post_init__(self):
+        if self.aggregation not in ("dense", "csr"):
+            raise ValueError(f"aggregation must be dense or csr, got {self.aggregation!r}")
+        if self.shape_buckets < 0:
+            raise ValueError(f"shape_buckets must be >= 0, got {self.shape_buckets}")
 
 
 class Block(NamedTuple):
@@ -119,34 +165,15 @@ class ProteinMPNN(nn.Module):
             original's CA-only model: :class:`~pyg_mpnn.nn.ca_features.CAEdgeFeatures`). Which
             residues count as present is the data's ``mask``: build it with
             :func:`pyg_mpnn.io.record.to_data` on records of the same ``backbone``.
-
-    Attribute ``activation_checkpointing`` (default ``False``): run every encoder and
-    decoder layer under :func:`torch.utils.checkpoint.checkpoint` while training, keeping only
-    layer inputs and recomputing the per-edge activations during backward.
-
-    Attribute ``recompute_activations`` (default ``True``): while training, keep for backward
-    only what cannot be recomputed cheaply -- GELU and LayerNorm outputs, dropout's noise (from a
-    bit mask), the RBF edge input and the first edge state are recomputed from tensors that are
-    kept anyway (:mod:`pyg_mpnn.nn.recompute`). Bit-identical values and gradients, about half
-    the activation memory of a plain fp32 step.
-
-    Attribute ``shape_buckets`` (default ``0``: off): :meth:`forward` pads the batch to one of
-    about this many node and edge counts per power of two (:mod:`pyg_mpnn.nn.buckets`), so that
-    tensor sizes repeat from step to step; the real residues' outputs are unchanged.
-
-    Attribute ``aggregation`` (default ``"dense"``): how the training path sums messages over
-    the edges sorted by target (:mod:`pyg_mpnn.nn.aggregate`): ``dense`` (the original's order)
-    or ``csr`` (segment reductions; torch-scatter's when installed).
+        modes (Modes, optional): how it computes (split path, activation checkpointing,
+            recomputation, shape buckets, aggregation); read them as ``model.modes`` (or
+            ``model.shape_buckets``, ...) and change them with :meth:`set_modes`.
+            (default: :obj:`Modes()`)
 
     A batch from :class:`~pyg_mpnn.data.loader.ProteinLoader` carries a ``knn_plan``
     (:class:`~pyg_mpnn.nn.graph.GraphPlan`): its kNN graph is then searched on the batch's
     device and the forward pass reads nothing back from it (no host synchronisation).
     """
-
-    activation_checkpointing: bool = False
-    recompute_activations: bool = True
-    shape_buckets: int = 0
-    aggregation: str = "dense"
 
     def __init__(
         self,
@@ -159,6 +186,7 @@ class ProteinMPNN(nn.Module):
         dropout: float = 0.1,
         vocab: int = 21,
         backbone: str = "full",
+        modes: Modes | None = None,
     ):
         super().__init__()
         if backbone not in BACKBONES:
@@ -190,6 +218,28 @@ class ProteinMPNN(nn.Module):
         )
         self.W_out = nn.Linear(hidden_dim, num_letters)
         self.reset_parameters()
+        self._modes = Modes()
+        self.set_modes(modes or Modes())
+
+    # -- modes ---------------------------------------------------------------------------
+    @property
+    def modes(self) -> Modes:
+        return self._modes
+
+    def set_modes(self, modes: Modes | None = None, **changes) -> Modes:
+        """Change how the model computes (:class:`Modes`): a whole ``modes`` and/or single
+        fields (``model.set_modes(shape_buckets=8)``). Returns the modes before, so that
+        ``old = model.set_modes(...)`` ... ``model.set_modes(old)`` restores them."""
+        old = self._modes
+        self._modes = dataclasses.replace(modes or old, **changes)
+        for layer in [*self.encoder_layers, *self.decoder_layers]:
+            layer.split = self._modes.split
+        return old
+
+    activation_checkpointing = property(lambda self: self._modes.activation_checkpointing)
+    recompute_activations = property(lambda self: self._modes.recompute_activations)
+    shape_buckets = property(lambda self: self._modes.shape_buckets)
+    aggregation = property(lambda self: self._modes.aggregation)
 
     def reset_parameters(self):
         """Xavier-uniform on every matrix, as the original."""

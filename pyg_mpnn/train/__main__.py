@@ -108,19 +108,23 @@ def main(argv: list[str] | None = None) -> int:
             else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
         )
     )
-    if cfg.sweep.enabled:
-        from pyg_mpnn.train.sweep import run_sweep
+    if cfg.sweep.enabled:  # several runs: the sweep takes over
+        from pyg_mpnn.sweep import run_sweep
 
         run_sweep(cfg, out)
         return 0
+    from pyg_mpnn.train.setup import RunStart
     from pyg_mpnn.train.trainer import Trainer
 
-    Trainer(cfg, out, resume=state).fit()  # a fault that stops the run: its message, status 1
+    # a fault that stops the run: its message, status 1
+    Trainer(RunStart(cfg, state), out).fit()
     return 0
 
 
 def _setup(args) -> tuple[Config, Path | None, dict | None]:
-    """``(config, checkpoint to resume from, its verified state)`` of the command line."""
+    """``(config, checkpoint to resume from, its verified state)`` of the command line, the
+    one place that resolves them: the config finished (:func:`pyg_mpnn.train.setup.prepare`:
+    ``init``'s architecture), the checkpoint found and verified."""
     overrides = list(args.overrides)
     for flag, value in (("--data", args.data), ("--init", args.init), ("--exp", args.exp)):
         if value is not None and not value.strip():
@@ -135,7 +139,7 @@ def _setup(args) -> tuple[Config, Path | None, dict | None]:
     if not (args.resume or cfg.init):
         return cfg, None, None
     from pyg_mpnn.train import checkpoint
-    from pyg_mpnn.train.finetune import resolve_init
+    from pyg_mpnn.train.setup import prepare
 
     resume = state = None
     if args.resume:
@@ -144,8 +148,8 @@ def _setup(args) -> tuple[Config, Path | None, dict | None]:
             raise ConfigError(f"nothing to resume from ({args.resume})")
         if resume is not None and not args.print_config:
             resume, state = _verified(resume, fallback=not Path(args.resume).is_file())
-    if cfg.init:  # a resumed run keeps its own architecture
-        resolve_init(cfg, explicit_keys(args.exp, overrides), spec=resume)
+    # with init: its architecture, or a resumed run's own (its checkpoint's)
+    cfg = prepare(cfg, state, explicit_keys(args.exp, overrides), resume).cfg
     return cfg, resume, state
 
 

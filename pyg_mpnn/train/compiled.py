@@ -57,12 +57,10 @@ class Compiled:
         return self.module(*args, **kwargs)
 
 
-def maybe_compile(module: nn.Module, model: nn.Module, enabled: bool, device: torch.device):
-    """``module`` itself (``enabled`` false, or inductor unusable here: with a warning), or a
-    :class:`Compiled` wrapper of it. ``model``'s own activation recomputation is switched off
-    when compiled: inductor's partitioner chooses what to recompute in backward itself."""
+def can_compile(enabled: bool, device: torch.device) -> bool:
+    """Whether to compile: ``enabled`` and inductor works on ``device`` (else a warning)."""
     if not enabled:
-        return module
+        return False
     error = inductor_works(device)
     if error is not None:
         warnings.warn(
@@ -70,7 +68,13 @@ def maybe_compile(module: nn.Module, model: nn.Module, enabled: bool, device: to
             "running the model without compilation",
             stacklevel=2,
         )
-        return module
-    if hasattr(model, "recompute_activations"):
-        model.recompute_activations = False
-    return Compiled(module)
+        return False
+    return True
+
+
+def maybe_compile(module: nn.Module, enabled: bool, device: torch.device):
+    """``module`` itself (``enabled`` false, or inductor unusable here: with a warning), or a
+    :class:`Compiled` wrapper of it. A compiled model should not recompute activations itself
+    (``Modes(recompute_activations=False)``): inductor's partitioner chooses what to recompute
+    in backward."""
+    return Compiled(module) if can_compile(enabled, device) else module

@@ -21,7 +21,6 @@ nested dict (checkpoints' ``train_config``, ``run.json``, ``--print-config``).
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +28,20 @@ from typing import Any, Literal
 
 import yaml
 
+# merge, parse_override, set_values, apply_overrides, sections, flatten: this module's API too
 from pyg_mpnn.train.schema import (
     ConfigError,
     Section,
+    apply_overrides,
     check_value,
+    flatten,
     load_yaml,
+    merge,
+    nested,
+    parse_override,
     require,
-    unknown_key,
+    sections,  # noqa: F401 (re-exported)
+    set_values,
 )
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
@@ -248,7 +254,7 @@ class ProfileConfig(Section):
 
 @dataclass
 class SweepConfig(Section):
-    """``sweep``: several runs of the experiment (:mod:`pyg_mpnn.train.sweep`): model sizes at
+    """``sweep``: several runs of the experiment (:mod:`pyg_mpnn.sweep`): model sizes at
     equal compute (``sizes`` or ``widths`` x ``depths``) or ablation ``points``."""
 
     section = "sweep"
@@ -276,11 +282,48 @@ class SweepConfig(Section):
     match_key: str
     match_tolerance: float
 
+    SIZES_KEYS = ("sizes", "widths", "depths", "flop_budgets", "curve_flops", "replicate")
+    POINTS_KEYS = ("seeds", "match_flops_per_residue", "flop_budget")
+
     @property
     def enabled(self) -> bool:
         return bool(self.sizes or self.widths or self.points)
 
     def validate(self) -> None:
+        """Each key's shape, then that the keys of the other form are unset: sizes and
+        ``flop_budgets`` are the sizes form's, seeds, FLOP matching, ``flop_budget`` and a
+        ``budget_unit`` other than residues the ablation points' (a point's own run config has
+        ``points`` null and so neither)."""
+        self._validate_sizes()
+        self._validate_points()
+        require(
+            0 < self.match_tolerance < 1,
+            "sweep.match_tolerance",
+            "a value in (0, 1)",
+            self.match_tolerance,
+        )
+        if self.points:
+            for key in self.SIZES_KEYS:
+                value = getattr(self, key)
+                require(not value, f"sweep.{key}", "null with sweep.points (sizes form)", value)
+        elif self.sizes or self.widths:
+            unit = self.budget_unit if self.budget_unit != "residues" else None
+            for key, value in [
+                *((k, getattr(self, k)) for k in self.POINTS_KEYS),
+                ("budget_unit", unit),
+            ]:
+                if value:
+                    raise ConfigError(
+                        f"sweep.{key}={value!r} needs sweep.points (the ablation form)",
+                        f"sweep.{key}",
+                    )
+        if self.enabled:
+            budget = self.points and self.flop_budget or self.flop_budgets or self.token_budget
+            require(
+                bool(budget), "sweep.token_budget", "a budget (or flop_budgets, flop_budget)", None
+            )
+
+    def _validate_sizes(self) -> None:
         for i, size in enumerate(self.sizes or []):
             ok = len(size) == 2 and min(size) >= 1
             require(ok, f"sweep.sizes[{i}]", "[hidden_dim, layers], both >= 1", size)
@@ -292,9 +335,19 @@ class SweepConfig(Section):
             size = check_value(rep.get("size"), list[int], "sweep.replicate.size")
             require(len(size) == 2, "sweep.replicate.size", "[hidden_dim, layers]", size)
             check_value(rep.get("seed"), int | None, "sweep.replicate.seed")
+
+    def _validate_points(self) -> None:
+        names = []
         for i, p in enumerate(self.points or []):
             require(set(p) <= {"name", "set"}, f"sweep.points[{i}]", "{name, set}", p)
-            check_value(p.get("set") or {}, dict[str, Any], f"sweep.points[{i}].set")
+            sets = check_value(p.get("set") or {}, dict[str, Any], f"sweep.points[{i}].set")
+            names.append(str(p.get("name") or f"p{i}"))
+            if self.match_flops_per_residue is not None:
+                what = f"no {self.match_key} (sweep.match_key chooses it)"
+                require(self.match_key not in sets, f"sweep.points[{i}].set", what, sets)
+        ref = self.match_flops_per_residue
+        if isinstance(ref, str) and self.points:
+            require(ref in names, "sweep.match_flops_per_residue", f"a point of {names}", ref)
         require(
             len(set(self.seeds or [])) == len(self.seeds or []),
             "sweep.seeds",
@@ -307,17 +360,6 @@ class SweepConfig(Section):
                 "sweep.budget_unit",
                 "token_budget (not flop_budget) with budget_unit supervised",
                 self.budget_unit,
-            )
-        require(
-            0 < self.match_tolerance < 1,
-            "sweep.match_tolerance",
-            "a value in (0, 1)",
-            self.match_tolerance,
-        )
-        if self.enabled:
-            budget = self.points and self.flop_budget or self.flop_budgets or self.token_budget
-            require(
-                bool(budget), "sweep.token_budget", "a budget (or flop_budgets, flop_budget)", None
             )
 
 
@@ -384,51 +426,6 @@ def _load_yaml(path: Path) -> dict:
     return data
 
 
-def merge(base: dict, over: dict, path: str = "", known: list[str] | None = None) -> dict:
-    """Deep-merge ``over`` into a copy of ``base``; a key that ``base`` lacks is an error (its
-    "did you mean" searches ``known``: every key and section of the top-level ``base``)."""
-    known = known if known is not None else [*flatten(base), *sections(base)]
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        where = f"{path}{key}"
-        if key not in out:
-            raise unknown_key(where, known)
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value, f"{where}.", known)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def parse_override(item: str) -> tuple[str, object]:
-    """``"optim.grad_clip=1.0"`` -> (``"optim.grad_clip"``, ``1.0``); values are YAML."""
-    if "=" not in item:
-        raise ConfigError(f"--set expects key=value, got {item!r}")
-    key, raw = item.split("=", 1)
-    try:
-        value = load_yaml(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
-
-
-def _nested(key: str, value) -> dict:
-    for k in reversed(key.split(".")):
-        value = {k: value}
-    return value
-
-
-def set_values(cfg: dict, pairs) -> dict:
-    """``cfg`` with each ``(dotted key, value)`` of ``pairs`` merged in (keys must exist)."""
-    for key, value in pairs:
-        cfg = merge(cfg, _nested(key, value))
-    return cfg
-
-
-def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
-    return set_values(cfg, [parse_override(item) for item in overrides or []])
-
-
 def _chain(name: str, directory: Path) -> list[tuple[Path, dict]]:
     """The experiment files of ``name``, itself first, following ``extends`` (base excluded)."""
     chain, seen = [], set()
@@ -492,26 +489,5 @@ def explicit_keys(
         out.update(dict.fromkeys(flatten(data), f"experiment {Path(name).stem}"))
     for item in overrides or []:
         key, value = parse_override(item)
-        out.update(dict.fromkeys(flatten(_nested(key, value)), "--set"))
-    return out
-
-
-def sections(cfg: dict, prefix: str = "") -> list[str]:
-    """The dotted paths of the mappings in ``cfg`` (``["model", "sweep", ...]``)."""
-    return [
-        p
-        for k, v in cfg.items()
-        if isinstance(v, dict)
-        for p in [f"{prefix}{k}", *sections(v, f"{prefix}{k}.")]
-    ]
-
-
-def flatten(cfg: dict, prefix: str = "") -> dict:
-    """``{"model.hidden_dim": 128, ...}`` of a nested dict."""
-    out = {}
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
+        out.update(dict.fromkeys(flatten(nested(key, value)), "--set"))
     return out

@@ -8,6 +8,7 @@ converts each value with :func:`check_value`; a wrong type, an unknown or a miss
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import functools
@@ -235,3 +236,70 @@ def unknown_key(key: str, known: list[str]) -> ConfigError:
         close = [k for k, name in leaves.items() if near and name == near[0]][:2]
     hint = f" (did you mean {' or '.join(close[:2])}?)" if close else ""
     return ConfigError(f"unknown config key {key!r}{hint}", key)
+
+
+# -- nested mappings: merging, --set overrides, dotted keys ----------------------------------
+def merge(base: dict, over: dict, path: str = "", known: list[str] | None = None) -> dict:
+    """Deep-merge ``over`` into a copy of ``base``; a key that ``base`` lacks is an error (its
+    "did you mean" searches ``known``: every key and section of the top-level ``base``)."""
+    known = known if known is not None else [*flatten(base), *sections(base)]
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        where = f"{path}{key}"
+        if key not in out:
+            raise unknown_key(where, known)
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value, f"{where}.", known)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    """``"optim.grad_clip=1.0"`` -> (``"optim.grad_clip"``, ``1.0``); values are YAML."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    try:
+        value = load_yaml(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def nested(key: str, value) -> dict:
+    for k in reversed(key.split(".")):
+        value = {k: value}
+    return value
+
+
+def set_values(cfg: dict, pairs) -> dict:
+    """``cfg`` with each ``(dotted key, value)`` of ``pairs`` merged in (keys must exist)."""
+    for key, value in pairs:
+        cfg = merge(cfg, nested(key, value))
+    return cfg
+
+
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    return set_values(cfg, [parse_override(item) for item in overrides or []])
+
+
+def sections(cfg: dict, prefix: str = "") -> list[str]:
+    """The dotted paths of the mappings in ``cfg`` (``["model", "sweep", ...]``)."""
+    return [
+        p
+        for k, v in cfg.items()
+        if isinstance(v, dict)
+        for p in [f"{prefix}{k}", *sections(v, f"{prefix}{k}.")]
+    ]
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict:
+    """``{"model.hidden_dim": 128, ...}`` of a nested dict."""
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,70 +14,53 @@ from tqdm import tqdm
 
 from pyg_mpnn import allocator
 from pyg_mpnn.data.loader import LoaderWorkerError
-from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.model import Modes, ProteinMPNN
 from pyg_mpnn.track.jacobian import JacobianProbe
 from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
 from pyg_mpnn.train import auto, distributed
 from pyg_mpnn.train import checkpoint as ckpt
-from pyg_mpnn.train.compiled import inductor_works, maybe_compile
+from pyg_mpnn.train.compiled import Compiled, can_compile, inductor_works
 from pyg_mpnn.train.config import Config
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.faults import (
-    BadStepGuard,
-    DeferredChecks,
-    FaultLog,
-    Injector,
-    skips_on_device,
-    step_unless,
-)
-from pyg_mpnn.train.finetune import count, freeze, load_init, resolve_init
-from pyg_mpnn.train.loss import Meter, TrainingLoss, batch_metrics, supervised_mask
-from pyg_mpnn.train.precision import (
-    autocast,
-    grad_scaler,
-    peak_memory_mb,
-    pick_device,
-    pick_precision,
-)
+from pyg_mpnn.train.faults import BadStepGuard, DeferredChecks, FaultLog, Injector
+from pyg_mpnn.train.finetune import count, freeze, load_init
+from pyg_mpnn.train.loss import Meter, TrainingLoss
+from pyg_mpnn.train.precision import grad_scaler, pick_device, pick_precision
 from pyg_mpnn.train.profile import PhaseTimer, StepProfiler
 from pyg_mpnn.train.progress import RunBar
 from pyg_mpnn.train.schedule import Schedule
+from pyg_mpnn.train.setup import RunStart, prepare
+from pyg_mpnn.train.step import OptimizerStep
 from pyg_mpnn.train.validation import epoch_metrics, summary_line, validate
 
 MAX_BAD_BATCHES = 20  # consecutive unreadable batches before a run gives up
 
 
-@dataclass
-class StepSums:
-    """What the micro-batches of one optimizer step add up to."""
-
-    loss: float | torch.Tensor = 0.0  # the parts' training losses (x TrainingLoss.scale)
-    residues: int = 0
-    edges: int = 0
-    meter: Meter = field(default_factory=Meter)  # unsmoothed NLL, accuracy
-
-
-class Trainer:
-    """``Trainer(cfg, out, resume=None).fit()``; ``fit`` returns the final metrics dict.
+class Trainer(OptimizerStep):
+    """``Trainer(cfg, out).fit()``; ``fit`` returns the final metrics dict.
 
     Args:
-        cfg (Config): the experiment (:func:`pyg_mpnn.train.config.load_experiment`).
+        cfg (Config or RunStart): the experiment (:func:`pyg_mpnn.train.config.load_experiment`),
+            a fresh run, or a :class:`~pyg_mpnn.train.setup.RunStart`: the finished config and
+            the checkpoint state to resume from (the CLI's :func:`~pyg_mpnn.train.setup.prepare`).
         out (str or Path): the run folder.
-        resume (str, Path or dict, optional): a checkpoint to resume from, or its loaded and
-            verified state (the CLI's :func:`pyg_mpnn.train.checkpoint.newest_valid`).
         run_name (str, optional): the Aim run's name (a sweep's size or point).
         data (RunData, optional): the data to use instead of building it from ``cfg.data``.
+
+    Subclasses extend the loop through its public hooks: :meth:`should_stop`,
+    :meth:`should_validate` and :meth:`on_step`.
     """
 
     def __init__(
         self,
-        cfg: Config,
+        cfg: Config | RunStart,
         out: str | Path,
-        resume: str | Path | dict | None = None,
         run_name: str | None = None,
         data: RunData | None = None,
     ):
+        start = cfg if isinstance(cfg, RunStart) else prepare(cfg)
+        cfg, state = start.cfg, start.state
         self.cfg, self.out = cfg, Path(out)
         t = cfg.train
         self.device = pick_device(t.device)
@@ -91,12 +73,7 @@ class Trainer:
             t.distributed, self.device
         )
         self.progress = t.progress
-        state = (
-            resume if isinstance(resume, dict) else ckpt.load_checked(resume) if resume else None
-        )
         ckpt.seed_everything(cfg.seed)
-        if state is None and cfg.init:
-            resolve_init(cfg)  # the architecture of the init weights (its backbone: the data's)
         self.data = data or RunData(
             cfg.data,
             cfg.seed,
@@ -117,38 +94,47 @@ class Trainer:
         self.meter = Meter()
         self.last_valid: tuple[int, Meter | None] = (-1, None)  # (step, result)
         self.guard = BadStepGuard(t.max_bad_steps, self.out)  # non-finite steps
-        self.on_step: list = []  # callables f(trainer), run after every optimizer step
         if state is not None:
             self._load(state)
         self._build_tracking(state, run_name)
-        self._announce(state, resume)
+        self._announce(state)
 
     def _build_model(self, fresh: bool) -> None:
-        """The model (from ``init`` weights when a fresh run has them), frozen parameters,
-        injected faults, and ``self.net``: what the steps call (wrapped for DDP/FSDP, compiled
-        with ``train.compile``)."""
+        """The model (from ``init`` weights when a fresh run has them) in the config's
+        :class:`~pyg_mpnn.nn.model.Modes`, frozen parameters, injected faults, and
+        ``self.net``: what the steps call (wrapped for DDP/FSDP, compiled with
+        ``train.compile``)."""
         cfg = self.cfg
-        self.model = ProteinMPNN(**cfg.model.kwargs())
+        self.model = ProteinMPNN(**cfg.model.kwargs(), modes=self._modes())
         if fresh and cfg.init:
             load_init(self.model, cfg.init)  # weights only: optimizer, schedule, step fresh
         self.frozen = freeze(self.model, cfg.model.freeze)
         self.injector = Injector(self.model, cfg.inject)  # controlled faults
         self.model = self.model.to(self.device)
-        self.model.activation_checkpointing = cfg.train.activation_checkpointing
+        self.net = distributed.wrap(self.model, self.dist_mode, self.device)
+        self.net = Compiled(self.net) if self.compiled else self.net
+        self.loss = TrainingLoss(cfg.loss)
+
+    def _modes(self) -> Modes:
+        """The model's modes from ``train.*``, its ``auto`` settings resolved. Compiled, the
+        model does not recompute activations itself: inductor's partitioner chooses what to
+        recompute in backward."""
+        t = self.cfg.train
         recompute, compiled, choices = auto.resolve_model(
-            cfg,
+            self.cfg,
             self.precision,
             self._total_steps(),
             self._facts,
             lambda: inductor_works(self.device),
         )
         self.auto_choices += choices
-        self.model.recompute_activations = recompute
-        self.model.aggregation = cfg.train.aggregation
-        self.model.shape_buckets = cfg.train.shape_buckets
-        self.net = distributed.wrap(self.model, self.dist_mode, self.device)
-        self.net = maybe_compile(self.net, self.model, compiled, self.device)
-        self.loss = TrainingLoss(cfg.loss)
+        self.compiled = can_compile(compiled, self.device)
+        return Modes(
+            activation_checkpointing=t.activation_checkpointing,
+            recompute_activations=recompute and not self.compiled,
+            shape_buckets=t.shape_buckets,
+            aggregation=t.aggregation,
+        )
 
     def _facts(self) -> auto.Facts:
         """This machine's facts for the ``auto`` settings (read once)."""
@@ -206,7 +192,7 @@ class Trainer:
         self.step_times = self.timer.history  # per-step phase seconds (profiling, sweeps)
         self._t_start = time.time()
 
-    def _announce(self, state: dict | None, resume) -> None:
+    def _announce(self, state: dict | None) -> None:
         """The run's first lines: parameters, device, precision, where the weights come from."""
         cfg = self.cfg
         n_params = sum(p.numel() for p in self.model.parameters())
@@ -221,8 +207,7 @@ class Trainer:
             f"device {self.device}, precision {self.precision}, run folder {self.out}"
         )
         if cfg.init:
-            where = f"step {state['step']}" if isinstance(resume, dict) else resume
-            start = f"resumed from {where}" if state else f"init {cfg.init}"
+            start = f"resumed from step {state['step']}" if state else f"init {cfg.init}"
             self.log(f"weights: {start}")
         self.log(self.data.describe())
         self.log(allocator.describe())
@@ -290,8 +275,10 @@ class Trainer:
         if self.tracker.enabled:
             tqdm.write(msg, file=sys.stderr)
 
-    # -- loop ----------------------------------------------------------------------------------
+    # -- loop and its hooks ------------------------------------------------------------------------
     def should_stop(self) -> bool:
+        """Hook: whether to stop before the next step (``train.max_steps``, ``max_minutes``,
+        ``max_residues``, the profiler's window)."""
         t = self.cfg.train
         if t.max_steps is not None and self.step >= t.max_steps:
             return True
@@ -327,10 +314,15 @@ class Trainer:
         finally:
             bar.close()
             self.tracker.set("final", result)
-            self.tracker.close()
-            self.monitor.remove()
-            distributed.cleanup(self._owns_group)
+            self.close()
         return result
+
+    def close(self) -> None:
+        """Close the tracker, remove the monitor's hooks, leave the process group (``fit``
+        does at its end; a caller that only steps does it itself)."""
+        self.tracker.close()
+        self.monitor.remove()
+        distributed.cleanup(self._owns_group)
 
     def _end_epoch(self, complete: bool, seconds: float, bar: RunBar) -> dict:
         """Validate (unless this step just did), report, checkpoint; the epoch's metrics.
@@ -355,15 +347,18 @@ class Trainer:
         self.tracker.flush()
         return result
 
-    def _maybe_validate(self) -> None:
-        """Validate mid-epoch every ``train.valid_every_steps`` steps and once each time the
-        residues seen cross a value of ``train.valid_at_residues`` (a sweep's FLOP budgets);
-        each such result is appended to ``self.valid_history``."""
+    def should_validate(self) -> bool:
+        """Hook: whether to validate after this step (:meth:`step_validation`): every
+        ``train.valid_every_steps`` steps and once each time the residues seen cross a value
+        of ``train.valid_at_residues`` (a sweep's FLOP budgets)."""
         t = self.cfg.train
         before = self.residues_seen - self._last_step_residues
         crossed = [r for r in t.valid_at_residues or [] if before < r <= self.residues_seen]
-        if (t.valid_every_steps and self.step % t.valid_every_steps == 0) or crossed:
-            self.step_validation()
+        return bool(t.valid_every_steps and self.step % t.valid_every_steps == 0) or bool(crossed)
+
+    def on_step(self, micro: list) -> None:
+        """Hook: called after every optimizer step (its checkpoint and validation done) with
+        the step's micro-batches; does nothing here."""
 
     def _next_batch(self, it):
         """The next batch, or None at the end of the epoch; unreadable batches are skipped."""
@@ -417,8 +412,6 @@ class Trainer:
                     return True
                 stats = self.train_step(micro, time.perf_counter() - t0)
                 self.batch_in_epoch += len(micro)
-                for hook in self.on_step:
-                    hook(self)
                 bar.update(len(micro))
                 if run_bar is not None:
                     run_bar.stepped(self.residues_seen)
@@ -428,7 +421,9 @@ class Trainer:
                     self.profiler.step()
                 if save_every and self.step % save_every == 0:
                     self.save()
-                self._maybe_validate()
+                if self.should_validate():
+                    self.step_validation()
+                self.on_step(micro)
             return False
         finally:
             bar.close()
@@ -483,90 +478,6 @@ class Trainer:
         logged = self._log_step(step, lr, gnorm, sums, layers)
         self.timer.finish(step=step, residues=sums.residues, edges=sums.edges)
         return {"loss": sums.meter.loss if logged else None, "lr": lr}
-
-    def _forward_backward(self, micro: list, capture_last: bool) -> StepSums:
-        """Forward and backward passes over the micro-batches (their gradients add up); the
-        per-layer monitor captures the last one when ``capture_last``."""
-        sums = StepSums()
-        scale = self.loss.scale(len(micro))
-        for i, batch in enumerate(micro):
-            with self.timer("h2d"):
-                batch = batch.to(self.device, non_blocking=True)
-            self.monitor.arm(capture_last and i == len(micro) - 1)
-            with self.timer("forward"), autocast(self.precision, self.device):
-                log_probs = self.net(batch)
-                loss = self.loss(log_probs, batch, parts=len(micro))
-            with self.timer("backward"):
-                self.scaler.scale(loss).backward()
-            sums.meter.add(batch_metrics(log_probs.detach(), batch.seq, supervised_mask(batch)))
-            sums.loss = sums.loss + loss.detach().double() * scale
-            sums.residues += batch.num_nodes
-            sums.edges += self.monitor.last_edges
-        return sums
-
-    def _clip_gradients(self) -> torch.Tensor:
-        """Unscale the gradients and clip their global norm (``optim.grad_clip``); the norm
-        (a tensor on the device)."""
-        with self.timer("optimizer"):
-            self.scaler.unscale_(self.optimizer)
-            clip = self.cfg.optim.grad_clip
-            return torch.nn.utils.clip_grad_norm_(
-                self.model.parameters(), clip if clip > 0 else math.inf
-            )
-
-    def _optimizer_step(self, step: int, loss: torch.Tensor, gnorm: torch.Tensor):
-        """Apply the update unless the step is bad (a non-finite loss or gradient): whether it
-        was, a bool, or a 0-dim bool tensor when the optimizer skipped it on the device
-        (checked at the next report: :class:`~pyg_mpnn.train.faults.DeferredChecks`;
-        ``train.max_bad_steps`` bad steps in a row raise)."""
-        with self.timer("optimizer"):
-            if self.precision != "fp16" and skips_on_device(self.optimizer):
-                bad = ~(torch.isfinite(loss) & torch.isfinite(gnorm))
-                step_unless(self.optimizer, bad)
-                self.checks.add(step, loss, gnorm)
-                return bad
-            self.checks.flush()
-            bad = self.checks.check(step, float(loss), float(gnorm))  # raises after K
-            if not bad or self.precision == "fp16":  # the scaler skips non-finite steps itself
-                self.scaler.step(self.optimizer)
-            self.scaler.update()
-        return bad
-
-    def _log_step(self, step: int, lr: float, gnorm, sums: StepSums, layers: bool) -> bool:
-        """The step's scalars (every ``track.log_every`` steps: the only steps that read the
-        device, the deferred bad-step checks included), the per-layer statistics (``layers``)
-        and the Jacobian probe when due; their time is the ``tracking`` phase. Whether the
-        scalars were due."""
-        wall, data_wait = self.timer.elapsed(), self.timer.seconds["data_wait"]
-        m = sums.meter
-        due = step % max(self.cfg.track.log_every, 1) == 0 or step == 1
-        if due:
-            self.checks.flush()  # may raise (train.max_bad_steps)
-        if self.tracker.enabled and due:
-            with self.timer("tracking"):
-                smoothed = self.loss.smoothed_mean(float(sums.loss), m["count"])
-                self.tracker.track_many(
-                    {"loss_smoothed": smoothed, **m.scalars()}, step, subset="train"
-                )
-                self.tracker.track_many(
-                    {
-                        "lr": lr,
-                        "grad_norm": float(gnorm),
-                        "residues_per_s": sums.residues / wall,
-                        "edges_per_s": sums.edges / wall,
-                        "data_wait_frac": data_wait / wall,
-                        "step_time_s": wall,
-                        "peak_memory_mb": peak_memory_mb(self.device),
-                    },
-                    step,
-                )
-        if layers:
-            with self.timer("tracking"):
-                self.monitor.after_step(step)
-        if self.jacobian is not None and self.jacobian.due(step) and self.tracker.enabled:
-            with self.timer("tracking"):
-                self.jacobian.run(self.model, step)
-        return due
 
     def validate(self) -> Meter:
         """Held-out loss and accuracy (:func:`pyg_mpnn.train.validation.validate`)."""

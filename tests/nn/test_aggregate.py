@@ -73,7 +73,7 @@ def test_csr_training_step_matches_dense(batch, backend):
     model.train()
     out = {}
     for mode in ("dense", "csr"):
-        model.aggregation = mode
+        model.set_modes(aggregation=mode)
         model.zero_grad()
         torch.manual_seed(1)  # the same noise, decoding order and dropout
         lp = model(batch)

@@ -49,7 +49,7 @@ def test_padding_leaves_real_residues_unchanged(backbone):
     grads = []
     outs = []
     for buckets in (0, 8):
-        model.shape_buckets = buckets
+        model.set_modes(shape_buckets=buckets)
         model.zero_grad()
         lp = model(data, decoding_rank=rank)
         (lp[data.mask] * torch.arange(21.0)).sum().backward()
@@ -77,7 +77,7 @@ def test_padding_with_a_knn_plan(backbone):
     padded, n = pad_nodes(data, 8)
     _, edge_index, _ = model._graph(padded)  # shape_buckets 0: no edges padded
     assert torch.equal(edge_index, plain_edges)  # the padding residues get no kNN edges
-    model.shape_buckets = 8
+    model.set_modes(shape_buckets=8)
     _, edge_index, layout = model._graph(padded)
     e = plain_edges.shape[1]
     assert torch.equal(edge_index[:, :e], plain_edges)
@@ -89,6 +89,6 @@ def test_padding_with_a_knn_plan(backbone):
     rank = torch.randperm(data.num_nodes)
     outs = []
     for buckets in (0, 8):
-        model.shape_buckets = buckets
+        model.set_modes(shape_buckets=buckets)
         outs.append(model(data, decoding_rank=rank).detach())
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5)

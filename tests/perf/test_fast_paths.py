@@ -91,7 +91,7 @@ def test_activation_checkpointing_gives_the_same_step(graphs):
     batch = Batch.from_data_list(graphs[:2])
     res = {}
     for ckpt in (False, True):
-        model.activation_checkpointing = ckpt
+        model.set_modes(activation_checkpointing=ckpt)
         model.zero_grad()
         torch.manual_seed(5)
         lp = model(batch)

@@ -32,7 +32,7 @@ def graph():
 
 def _step(model, data, recompute_on: bool, bf16: bool = False):
     """Loss, gradients and saved bytes of one seeded training step."""
-    model.recompute_activations = recompute_on
+    model.set_modes(recompute_activations=recompute_on)
     model.zero_grad(set_to_none=True)
     torch.manual_seed(7)  # same backbone noise, decoding order and dropout masks
     with recompute.count_saved() as saved, torch.autocast("cpu", enabled=bf16):
@@ -65,7 +65,7 @@ def test_saved_bytes_per_residue_go_down(graph):
     model = ProteinMPNN(augment_eps=0.2, dropout=0.1).train()
     per_residue = {}
     for on in (False, True):
-        model.recompute_activations = on
+        model.set_modes(recompute_activations=on)
         torch.manual_seed(1)
         with recompute.count_saved() as saved:
             model(graph)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from _train_tiny import TINY_MODEL
 
+from pyg_mpnn.sweep import POINT_COLUMNS
 from pyg_mpnn.train.__main__ import main
 from pyg_mpnn.train.config import load_experiment
-from pyg_mpnn.train.sweep import POINT_COLUMNS
 
 TINY = TINY_MODEL + [
     "data.max_tokens=300",
@@ -134,7 +134,7 @@ def test_trainer_loss_uses_crop_supervision(tiny_dataset, tmp_path):
 def test_point_after_a_completed_epoch_starts_a_fresh_data_order(tiny_dataset, tmp_path):
     """A point that ends exactly at an epoch's end must not leave the shared sampler exhausted
     for the next point (regression: the next point's first batch raised StopIteration)."""
-    from pyg_mpnn.train.sweep import run_sweep
+    from pyg_mpnn.sweep import run_sweep
 
     cfg = load_experiment(
         "knn_ablation",

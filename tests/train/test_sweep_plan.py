@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyg_mpnn.train import sweep_plan
-from pyg_mpnn.train.sweep_plan import SizeTiming
+from pyg_mpnn.sweep import plan as sweep_plan
+from pyg_mpnn.sweep.plan import SizeTiming
 
 
 @given(st.floats(1e6, 1e15), st.floats(1e3, 1e9))

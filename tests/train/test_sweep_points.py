@@ -1,5 +1,5 @@
 """Ablation points with seeds, FLOP-matched widths and budgets in supervised residues
-(pyg_mpnn/train/sweep_points.py): the arithmetic, real FLOP counts on tiny models, and tiny
+(pyg_mpnn/sweep/points.py): the arithmetic, real FLOP counts on tiny models, and tiny
 real runs through studies/ablation.py and the docs' renderers."""
 
 import json
@@ -10,12 +10,11 @@ from _train_tiny import TINY_MODEL
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyg_mpnn.train import sweep_plan
+from pyg_mpnn.sweep import plan as sweep_plan
+from pyg_mpnn.sweep.points import match_flops, points_of
+from pyg_mpnn.sweep.run import first_batches, flops_of_config
 from pyg_mpnn.train.config import load_experiment
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.sweep import run_sweep
-from pyg_mpnn.train.sweep_points import match_flops, points_of
-from pyg_mpnn.train.sweep_run import first_batches, flops_of_config
 from studies import ablation
 from tools import render_docs
 
@@ -104,9 +103,8 @@ def test_a_tolerance_no_width_meets_is_an_error(tiny_dataset):
 
 
 def test_seeds_and_matching_need_the_points_form(tiny_dataset, tmp_path):
-    cfg = load_experiment("scale_sweep", [f"data.path={tiny_dataset}", "sweep.seeds=[0, 1]"])
-    with pytest.raises(ValueError, match="sweep.seeds"):
-        run_sweep(cfg, tmp_path)
+    with pytest.raises(ValueError, match="sweep.seeds"):  # refused with the config
+        load_experiment("scale_sweep", [f"data.path={tiny_dataset}", "sweep.seeds=[0, 1]"])
 
 
 # -- tiny real runs --------------------------------------------------------------------------------

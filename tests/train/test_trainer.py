@@ -99,7 +99,7 @@ SWEEP = [
 
 
 def _sweep(tiny_dataset, tmp_path, extra):
-    from pyg_mpnn.train.sweep import run_sweep
+    from pyg_mpnn.sweep import run_sweep
 
     cfg = load_experiment("scale_sweep", [f"data.path={tiny_dataset}", *SWEEP, *extra])
     rows = run_sweep(cfg, tmp_path)
@@ -115,7 +115,7 @@ def _assert_equal_compute(rows, budgets):
 
 
 def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
-    from pyg_mpnn.train.sweep_report import COLUMNS
+    from pyg_mpnn.sweep.report import COLUMNS
 
     rows, doc = _sweep(
         tiny_dataset, tmp_path, ["sweep.flop_budgets=[2.0e+8, 4.0e+8]", "sweep.max_minutes=null"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from pyg_mpnn.atomic import atomic_write_text, csv_text, save_figure
-from pyg_mpnn.train import sweep_plan
+from pyg_mpnn.sweep import plan as sweep_plan
 from pyg_mpnn.train.config import Config
 
 COLUMNS = (
@@ -207,6 +207,28 @@ def plot_sizes(results: list[dict], budgets: list[float], path: Path) -> None:
     fig = Figure(figsize=(13, 5))  # no pyplot: no GUI backend, nothing to close
     ax, ax2 = fig.subplots(1, 2)
     main = [r for r in results if not r.get("replicate_of")]
+    _plot_loss_vs_flops(ax, results, main, budgets)
+    rows = size_rows(main, budgets)
+    for b in sorted({r["budget_flops"] for r in rows}):
+        at = sorted(
+            (r["params"], r["valid_ppl"]) for r in rows if r["budget_flops"] == b and r["reached"]
+        )
+        if at:
+            ax2.plot(*zip(*at), "o-", label=f"{b:.2g} FLOPs")
+    ax2.set(
+        xscale="log",
+        xlabel="parameters",
+        ylabel="validation perplexity",
+        title="iso-FLOP profiles (one line per budget)",
+    )
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def _plot_loss_vs_flops(ax, results: list[dict], main: list[dict], budgets: list[float]) -> None:
+    """Every run's validation loss against its training FLOPs (a replicate dashed), the
+    frontier of the ``main`` runs and its power-law fit, a line at each budget."""
     for r in results:
         pts = sorted(
             (h["residues"] * r["flops_per_residue"], h["valid_loss"]) for h in r["history"]
@@ -246,19 +268,3 @@ def plot_sizes(results: list[dict], budgets: list[float], path: Path) -> None:
         title="validation loss vs training compute",
     )
     ax.legend(fontsize=7)
-    rows = size_rows(main, budgets)
-    for b in sorted({r["budget_flops"] for r in rows}):
-        at = sorted(
-            (r["params"], r["valid_ppl"]) for r in rows if r["budget_flops"] == b and r["reached"]
-        )
-        if at:
-            ax2.plot(*zip(*at), "o-", label=f"{b:.2g} FLOPs")
-    ax2.set(
-        xscale="log",
-        xlabel="parameters",
-        ylabel="validation perplexity",
-        title="iso-FLOP profiles (one line per budget)",
-    )
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)

@@ -1,9 +1,9 @@
 """One run of a sweep (a size or an ablation point): FLOP counting, its training, its row.
 
-Shared by both forms of :mod:`pyg_mpnn.train.sweep` (sizes) and
-:mod:`pyg_mpnn.train.sweep_points` (ablation points). A run stops at its budget: training
-residues (``train.max_residues``), training FLOPs (converted to residues with the FLOPs per
-residue counted on its first batch) or *supervised* residues — the residues that carry loss
+Shared by both forms of :mod:`pyg_mpnn.sweep` (:mod:`~pyg_mpnn.sweep.sizes` and
+:mod:`~pyg_mpnn.sweep.points`). A run stops at its budget: training residues
+(``train.max_residues``), training FLOPs (converted to residues with the FLOPs per residue
+counted on its first batch) or *supervised* residues — the residues that carry loss
 (``mask & design_mask & loss_mask``: a spatial crop's inner sphere), counted by
 :class:`SweepTrainer` at every step.
 """
@@ -11,6 +11,7 @@ residue counted on its first batch) or *supervised* residues — the residues th
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pyg_mpnn.atomic import atomic_write_text, csv_text
 from pyg_mpnn.nn.model import ProteinMPNN
-from pyg_mpnn.train import sweep_plan
+from pyg_mpnn.sweep import plan as sweep_plan
 from pyg_mpnn.train.config import Config
 from pyg_mpnn.train.data import RunData
 from pyg_mpnn.train.loss import Meter, TrainingLoss, supervised_mask
@@ -51,20 +52,48 @@ POINT_COLUMNS = (
 
 
 class SweepTrainer(Trainer):
-    """A :class:`~pyg_mpnn.train.trainer.Trainer` that also counts the supervised residues of
-    every step (``supervised_seen``: the residues of its batches that carry loss) and stops
-    once they reach ``max_supervised`` (``None``: no such budget)."""
+    """A :class:`~pyg_mpnn.train.trainer.Trainer` with a sweep run's budgets, given to its
+    constructor, beside the config's stop conditions.
 
-    def __init__(self, *args, max_supervised: int | None = None, **kwargs):
-        self.max_supervised, self.supervised_seen = max_supervised, 0
+    It counts the FLOPs per residue of its model on its first training batch
+    (``flops_per_residue``) and the supervised residues of every step (``supervised_seen``:
+    the residues of its batches that carry loss).
+
+    Args:
+        flop_budget (float, optional): stop after this many training FLOPs (converted to
+            residues: ``max_flop_residues``).
+        max_supervised (int, optional): stop once ``supervised_seen`` reaches it.
+        **kwargs: the :class:`~pyg_mpnn.train.trainer.Trainer`'s arguments.
+    """
+
+    def __init__(
+        self,
+        *args,
+        flop_budget: float | None = None,
+        max_supervised: int | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
+        self.max_supervised, self.supervised_seen = max_supervised, 0
+        # every run starts the data order afresh (the one before may have stopped mid-epoch)
+        first = first_batches(self.data, 1)[0]
+        self.data.sampler.load_state_dict(
+            {"epoch": 0, "consumed": 0, "seed": self.data.sampler.seed}
+        )
+        self.flops_per_residue = count_flops_per_residue(
+            self.model, first, self.cfg, self.precision, self.device
+        )
+        self.max_flop_residues = (
+            sweep_plan.residue_budget(flop_budget, self.flops_per_residue) if flop_budget else None
+        )
 
-    def train_step(self, micro: list, data_wait: float) -> dict:
+    def on_step(self, micro: list) -> None:
         self.supervised_seen += sum(int(supervised_mask(b).sum()) for b in micro)
-        return super().train_step(micro, data_wait)
 
     def should_stop(self) -> bool:
         if self.max_supervised is not None and self.supervised_seen >= self.max_supervised:
+            return True
+        if self.max_flop_residues is not None and self.residues_seen >= self.max_flop_residues:
             return True
         return super().should_stop()
 
@@ -81,13 +110,12 @@ def count_flops_per_residue(model, batch, cfg: Config, precision: str, device) -
     choice of the machine, ``auto``: sizes and runs are compared at equal model FLOPs)."""
     batch = batch.to(device)
     state = torch.get_rng_state()
-    recompute = getattr(model, "recompute_activations", False)
-    model.recompute_activations = False
+    modes = model.set_modes(recompute_activations=False)
     try:
         with FlopCounterMode(display=False) as counter:
             _loss_of(model, batch, TrainingLoss(cfg.loss), precision, device).backward()
     finally:
-        model.recompute_activations = recompute
+        model.set_modes(modes)
     model.zero_grad(set_to_none=True)
     torch.set_rng_state(state)  # measuring must not change the training stream
     return counter.get_total_flops() / batch.num_nodes
@@ -115,30 +143,29 @@ def first_batches(data: RunData, n: int) -> list:
     return out
 
 
-def time_size(cfg: Config, name: str, batches: list) -> sweep_plan.SizeTiming:
-    """FLOPs per residue and residues/s of one size from throw-away training steps: one untimed
-    pass over ``batches``, then a timed one. The first pass builds the kernels of those shapes
-    (oneDNN compiles one per shape under bf16, ~25 % of a cold step), as a long run has done for
-    almost every step; timing cold steps made the plan pessimistic by that much."""
-    device = pick_device(cfg.train.device)
-    precision = pick_precision(cfg.train.precision, device)
+def time_size(cfg: Config, name: str, batches: list, data: RunData) -> sweep_plan.SizeTiming:
+    """FLOPs per residue and residues/s of one size from a short
+    :class:`~pyg_mpnn.train.trainer.Trainer` run (in a folder thrown away after): its training
+    steps over ``batches``, one untimed pass, then a timed one. The first pass builds the
+    kernels of those shapes (oneDNN compiles one per shape under bf16, ~25 % of a cold step),
+    as a long run has done for almost every step; timing cold steps made the plan pessimistic
+    by that much. The torch RNG is restored after."""
+    quiet = ["track.aim=false", "track.layer_every=0", "jacobian.every_steps=0"]
     state = torch.get_rng_state()
-    model = ProteinMPNN(**cfg.model.kwargs()).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss = TrainingLoss(cfg.loss)
-    fpr = count_flops_per_residue(model, batches[0], cfg, precision, device)
-    seconds, residues = 0.0, 0
-    for timed in (False, True):
-        for batch in batches:
-            batch = batch.to(device)
-            t0 = time.perf_counter()
-            _loss_of(model, batch, loss, precision, device).backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            if timed:
-                seconds += time.perf_counter() - t0
-                residues += batch.num_nodes
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg.override(quiet), tmp, run_name=name, data=data)
+        try:
+            fpr = flops_per_residue(trainer, batches[0])
+            trainer.model.train()
+            for _ in range(2):
+                for batch in batches:
+                    trainer.train_step([batch], 0.0)
+        finally:
+            trainer.close()
     torch.set_rng_state(state)
+    timed = trainer.step_times[len(batches) : 2 * len(batches)]
+    seconds = sum(s["total"] for s in timed)
+    residues = sum(s["residues"] for s in timed)
     return sweep_plan.SizeTiming(name, fpr, residues / max(seconds, 1e-9))
 
 
@@ -171,21 +198,20 @@ def train_point(
     if data.transform_spec != c.data.transform or data.seed != c.seed:
         data = RunData(c.data, c.seed, progress=c.train.progress, backbone=c.model.backbone)
     trainer = SweepTrainer(
-        c, out / name, run_name=name, data=data, max_supervised=supervised_budget
+        c,
+        out / name,
+        run_name=name,
+        data=data,
+        flop_budget=flop_budget,
+        max_supervised=supervised_budget,
     )
     params = sum(p.numel() for p in trainer.model.parameters())
-    # every point starts the data order afresh (the previous point may have stopped mid-epoch)
-    first = first_batches(data, 1)[0]
-    data.sampler.load_state_dict({"epoch": 0, "consumed": 0, "seed": data.sampler.seed})
-    flops = flops_per_residue(trainer, first)
-    if flop_budget:
-        trainer.cfg.train.max_residues = sweep_plan.residue_budget(flop_budget, flops)
     base = reset_peak_memory(trainer.device)
     result = trainer.fit()
     peak = peak_memory_mb(trainer.device) - base
     return {
         "params": params,
-        "flops_per_residue": flops,
+        "flops_per_residue": trainer.flops_per_residue,
         "peak_memory_mb": peak,
         **_rates(trainer),
         "residues_trained": trainer.residues_seen,

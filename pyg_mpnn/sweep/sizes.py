@@ -1,37 +1,5 @@
-"""scale_sweep: a ladder of model sizes compared at equal training compute (iso-FLOP).
-
-``sweep`` config keys (sizes form): ``sizes`` (list of ``[hidden_dim, layers]``; layers =
-encoder = decoder depth) or ``widths`` x ``depths``; ``flop_budgets`` (training FLOPs per size:
-a size's residue budget is the budget divided by its FLOPs per residue, so all sizes of one
-budget spent the same compute); ``curve_flops`` (extra validation points along each run, as
-fractions of the largest budget, for the loss-vs-FLOPs plot); ``replicate`` (``{size: [w, d],
-seed: 1}``: that size again with another seed, so the table can set the gaps between sizes
-against the seed-to-seed spread); ``max_minutes`` (the whole sweep's time: a short timing of
-every size estimates it first, and when it would be passed, *every* budget shrinks by one
-factor, said loudly: budgets are never cut unevenly). ``token_budget`` (residues) replaces
-``flop_budgets`` for a plain equal-residue sweep.
-
-Each size is one run that trains to the largest budget and is validated as it crosses each
-budget (:mod:`pyg_mpnn.train.sweep_plan` has the arithmetic and why that is fair under Noam).
-
-Outputs in the sweep folder: ``<size>/`` run folders (checkpoints, metrics.csv), one Aim repo
-``aim/`` with one run per size (experiment = the sweep's name, run name = the size),
-``scale_sweep.csv`` (one row per size and budget), ``scale_sweep.md`` (the table, the
-compute-optimal size of each budget, the seed spread against the size gap, the power-law fit),
-``scale_sweep.json`` (all of it plus every validation point) and ``scale_sweep.png``.
-
-Ablations use the same machinery with ``sweep.points`` instead of sizes
-(:mod:`pyg_mpnn.train.sweep_points`: each point overrides a few keys; seeds, FLOP-matched points,
-budgets in residues, supervised residues or FLOPs); one run of either form is
-:func:`pyg_mpnn.train.sweep_run.train_point`.
-
-Columns: parameters; FLOPs per residue (forward + backward of one training batch, counted by
-``torch.utils.flop_counter.FlopCounterMode``, divided by its residues); peak memory (what
-training that size added on top of the process before it: CUDA peak allocated, CPU peak
-resident set size after ``malloc_trim``); residues/s (median over steps after the first two);
-final train loss/accuracy (residue-weighted over the last quarter of steps); valid
-loss/perplexity/accuracy.
-"""
+"""The sizes form of the sweep (``sweep.sizes`` or ``widths`` x ``depths``): every size timed,
+the FLOP budgets fitted to ``sweep.max_minutes``, one run per size (see :mod:`pyg_mpnn.sweep`)."""
 
 from __future__ import annotations
 
@@ -43,39 +11,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pyg_mpnn.atomic import atomic_write_text
-from pyg_mpnn.train import sweep_plan
-from pyg_mpnn.train.config import Config, ConfigError, SweepConfig
+from pyg_mpnn.sweep import plan as sweep_plan
+from pyg_mpnn.sweep.points import run_points
+from pyg_mpnn.sweep.report import plot_sizes, write_size_report
+from pyg_mpnn.sweep.run import first_batches, time_size, train_point
+from pyg_mpnn.train.config import Config, SweepConfig
 from pyg_mpnn.train.data import RunData
-from pyg_mpnn.train.sweep_points import run_points
-from pyg_mpnn.train.sweep_report import plot_sizes, write_size_report
-from pyg_mpnn.train.sweep_run import (
-    POINT_COLUMNS,
-    count_flops_per_residue,
-    first_batches,
-    time_size,
-    train_point,
-)
-
-__all__ = [
-    "POINT_COLUMNS",
-    "count_flops_per_residue",
-    "first_batches",
-    "run_sweep",
-    "size_overrides",
-    "sizes_of",
-    "time_size",
-    "train_point",
-]
-
-
-def points_only_keys(sw: SweepConfig) -> dict:
-    """The ablation keys the sizes form does not read (set: an error there)."""
-    unit = sw.budget_unit if sw.budget_unit != "residues" else None
-    return {
-        "seeds": sw.seeds,
-        "match_flops_per_residue": sw.match_flops_per_residue,
-        "budget_unit": unit,
-    }
 
 
 def sizes_of(sweep: SweepConfig) -> list[tuple[int, int]]:
@@ -127,7 +68,7 @@ def plan(cfg: Config, data: RunData, runs: list[dict]) -> tuple[list[float], flo
             timings[run["size"]] = timings.get(run.get("replicate_of"), timings.get(run["size"]))
             continue
         c = cfg.override(size_overrides(run["width"], run["depth"]))
-        timings[run["size"]] = time_size(c, run["size"], batches)
+        timings[run["size"]] = time_size(c, run["size"], batches, data)
     budgets, scale = sweep_plan.fit_budgets(
         sw.flop_budgets, list(timings.values()), sw.max_minutes, overhead_s=sw.overhead_s
     )
@@ -147,15 +88,13 @@ def plan(cfg: Config, data: RunData, runs: list[dict]) -> tuple[list[float], flo
 
 
 def run_sweep(cfg: Config, out: str | Path) -> list[dict]:
-    """Run every size (or ablation point) of ``cfg.sweep``; the table's rows."""
+    """Run every size (or ablation point) of ``cfg.sweep`` (its keys were checked with the
+    config: :class:`~pyg_mpnn.train.config.SweepConfig`); the table's rows."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sw = cfg.sweep
     if sw.points:
         return run_points(cfg, out)
-    for key, value in points_only_keys(sw).items():
-        if value:
-            raise ConfigError(f"sweep.{key}={value!r} needs sweep.points (the ablation form)")
     data = RunData(cfg.data, cfg.seed, progress=cfg.train.progress, backbone=cfg.model.backbone)
     atomic_write_text(out / "sweep_config.json", json.dumps(cfg.to_dict(), indent=1, default=str))
     print(data.describe(), file=sys.stderr)
