@@ -39,7 +39,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.common import REPO, assembly, emit, finished, machine, python_m
 from pyg_mpnn.data.crop import SpatialCrop
-from pyg_mpnn.nn.model import Modes, ProteinMPNN
+from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.modes import Modes
 from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory
 
 

@@ -10,7 +10,8 @@ from pyg_mpnn.nn.decoding import DecodeControl
 from pyg_mpnn.nn.features import EdgeFeatures, PositionalEncodings, rbf, virtual_cb
 from pyg_mpnn.nn.graph import knn_edges, radius_edges
 from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer, PositionWiseFeedForward
-from pyg_mpnn.nn.model import Block, Modes, ProteinMPNN, decoding_rank
+from pyg_mpnn.nn.model import Block, ProteinMPNN, decoding_rank
+from pyg_mpnn.nn.modes import Modes
 from pyg_mpnn.nn.weights import export_original, load_model
 
 __all__ = [

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from pyg_mpnn import allocator
 from pyg_mpnn.data.loader import LoaderWorkerError
-from pyg_mpnn.nn.model import Modes, ProteinMPNN
+from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.modes import Modes
 from pyg_mpnn.track.jacobian import JacobianProbe
 from pyg_mpnn.track.layers import LayerMonitor
 from pyg_mpnn.track.tracker import Tracker, is_rank_zero
