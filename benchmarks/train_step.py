@@ -95,8 +95,7 @@ from benchmarks.common import (
     shown_path,
     utilisation,
 )
-from pyg_mpnn.nn.model import ProteinMPNN
-from pyg_mpnn.nn.modes import Modes
+from pyg_mpnn.nn import Modes, ProteinMPNN
 from pyg_mpnn.nn.reference import reference_batch_inputs
 from pyg_mpnn.train.compiled import Compiled, maybe_compile
 from pyg_mpnn.train.precision import peak_memory_mb, reset_peak_memory, resident_mb

@@ -102,7 +102,7 @@ class Trainer(OptimizerStep):
 
     def _build_model(self, fresh: bool) -> None:
         """The model (from ``init`` weights when a fresh run has them) in the config's
-        :class:`~pyg_mpnn.nn.model.Modes`, frozen parameters, injected faults, and
+        :class:`~pyg_mpnn.nn.modes.Modes`, frozen parameters, injected faults, and
         ``self.net``: what the steps call (wrapped for DDP/FSDP, compiled with
         ``train.compile``)."""
         cfg = self.cfg

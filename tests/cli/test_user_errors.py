@@ -64,6 +64,12 @@ ROWS = [
     ("train", ["--set", "loss.label_smoothing=-0.1"], "loss.label_smoothing"),
     ("train", ["--set", "sweep.token_budget=-1"], "sweep.token_budget: expected a value >= 1"),
     ("train", ["--set", "sweep.widths=[64, 0]"], "sweep.widths: expected a value >= 1, got 0"),
+    ("train", ["--exp", "scale_sweep", "--set", "sweep.seeds=[0, 1]"], "sweep.seeds=[0, 1] needs"),
+    (
+        "train",
+        ["--exp", "knn_ablation", "--set", "sweep.sizes=[[8, 1]]"],
+        "sweep.sizes: expected null with sweep.points",
+    ),
     ("train", ["--set", "train.shape_buckets=-1"], "train.shape_buckets: expected a value >= 0"),
     ("train", ["--set", "model.backbone=cb"], "model.backbone"),
     ("train", ["--set", "schedule.warmup=3"], "(did you mean schedule.warmup_steps?)"),
