@@ -150,10 +150,9 @@ def time_size(cfg: Config, name: str, batches: list, data: RunData) -> sweep_pla
     kernels of those shapes (oneDNN compiles one per shape under bf16, ~25 % of a cold step),
     as a long run has done for almost every step; timing cold steps made the plan pessimistic
     by that much. The torch RNG is restored after."""
-    quiet = ["track.aim=false", "track.layer_every=0", "jacobian.every_steps=0"]
     state = torch.get_rng_state()
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg.override(quiet), tmp, run_name=name, data=data)
+        trainer = Trainer(cfg, tmp, run_name=name, data=data, quiet=True)
         try:
             fpr = flops_per_residue(trainer, batches[0])
             trainer.model.train()

@@ -48,6 +48,8 @@ class Trainer(OptimizerStep):
         out (str or Path): the run folder.
         run_name (str, optional): the Aim run's name (a sweep's size or point).
         data (RunData, optional): the data to use instead of building it from ``cfg.data``.
+        quiet (bool, optional): track, log and print nothing (a sweep's size timing).
+            (default: :obj:`False`)
 
     Subclasses extend the loop through its public hooks: :meth:`should_stop`,
     :meth:`should_validate` and :meth:`on_step`.
@@ -59,10 +61,11 @@ class Trainer(OptimizerStep):
         out: str | Path,
         run_name: str | None = None,
         data: RunData | None = None,
+        quiet: bool = False,
     ):
         start = cfg if isinstance(cfg, RunStart) else prepare(cfg)
         cfg, state = start.cfg, start.state
-        self.cfg, self.out = cfg, Path(out)
+        self.cfg, self.out, self.quiet = cfg, Path(out), quiet
         t = cfg.train
         self.device = pick_device(t.device)
         threads, choice = auto.resolve_threads(t.threads, self._facts)
@@ -170,6 +173,7 @@ class Trainer(OptimizerStep):
             experiment=tr.experiment or cfg.name,
             run_hash=state.get("aim_run_hash") if state else None,
             use_aim=tr.aim,
+            enabled=False if self.quiet else None,
             run_name=run_name,
             resume_step=self.step if state else None,
         )
