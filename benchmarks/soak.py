@@ -79,14 +79,13 @@ def child(a: argparse.Namespace) -> None:
         sets.append(f"data.path={a.data}")
     cfg = load_experiment(a.exp, sets)
     samples = open(a.samples, "a", buffering=1)
-    t0 = time.time()
 
     class SampledTrainer(Trainer):
         def on_step(self, micro: list) -> None:
             h = heap.heap_stats()
             use = resource.getrusage(resource.RUSAGE_SELF)
             row = dict(step=self.step, t=round(time.time() - t0, 3), rss=heap.rss_bytes())
-            row["cpu_s"] = round(use.ru_utime + use.ru_stime, 3)  # all threads: load-proof
+            row["cpu_s"] = round(use.ru_utime + use.ru_stime, 3)  # all threads: a load-proof cost
             samples.write(json.dumps({**row, "heap_in_use": h.in_use, "heap_free": h.free}) + "\n")
 
     trainer = SampledTrainer(cfg, a.run)
