@@ -33,8 +33,7 @@ def graphs():
 
 
 def _set_split(model, split):
-    for layer in [*model.encoder_layers, *model.decoder_layers]:
-        layer.split = split
+    model.set_modes(split=split)
 
 
 def _rank(batch, seed=1):
