@@ -308,10 +308,8 @@ class SweepConfig(Section):
                 require(not value, f"sweep.{key}", "null with sweep.points (sizes form)", value)
         elif self.sizes or self.widths:
             unit = self.budget_unit if self.budget_unit != "residues" else None
-            for key, value in [
-                *((k, getattr(self, k)) for k in self.POINTS_KEYS),
-                ("budget_unit", unit),
-            ]:
+            given = {k: getattr(self, k) for k in self.POINTS_KEYS} | {"budget_unit": unit}
+            for key, value in given.items():
                 if value:
                     raise ConfigError(
                         f"sweep.{key}={value!r} needs sweep.points (the ablation form)",
