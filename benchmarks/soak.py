@@ -191,6 +191,8 @@ def summarise(name, env, sets, samples: Path, polled: list[dict]) -> dict:
     cpu_per_step = (
         float((cpu[-1] - cpu[warm]) / (steps[-1] - steps[warm])) if n - warm >= 2 else None
     )
+    t = np.array([r["t"] for r in rows])
+    wall_per_step = float((t[-1] - t[warm]) / (steps[-1] - steps[warm])) if n - warm >= 2 else None
     peak_workers = max((w["uss"] for s in polled for w in s["workers"]), default=0) / MB
     return {
         "variant": name,
@@ -206,6 +208,7 @@ def summarise(name, env, sets, samples: Path, polled: list[dict]) -> dict:
         "rss_end_of_warmup_mb": round(float(rss[warm]), 1) if n else None,
         "slope_mb_per_1000_steps": None if slope is None else round(slope, 1),
         "cpu_s_per_step": None if cpu_per_step is None else round(cpu_per_step, 3),
+        "wall_s_per_step": None if wall_per_step is None else round(wall_per_step, 3),
         "working_set_mb": {k: round(v, 1) for k, v in working.items()},
         "working_set_total_mb": round(sum(working.values()), 1),
         "per_step": [
