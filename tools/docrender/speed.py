@@ -37,7 +37,7 @@ def render_train_step_machine(results: Path, file: str) -> str:
     r = load(results, file)
     m = r["machine"]
     load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
-    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: recorded since issue 19
+    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: absent from older results
     precisions = sorted({v.get("precision", r["precision"]) for v in r["impls"].values()})
     return (
         f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, "
