@@ -1,5 +1,6 @@
 """The docs' measured tables agree with benchmarks/results/*.json (tools/render_docs.py):
-a number that drifts from its source fails here, and the renderer puts it back."""
+a number that drifts from its source fails here, and the renderer puts it back; a measured
+number typed into a results table or a headline, neither rendered nor quoted, fails too."""
 
 import json
 import shutil
@@ -9,11 +10,16 @@ import pytest
 
 from tools import render_docs
 from tools.docrender.core import runnable
+from tools.docrender.typed import QuoteError, typed_numbers
 
 REPO = Path(__file__).resolve().parents[2]
 
 # the tables whose source is a result file: each must stay rendered, not typed
 RENDERED = {
+    "data_at_scale.md": [
+        "data_scale_ours:data_scale.json",
+        "data_scale_original:data_scale_original.json",
+    ],
     "performance.md": [
         "train_step_table:train_step_cpu.json",
         "train_step_table:train_step_cpu_5196_shared.json",
@@ -122,3 +128,46 @@ def test_recorded_commands_render_as_they_run_today():
     )
     assert runnable("python benchmarks/gone.py --x") == "python benchmarks/gone.py --x"
     assert runnable("python -m studies.ablation --exp x") == "python -m studies.ablation --exp x"
+
+
+TYPED_TABLE = """\
+| size | residues/s | peak |
+| ---: | ---: | ---: |
+| 10,016 | 61.4 | 2.24× |
+"""
+
+
+def test_a_typed_number_in_a_results_table_fails_the_check(tmp_path, capsys):
+    (tmp_path / "r.json").write_text(json.dumps({"rate": 61.4, "ratio": 2.24}))
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro 1.5 in prose is not checked\n\n" + TYPED_TABLE)
+    assert render_docs.main(["--check", "--results", str(tmp_path), str(doc)]) == 1
+    out = capsys.readouterr().out
+    # the row's label (first column) and the header are static; both measured cells are hits
+    assert f"{doc}:5: 61.4: typed" in out and f"{doc}:5: 2.24×" not in out
+    assert f"{doc}:5: 2.24: typed" in out and "10,016" not in out
+    rendered = TYPED_TABLE.replace("61.4", "<!-- render:json:r.json:rate -->61.4<!-- /render -->")
+    rendered = rendered.replace("2.24", "<!-- render:json:r.json:ratio -->2.24<!-- /render -->")
+    doc.write_text(rendered)
+    assert render_docs.main(["--check", "--results", str(tmp_path), str(doc)]) == 0
+    doc.write_text(f"<!-- quote: the paper, Table 1 -->\n{TYPED_TABLE}<!-- /quote -->\n")
+    assert render_docs.main(["--check", "--results", str(tmp_path), str(doc)]) == 0
+
+
+def test_a_typed_headline_number_fails_and_static_text_passes():
+    readme = (
+        "## Headline results\n\n- ours is 5.3× sooner, see [x](docs/a.md#ts50-2) and `v_48_020`"
+        "\n- TS50, fp32, db5.5 and `0.1.3`: no number\n\n## Use\n\n17 minutes in prose\n"
+    )
+    assert typed_numbers(readme, "README.md", headlines=True) == ["README.md:3: 5.3"]
+    quoted = readme.replace(
+        "5.3", "<!-- quote: not re-made on this machine: no GPU -->5.3<!-- /quote -->"
+    )
+    assert typed_numbers(quoted, "README.md", headlines=True) == []
+
+
+def test_a_quotation_names_its_source_and_ends():
+    with pytest.raises(QuoteError, match="doc.md:2: a quotation names no source"):
+        typed_numbers("\n<!-- quote: -->1.5<!-- /quote -->", "doc.md")
+    with pytest.raises(QuoteError, match="has no '<!-- /quote -->'"):
+        typed_numbers("<!-- quote: x -->\n| a | 1.5 |", "doc.md")
