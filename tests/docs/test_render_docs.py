@@ -171,3 +171,47 @@ def test_a_quotation_names_its_source_and_ends():
         typed_numbers("\n<!-- quote: -->1.5<!-- /quote -->", "doc.md")
     with pytest.raises(QuoteError, match="has no '<!-- /quote -->'"):
         typed_numbers("<!-- quote: x -->\n| a | 1.5 |", "doc.md")
+
+
+def test_time_to_quality_renders_its_arms_and_the_speedups_spread(tmp_path):
+    point = lambda t, steps, ppl: {
+        "wall_s": t,
+        "steps": steps,
+        "residues": 100 * steps,
+        "valid_ppl": ppl,
+    }
+    arm = lambda name, seed, reach: {
+        "arm": name,
+        "precision": "fp32",
+        "seed": seed,
+        "curve": [point(0, 0, 30.0), point(50, 5, 12.0)],
+        "final_ppl": 12.0,
+        "time_to_target_s": reach,
+    }
+    res = {
+        "target_ppl": 12.5,
+        "arms": {
+            "original/seed0": arm("original", 0, 50.0),
+            "ours_fp32/seed0": arm("ours_fp32", 0, None),
+        },
+        "speedups": {
+            "ours_fp32": {"mean": 2.104, "min": 1.95, "max": 2.25, "seeds_reached": "2 of 2"},
+            "ours_fast": {"mean": None, "min": None, "max": None, "seeds_reached": "0 of 2"},
+        },
+    }
+    (tmp_path / "t.json").write_text(json.dumps(res))
+    rows = render_docs.RENDERERS["time_to_quality_table"](tmp_path, "t.json").splitlines()
+    assert rows[0].endswith("| step-0 ppl | final valid ppl | time to reach 12.50 |")
+    assert (
+        rows[2]
+        == "| original (training procedure), seed 0 | fp32 | 5 | 500 | 10 | 30.00 | **12.00** | 50 s |"
+    )
+    assert rows[3].startswith("| ours, fp32, seed 0 |") and rows[3].endswith("| not reached |")
+    speedup = render_docs.RENDERERS["time_to_quality_speedup"]
+    assert speedup(tmp_path, "t.json", "ours_fp32") == "2.10× (1.95–2.25×, 2 of 2 seeds)"
+    assert speedup(tmp_path, "t.json", "ours_fast") == "not reached (0 of 2 seeds)"
+    (tmp_path / "old.json").write_text(
+        json.dumps({"speedup": 5.3})
+    )  # before the arms shared weights
+    with pytest.raises(render_docs.RenderError, match="no 'speedups'"):
+        speedup(tmp_path, "old.json", "ours_fp32")
