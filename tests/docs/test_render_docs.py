@@ -215,3 +215,35 @@ def test_time_to_quality_renders_its_arms_and_the_speedups_spread(tmp_path):
     )  # before the arms shared weights
     with pytest.raises(render_docs.RenderError, match="no 'speedups'"):
         speedup(tmp_path, "old.json", "ours_fp32")
+
+
+def test_finetune_tables_render_every_model_with_its_interval(tmp_path):
+    held = lambda ppl: {
+        "perplexity": ppl,
+        "accuracy": 51.46,
+        "mean_recovery": 45.04,
+        "mean_recovery_ci95": [43.2, 46.95],
+        "median_recovery": 46.0,
+        "median_recovery_ci95": [44.0, 48.0],
+        "chains": 123,
+        "samples_per_chain": 4,
+    }
+    run = {"setting": "full", "seed": 1, "trainable_params": 1660485, "steps": 150}
+    run.update(training_residues=129090, minutes=20.04, precision="bf16")
+    run["valid"] = [{"valid_ppl": 5.318}, {"valid_ppl": 5.116}]
+    models = {"base": {"weights": "original:v_48_020", "ts50": held(5.124)}}
+    models["full/seed1"] = {**run, "ts50": held(5.1191)}
+    (tmp_path / "f.json").write_text(json.dumps({"models": models}))
+    test = render_docs.RENDERERS["finetune_test"](tmp_path, "f.json", "ts50").splitlines()
+    assert test[2] == (
+        "| `original:v_48_020` (before) | 5.124 | 51.5 | 45.0 (43.2–47.0) | 46.0 (44.0–48.0) "
+        "| 123 × 4 |"
+    )
+    assert test[3].startswith("| full fine-tune, seed 1 | 5.119 |")
+    runs = render_docs.RENDERERS["finetune_runs"](tmp_path, "f.json").splitlines()
+    assert (
+        runs[2]
+        == "| full fine-tune, seed 1 | 1,660,485 | 150 | 129,090 | 20.0 | bf16 | 5.318 → 5.116 |"
+    )
+    with pytest.raises(render_docs.RenderError, match="base has no 'db5.5_test'"):
+        render_docs.RENDERERS["finetune_test"](tmp_path, "f.json", "db5.5_test")
