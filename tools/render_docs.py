@@ -29,13 +29,19 @@ import sys
 from pathlib import Path
 
 # the topic modules register their renderers in RENDERERS when imported
-from tools.docrender import ablations, jacobian, memory, monitoring, speed  # noqa: F401
+from tools.docrender import ablations, data, jacobian, memory, monitoring, speed  # noqa: F401
 from tools.docrender.core import RENDERERS, REPO, RenderError, load
 
 RESULTS = REPO / "benchmarks" / "results"
 DOCS = [REPO / "README.md"] + [
     REPO / "docs" / name
-    for name in ("findings.md", "performance.md", "monitoring.md", "reliability.md")
+    for name in (
+        "findings.md",
+        "performance.md",
+        "monitoring.md",
+        "reliability.md",
+        "data_at_scale.md",
+    )
 ]
 MARKER = re.compile(r"<!-- render:(?P<name>[^\s>]+) -->(?P<body>.*?)<!-- /render -->", re.S)
 OPEN = re.compile(r"<!-- render:")
