@@ -41,6 +41,7 @@ assuming cores scale linearly and the disks keep up.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gzip
 import io
 import json
@@ -110,6 +111,7 @@ def in_fork(fn, arg):
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read)
+        faulthandler.disable()  # an abort in Foldcomp is expected here, not worth a dump
         try:
             data = pickle.dumps(fn(arg))
         except Exception:
