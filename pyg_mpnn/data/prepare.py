@@ -389,13 +389,16 @@ DESCRIPTION = (
     "complete backbone and records outside the length limits are dropped; every skipped item "
     "is listed with its reason in OUT/skipped.jsonl and counted in the summary printed at the "
     "end. The folder is written beside --out and renamed into place once complete; an existing "
-    "dataset is replaced only with --overwrite. Input that yields no protein is an error."
+    "dataset is replaced only with --overwrite. Input that yields no protein is an error. "
+    "With --foldcomp-in-place, foldcomp databases are indexed where they are and decoded "
+    "while training, instead of converted."
 )
 EXAMPLES = [
     "python -m pyg_mpnn.data.prepare tests/fixtures/biotite__5zng.pdb "
     "tests/fixtures/proteinmpnn__6MRR.pdb --out runs/data/two",
+    "python -m pyg_mpnn.data.prepare tests/fixtures/afdb/afdb_sample --foldcomp-in-place "
+    "--out runs/data/afdb",
     "python -m pyg_mpnn.data.prepare data/default.jsonl.gz --out runs/data/default --overwrite",
-    "python -m pyg_mpnn.data.prepare tests/fixtures --out runs/data/fixtures --min-length 30",
 ]
 
 
