@@ -33,7 +33,15 @@ import sys
 from pathlib import Path
 
 # the topic modules register their renderers in RENDERERS when imported
-from tools.docrender import ablations, finetune, jacobian, memory, monitoring, speed  # noqa: F401
+from tools.docrender import (  # noqa: F401
+    ablations,
+    data,
+    finetune,
+    jacobian,
+    memory,
+    monitoring,
+    speed,
+)
 from tools.docrender.core import RENDERERS, REPO, RenderError, load
 from tools.docrender.typed import QuoteError, typed_numbers
 

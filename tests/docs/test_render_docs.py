@@ -37,6 +37,10 @@ RENDERED = {
         "jacobian_study_trajectory:jacobian_study.json:12",
         "jacobian_study_proteins:jacobian_study.json:last:12",
     ],
+    "data_at_scale.md": [
+        "foldcomp_backend_table:foldcomp_backend.json",
+        "foldcomp_backend_projection:foldcomp_backend.json",
+    ],
     "findings.md": [
         "data_scale_table:data_scale.json:data_scale_original.json",
         "crop_memory_table:memory_curve_crop.json:memory_curve_cpu.json",
@@ -247,3 +251,66 @@ def test_finetune_tables_render_every_model_with_its_interval(tmp_path):
     )
     with pytest.raises(render_docs.RenderError, match="base has no 'db5.5_test'"):
         render_docs.RENDERERS["finetune_test"](tmp_path, "f.json", "db5.5_test")
+
+
+def both(shards, foldcomp) -> dict:
+    return {"shards": shards, "foldcomp": foldcomp}
+
+
+def _foldcomp_backend_result() -> dict:
+    """The shape of benchmarks/foldcomp_backend.py's JSON, one database."""
+    loader = {
+        "first_epoch": {"batches_per_s": None},
+        "later_epochs": {"batches_per_s": 12.5},
+        "cold": {"method": "drop_caches"},
+    }
+    return {
+        "settings": {"workers": 2, "max_tokens": 10_000},
+        "databases": {
+            "afdb_sample": {
+                "entries": 24,
+                "bytes_per_residue": both(29.83, 16.19),
+                "decode_us_per_residue": both(0.55, 33.6),
+                "prepare": both(
+                    {"entries_per_s_per_core": 54.8}, {"entries_per_s_per_core": 2541.7}
+                ),
+                "loader": both(loader, loader),
+            }
+        },
+        "workers_to_feed": {
+            "afdb_sample": both({"for_step": 1, "for_0.3_s": 1}, {"for_step": 5, "for_0.3_s": 3})
+        },
+        "gpu_step": {"seconds": 0.55, "source": "the original's A100 training log"},
+        "projection": {
+            "label": "projection, not measured: 214M entries",
+            "cores": 64,
+            **both(
+                {"tb_on_disk": 1.958, "hours_to_prepare": 8.92, "tb_read": 1.04, "note": "a"},
+                {"tb_on_disk": 1.088, "hours_to_prepare": 0.19, "tb_read": 1.04, "note": "b"},
+            ),
+        },
+    }
+
+
+def test_foldcomp_backend_renders_without_and_with_its_result(tmp_path):
+    """Before the benchmark has run, a line says how to run it; after, the tables."""
+    text = "<!-- render:foldcomp_backend_table:fb.json -->\n<!-- /render -->"
+    before, _ = render_docs.render_text(text, tmp_path)
+    assert "Not measured yet" in before and "python -m benchmarks.foldcomp_backend" in before
+    (tmp_path / "fb.json").write_text(json.dumps(_foldcomp_backend_result()))
+    render_docs.load.cache_clear()
+    after, _ = render_docs.render_text(text, tmp_path)
+    rows = [ln for ln in after.splitlines() if ln.startswith("| `afdb_sample`")]
+    assert rows[1].split(" | ")[1:] == [
+        "Foldcomp in place",
+        "16.2",
+        "33.60",
+        "2,542",
+        "—",
+        "12",
+        "5 / 3 |",
+    ]
+    assert "Before the first epoch: drop_caches" in after and "0.55 s" in after
+    projection = render_docs.RENDERERS["foldcomp_backend_projection"](tmp_path, "fb.json")
+    assert projection.startswith("**Projection, not measured: 214M entries.**")
+    assert "| shards (converted) | 1.96 | 8.92 | 1.04 | a |" in projection
