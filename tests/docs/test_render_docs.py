@@ -19,6 +19,8 @@ RENDERED = {
     "data_at_scale.md": [
         "data_scale_ours:data_scale.json",
         "data_scale_original:data_scale_original.json",
+        "foldcomp_backend_table:foldcomp_backend.json",
+        "foldcomp_backend_projection:foldcomp_backend.json",
     ],
     "performance.md": [
         "train_step_table:train_step_cpu.json",
@@ -36,10 +38,6 @@ RENDERED = {
         "jacobian_study_table:jacobian_study.json:last:12",
         "jacobian_study_trajectory:jacobian_study.json:12",
         "jacobian_study_proteins:jacobian_study.json:last:12",
-    ],
-    "data_at_scale.md": [
-        "foldcomp_backend_table:foldcomp_backend.json",
-        "foldcomp_backend_projection:foldcomp_backend.json",
     ],
     "findings.md": [
         "data_scale_table:data_scale.json:data_scale_original.json",
