@@ -70,6 +70,41 @@ class _OriginalOrderSum:
         return super().aggregate(inputs, index, ptr=ptr, dim_size=dim_size)
 
 
+class _NodeUpdate:
+    r"""Mixin: the node update both layers share, from the summed messages
+    :math:`\Delta\mathbf{h}_i = \sum_{j \in \mathcal{N}(i)} \mathbf{m}_{ij}`.
+
+    .. math::
+        \tilde{\mathbf{h}}_i &= \mathrm{LN}_1\big(\mathbf{h}_i + \mathrm{Drop}(
+            \Delta\mathbf{h}_i / s)\big)
+
+        \mathbf{h}'_i &= \mathrm{LN}_2\big(\tilde{\mathbf{h}}_i + \mathrm{Drop}(
+            \mathrm{FFN}(\tilde{\mathbf{h}}_i))\big)
+
+    then :math:`\mathbf{h}'_i = 0` where ``mask`` is ``False``, as the original. The layer
+    holds ``message_sum`` (a hook point: its output is :math:`\Delta\mathbf{h}`), ``scale``,
+    ``norm1``, ``norm2``, ``dropout1``, ``dropout2`` and ``dense`` (the FFN).
+
+    Args:
+        x (Tensor): node states :math:`\mathbf{h}` of the targets.
+        dh (Tensor): their summed messages :math:`\Delta\mathbf{h}`.
+        mask (Tensor, optional): present targets. (default: :obj:`None`: all)
+
+    Shapes:
+        - **input:** x :math:`(|\mathcal{V}_t|, F)`, dh :math:`(|\mathcal{V}_t|, F)`,
+          mask :math:`(|\mathcal{V}_t|)` *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}_t|, F)`
+    """
+
+    def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
+        dh = self.message_sum(dh)
+        h = layer_norm(self.norm1, x + self.dropout1(dh / self.scale))
+        h = layer_norm(self.norm2, h + self.dropout2(self.dense(h)))
+        if mask is not None:
+            h = h * mask.unsqueeze(-1).to(h.dtype)
+        return h
+
+
 def _mlp3(w1: nn.Linear, w2: nn.Linear, w3: nn.Linear, act: nn.Module, h: Tensor) -> Tensor:
     return w3(activation(act, w2(activation(act, w1(h)))))
 
@@ -135,7 +170,7 @@ def decoder_context(
     return torch.cat([e, s_src * causal, torch.where(causal, h_src, h_enc_src)], -1)
 
 
-class EncoderLayer(_OriginalOrderSum, MessagePassing):
+class EncoderLayer(_NodeUpdate, _OriginalOrderSum, MessagePassing):
     r"""The ProteinMPNN encoder layer: a node update followed by an edge update.
 
     .. math::
@@ -245,11 +280,7 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
             dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, dst, x.size(0), layout)
         else:
             dh = self.propagate(edge_index, x=x, edge_attr=edge_attr)
-        dh = self.message_sum(dh)
-        x = layer_norm(self.norm1, x + self.dropout1(dh / self.scale))
-        x = layer_norm(self.norm2, x + self.dropout2(self.dense(x)))
-        if mask is not None:
-            x = x * mask.unsqueeze(-1).to(x.dtype)
+        x = self.node_update(x, dh, mask)
         if split:
             pre = _split_pre(self.W11, h, e, x, x, edge_attr, dst, src)
             de = _mlp2(self.W12, self.W13, self.act, pre)
@@ -271,7 +302,7 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
         )
 
 
-class DecoderLayer(_OriginalOrderSum, MessagePassing):
+class DecoderLayer(_NodeUpdate, _OriginalOrderSum, MessagePassing):
     r"""The ProteinMPNN decoder layer: a node update from per-edge context vectors.
 
     .. math::
@@ -372,15 +403,6 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
             n = x[1].size(0)
             dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, edge_index[1], n, layout)
         return self.node_update(x[1], dh, mask)
-
-    def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
-        """The node update from the summed messages ``dh``: residual, norms, FFN, mask."""
-        dh = self.message_sum(dh)
-        h = layer_norm(self.norm1, x + self.dropout1(dh / self.scale))
-        h = layer_norm(self.norm2, h + self.dropout2(self.dense(h)))
-        if mask is not None:
-            h = h * mask.unsqueeze(-1).to(h.dtype)
-        return h
 
     def message(self, x_i: Tensor, edge_attr: Tensor) -> Tensor:
         return _mlp3(self.W1, self.W2, self.W3, self.act, torch.cat([x_i, edge_attr], -1))
