@@ -241,18 +241,7 @@ def _write(sources, tmp: Path, out: Path, filters: dict, read: dict, shard_size,
                 counts["residues"] += record.num_residues
             counts["files"] += len(files_seen)
     bar.close()
-    summary = {
-        "out": str(out),
-        "sources": [str(s) for s in sources],
-        "files": counts["files"],
-        "records": counts["records"],
-        "chains": counts["chains"],
-        "residues": counts["residues"],
-        "skipped": dict(sorted(skipped_by_kind.items())),
-        "skipped_total": sum(skipped_by_kind.values()),
-        "skip_report": str(out / "skipped.jsonl"),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
+    summary = _summary(out, sources, counts, skipped_by_kind, time.perf_counter() - t0)
     writer.close(
         meta={
             "sources": summary["sources"],
@@ -262,6 +251,22 @@ def _write(sources, tmp: Path, out: Path, filters: dict, read: dict, shard_size,
     )
     atomic_write_bytes(tmp / "summary.json", json.dumps(summary, indent=2).encode())
     return summary, tally
+
+
+def _summary(out: Path, sources, counts: Counter, skipped_by_kind: Counter, seconds: float):
+    """What ``summary.json`` holds (and prepare prints)."""
+    return {
+        "out": str(out),
+        "sources": [str(s) for s in sources],
+        "files": counts["files"],
+        "records": counts["records"],
+        "chains": counts["chains"],
+        "residues": counts["residues"],
+        "skipped": dict(sorted(skipped_by_kind.items())),
+        "skipped_total": sum(skipped_by_kind.values()),
+        "skip_report": str(out / "skipped.jsonl"),
+        "seconds": round(seconds, 2),
+    }
 
 
 def is_dataset_dir(path: Path) -> bool:
