@@ -101,7 +101,7 @@ def sample(
     control = control or DecodeControl()
     encoded = model.encode(data) if encoded is None else encoded
     rank = model.random_rank(data, generator) if decoding_rank is None else decoding_rank
-    state, table = start(model, data, encoded, rank, control)
+    state, table = _start(model, data, encoded, rank, control)
     omit_vec = torch.tensor(
         [float(a in omit) for a in ALPHABET[: model.W_out.out_features]], device=rank.device
     )
@@ -122,7 +122,7 @@ def sample(
     return out
 
 
-def start(
+def _start(
     model: ProteinMPNN, data: Data, encoded, rank: Tensor, control: DecodeControl
 ) -> tuple[SamplingState, Tensor]:
     """The state before the first step (tying applied to ``rank``) and the step table

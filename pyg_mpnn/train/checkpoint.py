@@ -32,13 +32,13 @@ import torch
 
 from pyg_mpnn.atomic import atomic_write, error_text
 from pyg_mpnn.nn.weights import describe_file, load_file
-from pyg_mpnn.train.faults import CheckpointError
 
-# the generators' capture and seeding live in pyg_mpnn.utils; named here too, as the
+# the generators' capture and seeding live in pyg_mpnn.seeding; named here too, as the
 # checkpoint's ``rng`` entry is their state
-from pyg_mpnn.utils import rng_state as rng_state
-from pyg_mpnn.utils import seed_everything as seed_everything
-from pyg_mpnn.utils import set_rng_state as set_rng_state
+from pyg_mpnn.seeding import rng_state as rng_state
+from pyg_mpnn.seeding import seed_everything as seed_everything
+from pyg_mpnn.seeding import set_rng_state as set_rng_state
+from pyg_mpnn.train.faults import CheckpointError
 
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 RESUME_KEYS = ("model", "optimizer", "step", "epoch", "batch_in_epoch", "sampler", "rng")
