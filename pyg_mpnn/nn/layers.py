@@ -96,6 +96,13 @@ class _NodeUpdate:
         - **output:** node features :math:`(|\mathcal{V}_t|, F)`
     """
 
+    def _add_update_modules(self, h: int) -> None:
+        """The modules the update adds after the layer's own norms and dropouts (registered
+        last, so that parameters keep the original's order)."""
+        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
+        self.act = nn.GELU()
+        self.dense = PositionWiseFeedForward(h, 4 * h)
+
     def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
         dh = self.message_sum(dh)
         h = layer_norm(self.norm1, x + self.dropout1(dh / self.scale))
@@ -243,9 +250,7 @@ class EncoderLayer(_NodeUpdate, _OriginalOrderSum, MessagePassing):
         self.W11, self.W12, self.W13 = nn.Linear(2 * h + e, e), nn.Linear(e, e), nn.Linear(e, e)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(h), nn.LayerNorm(h), nn.LayerNorm(e)
         self.dropout1, self.dropout2, self.dropout3 = (Dropout(dropout) for _ in range(3))
-        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
-        self.act = nn.GELU()
-        self.dense = PositionWiseFeedForward(h, 4 * h)
+        self._add_update_modules(h)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -367,9 +372,7 @@ class DecoderLayer(_NodeUpdate, _OriginalOrderSum, MessagePassing):
         self.W1, self.W2, self.W3 = nn.Linear(h + c, h), nn.Linear(h, h), nn.Linear(h, h)
         self.norm1, self.norm2 = nn.LayerNorm(h), nn.LayerNorm(h)
         self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
-        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
-        self.act = nn.GELU()
-        self.dense = PositionWiseFeedForward(h, 4 * h)
+        self._add_update_modules(h)
         self.reset_parameters()
 
     def reset_parameters(self):
