@@ -5,7 +5,8 @@ of the package, at the top of a module or inside a function.
 * ``pyg_mpnn.io`` imports nothing from ``data``, ``nn``, ``train``, ``track``, ``diagnose``;
 * ``pyg_mpnn.data`` imports nothing from ``train``, ``track``, ``diagnose``, ``design``;
 * ``pyg_mpnn.train`` and ``pyg_mpnn.track`` import nothing from ``diagnose``;
-* ``pyg_mpnn.errors`` (which every layer raises from) imports nothing of the package, and
+* ``pyg_mpnn.errors`` (which every layer raises from), ``pyg_mpnn.utils`` and
+  ``pyg_mpnn.seeding`` (which every layer may use) import nothing of the package, and
   ``pyg_mpnn.cli`` (every command's wrapper) only ``errors`` and ``atomic``.
 """
 
@@ -93,7 +94,12 @@ def test_package_imports_leave_the_commands_to_run_module():
 
 @pytest.mark.parametrize(
     "module, allowed",
-    [("errors.py", set()), ("cli.py", {"pyg_mpnn.errors", "pyg_mpnn.atomic"})],
+    [
+        ("errors.py", set()),
+        ("cli.py", {"pyg_mpnn.errors", "pyg_mpnn.atomic"}),
+        ("utils.py", set()),
+        ("seeding.py", set()),
+    ],
 )
 def test_the_error_modules_sit_below_every_layer(module, allowed):
     found = {m.rsplit(".", 1)[0] for _, m in imported_modules(PACKAGE / module)}

@@ -11,6 +11,7 @@ from pyg_mpnn.nn.features import EdgeFeatures, PositionalEncodings, rbf, virtual
 from pyg_mpnn.nn.graph import knn_edges, radius_edges
 from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer, PositionWiseFeedForward
 from pyg_mpnn.nn.model import Block, ProteinMPNN, decoding_rank
+from pyg_mpnn.nn.probe import probe_mode
 from pyg_mpnn.nn.weights import export_original, load_model
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "export_original",
     "knn_edges",
     "load_model",
+    "probe_mode",
     "radius_edges",
     "rbf",
     "virtual_cb",

@@ -30,8 +30,8 @@ import numpy as np
 import torch.distributed as dist
 from aim import Distribution, Image, Repo, Run, Text
 
-from pyg_mpnn.data.codec import jsonable
 from pyg_mpnn.track.aimio import index_run
+from pyg_mpnn.utils import jsonable
 
 CONTEXT_KEYS = ("subset", "layer", "stack", "kind", "part")
 CSV_FIELDS = ("step", "epoch", "wall_s", "name") + CONTEXT_KEYS + ("value",)
