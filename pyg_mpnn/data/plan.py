@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import mmap
 import threading
+import time
 from bisect import bisect_right
 from collections.abc import Callable
 from contextlib import suppress
@@ -79,6 +80,7 @@ class EpochPlan:
     :meth:`~pyg_mpnn.data.sampler.TokenBudgetBatchSampler.plan`. With ``background``, a
     daemon thread plans them in order and a reader waits only for the block it needs;
     otherwise a reader plans them on demand. An error while planning is raised to the reader.
+    ``seconds``: from the start to the last block planned (``None`` until then).
     """
 
     def __init__(self, num_blocks: int, make_block: Callable, background: bool = True):
@@ -87,7 +89,8 @@ class EpochPlan:
         self.counts = [0]  # batches before block j
         self._error: BaseException | None = None
         self._cond = threading.Condition()
-        self._thread = None
+        self._thread, self.seconds = None, None
+        self._t0 = time.perf_counter()
         if background:
             self._thread = threading.Thread(target=self._run, daemon=True, name="epoch-plan")
             self._thread.start()
@@ -102,6 +105,8 @@ class EpochPlan:
         with self._cond:
             self.blocks.append(block)
             self.counts.append(self.counts[-1] + n)
+            if self.done:
+                self.seconds = time.perf_counter() - self._t0
             self._cond.notify_all()
 
     def _run(self) -> None:
