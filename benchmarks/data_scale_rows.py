@@ -235,7 +235,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=10_000)
     ap.add_argument(
-        "--block-rows", type=int, default=1 << 22, help="the sampler's block_rows (its default)"
+        "--block-rows", type=int, default=1 << 21, help="the sampler's block_rows (its default)"
     )
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the indexes in --work")

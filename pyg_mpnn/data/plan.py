@@ -58,9 +58,10 @@ def cluster_chunks(clusters, n: int, chunk_rows: int) -> np.ndarray | None:
             release(clusters)
             return None
         if lo > 0:
-            new = np.flatnonzero(c[1:] != c[:-1])  # cluster starts at rows lo + new
-            if len(new) and lo + int(new[0]) > bounds[-1]:
-                bounds.append(lo + int(new[0]))
+            new = c[1:] != c[:-1]  # a cluster starts at row lo + k where new[k]
+            k = int(new.argmax())
+            if new[k] and lo + k > bounds[-1]:
+                bounds.append(lo + k)
         since_release += len(c)
         if since_release >= SCAN_RELEASE_ROWS:
             release(clusters)

@@ -95,7 +95,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         num_replicas: int = 1,
         rank: int = 0,
         max_items: int | None = None,
-        block_rows: int = 1 << 22,
+        block_rows: int = 1 << 21,
         background: bool = True,
     ):
         self.lengths = np.asarray(lengths)
