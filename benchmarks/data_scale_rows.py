@@ -88,7 +88,8 @@ def one_rank(root: str, batches: int, workers: int, max_tokens: int, block_rows:
     next_s = _planned_s(sampler.plan(1))
     state = {"epoch": 0, "consumed": n - 2, "seed": 0, "num_items": len(ds)}
     loader.load_state_dict(state)
-    tail = sum(1 for _ in loader)
+    tail = [list(b.name) for b in loader]
+    planned = [[ds.names[i] for i in plan.batch(k)] for k in (n - 2, n - 1)]
     t3 = time.perf_counter()
     next(iter(loader))
     boundary = time.perf_counter() - t3
@@ -101,7 +102,8 @@ def one_rank(root: str, batches: int, workers: int, max_tokens: int, block_rows:
         "startup_s": round(t_open + t_first, 2),
         "epoch_plan_s": plan_s,
         "next_epoch_plan_s": next_s,
-        "resumed_tail_batches": tail,
+        "epoch_s_at_this_rate": round(n / rate, 1),
+        "resumed_tail_exact": tail == planned,
         "first_batch_of_next_epoch_s": round(boundary, 3),
         "main_after_first_batch": main_first,
         "main_with_two_plans": mem(),

@@ -136,6 +136,55 @@ def _member(zf: zipfile.ZipFile, name: str, dtype, n: int, chunks) -> None:
         assert written == n, (name, written, n)
 
 
+def _layout(n: int, clusters: int, tail: float, seed: int, valid_frac: float, test_frac: float):
+    """Cluster ids in (split, cluster) order, their sizes in that order, rows per split."""
+    sizes = cluster_sizes(n, clusters, tail, seed)
+    u = (np.arange(clusters, dtype=np.int64) * 2654435761 % 10_000) / 10_000
+    split = np.where(u < test_frac, 2, np.where(u < test_frac + valid_frac, 1, 0)).astype(np.int8)
+    del u
+    order = np.argsort(split, kind="stable")
+    per_split = np.bincount(split, weights=sizes, minlength=len(SPLITS)).astype(np.int64)
+    return order, sizes[order], per_split
+
+
+def _columns(tcols: dict, n: int, order, sizes, per_split, window: int):
+    """``(name, dtype, values, chunks)`` of every index member, generated ``window`` rows at a
+    time (rows cycle over the template's ``tcols``)."""
+    m, cum = len(tcols["length"]), np.cumsum(sizes)
+    windows = [(lo, min(n, lo + window)) for lo in range(0, n, window)]
+
+    def cluster():
+        k0 = 0
+        while k0 < len(order):
+            base = int(cum[k0 - 1]) if k0 else 0
+            k1 = max(k0 + 1, int(np.searchsorted(cum, base + window, side="right")))
+            yield np.repeat(order[k0:k1], sizes[k0:k1])
+            k0 = k1
+
+    def name_offsets():
+        yield np.zeros(1, np.int64)
+        for lo, hi in windows:
+            yield _name_total(lo) + np.cumsum(_names(lo, hi)[1])
+
+    split = (
+        np.full(min(window, int(c) - lo), s, np.int8)
+        for s, c in enumerate(per_split)
+        for lo in range(0, int(c), window)
+    )
+
+    def tiled(col):
+        return (col[np.arange(lo, hi) % m] for lo, hi in windows)
+
+    payload = [(k, ROW_COLUMNS[k], n, tiled(tcols[k])) for k in PAYLOAD_COLUMNS]
+    return payload + [
+        ("cluster", ROW_COLUMNS["cluster"], n, cluster()),
+        ("split", ROW_COLUMNS["split"], n, split),
+        ("source", ROW_COLUMNS["source"], n, (np.zeros(hi - lo) for lo, hi in windows)),
+        ("name_bytes", np.uint8, _name_total(n), (_names(lo, hi)[0] for lo, hi in windows)),
+        ("name_offsets", np.int64, n + 1, name_offsets()),
+    ]
+
+
 def tile_index_large(
     template: str | Path,
     out: str | Path,
@@ -154,68 +203,22 @@ def tile_index_large(
     template, out = Path(template), Path(out)
     meta_t, cols_t = open_index(template)
     tcols = {k: np.asarray(cols_t[k]) for k in PAYLOAD_COLUMNS}
-    m = len(tcols["length"])
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "shards").exists():
         os.symlink((template / "shards").resolve(), out / "shards")
-    sizes = cluster_sizes(n, clusters, tail, seed)
-    ids = np.arange(clusters, dtype=np.int64)
-    u = (ids * 2654435761 % 10_000) / 10_000
-    split = np.where(u < test_frac, 2, np.where(u < test_frac + valid_frac, 1, 0)).astype(np.int8)
-    del u
-    order = np.argsort(split, kind="stable")  # (split, cluster) order
-    per_split = np.bincount(split, weights=sizes, minlength=len(SPLITS)).astype(np.int64)
-    sizes = sizes[order]
-    cum = np.cumsum(sizes)
-    windows = [(lo, min(n, lo + window)) for lo in range(0, n, window)]
-
-    def cluster_col():
-        k0 = 0
-        while k0 < clusters:
-            base = int(cum[k0 - 1]) if k0 else 0
-            k1 = max(k0 + 1, int(np.searchsorted(cum, base + window, side="right")))
-            yield np.repeat(order[k0:k1], sizes[k0:k1])
-            k0 = k1
-
-    def payload(key):
-        return (tcols[key][np.arange(lo, hi, dtype=np.int64) % m] for lo, hi in windows)
-
-    def name_offsets():
-        yield np.zeros(1, np.int64)
-        for lo, hi in windows:
-            yield _name_total(lo) + np.cumsum(_names(lo, hi)[1])
-
-    bounds = np.r_[0, np.cumsum(per_split)]
-    splits = (
-        np.full(min(window, int(c) - lo), s, np.int8)
-        for s, c in enumerate(per_split)
-        for lo in range(0, int(c), window)
-    )
+    order, sizes, per_split = _layout(n, clusters, tail, seed, valid_frac, test_frac)
 
     def write(f):
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for key in PAYLOAD_COLUMNS:
-                _member(zf, key, ROW_COLUMNS[key], n, payload(key))
-            _member(zf, "cluster", ROW_COLUMNS["cluster"], n, cluster_col())
-            _member(zf, "split", ROW_COLUMNS["split"], n, splits)
-            _member(
-                zf, "source", ROW_COLUMNS["source"], n, (np.zeros(hi - lo) for lo, hi in windows)
-            )
-            _member(
-                zf,
-                "name_bytes",
-                np.uint8,
-                _name_total(n),
-                (_names(lo, hi)[0] for lo, hi in windows),
-            )
-            _member(zf, "name_offsets", np.int64, n + 1, name_offsets())
+            for column in _columns(tcols, n, order, sizes, per_split, window):
+                _member(zf, *column)
 
     atomic_write(out / "index.npz", write)
-    residues = _tiled_residues(tcols["length"], n)
+    bounds = np.r_[0, np.cumsum(per_split)]
     meta = {
         "format": FORMAT,
         "records": n,
-        "residues": residues,
+        "residues": _tiled_residues(tcols["length"], n),
         "split_ranges": {s: [int(bounds[i]), int(bounds[i + 1])] for i, s in enumerate(SPLITS)},
         "shards": meta_t.get("shards"),
         "sources": [f"synthetic tiling of {template}"],
