@@ -89,7 +89,7 @@ def one_rank(root: str, batches: int, workers: int, max_tokens: int, block_rows:
     state = {"epoch": 0, "consumed": n - 2, "seed": 0, "num_items": len(ds)}
     loader.load_state_dict(state)
     tail = [list(b.name) for b in loader]
-    planned = [[ds.names[i] for i in plan.batch(k)] for k in (n - 2, n - 1)]
+    planned = [[ds.record(i).name for i in plan.batch(k)] for k in (n - 2, n - 1)]
     t3 = time.perf_counter()
     next(iter(loader))
     boundary = time.perf_counter() - t3

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from testdata import structure
+from torch.utils.data import Dataset
 
 from pyg_mpnn.data.dataset import ProteinDataset
 from pyg_mpnn.data.loader import make_loader
@@ -135,17 +136,35 @@ def test_streamed_index_reads_back(big):
     np.load(big / "index.npz")["crc"]  # a valid zip: the members' checksums match
 
 
+class Tagged(Dataset):
+    """Items that carry their dataset index (``idx``), to check which items a batch holds."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        data = self.ds[i]
+        data.idx = i
+        return data
+
+
 def test_loader_resume_across_the_boundary_with_workers(big):
     ds = ProteinDataset(big, "train")
 
     def loader():
         s = sampler(ds.lengths, ds.clusters, max_tokens=3000, block_rows=4_000)
-        return make_loader(ds, s, num_workers=2)
+        return make_loader(Tagged(ds), s, num_workers=2)
 
     ref = loader()
-    assert ref.batch_sampler.plan().num_blocks > 3
-    epochs = [[b.name for b in ref] for _ in range(2)]
+    plan = ref.batch_sampler.plan()
+    assert plan.num_blocks > 3
+    epochs = [[b.idx.tolist() for b in ref] for _ in range(2)]
+    assert epochs[0] == [plan.batch(k) for k in range(len(plan))]  # the loader yields the plan
     run = loader()
     state = {**run.state_dict(), "epoch": 0, "consumed": len(epochs[0]) - 2}
     run.load_state_dict(json.loads(json.dumps(state)))
-    assert [b.name for b in run] + [b.name for b in run] == epochs[0][-2:] + epochs[1]
+    got = [b.idx.tolist() for b in run] + [b.idx.tolist() for b in run]
+    assert got == epochs[0][-2:] + epochs[1]
