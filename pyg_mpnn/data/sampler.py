@@ -105,11 +105,11 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             raise ValueError(f"rank {rank} outside [0, {num_replicas})")
         self.max_tokens = int(max_tokens)
         self.clusters = None if clusters is None else np.asarray(clusters)
-        if isinstance(cluster_weights, str):
+        if isinstance(cluster_weights, str) and cluster_weights == "length":
+            cluster_weights = self.lengths  # as float64 per block: no copy of the whole column
+        elif isinstance(cluster_weights, str):
             cluster_weights = member_weights(cluster_weights, lengths=self.lengths)
-        self.cluster_weights = (
-            None if cluster_weights is None else np.asarray(cluster_weights, dtype=np.float64)
-        )
+        self.cluster_weights = None if cluster_weights is None else np.asarray(cluster_weights)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.num_replicas = int(num_replicas)
