@@ -1,4 +1,4 @@
-"""Dependencies point one way (issue 17): parsed from the source with ``ast``, every import
+"""Dependencies point one way: parsed from the source with ``ast``, every import
 of the package, at the top of a module or inside a function.
 
 * ``pyg_mpnn.nn`` imports nothing from ``data``, ``train``, ``track``, ``diagnose``, ``design``;

@@ -1,4 +1,4 @@
-"""The six findings of issue 8, each a pure function of a run's series and the thresholds.
+"""The six findings of `diagnose`, each a pure function of a run's series and the thresholds.
 
 Every check looks at the *window*: the tracked steps after the first ``skip`` fraction of the run
 (initialisation and the start of warm-up are not a diagnosis). A condition "stays" when it holds

@@ -1,6 +1,6 @@
 """One sink for everything a run reports: a real Aim run plus plain files beside it.
 
-Files in the run folder (for people and tools without Aim; issue 8's diagnostics read them):
+Files in the run folder (for people and tools without Aim; the diagnostics read them):
 
 ``metrics.csv``  long format, one value per row:
     ``step, epoch, wall_s, name, subset, layer, stack, kind, part, value``
