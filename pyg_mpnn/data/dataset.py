@@ -8,6 +8,7 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 from torch.utils.data import Dataset
 
 from pyg_mpnn.data.codec import decode_record
@@ -16,6 +17,37 @@ from pyg_mpnn.data.store import SPLIT_ALIASES, Names, NoDataset, ShardError, ope
 from pyg_mpnn.errors import BadValue
 from pyg_mpnn.io.foldcomp import record_from_fcz
 from pyg_mpnn.io.record import SPLITS, ProteinRecord, to_data
+
+ROW_FIELDS = ("shard", "offset", "nbytes", "crc")  # what reading a record needs from the index
+
+
+class _RowReader:
+    """Index values of one row read with ``os.pread`` (a few bytes), not through the memory
+    maps: a page fault maps a whole folio of a column around the row (64 kB to 2 MB), so over
+    an epoch of random rows a worker would map every page of every column it reads --
+    gigabytes at 214M rows, all counted as its own memory. Columns that are not memory maps
+    are indexed directly."""
+
+    def __init__(self, path: Path, cols: dict, lo: int):
+        self.path, self.fd = path, None
+        self.cols = {k: cols[k] for k in (*ROW_FIELDS, "name_offsets", "name_bytes")}
+        self.lo = lo  # the split's first row
+
+    def _pread(self, col, i: int, count: int = 1):
+        if not isinstance(col, np.memmap):
+            return col[i : i + count]
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        size = col.dtype.itemsize
+        return np.frombuffer(os.pread(self.fd, size * count, col.offset + size * i), col.dtype)
+
+    def values(self, i: int) -> tuple[int, int, int, int]:
+        """``(shard, offset, nbytes, crc)`` of split item ``i``."""
+        return tuple(int(self._pread(self.cols[k], self.lo + i)[0]) for k in ROW_FIELDS)
+
+    def name(self, i: int) -> str:
+        a, b = (int(x) for x in self._pread(self.cols["name_offsets"], self.lo + i, 2))
+        return bytes(self._pread(self.cols["name_bytes"], a, b - a)).decode()
 
 
 class ProteinDataset(Dataset):
@@ -83,6 +115,7 @@ class ProteinDataset(Dataset):
         self.sources = cols["source"][lo:hi]
         self._shard, self._offset = cols["shard"][lo:hi], cols["offset"][lo:hi]
         self._nbytes, self._crc = cols["nbytes"][lo:hi], cols["crc"][lo:hi]
+        self._rows = _RowReader(self.root / "index.npz", cols, lo)
 
     # Memory maps and file descriptors are reopened in a new process, never pickled.
     def __getstate__(self):
@@ -103,9 +136,12 @@ class ProteinDataset(Dataset):
 
     def shard_path(self, i: int) -> Path:
         """The shard file (or Foldcomp database) that holds item ``i``."""
+        return self._shard_path(int(self._shard[i]))
+
+    def _shard_path(self, shard: int) -> Path:
         if self.backend == FOLDCOMP:
-            return self._databases[int(self._shard[i])]
-        return self.root / "shards" / f"{int(self._shard[i]):05d}.bin"
+            return self._databases[shard]
+        return self.root / "shards" / f"{shard:05d}.bin"
 
     def _cached(self, shard: int, load):
         if shard in self._cache:
@@ -118,8 +154,11 @@ class ProteinDataset(Dataset):
 
     def record(self, i: int) -> ProteinRecord:
         """The :class:`ProteinRecord` of item ``i`` (decoded from its shard)."""
-        path, name = self.shard_path(i), self.names[i]
-        offset, nbytes = int(self._offset[i]), int(self._nbytes[i])
+        i = int(i) + (len(self) if i < 0 else 0)
+        if not 0 <= i < len(self):
+            raise IndexError(f"item {i} outside a dataset of {len(self)}")
+        shard, offset, nbytes, crc = self._rows.values(i)
+        path, name = self._shard_path(shard), self._rows.name(i)
         where = f"record {name!r} (bytes {offset}..{offset + nbytes})"
         kind = "database" if self.backend == FOLDCOMP else "shard"
 
@@ -130,11 +169,11 @@ class ProteinDataset(Dataset):
                 raise ShardError(path, f"missing or unreadable {kind} ({e.strerror})") from e
 
         # pread never moves a file position, so descriptors inherited by forked workers are safe.
-        fd = self._cached(int(self._shard[i]), load)
+        fd = self._cached(shard, load)
         blob = os.pread(fd, nbytes, offset)
         if len(blob) != nbytes:
             raise ShardError(path, f"{where}: truncated {kind}, read {len(blob)} of {nbytes} bytes")
-        if zlib.crc32(blob) != int(self._crc[i]):
+        if zlib.crc32(blob) != crc:
             raise ShardError(path, f"{where}: checksum mismatch, the {kind} is corrupted")
         try:
             if self.backend == FOLDCOMP:

@@ -21,6 +21,7 @@ RENDERED = {
         "data_scale_original:data_scale_original.json",
         "foldcomp_backend_table:foldcomp_backend.json",
         "foldcomp_backend_projection:foldcomp_backend.json",
+        "data_scale_rows_table:data_scale_214m.json",
     ],
     "performance.md": [
         "train_step_table:train_step_cpu.json",
@@ -312,3 +313,51 @@ def test_foldcomp_backend_renders_without_and_with_its_result(tmp_path):
     projection = render_docs.RENDERERS["foldcomp_backend_projection"](tmp_path, "fb.json")
     assert projection.startswith("**Projection, not measured: 214M entries.**")
     assert "| shards (converted) | 1.96 | 8.92 | 1.04 | a |" in projection
+
+
+def _data_scale_rows_result() -> dict:
+    """The shape of benchmarks/data_scale_rows.py's JSON, one cluster structure."""
+    mem = {"rss_mb": 377.5, "uss_mb": 35.2}
+    one = {
+        "open_s": 0.057,
+        "first_batch_s": 0.86,
+        "epoch_plan_s": 1.41,
+        "next_epoch_plan_s": 1.14,
+        "first_batch_of_next_epoch_s": 0.486,
+        "main_after_first_batch": mem,
+        "main_with_two_plans": {"rss_mb": 400.1, "uss_mb": 50.2},
+        "workers": [{"rss_mb": 351.1, "uss_mb": 15.9}, {"rss_mb": 351.1, "uss_mb": 17.8}],
+        "batches_per_s": 10.1,
+        "resumed_tail_exact": True,
+    }
+    rank = {"steps": 3126, "plan_s": 8.4, "before": mem, "after": {"rss_mb": 380, "uss_mb": 40}}
+    ranks = {"world": 8, "ranks": [rank] * 8, "equal_steps": True}
+    ranks |= {"each_cluster_once": True, "each_item_once": True}
+    structure = {"clusters": 486000, "cluster_size_max": 6589, "index_gb": 0.11}
+    structure |= {"index_bytes_per_row": 58.4, "one_rank": one, "ranks": ranks}
+    return {"rows": 2_000_000, "workers": 2, "max_tokens": 10_000, "block_rows": 262_144} | {
+        "structures": [structure]
+    }
+
+
+def test_data_scale_rows_renders_without_and_with_its_result(tmp_path):
+    text = "<!-- render:data_scale_rows_table:ds.json -->\n<!-- /render -->"
+    before, _ = render_docs.render_text(text, tmp_path)
+    assert "Not measured yet" in before and "python -m benchmarks.data_scale_rows" in before
+    (tmp_path / "ds.json").write_text(json.dumps(_data_scale_rows_result()))
+    render_docs.load.cache_clear()
+    after, _ = render_docs.render_text(text, tmp_path)
+    rows = [ln for ln in after.splitlines() if ln.startswith("| 486,000")]
+    assert rows[0].split(" | ")[1:] == [
+        "0.1 (58 B/row)",
+        "0.06",
+        "**0.86**",
+        "1.4 / 1.1",
+        "0.49",
+        "378 / 35; 400 / 50",
+        "351 / 18",
+        "**10**",
+        "yes |",
+    ]
+    assert rows[1].split(" | ")[1:] == ["8", "3,126", "8.4", "40", "5", "yes |"]
+    assert "2,000,000 rows, 2 workers" in after
