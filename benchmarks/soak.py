@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 MB = 1e6
@@ -47,7 +48,25 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "arena1": ({"MALLOC_ARENA_MAX": "1"}, []),
     "arena2": ({"MALLOC_ARENA_MAX": "2"}, []),
     "mmap64k": ({"MALLOC_MMAP_THRESHOLD_": "65536"}, []),
+    "fixed": ({"SOAK_FIXED_BATCH": "1"}, []),  # the first batch again and again: fixed shapes
+    "pyobjects": ({"SOAK_TRACEMALLOC": "1"}, []),  # Python objects' memory, from tracemalloc
 }
+
+
+class RepeatedBatch:
+    """A loader's first batch, as many times as the loader has batches (fixed shapes)."""
+
+    def __init__(self, loader):
+        self.loader, self.batch = loader, None
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        if self.batch is None:
+            self.batch = next(iter(self.loader))
+        for _ in range(len(self.loader)):
+            yield self.batch
 
 
 def variant(spec: str) -> tuple[dict[str, str], list[str]]:
@@ -71,6 +90,8 @@ def child(a: argparse.Namespace) -> None:
     from pyg_mpnn.train.config import load_experiment
     from pyg_mpnn.train.trainer import Trainer
 
+    if os.environ.get("SOAK_TRACEMALLOC"):
+        tracemalloc.start()
     baseline = heap.rss_bytes()
     sets = [*a.set, f"train.max_minutes={a.minutes}", "train.progress=false"]
     if a.steps:
@@ -86,9 +107,12 @@ def child(a: argparse.Namespace) -> None:
             use = resource.getrusage(resource.RUSAGE_SELF)
             row = dict(step=self.step, t=round(time.time() - t0, 3), rss=heap.rss_bytes())
             row["cpu_s"] = round(use.ru_utime + use.ru_stime, 3)  # all threads: a load-proof cost
+            row["python"] = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
             samples.write(json.dumps({**row, "heap_in_use": h.in_use, "heap_free": h.free}) + "\n")
 
     trainer = SampledTrainer(cfg, a.run)
+    if os.environ.get("SOAK_FIXED_BATCH"):
+        trainer.data.train_loader = RepeatedBatch(trainer.data.train_loader)
     t0 = time.time()
     params = sum(p.numel() * p.element_size() for p in trainer.model.parameters())
     batch = next(iter(trainer.data.train_loader))
@@ -167,6 +191,8 @@ def summarise(name, env, sets, samples: Path, polled: list[dict]) -> dict:
     cpu_per_step = (
         float((cpu[-1] - cpu[warm]) / (steps[-1] - steps[warm])) if n - warm >= 2 else None
     )
+    t = np.array([r["t"] for r in rows])
+    wall_per_step = float((t[-1] - t[warm]) / (steps[-1] - steps[warm])) if n - warm >= 2 else None
     peak_workers = max((w["uss"] for s in polled for w in s["workers"]), default=0) / MB
     return {
         "variant": name,
@@ -182,6 +208,7 @@ def summarise(name, env, sets, samples: Path, polled: list[dict]) -> dict:
         "rss_end_of_warmup_mb": round(float(rss[warm]), 1) if n else None,
         "slope_mb_per_1000_steps": None if slope is None else round(slope, 1),
         "cpu_s_per_step": None if cpu_per_step is None else round(cpu_per_step, 3),
+        "wall_s_per_step": None if wall_per_step is None else round(wall_per_step, 3),
         "working_set_mb": {k: round(v, 1) for k, v in working.items()},
         "working_set_total_mb": round(sum(working.values()), 1),
         "per_step": [
@@ -190,10 +217,11 @@ def summarise(name, env, sets, samples: Path, polled: list[dict]) -> dict:
                 round(r["rss"] / MB, 1),
                 round(r["heap_in_use"] / MB, 1),
                 round(r["heap_free"] / MB, 1),
+                round(r.get("python", 0) / MB, 1),
             ]
             for r in rows
         ],
-        "per_step_columns": ["step", "rss_mb", "heap_in_use_mb", "heap_free_mb"],
+        "per_step_columns": ["step", "rss_mb", "heap_in_use_mb", "heap_free_mb", "python_mb"],
         "sampled": [
             [
                 s["t"],

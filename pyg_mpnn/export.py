@@ -17,7 +17,7 @@ import math
 import sys
 from pathlib import Path
 
-from pyg_mpnn.cli import command, make_parser
+from pyg_mpnn.cli import WEIGHT_SPECS, command, make_parser
 from pyg_mpnn.errors import UserError
 
 DESCRIPTION = (
@@ -38,9 +38,7 @@ EXAMPLES = [
 def parser() -> argparse.ArgumentParser:
     p = make_parser("python -m pyg_mpnn.export", DESCRIPTION, EXAMPLES)
     p.add_argument(
-        "weights",
-        help="a pyg_mpnn checkpoint (e.g. a run's checkpoints/best.pt), "
-        "original:v_48_0xx, soluble:v_48_0xx or ca:v_48_0xx (CA-only: --ca_only in the original)",
+        "weights", help=f"{WEIGHT_SPECS} (ca: is what the original loads with --ca_only)"
     )
     p.add_argument("--out", required=True, help="file to write (.pt)")
     p.add_argument(

@@ -54,6 +54,7 @@ from pyg_mpnn.diagnose.jacobian import (
 )
 from pyg_mpnn.diagnose.series import read_files
 from pyg_mpnn.nn.model import ProteinMPNN
+from pyg_mpnn.nn.probe import probe_mode
 from pyg_mpnn.train.checkpoint import STEP_RE, CheckpointManager
 from pyg_mpnn.train.config import load_experiment
 from pyg_mpnn.train.trainer import Trainer
@@ -390,10 +391,9 @@ def graph_knn(data, run) -> np.ndarray:
     """The kNN mask of the run's graph on ``data`` (``knn[i, j]``: edge ``j -> i``), as the
     maps use it: no backbone noise (the graph does not depend on the weights)."""
     model = load_model(run["checkpoints"][0])
-    model.augment_eps = 0.0
     d = data.clone()
     d.edge_index = None
-    with torch.no_grad():
+    with probe_mode(model), torch.no_grad():
         _, _, ei = model.encode(d)
     knn = np.zeros((d.num_nodes, d.num_nodes), dtype=bool)
     knn[ei[1].numpy(), ei[0].numpy()] = True

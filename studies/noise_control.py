@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.common import RESULTS, command, finished, machine, write_json
-from pyg_mpnn.diagnose.findings import Thresholds, _window, diagnose
+from pyg_mpnn.diagnose.findings import Thresholds, diagnose, window
 from pyg_mpnn.diagnose.series import read_files
 from pyg_mpnn.train.config import load_experiment
 from pyg_mpnn.train.trainer import Trainer
@@ -63,7 +63,7 @@ def gradient_gap(run_dir: Path, th: Thresholds) -> dict:
     median of the peers (every non-embedding layer, as finding (a)), and the gap of (a)."""
     rs = read_files(run_dir)
     grads = {k: dict(zip(*v)) for k, v in rs.layer_series("gradient").items()}
-    steps = _window(sorted({s for g in grads.values() for s in g}), th)
+    steps = window(sorted({s for g in grads.values() for s in g}), th)
     peers = [k for k in grads if rs.stack(k) != "embed"]
     encoder = [k for k in rs.layers() if rs.stack(k) == "encoder"]
     decoder = [k for k in rs.layers() if rs.stack(k) == "decoder"]

@@ -9,12 +9,17 @@ missing folder).
 """
 
 import atexit
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+import torch
+from _train_tiny import make_tiny_dataset
 from testdata import SHARED_DATA
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +37,43 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"needs the shared data folder (not at {SHARED_DATA}; PYG_MPNN_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Twelve small real structures prepared into a dataset folder (``tests/_train_tiny.py``)."""
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny_dataset"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tests: the shared 2-core CI machine is much slower
+    with two (small per-step ops, as in sampling, spend their time in thread hand-offs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_benchmark(tmp_path):
+    """``tiny_benchmark(NAME, *args)``: the JSON result of ``python -m benchmarks.NAME --tiny
+    --threads 1 *args --out FILE``, run from the repository's root with one thread; fails the
+    test with its stderr when it exits with an error."""
+
+    def run(name: str, *args: str) -> dict:
+        out = tmp_path / f"{name}.json"
+        cmd = [sys.executable, "-m", f"benchmarks.{name}", "--tiny", "--threads", "1", *args]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+        proc = subprocess.run(
+            cmd + ["--out", str(out)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(out.read_text())
+
+    return run

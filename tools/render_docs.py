@@ -18,6 +18,10 @@ for ``json``, a dotted key path (list items by index) and a Python format spec. 
 outside the markers is left alone. Rendering is deterministic: ``--check`` renders every part
 again and compares. ``tests/docs/test_render_docs.py`` runs it in CI, so a number that drifts
 from its source fails the tests.
+
+A measured number typed into a table, or into README.md's "Headline results", fails both
+modes: render it, or mark it as a quotation with its source (``<!-- quote: SOURCE -->`` ...
+``<!-- /quote -->``; :mod:`tools.docrender.typed`).
 """
 
 from __future__ import annotations
@@ -29,13 +33,34 @@ import sys
 from pathlib import Path
 
 # the topic modules register their renderers in RENDERERS when imported
-from tools.docrender import ablations, jacobian, memory, monitoring, speed  # noqa: F401
+from tools.docrender import (  # noqa: F401
+    ablations,
+    data,
+    finetune,
+    jacobian,
+    memory,
+    monitoring,
+    speed,
+)
 from tools.docrender.core import RENDERERS, REPO, RenderError, load
+from tools.docrender.typed import QuoteError, typed_numbers
 
 RESULTS = REPO / "benchmarks" / "results"
 DOCS = [REPO / "README.md"] + [
     REPO / "docs" / name
-    for name in ("findings.md", "performance.md", "monitoring.md", "reliability.md")
+    for name in (
+        "findings.md",
+        "performance.md",
+        "monitoring.md",
+        "reliability.md",
+        "training.md",
+        "finetuning.md",
+        "data_at_scale.md",
+        "data.md",
+        "model.md",
+        "design.md",
+        "profiling.md",
+    )
 ]
 MARKER = re.compile(r"<!-- render:(?P<name>[^\s>]+) -->(?P<body>.*?)<!-- /render -->", re.S)
 OPEN = re.compile(r"<!-- render:")
@@ -78,14 +103,18 @@ def main(argv=None) -> int:
     ap.add_argument("docs", nargs="*", type=Path, default=DOCS, help="Markdown files")
     a = ap.parse_args(argv)
     load.cache_clear()
-    stale = 0
+    stale = typed = 0
     for doc in a.docs:
         text = doc.read_text()
         try:
             new, names = render_text(text, a.results, str(doc))
-        except RenderError as e:
+            hits = typed_numbers(new, str(doc), headlines=doc.name == "README.md")
+        except (RenderError, QuoteError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        typed += len(hits)
+        for hit in hits:
+            print(f"{hit}: typed, not rendered (render it, or mark it <!-- quote: SOURCE -->)")
         if new == text:
             print(f"{doc}: {len(names)} rendered parts agree with {a.results}")
             continue
@@ -107,8 +136,9 @@ def main(argv=None) -> int:
             f"{stale} doc(s) disagree with their sources: run `python -m tools.render_docs`",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    if typed:
+        print(f"{typed} typed number(s) in results tables or headlines", file=sys.stderr)
+    return 1 if typed or (a.check and stale) else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Datasets of prepared protein graphs: shard folders, the token-budget sampler and loader,
 graph transforms, crops, and the embedded default dataset."""
 
-import importlib
+from pyg_mpnn.cli import lazy_exports
 
 # Every name loads on first use: ``python -m pyg_mpnn.data.prepare`` imports this package
 # before it runs, and its ``--help`` must not wait for torch; and ``prepare`` (and
@@ -23,10 +23,6 @@ _ON_FIRST_USE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _ON_FIRST_USE:
-        return getattr(importlib.import_module(_ON_FIRST_USE[name]), name)
-    raise AttributeError(f"module 'pyg_mpnn.data' has no attribute {name!r}")
-
+__getattr__ = lazy_exports(__name__, _ON_FIRST_USE)
 
 __all__ = sorted(_ON_FIRST_USE)

@@ -33,6 +33,7 @@ import numpy as np
 
 from pyg_mpnn.alphabet import ALPHABET
 from pyg_mpnn.io.record import ProteinRecord
+from pyg_mpnn.utils import jsonable
 
 MAGIC = b"PMR2"
 MAX_ERROR = 2.0**-5  # A: the largest rounding error of a stored coordinate in float16
@@ -42,24 +43,6 @@ _LUT = np.full(256, ALPHABET.index("X"), np.uint8)
 for _i, _a in enumerate(ALPHABET):
     _LUT[ord(_a)] = _i
 _ALPHA = np.frombuffer(ALPHABET.encode(), np.uint8)
-
-
-def jsonable(value):
-    """``value`` made of what JSON holds (a record's meta, a run's config): dict keys become
-    strings (a tuple key ``"a|b"``), tuples lists, numpy scalars and arrays Python numbers and
-    lists; str, int, float, bool and None stay; anything else becomes its ``str()``."""
-    if isinstance(value, dict):
-        return {
-            ("|".join(map(str, k)) if isinstance(k, tuple) else str(k)): jsonable(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def coord_error(distance: float, dtype=np.float16) -> float:

@@ -11,6 +11,10 @@ the end (also ``DIR/summary.json``). The kind comes from where the problem was f
 reader's ``ReadError.kind``, or the filter stage's :class:`Skip`. ``--strict`` makes any skip
 an error (status 2, nothing written).
 
+``--foldcomp-in-place``: Foldcomp databases are indexed where they are, not converted: the
+folder holds the index (lengths, clusters, mean pLDDT, each record's place in its database)
+and training decodes the records (:mod:`pyg_mpnn.data.inplace`).
+
 Nothing is overwritten or left half-written: the folder is written beside ``DIR``
 (``.DIR.partial-PID``) and renamed to ``DIR`` when complete; an existing dataset is replaced
 only with ``--overwrite``. Input that yields no protein is an error (status 2) naming the files
@@ -35,8 +39,10 @@ import numpy as np
 from pyg_mpnn.atomic import error_text
 from pyg_mpnn.cli import command, make_parser
 from pyg_mpnn.data.codec import MAX_ABS_COORD
+from pyg_mpnn.data.inplace import ClusterMap, InPlaceWriter, check_databases
 from pyg_mpnn.data.store import SPLIT_ALIASES, ShardWriter, atomic_write_bytes
 from pyg_mpnn.errors import CommandError, UserError
+from pyg_mpnn.io.foldcomp import iter_entries
 from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError, ReadErrorKind
 from pyg_mpnn.io.sources import Tally, iter_source
 
@@ -158,6 +164,8 @@ def prepare(
     allow_empty: bool = False,
     overwrite: bool = False,
     strict: bool = False,
+    foldcomp_in_place: bool = False,
+    clusters: str | Path | None = None,
 ) -> dict:
     """Run parse -> filter -> write; return the summary dict (also written to ``out``).
 
@@ -166,25 +174,33 @@ def prepare(
     ``out`` that exists and is not empty is replaced only with ``overwrite``, and only if it is
     a dataset folder. Input that yields no protein is a :class:`~pyg_mpnn.errors.UserError`
     naming the files read and why each was skipped, unless ``allow_empty``; with ``strict``,
-    so is any skip (nothing is written then either)."""
+    so is any skip (nothing is written then either).
+
+    ``foldcomp_in_place``: ``sources`` are Foldcomp databases, indexed where they are instead
+    of converted (:mod:`pyg_mpnn.data.inplace`); ``clusters``, a ``member<TAB>representative``
+    TSV for them."""
     out = Path(out)
+    databases = check_databases(sources) if foldcomp_in_place else None
+    if clusters is not None and not foldcomp_in_place:
+        raise UserError("--clusters is read with --foldcomp-in-place only")
+    cluster_map = ClusterMap(clusters) if clusters is not None else None
     check_out(out, overwrite)
     tmp = partial_dir(out)
+    read = dict(pdb2021_options=pdb2021_options, min_plddt=min_plddt, workers=workers)
     try:
-        summary, tally = _write(
-            sources,
-            tmp,
-            out,
-            dict(
+        if databases is not None:
+            writer = InPlaceWriter(tmp, databases, cluster_map)
+            summary, tally = _index_in_place(
+                databases, writer, tmp, out, (min_length, max_length), min_plddt, progress
+            )
+        else:
+            filters = dict(
                 min_length=min_length,
                 max_length=max_length,
                 keep_incomplete_chains=keep_incomplete_chains,
                 keep_ca_only=keep_ca_only,
-            ),
-            dict(pdb2021_options=pdb2021_options, min_plddt=min_plddt, workers=workers),
-            shard_size,
-            progress,
-        )
+            )
+            summary, tally = _write(sources, tmp, out, filters, read, shard_size, progress)
         if not summary["records"] and not allow_empty:
             raise tally.no_protein()
         if strict and summary["skipped_total"]:
@@ -241,6 +257,11 @@ def _write(sources, tmp: Path, out: Path, filters: dict, read: dict, shard_size,
                 counts["residues"] += record.num_residues
             counts["files"] += len(files_seen)
     bar.close()
+    return _finish(sources, tmp, out, writer, counts, skipped_by_kind, t0, read["min_plddt"]), tally
+
+
+def _finish(sources, tmp, out, writer, counts, skipped_by_kind, t0, min_plddt) -> dict:
+    """Close ``writer`` (index and meta) and write ``summary.json``; return the summary."""
     summary = {
         "out": str(out),
         "sources": [str(s) for s in sources],
@@ -253,15 +274,52 @@ def _write(sources, tmp: Path, out: Path, filters: dict, read: dict, shard_size,
         "skip_report": str(out / "skipped.jsonl"),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    writer.close(
-        meta={
-            "sources": summary["sources"],
-            "chains": counts["chains"],
-            "min_plddt": read["min_plddt"],
-        }
-    )
+    meta = {"sources": summary["sources"], "chains": counts["chains"], "min_plddt": min_plddt}
+    writer.close(meta=meta)
     atomic_write_bytes(tmp / "summary.json", json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def _index_in_place(databases, writer, tmp, out, lengths, min_plddt, progress):
+    """Index Foldcomp databases where they are (no shards): ``(summary, tally)``."""
+    counts, skipped_by_kind = Counter(), Counter()
+    tally = Tally([str(s) for s in databases])
+    t0 = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(desc="index", unit=" entries", disable=not progress, file=sys.stderr)
+    with open(tmp / "skipped.jsonl", "w") as skipped:
+        for number, db in enumerate(databases):
+            for entry in iter_entries(db, min_plddt=min_plddt):
+                bar.update(1)
+                tally.files.add(str(db))
+                if isinstance(entry, ReadError):
+                    kind, reason, item = entry.kind, entry.reason, entry.source
+                else:
+                    kind, reason = _length_skip(entry.length, *lengths)
+                    item = entry.name
+                if kind is not None:
+                    tally.skipped.append(f"{item}: {reason}")
+                    skipped_by_kind[kind] += 1
+                    row = {"source": str(db), "item": item, "reason": reason, "kind": kind}
+                    skipped.write(json.dumps(row) + "\n")
+                    continue
+                tally.proteins += 1
+                writer.add(entry, number)
+                counts.update(records=1, chains=1, residues=entry.length)
+            counts["files"] += 1
+    bar.close()
+    summary = _finish(databases, tmp, out, writer, counts, skipped_by_kind, t0, min_plddt)
     return summary, tally
+
+
+def _length_skip(n: int, min_length: int, max_length: int | None) -> tuple:
+    """``(kind, reason)`` of the length filter for ``n`` residues, ``(None, None)`` if kept."""
+    if n < min_length:
+        return TOO_SHORT, f"{n} residues: shorter than {min_length}"
+    if max_length is not None and n > max_length:
+        return TOO_LONG, f"{n} residues: longer than {max_length}"
+    return None, None
 
 
 def is_dataset_dir(path: Path) -> bool:
@@ -331,13 +389,16 @@ DESCRIPTION = (
     "complete backbone and records outside the length limits are dropped; every skipped item "
     "is listed with its reason in OUT/skipped.jsonl and counted in the summary printed at the "
     "end. The folder is written beside --out and renamed into place once complete; an existing "
-    "dataset is replaced only with --overwrite. Input that yields no protein is an error."
+    "dataset is replaced only with --overwrite. Input that yields no protein is an error. "
+    "With --foldcomp-in-place, foldcomp databases are indexed where they are and decoded "
+    "while training, instead of converted."
 )
 EXAMPLES = [
     "python -m pyg_mpnn.data.prepare tests/fixtures/biotite__5zng.pdb "
     "tests/fixtures/proteinmpnn__6MRR.pdb --out runs/data/two",
+    "python -m pyg_mpnn.data.prepare tests/fixtures/afdb/afdb_sample --foldcomp-in-place "
+    "--out runs/data/afdb",
     "python -m pyg_mpnn.data.prepare data/default.jsonl.gz --out runs/data/default --overwrite",
-    "python -m pyg_mpnn.data.prepare tests/fixtures --out runs/data/fixtures --min-length 30",
 ]
 
 
@@ -368,6 +429,19 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="data for CA-only models (model.backbone: ca): keep chains with CA atoms but no "
         "complete N/CA/C/O residue (CA traces)",
+    )
+    ap.add_argument(
+        "--foldcomp-in-place",
+        action="store_true",
+        help="SRC are Foldcomp databases: index them where they are (lengths, clusters, "
+        "pLDDT) and decode records while training, instead of converting them to shards",
+    )
+    ap.add_argument(
+        "--clusters",
+        default=None,
+        metavar="TSV",
+        help="with --foldcomp-in-place: member<TAB>representative lines (AFDB cluster files); "
+        "entries not listed are their own cluster",
     )
     ap.add_argument("--shard-size", type=int, default=256, help="records per shard")
     ap.add_argument("--min-plddt", type=float, default=None, help="foldcomp: minimum mean pLDDT")
@@ -408,6 +482,8 @@ def main(argv=None) -> int:
             allow_empty=args.allow_empty,
             overwrite=args.overwrite,
             strict=args.strict,
+            foldcomp_in_place=args.foldcomp_in_place,
+            clusters=args.clusters,
         )
     except OSError as e:  # e.g. the disk filled up: the message names the file
         full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)

@@ -23,6 +23,12 @@ seconds):
    every item is used exactly once. Inside a rank, the ``DataLoader`` deals whole batches to
    its workers, so no item is loaded twice.
 
+Up to ``block_rows`` items the epoch is planned in one piece as above. A larger index (one
+whose clusters are contiguous runs, as format 2 keeps them) is planned in **blocks** of about
+``block_rows`` rows, each planned alone by steps 1-5 from its own rows, in a background
+thread that runs ahead into the next epoch (:mod:`pyg_mpnn.data.plan`): the first batch waits
+for one block, an epoch boundary for none, and a rank holds only its own batches.
+
 The plan is kept as arrays (an item order and batch boundaries); batches become lists only
 when they are yielded. ``state_dict()`` / ``load_state_dict()`` record the epoch and how many
 batches of it were consumed, so a resumed run continues with exactly the next batch.
@@ -30,8 +36,12 @@ batches of it were consumed, so a resumed run continues with exactly the next ba
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from torch.utils.data import Sampler
+
+from pyg_mpnn.data.plan import EpochPlan, cluster_chunks, release, row_dtype
 
 WEIGHTINGS = ("uniform", "length", "plddt")
 
@@ -66,7 +76,13 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         seed: base seed; epoch ``e`` uses ``(seed, e)``.
         num_replicas, rank: data-parallel sharding.
         max_items: optional cap on proteins per batch.
+        block_rows: an index of more items is planned in blocks of about this many rows
+            (see :mod:`pyg_mpnn.data.plan`); fewer: in one piece.
+        background: plan in a background thread, and the next epoch as soon as the current
+            one is planned (``False``: on demand; the same batches either way).
     """
+
+    CHUNKS_PER_BLOCK = 16  # chunks shuffled into a block: how well a block mixes the index
 
     def __init__(
         self,
@@ -79,6 +95,8 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         num_replicas: int = 1,
         rank: int = 0,
         max_items: int | None = None,
+        block_rows: int = 1 << 21,
+        background: bool = True,
     ):
         self.lengths = np.asarray(lengths)
         if max_tokens <= 0:
@@ -87,29 +105,28 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             raise ValueError(f"rank {rank} outside [0, {num_replicas})")
         self.max_tokens = int(max_tokens)
         self.clusters = None if clusters is None else np.asarray(clusters)
-        if isinstance(cluster_weights, str):
+        if isinstance(cluster_weights, str) and cluster_weights == "length":
+            cluster_weights = self.lengths  # as float64 per block: no copy of the whole column
+        elif isinstance(cluster_weights, str):
             cluster_weights = member_weights(cluster_weights, lengths=self.lengths)
-        self.cluster_weights = (
-            None if cluster_weights is None else np.asarray(cluster_weights, dtype=np.float64)
-        )
+        self.cluster_weights = None if cluster_weights is None else np.asarray(cluster_weights)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.num_replicas = int(num_replicas)
         self.rank = int(rank)
         self.max_items = max_items
+        self.block_rows, self.background = max(1, int(block_rows)), bool(background)
         self.epoch = 0
         self._consumed = 0  # batches of the current epoch already yielded
         self._groups = None  # (member order, cluster starts, cumulative weights), built lazily
-        self._plan_key, self._plan = None, None
+        self._chunks = None  # row boundaries of the blocks' chunks, found lazily
+        self._plans: dict[tuple, EpochPlan] = {}  # (seed, epoch) -> plan: current and next
 
     # -- epoch construction -------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
             self._consumed = 0
         self.epoch = int(epoch)
-
-    def _rng(self) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch])
 
     def _group(self):
         """Members of each cluster as contiguous runs of ``order`` (computed once)."""
@@ -127,9 +144,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             cum = None
             if self.cluster_weights is not None:
                 w = self.cluster_weights if order is None else self.cluster_weights[order]
-                if np.any(w < 0) or not np.all(np.isfinite(w)):
-                    raise ValueError("cluster_weights must be finite and non-negative")
-                cum = np.concatenate([[0.0], np.cumsum(w)])
+                cum = _cumulative(w)
             self._groups = (order, starts, cum)
         return self._groups
 
@@ -138,20 +153,24 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         if self.clusters is None:
             return np.arange(len(self.lengths))
         order, starts, cum = self._group()
-        n = len(self.clusters)
-        ends = np.r_[starts[1:], n].astype(np.int64)
-        u = rng.random(len(starts))
-        if cum is None:
-            pos = starts + (u * (ends - starts)).astype(np.int64)
-        else:
-            lo, hi = cum[starts], cum[ends]
-            uniform = hi <= lo  # all-zero weights in a cluster: fall back to uniform
-            target = lo + u * (hi - lo)
-            pos = np.searchsorted(cum, target, side="right") - 1
-            pos = np.where(uniform, starts + (u * (ends - starts)).astype(np.int64), pos)
-        pos = np.clip(pos, starts, ends - 1)
+        pos = _draw(starts, len(self.clusters), cum, rng)
         return pos if order is None else order[pos]
 
+    def _block_items(self, chunk_ids: np.ndarray, rng) -> np.ndarray:
+        """One member per cluster of a block: the rows of its chunks (all without clusters)."""
+        spans = [(int(self._chunks[i]), int(self._chunks[i + 1])) for i in np.sort(chunk_ids)]
+        rows = np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in spans])
+        if self.clusters is None:
+            return rows
+        # chunks start at cluster starts and ascend: ids never repeat across a seam
+        c = np.concatenate([np.asarray(self.clusters[lo:hi]) for lo, hi in spans])
+        starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+        cum = None
+        if self.cluster_weights is not None:
+            cum = _cumulative(np.concatenate([self.cluster_weights[lo:hi] for lo, hi in spans]))
+        return rows[_draw(starts, len(rows), cum, rng)]
+
+    # -- the plan --------------------------------------------------------------
     def _pack(self, lengths: np.ndarray) -> np.ndarray:
         """Greedy batch boundaries over ``lengths`` (already in batch order): ``bounds[b]`` to
         ``bounds[b + 1]`` is batch ``b``."""
@@ -221,15 +240,10 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             segs = [b for i, b in enumerate(segs) if i not in (a, c)] + [merged]
         return None, None, segs
 
-    def plan(self) -> tuple:
-        """The current epoch's plan for this rank (cached per epoch): ``(items, starts, ends,
-        None)`` -- batch ``b`` is ``items[starts[b]:ends[b]]`` -- or, when small batches had
-        to be merged, ``(items, None, None, segments)`` with ``(start, end)`` pieces."""
-        key = (self.seed, self.epoch)
-        if self._plan_key == key:
-            return self._plan
-        rng = self._rng()
-        items = self._items(rng)
+    def _arrange(self, items: np.ndarray, rng) -> tuple:
+        """Steps 2-5 over the sampled ``items``: this rank's ``(items, starts, ends, None)``
+        -- batch ``b`` is ``items[starts[b]:ends[b]]`` -- or, when small batches had to be
+        merged, ``(items, None, None, segments)`` with ``(start, end)`` pieces."""
         lens = self.lengths[items].astype(np.int64)
         if self.shuffle:
             sort = np.lexsort((rng.random(len(items)), lens))
@@ -242,38 +256,92 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         tokens = np.concatenate([[0], np.cumsum(lens)])
         starts, ends, segs = self._even_out(bounds, perm, tokens)
         r = slice(self.rank, None, self.num_replicas)
-        if segs is None:
-            plan = (items, np.ascontiguousarray(starts[r]), np.ascontiguousarray(ends[r]), None)
+        if segs is not None:
+            return items, None, None, segs[r]
+        # keep only this rank's items, as compact row numbers
+        s, e = starts[r], ends[r]
+        off = np.zeros(len(s) + 1, np.int64)
+        np.cumsum(e - s, out=off[1:])
+        idx = np.repeat(s - off[:-1], e - s) + np.arange(off[-1], dtype=np.int64)
+        return items[idx].astype(row_dtype(len(self.lengths))), off[:-1], off[1:], None
+
+    def _block(self, key: tuple, blocks: list | None, j: int) -> tuple:
+        """Block ``j`` of the epoch ``key = (seed, epoch)``, planned from ``(seed, epoch, j)``
+        (the whole epoch from ``(seed, epoch)`` when it is one piece)."""
+        if blocks is None:
+            rng = np.random.default_rng(list(key))
+            items = self._items(rng)
         else:
-            plan = (items, None, None, segs[r])
-        self._plan_key, self._plan = key, plan
-        return plan
+            rng = np.random.default_rng([*key, j])
+            items = self._block_items(blocks[j], rng)
+        out = self._arrange(items, rng)
+        release(self.lengths)
+        release(self.clusters)
+        return out
 
-    def _num_batches(self) -> int:
-        _, starts, _, segs = self.plan()
-        return len(starts) if segs is None else len(segs)
+    def _blocks(self, key: tuple) -> list | None:
+        """The chunk numbers of each block of the epoch, or ``None``: one piece (small, or
+        clusters not contiguous)."""
+        n = len(self.lengths)
+        if n <= self.block_rows:
+            return None
+        if self._chunks is None:
+            chunk = max(1, self.block_rows // self.CHUNKS_PER_BLOCK)
+            found = cluster_chunks(self.clusters, n, chunk)
+            self._chunks = False if found is None else found
+        if self._chunks is False:
+            return None
+        k = len(self._chunks) - 1
+        order = np.random.default_rng(list(key)).permutation(k) if self.shuffle else np.arange(k)
+        return np.array_split(order, -(-k // self.CHUNKS_PER_BLOCK))
 
-    def _batch(self, b: int) -> list[int]:
-        items, starts, ends, segs = self.plan()
-        if segs is None:
-            return items[starts[b] : ends[b]].tolist()
-        return np.concatenate([items[s:e] for s, e in segs[b]]).tolist()
+    def plan(self, epoch: int | None = None) -> EpochPlan:
+        """This rank's :class:`~pyg_mpnn.data.plan.EpochPlan` of the current epoch (or of
+        ``epoch``), started on first use and kept for the current and the next epoch."""
+        key = (self.seed, self.epoch if epoch is None else int(epoch))
+        if epoch is None:  # forget plans of other epochs than this one and the next
+            keep = (key, (self.seed, self.epoch + 1))
+            self._plans = {k: v for k, v in self._plans.items() if k in keep}
+        if key not in self._plans:
+            blocks = self._blocks(key)
+            self._plans[key] = EpochPlan(
+                1 if blocks is None else len(blocks),
+                partial(self._block, key, blocks),
+                self.background,
+            )
+        return self._plans[key]
+
+    def _prefetch(self) -> None:
+        """Start planning the next epoch (in the background only)."""
+        if self.background and (self.seed, self.epoch + 1) not in self._plans:
+            self.plan(self.epoch + 1)
 
     def epoch_batches(self) -> list[list[int]]:
         """All batches of the current epoch for this rank, in order."""
-        return [self._batch(b) for b in range(self._num_batches())]
+        plan = self.plan()
+        return [plan.batch(b) for b in range(len(plan))]
 
     # -- Sampler protocol ---------------------------------------------------
     def __iter__(self):
-        for i in range(self._consumed, self._num_batches()):
-            self._consumed = i + 1
-            yield self._batch(i)
+        plan, i = self.plan(), self._consumed
+        while (batch := plan.batch(i)) is not None:
+            i += 1
+            self._consumed = i
+            if plan.done:
+                self._prefetch()
+            yield batch
         # The epoch is over: the next iteration starts a fresh one unless set_epoch says.
         self._consumed = 0
         self.epoch += 1
 
     def __len__(self) -> int:
-        return self._num_batches()
+        """Batches of this rank in the current epoch (waits for its whole plan)."""
+        n = len(self.plan())
+        self._prefetch()
+        return n
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_plans": {}}  # plans hold threads: planned again on use
 
     def state_dict(self, consumed: int | None = None) -> dict:
         """Epoch and batches consumed. Pass ``consumed`` when a prefetching loader has pulled
@@ -296,3 +364,27 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self.epoch = int(state["epoch"])
         self._consumed = int(state["consumed"])
         self.seed = int(state.get("seed", self.seed))
+
+
+def _cumulative(w: np.ndarray) -> np.ndarray:
+    """``[0, w0, w0 + w1, ...]`` of member weights, checked."""
+    w = np.asarray(w, np.float64)
+    if np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError("cluster_weights must be finite and non-negative")
+    return np.concatenate([[0.0], np.cumsum(w)])
+
+
+def _draw(starts: np.ndarray, n: int, cum: np.ndarray | None, rng) -> np.ndarray:
+    """Position of one member per cluster (clusters: runs from ``starts`` over ``n`` rows),
+    by inverse CDF on the cumulative weights ``cum`` (``None``: uniform)."""
+    ends = np.r_[starts[1:], n].astype(np.int64)
+    u = rng.random(len(starts))
+    if cum is None:
+        pos = starts + (u * (ends - starts)).astype(np.int64)
+    else:
+        lo, hi = cum[starts], cum[ends]
+        uniform = hi <= lo  # all-zero weights in a cluster: fall back to uniform
+        target = lo + u * (hi - lo)
+        pos = np.searchsorted(cum, target, side="right") - 1
+        pos = np.where(uniform, starts + (u * (ends - starts)).astype(np.int64), pos)
+    return np.clip(pos, starts, ends - 1)

@@ -13,7 +13,7 @@ sampling, backbone noise),
 See docs/design.md.
 """
 
-import importlib
+from pyg_mpnn.cli import lazy_exports
 
 # Loaded on first use: ``python -m pyg_mpnn.design`` imports this package first, and its
 # ``--help`` must not wait for torch.
@@ -25,10 +25,6 @@ _ON_FIRST_USE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _ON_FIRST_USE:
-        return getattr(importlib.import_module(_ON_FIRST_USE[name]), name)
-    raise AttributeError(f"module 'pyg_mpnn.design' has no attribute {name!r}")
-
+__getattr__ = lazy_exports(__name__, _ON_FIRST_USE)
 
 __all__ = ["main", "Constraints", "DesignError", "DesignSpec"]

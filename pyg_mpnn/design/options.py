@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-from pyg_mpnn.cli import make_parser
+from pyg_mpnn.cli import add_threads_option, add_weights_option, make_parser
 from pyg_mpnn.errors import UserError
 
 DESCRIPTION = (
@@ -36,12 +36,7 @@ def parser() -> argparse.ArgumentParser:
         help="structure files (PDB/mmCIF/PQR/PDBQT, plain or "
         "gzipped), folders of them, or JSONL (CATH-style or the original's parsed layout)",
     )
-    p.add_argument(
-        "--weights",
-        help="original:v_48_0{02,10,20,30}, soluble:v_48_0xx, ca:v_48_0{02,10,20} (CA-only) or "
-        "a checkpoint file (ours, e.g. a run's best.pt, or the original's format) (default: "
-        "original:v_48_020; ca:v_48_020 with --ca-only)",
-    )
+    add_weights_option(p, None, "(default: original:v_48_020; ca:v_48_020 with --ca-only)")
     p.add_argument(
         "--ca-only",
         action="store_true",
@@ -198,7 +193,7 @@ def _output_options(p: argparse.ArgumentParser) -> None:
         "throughout (bit-level parity; slower). Default: split layers and the fast "
         "incremental decoder (same function, log-probs within 1e-4)",
     )
-    g.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    add_threads_option(g)
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

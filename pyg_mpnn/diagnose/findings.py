@@ -1,4 +1,4 @@
-"""The six findings of issue 8, each a pure function of a run's series and the thresholds.
+"""The six findings of `diagnose`, each a pure function of a run's series and the thresholds.
 
 Every check looks at the *window*: the tracked steps after the first ``skip`` fraction of the run
 (initialisation and the start of warm-up are not a diagnosis). A condition "stays" when it holds
@@ -103,7 +103,9 @@ class Finding:
         )
 
 
-def _window(steps: list[int], th: Thresholds) -> list[int]:
+def window(steps: list[int], th: Thresholds) -> list[int]:
+    """The steps (sorted) the checks judge: those after the first ``th.skip`` fraction of the
+    run and after step 1 (at least the last step)."""
     if not steps:
         return []
     lo = steps[0] + th.skip * (steps[-1] - steps[0])
@@ -124,11 +126,11 @@ def _peer_group(rs: RunSeries, layer: str) -> str | None:
 def low_gradient(rs: RunSeries, th: Thresholds) -> list[Finding]:
     grads = {k: _at(v) for k, v in rs.layer_series("gradient").items()}
     weights = rs.layer_series("weight")
-    steps = _window(sorted({s for g in grads.values() for s in g}), th)
+    steps = window(sorted({s for g in grads.values() for s in g}), th)
     out, frozen = [], set(rs.frozen_by_config())
     for layer, (ws, _) in weights.items():
         if layer not in grads and ws and layer not in frozen:
-            w = _window(ws, th)
+            w = window(ws, th)
             out.append(
                 Finding(
                     "a",
@@ -185,7 +187,7 @@ def update_ratio(rs: RunSeries, th: Thresholds) -> list[Finding]:
     for layer, (s, v) in rs.layer_series("update", "update_ratio").items():
         if layer in frozen:
             continue
-        w = set(_window(s, th))
+        w = set(window(s, th))
         vals = [x for st, x in zip(s, v) if st in w and math.isfinite(x)]
         if not vals:
             continue
@@ -236,7 +238,7 @@ def _median_over(d: dict, steps: list[int]) -> float:
 def gradient_variance(rs: RunSeries, th: Thresholds) -> list[Finding]:
     ls, lv = rs.loss()
     loss = _at((ls, lv))
-    w = _window(ls, th)
+    w = window(ls, th)
     if len(w) < 8:
         return []
     half = w[len(w) // 2 :]
@@ -273,7 +275,7 @@ def gradient_variance(rs: RunSeries, th: Thresholds) -> list[Finding]:
 def stuck(rs: RunSeries, th: Thresholds) -> list[Finding]:
     gs, gv = rs.series("grad_norm")
     ls, lv = rs.loss()
-    w = _window(gs, th)
+    w = window(gs, th)
     if len(w) < 8 or not ls:
         return []
     q0, _, _, q3 = _quarters(w)
@@ -312,7 +314,7 @@ def depth(rs: RunSeries, th: Thresholds) -> list[Finding]:
         stacks = dict.fromkeys(rs.stack(layer) for layer in acts)  # in model order
         for stack in [s for s in stacks if s not in NOT_A_DEPTH]:
             layers = [layer for layer in acts if rs.stack(layer) == stack]
-            steps = _window(sorted({s for layer in layers for s in acts[layer]}), th)
+            steps = window(sorted({s for layer in layers for s in acts[layer]}), th)
             for layer in layers:
                 dead = [
                     s for s in steps if s in acts[layer] and acts[layer][s] < th.dead_activation

@@ -29,6 +29,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch_geometric.data import Data
 
+from pyg_mpnn.nn.probe import probe_mode
 from pyg_mpnn.track.jacobian import (
     TS50,
     apc,
@@ -69,10 +70,7 @@ def encoder_jacobian(model, data: Data, edge_budget: int = 250_000) -> dict:
     """``E`` (``[L, L]`` float64, ``E[i, j]`` = effect of residue ``j``'s backbone on ``h_i``,
     see the module docstring) and the kNN mask (``knn[i, j]``: edge ``j -> i``).
     ``edge_budget`` bounds the edges of one batched encoder call (memory)."""
-    was_training, eps = model.training, model.augment_eps
-    model.eval()
-    model.augment_eps = 0.0
-    try:
+    with probe_mode(model):
         device = next(model.parameters()).device
         data = data.to(device)
         data.edge_index = None
@@ -93,9 +91,6 @@ def encoder_jacobian(model, data: Data, edge_budget: int = 250_000) -> dict:
         E = sq.sqrt()
         E.fill_diagonal_(0.0)
         return {"C": E.numpy(), "knn": knn.numpy()}
-    finally:
-        model.augment_eps = eps
-        model.train(was_training)
 
 
 @torch.no_grad()

@@ -20,9 +20,12 @@ when a reader runs.
 
 from __future__ import annotations
 
+import os
 import struct
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -121,6 +124,19 @@ def check_fcz_header(fcz: bytes) -> str | None:
     return None
 
 
+def fcz_plddt(fcz: bytes) -> np.ndarray:
+    """Per-residue pLDDT of an FCZ record read from its last bytes, without decoding it.
+
+    Foldcomp stores the B-factors last: a float minimum and a float step, then one byte per
+    residue (``value = minimum + byte * step``), the same numbers ``foldcomp.get_data`` gives
+    as ``b_factors``. ``fcz`` must pass :func:`check_fcz_header`.
+    """
+    n_res = struct.unpack_from("<H", fcz, 4)[0]
+    low, step = struct.unpack_from("<ff", fcz, len(fcz) - n_res - 8)
+    codes = np.frombuffer(fcz, np.uint8, count=n_res, offset=len(fcz) - n_res)
+    return (low + codes * np.float32(step)).astype(np.float32)
+
+
 def record_from_fcz(
     fcz: bytes, name: str, source: str | None = None, min_plddt: float | None = None
 ) -> ProteinRecord:
@@ -210,6 +226,100 @@ def _iter_db(path: Path, min_plddt) -> Iterator[ProteinRecord | ReadError]:
             yield rec
 
 
+class FczEntry(NamedTuple):
+    """Where one record of a Foldcomp database lies and what its header says (no decoding)."""
+
+    key: int
+    name: str
+    offset: int  # byte offset of the FCZ record in the data file
+    nbytes: int  # its size, without the NUL byte that follows it
+    crc: int  # CRC32 of those bytes
+    length: int  # residues
+    plddt_mean: float
+
+
+def read_db_index(path) -> dict[int, tuple[int, int]]:
+    """``key -> (offset, size incl. the trailing NUL)`` from ``<path>.index``."""
+    index = Path(f"{path}.index")
+    out = {}
+    for line_no, line in enumerate(index.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            key, offset, size = (int(x) for x in line.split("\t")[:3])
+        except ValueError as exc:
+            raise ReadError(str(index), f"line {line_no}: malformed ({exc})") from exc
+        out[key] = (offset, size)
+    return out
+
+
+def _entry(fd: int, path: Path, key: int, name: str, offset: int, size: int):
+    """The :class:`FczEntry` of one record read at ``offset``, or the ReadError why not."""
+    where = f"{path}:{name}"
+    span = f"bytes {offset}..{offset + size}"
+    blob = os.pread(fd, size, offset)
+    if len(blob) != size:
+        return ReadError(where, f"{span}: truncated database, read {len(blob)} of {size} bytes")
+    fcz = blob[:-1]  # each record is followed by a NUL byte
+    problem = check_fcz_header(fcz)
+    if problem:
+        return ReadError(where, f"{span}: {problem}")
+    n_res = struct.unpack_from("<H", fcz, 4)[0]
+    mean = float(fcz_plddt(fcz).mean())
+    return FczEntry(key, name, offset, len(fcz), zlib.crc32(fcz), n_res, mean)
+
+
+def iter_entries(path, min_plddt: float | None = None) -> Iterator[FczEntry | ReadError]:
+    """The records of the Foldcomp database ``path`` as :class:`FczEntry` (in data-file order,
+    so the file is read once, front to back), or a :class:`ReadError` per record that is
+    missing from the index, truncated or has an implausible header, :class:`LowPLDDT` below
+    ``min_plddt``. Records are checked and summed up, not decoded: what an in-place index
+    needs."""
+    path = Path(path)
+    try:
+        entries, index = read_lookup(path), read_db_index(path)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        yield ReadError(str(path), f"cannot read ({exc})")
+        return
+    except ReadError as err:
+        yield err
+        return
+    try:
+        found = sorted((index[k], k, n) for k, n in entries if k in index)
+        for k, n in entries:
+            if k not in index:
+                yield ReadError(f"{path}:{n}", f"key {k} is not in {path}.index")
+        for (offset, size), key, name in found:
+            entry = _entry(fd, path, key, name, offset, size)
+            low = min_plddt is not None and isinstance(entry, FczEntry)
+            if low and entry.plddt_mean < min_plddt:
+                entry = LowPLDDT(f"{path}:{name}", entry.plddt_mean, min_plddt)
+            yield entry
+    finally:
+        os.close(fd)
+
+
+def write_database(path, entries: Iterable[tuple[str, bytes]]) -> int:
+    """Write a Foldcomp database at prefix ``path`` from ``(name, FCZ bytes)`` pairs (e.g.
+    ``foldcomp.compress(name, pdb_text)``), in the layout of Foldcomp's own writer: records
+    back to back, each followed by a NUL byte; ``.index`` (key, offset, size incl. the NUL),
+    ``.lookup`` (key, name, 0) and ``.dbtype`` (int32 12). Keys number the entries in the
+    order given. Returns the number of entries."""
+    path = Path(path)
+    index, lookup, offset = [], [], 0
+    with open(path, "wb") as data:
+        for key, (name, fcz) in enumerate(entries):
+            data.write(bytes(fcz) + b"\0")
+            index.append(f"{key}\t{offset}\t{len(fcz) + 1}\n")
+            lookup.append(f"{key}\t{name}\t0\n")
+            offset += len(fcz) + 1
+    Path(f"{path}.index").write_text("".join(index))
+    Path(f"{path}.lookup").write_text("".join(lookup))
+    Path(f"{path}.dbtype").write_bytes(struct.pack("<i", 12))
+    return len(index)
+
+
 def _fcz_name(path: Path) -> str:
     return path.name[:-4] if path.name.endswith(".fcz") else path.stem
 
@@ -257,6 +367,11 @@ __all__ = [
     "record_from_fcz",
     "check_fcz_header",
     "read_lookup",
+    "read_db_index",
+    "fcz_plddt",
+    "iter_entries",
+    "write_database",
+    "FczEntry",
     "LowPLDDT",
     "HEAVY_ATOMS",
 ]

@@ -133,10 +133,32 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
     label = f"record {name!r}"
     if not isinstance(coords_obj, dict):
         raise fail(f"{label}: 'coords' is {type(coords_obj).__name__}, not an object")
+    n = len(seq)
+    coords = _coords_of(coords_obj, n, fail, label)
+    chain_ids, chain_index = _chains_of(obj, n, fail, label)
+    residue_ids, designed, plddt = _optional_fields(obj, n, len(chain_ids), fail, label)
+    meta = {k: v for k, v in obj.items() if k not in RECORD_KEYS and _is_scalar(v)}
+    meta.update(path=source, line=lineno, format="jsonl")
+    seq = "".join(a if a in _LETTERS else "X" for a in seq.upper())
+    return ProteinRecord(
+        name=str(name),
+        seq=seq,
+        coords=coords,
+        chain_index=chain_index,
+        chain_ids=chain_ids,
+        designed=np.asarray(designed, bool),
+        residue_ids=residue_ids,
+        plddt=plddt,
+        meta=meta,
+    )
+
+
+def _coords_of(coords_obj: dict, n: int, fail, label: str) -> np.ndarray:
+    """``[n, 4, 3]`` float32 backbone coordinates from a line's ``coords`` object (NaN for an
+    atom it lacks: N, C and O of a CA trace)."""
     missing = [a for a in BACKBONE_ATOMS if a not in coords_obj]
     if missing and missing != ["N", "C", "O"]:  # CA alone is a CA trace (for CA-only models)
         raise fail(f"{label}: 'coords' lacks atom(s) {missing}")
-    n = len(seq)
     coords = np.full((n, 4, 3), np.nan, np.float32)
     for k, atom in enumerate(BACKBONE_ATOMS):
         if atom in missing:
@@ -157,8 +179,11 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
         raise fail(f"{label}: empty sequence")
     if not np.isfinite(coords).any():
         raise fail(f"{label}: every coordinate is NaN (no backbone atom)", "no complete backbone")
+    return coords
 
-    chain_ids, chain_index = _chains_of(obj, n, fail, label)
+
+def _optional_fields(obj: dict, n: int, num_chains: int, fail, label: str):
+    """``(residue_ids, designed, plddt)``: the optional per-record keys, checked."""
     residue_ids = obj.get("residue_ids")
     if residue_ids is not None:
         if not isinstance(residue_ids, list) or len(residue_ids) != n:
@@ -166,9 +191,9 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
         residue_ids = [str(r) for r in residue_ids]
     designed = obj.get("designed")
     if designed is None:
-        designed = np.ones(len(chain_ids), bool)
-    elif not isinstance(designed, list) or len(designed) != len(chain_ids):
-        raise fail(f"{label}: 'designed' must be a list of {len(chain_ids)} booleans")
+        designed = np.ones(num_chains, bool)
+    elif not isinstance(designed, list) or len(designed) != num_chains:
+        raise fail(f"{label}: 'designed' must be a list of {num_chains} booleans")
     plddt = obj.get("plddt")
     if plddt is not None:
         try:
@@ -177,21 +202,7 @@ def parse_jsonl_line(line: str, source: str = "<jsonl>", lineno: int = 0) -> Pro
             raise fail(f"{label}: 'plddt' holds non-numeric values") from None
         if plddt.shape != (n,):
             raise fail(f"{label}: 'plddt' must hold {n} numbers")
-
-    meta = {k: v for k, v in obj.items() if k not in RECORD_KEYS and _is_scalar(v)}
-    meta.update(path=source, line=lineno, format="jsonl")
-    seq = "".join(a if a in _LETTERS else "X" for a in seq.upper())
-    return ProteinRecord(
-        name=str(name),
-        seq=seq,
-        coords=coords,
-        chain_index=chain_index,
-        chain_ids=chain_ids,
-        designed=np.asarray(designed, bool),
-        residue_ids=residue_ids,
-        plddt=plddt,
-        meta=meta,
-    )
+    return residue_ids, designed, plddt
 
 
 def _from_original_layout(obj: dict, fail) -> dict:

@@ -1,4 +1,5 @@
-"""Reader for ProteinMPNN's ``pdb_2021aug02`` training-set layout.
+"""Reader for ProteinMPNN's ``pdb_2021aug02`` training-set layout (``list.csv`` and its filters:
+:mod:`pyg_mpnn.io.pdb2021_list`).
 
 Layout (``root`` is the folder holding ``list.csv``)::
 
@@ -43,20 +44,23 @@ example that ``get_pdbs`` silently skips, or crashes).
 
 from __future__ import annotations
 
-import csv
-import datetime as _dt
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pyg_mpnn.io.pdb2021_list import (
+    DEFAULT_DATCUT,
+    ListRow,
+    clusters_by_split,
+    load_list,
+    parse_date,
+)
 from pyg_mpnn.io.record import SPLITS, ProteinRecord, ReadError
 
 MAX_COPIES = 352  # get_pdbs keeps an example only if it has fewer chain copies than this
 MIN_CHAIN_LENGTH = 4  # get_pdbs drops a chain copy with fewer residues (after His-tag cuts)
-DEFAULT_DATCUT = "2030-Jan-01"  # training.py's DATCUT
 
 # get_pdbs' His-tag rules, applied in this order, each to the residues left by the previous
 # ones, while every test looks at the *uncut* sequence: (test start, test end, side, cut).
@@ -73,121 +77,6 @@ _HIS_RULES = (
     (3, 9, "start", 9),
     (4, 10, "start", 10),
 )
-
-
-@dataclass(frozen=True)
-class ListRow:
-    """One row of ``list.csv`` that passed the filters.
-
-    Fields: ``chain_id`` (``"1abc_A"``), ``pdb_id`` (``"1abc"``), ``chain`` (``"A"``),
-    ``cluster`` (int), ``split`` (``"train"``/``"valid"``/``"test"``), ``hash`` (str, kept with
-    its leading zeros), ``length`` (residues of ``SEQUENCE``), ``resolution`` (float, NaN when
-    none), ``date`` (deposition, ``datetime.date``).
-    """
-
-    chain_id: str
-    pdb_id: str
-    chain: str
-    cluster: int
-    split: str
-    hash: str
-    length: int
-    resolution: float
-    date: _dt.date
-
-
-def parse_date(value) -> _dt.date:
-    """``datetime.date`` from a date, ISO ``YYYY-MM-DD`` or ``YYYY-Mon-DD`` (``2030-Jan-01``)."""
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
-    text = str(value).strip()
-    for fmt in ("%Y-%m-%d", "%Y-%b-%d", "%d-%b-%Y", "%Y/%m/%d", "%Y%m%d"):
-        try:
-            return _dt.datetime.strptime(text, fmt).date()
-        except ValueError:
-            pass
-    try:  # the original uses dateutil; accept whatever it accepts when it is installed
-        from dateutil import parser
-    except ImportError:
-        raise ValueError(f"unrecognised date {text!r}") from None
-    return parser.parse(text).date()
-
-
-def _read_cluster_ids(path: Path) -> set[int]:
-    try:
-        return {int(line) for line in path.read_text().split()}
-    except (OSError, ValueError) as exc:
-        raise ReadError(str(path), f"cannot read cluster ids ({exc})") from exc
-
-
-def load_list(
-    root,
-    rescut: float | None = 3.5,
-    datcut=DEFAULT_DATCUT,
-    homo_cutoff: float = 0.70,
-    keep_nan_resolution: bool = False,
-) -> list[ListRow]:
-    """The rows of ``root/list.csv`` that pass the original's filters, with their split.
-
-    ``rescut``: keep ``RESOLUTION <= rescut``; ``None`` = no upper limit. A ``nan``
-    resolution (NMR, no resolution recorded) never passes, whatever ``rescut`` is, as in the
-    original (``float(r[2]) <= RESCUT`` is False for NaN), unless ``keep_nan_resolution``.
-    ``datcut``: keep ``DEPOSITION <= datcut`` (str or date); ``None`` keeps all.
-    ``homo_cutoff`` is not used by the list; it is accepted so that one parameter set
-    (like the original's ``params``) can be passed to every function here.
-    Cheap: reads only the three text files. Raises :class:`ReadError` on a malformed file.
-    """
-    del homo_cutoff
-    root = Path(root)
-    valid_ids = _read_cluster_ids(root / "valid_clusters.txt")
-    test_ids = _read_cluster_ids(root / "test_clusters.txt")
-    cut = parse_date(datcut) if datcut is not None else None
-    path = root / "list.csv"
-    rows = []
-    try:
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            next(reader, None)  # header
-            for line_no, r in enumerate(reader, start=2):
-                if not r:
-                    continue
-                try:
-                    chain_id, deposition, res, hsh, cluster, seq = r[:6]
-                    resolution = float(res)
-                    date = parse_date(deposition)
-                    cluster = int(cluster)
-                except ValueError as exc:
-                    raise ReadError(str(path), f"line {line_no}: {exc}") from exc
-                if resolution != resolution:  # NaN
-                    if not keep_nan_resolution:
-                        continue
-                elif rescut is not None and resolution > rescut:
-                    continue
-                if cut is not None and date > cut:
-                    continue
-                pdb_id, _, chain = chain_id.partition("_")
-                split = (
-                    "valid" if cluster in valid_ids else "test" if cluster in test_ids else "train"
-                )
-                rows.append(
-                    ListRow(
-                        chain_id, pdb_id, chain, cluster, split, hsh, len(seq), resolution, date
-                    )
-                )
-    except OSError as exc:
-        raise ReadError(str(path), f"cannot read ({exc})") from exc
-    return rows
-
-
-def clusters_by_split(rows: list[ListRow]) -> dict[str, dict[int, list[ListRow]]]:
-    """``{split: {cluster: [rows]}}``: the original's train/valid/test dictionaries
-    (training samples one cluster, then one chain of it)."""
-    out: dict[str, dict[int, list[ListRow]]] = {s: {} for s in SPLITS}
-    for row in rows:
-        out[row.split].setdefault(row.cluster, []).append(row)
-    return out
 
 
 def his_tag_slice(seq: str) -> tuple[int, int]:
@@ -312,14 +201,6 @@ def _build(
     missing = [k for k in ("chains", "asmb_ids", "asmb_chains", "tm") if k not in meta]
     if missing:
         raise ReadError(source, f"missing fields {missing}")
-    chains = [str(c) for c in meta["chains"]]
-    asmb_ids = [str(a) for a in (meta["asmb_ids"] or [])]
-    asmb_members = [set(str(s).split(",")) for s in (meta["asmb_chains"] or [])]
-    if len(asmb_ids) != len(asmb_members):
-        raise ReadError(source, "asmb_ids and asmb_chains differ in length")
-    if query not in chains:
-        raise ReadError(source, f"chain {query!r} not in the entry's chains {chains}")
-
     info = {
         "source": source,
         "pdb_id": pdb_id,
@@ -328,34 +209,7 @@ def _build(
         "entry_resolution": meta.get("resolution"),
         "entry_date": meta.get("date"),
     }
-    candidates = list(dict.fromkeys(a for a, m in zip(asmb_ids, asmb_members) if query in m))
-    info["assembly_candidates"] = candidates
-
-    if not candidates:  # loader_pdb: the chain alone, designed
-        plan = [(query, None, 0, np.eye(3, dtype=np.float32), np.zeros(3, np.float32))]
-        designed_chains = {query}
-        info["assembly_id"] = None
-    else:
-        chosen = _choose(candidates, assembly_choice, source)
-        info["assembly_id"] = chosen
-        plan = []
-        for k, (a, members) in enumerate(zip(asmb_ids, asmb_members)):
-            if a != chosen:
-                continue
-            key = f"asmb_xform{k}"
-            if key not in meta:
-                raise ReadError(source, f"missing {key}")
-            xf = _as_array(meta[key], meta_path, key)
-            if xf.ndim != 3 or xf.shape[1:] != (4, 4):
-                raise ReadError(source, f"{key} has shape {xf.shape}, expected [n,4,4]")
-            for c in chains:
-                if c in members:
-                    plan.extend((c, k, i, xf[i, :3, :3], xf[i, :3, 3]) for i in range(len(xf)))
-        tm = _as_array(meta["tm"], meta_path, "tm")
-        if tm.shape[:2] != (len(chains), len(chains)) or tm.ndim != 3 or tm.shape[2] < 2:
-            raise ReadError(source, f"tm has shape {tm.shape} for {len(chains)} chains")
-        seqid = tm[chains.index(query), :, 1]
-        designed_chains = {c for c, s in zip(chains, seqid) if s > homo_cutoff} | {query}
+    plan, designed_chains = _plan(meta, meta_path, query, assembly_choice, homo_cutoff, info)
     info["assembly_copies"] = len(plan)
     if max_copies is not None and len(plan) >= max_copies:
         raise ReadError(
@@ -364,9 +218,69 @@ def _build(
             f"chain copies >= {max_copies} (dropped, as get_pdbs does)",
             "too many chain copies",
         )
-
     loaded = {c: _load_chain(files, prefix, c, pdb_id) for c in dict.fromkeys(p[0] for p in plan)}
-    parts, copies, designed, ids, n_seen = [], [], [], [], {}
+    parts, copies, designed = _place(plan, loaded, designed_chains, trim_his_tags)
+    if not any(designed):
+        raise ReadError(
+            source,
+            f"no designed chain of {chain_id}'s assembly has >= "
+            f"{MIN_CHAIN_LENGTH} residues after His-tag trimming",
+            "no designed chain",
+        )
+    info["copies"] = copies
+    return ProteinRecord.from_chains(chain_id, parts, designed=np.array(designed, bool), meta=info)
+
+
+def _plan(
+    meta: dict, meta_path: Path, query: str, assembly_choice, homo_cutoff: float, info: dict
+) -> tuple[list[tuple], set[str]]:
+    """The chain copies to place, ``(chain, xform index, copy, rotation, shift)``, and the
+    designed chains (the query and its homologues above ``homo_cutoff`` sequence identity):
+    the chosen assembly of the query chain, or the chain alone when it is in none. Writes
+    ``assembly_candidates`` and ``assembly_id`` into ``info``."""
+    source = str(meta_path)
+    chains = [str(c) for c in meta["chains"]]
+    asmb_ids = [str(a) for a in (meta["asmb_ids"] or [])]
+    asmb_members = [set(str(s).split(",")) for s in (meta["asmb_chains"] or [])]
+    if len(asmb_ids) != len(asmb_members):
+        raise ReadError(source, "asmb_ids and asmb_chains differ in length")
+    if query not in chains:
+        raise ReadError(source, f"chain {query!r} not in the entry's chains {chains}")
+    candidates = list(dict.fromkeys(a for a, m in zip(asmb_ids, asmb_members) if query in m))
+    info["assembly_candidates"] = candidates
+    if not candidates:  # loader_pdb: the chain alone, designed
+        info["assembly_id"] = None
+        return [(query, None, 0, np.eye(3, dtype=np.float32), np.zeros(3, np.float32))], {query}
+    chosen = _choose(candidates, assembly_choice, source)
+    info["assembly_id"] = chosen
+    plan = []
+    for k, (a, members) in enumerate(zip(asmb_ids, asmb_members)):
+        if a != chosen:
+            continue
+        key = f"asmb_xform{k}"
+        if key not in meta:
+            raise ReadError(source, f"missing {key}")
+        xf = _as_array(meta[key], meta_path, key)
+        if xf.ndim != 3 or xf.shape[1:] != (4, 4):
+            raise ReadError(source, f"{key} has shape {xf.shape}, expected [n,4,4]")
+        for c in chains:
+            if c in members:
+                plan.extend((c, k, i, xf[i, :3, :3], xf[i, :3, 3]) for i in range(len(xf)))
+    tm = _as_array(meta["tm"], meta_path, "tm")
+    if tm.shape[:2] != (len(chains), len(chains)) or tm.ndim != 3 or tm.shape[2] < 2:
+        raise ReadError(source, f"tm has shape {tm.shape} for {len(chains)} chains")
+    seqid = tm[chains.index(query), :, 1]
+    return plan, {c for c, s in zip(chains, seqid) if s > homo_cutoff} | {query}
+
+
+def _place(
+    plan: list[tuple], loaded: dict, designed_chains: set[str], trim_his_tags: bool
+) -> tuple[list[tuple], list[tuple], list[bool]]:
+    """The placed chain copies of ``plan`` (``loaded``: each chain's sequence and backbone):
+    ``(id, seq, coords, None)`` parts (a second copy of chain ``A`` is ``A-2``), their
+    ``(chain, xform, copy)`` and whether each is designed; copies shorter than
+    :data:`MIN_CHAIN_LENGTH` after His-tag trimming are left out."""
+    parts, copies, designed, n_seen = [], [], [], {}
     for c, k, i, rot, shift in plan:
         seq, bb = loaded[c]
         start, stop = his_tag_slice(seq) if trim_his_tags else (0, len(seq))
@@ -378,16 +292,7 @@ def _build(
         parts.append((cid, seq[start:stop], xyz.astype(np.float32), None))
         copies.append((c, k, i))
         designed.append(c in designed_chains)
-        ids.append(cid)
-    if not any(designed):
-        raise ReadError(
-            source,
-            f"no designed chain of {chain_id}'s assembly has >= "
-            f"{MIN_CHAIN_LENGTH} residues after His-tag trimming",
-            "no designed chain",
-        )
-    info["copies"] = copies
-    return ProteinRecord.from_chains(chain_id, parts, designed=np.array(designed, bool), meta=info)
+    return parts, copies, designed
 
 
 def load_assembly(

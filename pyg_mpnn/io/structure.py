@@ -3,7 +3,9 @@
 ``read_structure(path)`` returns every protein chain of the file, all marked ``designed``.
 Parsing goes through Bio.PDB (``PDBParser``, ``MMCIFParser``, ``PDBParser(is_pqr=True)``),
 except for PQR files whose ATOM lines are not column-aligned (no chain column, as written by
-some MD tools); those are read by a small whitespace-splitting parser in this module.
+some MD tools); those are read by a small whitespace-splitting parser in this module. The
+text is read, its format detected and reduced before parsing by
+:mod:`pyg_mpnn.io.structure_text`.
 
 Rules (they match ``shared/data/structures/chains.tsv`` except where noted):
 
@@ -42,11 +44,9 @@ binary or non-structure text, unparsable records, no protein chain, or no backbo
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
 import warnings
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,26 +54,19 @@ import numpy as np
 
 from pyg_mpnn.alphabet import THREE_TO_ONE, residue_letter
 from pyg_mpnn.io.record import BACKBONE_ATOMS, ProteinRecord, ReadError
-
-WATER_NAMES = frozenset({"HOH", "WAT", "DOD", "H2O", "TIP", "TIP3", "SOL", "T3P", "SPC"})
-STRUCTURE_EXTENSIONS = (".pdb", ".ent", ".cif", ".mmcif", ".pqr", ".pdbqt", ".brk", ".txt")
-BLANK_CHAIN = "_"
-BACKBONE_SET = frozenset(BACKBONE_ATOMS)
-PEPTIDE_BOND_MAX = 2.0  # Å, C(i-1)-N(i); the data README's chain-break threshold
-_MMCIF_RESIDUE_COLUMNS = (
-    "auth_asym_id",
-    "label_asym_id",
-    "auth_seq_id",
-    "label_seq_id",
-    "pdbx_PDB_ins_code",
-    "label_comp_id",
-    "pdbx_PDB_model_num",
+from pyg_mpnn.io.structure_text import (
+    BACKBONE_SET,
+    WATER_NAMES,
+    detect_format,
+    first_model_mmcif,
+    first_model_pdb_lines,
+    pqr_is_column_aligned,
+    read_text,
 )
 
-_MMCIF_RE = re.compile(r"^(data_|_atom_site\.)", re.M)
-_ATOM_RE = re.compile(r"^(ATOM  |ATOM\s|HETATM)", re.M)
-_PDBQT_RE = re.compile(r"^(ROOT|ENDROOT|BRANCH|ENDBRANCH|TORSDOF)\b", re.M)
-_PQR_TAIL_RE = re.compile(r"^-?\d*\.\d{3,}$")
+STRUCTURE_EXTENSIONS = (".pdb", ".ent", ".cif", ".mmcif", ".pqr", ".pdbqt", ".brk", ".txt")
+BLANK_CHAIN = "_"
+PEPTIDE_BOND_MAX = 2.0  # Å, C(i-1)-N(i); the data README's chain-break threshold
 
 
 @dataclass
@@ -128,182 +121,6 @@ def structure_name(path) -> str:
         if lower.endswith(ext):
             return name[: -len(ext)]
     return Path(name).stem if "." in name else name
-
-
-def _read_text(path: Path) -> tuple[str, bool]:
-    """File content as text (gunzipped when it starts with the gzip magic), and whether it was."""
-    source = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReadError(source, f"cannot read file ({exc.strerror or exc})") from None
-    gzipped = data[:2] == b"\x1f\x8b"
-    if gzipped:
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise ReadError(
-                source, f"truncated or corrupt gzip data ({exc})", "corrupt or truncated gzip"
-            ) from None
-    if not data.strip():
-        raise ReadError(source, "empty file" + (" (after gunzip)" if gzipped else ""), "empty file")
-    if b"\x00" in data[:65536]:
-        raise ReadError(source, "binary content, not a text structure file", "not a structure")
-    return data.decode("latin-1"), gzipped
-
-
-def detect_format(text: str, path) -> str:
-    """``"mmcif"``, ``"pqr"``, ``"pdbqt"`` or ``"pdb"`` from the content (and extension).
-
-    Raises:
-        ReadError: the text has neither mmCIF data nor ATOM/HETATM records.
-    """
-    lower = Path(path).name.lower()
-    if lower.endswith(".gz"):
-        lower = lower[:-3]
-    head = text.lstrip()[:5]
-    if head == "data_" or _MMCIF_RE.search(text):
-        return "mmcif"
-    if not _ATOM_RE.search(text):
-        raise ReadError(
-            str(path),
-            "no ATOM/HETATM records and no mmCIF data block: not a structure file",
-            "not a structure",
-        )
-    if lower.endswith(".pqr") or _looks_like_pqr(text):
-        return "pqr"
-    if lower.endswith(".pdbqt") or _PDBQT_RE.search(text):
-        return "pdbqt"
-    return "pdb"
-
-
-def _atom_lines(text: str):
-    return (ln for ln in text.splitlines() if ln.startswith(("ATOM", "HETATM")))
-
-
-def _looks_like_pqr(text: str, sample: int = 50) -> bool:
-    """ATOM lines end in charge and radius (two decimals with >= 3 places), not occ/B/element."""
-    lines = [ln for _, ln in zip(range(sample), _atom_lines(text))]
-    if not lines:
-        return False
-    for ln in lines:
-        tokens = ln.split()
-        if len(tokens) < 2 or not all(_PQR_TAIL_RE.match(t) for t in tokens[-2:]):
-            return False
-    return True
-
-
-def _pqr_is_column_aligned(text: str) -> bool:
-    """Whether PQR coordinates sit in PDB columns 31-54 (Bio.PDB can read it) on every line."""
-    for ln in _atom_lines(text):
-        tokens = ln.split()
-        try:
-            columns = (float(ln[30:38]), float(ln[38:46]), float(ln[46:54]))
-        except ValueError:
-            return False
-        try:
-            split = tuple(float(t) for t in tokens[-5:-2])
-        except ValueError:
-            continue  # numbers run together: only the columns can be right
-        if len(tokens) < 10 or split != columns:
-            return False
-    return True
-
-
-def _first_model_pdb_lines(text: str) -> str:
-    """The records Bio.PDB needs: first model, no waters, no atoms this reader never uses.
-
-    Within a residue (same chain, name, number, insertion code) only the backbone atoms
-    N/CA/C/O and the residue's first atom line are kept; the first line keeps residues that
-    have no backbone atom. This halves parsing time and changes nothing in the result.
-    """
-    keep = []
-    in_model = False
-    last_residue = None
-    for ln in text.splitlines():
-        rec = ln[:6]
-        if rec.startswith(("ATOM", "HETATM")):
-            if rec == "HETATM" and ln[17:20].strip() in WATER_NAMES:
-                continue
-            residue_key = ln[17:27]
-            if residue_key != last_residue or ln[12:16].strip() in BACKBONE_SET:
-                keep.append(ln)
-                last_residue = residue_key
-        elif rec.startswith("MODEL"):
-            if in_model:
-                break
-            in_model = True
-            keep.append(ln)
-        elif rec.startswith("ENDMDL"):
-            keep.append(ln)
-            break
-        elif rec.startswith("TER"):
-            keep.append(ln)
-    return "\n".join(keep) + "\nEND\n"
-
-
-def _first_model_mmcif(text: str) -> str:
-    """A minimal mmCIF for Bio.PDB: the data line and the ``_atom_site`` loop, reduced.
-
-    Rows of later models and of waters are dropped and, as for PDB text, within a residue
-    only N/CA/C/O and the residue's first row are kept. Other categories are dropped (Bio.PDB
-    only reads optional header items from them). When the loop is not one row per line
-    (values over several lines) or is absent, the text is returned unchanged and Bio.PDB
-    reads all of it (same result, slower).
-    """
-    lines = text.splitlines()
-    n = len(lines)
-    data_line = next((ln for ln in lines if ln.startswith("data_")), "data_structure")
-    start = next(
-        (
-            i + 1
-            for i in range(n - 1)
-            if lines[i].strip() == "loop_" and lines[i + 1].startswith("_atom_site.")
-        ),
-        None,
-    )
-    if start is None:
-        return text
-    i = start
-    columns = []
-    while i < n and lines[i].startswith("_atom_site."):
-        columns.append(lines[i].split()[0][len("_atom_site.") :])
-        i += 1
-    out = [data_line, "loop_"] + ["_atom_site." + c for c in columns]
-
-    def column(name):
-        return columns.index(name) if name in columns else None
-
-    model_col, comp_col, atom_col = (
-        column("pdbx_PDB_model_num"),
-        column("label_comp_id"),
-        column("label_atom_id"),
-    )
-    residue_cols = [columns.index(c) for c in _MMCIF_RESIDUE_COLUMNS if c in columns]
-    first_model = last_residue = None
-    for row in lines[i:]:
-        if row.startswith(("_", "loop_", "data_", "#")):
-            break
-        tokens = row.split()
-        if len(tokens) != len(columns):
-            return text  # a row over several lines, or quoted values with blanks
-        if model_col is not None:
-            if first_model is None:
-                first_model = tokens[model_col]
-            elif tokens[model_col] != first_model:
-                continue
-        if comp_col is not None and tokens[comp_col] in WATER_NAMES:
-            continue
-        residue_key = [tokens[c] for c in residue_cols]
-        if (
-            atom_col is not None
-            and residue_key == last_residue
-            and tokens[atom_col] not in BACKBONE_SET
-        ):
-            continue
-        last_residue = residue_key
-        out.append(row)
-    return "\n".join(out) + "\n#\n"
 
 
 def _chains_from_biopython(structure) -> list[tuple[str, list[ParsedResidue]]]:
@@ -506,7 +323,7 @@ def read_structure(path) -> ProteinRecord:
     """
     path = Path(path)
     source = str(path)
-    text, gzipped = _read_text(path)
+    text, gzipped = read_text(path)
     fmt = detect_format(text, path)
     name = structure_name(path)
     meta = {
@@ -517,7 +334,7 @@ def read_structure(path) -> ProteinRecord:
         "parser": "biopython",
     }
     try:
-        if fmt == "pqr" and not _pqr_is_column_aligned(text):
+        if fmt == "pqr" and not pqr_is_column_aligned(text):
             meta["parser"] = "whitespace"
             chains = _chains_from_whitespace_pqr(text, source)
         else:
@@ -535,7 +352,7 @@ def _parse_biopython(text: str, fmt: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if fmt == "mmcif":
-            handle = io.StringIO(_first_model_mmcif(text))
+            handle = io.StringIO(first_model_mmcif(text))
             return MMCIFParser(QUIET=True).get_structure("s", handle)
-        handle = io.StringIO(_first_model_pdb_lines(text))
+        handle = io.StringIO(first_model_pdb_lines(text))
         return PDBParser(QUIET=True, is_pqr=(fmt == "pqr")).get_structure("s", handle)

@@ -12,6 +12,7 @@ from pyg_mpnn.nn.graph import knn_edges, radius_edges
 from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer, PositionWiseFeedForward
 from pyg_mpnn.nn.model import Block, ProteinMPNN, decoding_rank
 from pyg_mpnn.nn.modes import Modes
+from pyg_mpnn.nn.probe import probe_mode
 from pyg_mpnn.nn.weights import export_original, load_model
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "export_original",
     "knn_edges",
     "load_model",
+    "probe_mode",
     "radius_edges",
     "rbf",
     "virtual_cb",

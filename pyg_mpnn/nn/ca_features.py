@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from pyg_mpnn.io.record import CHAIN_OFFSET
-from pyg_mpnn.nn.features import PositionalEncodings, rbf
+from pyg_mpnn.nn.features import PairEdgeFeatures, rbf
 from pyg_mpnn.nn.recompute import layer_norm, recompute_later
 
 PREV, SELF, NEXT = 0, 1, 2
@@ -122,7 +122,7 @@ def _edge_input(e_pos: Tensor, d: Tensor, orient: Tensor, num_rbf: int) -> Tenso
     return torch.cat([e_pos, rbf(d, num=num_rbf).flatten(1), orient], dim=-1)
 
 
-class CAEdgeFeatures(nn.Module):
+class CAEdgeFeatures(PairEdgeFeatures):
     r"""Edge embeddings of the CA-only ProteinMPNN for the edges ``j -> i`` of ``edge_index``.
 
     .. math::
@@ -157,19 +157,14 @@ class CAEdgeFeatures(nn.Module):
         num_rbf: int = 16,
         max_relative_feature: int = 32,
     ):
-        super().__init__()
-        self.num_rbf = num_rbf
-        self.embeddings = PositionalEncodings(num_positional_embeddings, max_relative_feature)
-        edge_in = num_positional_embeddings + num_rbf * len(CA_PAIRS) + ORIENTATION_FEATURES
-        self.edge_embedding = nn.Linear(edge_in, edge_features, bias=False)
-        self.norm_edges = nn.LayerNorm(edge_features)
-        self.register_buffer("_centre", torch.tensor([p[0] for p in CA_PAIRS]), persistent=False)
-        self.register_buffer("_neigh", torch.tensor([p[1] for p in CA_PAIRS]), persistent=False)
-
-    def reset_parameters(self):
-        self.embeddings.linear.reset_parameters()
-        self.edge_embedding.reset_parameters()
-        self.norm_edges.reset_parameters()
+        super().__init__(
+            CA_PAIRS,
+            ORIENTATION_FEATURES,
+            edge_features,
+            num_positional_embeddings,
+            num_rbf,
+            max_relative_feature,
+        )
 
     def forward(
         self,
@@ -179,14 +174,11 @@ class CAEdgeFeatures(nn.Module):
         chain: Tensor,
         batch: Tensor | None = None,
     ) -> Tensor:
-        j, i = edge_index
         ca = coords[:, 1]
         x, framed = sequence_points(ca, residue_idx, chain, batch)  # [N, 3, 3], [N]
-        a = x[i][:, self._centre]  # [E, 9, 3] point A at i
-        b = x[j][:, self._neigh]  # [E, 9, 3] point B at j
-        d = torch.sqrt(((a - b) ** 2).sum(-1) + 1e-6)  # [E, 9]
+        d = self.pair_distances(x, edge_index)  # [E, 9]
         orient = orientations(ca, local_frames(x, framed), edge_index)
-        e_pos = self.embeddings(residue_idx[i] - residue_idx[j], chain[i] == chain[j])
+        e_pos = self.positional(residue_idx, chain, edge_index)
         inp = _edge_input(e_pos, d, orient, self.num_rbf)  # [E, 16 + 9 * 16 + 7]
         e = self.edge_embedding(recompute_later(inp, _edge_input, e_pos, d, orient, self.num_rbf))
         return layer_norm(self.norm_edges, e)

@@ -97,7 +97,71 @@ def _edge_input(e_pos: Tensor, d: Tensor, num_rbf: int) -> Tensor:
     return torch.cat([e_pos, rbf(d, num=num_rbf).flatten(1)], dim=-1)
 
 
-class EdgeFeatures(nn.Module):
+class PairEdgeFeatures(nn.Module):
+    r"""What the edge featurizers share: the positional code, RBFs of the distances between
+    pairs of points of the edge's two residues, a bias-free linear map and a LayerNorm.
+
+    .. math::
+        \mathbf{e}_{ij} = \mathrm{LN}\Big(\mathbf{W}\big[\,\mathrm{PE}(r_i - r_j,
+        [c_i = c_j]) \,\|\, \mathrm{RBF}(\lVert A_i - B_j \rVert)_{(A,B)\in\mathcal{P}}
+        \,\|\, \mathbf{x}_{ij} \big]\Big)
+
+    with :math:`\mathbf{x}_{ij}` further per-edge inputs of size ``extra_features`` (none for
+    :class:`EdgeFeatures`). Subclasses compute the points and :math:`\mathbf{x}_{ij}` in
+    ``forward``, with :meth:`pair_distances` and :meth:`positional`.
+
+    Args:
+        pairs (tuple): the (centre point, neighbour point) indices :math:`\mathcal{P}`.
+        extra_features (int): size of :math:`\mathbf{x}_{ij}`.
+        edge_features (int): output size.
+        num_positional_embeddings (int): size of the positional code.
+        num_rbf (int): Gaussians per point pair.
+        max_relative_feature (int): clip of the relative position.
+
+    Shapes:
+        - **input of** :meth:`pair_distances`: points :math:`(|\mathcal{V}|, P, 3)`,
+          edge_index :math:`(2, |\mathcal{E}|)`
+        - **output:** edge features :math:`(|\mathcal{E}|, F_{edge})`
+    """
+
+    def __init__(
+        self,
+        pairs: tuple[tuple[int, int], ...],
+        extra_features: int,
+        edge_features: int,
+        num_positional_embeddings: int,
+        num_rbf: int,
+        max_relative_feature: int,
+    ):
+        super().__init__()
+        self.num_rbf = num_rbf
+        self.embeddings = PositionalEncodings(num_positional_embeddings, max_relative_feature)
+        edge_in = num_positional_embeddings + num_rbf * len(pairs) + extra_features
+        self.edge_embedding = nn.Linear(edge_in, edge_features, bias=False)
+        self.norm_edges = nn.LayerNorm(edge_features)
+        self.register_buffer("_centre", torch.tensor([p[0] for p in pairs]), persistent=False)
+        self.register_buffer("_neigh", torch.tensor([p[1] for p in pairs]), persistent=False)
+
+    def reset_parameters(self):
+        self.embeddings.linear.reset_parameters()
+        self.edge_embedding.reset_parameters()
+        self.norm_edges.reset_parameters()
+
+    def pair_distances(self, points: Tensor, edge_index: Tensor) -> Tensor:
+        """``[E, |P|]``: the distance from point ``A`` of the centre ``i`` to point ``B`` of
+        the neighbour ``j`` for every pair ``(A, B)`` (``points`` ``[N, P, 3]``)."""
+        j, i = edge_index
+        a = points[i][:, self._centre]  # [E, |P|, 3] point A at i
+        b = points[j][:, self._neigh]  # [E, |P|, 3] point B at j
+        return torch.sqrt(((a - b) ** 2).sum(-1) + 1e-6)
+
+    def positional(self, residue_idx: Tensor, chain: Tensor, edge_index: Tensor) -> Tensor:
+        """``[E, num_positional_embeddings]``: the positional code of each edge ``j -> i``."""
+        j, i = edge_index
+        return self.embeddings(residue_idx[i] - residue_idx[j], chain[i] == chain[j])
+
+
+class EdgeFeatures(PairEdgeFeatures):
     r"""Edge embeddings of ProteinMPNN for the edges ``j -> i`` of ``edge_index``.
 
     .. math::
@@ -131,23 +195,9 @@ class EdgeFeatures(nn.Module):
         num_rbf: int = 16,
         max_relative_feature: int = 32,
     ):
-        super().__init__()
-        self.num_rbf = num_rbf
-        self.embeddings = PositionalEncodings(num_positional_embeddings, max_relative_feature)
-        edge_in = num_positional_embeddings + num_rbf * len(ATOM_PAIRS)
-        self.edge_embedding = nn.Linear(edge_in, edge_features, bias=False)
-        self.norm_edges = nn.LayerNorm(edge_features)
-        self.register_buffer(
-            "_centre_atom", torch.tensor([p[0] for p in ATOM_PAIRS]), persistent=False
+        super().__init__(
+            ATOM_PAIRS, 0, edge_features, num_positional_embeddings, num_rbf, max_relative_feature
         )
-        self.register_buffer(
-            "_neigh_atom", torch.tensor([p[1] for p in ATOM_PAIRS]), persistent=False
-        )
-
-    def reset_parameters(self):
-        self.embeddings.linear.reset_parameters()
-        self.edge_embedding.reset_parameters()
-        self.norm_edges.reset_parameters()
 
     def forward(
         self,
@@ -159,12 +209,8 @@ class EdgeFeatures(nn.Module):
     ) -> Tensor:
         """``batch`` is accepted for the signature :class:`~pyg_mpnn.nn.ca_features.CAEdgeFeatures`
         shares; every feature here is a function of the edge's two residues alone."""
-        j, i = edge_index
-        x = virtual_cb(coords)  # [N, 5, 3]
-        a = x[i][:, self._centre_atom]  # [E, 25, 3] atom A at i
-        b = x[j][:, self._neigh_atom]  # [E, 25, 3] atom B at j
-        d = torch.sqrt(((a - b) ** 2).sum(-1) + 1e-6)  # [E, 25]
-        e_pos = self.embeddings(residue_idx[i] - residue_idx[j], chain[i] == chain[j])
+        d = self.pair_distances(virtual_cb(coords), edge_index)  # [E, 25]
+        e_pos = self.positional(residue_idx, chain, edge_index)
         inp = _edge_input(e_pos, d, self.num_rbf)  # [E, 16 + 25 * 16]
         e = self.edge_embedding(recompute_later(inp, _edge_input, e_pos, d, self.num_rbf))
         return layer_norm(self.norm_edges, e)

@@ -19,9 +19,14 @@ concatenation. Same function; other rounding (log-probs within 1e-5 of the exact
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from pyg_mpnn.nn.sampling import SamplingState
 
 
 class IncrementalDecoder:
@@ -35,16 +40,15 @@ class IncrementalDecoder:
 
     Args:
         model: the :class:`~pyg_mpnn.nn.model.ProteinMPNN`.
-        state: the sampler's state (``stack``, ``h_enc``, ``h_E``, ``edge_index`` sorted by
-            centre, ``edge_ptr``, ``seq``, ``rank``, ``group_rank``, ``mask``); ``stack`` is
+        state: the sampler's :class:`~pyg_mpnn.nn.sampling.SamplingState`; its ``stack`` is
             written in place. Rows of nodes decoded by the teacher-forced prefix pass are
             filled from it.
     """
 
-    def __init__(self, model, state: dict):
+    def __init__(self, model, state: SamplingState):
         self.model, self.state = model, state
         self.layers = list(model.decoder_layers)
-        h, n = model.hidden_dim, state["h_enc"].size(0)
+        h, n = model.hidden_dim, state.h_enc.size(0)
         self.n = n
         self.blocks = [
             (
@@ -58,32 +62,30 @@ class IncrementalDecoder:
         self.seq_table = [model.W_s.weight @ w_s.t() for _, _, w_s, _ in self.blocks]
         self.tables = []
         for l, (*_, w_j) in enumerate(self.blocks):
-            enc = state["h_enc"] @ w_j.t()
-            known = enc if l == 0 else state["stack"][l] @ w_j.t()
-            self.tables.append(torch.cat([enc, known, known + self.seq_table[l][state["seq"]]]))
+            enc = state.h_enc @ w_j.t()
+            known = enc if l == 0 else state.stack[l] @ w_j.t()
+            self.tables.append(torch.cat([enc, known, known + self.seq_table[l][state.seq]]))
 
     def drawn(self, nodes: Tensor) -> None:
         """Letters of ``nodes`` were drawn: their sequence term joins their rows."""
-        letters = self.state["seq"][nodes]
+        letters = self.state.seq[nodes]
         for l, table in enumerate(self.tables):
             table[2 * self.n + nodes] = table[self.n + nodes] + self.seq_table[l][letters]
 
     def __call__(self, nodes: Tensor) -> Tensor:
         """Decoder states of ``nodes`` (at most one per graph; written into the stack and the
         caches); returns their logits."""
-        st, stack, n = self.state, self.state["stack"], self.n
-        edge_ptr = st["edge_ptr"]
+        st, stack, n = self.state, self.state.stack, self.n
+        edge_ptr = st.edge_ptr
         deg = edge_ptr[nodes + 1] - edge_ptr[nodes]
         local = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), deg)
         first = torch.repeat_interleave(edge_ptr[nodes] - (deg.cumsum(0) - deg), deg)
         eids = first + torch.arange(local.numel(), device=nodes.device)
-        src = st["edge_index"][0, eids]
-        row = src + n * 2 * (st["rank"][src] < st["rank"][nodes][local])
-        if st["group_rank"] is not None:  # a tied partner decoded before: no letter yet
-            row = row - n * (st["group_rank"][src] == st["group_rank"][nodes][local]) * (
-                row >= 2 * n
-            )
-        e, mask = st["h_E"][eids], st["mask"][nodes]
+        src = st.edge_index[0, eids]
+        row = src + n * 2 * (st.rank[src] < st.rank[nodes][local])
+        if st.group_rank is not None:  # a tied partner decoded before: no letter yet
+            row = row - n * (st.group_rank[src] == st.group_rank[nodes][local]) * (row >= 2 * n)
+        e, mask = st.h_E[eids], st.mask[nodes]
         k = int(deg.max()) if deg.numel() else 0
         regular = bool((deg == k).all())
         degf = deg.to(e.dtype).unsqueeze(-1)

@@ -70,6 +70,48 @@ class _OriginalOrderSum:
         return super().aggregate(inputs, index, ptr=ptr, dim_size=dim_size)
 
 
+class _NodeUpdate:
+    r"""Mixin: the node update both layers share, from the summed messages
+    :math:`\Delta\mathbf{h}_i = \sum_{j \in \mathcal{N}(i)} \mathbf{m}_{ij}`.
+
+    .. math::
+        \tilde{\mathbf{h}}_i &= \mathrm{LN}_1\big(\mathbf{h}_i + \mathrm{Drop}(
+            \Delta\mathbf{h}_i / s)\big)
+
+        \mathbf{h}'_i &= \mathrm{LN}_2\big(\tilde{\mathbf{h}}_i + \mathrm{Drop}(
+            \mathrm{FFN}(\tilde{\mathbf{h}}_i))\big)
+
+    then :math:`\mathbf{h}'_i = 0` where ``mask`` is ``False``, as the original. The layer
+    holds ``message_sum`` (a hook point: its output is :math:`\Delta\mathbf{h}`), ``scale``,
+    ``norm1``, ``norm2``, ``dropout1``, ``dropout2`` and ``dense`` (the FFN).
+
+    Args:
+        x (Tensor): node states :math:`\mathbf{h}` of the targets.
+        dh (Tensor): their summed messages :math:`\Delta\mathbf{h}`.
+        mask (Tensor, optional): present targets. (default: :obj:`None`: all)
+
+    Shapes:
+        - **input:** x :math:`(|\mathcal{V}_t|, F)`, dh :math:`(|\mathcal{V}_t|, F)`,
+          mask :math:`(|\mathcal{V}_t|)` *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}_t|, F)`
+    """
+
+    def _add_update_modules(self, h: int) -> None:
+        """The modules the update adds after the layer's own norms and dropouts (registered
+        last, so that parameters keep the original's order)."""
+        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
+        self.act = nn.GELU()
+        self.dense = PositionWiseFeedForward(h, 4 * h)
+
+    def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
+        dh = self.message_sum(dh)
+        h = layer_norm(self.norm1, x + self.dropout1(dh / self.scale))
+        h = layer_norm(self.norm2, h + self.dropout2(self.dense(h)))
+        if mask is not None:
+            h = h * mask.unsqueeze(-1).to(h.dtype)
+        return h
+
+
 def _mlp3(w1: nn.Linear, w2: nn.Linear, w3: nn.Linear, act: nn.Module, h: Tensor) -> Tensor:
     return w3(activation(act, w2(activation(act, w1(h)))))
 
@@ -135,7 +177,7 @@ def decoder_context(
     return torch.cat([e, s_src * causal, torch.where(causal, h_src, h_enc_src)], -1)
 
 
-class EncoderLayer(_OriginalOrderSum, MessagePassing):
+class EncoderLayer(_NodeUpdate, _OriginalOrderSum, MessagePassing):
     r"""The ProteinMPNN encoder layer: a node update followed by an edge update.
 
     .. math::
@@ -208,9 +250,7 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
         self.W11, self.W12, self.W13 = nn.Linear(2 * h + e, e), nn.Linear(e, e), nn.Linear(e, e)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(h), nn.LayerNorm(h), nn.LayerNorm(e)
         self.dropout1, self.dropout2, self.dropout3 = (Dropout(dropout) for _ in range(3))
-        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
-        self.act = nn.GELU()
-        self.dense = PositionWiseFeedForward(h, 4 * h)
+        self._add_update_modules(h)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -245,11 +285,7 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
             dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, dst, x.size(0), layout)
         else:
             dh = self.propagate(edge_index, x=x, edge_attr=edge_attr)
-        dh = self.message_sum(dh)
-        x = layer_norm(self.norm1, x + self.dropout1(dh / self.scale))
-        x = layer_norm(self.norm2, x + self.dropout2(self.dense(x)))
-        if mask is not None:
-            x = x * mask.unsqueeze(-1).to(x.dtype)
+        x = self.node_update(x, dh, mask)
         if split:
             pre = _split_pre(self.W11, h, e, x, x, edge_attr, dst, src)
             de = _mlp2(self.W12, self.W13, self.act, pre)
@@ -271,7 +307,7 @@ class EncoderLayer(_OriginalOrderSum, MessagePassing):
         )
 
 
-class DecoderLayer(_OriginalOrderSum, MessagePassing):
+class DecoderLayer(_NodeUpdate, _OriginalOrderSum, MessagePassing):
     r"""The ProteinMPNN decoder layer: a node update from per-edge context vectors.
 
     .. math::
@@ -336,9 +372,7 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
         self.W1, self.W2, self.W3 = nn.Linear(h + c, h), nn.Linear(h, h), nn.Linear(h, h)
         self.norm1, self.norm2 = nn.LayerNorm(h), nn.LayerNorm(h)
         self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
-        self.message_sum = nn.Identity()  # a hook point: the summed messages, before 1/scale
-        self.act = nn.GELU()
-        self.dense = PositionWiseFeedForward(h, 4 * h)
+        self._add_update_modules(h)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -372,15 +406,6 @@ class DecoderLayer(_OriginalOrderSum, MessagePassing):
             n = x[1].size(0)
             dh = _sum_then_last(self, self.W2, self.W3, self.act, pre, edge_index[1], n, layout)
         return self.node_update(x[1], dh, mask)
-
-    def node_update(self, x: Tensor, dh: Tensor, mask: Tensor | None = None) -> Tensor:
-        """The node update from the summed messages ``dh``: residual, norms, FFN, mask."""
-        dh = self.message_sum(dh)
-        h = layer_norm(self.norm1, x + self.dropout1(dh / self.scale))
-        h = layer_norm(self.norm2, h + self.dropout2(self.dense(h)))
-        if mask is not None:
-            h = h * mask.unsqueeze(-1).to(h.dtype)
-        return h
 
     def message(self, x_i: Tensor, edge_attr: Tensor) -> Tensor:
         return _mlp3(self.W1, self.W2, self.W3, self.act, torch.cat([x_i, edge_attr], -1))

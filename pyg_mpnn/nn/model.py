@@ -3,7 +3,8 @@
 A batch is a PyG ``Data``/``Batch`` from :func:`pyg_mpnn.io.record.to_data` (fields
 ``coords [N,4,3]``, ``mask``, ``seq``, ``chain``, ``residue_idx``, ``design_mask``,
 optionally ``batch`` and a precomputed ``edge_index``). Reading order: featurize -> encode
--> causal context -> decode (teacher forced) -> sample (autoregressive).
+-> causal context -> decode (teacher forced); sampling (autoregressive) is in
+:mod:`pyg_mpnn.nn.sampling`.
 
 The decoding order is a per-node *rank* inside each graph. The causal mask is edge-local:
 edge ``j -> i`` carries ``[e_ij, s_j, h_j^(l)]`` if ``rank[j] < rank[i]`` and
@@ -22,16 +23,14 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Data
 
-from pyg_mpnn.alphabet import ALPHABET
-from pyg_mpnn.nn import recompute
+from pyg_mpnn.nn import recompute, sampling
 from pyg_mpnn.nn.aggregate import EdgeLayout, layout_of_edges, layout_of_plan, pad_layout
 from pyg_mpnn.nn.buckets import pad_edges, pad_nodes
 from pyg_mpnn.nn.ca_features import CAEdgeFeatures
-from pyg_mpnn.nn.decoding import DecodeControl, draw_probs, step_table, tied_order
+from pyg_mpnn.nn.decoding import DecodeControl
 from pyg_mpnn.nn.features import EdgeFeatures
 from pyg_mpnn.nn.graph import knn_edges, planned_knn_edges
-from pyg_mpnn.nn.incremental import IncrementalDecoder
-from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer, decoder_context
+from pyg_mpnn.nn.layers import DecoderLayer, EncoderLayer
 from pyg_mpnn.nn.modes import Modes
 from pyg_mpnn.nn.recompute import recompute_scope
 
@@ -96,15 +95,6 @@ def decoding_rank(
 def _graph_ptr(batch: Tensor) -> Tensor:
     counts = torch.bincount(batch)
     return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-
-
-def _batch_vector(data: Data) -> Tensor:
-    b = getattr(data, "batch", None)
-    return (
-        b
-        if b is not None
-        else torch.zeros(data.num_nodes, dtype=torch.long, device=data.coords.device)
-    )
 
 
 class ProteinMPNN(nn.Module):
@@ -341,209 +331,9 @@ class ProteinMPNN(nn.Module):
         control: DecodeControl | None = None,
         exact: bool = True,
     ) -> dict:
-        """Sample sequences, one decoding step at a time for all graphs of the batch at once.
-
-        Step ``t`` handles the node of rank ``t`` in every graph (or, with tied residues in
-        ``control``, the ``t``-th group: its members decoded one after the other, their
-        tempered logits averaged with the weights, one draw for all, as the original's
-        ``tied_sample``). Residues that are not designed keep their native type. Nodes whose
-        whole prefix is visible get their decoder states from one teacher-forced pass; every
-        later node is decoded incrementally (its ``k`` incoming edges, per layer, as the
-        original's ``h_V_stack``). Like the original, one ``torch.multinomial`` over the
-        ``[B_t, 21]`` probabilities of the valid nodes (groups) of step ``t`` is drawn at
-        every step, visible ones included, so with one graph and the same seed the draws
-        are the reference's. Letters in ``omit`` get probability 0; ``control`` adds bias,
-        per-residue omission and tying (:class:`~pyg_mpnn.nn.decoding.DecodeControl`).
-        ``encoded``: as in :meth:`forward`. ``exact=False`` decodes the incremental steps with
-        :class:`~pyg_mpnn.nn.incremental.IncrementalDecoder` (split first weight, cached node
-        blocks: same function, other rounding, several times fewer operations).
-
-        Returns a dict: ``seq`` ``[N]`` (sampled; native where not designed),
-        ``log_probs`` ``[N, 21]`` (untempered log-softmax of the teacher-forced forward on
-        ``seq`` in the decoding order; without tying these are the logits of the sampling
-        steps themselves), ``probs`` ``[N, 21]`` (the probabilities each designed residue was
-        drawn from, after bias, omission and PSSM; zeros elsewhere, as the original's
-        ``probs``), ``decoding_rank`` ``[N]`` (after tying), ``score`` ``[B]`` (mean NLL over
-        designed valid residues) and ``recovery`` ``[B]``.
-        """
-        control = control or DecodeControl()
-        mask, batch = data.mask, _batch_vector(data)
-        design = data.design_mask & mask
-        encoded = self.encode(data) if encoded is None else encoded
-        rank = self.random_rank(data, generator) if decoding_rank is None else decoding_rank
-        n = data.num_nodes
-        group, group_rank = torch.arange(n, device=rank.device), None
-        if control.tied:
-            rank, group, group_rank = tied_order(rank, control.tie_group, batch)
-        table = step_table(rank, group, batch)
-        state = self._sampling_state(data, encoded, rank, group_rank, design, batch)
-        omit_vec = torch.tensor(
-            [float(a in omit) for a in ALPHABET[: self.W_out.out_features]], device=rank.device
+        """Sample sequences, one decoding step at a time for all graphs of the batch at once:
+        :func:`pyg_mpnn.nn.sampling.sample` (its arguments and the returned dict), without
+        gradients."""
+        return sampling.sample(
+            self, data, temperature, decoding_rank, generator, omit, encoded, control, exact
         )
-        weight = control.tie_weight if control.tie_weight is not None else None
-        seq, logits = state["seq"], state["logits"]
-        drawn_probs = logits.new_zeros(n, logits.size(-1))
-        decode = (
-            (lambda v: self._decode_nodes(v, state)) if exact else IncrementalDecoder(self, state)
-        )
-        for t in range(table.size(0)):
-            z, last, done = None, None, None
-            size = (table[t] >= 0).sum(0).clamp(min=1)
-            for k in range(table.size(1)):
-                nodes = table[t, k]
-                ok = nodes >= 0
-                ok[ok.clone()] = mask[nodes[ok]]
-                if not bool(ok.any()):
-                    continue
-                cur = nodes[ok]
-                todo = cur[rank[cur] >= state["first_design"][batch[cur]]]
-                if todo.numel():
-                    logits[todo] = decode(todo)
-                zk = logits[cur] / temperature
-                if control.tied:
-                    beta = weight[cur].unsqueeze(-1) if weight is not None else 1.0
-                    zk = beta * zk / size[ok].unsqueeze(-1).to(zk.dtype)
-                z, last, done = self._accumulate(z, last, done, zk, ok, nodes)
-            if z is None:
-                continue
-            rows = last[done]
-            probs = draw_probs(z[done], temperature, omit_vec, control, rows)
-            draw = torch.multinomial(probs, 1, generator=generator).view(-1)
-            full = torch.zeros_like(nodes)
-            full[done] = draw
-            full_probs = probs.new_zeros(nodes.numel(), probs.size(-1))
-            full_probs[done] = probs
-            for k in range(table.size(1)):
-                nodes = table[t, k]
-                sel = (nodes >= 0) & done
-                cur = nodes[sel]
-                seq[cur] = torch.where(design[cur], full[sel], seq[cur])
-                drawn_probs[cur] = full_probs[sel] * design[cur].unsqueeze(-1)
-                if not exact:
-                    decode.drawn(cur)
-        out = self._sample_result(data, encoded, rank, seq, logits, design, batch, control.tied)
-        out["probs"] = drawn_probs
-        return out
-
-    @staticmethod
-    def _accumulate(z, last, done, zk, ok, nodes):
-        """Sum a tied step's member contributions per graph, in member order, as the
-        original (``0.0 + z_1 + z_2 + ...``); remember the last member of each group."""
-        if z is None:
-            z = zk.new_zeros(nodes.numel(), zk.size(-1))
-            z[ok] = zk
-            return z, nodes.clone(), ok.clone()
-        first = ok & ~done
-        z[first] = zk[first[ok]]
-        again = ok & done
-        z[again] = z[again] + zk[again[ok]]
-        last = torch.where(ok, nodes, last)
-        return z, last, done | ok
-
-    def _sampling_state(
-        self,
-        data: Data,
-        encoded,
-        rank: Tensor,
-        group_rank: Tensor | None,
-        design: Tensor,
-        batch: Tensor,
-    ) -> dict:
-        """Edges grouped by centre (CSR), the first designed rank of each graph, and the
-        decoder states of the visible prefixes (one teacher-forced pass)."""
-        h_enc, h_E, edge_index = encoded
-        n, mask = data.num_nodes, data.mask
-        if not bool((edge_index[1, 1:] >= edge_index[1, :-1]).all()):  # kNN edges already are
-            perm = torch.argsort(edge_index[1], stable=True)
-            edge_index, h_E = edge_index[:, perm], h_E[perm]
-        edge_ptr = torch.cat(
-            [edge_index.new_zeros(1), torch.bincount(edge_index[1], minlength=n).cumsum(0)]
-        )
-        num_graphs = int(batch.max()) + 1 if n else 0
-        big = torch.full((num_graphs,), n, dtype=torch.long, device=rank.device)
-        first_design = big.scatter_reduce(0, batch[design], rank[design], "amin")
-        seq = data.seq.clone()
-        state = dict(
-            seq=seq,
-            rank=rank,
-            group_rank=group_rank,
-            h_enc=h_enc,
-            h_E=h_E,
-            edge_index=edge_index,
-            edge_ptr=edge_ptr,
-            mask=mask,
-            first_design=first_design,
-            logits=self.W_out(h_enc.new_zeros(n, self.hidden_dim)),
-            stack=[h_enc] + [torch.zeros_like(h_enc) for _ in self.decoder_layers],
-        )
-        if bool((first_design > 0).any()):  # visible prefixes: one teacher-forced pass
-            src, dst = edge_index
-            h_S_src = self._seen_seq(state, src, dst)
-            causal = (rank[src] < rank[dst]).unsqueeze(-1)
-            stack = state["stack"]
-            for l, layer in enumerate(self.decoder_layers):
-                ctx = decoder_context(h_E, h_S_src, stack[l][src], h_enc[src], causal)
-                stack[l + 1] = layer(stack[l], edge_index, ctx, mask)
-            state["logits"] = self.W_out(stack[-1])
-        return state
-
-    def _seen_seq(self, state: dict, src: Tensor, dst: Tensor) -> Tensor:
-        """Sequence embeddings of the edge sources; with tying, zero for a source of the same
-        group as the centre (decoded before it but not drawn yet, as in the original)."""
-        h_S_src = self.W_s(state["seq"][src])
-        gr = state["group_rank"]
-        if gr is not None:
-            h_S_src = h_S_src * (gr[src] < gr[dst]).unsqueeze(-1).to(h_S_src.dtype)
-        return h_S_src
-
-    def _sample_result(
-        self,
-        data: Data,
-        encoded,
-        rank: Tensor,
-        seq: Tensor,
-        logits: Tensor,
-        design: Tensor,
-        batch: Tensor,
-        tied: bool,
-    ) -> dict:
-        if tied:  # sampling-time logits saw tied partners without their letters
-            log_probs = self.forward(data, decoding_rank=rank, encoded=encoded, seq=seq)
-        else:
-            log_probs = F.log_softmax(logits, dim=-1)
-        nll = -log_probs.gather(1, seq.view(-1, 1)).view(-1)
-        w = design.to(nll.dtype)
-        num_graphs = int(batch.max()) + 1 if data.num_nodes else 0
-        per_graph = lambda v: torch.zeros(num_graphs, device=v.device).index_add_(0, batch, v)
-        denom = per_graph(w).clamp(min=1)
-        return dict(
-            seq=seq,
-            log_probs=log_probs,
-            decoding_rank=rank,
-            score=per_graph(nll * w) / denom,
-            recovery=per_graph((seq == data.seq).to(w.dtype) * w) / denom,
-        )
-
-    def _decode_nodes(self, nodes: Tensor, state: dict) -> Tensor:
-        """Decoder states of ``nodes`` (one per graph) from their incoming edges only;
-        writes them into the state's ``stack`` and returns their logits."""
-        edge_ptr, edge_index, stack = state["edge_ptr"], state["edge_index"], state["stack"]
-        deg = edge_ptr[nodes + 1] - edge_ptr[nodes]
-        local = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), deg)
-        first = torch.repeat_interleave(edge_ptr[nodes] - (deg.cumsum(0) - deg), deg)
-        eids = first + torch.arange(local.numel(), device=nodes.device)
-        src = edge_index[0, eids]
-        sub_index = torch.stack([src, local])
-        rank = state["rank"]
-        causal = (rank[src] < rank[nodes][local]).unsqueeze(-1)
-        e, h_S_src, h_enc_src = (
-            state["h_E"][eids],
-            self._seen_seq(state, src, nodes[local]),
-            state["h_enc"][src],
-        )
-        for l, layer in enumerate(self.decoder_layers):
-            ctx = decoder_context(e, h_S_src, stack[l][src], h_enc_src, causal)
-            stack[l + 1][nodes] = layer(
-                (stack[l], stack[l][nodes]), sub_index, ctx, state["mask"][nodes]
-            )
-        return self.W_out(stack[-1][nodes])

@@ -56,6 +56,7 @@ from pyg_mpnn.io.jsonl import parse_jsonl_line
 from pyg_mpnn.io.record import to_data
 from pyg_mpnn.io.sources import read_records
 from pyg_mpnn.nn.features import virtual_cb
+from pyg_mpnn.nn.probe import probe_mode
 
 REPO = Path(__file__).resolve().parents[2]
 TS50 = REPO.parent / "shared" / "data" / "benchmarks" / "ts50.jsonl"
@@ -140,10 +141,7 @@ def categorical_jacobian(
     as defined in the module docstring. ``edge_budget`` bounds the edges of one batched
     decoder call (memory). ``substitutions < 20`` places only the first ones of
     :data:`SUBSTITUTION_ORDER` at each site (a cheaper estimate of the same map)."""
-    was_training, eps = model.training, model.augment_eps
-    model.eval()
-    model.augment_eps = 0.0
-    try:
+    with probe_mode(model):
         device = next(model.parameters()).device
         data = data.to(device)
         data.edge_index = None
@@ -168,9 +166,6 @@ def categorical_jacobian(
                 SUBSTITUTION_ORDER[: max(2, min(20, substitutions))],
             )
         return {"C": (c_sum / orders).numpy(), "knn": knn.numpy()}
-    finally:
-        model.augment_eps = eps
-        model.train(was_training)
 
 
 def _decode_copies(model, data, h_enc, h_E, ei, rank, seqs: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """One sink for everything a run reports: a real Aim run plus plain files beside it.
 
-Files in the run folder (for people and tools without Aim; issue 8's diagnostics read them):
+Files in the run folder (for people and tools without Aim; the diagnostics read them):
 
 ``metrics.csv``  long format, one value per row:
     ``step, epoch, wall_s, name, subset, layer, stack, kind, part, value``
@@ -30,8 +30,8 @@ import numpy as np
 import torch.distributed as dist
 from aim import Distribution, Image, Repo, Run, Text
 
-from pyg_mpnn.data.codec import jsonable
 from pyg_mpnn.track.aimio import index_run
+from pyg_mpnn.utils import jsonable
 
 CONTEXT_KEYS = ("subset", "layer", "stack", "kind", "part")
 CSV_FIELDS = ("step", "epoch", "wall_s", "name") + CONTEXT_KEYS + ("value",)

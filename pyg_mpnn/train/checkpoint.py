@@ -24,16 +24,20 @@ passes, moving each bad file aside to ``<name>.corrupt`` (never overwritten, nev
 from __future__ import annotations
 
 import os
-import random
 import re
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pyg_mpnn.atomic import atomic_write, error_text
 from pyg_mpnn.nn.weights import describe_file, load_file
+
+# the generators' capture and seeding live in pyg_mpnn.seeding; named here too, as the
+# checkpoint's ``rng`` entry is their state
+from pyg_mpnn.seeding import rng_state as rng_state
+from pyg_mpnn.seeding import seed_everything as seed_everything
+from pyg_mpnn.seeding import set_rng_state as set_rng_state
 from pyg_mpnn.train.faults import CheckpointError
 
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
@@ -122,31 +126,6 @@ def newest_valid(path: str | os.PathLike, log=print) -> tuple[Path, dict]:
         f"no valid checkpoint left in {path.parent} (set aside: "
         f"{'; '.join(bad)}); start a new run or resume from another file"
     )
-
-
-def rng_state() -> dict:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class CheckpointManager:

@@ -1,4 +1,4 @@
-"""Defect 2 of issue 18: one bad coordinate must not wipe a chain. Real PDB files, edited here:
+"""One bad coordinate must not wipe a chain. Real PDB files, edited here:
 a NaN, 1e30 and 9999.999 A coordinate each mask their residue (reported per residue), the rest
 of the chain is stored exactly; a 1,000 A-wide assembly is stored in float32."""
 

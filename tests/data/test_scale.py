@@ -1,7 +1,9 @@
 """Data at scale: compact records, memory-mapped index, old folders refused, cluster sampling,
 exact resume, coverage across ranks and workers, corrupted shards, AlphaFold DB shards,
 and a training step of the real model from shards. Structures come from ``tests/fixtures``;
-the AlphaFold DB shards from its Foldcomp database ``tests/fixtures/afdb``."""
+the AlphaFold DB shards from its Foldcomp database ``tests/fixtures/afdb``. Resume, coverage,
+corruption and training run on both backends: shards, and that database read in place
+(``inplace``, clustered by a member/representative TSV)."""
 
 import json
 import shutil
@@ -39,6 +41,42 @@ def shards(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("shards")
     prepare([str(structure(f)) for f in FILES], out, shard_size=3, progress=False)
     return out
+
+
+def index_in_place(db_dir: Path, out: Path) -> Path:
+    """``db_dir``'s ``afdb_sample`` indexed in place, clustered three entries a cluster by a TSV
+    whose members are bare accessions and representatives AFDB names."""
+    names = [
+        ln.split("\t")[1] for ln in (db_dir / "afdb_sample.lookup").read_text().split("\n") if ln
+    ]
+    tsv = db_dir / "clusters.tsv"
+    tsv.write_text(
+        "".join(f"{n.split('-')[1]}\t{names[i // 3 * 3]}\n" for i, n in enumerate(names))
+    )
+    prepare(
+        [str(db_dir / "afdb_sample")], out, foldcomp_in_place=True, clusters=tsv, progress=False
+    )
+    return out
+
+
+def in_place_copy(dst: Path) -> Path:
+    """A copy of the Foldcomp database beside ``dst``, indexed in place at ``dst`` (tests
+    that damage the database damage their own copy)."""
+    db = Path(shutil.copytree(AFDB, dst.with_name(dst.name + "_db")))
+    return index_in_place(db, dst)
+
+
+def copy_dataset(root: Path, dst: Path) -> Path:
+    """A copy of a dataset folder at ``dst``, with its own database when read in place."""
+    if json.loads((root / "meta.json").read_text()).get("backend") != "foldcomp":
+        return Path(shutil.copytree(root, dst))
+    return in_place_copy(dst)
+
+
+@pytest.fixture(scope="module")
+def inplace(tmp_path_factory) -> Path:
+    pytest.importorskip("foldcomp")
+    return in_place_copy(tmp_path_factory.mktemp("inplace") / "ds")
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +186,12 @@ def _names(batch):
     return list(batch.name)
 
 
-def test_exact_resume_with_workers(shards):
-    ds = ProteinDataset(shards)
+BACKENDS = pytest.mark.parametrize("backend", ["shards", "inplace"])
+
+
+@BACKENDS
+def test_exact_resume_with_workers(request, backend):
+    ds = ProteinDataset(request.getfixturevalue(backend))
 
     def loader():
         s = TokenBudgetBatchSampler(ds.lengths, 700, clusters=None, seed=3)
@@ -177,9 +219,10 @@ def _tag_worker(data):
     return data
 
 
+@BACKENDS
 @pytest.mark.parametrize("use_clusters", [False, True])
-def test_every_sample_once_across_ranks_and_workers(shards, use_clusters):
-    ds = ProteinDataset(shards, transform=_tag_worker)
+def test_every_sample_once_across_ranks_and_workers(request, backend, use_clusters):
+    ds = ProteinDataset(request.getfixturevalue(backend), transform=_tag_worker)
     clusters = ds.clusters if use_clusters else None
     loaded = []  # (rank, worker, item name)
     steps = set()
@@ -201,9 +244,9 @@ def test_every_sample_once_across_ranks_and_workers(shards, use_clusters):
         assert sorted(names) == sorted(ds.names)
 
 
-def test_corrupted_shard_named_and_rest_continues(shards, tmp_path):
-    root = tmp_path / "ds"
-    shutil.copytree(shards, root)
+@BACKENDS
+def test_corrupted_shard_named_and_rest_continues(request, backend, tmp_path):
+    root = copy_dataset(request.getfixturevalue(backend), tmp_path / "ds")
     ds = ProteinDataset(root)
     bad = ds.shard_path(0)
     data = bytearray(bad.read_bytes())
@@ -246,14 +289,15 @@ def _corrupt(ds, i) -> bool:
         return True
 
 
-def test_truncated_shard_message(shards, tmp_path):
-    root = tmp_path / "ds"
-    shutil.copytree(shards, root)
+@BACKENDS
+def test_truncated_shard_message(request, backend, tmp_path):
+    root = copy_dataset(request.getfixturevalue(backend), tmp_path / "ds")
     ds = ProteinDataset(root)
     last = max(range(len(ds)), key=lambda i: (int(ds._shard[i]), int(ds._offset[i])))
     path = ds.shard_path(last)
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(ShardError, match="truncated shard"):
+    kind = "shard" if backend == "shards" else "database"
+    with pytest.raises(ShardError, match=f"{path}: record .* truncated {kind}"):
         ds.record(last)
 
 
@@ -293,7 +337,7 @@ def test_synthetic_index_opens_without_reading_payloads(shards, tmp_path):
     assert len(np.unique(ds.clusters[picked])) == len(picked) == len(np.unique(ds.clusters))
 
 
-@pytest.mark.parametrize("source", ["shards", "afdb"])
+@pytest.mark.parametrize("source", ["shards", "afdb", "inplace"])
 def test_model_trains_from_shards(request, source):
     torch.manual_seed(0)
     model = ProteinMPNN(

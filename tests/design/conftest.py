@@ -1,15 +1,10 @@
 import pytest
-import torch
 from testdata import structure
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: sampling's small per-step ops are slower with two on 2 cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every module here runs with one intra-op thread (``one_thread``, tests/conftest.py)."""
 
 
 class _Structures:

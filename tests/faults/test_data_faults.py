@@ -1,5 +1,5 @@
-"""A corrupted shard record in the middle of an epoch, and a failed write while ``prepare``
-writes a shard."""
+"""A corrupted shard record in the middle of an epoch (and a corrupted record of a Foldcomp
+database read in place), and a failed write while ``prepare`` writes a shard."""
 
 import resource
 import shutil
@@ -8,9 +8,11 @@ import subprocess
 import sys
 from collections import Counter
 
+import pytest
 from _faults import ENV, REPO, consumed, faults, train
 
 from pyg_mpnn.data.dataset import ProteinDataset
+from pyg_mpnn.data.prepare import prepare
 
 
 def test_corrupted_record_is_skipped_and_the_epoch_goes_on(fault_data, reference, tmp_path):
@@ -43,6 +45,34 @@ def test_corrupted_record_is_skipped_and_the_epoch_goes_on(fault_data, reference
     assert step in epoch and len(got[step]) == len(ref[step]) - 1  # its batch mates trained
     seen = Counter(n for s in epoch for n in got[s])
     train_names = {ds.names[j] for j in range(len(ds)) if ds.lengths[j] <= 430}
+    assert set(seen) == train_names - {bad} and max(seen.values()) == 1
+
+
+def test_corrupted_foldcomp_record_is_skipped_and_the_epoch_goes_on(tmp_path):
+    """The AFDB sample read in place, one training record's bytes damaged in the database:
+    the run names the database and the record, skips it, and trains on every other one."""
+    pytest.importorskip("foldcomp")
+    db = shutil.copytree(REPO / "tests" / "fixtures" / "afdb", tmp_path / "db") / "afdb_sample"
+    data = tmp_path / "data"
+    prepare([str(db)], data, foldcomp_in_place=True, progress=False)
+    ds = ProteinDataset(data, split="train")
+    train_names = {ds.names[j] for j in range(len(ds)) if ds.lengths[j] <= 430}
+    assert len(train_names) >= 5
+    bad = sorted(train_names)[2]
+    i = list(ds.names).index(bad)
+    offset, nbytes = int(ds._offset[i]), int(ds._nbytes[i])
+    blob = bytearray(db.read_bytes())
+    blob[offset + nbytes // 2] ^= 0xFF
+    db.write_bytes(bytes(blob))
+
+    run = tmp_path / "run"
+    p = train(data, run, sets=["train.epochs=1", "data.num_workers=2"])
+    where = f"{db}: record {bad!r} (bytes {offset}..{offset + nbytes})"
+    assert where in p.stderr and "checksum mismatch, the database is corrupted" in p.stderr
+    events = [e for e in faults(run) if e["kind"] == "skipped_record"]
+    assert len(events) == 1 and where in events[0]["message"]
+    got = consumed(run)
+    seen = Counter(n for s in got for n in got[s])
     assert set(seen) == train_names - {bad} and max(seen.values()) == 1
 
 

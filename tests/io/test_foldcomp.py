@@ -17,7 +17,13 @@ from Bio.PDB import MMCIFParser, PDBParser  # noqa: E402
 from testdata import AFDB, need_shared  # noqa: E402
 
 from pyg_mpnn.alphabet import THREE_TO_ONE  # noqa: E402
-from pyg_mpnn.io.foldcomp import LowPLDDT, is_foldcomp_db, iter_foldcomp  # noqa: E402
+from pyg_mpnn.io.foldcomp import (  # noqa: E402
+    FczEntry,
+    LowPLDDT,
+    is_foldcomp_db,
+    iter_entries,
+    iter_foldcomp,
+)
 from pyg_mpnn.io.record import ProteinRecord, ReadError, to_data  # noqa: E402
 
 
@@ -120,6 +126,21 @@ def test_plddt_filter(afdb, source_ca_bfactors):
     kept = [x for x in items if isinstance(x, ProteinRecord)]
     assert {r.name for r in kept} == set(source_ca_bfactors) - expected_low
     assert all(r.plddt.mean() >= threshold for r in kept)
+
+
+def test_entries_from_headers(afdb, manifest, source_ca_bfactors):
+    """What an in-place index reads without decoding: lengths, mean pLDDT, byte ranges."""
+    entries = list(iter_entries(afdb / "afdb_sample"))
+    assert all(isinstance(e, FczEntry) for e in entries)
+    assert {e.name: e.length for e in entries} == manifest
+    offsets = [e.offset for e in entries]
+    assert offsets == sorted(offsets)  # the data file is read front to back
+    for e in entries:
+        assert abs(e.plddt_mean - source_ca_bfactors[e.name].mean()) < 0.2
+    low = [e for e in iter_entries(afdb / "afdb_sample", min_plddt=80.0) if isinstance(e, LowPLDDT)]
+    assert {e.source.split(":")[-1] for e in low} == {
+        n for n, b in source_ca_bfactors.items() if b.mean() < 80.0
+    }
 
 
 def test_fcz_files_and_directory(afdb, tmp_path, manifest):

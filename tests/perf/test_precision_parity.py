@@ -1,24 +1,9 @@
 """benchmarks/precision_parity.py (the same-seed fp32 against bf16 run that decides whether bf16
 becomes the default on CPUs with native bf16) runs in its tiny mode and writes its verdict."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def test_tiny_run_compares_both_precisions_at_equal_steps(tmp_path):
-    out = tmp_path / "parity.json"
-    cmd = [sys.executable, "-m", "benchmarks.precision_parity", "--tiny", "--threads", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        cmd + ["--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+def test_tiny_run_compares_both_precisions_at_equal_steps(tiny_benchmark):
+    res = tiny_benchmark("precision_parity")
     fp32, bf16 = res["arms"]["fp32"], res["arms"]["bf16"]
     assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
     assert fp32["steps"] == bf16["steps"] == 4

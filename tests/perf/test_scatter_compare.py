@@ -1,26 +1,11 @@
 """benchmarks/scatter_compare.py runs in its tiny mode: every aggregation gives the same sums,
 and the dense and csr training steps the same loss (its timings mean nothing here)."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def test_tiny_run_times_each_aggregation_and_step(tmp_path):
-    out = tmp_path / "scatter.json"
-    cmd = [sys.executable, "-m", "benchmarks.scatter_compare", "--tiny", "--threads", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        cmd + ["--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+def test_tiny_run_times_each_aggregation_and_step(tiny_benchmark):
+    res = tiny_benchmark("scatter_compare")
     modes = res["aggregation"]["modes"]
     expected = {"scatter", "dense", "segment_reduce"} | ({"csr"} if res["torch_scatter"] else set())
     assert set(modes) == expected

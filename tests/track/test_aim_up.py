@@ -1,4 +1,4 @@
-"""Defect 1 of issue 18: ``aim up`` serves from child processes (uvicorn and its workers) that
+"""``aim up`` serves from child processes (uvicorn and its workers) that
 outlive a terminated ``aim up``. pyg_mpnn.track.aimui starts it as a process-group leader and
 stops the whole group: no process of it survives, and its port is free again."""
 

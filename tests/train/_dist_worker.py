@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: not on a worker's path
 from _train_tiny import TINY_MODEL
 
 from pyg_mpnn.train.config import load_experiment

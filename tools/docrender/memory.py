@@ -209,6 +209,73 @@ def render_data_scale_table(results: Path, ours_file: str, original_file: str) -
     return table(header, ["---:"] * 7, rows)
 
 
+def _size(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
+
+
+@renderer("data_scale_ours")
+def render_data_scale_ours(results: Path, file: str) -> str:
+    """Ours per index size: start-up by phase, memory of the main process and of one worker
+    (RSS / USS), batches/s, residues a batch and the index's size."""
+    rows = []
+    for o in load(results, file)["ours"]:
+        worker = o["workers"][0]
+        rows.append(
+            [
+                _size(o["rows"]),
+                f"{o['clusters_per_epoch']:,}",
+                f"{o['open_s']:.3f}",
+                f"{o['plan_s']:.2f}",
+                f"{o['first_batch_s']:.2f}",
+                f"**{o['startup_s']:.2f}**",
+                f"{o['main']['rss_mb']:,.0f} / {o['main']['uss_mb']:,.0f}",
+                f"{worker['rss_mb']:,.0f} / {worker['uss_mb']:,.0f}",
+                f"**{o['batches_per_s']:.1f}**",
+                f"{o['residues_per_batch']:,}",
+                num(o["index_mb"]),
+            ]
+        )
+    header = [
+        "index rows",
+        "epoch (clusters)",
+        "open s",
+        "plan s",
+        "first batch s",
+        "**startup s**",
+        "main RSS / USS MB",
+        "each worker RSS / USS MB",
+        "**batches/s**",
+        "residues/batch",
+        "index.npz MB",
+    ]
+    return table(header, ["---:"] * 11, rows)
+
+
+@renderer("data_scale_original")
+def render_data_scale_original(results: Path, file: str) -> str:
+    """The original's list.csv parse (measured where it was, else rows × the measured time a
+    row), first ``get_pdbs`` pass, start-up and RAM held, per index size (extrapolated)."""
+    orig = load(results, file)["original"]
+    measured = {m["rows"]: m["parse_s"] for m in orig["parse_measured"]}
+    rows = []
+    for e in orig["estimates"]:
+        n = e["rows"]
+        parse = (
+            f"{num(measured[n])} (measured)" if n in measured else num(n * orig["parse_s_per_row"])
+        )
+        rows.append(
+            [
+                _size(n),
+                parse,
+                f"{e['first_get_pdbs_s']:,.0f}",
+                f"**{e['startup_s']:,.0f}**",
+                f"**{num(e['held_in_ram_gb'])}**",
+            ]
+        )
+    header = ["list.csv rows", "parse s", "first `get_pdbs` pass s", "**startup s**"]
+    return table(header + ["**held in RAM GB**"], ["---:"] * 5, rows)
+
+
 # -- memory over a long run ----------------------------------------------------------------------
 @renderer("soak_table")
 def render_soak_table(results: Path, file: str) -> str:

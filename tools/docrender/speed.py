@@ -37,7 +37,7 @@ def render_train_step_machine(results: Path, file: str) -> str:
     r = load(results, file)
     m = r["machine"]
     load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
-    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: recorded since issue 19
+    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: absent from older results
     precisions = sorted({v.get("precision", r["precision"]) for v in r["impls"].values()})
     return (
         f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, "
@@ -232,11 +232,41 @@ def render_profile_step_top_ops(results: Path, file: str, top: str = "12") -> st
 
 
 # -- time to quality and oneDNN's cache -------------------------------------------------------------
+TTQ_ARMS = {
+    "original": "original (training procedure)",
+    "ours_fp32": "ours, fp32",
+    "ours_fast": "ours, fastest settings",
+}
+
+
 @renderer("time_to_quality_table")
 def render_time_to_quality_table(results: Path, file: str) -> str:
-    """Per arm: steps, residues and rate at the end of its budget, final perplexity, and the
-    training time it took to reach the original's final perplexity."""
+    """Per arm (and seed): steps, residues and rate at the end of its budget, step-0 and final
+    perplexity, and the training time it took to reach the target."""
     r = load(results, file)
+    if "arms" not in r:  # a result from before the arms shared their initial weights
+        return _time_to_quality_two_arms(r)
+    rows = []
+    for run in r["arms"].values():
+        first, last, reach = run["curve"][0], run["curve"][-1], run["time_to_target_s"]
+        rows.append(
+            [
+                f"{TTQ_ARMS.get(run['arm'], run['arm'])}, seed {run['seed']}",
+                run["precision"],
+                f"{last['steps']:,}",
+                f"{last['residues']:,}",
+                f"{last['residues'] / last['wall_s']:,.0f}",
+                f"{first['valid_ppl']:.2f}",
+                f"**{run['final_ppl']:.2f}**",
+                "not reached" if reach is None else f"{reach:,.0f} s",
+            ]
+        )
+    header = ["arm", "precision", "steps", "training residues", "residues/s", "step-0 ppl"]
+    header += ["final valid ppl", f"time to reach {r['target_ppl']:.2f}"]
+    return table(header, ["---", "---", *["---:"] * 6], rows)
+
+
+def _time_to_quality_two_arms(r: dict) -> str:
     target, rows = r["target_ppl"], []
     for arm, label in (("original", "original (training procedure)"), ("ours", "ours")):
         last = r["curves"][arm][-1]
@@ -254,6 +284,19 @@ def render_time_to_quality_table(results: Path, file: str) -> str:
     header = ["arm", "steps", "training residues", "residues/s", "final valid ppl"]
     header.append(f"time to reach {target:.2f}")
     return table(header, ["---"] * 6, rows)
+
+
+@renderer("time_to_quality_speedup")
+def render_time_to_quality_speedup(results: Path, file: str, arm: str) -> str:
+    """An arm's speedup over the original with its spread over seeds: ``2.10× (1.95–2.25×,
+    2 of 2 seeds)``."""
+    r = load(results, file)
+    if "speedups" not in r:
+        raise RenderError(f"{results / file}: no 'speedups' (made before the arms shared weights)")
+    s = lookup(r["speedups"], arm, str(results / file))
+    if s["mean"] is None:
+        return f"not reached ({s['seeds_reached']} seeds)"
+    return f"{s['mean']:.2f}× ({s['min']:.2f}–{s['max']:.2f}×, {s['seeds_reached']} seeds)"
 
 
 @renderer("onednn_cache_table")

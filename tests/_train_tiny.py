@@ -1,4 +1,5 @@
-"""Shared constants of the training tests (a tiny real model and dataset)."""
+"""Shared constants of the tests that train (a tiny real model and dataset); the dataset is the
+``tiny_dataset`` fixture of ``tests/conftest.py``."""
 
 # Twelve small single-chain TS50 structures (85-173 residues), real PDB files (tests/fixtures).
 SMALL = [
