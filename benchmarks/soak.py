@@ -50,6 +50,8 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "mmap64k": ({"MALLOC_MMAP_THRESHOLD_": "65536"}, []),
     "fixed": ({"SOAK_FIXED_BATCH": "1"}, []),  # the first batch again and again: fixed shapes
     "pyobjects": ({"SOAK_TRACEMALLOC": "1"}, []),  # Python objects' memory, from tracemalloc
+    "novalid": ({}, ["train.valid_every_steps=null"]),
+    "nockpt": ({}, ["checkpoint.every_steps=null"]),
 }
 
 

@@ -154,7 +154,28 @@ class HeapStats:
     mmapped: int  # blocks served by mmap (returned to the system when freed)
 
 
+def _jemalloc_stat(name: str) -> int:
+    """One of jemalloc's ``stats.*`` counters (bytes), after refreshing them; 0 if unreadable."""
+    try:
+        mallctl = ctypes.CDLL(None).mallctl  # the preloaded jemalloc's, unprefixed
+    except (OSError, AttributeError):
+        return 0
+    epoch, value = ctypes.c_uint64(1), ctypes.c_size_t(0)
+    size = ctypes.c_size_t(ctypes.sizeof(epoch))
+    mallctl(b"epoch", None, None, ctypes.byref(epoch), size)
+    size = ctypes.c_size_t(ctypes.sizeof(value))
+    if mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size), None, 0):
+        return 0
+    return value.value
+
+
 def heap_stats() -> HeapStats:
+    """glibc's ``mallinfo2``; on jemalloc, its ``stats.allocated`` as in use and
+    ``stats.resident - stats.allocated`` as free (pages it holds for reuse)."""
+    if active() == "jemalloc":
+        allocated = _jemalloc_stat("stats.allocated")
+        resident = _jemalloc_stat("stats.resident")
+        return HeapStats(in_use=allocated, free=max(resident - allocated, 0), mmapped=0)
     if _LIBC is None:
         return HeapStats(0, 0, 0)
     m = _LIBC.mallinfo2()

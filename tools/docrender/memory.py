@@ -293,7 +293,7 @@ def render_soak_table(results: Path, file: str) -> str:
                 "—" if slope is None else f"{slope:+,.0f}",
                 f"{r['working_set_total_mb']:,.0f}",
                 f"{r['peak_rss_mb'] / r['working_set_total_mb']:.2f}×",
-                f"{r['cpu_s_per_step']:.2f}",
+                "—" if r["cpu_s_per_step"] is None else f"{r['cpu_s_per_step']:.2f}",
             ]
         )
     header = [
@@ -307,3 +307,72 @@ def render_soak_table(results: Path, file: str) -> str:
         "CPU s / step",
     ]
     return table(header, ["---", *["---:"] * 7], rows)
+
+
+def _toggles(r: dict) -> str:
+    """What a soak variant changes: its environment and config overrides, in code spans."""
+    parts = [f"`{k}={v}`" for k, v in r["env"].items()] + [f"`{o}`" for o in r["overrides"]]
+    return ", ".join(parts) or "—"
+
+
+@renderer("soak_suspects_table")
+def render_soak_suspects_table(results: Path, file: str, early: str = "10") -> str:
+    """benchmarks/soak.py, one suspect toggled a variant: RSS at step ``early`` and at the
+    end, malloc's in-use and free bytes at the end, Python objects (when traced)."""
+    rows = []
+    for r in load(results, file)["results"]:
+        per = {row[0]: row for row in r["per_step"]}
+        first, last = per[int(early)], r["per_step"][-1]
+        rows.append(
+            [
+                f"`{r['variant']}`",
+                _toggles(r),
+                f"{first[1]:,.0f}",
+                f"{last[1]:,.0f} (step {last[0]})",
+                f"{last[1] - first[1]:+,.0f}",
+                f"{last[2]:,.0f}" if last[2] else "—",
+                f"{last[3]:,.0f}" if last[2] else "—",
+                f"{last[4]:,.1f}" if len(last) > 4 and last[4] else "—",
+            ]
+        )
+    header = [
+        "variant",
+        "what it changes",
+        f"RSS at step {early} (MB)",
+        "RSS at the end (MB)",
+        "growth (MB)",
+        "malloc in use (MB)",
+        "malloc free (MB)",
+        "Python objects (MB)",
+    ]
+    return table(header, ["---", "---", *["---:"] * 6], rows)
+
+
+@renderer("soak_speed_table")
+def render_soak_speed_table(results: Path, file: str, baseline: str) -> str:
+    """benchmarks/soak.py on the same batches: wall and CPU seconds a step after warm-up, and
+    each variant's wall time against ``baseline``'s; peak RSS."""
+    data = load(results, file)["results"]
+    base = next(r for r in data if r["variant"] == baseline)["wall_s_per_step"]
+    rows = [
+        [
+            f"`{r['variant']}`",
+            _toggles(r),
+            f"{r['steps']:,}",
+            f"{r['wall_s_per_step']:.3f}",
+            f"{r['wall_s_per_step'] / base:.3f}×",
+            f"{r['cpu_s_per_step']:.2f}",
+            f"{r['peak_rss_mb']:,.0f}",
+        ]
+        for r in data
+    ]
+    header = [
+        "variant",
+        "what it changes",
+        "steps",
+        "wall s / step",
+        f"÷ `{baseline}`",
+        "CPU s / step",
+        "peak RSS (MB)",
+    ]
+    return table(header, ["---", "---", *["---:"] * 5], rows)
