@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, emit, machine, python_m
+from benchmarks.common import REPO, command, emit, finished, machine, python_m
 
 SHARED = REPO.parent / "shared" / "data"
 
@@ -249,6 +249,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def _command_shown(argv) -> str:
+    """The command, with the scratch folder (a machine path) written as ``SCRATCH``."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    shown = ["SCRATCH" if prev == "--work" else a for prev, a in zip([None, *args], args)]
+    shown = ["--work=SCRATCH" if a.startswith("--work=") else a for a in shown]
+    return command("benchmarks.data_scale_rows", shown)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.rows_child:
@@ -267,8 +275,9 @@ def main(argv=None) -> int:
     if not (template / "meta.json").exists():
         prepare([str(SHARED / "structures")], template, progress=False)
     tmeta = json.loads((template / "meta.json").read_text())
+    info = {**machine(), "platform": sys.platform}
     result = {
-        "machine": {**machine(), "platform": sys.platform},
+        "command": _command_shown(argv),
         "template": {"records": tmeta["records"], "residues": tmeta["residues"]},
         "rows": args.rows,
         "max_tokens": args.max_tokens,
@@ -278,6 +287,7 @@ def main(argv=None) -> int:
             structure(args.rows, int(c), template, work, args) for c in args.clusters.split(",")
         ],
     }
+    result["machine"] = finished(info)
     emit(result, args, json.dumps)
     return 0
 

@@ -57,7 +57,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import DATA, REPO, RESULTS, command, emit, machine, python_m, shown_path
+from benchmarks.common import (
+    DATA,
+    REPO,
+    RESULTS,
+    command,
+    emit,
+    finished,
+    machine,
+    python_m,
+    shown_path,
+)
 
 ENTRIES, RESIDUES, CORES = 214_000_000, 300, 64  # the AlphaFold DB v4, projected
 ORIGINAL_A100 = (10_000, 0.55)  # the original's training log: tokens, seconds a step
@@ -411,7 +421,7 @@ def main(argv=None) -> int:
     step = gpu_step(args.max_tokens)
     result = {
         "command": command("benchmarks.foldcomp_backend", argv),
-        "machine": {**info, "platform": sys.platform},
+        "machine": {**finished(info), "platform": sys.platform},
         "settings": {k: v for k, v in vars(args).items() if k not in ("child", "work", "out")},
         "databases": results,
         "gpu_step": step,
