@@ -119,8 +119,11 @@ def finished(info: dict) -> dict:
 
 def command(module: str, argv=None) -> str:
     """The command line that made a result: ``python -m MODULE ARGS``, the arguments being
-    ``argv`` (a call of ``main(argv)``) or the process's own."""
+    ``argv`` (a call of ``main(argv)``) or the process's own; a ``--work`` scratch folder (a
+    machine path) is written ``SCRATCH``."""
     args = sys.argv[1:] if argv is None else list(argv)
+    args = ["SCRATCH" if prev == "--work" else a for prev, a in zip([None, *args], args)]
+    args = ["--work=SCRATCH" if a.startswith("--work=") else a for a in args]
     return f"python -m {module} " + shlex.join(args)
 
 

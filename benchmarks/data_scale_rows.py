@@ -249,14 +249,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _command_shown(argv) -> str:
-    """The command, with the scratch folder (a machine path) written as ``SCRATCH``."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    shown = ["SCRATCH" if prev == "--work" else a for prev, a in zip([None, *args], args)]
-    shown = ["--work=SCRATCH" if a.startswith("--work=") else a for a in shown]
-    return command("benchmarks.data_scale_rows", shown)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.rows_child:
@@ -277,7 +269,7 @@ def main(argv=None) -> int:
     tmeta = json.loads((template / "meta.json").read_text())
     info = {**machine(), "platform": sys.platform}
     result = {
-        "command": _command_shown(argv),
+        "command": command("benchmarks.data_scale_rows", argv),
         "template": {"records": tmeta["records"], "residues": tmeta["residues"]},
         "rows": args.rows,
         "max_tokens": args.max_tokens,

@@ -41,6 +41,7 @@ from tools.docrender import (  # noqa: F401
     memory,
     monitoring,
     speed,
+    sweep,
 )
 from tools.docrender.core import RENDERERS, REPO, RenderError, load
 from tools.docrender.typed import QuoteError, typed_numbers

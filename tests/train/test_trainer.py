@@ -154,6 +154,26 @@ def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
     aim_runs = open_runs(tmp_path / "aim")
     assert sorted(r.name for r in aim_runs) == ["h16-d2", "h8-d1", "h8-d1-s1"]
     assert {r.experiment for r in aim_runs} == {"scale_sweep"}
+    _assert_docs_render(tmp_path, rows)
+
+
+def _assert_docs_render(sweep_dir, rows):
+    """The docs' tables of ``make run`` render from the report as benchmarks.fresh_clone keeps
+    it: one row per size and budget, one per budget with the replicate's spread."""
+    from benchmarks.fresh_clone import sweep_report
+    from tools.docrender.sweep import render_scale_sweep_summary, render_scale_sweep_table
+
+    results = sweep_dir / "results"
+    results.mkdir()
+    report = sweep_report(sweep_dir / "scale_sweep.json")
+    assert all("history" not in r for r in report["runs"])
+    (results / "fresh_clone.json").write_text(json.dumps({"scale_sweep": report}))
+    lines = render_scale_sweep_table(results, "fresh_clone.json").splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert [ln.split(" | ")[0].lstrip("| ") for ln in lines[2:]] == [r["size"] for r in rows]
+    assert sum("**" in ln for ln in lines) == 2  # one best perplexity per budget
+    summary = render_scale_sweep_summary(results, "fresh_clone.json").splitlines()
+    assert len(summary) == 2 + 2 and "seed spread of h8-d1" in summary[0]
 
 
 def test_scale_sweep_time_cap_shrinks_every_budget_alike(tiny_dataset, tmp_path, capsys):
