@@ -45,6 +45,8 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "workers2": ({}, ["data.num_workers=2"]),
     "track_off": ({}, ["track.aim=false", "track.layer_every=0"]),
     "track_on": ({}, ["track.aim=true"]),
+    "aim_only": ({}, ["track.aim=true", "track.layer_every=0"]),  # Aim's run, no layer norms
+    "layers_only": ({}, ["track.aim=false"]),  # layer norms to the CSV files, no Aim
     "arena1": ({"MALLOC_ARENA_MAX": "1"}, []),
     "arena2": ({"MALLOC_ARENA_MAX": "2"}, []),
     "mmap64k": ({"MALLOC_MMAP_THRESHOLD_": "65536"}, []),
