@@ -70,6 +70,21 @@ def cluster_chunks(clusters, n: int, chunk_rows: int) -> np.ndarray | None:
     return np.asarray(bounds + [n], np.int64)
 
 
+def count_distinct(values, chunk_rows: int = 1 << 22) -> int:
+    """How many distinct values ``values`` holds: one scan in chunks when it is sorted (as
+    ``prepare`` writes cluster ids), so a 214M-row column is never copied; else ``np.unique``."""
+    n, count, last = len(values), 0, None
+    for lo in range(0, n, chunk_rows):
+        c = np.asarray(values[lo : lo + chunk_rows])
+        if not bool(np.all(c[1:] >= c[:-1])) or (last is not None and c[0] < last):
+            release(values)
+            return len(np.unique(values))
+        count += int(np.count_nonzero(c[1:] != c[:-1])) + int(last is None or c[0] != last)
+        last = c[-1]
+    release(values)
+    return count
+
+
 def row_dtype(n: int):
     """The smallest of ``uint32``/``int64`` that holds row numbers below ``n``."""
     return np.uint32 if n < 2**32 else np.int64

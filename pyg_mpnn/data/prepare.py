@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import os
 import shutil
 import sys
 import time
@@ -40,6 +39,7 @@ from pyg_mpnn.atomic import error_text
 from pyg_mpnn.cli import command, make_parser
 from pyg_mpnn.data.codec import MAX_ABS_COORD
 from pyg_mpnn.data.inplace import ClusterMap, InPlaceWriter, check_databases
+from pyg_mpnn.data.outdir import check_out, partial_dir, replace_dir
 from pyg_mpnn.data.store import SPLIT_ALIASES, ShardWriter, atomic_write_bytes
 from pyg_mpnn.errors import CommandError, UserError
 from pyg_mpnn.io.foldcomp import iter_entries
@@ -54,7 +54,6 @@ NO_DESIGNED_CHAIN: ReadErrorKind = "no designed chain"
 TOO_SHORT = "too short"
 TOO_LONG = "too long"
 # What a dataset folder holds (an incomplete one too): the only folders --overwrite replaces.
-DATASET_FILES = ("meta.json", "index.npz", "summary.json", "skipped.jsonl", "shards")
 
 
 class Skip(NamedTuple):
@@ -203,18 +202,24 @@ def prepare(
             summary, tally = _write(sources, tmp, out, filters, read, shard_size, progress)
         if not summary["records"] and not allow_empty:
             raise tally.no_protein()
-        if strict and summary["skipped_total"]:
-            kinds = ", ".join(f"{k}: {n}" for k, n in summary["skipped"].items())
-            raise UserError(
-                f"--strict: {summary['skipped_total']} item(s) skipped ({kinds}), so nothing "
-                f"was written to {out}; run without --strict to see them in skipped.jsonl"
-            )
+        if strict:
+            refuse_skips(summary, out)
         replace_dir(tmp, out)
     except OSError as e:  # a failed write names the temporary folder: name ``out`` instead
         raise OSError(e.errno, error_text(e).replace(str(tmp), str(out)), str(out)) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return summary
+
+
+def refuse_skips(summary: dict, out: Path) -> None:
+    """``--strict``: any skipped item is an error, and nothing is written to ``out``."""
+    if summary["skipped_total"]:
+        kinds = ", ".join(f"{k}: {n}" for k, n in summary["skipped"].items())
+        raise UserError(
+            f"--strict: {summary['skipped_total']} item(s) skipped ({kinds}), so nothing "
+            f"was written to {out}; run without --strict to see them in skipped.jsonl"
+        )
 
 
 def _write(sources, tmp: Path, out: Path, filters: dict, read: dict, shard_size, progress):
@@ -320,66 +325,6 @@ def _length_skip(n: int, min_length: int, max_length: int | None) -> tuple:
     if max_length is not None and n > max_length:
         return TOO_LONG, f"{n} residues: longer than {max_length}"
     return None, None
-
-
-def is_dataset_dir(path: Path) -> bool:
-    """Whether ``path`` holds what prepare writes (complete or not)."""
-    return any((path / name).exists() for name in DATASET_FILES)
-
-
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an ``out`` that is a file, or a folder that is not empty (without
-    ``overwrite``, or that is not a dataset folder: prepare never replaces other files)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the dataset")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if not is_dataset_dir(out):
-        raise UserError(
-            f"--out {out} is a folder that is not empty and holds no dataset; give a new "
-            "or empty folder"
-        )
-    if not overwrite:
-        raise UserError(
-            f"--out {out} already holds a dataset; give --overwrite to replace it (only once "
-            "the new one is complete) or another --out"
-        )
-
-
-def partial_dir(out: Path) -> Path:
-    """A new temporary folder beside ``out``; those of earlier prepares whose process is gone
-    (killed) are removed first."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for old in out.parent.glob(f".{out.name}.partial-*"):
-        pid = old.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    return tmp
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Rename the complete dataset ``tmp`` to ``out``; an ``out`` already there (empty, or a
-    dataset being overwritten) is moved aside first and removed after."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 DESCRIPTION = (

@@ -171,24 +171,33 @@ def _mmap_npz(path: Path) -> dict[str, np.ndarray]:
 
 class Names:
     """Record names decoded on access from the index's concatenated bytes (no Python list
-    of 10M strings is ever built). ``names[i]`` is a ``str``; ``names[array]`` a list."""
+    of 10M strings is ever built). ``names[i]`` is a ``str``; ``names[array]`` a list.
+
+    The names of rows ``lo:hi`` (a split) are addressed by arithmetic, not by an array of row
+    numbers: at 214M rows such an array would be 1.7 GB in every process that opens the
+    dataset. ``rows`` (an explicit selection) is kept as given."""
 
     def __init__(self, name_bytes, offsets, lo: int = 0, hi: int | None = None, rows=None):
         self._bytes, self._off = name_bytes, offsets
-        self._rows = (
-            np.arange(lo, len(offsets) - 1 if hi is None else hi)
-            if rows is None
-            else np.asarray(rows)
+        self._rows = None if rows is None else np.asarray(rows)
+        self._lo = lo
+        self._len = (
+            len(self._rows) if rows is not None else ((len(offsets) - 1 if hi is None else hi) - lo)
         )
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._len
 
     def __getitem__(self, i):
         if isinstance(i, (int, np.integer)):
-            r = int(self._rows[i])
+            i = int(i) + (self._len if i < 0 else 0)
+            if not 0 <= i < self._len:
+                raise IndexError(f"name {i} of {self._len}")
+            r = int(self._rows[i]) if self._rows is not None else self._lo + i
             return bytes(self._bytes[self._off[r] : self._off[r + 1]]).decode()
-        return [self[int(j)] for j in np.arange(len(self))[i]]
+        if isinstance(i, slice):
+            return [self[j] for j in range(self._len)[i]]
+        return [self[int(j)] for j in np.arange(self._len)[i]]
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

@@ -30,6 +30,7 @@ from pyg_mpnn.data.crop import make_transform
 from pyg_mpnn.data.dataset import ProteinDataset
 from pyg_mpnn.data.default import EMBEDDED, cache_dir, default_dataset_dir
 from pyg_mpnn.data.loader import make_loader
+from pyg_mpnn.data.plan import count_distinct, row_dtype
 from pyg_mpnn.data.prepare import prepare
 from pyg_mpnn.data.sampler import TokenBudgetBatchSampler
 from pyg_mpnn.train.config import ConfigError, DataConfig
@@ -56,16 +57,26 @@ def resolve_dataset(path: str | None, progress: bool = True, backbone: str = "fu
 
 
 def _subset(ds: ProteinDataset, max_length: int | None, max_items: int | None = None):
-    keep = np.arange(len(ds))
+    """The proteins of ``ds`` to train or validate on: at most ``max_length`` residues, at most
+    ``max_items`` of them (a fixed random choice). With nothing left out it is ``ds`` itself,
+    its columns still memory maps; else a :class:`Subset` over a NumPy array of rows (a Python
+    list of them would take about 36 bytes a row: gigabytes at the AlphaFold DB's size)."""
+    keep = None
     if max_length:
-        keep = keep[ds.lengths[keep] <= max_length]
-    too_long = len(ds) - len(keep)
-    if max_items is not None and len(keep) > max_items:
-        keep = keep[np.random.default_rng(0).permutation(len(keep))[:max_items]]
-        keep.sort()
-    sub = Subset(ds, keep.tolist())
-    sub.lengths = ds.lengths[keep]
-    sub.clusters = ds.clusters[keep]
+        long = ds.lengths > max_length
+        if long.any():
+            keep = np.flatnonzero(~long).astype(row_dtype(len(ds)))
+        del long
+    too_long = 0 if keep is None else len(ds) - len(keep)
+    if max_items is not None and len(ds) - too_long > max_items:
+        rows = np.arange(len(ds)) if keep is None else keep
+        keep = np.sort(rows[np.random.default_rng(0).permutation(len(rows))[:max_items]])
+    if keep is None:
+        sub = ds
+    else:
+        sub = Subset(ds, keep)
+        sub.lengths = ds.lengths[keep]
+        sub.clusters = ds.clusters[keep]
     sub.dropped = too_long  # longer than max_length (a max_items subset is not "dropped")
     sub.available = len(ds) - too_long
     return sub
@@ -161,7 +172,7 @@ class RunData:
         return (
             f"data {self.root}: train {len(self.train)} proteins "
             f"({int(self.train.lengths.sum())} residues, "
-            f"{len(np.unique(self.train.clusters))} clusters), valid {len(self.valid)} "
+            f"{count_distinct(self.train.clusters)} clusters), valid {len(self.valid)} "
             f"({int(self.valid.lengths.sum())} residues); longer than max_length left out: "
             f"{self.train.dropped} train, {self.valid.dropped} valid"
             + (

@@ -4,6 +4,7 @@ exactly across an epoch boundary (with loader workers), and the streamed synthet
 the AlphaFold-DB-size benchmark builds reads back as real records."""
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +202,37 @@ def test_reading_records_maps_no_index_pages(big):
     assert [_mapped_kb(c) for c in cols] == [0] * len(cols)
     ds._offset[::512].sum()  # the check can fail: reading through the map maps pages
     assert _mapped_kb(ds._offset) > 0
+
+
+def test_opening_allocates_nothing_per_row(big):
+    """Opening a dataset (or its train split) allocates no array with one entry per row: at
+    214M rows each would be gigabytes in every rank's process."""
+    tracemalloc.start()
+    try:
+        for split in (None, "train"):
+            ds = ProteinDataset(big, split)
+            assert ds.names[0] and ds.names[-1] == ds.names[len(ds) - 1]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 30_000 * 8 // 2, f"opening held {peak:,} bytes for 30,000 rows"
+
+
+def test_training_subset_keeps_the_maps_and_counts_clusters_in_chunks(big):
+    """What the trainer takes of a split: the dataset itself when nothing is left out (its
+    columns stay memory maps), a subset over a NumPy array of rows when some are; the cluster
+    count of ``describe`` without copying the column, equal to ``np.unique``'s."""
+    from pyg_mpnn.data.plan import count_distinct
+    from pyg_mpnn.train.data import _subset
+
+    ds = ProteinDataset(big, "train")
+    whole = _subset(ds, max_length=None)
+    assert whole is ds and isinstance(whole.lengths, np.memmap) and whole.dropped == 0
+    cut = int(np.median(ds.lengths))
+    part = _subset(ds, max_length=cut)
+    assert isinstance(part.indices, np.ndarray) and part.indices.dtype == np.uint32
+    assert part.dropped == int((ds.lengths > cut).sum()) > 0
+    assert part.lengths.max() <= cut and len(part) == len(part.lengths) == part.available
+    assert part[0].num_nodes == ds[int(part.indices[0])].num_nodes
+    for clusters in (ds.clusters, part.clusters, ds.clusters[::-1]):
+        assert count_distinct(clusters, chunk_rows=1_000) == len(np.unique(clusters))

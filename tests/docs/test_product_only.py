@@ -23,7 +23,7 @@ ORGANISATION = re.compile(
     r"\bagents?\b"
     r"|\bhelper (?:sessions?|agents?)\b|\bhelpers held\b"
     r"|\bsemaphores?\b"
-    r"|\bissues?\s+#?\d+\b|\bissue #\d+"
+    r"|\bissues?[\s-]+#?\d+\b|\bissue #\d+|\bthe issue(?:'s)?\b"
     r"|\bthe lead(?:'s)?\b(?! time)"
     r"|\b(?:first|second|third|fourth|fifth|sixth|seventh|earlier|later|previous|next|this|that"
     r"|each|every|no|any|other|a) sessions?(?:'s)?\b(?! fixture| scope)"
@@ -115,6 +115,8 @@ def test_product_paths_pass(line):
         "the lead's shell",
         "as issue 8's diagnostics read them",
         "Defect 2 of issue #18",
+        "The issue-16 fp32 target on this CPU",
+        "an order of magnitude is the gap the issue names",
         "helpers held off by a semaphore",
     ],
 )

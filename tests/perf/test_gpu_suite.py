@@ -1,6 +1,6 @@
 """benchmarks.gpu_suite: CI runs its tiny mode on the CPU (``--device cpu --tiny``), so the
 suite a GPU session will run cannot rot: every part must report ok, or skipped with its reason,
-and the JSON must hold what the issue asks (machine, command, per-part seconds and results)."""
+and the JSON must hold what a reader of it needs (machine, command, per-part seconds and results)."""
 
 import json
 import math
