@@ -166,18 +166,13 @@ def prepare(
     foldcomp_in_place: bool = False,
     clusters: str | Path | None = None,
 ) -> dict:
-    """Run parse -> filter -> write; return the summary dict (also written to ``out``).
+    """Run parse -> filter -> write into ``out``; return the summary (also written there).
 
-    The dataset is written into a temporary folder beside ``out`` (``.NAME.partial-PID``) and
-    renamed to ``out`` when complete: a killed or failed prepare leaves ``out`` as it was. An
-    ``out`` that exists and is not empty is replaced only with ``overwrite``, and only if it is
-    a dataset folder. Input that yields no protein is a :class:`~pyg_mpnn.errors.UserError`
-    naming the files read and why each was skipped, unless ``allow_empty``; with ``strict``,
-    so is any skip (nothing is written then either).
-
-    ``foldcomp_in_place``: ``sources`` are Foldcomp databases, indexed where they are instead
-    of converted (:mod:`pyg_mpnn.data.inplace`); ``clusters``, a ``member<TAB>representative``
-    TSV for them."""
+    Written beside ``out`` and renamed into place when complete (:mod:`pyg_mpnn.data.outdir`);
+    input without a protein is a :class:`~pyg_mpnn.errors.UserError` unless ``allow_empty``,
+    and so is any skip with ``strict``. ``foldcomp_in_place``: ``sources`` are Foldcomp
+    databases indexed in place (:mod:`pyg_mpnn.data.inplace`); ``clusters``, a
+    ``member<TAB>representative`` TSV for them."""
     out = Path(out)
     databases = check_databases(sources) if foldcomp_in_place else None
     if clusters is not None and not foldcomp_in_place:

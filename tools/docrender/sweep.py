@@ -98,7 +98,12 @@ def render_scale_sweep_summary(results: Path, file: str) -> str:
             ratio = {float(k): v for k, v in rep["gap_over_spread"].items()}.get(float(b))
             row += [_g(spread, ".4f"), "—" if ratio is None else f"**{ratio:.1f}**"]
         out.append(row)
-    header = ["budget (training FLOPs)", "compute-optimal size", "its valid ppl", "best–worst gap (nats)"]
+    header = [
+        "budget (training FLOPs)",
+        "compute-optimal size",
+        "its valid ppl",
+        "best–worst gap (nats)",
+    ]
     for rep in reps:
         header += [f"seed spread of {rep['size']} (nats)", "gap / spread"]
     return table(header, ["---", "---", *["---:"] * (len(header) - 2)], out)
