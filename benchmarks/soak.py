@@ -38,6 +38,7 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "fp32": ({}, ["train.precision=fp32"]),
     "system": ({"PYG_MPNN_ALLOCATOR": "system"}, []),  # glibc's malloc, as before the fix
     "jemalloc_decay": ({"MALLOC_CONF": "dirty_decay_ms:10000,muzzy_decay_ms:10000"}, []),
+    "decay1s": ({"MALLOC_CONF": "dirty_decay_ms:1000,muzzy_decay_ms:0"}, []),
     "buckets32": ({}, ["train.shape_buckets=32"]),
     "onednn0": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"}, []),
     "onednn1024": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"}, []),
