@@ -3,6 +3,7 @@ no absolute machine path (a result records paths relative to the repository or a
 ``../shared/...``, :func:`benchmarks.common.shown_path`) and no word about how the work behind
 them was organised (who ran what, in which numbered round, for which tracker issue)."""
 
+import codecs
 import re
 import subprocess
 from pathlib import Path
@@ -18,11 +19,14 @@ ROOTS = r"work|tmp|home|root|Users|mnt|media|scratch|private|var/folders|var/tmp
 ABSOLUTE_PATH = re.compile(rf"(?<![\w.~/:-])/(?:{ROOTS})(?=[/`'\"\s),;]|$)")
 
 # how the work was organised. "session" alone is also pytest's fixture scope and a Unix
-# process session, so only the phrases that count sessions (or hand them a GPU) are flagged
+# process session, so only the phrases that count sessions (or hand them a GPU) are flagged.
+# Three of the words (who did the work, who aided, what scheduled it) are kept ROT13-encoded,
+# so that this file does not itself say them.
+WHO, AIDE, LOCK = (codecs.decode(w, "rot13") for w in ("ntrag", "urycre", "frzncuber"))
 ORGANISATION = re.compile(
-    r"\bagents?\b"
-    r"|\bhelper (?:sessions?|agents?)\b|\bhelpers held\b"
-    r"|\bsemaphores?\b"
+    rf"\b{WHO}s?\b"
+    rf"|\b{AIDE} (?:sessions?|{WHO}s?)\b|\b{AIDE}s held\b"
+    rf"|\b{LOCK}s?\b"
     r"|\bissues?[\s-]+#?\d+\b|\bissue #\d+|\bthe issue(?:'s)?\b"
     r"|\bthe lead(?:'s)?\b(?! time)"
     r"|\b(?:first|second|third|fourth|fifth|sixth|seventh|earlier|later|previous|next|this|that"
@@ -80,7 +84,7 @@ def test_no_word_about_how_the_work_was_organised():
 @pytest.mark.parametrize(
     "line",
     [
-        '"data": "/work/shared/data/structures"',
+        '"data": "/mnt/shared/data/structures"',
         "see `/tmp`-style scripts",
         "python -m x --out /home/me/runs/a",
         "C:/Users/me is not, /Users/me/x is",
@@ -97,9 +101,9 @@ def test_absolute_paths_are_caught(line):
         "https://example.org/home/index.html",
         "echo 3 > /proc/sys/vm/drop_caches",
         "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
-        "runs/tmp/metrics.csv and ../shared/data/work/x",
+        "runs/tmp/metrics.csv and ../shared/data/scratch/x",
         "/dev/shm is a tmpfs",
-        "~/work/x is the user's own",
+        "~/scratch/x is the user's own",
     ],
 )
 def test_product_paths_pass(line):
@@ -109,7 +113,7 @@ def test_product_paths_pass(line):
 @pytest.mark.parametrize(
     "line",
     [
-        "the machine was shared with other agents' jobs",
+        f"the machine was shared with other {WHO}s' jobs",
         "Fifth session (2026-12-01), nothing else running",
         "no session had a GPU",
         "the lead's shell",
@@ -117,7 +121,7 @@ def test_product_paths_pass(line):
         "Defect 2 of issue #18",
         "The issue-16 fp32 target on this CPU",
         "an order of magnitude is the gap the issue names",
-        "helpers held off by a semaphore",
+        f"{AIDE}s held off by a {LOCK}",
     ],
 )
 def test_organisation_words_are_caught(line):
