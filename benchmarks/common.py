@@ -10,6 +10,7 @@ Every script runs from the repository root as a module (``python -m benchmarks.N
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -139,6 +140,17 @@ def write_json(path: Path | str, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text + "\n")
     tmp.replace(path)
+
+
+def result_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A script's parser (its docstring as the description) with the two options
+    :func:`emit` reads: ``--json`` and ``--out``."""
+    ap = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument("--out", default=None, help="also write the JSON here")
+    return ap
 
 
 def emit(result: dict, args, table=None, indent: int | None = 2, default=None) -> dict:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, command, emit, finished, machine, python_m
+from benchmarks.common import REPO, command, emit, finished, machine, python_m, result_parser
 
 SHARED = REPO.parent / "shared" / "data"
 
@@ -225,10 +225,7 @@ def structure(n: int, clusters: int, template: Path, work: Path, args) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap = result_parser(__doc__)
     ap.add_argument("--rows", type=int, default=214_000_000, help="index rows")
     ap.add_argument("--clusters", default="2300000,52000000", help="cluster counts, commas")
     ap.add_argument("--tail", type=float, default=1.5, help="Pareto shape of cluster sizes")
@@ -241,7 +238,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the indexes in --work")
-    ap.add_argument("--out", default=None, help="also write the JSON here")
     for hidden in ("--rows-child", "--rank-child", "--items"):
         ap.add_argument(hidden, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)

@@ -66,6 +66,7 @@ from benchmarks.common import (
     finished,
     machine,
     python_m,
+    result_parser,
     shown_path,
 )
 
@@ -386,11 +387,7 @@ def projection(basis: dict) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--json", action="store_true", help="print one JSON document")
-    ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap = result_parser(__doc__)
     ap.add_argument("--limit", type=int, default=None, help="structure files (default: all)")
     ap.add_argument("--repeat", type=int, default=1, help="copies of each chain written")
     ap.add_argument("--batches", type=int, default=40, help="warm batches timed")

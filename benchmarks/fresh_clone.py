@@ -25,7 +25,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, command, emit, finished, git_commit, machine, shown_path
+from benchmarks.common import (
+    REPO,
+    command,
+    emit,
+    finished,
+    git_commit,
+    machine,
+    result_parser,
+    shown_path,
+)
 
 SHARED = REPO.parent / "shared"
 
@@ -75,11 +84,7 @@ def install_env(work: Path) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--json", action="store_true", help="print one JSON document")
-    ap.add_argument("--out", default=None, help="also write the JSON here (the figure beside)")
+    ap = result_parser(__doc__)
     ap.add_argument("--no-run", action="store_true", help="time the installs only")
     ap.add_argument("--no-source", action="store_true", help="skip the install from source")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
