@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pyg_mpnn.errors import UserError
 
+# What a dataset folder holds (an incomplete one too): the only folders --overwrite replaces.
 DATASET_FILES = ("meta.json", "index.npz", "summary.json", "skipped.jsonl", "shards")
 
 

@@ -53,7 +53,6 @@ NO_BACKBONE: ReadErrorKind = "no complete backbone"  # as a reader's, counted to
 NO_DESIGNED_CHAIN: ReadErrorKind = "no designed chain"
 TOO_SHORT = "too short"
 TOO_LONG = "too long"
-# What a dataset folder holds (an incomplete one too): the only folders --overwrite replaces.
 
 
 class Skip(NamedTuple):

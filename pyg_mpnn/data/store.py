@@ -175,15 +175,12 @@ class Names:
 
     The names of rows ``lo:hi`` (a split) are addressed by arithmetic, not by an array of row
     numbers: at 214M rows such an array would be 1.7 GB in every process that opens the
-    dataset. ``rows`` (an explicit selection) is kept as given."""
+    dataset."""
 
-    def __init__(self, name_bytes, offsets, lo: int = 0, hi: int | None = None, rows=None):
+    def __init__(self, name_bytes, offsets, lo: int = 0, hi: int | None = None):
         self._bytes, self._off = name_bytes, offsets
-        self._rows = None if rows is None else np.asarray(rows)
         self._lo = lo
-        self._len = (
-            len(self._rows) if rows is not None else ((len(offsets) - 1 if hi is None else hi) - lo)
-        )
+        self._len = (len(offsets) - 1 if hi is None else hi) - lo
 
     def __len__(self) -> int:
         return self._len
@@ -193,7 +190,7 @@ class Names:
             i = int(i) + (self._len if i < 0 else 0)
             if not 0 <= i < self._len:
                 raise IndexError(f"name {i} of {self._len}")
-            r = int(self._rows[i]) if self._rows is not None else self._lo + i
+            r = self._lo + i
             return bytes(self._bytes[self._off[r] : self._off[r + 1]]).decode()
         if isinstance(i, slice):
             return [self[j] for j in range(self._len)[i]]

@@ -84,19 +84,26 @@ def render_scale_sweep_summary(results: Path, file: str) -> str:
     and, for each seed replicate, the seed spread and the gap in units of it."""
     summary = _report(results, file)["summary"]
     reps = summary["replicates"]
+    # JSON wrote the budgets (float keys) as strings
+    by_budget = [
+        (
+            {float(k): v for k, v in r["spread_loss"].items()},
+            {float(k): v for k, v in r["gap_over_spread"].items()},
+        )
+        for r in reps
+    ]
     out = []
     for e in summary["budgets"]:
-        b = e["budget_flops"]
+        b = float(e["budget_flops"])
         row = [
             _e(b),
             e["compute_optimal"] or "—",
             _g(e["valid_ppl"], ".2f"),
             _g(e["size_gap_loss"], ".3f"),
         ]
-        for rep in reps:
-            spread = {float(k): v for k, v in rep["spread_loss"].items()}.get(float(b))
-            ratio = {float(k): v for k, v in rep["gap_over_spread"].items()}.get(float(b))
-            row += [_g(spread, ".4f"), "—" if ratio is None else f"**{ratio:.1f}**"]
+        for spreads, ratios in by_budget:
+            ratio = ratios.get(b)
+            row += [_g(spreads.get(b), ".4f"), "—" if ratio is None else f"**{ratio:.1f}**"]
         out.append(row)
     header = [
         "budget (training FLOPs)",
