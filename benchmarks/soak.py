@@ -39,6 +39,7 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "system": ({"PYG_MPNN_ALLOCATOR": "system"}, []),  # glibc's malloc, as before the fix
     "jemalloc_decay": ({"MALLOC_CONF": "dirty_decay_ms:10000,muzzy_decay_ms:10000"}, []),
     "decay1s": ({"MALLOC_CONF": "dirty_decay_ms:1000,muzzy_decay_ms:0"}, []),
+    "keep_free": ({}, ["train.release_memory_every=0"]),  # jemalloc keeps its free pages
     "buckets32": ({}, ["train.shape_buckets=32"]),
     "onednn0": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"}, []),
     "onednn1024": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"}, []),

@@ -5,7 +5,12 @@ Padding-free batches give every step new tensor sizes. glibc's malloc serves tho
 first few hundred steps and keeps ~4 GB of *free* memory beside a 1 GB step
 (docs/reliability.md). jemalloc serves each size from a size class, so freed blocks are reused
 by the next step whatever its shapes; kept (not returned to the system, ``dirty_decay_ms:-1``),
-they cost no page faults either.
+they cost no page faults either. Kept pages are not merged, though: jemalloc joins neighbouring
+free extents only when it returns them, so with decay off a run whose sizes keep changing (a
+fine-tune's batches and validation sets) carves ever new extents and grows by several MB a step.
+:func:`release_free_memory` purges them (``arena.<all>.purge``): the trainer calls it every
+``train.release_memory_every`` steps and after each validation, so memory held free stays
+within a few steps' worth, and the next step pays its page faults once.
 
 A library cannot swap its process's allocator once it runs, so the training command does it
 at start: :func:`use_jemalloc` re-executes the same command with jemalloc preloaded
@@ -154,6 +159,9 @@ class HeapStats:
     mmapped: int  # blocks served by mmap (returned to the system when freed)
 
 
+_ARENAS_ALL = 4096  # jemalloc's MALLCTL_ARENAS_ALL: every arena at once
+
+
 def _jemalloc_stat(name: str) -> int:
     """One of jemalloc's ``stats.*`` counters (bytes), after refreshing them; 0 if unreadable."""
     try:
@@ -167,6 +175,19 @@ def _jemalloc_stat(name: str) -> int:
     if mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size), None, 0):
         return 0
     return value.value
+
+
+def release_free_memory() -> bool:
+    """Return jemalloc's free pages to the system (merging its free extents on the way);
+    True if it did. A no-op (False) on other allocators: glibc's holes are split by live
+    blocks, which no trim merges (docs/reliability.md)."""
+    if active() != "jemalloc":
+        return False
+    try:
+        mallctl = ctypes.CDLL(None).mallctl
+    except (OSError, AttributeError):
+        return False
+    return mallctl(f"arena.{_ARENAS_ALL}.purge".encode(), None, None, None, 0) == 0
 
 
 def heap_stats() -> HeapStats:

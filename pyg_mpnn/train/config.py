@@ -163,7 +163,7 @@ class TrainConfig(Section):
     RANGES = {
         "epochs max_steps max_residues valid_every_steps valid_at_residues threads": ">= 1",
         "max_minutes": "> 0",
-        "max_bad_steps shape_buckets": ">= 0",
+        "max_bad_steps shape_buckets release_memory_every": ">= 0",
     }
     epochs: int
     max_steps: int | None
@@ -177,6 +177,7 @@ class TrainConfig(Section):
     activation_checkpointing: bool
     recompute_activations: bool | Literal["auto"]
     shape_buckets: int
+    release_memory_every: int
     compile: bool | Literal["auto"]
     aggregation: Literal["dense", "csr"]
     distributed: Literal["auto", "none", "ddp", "fsdp"]

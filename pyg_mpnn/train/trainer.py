@@ -350,6 +350,8 @@ class Trainer(OptimizerStep):
             bar.epoch_done()
         self.save(is_best)
         self.tracker.flush()
+        if self.cfg.train.release_memory_every:
+            allocator.release_free_memory()
         return result
 
     def should_validate(self) -> bool:
@@ -397,6 +399,7 @@ class Trainer(OptimizerStep):
         it = iter(self.data.train_loader)
         self.model.train()
         accumulate, save_every = self.cfg.optim.accumulate, self.cfg.checkpoint.every_steps
+        release_every = self.cfg.train.release_memory_every
         bar = tqdm(
             total=len(sampler),
             initial=self.batch_in_epoch,
@@ -426,8 +429,11 @@ class Trainer(OptimizerStep):
                     self.profiler.step()
                 if save_every and self.step % save_every == 0:
                     self.save()
-                if self.should_validate():
+                validated = self.should_validate()
+                if validated:
                     self.step_validation()
+                if release_every and (validated or self.step % release_every == 0):
+                    allocator.release_free_memory()  # jemalloc merges free pages only so
                 self.on_step(micro)
             return False
         finally:
