@@ -1,12 +1,15 @@
-"""Where a training step of ours spends its time: torch.profiler's operators by self CPU time.
+"""Where a training step spends its time: torch.profiler's operators by self CPU time.
 
     python -m benchmarks.profile_step --json --residues 5000 --threads 2 \\
         --out benchmarks/results/profile_ours_5k.json
+    python -m benchmarks.profile_step --json --residues 5000 --threads 2 --impl original \\
+        --out benchmarks/results/profile_original_5k.json
 
 The batch is train_step's (:func:`benchmarks.common.pick_graphs`: consecutive chains of the
-length-sorted ``db5.5_train`` set from a seeded start) and so is the model (width 128, 3 + 3
-layers, k = 48, dropout 0.1, noise 0.2 A, train mode, forward + backward + Adam, fp32 unless
-``--bf16``). One warm-up step, then ``--steps`` steps under ``torch.profiler`` (CPU activities, shapes not
+length-sorted ``db5.5_train`` set from a seeded start) and so are the models: ``--impl`` names
+one of train_step's implementations (default ``ours``; ``original`` is the reference package's
+model on its padded batch), width 128, 3 + 3 layers, k = 48, dropout 0.1, noise 0.2 A, train
+mode, forward + backward + Adam, fp32 unless ``--bf16``. One warm-up step, then ``--steps`` steps under ``torch.profiler`` (CPU activities, shapes not
 recorded); the JSON lists the ``--top`` operators by self CPU time with their share of the
 profiled time, and the forward / backward / optimizer split (``record_function`` ranges).
 For a whole training run use ``python -m pyg_mpnn.train --exp base --profile``
@@ -21,21 +24,20 @@ from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
-from torch_geometric.data import Batch
 
-from benchmarks.common import TRAIN, command, emit, finished, machine, nll, pick_graphs
+from benchmarks.common import TRAIN, command, emit, finished, machine, pick_graphs
 from benchmarks.train_step import build
 
 PHASES = ("forward", "backward", "optimizer")
 
 
-def profiled_steps(impl, batch, steps: int, bf16: bool) -> profile:
-    """``steps`` training steps of ``impl`` under the profiler, phases labelled."""
+def profiled_steps(impl, inputs, steps: int, bf16: bool) -> profile:
+    """``steps`` training steps of ``impl`` on ``inputs`` under the profiler, phases labelled."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             impl.opt.zero_grad(set_to_none=True)
-            with record_function("forward"), torch.autocast("cpu", enabled=bf16):
-                loss = nll(impl.model(batch), batch.seq, batch.mask)
+            with record_function("forward"):
+                loss = impl.loss_of(inputs, bf16)
             with record_function("backward"):
                 loss.backward()
             with record_function("optimizer"):
@@ -70,6 +72,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--impl", default="ours", help="a train_step implementation (default ours)")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--data", type=Path, default=TRAIN)
     ap.add_argument("--json", action="store_true")
@@ -79,17 +82,18 @@ def main(argv=None) -> dict:
         torch.set_num_threads(a.threads)
     info = machine()
     graphs = pick_graphs(a.residues, a.seed, a.data)
-    batch = Batch.from_data_list(graphs)
-    impl = build(["ours"], a.seed)[0]
+    impl = build([a.impl], a.seed)[0]
+    inputs = impl.inputs(graphs)
     torch.manual_seed(a.seed)
     t0 = time.perf_counter()
-    impl.step(Batch.from_data_list(pick_graphs(1000, a.seed + 1, a.data)), a.bf16)  # warm-up
+    impl.step(impl.inputs(pick_graphs(1000, a.seed + 1, a.data)), a.bf16)  # warm-up
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
-    prof = profiled_steps(impl, batch, a.steps, a.bf16)
+    prof = profiled_steps(impl, inputs, a.steps, a.bf16)
     res = {
         "command": command("benchmarks.profile_step", argv),
-        "residues": batch.num_nodes,
+        "impl": a.impl,
+        "residues": sum(g.num_nodes for g in graphs),
         "chains": len(graphs),
         "steps": a.steps,
         "precision": "bf16" if a.bf16 else "fp32",

@@ -278,11 +278,14 @@ def render_data_scale_original(results: Path, file: str) -> str:
 
 # -- memory over a long run ----------------------------------------------------------------------
 @renderer("soak_table")
-def render_soak_table(results: Path, file: str) -> str:
-    """benchmarks/soak.py: per variant, steps, peak, end of warm-up, slope and working set."""
+def render_soak_table(results: Path, file: str, only: str = "") -> str:
+    """benchmarks/soak.py: per variant (those named in ``only``, comma-separated, or all),
+    steps, peak, end of warm-up, slope and working set."""
     data = load(results, file)
     rows = []
     for r in data["results"]:
+        if only and r["variant"] not in only.split(","):
+            continue
         slope = r["slope_mb_per_1000_steps"]
         rows.append(
             [

@@ -231,6 +231,29 @@ def render_profile_step_top_ops(results: Path, file: str, top: str = "12") -> st
     )
 
 
+@renderer("profile_step_compare")
+def render_profile_step_compare(results: Path, top: str, *files: str) -> str:
+    """profile_step, several profiles side by side: each one's step time under the profiler and,
+    for the ``top`` operators of any of them, its self CPU seconds (share of its step)."""
+    profiles = [load(results, f) for f in files]
+    by_op = [{o["op"]: o for o in p["top_ops"]} for p in profiles]
+    ranked = sorted(
+        {op for ops in by_op for op in ops},
+        key=lambda op: -max(ops[op]["self_cpu_s"] if op in ops else 0.0 for ops in by_op),
+    )
+    rows = [["step under the profiler (s)", *(f"{p['wall_s_per_step']:.1f}" for p in profiles)]]
+    for op in ranked[: int(top)]:
+        cells = [
+            f"{ops[op]['self_cpu_s']:.2f} ({100 * ops[op]['share']:.0f} %)" if op in ops else "—"
+            for ops in by_op
+        ]
+        rows.append([f"`{op}`", *cells])
+    header = ["operator: self CPU s (share)"] + [
+        f"{p.get('impl', 'ours')}, {p['precision']}" for p in profiles
+    ]
+    return table(header, ["---", *["---:"] * len(profiles)], rows)
+
+
 # -- time to quality and oneDNN's cache -------------------------------------------------------------
 TTQ_ARMS = {
     "original": "original (training procedure)",
