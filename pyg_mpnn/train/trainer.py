@@ -93,6 +93,7 @@ class Trainer(OptimizerStep):
         self.best, self.elapsed_before, self.bad_batches = math.inf, 0.0, 0
         self.residues_seen, self.skipped_batches = 0, 0
         self._last_step_residues = 0  # residues of the last optimizer step (valid_at_residues)
+        self._released_at = -1  # the step whose free pages were last returned (release_memory)
         self.valid_history: list[dict] = []  # mid-epoch validations (step, residues, loss...)
         self.recent: list[dict] = []  # per-step metric sums of the last steps (sweep summaries)
         self.meter = Meter()
@@ -350,8 +351,7 @@ class Trainer(OptimizerStep):
             bar.epoch_done()
         self.save(is_best)
         self.tracker.flush()
-        if self.cfg.train.release_memory_every:
-            allocator.release_free_memory()
+        self.release_memory()
         return result
 
     def should_validate(self) -> bool:
@@ -362,6 +362,14 @@ class Trainer(OptimizerStep):
         before = self.residues_seen - self._last_step_residues
         crossed = [r for r in t.valid_at_residues or [] if before < r <= self.residues_seen]
         return bool(t.valid_every_steps and self.step % t.valid_every_steps == 0) or bool(crossed)
+
+    def release_memory(self) -> None:
+        """Return the allocator's free pages to the system (jemalloc merges its free extents
+        only so; pyg_mpnn/allocator.py), once a step at most; ``train.release_memory_every: 0``
+        never does."""
+        if self.cfg.train.release_memory_every and self._released_at != self.step:
+            self._released_at = self.step
+            allocator.release_free_memory()
 
     def on_step(self, micro: list) -> None:
         """Hook: called after every optimizer step (its checkpoint and validation done) with
@@ -432,8 +440,8 @@ class Trainer(OptimizerStep):
                 validated = self.should_validate()
                 if validated:
                     self.step_validation()
-                if release_every and (validated or self.step % release_every == 0):
-                    allocator.release_free_memory()  # jemalloc merges free pages only so
+                if validated or (release_every and self.step % release_every == 0):
+                    self.release_memory()
                 self.on_step(micro)
             return False
         finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from tools.docrender.core import load, num, renderer, table
 
 
@@ -310,6 +312,46 @@ def render_soak_table(results: Path, file: str, only: str = "") -> str:
         "CPU s / step",
     ]
     return table(header, ["---", *["---:"] * 7], rows)
+
+
+def _fit(x, y) -> tuple[float, float]:
+    """Least-squares slope of ``y`` on ``x`` and its standard error, per 1,000 of ``x``."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    slope, icept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + icept)
+    se = np.sqrt(resid @ resid / max(len(x) - 2, 1) / ((x - x.mean()) @ (x - x.mean())))
+    return 1000 * slope, 1000 * se
+
+
+@renderer("soak_trend")
+def render_soak_trend(results: Path, file: str, window: str = "25") -> str:
+    """benchmarks/soak.py after warm-up, three fits per variant (MB per 1,000 steps): the RSS at
+    every step (± standard error), its minimum in each ``window`` of steps (right after a
+    release of free pages), and malloc's memory in use (what a leak would raise)."""
+    w, rows = int(window), []
+    for r in load(results, file)["results"]:
+        per = [row for row in r["per_step"] if row[0] >= r["warmup_steps"]]
+        step, rss, in_use = (np.array([row[i] for row in per], float) for i in (0, 1, 2))
+        bins = [(step > lo) & (step <= lo + w) for lo in range(int(step[0]) - 1, int(step[-1]), w)]
+        floor = [(step[b][np.argmin(rss[b])], rss[b].min()) for b in bins if b.sum() == w]
+        slope, se = _fit(step, rss)
+        rows.append(
+            [
+                f"`{r['variant']}`",
+                f"{int(step[0]):,}–{int(step[-1]):,}",
+                f"{slope:+,.0f} ± {se:,.0f}",
+                f"{_fit(*zip(*floor))[0]:+,.0f} ({len(floor)} windows)" if len(floor) > 2 else "—",
+                f"{_fit(step, in_use)[0]:+,.0f}" if in_use.any() else "—",
+            ]
+        )
+    header = [
+        "variant",
+        "steps fitted",
+        "RSS, every step",
+        f"lowest RSS of each {w} steps",
+        "malloc in use",
+    ]
+    return table(header, ["---", "---:", "---:", "---:", "---:"], rows)
 
 
 def _toggles(r: dict) -> str:

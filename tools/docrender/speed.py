@@ -254,6 +254,40 @@ def render_profile_step_compare(results: Path, top: str, *files: str) -> str:
     return table(header, ["---", *["---:"] * len(profiles)], rows)
 
 
+@renderer("scatter_compare_table")
+def render_scatter_compare_table(results: Path, file: str) -> str:
+    """scatter_compare: each way of summing ``[E, 128]`` messages (forward, forward + backward)
+    and the whole training step with ``dense`` and ``csr`` aggregation."""
+    r = load(results, file)
+    agg, step = r["aggregation"], r["train_step"]
+    rows = [
+        [
+            f"sum only: `{name}`",
+            f"{m['forward_ms']:,.1f} ms",
+            f"{m['forward_backward_ms']:,.1f} ms",
+            f"{m['max_abs_diff_to_scatter']:.1e}",
+        ]
+        for name, m in agg["modes"].items()
+    ]
+    for mode in ("dense", "csr"):
+        row = step[mode]
+        rows.append(
+            [
+                f"training step: `train.aggregation={mode}`",
+                "—",
+                f"{row['median_s']:.2f} s ({row['residues_per_s']:,.0f} residues/s)",
+                "—",
+            ]
+        )
+    header = [
+        f"{r['residues']:,} residues, {agg['edges']:,} edges",
+        "forward",
+        "forward + backward",
+        "max abs diff to scatter",
+    ]
+    return table(header, ["---", "---:", "---:", "---:"], rows)
+
+
 # -- time to quality and oneDNN's cache -------------------------------------------------------------
 TTQ_ARMS = {
     "original": "original (training procedure)",
