@@ -425,3 +425,35 @@ def render_rate_ratio(results: Path, file: str, first: str, second: str) -> str:
         if name not in impls:
             raise RenderError(f"{results / file}: no row {name!r}")
     return f"{impls[first]['residues_per_s'] / impls[second]['residues_per_s']:.2f}"
+
+
+@renderer("train_step_per_cpu")
+def render_train_step_per_cpu(results: Path, *files: str) -> str:
+    """One row per train_step run (a CPU and a batch): residues/s of ours' rows over the
+    original's model and over its training model, and ours' fp32 FLOP utilisation."""
+    cols = [("ours", "original"), ("ours_keep_all", "original"), ("ours_bf16", "original")]
+    cols += [("ours", "original_training"), ("ours_keep_all", "original_training")]
+    rows = []
+    for file in files:
+        r = load(results, file)
+        impls, m = r["impls"], r["machine"]
+        flags = ", ".join(m.get("cpu_flags", [])) or "none recorded"
+        cells = [
+            f"{impls[a]['residues_per_s'] / impls[b]['residues_per_s']:.2f}×"
+            if a in impls and b in impls
+            else "—"
+            for a, b in cols
+        ]
+        use = impls.get("ours", {}).get("utilisation")
+        rows.append(
+            [
+                f"{m['cpu']} ({flags})",
+                f"{r['residues']:,}",
+                *cells,
+                "—" if use is None else f"{100 * use:.1f} %",
+                f"`{file}`",
+            ]
+        )
+    header = ["CPU (flags)", "residues"] + [f"`{a}` ÷ `{b}`" for a, b in cols]
+    header += ["`ours` fp32 FLOP utilisation", "result"]
+    return table(header, ["---", "---:", *["---:"] * (len(cols) + 1), "---"], rows)
