@@ -71,10 +71,26 @@ def _cpu() -> tuple[str, set[str]]:
 
 
 def git_commit() -> str | None:
-    """The checkout's commit (``-dirty`` when tracked files changed), or None outside git."""
+    """The checkout's commit (``-dirty`` when tracked files other than results changed: a run
+    that rewrites a committed result file measures the same code), or None outside git."""
     try:
-        p = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        changed = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)benchmarks/results",
+            ],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -82,7 +98,9 @@ def git_commit() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return (p.stdout.strip() or None) if p.returncode == 0 else None
+    if head.returncode != 0 or not head.stdout.strip():
+        return None
+    return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
 
 
 def memory_gib() -> float | None:

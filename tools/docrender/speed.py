@@ -383,6 +383,14 @@ def render_onednn_cache_table(results: Path, file: str) -> str:
 
 
 # -- FLOP utilisation and memory per residue -------------------------------------------------------
+def _utilisation(u: float | None) -> str:
+    """A row's share of the measured peak; over 100 % the peak's GEMMs ran on a slower path
+    than the step's (bf16 without bf16 instructions: autocast keeps products in fp32)."""
+    if u is None:
+        return "—"
+    return f"{100 * u:.1f} %" if u <= 1 else "— (above the peak: its GEMMs are not the step's)"
+
+
 @renderer("train_step_utilisation")
 def render_train_step_utilisation(results: Path, file: str) -> str:
     """Per row: matmul FLOPs per step, achieved FLOP/s and its share of this CPU's measured
@@ -399,8 +407,8 @@ def render_train_step_utilisation(results: Path, file: str) -> str:
                 v["precision"],
                 f"{v['flops_per_step'] / 1e12:.2f}",
                 f"{v['achieved_flops_per_s'] / 1e9:.0f}",
-                "—" if peak is None else f"{peak / 1e9:.0f}",
-                f"{100 * v['utilisation']:.1f} %" if "utilisation" in v else "—",
+                "—" if peak is None else f"{peak / 1e9:.{0 if peak >= 1e10 else 1}f}",
+                _utilisation(v.get("utilisation")),
             ]
         )
     if not rows:
