@@ -190,6 +190,21 @@ def release_free_memory() -> bool:
     return mallctl(f"arena.{_ARENAS_ALL}.purge".encode(), None, None, None, 0) == 0
 
 
+class Releaser:
+    """When a training run returns free memory (``train.release_memory_every``): after each
+    validation, every ``every`` optimizer steps and at each epoch's end, once a step at most;
+    never with ``every`` 0."""
+
+    def __init__(self, every: int):
+        self.every, self.last = every, -1
+
+    def __call__(self, step: int, validated: bool = True) -> None:
+        due = validated or (self.every and step % self.every == 0)
+        if self.every and due and step != self.last:
+            self.last = step
+            release_free_memory()
+
+
 def heap_stats() -> HeapStats:
     """glibc's ``mallinfo2``; on jemalloc, its ``stats.allocated`` as in use and
     ``stats.resident - stats.allocated`` as free (pages it holds for reuse)."""

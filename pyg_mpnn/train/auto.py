@@ -10,9 +10,10 @@ ones.
 * ``threads``: one thread per physical core this process may run on (``sched_getaffinity``,
   hyper-threads counted once), within a cgroup CPU quota, at most :data:`MAX_THREADS`, divided
   among the training processes of the node; an explicit ``OMP_NUM_THREADS`` wins.
-* ``recompute_activations``: keep every activation (the faster step on most CPUs and GPUs)
-  when a ``data.max_tokens`` batch keeps them in well under the free memory, else recompute
-  (about half the activation memory, exact).
+* ``recompute_activations``: on a GPU or a CPU with AMX, keep every activation (the faster
+  step there) when a ``data.max_tokens`` batch keeps them in well under the free memory, else
+  recompute (about half the activation memory, exact). On a CPU without AMX recompute: it was
+  the faster step there (1.08-1.11x on an AVX2-only AMD EPYC; docs/performance.md, per CPU).
 * ``compile``: ``torch.compile`` on a GPU where inductor works, the run is long enough to repay
   the compilation, and its memory (it keeps what it chooses, about as much as keep-all) fits;
   never on a CPU (minutes of compiling and 1.8x the memory for 1.2-1.5x the speed).
@@ -54,6 +55,7 @@ class Facts:
         cpu_quota (float, optional): a cgroup CPU limit, in CPUs (None: none).
         omp_threads (int, optional): ``OMP_NUM_THREADS`` when set.
         local_processes (int): training processes on this node (``LOCAL_WORLD_SIZE``).
+        cpu_amx (bool): the CPU has AMX tiles (``amx_tile`` in ``/proc/cpuinfo``).
     """
 
     device: str
@@ -63,6 +65,7 @@ class Facts:
     cpu_quota: float | None = None
     omp_threads: int | None = None
     local_processes: int = 1
+    cpu_amx: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,11 @@ def step_memory_mib(
 
 
 def choose_recompute(facts: Facts, keep_all_mib: float) -> Choice:
-    """Keep everything when ``keep_all_mib`` fits in :data:`COMFORT` of the free memory."""
+    """Recompute on a CPU without AMX; elsewhere keep everything when ``keep_all_mib`` fits in
+    :data:`COMFORT` of the free memory."""
     key = "train.recompute_activations"
+    if facts.device == "cpu" and not facts.cpu_amx:
+        return Choice(key, True, "a CPU without AMX, where recomputing is the faster step")
     if facts.free_mib is None:
         return Choice(key, True, "free memory unknown: recompute, the smaller step")
     need, free = _gb(keep_all_mib), _gb(facts.free_mib)
@@ -165,6 +171,14 @@ def _read(path: str) -> str | None:
         return Path(path).read_text().strip()
     except OSError:
         return None
+
+
+def _cpu_has(flag: str) -> bool:
+    """Whether ``/proc/cpuinfo`` lists ``flag`` among the CPU's flags (False elsewhere)."""
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        if line.startswith("flags"):
+            return flag in line.split(":", 1)[1].split()
+    return False
 
 
 def _core_map(affinity: tuple[int, ...]) -> dict:
@@ -233,6 +247,7 @@ def machine_facts(device: torch.device) -> Facts:
         cpu_quota=_cgroup_cpus(),
         omp_threads=int(omp) if omp.isdigit() and int(omp) > 0 else None,
         local_processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1),
+        cpu_amx=_cpu_has("amx_tile"),
     )
 
 

@@ -93,7 +93,7 @@ class Trainer(OptimizerStep):
         self.best, self.elapsed_before, self.bad_batches = math.inf, 0.0, 0
         self.residues_seen, self.skipped_batches = 0, 0
         self._last_step_residues = 0  # residues of the last optimizer step (valid_at_residues)
-        self._released_at = -1  # the step whose free pages were last returned (release_memory)
+        self.release_memory = allocator.Releaser(t.release_memory_every)  # free pages back
         self.valid_history: list[dict] = []  # mid-epoch validations (step, residues, loss...)
         self.recent: list[dict] = []  # per-step metric sums of the last steps (sweep summaries)
         self.meter = Meter()
@@ -351,7 +351,7 @@ class Trainer(OptimizerStep):
             bar.epoch_done()
         self.save(is_best)
         self.tracker.flush()
-        self.release_memory()
+        self.release_memory(self.step)
         return result
 
     def should_validate(self) -> bool:
@@ -362,14 +362,6 @@ class Trainer(OptimizerStep):
         before = self.residues_seen - self._last_step_residues
         crossed = [r for r in t.valid_at_residues or [] if before < r <= self.residues_seen]
         return bool(t.valid_every_steps and self.step % t.valid_every_steps == 0) or bool(crossed)
-
-    def release_memory(self) -> None:
-        """Return the allocator's free pages to the system (jemalloc merges its free extents
-        only so; pyg_mpnn/allocator.py), once a step at most; ``train.release_memory_every: 0``
-        never does."""
-        if self.cfg.train.release_memory_every and self._released_at != self.step:
-            self._released_at = self.step
-            allocator.release_free_memory()
 
     def on_step(self, micro: list) -> None:
         """Hook: called after every optimizer step (its checkpoint and validation done) with
@@ -407,7 +399,6 @@ class Trainer(OptimizerStep):
         it = iter(self.data.train_loader)
         self.model.train()
         accumulate, save_every = self.cfg.optim.accumulate, self.cfg.checkpoint.every_steps
-        release_every = self.cfg.train.release_memory_every
         bar = tqdm(
             total=len(sampler),
             initial=self.batch_in_epoch,
@@ -440,8 +431,7 @@ class Trainer(OptimizerStep):
                 validated = self.should_validate()
                 if validated:
                     self.step_validation()
-                if validated or (release_every and self.step % release_every == 0):
-                    self.release_memory()
+                self.release_memory(self.step, validated)
                 self.on_step(micro)
             return False
         finally:

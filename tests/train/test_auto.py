@@ -36,14 +36,18 @@ def test_threads_follow_quota_cap_processes_and_omp():
 def test_recompute_only_when_keep_all_does_not_fit_comfortably():
     need = auto.step_memory_mib(10_000, 128, 48, 6, keep_all=True, precision="fp32")
     assert need == pytest.approx(11_650)  # the measured 1.165 MiB per residue
-    roomy = auto.choose_recompute(Facts("cpu", free_mib=64 * 1024), need)
+    roomy = auto.choose_recompute(Facts("cpu", free_mib=64 * 1024, cpu_amx=True), need)
     assert roomy.value is False
     assert roomy.line() == (
         "train.recompute_activations: auto -> false (keep-all needs ~11 GB of 64 GB free)"
     )
     tight = auto.choose_recompute(Facts("cuda", free_mib=16 * 1024), need)
     assert tight.value is True and "would need ~11 GB of 16 GB free" in tight.reason
-    assert auto.choose_recompute(Facts("cpu", free_mib=None), need).value is True
+    assert auto.choose_recompute(Facts("cpu", free_mib=None, cpu_amx=True), need).value is True
+    # without AMX a CPU recomputes whatever the memory: the faster step on those measured
+    plain = auto.choose_recompute(Facts("cpu", free_mib=640 * 1024), need)
+    assert plain.value is True and "without AMX" in plain.reason
+    assert auto.choose_recompute(Facts("cuda", free_mib=640 * 1024), need).value is False
     smaller = auto.step_memory_mib(10_000, 128, 48, 6, keep_all=True, precision="bf16")
     assert smaller < need  # bf16 keeps less: the same 16 GB then hold everything
     assert auto.choose_recompute(Facts("cuda", 16 * 1024), smaller).value is False
@@ -84,9 +88,11 @@ def test_the_trainer_logs_each_choice(tiny_dataset, tmp_path, capsys):
     t = Trainer(cfg, tmp_path)
     err = capsys.readouterr().err
     assert "train.threads: auto -> " in err
-    assert "train.recompute_activations: auto -> false (keep-all needs ~" in err
+    amx = auto.machine_facts(t.device).cpu_amx  # recompute on a CPU without AMX
+    line = "auto -> false (keep-all needs ~" if amx else "auto -> true (a CPU without AMX"
+    assert f"train.recompute_activations: {line}" in err
     assert "train.compile: auto -> false (cpu: compiling costs minutes and 1.8x the memory)" in err
-    assert t.model.recompute_activations is False and t.net is t.model
+    assert t.model.recompute_activations is not amx and t.net is t.model
     assert {c.key for c in t.auto_choices} == {
         "train.threads",
         "train.recompute_activations",
