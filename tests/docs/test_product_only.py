@@ -20,9 +20,10 @@ ABSOLUTE_PATH = re.compile(rf"(?<![\w.~/:-])/(?:{ROOTS})(?=[/`'\"\s),;]|$)")
 
 # how the work was organised. "session" alone is also pytest's fixture scope and a Unix
 # process session, so only the phrases that count sessions (or hand them a GPU) are flagged.
-# Three of the words (who did the work, who aided, what scheduled it) are kept ROT13-encoded,
-# so that this file does not itself say them.
+# The words (who did the work, who aided, who led, what scheduled it, the sitting it happened in)
+# are kept ROT13-encoded in the samples below, so that this file does not itself say them.
 WHO, AIDE, LOCK = (codecs.decode(w, "rot13") for w in ("ntrag", "urycre", "frzncuber"))
+CHIEF, SITTING = (codecs.decode(w, "rot13") for w in ("yrnq", "frffvba"))
 ORGANISATION = re.compile(
     rf"\b{WHO}s?\b"
     rf"|\b{AIDE} (?:sessions?|{WHO}s?)\b|\b{AIDE}s held\b"
@@ -114,9 +115,9 @@ def test_product_paths_pass(line):
     "line",
     [
         f"the machine was shared with other {WHO}s' jobs",
-        "Fifth session (2026-12-01), nothing else running",
-        "no session had a GPU",
-        "the lead's shell",
+        f"Fifth {SITTING} (2026-12-01), nothing else running",
+        f"no {SITTING} had a GPU",
+        f"the {CHIEF}'s shell",
         "as issue 8's diagnostics read them",
         "Defect 2 of issue #18",
         "The issue-16 fp32 target on this CPU",
