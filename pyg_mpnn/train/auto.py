@@ -21,6 +21,7 @@ ones.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -173,12 +174,13 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _cpu_has(flag: str) -> bool:
-    """Whether ``/proc/cpuinfo`` lists ``flag`` among the CPU's flags (False elsewhere)."""
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
     for line in (_read("/proc/cpuinfo") or "").splitlines():
         if line.startswith("flags"):
-            return flag in line.split(":", 1)[1].split()
-    return False
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
 
 
 def _core_map(affinity: tuple[int, ...]) -> dict:
@@ -247,7 +249,7 @@ def machine_facts(device: torch.device) -> Facts:
         cpu_quota=_cgroup_cpus(),
         omp_threads=int(omp) if omp.isdigit() and int(omp) > 0 else None,
         local_processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1),
-        cpu_amx=_cpu_has("amx_tile"),
+        cpu_amx="amx_tile" in cpu_flags(),
     )
 
 

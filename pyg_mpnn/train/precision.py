@@ -15,6 +15,7 @@ import gc
 import torch
 
 from pyg_mpnn.errors import BadValue
+from pyg_mpnn.train.auto import cpu_flags
 
 
 def pick_device(name: str) -> torch.device:
@@ -30,11 +31,7 @@ def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` has bf16 arithmetic in hardware (not emulated)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def pick_precision(name: str, device: torch.device) -> str:
