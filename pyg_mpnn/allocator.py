@@ -162,11 +162,18 @@ class HeapStats:
 _ARENAS_ALL = 4096  # jemalloc's MALLCTL_ARENAS_ALL: every arena at once
 
 
+def _mallctl():
+    """The preloaded jemalloc's ``mallctl`` (unprefixed), or None."""
+    try:
+        return ctypes.CDLL(None).mallctl
+    except (OSError, AttributeError):
+        return None
+
+
 def _jemalloc_stat(name: str) -> int:
     """One of jemalloc's ``stats.*`` counters (bytes), after refreshing them; 0 if unreadable."""
-    try:
-        mallctl = ctypes.CDLL(None).mallctl  # the preloaded jemalloc's, unprefixed
-    except (OSError, AttributeError):
+    mallctl = _mallctl()
+    if mallctl is None:
         return 0
     epoch, value = ctypes.c_uint64(1), ctypes.c_size_t(0)
     size = ctypes.c_size_t(ctypes.sizeof(epoch))
@@ -181,11 +188,8 @@ def release_free_memory() -> bool:
     """Return jemalloc's free pages to the system (merging its free extents on the way);
     True if it did. A no-op (False) on other allocators: glibc's holes are split by live
     blocks, which no trim merges (docs/reliability.md)."""
-    if active() != "jemalloc":
-        return False
-    try:
-        mallctl = ctypes.CDLL(None).mallctl
-    except (OSError, AttributeError):
+    mallctl = _mallctl() if active() == "jemalloc" else None
+    if mallctl is None:
         return False
     return mallctl(f"arena.{_ARENAS_ALL}.purge".encode(), None, None, None, 0) == 0
 
