@@ -6,6 +6,15 @@ confidence interval over chains.
     python -m benchmarks.finetune --json --out benchmarks/results/finetune.json
     python -m benchmarks.finetune --tiny --steps 2 --samples 2      # seconds: the CI check
 
+    # the same result over several calls (each model is written as soon as it is measured):
+    python -m benchmarks.finetune --json --only base,full/seed0 --out benchmarks/results/finetune.json
+    python -m benchmarks.finetune --json --resume --out benchmarks/results/finetune.json
+
+The JSON is rewritten after every model (``complete: false`` and the ``missing`` models until
+the last); ``--resume`` keeps the models ``--out`` holds when it was made with the same
+settings (``signature``) and measures the rest. ``calls`` records each call's command, machine
+(commit, CPU, load at start and end) and minutes; every model names the call that measured it.
+
 Data: ``../shared/data/training`` (``PYG_MPNN_SHARED_DATA``): ``db5.5_{train,val,test}``
 (split by complex), and ``../shared/data/benchmarks/ts50.jsonl``; ``--tiny``: a few proteins
 of the embedded data's DB5.5 parts stand in for every set.
@@ -41,8 +50,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch_geometric.data import Batch
+from tqdm import tqdm
 
-from benchmarks.common import DATA, command, emit, finished, load_records, machine, shown_path
+from benchmarks.common import (
+    DATA,
+    command,
+    emit,
+    finished,
+    load_records,
+    machine,
+    shown_path,
+    write_json,
+)
 from pyg_mpnn.data.prepare import prepare
 from pyg_mpnn.evaluation import batches, chain_recoveries, iter_records
 from pyg_mpnn.io.jsonl import write_jsonl
@@ -57,14 +76,15 @@ TEMPERATURE, EVAL_SEED, VALID_CHAINS = 0.1, 0, 40
 
 # -- testing ---------------------------------------------------------------------------------------
 @torch.no_grad()
-def score(model, records: list, samples: int, seed: int = EVAL_SEED) -> dict:
+def score(model, records: list, samples: int, seed: int = EVAL_SEED, desc: str = "") -> dict:
     """Perplexity and accuracy (one order), and each designed chain's mean recovery over
-    ``samples`` sampled sequences."""
+    ``samples`` sampled sequences (a progress bar on stderr, named ``desc``)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.eval()
     nll, correct, residues, per_chain = 0.0, 0, 0, []
-    for chunk in batches(records, 2000):
+    chunks = list(batches(records, 2000))
+    for chunk in tqdm(chunks, desc=desc or "testing", unit="batch", leave=False, file=sys.stderr):
         data = Batch.from_data_list([to_data(r, model.backbone) for r in chunk])
         scored = data.design_mask & data.mask
         encoded = model.encode(data)
@@ -126,7 +146,7 @@ def fine_tune(setting: str, seed: int, data: Path, a, work: Path) -> tuple[dict,
         f"data.valid_max_proteins={VALID_CHAINS}",
         f"train.threads={a.threads}",
         f"train.precision={a.precision}",
-        "train.progress=false",
+        f"train.progress={str(not a.tiny).lower()}",  # a bar for each fine-tune
         "track.aim=false",
         "track.layer_every=0",
         "checkpoint.keep_best=false",
@@ -153,6 +173,12 @@ def fine_tune(setting: str, seed: int, data: Path, a, work: Path) -> tuple[dict,
 
 
 # -- the run ---------------------------------------------------------------------------------------
+def fail(message: str):
+    """A user's mistake: one line naming the culprit, exit 2."""
+    print(f"benchmarks.finetune: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def held_out_sets(tiny: bool) -> dict:
     if tiny:
         _, recs = load_records(True, 0)
@@ -163,9 +189,7 @@ def held_out_sets(tiny: bool) -> dict:
     }
     for path in paths.values():
         if not path.exists():
-            raise SystemExit(
-                f"{shown_path(path)} not found: set PYG_MPNN_SHARED_DATA or use --tiny"
-            )
+            fail(f"{shown_path(path)} not found: set PYG_MPNN_SHARED_DATA or use --tiny")
     return {
         name: [r for r in iter_records(str(p)) if isinstance(r, ProteinRecord)]
         for name, p in paths.items()
@@ -181,13 +205,89 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--precision", default="fast", help="train.precision of the fine-tunes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="a few embedded proteins (CI)")
+    ap.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated models to measure in this call (base, full/seed0, ...); "
+        "with --resume the others come from --out",
+    )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the models --out already holds (same settings) and measure the rest",
+    )
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
-    ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap.add_argument("--out", default=None, help="also write the JSON here, after every model")
     a = ap.parse_args(argv)
     for name in ("steps", "seeds", "samples", "threads"):
         if getattr(a, name) <= 0:
             ap.error(f"--{name} must be positive")
+    names = model_names(a.seeds)
+    a.only = names if a.only is None else [m.strip() for m in a.only.split(",") if m.strip()]
+    unknown = [m for m in a.only if m not in names]
+    if unknown:
+        ap.error(f"--only: {unknown[0]!r} is not one of {', '.join(names)}")
+    if a.resume and not a.out:
+        ap.error("--resume needs --out: the result it adds to")
     return a
+
+
+def model_names(seeds: int) -> list[str]:
+    """Every model a complete result holds, in the order they are measured."""
+    return ["base"] + [f"{s}/seed{seed}" for s in SETTINGS for seed in range(seeds)]
+
+
+def signature(a) -> dict:
+    """What must agree for models measured in separate calls to share one result: the
+    settings, and the CPU (minutes, and what ``precision: fast`` picks, depend on it)."""
+    keys = ("base", "steps", "samples", "precision", "threads", "tiny")
+    return {k: getattr(a, k) for k in keys} | {
+        "evaluation_seed": EVAL_SEED,
+        "cpu": machine()["cpu"],
+    }
+
+
+def earlier_result(a) -> tuple[dict, list]:
+    """With ``--resume``: the models and calls ``--out`` already holds, when it was made with
+    the same settings (else a one-line exit naming the first difference)."""
+    path = Path(a.out) if a.out else None
+    if not a.resume or not path.exists():
+        return {}, []
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        fail(f"{a.out}: not a finetune result ({e}); remove it or drop --resume")
+    if "signature" not in earlier:
+        fail(f"{a.out}: made without a signature, before --resume existed; drop --resume")
+    mine = signature(a)
+    for key, value in mine.items():
+        if earlier.get("signature", {}).get(key) != value:
+            theirs = earlier.get("signature", {}).get(key)
+            fail(f"{a.out}: made with {key}={theirs!r}, this call has {value!r}")
+    models = {k: v for k, v in earlier["models"].items() if k in model_names(a.seeds)}
+    return models, earlier.get("calls", [])
+
+
+def result_of(a, argv, models: dict, sets: dict, train_chains: int, calls: list) -> dict:
+    missing = [m for m in model_names(a.seeds) if m not in models]
+    return {
+        "machine": calls[-1]["machine"],
+        "command": command("benchmarks.finetune", argv),
+        "complete": not missing,
+        "missing": missing,
+        "signature": signature(a),
+        "tiny": a.tiny,
+        "base": a.base,
+        "steps": a.steps,
+        "seeds": list(range(a.seeds)),
+        "sets": {k: {"proteins": len(v)} for k, v in sets.items()},
+        "train_chains": train_chains,
+        "protocol": f"T = {TEMPERATURE}, {a.samples} samples per chain, seed {EVAL_SEED}; "
+        "95 % bootstrap intervals over chains",
+        "wall_minutes_total": sum(c["wall_minutes"] for c in calls),
+        "calls": calls,
+        "models": {m: models[m] for m in model_names(a.seeds) if m in models},
+    }
 
 
 def main(argv=None) -> dict:
@@ -195,37 +295,35 @@ def main(argv=None) -> dict:
     log = lambda *x: print(*x, file=sys.stderr, flush=True)
     torch.set_num_threads(a.threads)
     info, t0 = machine(), time.time()
+    models, calls = earlier_result(a)
+    todo = [m for m in a.only if m not in models]
+    log(f"kept from {a.out}: {', '.join(models) or 'none'}; measuring: {', '.join(todo) or 'none'}")
     train, valid = load_records(a.tiny, 10**9)  # every validation chain; training reads 40
     sets = held_out_sets(a.tiny)
-    evaluate = lambda model: {k: score(model, v, a.samples) for k, v in sets.items()}
-    models = {"base": {"weights": a.base, **evaluate(load_model(a.base))}}
-    log(
-        f"{a.base}: "
-        + ", ".join(
-            f"{k} ppl {v['perplexity']:.3f}" for k, v in models["base"].items() if k in sets
-        )
-    )
+    evaluate = lambda model: {k: score(model, v, a.samples, desc=k) for k, v in sets.items()}
+    call = {"command": command("benchmarks.finetune", argv), "models": todo}
+
+    def measured(name: str, facts: dict) -> None:
+        """One model done: into the result, written at once (a killed call keeps it)."""
+        models[name] = {**facts, "measured_at": {"commit": info["commit"], "call": len(calls)}}
+        call.update(machine=finished(info), wall_minutes=(time.time() - t0) / 60)
+        if a.out:
+            done = result_of(a, argv, models, sets, len(train), [*calls, call])
+            write_json(a.out, json.dumps(done, indent=1))
+
+    if "base" in todo:
+        measured("base", {"weights": a.base, **evaluate(load_model(a.base))})
+        log(", ".join(f"{a.base}: {k} ppl {models['base'][k]['perplexity']:.3f}" for k in sets))
     with tempfile.TemporaryDirectory() as tmp:
-        data = prepared(train, valid, Path(tmp))
-        for setting in SETTINGS:
-            for seed in range(a.seeds):
-                facts, model = fine_tune(setting, seed, data, a, Path(tmp))
-                models[f"{setting}/seed{seed}"] = {**facts, **evaluate(model)}
-                log(f"{setting}/seed{seed}: {facts['steps']} steps, {facts['minutes']:.1f} min")
-    result = {
-        "machine": finished(info),
-        "command": command("benchmarks.finetune", argv),
-        "tiny": a.tiny,
-        "base": a.base,
-        "steps": a.steps,
-        "seeds": list(range(a.seeds)),
-        "sets": {k: {"proteins": len(v)} for k, v in sets.items()},
-        "train_chains": len(train),
-        "protocol": f"T = {TEMPERATURE}, {a.samples} samples per chain, seed {EVAL_SEED}; "
-        "95 % bootstrap intervals over chains",
-        "wall_minutes_total": (time.time() - t0) / 60,
-        "models": models,
-    }
+        tunes = [m for m in todo if m != "base"]
+        data = prepared(train, valid, Path(tmp)) if tunes else None
+        for name in tunes:
+            setting, seed = name.split("/seed")
+            facts, model = fine_tune(setting, int(seed), data, a, Path(tmp))
+            measured(name, {**facts, **evaluate(model)})
+            log(f"{name}: {facts['steps']} steps, {facts['minutes']:.1f} min")
+    call.update(machine=finished(info), wall_minutes=(time.time() - t0) / 60)
+    result = result_of(a, argv, models, sets, len(train), [*calls, call])
     return emit(result, a, json.dumps, indent=1)
 
 

@@ -4,6 +4,8 @@ validation set, the same wall-clock budget each, one run after the other.
 
     python -m benchmarks.time_to_quality --json --minutes 20 --out benchmarks/results/time_to_quality.json
     python -m benchmarks.time_to_quality --tiny --minutes 0.05     # seconds: the CI check
+    python -m benchmarks.time_to_quality --json --reanalyse benchmarks/results/time_to_quality.json \
+        --out benchmarks/results/time_to_quality.json                  # targets and speedups again
 
 Data: ``../shared/data/training`` (``PYG_MPNN_SHARED_DATA``): trained on ``db5.5_train``,
 validated on a seeded subset of 40 ``db5.5_val`` chains (``--tiny``: a few proteins of the
@@ -37,12 +39,14 @@ perplexities agree. Data order: each arm shuffles with the seed; the batches the
 
 Every arm is validated on the same proteins with the same fixed seed (eval mode, mean NLL over
 the valid residues) every ``budget / --valid-points`` seconds of *training* time; validation
-(and ours' checkpoint writes) are not counted. The target is the original's mean validation
-perplexity over its last two points, averaged over the seeds. An arm's speedup for a seed is
-the training time the original needed to reach the target over the time the arm needed (log
-perplexity interpolated linearly between points), both from that seed's initial weights;
-``speedups`` gives their mean, min and max over the seeds where both reached it. A PNG of the
-curves is written beside ``--out``.
+(and ours' checkpoint writes) are not counted. Each seed's target is the original's mean
+validation perplexity over its last two points (``target_ppl_per_seed``; ``target_ppl`` their
+mean). An arm's speedup for a seed is the training time the original needed to reach that
+seed's target over the time the arm needed (log perplexity interpolated linearly between
+points), both from that seed's initial weights; ``speedups`` gives their mean, min and max over
+the seeds where the arm reached it. A PNG of the curves is written beside ``--out``.
+``--reanalyse FILE`` computes the targets and speedups of a result again from its curves
+(no training), recording the command and commit that did it under ``analysis``.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from benchmarks.common import (
     command,
     emit,
     finished,
+    git_commit,
     load_records,
     machine,
     original_batches,
@@ -304,7 +309,8 @@ def plot(result: dict, path: Path) -> None:
             color=colours[run["arm"]],
             label=name,
         )
-    ax.axhline(result["target_ppl"], color="grey", ls=":", label="target")
+    for seed, target in result.get("target_ppl_per_seed", {}).items():
+        ax.axhline(target, color="grey", ls=":", lw=1, label=f"target, seed {seed}")
     ax.set(
         xlabel="training wall time (min)",
         ylabel="validation perplexity",
@@ -340,21 +346,23 @@ def run_seed(a, seed: int, train, valid, data: Path, work: Path, log) -> dict:
     return runs
 
 
-def target_ppl(runs: dict) -> float:
-    """The original's mean validation perplexity over its last points, averaged over seeds."""
-    ends = [
-        statistics.fmean(p["valid_ppl"] for p in r["curve"][-TARGET_POINTS:])
+def target_ppls(runs: dict) -> dict[int, float]:
+    """Per seed: the original's mean validation perplexity over its last points (the
+    original reaches it: the lower of those points is at or below their mean)."""
+    return {
+        r["seed"]: statistics.fmean(p["valid_ppl"] for p in r["curve"][-TARGET_POINTS:])
         for r in runs.values()
         if r["arm"] == "original"
-    ]
-    return statistics.fmean(ends)
+    }
 
 
-def speedups(runs: dict, target: float) -> dict:
-    """Per arm: the original's time to ``target`` over the arm's, seed by seed (same initial
-    weights), as mean, min and max over the seeds where both reached it."""
+def speedups(runs: dict, targets: dict[int, float]) -> dict:
+    """Per arm: the original's time to its seed's target over the arm's, seed by seed (same
+    initial weights, same target), as mean, min and max over the seeds where the arm reached
+    it."""
     for r in runs.values():
-        r["time_to_target_s"] = time_to_reach(r["curve"], target)
+        r["target_ppl"] = targets[r["seed"]]
+        r["time_to_target_s"] = time_to_reach(r["curve"], targets[r["seed"]])
     out = {}
     for arm in ARMS[1:]:
         ratios, seeds = [], [r["seed"] for r in runs.values() if r["arm"] == arm]
@@ -372,6 +380,19 @@ def speedups(runs: dict, target: float) -> dict:
             "seeds_reached": f"{len(ratios)} of {len(seeds)}",
         }
     return out
+
+
+def compare(result: dict) -> dict:
+    """``result`` (its ``arms``) with the targets and speedups computed from the curves."""
+    targets = target_ppls(result["arms"])
+    return {
+        **result,
+        "target_ppl": statistics.fmean(targets.values()),
+        "target_ppl_per_seed": {str(k): v for k, v in sorted(targets.items())},
+        "target": f"per seed, the original's mean validation perplexity over its last "
+        f"{TARGET_POINTS} points (target_ppl: their mean over seeds)",
+        "speedups": speedups(result["arms"], targets),
+    }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -394,6 +415,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="a few embedded proteins (CI)")
+    ap.add_argument(
+        "--reanalyse",
+        default=None,
+        metavar="FILE",
+        help="no training: the targets and speedups of FILE's curves again",
+    )
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--out", default=None, help="also write the JSON here (and a .png beside)")
     a = ap.parse_args(argv)
@@ -426,8 +453,34 @@ def shared_settings(a) -> dict:
     }
 
 
+def reanalyse(a, argv) -> dict:
+    """``--reanalyse FILE``: the targets and speedups of a result again from its curves (the
+    measurement itself unchanged), with the command and commit that did it."""
+    try:
+        result = json.loads(Path(a.reanalyse).read_text())
+        result["arms"]
+    except (OSError, json.JSONDecodeError, KeyError) as e:
+        print(
+            f"benchmarks.time_to_quality: {a.reanalyse}: not a result with arms ({e})",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    result = compare(result)
+    result["analysis"] = {
+        "command": command("benchmarks.time_to_quality", argv),
+        "commit": git_commit(),
+    }
+    return result
+
+
 def main(argv=None) -> dict:
     a = parse_args(argv)
+    if a.reanalyse:
+        result = reanalyse(a, argv)
+        emit(result, a, json.dumps, indent=1)
+        if a.out:
+            plot(result, Path(a.out).with_suffix(".png"))
+        return result
     log = lambda *x: print(*x, file=sys.stderr, flush=True)
     torch.set_num_threads(a.threads)
     train, valid = load_records(a.tiny, a.valid_proteins)
@@ -440,7 +493,6 @@ def main(argv=None) -> dict:
         data = prepare_ours(train, valid, Path(tmp))
         for seed in range(a.seeds):
             runs.update(run_seed(a, seed, train, valid, data, Path(tmp), log))
-    target = target_ppl(runs)
     result = {
         "machine": finished(info),
         "command": command("benchmarks.time_to_quality", argv),
@@ -453,12 +505,9 @@ def main(argv=None) -> dict:
         "train_proteins": len(train),
         "valid_proteins": len(valid),
         "shared": shared_settings(a),
-        "target_ppl": target,
-        "target": f"the original's mean validation perplexity over its last {TARGET_POINTS} "
-        "points, mean over seeds",
-        "speedups": speedups(runs, target),
         "arms": runs,
     }
+    result = compare(result)
     emit(result, a, json.dumps, indent=1)  # without --json: the JSON on one line
     if a.out:
         plot(result, Path(a.out).with_suffix(".png"))

@@ -40,6 +40,7 @@ from tools.docrender import (  # noqa: F401
     jacobian,
     memory,
     monitoring,
+    parity,
     speed,
     sweep,
 )

@@ -6,8 +6,8 @@ encoder = decoder depth) or ``widths`` x ``depths``; ``flop_budgets`` (training 
 a size's residue budget is the budget divided by its FLOPs per residue, so all sizes of one
 budget spent the same compute); ``curve_flops`` (extra validation points along each run, as
 fractions of the largest budget, for the loss-vs-FLOPs plot); ``replicate`` (``{size: [w, d],
-seed: 1}``: that size again with another seed, so the table can set the gaps between sizes
-against the seed-to-seed spread); ``max_minutes`` (the whole sweep's time: a short timing of
+seed: 1}`` or a list of them: that size again with another seed, so the table can set the gaps
+between sizes against the largest seed-to-seed spread and name the sizes it cannot tell apart); ``max_minutes`` (the whole sweep's time: a short timing of
 every size estimates it first, and when it would be passed, *every* budget shrinks by one
 factor, said loudly: budgets are never cut unevenly). ``token_budget`` (residues) replaces
 ``flop_budgets`` for a plain equal-residue sweep.
@@ -18,7 +18,8 @@ budget (:mod:`pyg_mpnn.sweep.plan` has the arithmetic and why that is fair under
 Outputs in the sweep folder: ``<size>/`` run folders (checkpoints, metrics.csv), one Aim repo
 ``aim/`` with one run per size (experiment = the sweep's name, run name = the size),
 ``scale_sweep.csv`` (one row per size and budget), ``scale_sweep.md`` (the table, the
-compute-optimal size of each budget, the seed spread against the size gap, the power-law fit),
+compute-optimal size of each budget and whether the ladder brackets it, the seed spread against
+the size gap, the optimal size's power law in compute, the frontier's power law),
 ``scale_sweep.json`` (all of it plus every validation point) and ``scale_sweep.png``.
 
 Ablations use the same machinery with ``sweep.points`` instead of sizes

@@ -129,6 +129,61 @@ def seed_spread(rows: list[dict], size: str, replicate: str) -> dict[float, floa
     return {c: abs(a[c] - b[c]) for c in sorted(set(a) & set(b))}
 
 
+def optimal_size(points: list[tuple[float, float]]) -> dict:
+    """Where one budget's iso-FLOP profile has its minimum. ``points``: ``(params, loss)`` of
+    every size at the budget. The lowest-loss size is *bracketed* when the ladder has a smaller
+    and a larger size; then ``params_opt`` is the vertex of the parabola through it and its two
+    neighbours in ``log(params)`` (inside their range, since the middle one is lowest), else
+    ``None``: the optimum may lie beyond the ladder."""
+    pts = sorted((n, loss) for n, loss in points if n > 0 and loss is not None)
+    if not pts:
+        return {"bracketed": False, "params_opt": None, "size_index": None}
+    i = min(range(len(pts)), key=lambda j: pts[j][1])
+    if not 0 < i < len(pts) - 1:
+        return {"bracketed": False, "params_opt": None, "size_index": i}
+    (x0, y0), (x1, y1), (x2, y2) = [(math.log(n), loss) for n, loss in pts[i - 1 : i + 2]]
+    den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
+    if den == 0:  # three equal losses: no curvature, the middle size stands
+        return {"bracketed": True, "params_opt": pts[i][0], "size_index": i}
+    num = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
+    return {"bracketed": True, "params_opt": math.exp(x1 - 0.5 * num / den), "size_index": i}
+
+
+def fit_optimal_size_law(points: list[tuple[float, float]]) -> dict | None:
+    """Least-squares ``N_opt = k * C^a`` in log-log space over ``(budget, params_opt)``;
+    ``{a, a_se, k, budgets}``, ``a_se`` the standard error of ``a`` (``None`` with two
+    budgets: no residual left to estimate it). ``None`` with fewer than two budgets."""
+    pts = [(math.log(c), math.log(n)) for c, n in points if c > 0 and n and n > 0]
+    n = len(pts)
+    if n < 2:
+        return None
+    mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    if sxx == 0:
+        return None
+    a = sum((x - mx) * (y - my) for x, y in pts) / sxx
+    residual = sum((y - my - a * (x - mx)) ** 2 for x, y in pts)
+    se = math.sqrt(residual / (n - 2) / sxx) if n > 2 else None
+    return {"a": a, "a_se": se, "k": math.exp(my - a * mx), "budgets": n}
+
+
+def ties_with_optimal(rows: list[dict], budget: float, spread: float, exclude=frozenset()):
+    """Sizes other than the compute-optimal one whose loss at ``budget`` is within ``spread``
+    (the seed-to-seed spread) of it: at this budget they cannot be told apart."""
+    at = {
+        r["size"]: r["valid_loss"]
+        for r in rows
+        if r["budget_flops"] == budget
+        and r["size"] not in exclude
+        and r["valid_loss"] is not None
+        and r.get("reached", True)
+    }
+    if not at:
+        return []
+    best = min(at, key=at.get)
+    return [s for s, loss in at.items() if s != best and loss - at[best] <= spread]
+
+
 def size_gap(rows: list[dict], budget: float, exclude: set[str] = frozenset()) -> float | None:
     """Best-to-worst validation-loss gap between sizes at ``budget`` (replicates excluded)."""
     losses = [

@@ -1,8 +1,12 @@
 """scale_sweep's outputs: the per-budget table, its summary, the JSON and the loss-vs-FLOPs plot.
 
-Rows are one per (run, budget). The summary names the compute-optimal size at each budget,
-sets the best-to-worst gap between sizes against the seed-to-seed spread of the replicate, and
-fits ``loss = a * C^-b`` to the frontier (the lowest loss reached at each budget).
+Rows are one per (run, budget). The summary names the compute-optimal size at each budget and
+whether the ladder brackets it (a smaller and a larger size on either side; then a parabola in
+log(params) through the three gives the optimal parameter count), sets the best-to-worst gap
+between sizes against the largest seed-to-seed spread of the replicates and names the sizes
+within that spread of the optimum (ties), fits ``N_opt = k * C^a`` over the bracketed budgets
+(with the standard error of ``a``) and ``loss = a * C^-b`` to the frontier (the lowest loss
+reached at each budget).
 """
 
 from __future__ import annotations
@@ -94,80 +98,114 @@ def size_rows(results: list[dict], budgets: list[float]) -> list[dict]:
 
 
 def summary(rows: list[dict], results: list[dict], budgets: list[float]) -> dict:
-    """Compute-optimal size per budget, seed spread vs size gap, the frontier's power law."""
+    """Per budget: the compute-optimal size, whether the ladder brackets it and the parabola's
+    optimum, the best-worst gap against the largest seed spread, the sizes tied with the optimum.
+    Then each replicate's spread, the optimal size's power law in compute, the frontier's."""
     reps = {r["size"]: r["replicate_of"] for r in results if r.get("replicate_of")}
-    out = {"budgets": [], "replicates": [], "power_law": None}
+    spreads = {rep: sweep_plan.seed_spread(rows, orig, rep) for rep, orig in reps.items()}
+    main = [r for r in rows if r["size"] not in reps]
+    out = {"budgets": [], "replicates": [], "power_law": None, "optimal_size_law": None}
     for b in sorted({r["budget_flops"] for r in rows}):
-        best = sweep_plan.compute_optimal([r for r in rows if r["size"] not in reps], b)
+        best = sweep_plan.compute_optimal(main, b)
         gap = sweep_plan.size_gap(rows, b, exclude=set(reps))
+        spread = max((s[b] for s in spreads.values() if b in s), default=None)
+        at = [
+            (r["params"], r["valid_loss"]) for r in main if r["budget_flops"] == b and r["reached"]
+        ]
+        optimum = sweep_plan.optimal_size(at)
         out["budgets"].append(
             {
                 "budget_flops": b,
                 "compute_optimal": best and best["size"],
                 "valid_ppl": best and best["valid_ppl"],
+                "bracketed": optimum["bracketed"],
+                "optimal_params": optimum["params_opt"],
                 "size_gap_loss": gap,
+                "seed_spread_loss": spread,
+                "gap_over_spread": _ratio(gap, spread),
+                "ties_with_optimal": None
+                if spread is None
+                else sweep_plan.ties_with_optimal(rows, b, spread, exclude=set(reps)),
             }
         )
+    gaps = {e["budget_flops"]: e["size_gap_loss"] for e in out["budgets"]}
     for rep, orig in reps.items():
-        spread = sweep_plan.seed_spread(rows, orig, rep)
-        gaps = {e["budget_flops"]: e["size_gap_loss"] for e in out["budgets"]}
         out["replicates"].append(
             {
                 "size": orig,
                 "replicate": rep,
-                "spread_loss": spread,
-                "gap_over_spread": {
-                    b: (gaps[b] / s if s > 0 and gaps.get(b) else math.inf)
-                    for b, s in spread.items()
-                },
+                "spread_loss": spreads[rep],
+                "gap_over_spread": {b: _ratio(gaps.get(b), s) for b, s in spreads[rep].items()},
             }
         )
+    bracketed = [(e["budget_flops"], e["optimal_params"]) for e in out["budgets"] if e["bracketed"]]
+    out["optimal_size_law"] = sweep_plan.fit_optimal_size_law(bracketed)
     if budgets:
-        front = sweep_plan.frontier(
-            [
-                (r["budget_flops"], r["valid_loss"])
-                for r in rows
-                if r["reached"] and r["size"] not in reps
-            ]
-        )
-        fit = sweep_plan.fit_power_law(front)
-        points = [
-            (h["residues"] * r["flops_per_residue"], h["valid_loss"])
-            for r in results
-            if r["size"] not in reps
-            for h in r["history"]
-        ]
-        fit_all = sweep_plan.fit_power_law(sweep_plan.frontier(points))
-        out["power_law"] = {
-            "frontier_at_budgets": fit and {"a": fit[0], "b": fit[1]},
-            "frontier_all_points": fit_all and {"a": fit_all[0], "b": fit_all[1]},
-        }
+        out["power_law"] = _frontier_laws(rows, results, reps)
     return out
+
+
+def _ratio(gap: float | None, spread: float | None) -> float | None:
+    """The best-worst gap in units of the seed spread (infinite for a zero spread)."""
+    if gap is None or spread is None:
+        return None
+    return gap / spread if spread > 0 else math.inf
+
+
+def _frontier_laws(rows: list[dict], results: list[dict], reps: dict) -> dict:
+    """``loss = a * C^-b`` fitted to the frontier at the budgets and along every validation."""
+    front = sweep_plan.frontier(
+        [
+            (r["budget_flops"], r["valid_loss"])
+            for r in rows
+            if r["reached"] and r["size"] not in reps
+        ]
+    )
+    fit = sweep_plan.fit_power_law(front)
+    points = [
+        (h["residues"] * r["flops_per_residue"], h["valid_loss"])
+        for r in results
+        if r["size"] not in reps
+        for h in r["history"]
+    ]
+    fit_all = sweep_plan.fit_power_law(sweep_plan.frontier(points))
+    return {
+        "frontier_at_budgets": fit and {"a": fit[0], "b": fit[1]},
+        "frontier_all_points": fit_all and {"a": fit_all[0], "b": fit_all[1]},
+    }
 
 
 def _summary_md(s: dict, scale: float) -> list[str]:
     md = [
         "",
-        "| budget (training FLOPs) | compute-optimal size | its valid ppl | "
-        "best-worst gap (nats) |",
-        "|---|---|---|---|",
+        "| budget (training FLOPs) | compute-optimal size | its valid ppl | bracketed | "
+        "optimal params (parabola) | best-worst gap (nats) | largest seed spread (nats) | "
+        "gap / spread | tied with the optimum |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     md += [
         f"| {_fmt(e['budget_flops'])} | {e['compute_optimal']} | {_fmt(e['valid_ppl'])} | "
-        f"{_fmt(e['size_gap_loss'])} |"
+        f"{'yes' if e['bracketed'] else 'no'} | {_fmt(e['optimal_params'])} | "
+        f"{_fmt(e['size_gap_loss'])} | {_fmt(e['seed_spread_loss'])} | "
+        f"{_fmt(e['gap_over_spread'])} | {', '.join(e['ties_with_optimal'] or []) or '-'} |"
         for e in s["budgets"]
     ]
     for rep in s["replicates"]:
         for b, spread in rep["spread_loss"].items():
-            ratio = rep["gap_over_spread"][b]
             md.append(
-                f"\nseed spread of {rep['size']} ({rep['replicate']}) at "
-                f"{_fmt(b)} FLOPs: {spread:.4f} nats; best-worst size gap / spread = "
-                f"{_fmt(ratio)}"
+                f"\nseed spread of {rep['size']} ({rep['replicate']}) at {_fmt(b)} FLOPs: "
+                f"{spread:.4f} nats"
             )
-    law = (s.get("power_law") or {}).get("frontier_at_budgets")
+    law = s.get("optimal_size_law")
     if law:
-        md.append(f"\nfrontier power law: valid loss = {law['a']:.3g} * C^-{law['b']:.4f}")
+        se = f" ± {law['a_se']:.3f}" if law["a_se"] is not None else " (two budgets: no error)"
+        md.append(
+            f"\noptimal size: N_opt = {law['k']:.3g} * C^{law['a']:.3f}{se} "
+            f"(standard error), fitted over {law['budgets']} bracketed budgets"
+        )
+    front = (s.get("power_law") or {}).get("frontier_at_budgets")
+    if front:
+        md.append(f"\nfrontier power law: valid loss = {front['a']:.3g} * C^-{front['b']:.4f}")
     if scale < 1:
         md.append(
             f"\nbudgets scaled by {scale:.3f} (one factor for every size) to fit sweep.max_minutes"

@@ -35,26 +35,19 @@ def size_overrides(width: int, depth: int) -> list[str]:
 
 # -- the sizes form ----------------------------------------------------------------------------
 def _runs_of(cfg: Config) -> list[dict]:
-    """Every run of the sweep: each size with the config's seed, the replicate right after its
+    """Every run of the sweep: each size with the config's seed, each replicate right after its
     size (the kernels oneDNN compiled for those shapes are still cached: run last, it trained
     1.3x slower)."""
     sw, seed = cfg.sweep, cfg.seed
     runs = [{"size": f"h{w}-d{d}", "width": w, "depth": d, "seed": seed} for w, d in sizes_of(sw)]
-    rep = sw.replicate
-    if rep:
+    for rep in sw.replicates:
         w, d = rep["size"]
         s = seed + 1 if rep.get("seed") is None else rep["seed"]
-        at = next((i + 1 for i, r in enumerate(runs) if r["size"] == f"h{w}-d{d}"), len(runs))
-        runs.insert(
-            at,
-            {
-                "size": f"h{w}-d{d}-s{s}",
-                "width": w,
-                "depth": d,
-                "seed": s,
-                "replicate_of": f"h{w}-d{d}",
-            },
-        )
+        name = f"h{w}-d{d}"
+        mine = [i + 1 for i, r in enumerate(runs) if name in (r["size"], r.get("replicate_of"))]
+        at = max(mine, default=len(runs))
+        run = {"size": f"{name}-s{s}", "width": w, "depth": d, "seed": s}
+        runs.insert(at, {**run, "replicate_of": name})
     return runs
 
 

@@ -270,7 +270,7 @@ class SweepConfig(Section):
     depths: list[int] | None
     flop_budgets: list[float] | None
     curve_flops: list[float] | None
-    replicate: dict[str, Any] | None
+    replicate: dict[str, Any] | list[dict[str, Any]] | None
     overhead_s: float
     max_minutes: float | None
     points: list[dict[str, Any]] | None
@@ -328,12 +328,20 @@ class SweepConfig(Section):
             require(ok, f"sweep.sizes[{i}]", "[hidden_dim, layers], both >= 1", size)
         if self.widths and not self.sizes:
             require(bool(self.depths), "sweep.depths", "a list of depths", self.depths)
-        if self.replicate is not None:
-            rep = self.replicate
-            require(set(rep) <= {"size", "seed"}, "sweep.replicate", "{size, seed}", rep)
-            size = check_value(rep.get("size"), list[int], "sweep.replicate.size")
-            require(len(size) == 2, "sweep.replicate.size", "[hidden_dim, layers]", size)
-            check_value(rep.get("seed"), int | None, "sweep.replicate.seed")
+        many = isinstance(self.replicate, list)
+        for i, rep in enumerate(self.replicates):
+            key = f"sweep.replicate[{i}]" if many else "sweep.replicate"
+            require(set(rep) <= {"size", "seed"}, key, "{size, seed}", rep)
+            size = check_value(rep.get("size"), list[int], f"{key}.size")
+            require(len(size) == 2, f"{key}.size", "[hidden_dim, layers]", size)
+            check_value(rep.get("seed"), int | None, f"{key}.seed")
+
+    @property
+    def replicates(self) -> list[dict[str, Any]]:
+        """``replicate`` as a list: one ``{size, seed}`` or several."""
+        if self.replicate is None:
+            return []
+        return self.replicate if isinstance(self.replicate, list) else [self.replicate]
 
     def _validate_points(self) -> None:
         names = []

@@ -204,10 +204,10 @@ def test_time_to_quality_renders_its_arms_and_the_speedups_spread(tmp_path):
     }
     (tmp_path / "t.json").write_text(json.dumps(res))
     rows = render_docs.RENDERERS["time_to_quality_table"](tmp_path, "t.json").splitlines()
-    assert rows[0].endswith("| step-0 ppl | final valid ppl | time to reach 12.50 |")
+    assert rows[0].endswith("| final valid ppl | the seed's target | time to reach it |")
     assert (
-        rows[2]
-        == "| original (training procedure), seed 0 | fp32 | 5 | 500 | 10 | 30.00 | **12.00** | 50 s |"
+        rows[2] == "| original (training procedure), seed 0 | fp32 | 5 | 500 | 10 | 30.00 | "
+        "**12.00** | 12.50 | 50 s |"
     )
     assert rows[3].startswith("| ours, fp32, seed 0 |") and rows[3].endswith("| not reached |")
     speedup = render_docs.RENDERERS["time_to_quality_speedup"]

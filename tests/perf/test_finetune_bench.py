@@ -43,3 +43,31 @@ def test_tiny_run_fine_tunes_both_settings_and_tests_every_model(tmp_path):
     base = res["models"]["base"]["db5.5_test"]["perplexity"]
     assert full["db5.5_test"]["perplexity"] == pytest.approx(base, rel=0.05)
     assert res["command"].startswith("python -m benchmarks.finetune --tiny")
+
+
+def test_a_result_made_over_two_calls_keeps_the_first_calls_models(tmp_path, capsys):
+    out = tmp_path / "ft.json"
+    argv = ["--tiny", "--steps", "1", "--seeds", "1", "--samples", "1", "--threads", "1"]
+    first = finetune.main([*argv, "--only", "base", "--out", str(out)])
+    assert not first["complete"] and first["missing"] == ["full/seed0", "frozen_encoder/seed0"]
+    assert json.loads(out.read_text())["models"].keys() == {"base"}
+    # a second call with other settings does not mix them into the result
+    with pytest.raises(SystemExit) as e:
+        finetune.main([*argv[:-1], "2", "--resume", "--out", str(out)])
+    assert e.value.code == 2 and "threads=1" in capsys.readouterr().err
+    second = finetune.main([*argv, "--resume", "--out", str(out)])
+    assert second["complete"] and second["missing"] == []
+    assert list(second["models"]) == ["base", "full/seed0", "frozen_encoder/seed0"]
+    assert second["models"]["base"] == first["models"]["base"]  # kept, not measured again
+    assert [m["measured_at"]["call"] for m in second["models"].values()] == [0, 1, 1]
+    assert [c["models"] for c in second["calls"]] == [
+        ["base"],
+        ["full/seed0", "frozen_encoder/seed0"],
+    ]
+    assert json.loads(out.read_text()) == json.loads(json.dumps(second))
+
+
+def test_only_names_a_model_of_the_run(capsys):
+    with pytest.raises(SystemExit) as e:
+        finetune.main(["--tiny", "--seeds", "1", "--only", "full/seed1"])
+    assert e.value.code == 2 and "'full/seed1'" in capsys.readouterr().err

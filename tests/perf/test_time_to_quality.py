@@ -54,9 +54,9 @@ def test_target_is_the_originals_last_points_over_seeds_and_speedups_pair_seeds(
                 "seed": seed,
                 "curve": curve((0, 30), (reach, 11)),
             }
-    target = ttq.target_ppl(runs)
-    assert target == pytest.approx((11 + 13) / 2)  # mean over seeds of each seed's last two
-    s = ttq.speedups(runs, target)["ours_fp32"]
+    targets = ttq.target_ppls(runs)
+    assert targets == pytest.approx({0: 11, 1: 13})  # each seed's original, its last two points
+    s = ttq.speedups(runs, targets)["ours_fp32"]
     per_seed = [
         runs[f"original/seed{k}"]["time_to_target_s"]
         / runs[f"ours_fp32/seed{k}"]["time_to_target_s"]
@@ -65,8 +65,12 @@ def test_target_is_the_originals_last_points_over_seeds_and_speedups_pair_seeds(
     assert s["per_seed"] == pytest.approx(per_seed) and s["seeds_reached"] == "2 of 2"
     assert (s["min"], s["max"]) == (min(per_seed), max(per_seed))
     runs["ours_fast/seed1"]["curve"] = curve((0, 30), (20, 29))  # never reaches the target
-    fast = ttq.speedups(runs, target)["ours_fast"]
+    fast = ttq.speedups(runs, targets)["ours_fast"]
     assert fast["seeds_reached"] == "1 of 2" and fast["mean"] == fast["min"] == fast["max"]
+    # the original always reaches its own seed's target, however far apart the seeds end
+    runs["original/seed1"]["curve"] = curve((0, 30), (10, 20), (20, 19))
+    ttq.speedups(runs, ttq.target_ppls(runs))
+    assert all(runs[f"original/seed{k}"]["time_to_target_s"] for k in (0, 1))
 
 
 def test_tiny_run_of_every_arm_from_shared_weights(tmp_path):
@@ -91,6 +95,12 @@ def test_tiny_run_of_every_arm_from_shared_weights(tmp_path):
         assert c[0]["valid_ppl"] == pytest.approx(start, rel=0.05)
     assert res["arms"]["ours_fp32/seed0"]["precision"] == "fp32"
     assert res["arms"]["original/seed0"]["settings"]["activation_checkpointing"] is True
-    assert res["target_ppl"] == pytest.approx(ttq.target_ppl(res["arms"]))
+    assert res["target_ppl_per_seed"] == pytest.approx({"0": ttq.target_ppls(res["arms"])[0]})
+    # the same comparison again from the stored curves, without training
+    again = ttq.main(["--reanalyse", str(out), "--out", str(tmp_path / "again.json")])
+    assert again["speedups"] == res["speedups"] and again["arms"] == res["arms"]
+    assert again["analysis"]["command"].startswith(
+        "python -m benchmarks.time_to_quality --reanalyse"
+    )
     assert set(res["speedups"]) == {"ours_fp32", "ours_fast"}
     assert res["command"].startswith("python -m benchmarks.time_to_quality --tiny")

@@ -204,3 +204,15 @@ def test_noam_matches_the_original_formula():
         expected = f * (d**-0.5 * min(step**-0.5, step * w**-1.5))
         assert noam_lr(step, d, f, w) == pytest.approx(expected, rel=1e-12)
     assert noam_lr(4000, d) > noam_lr(3000, d) and noam_lr(4000, d) > noam_lr(6000, d)
+
+
+def test_sweep_replicate_is_one_size_or_a_list_each_checked():
+    one = load_experiment("scale_sweep", ["sweep.replicate={size: [32, 1], seed: 3}"])
+    assert one.sweep.replicates == [{"size": [32, 1], "seed": 3}]
+    two = load_experiment("scale_sweep", ["sweep.replicate=[{size: [16, 1]}, {size: [32, 1]}]"])
+    assert [r["size"] for r in two.sweep.replicates] == [[16, 1], [32, 1]]
+    assert load_experiment("scale_sweep", ["sweep.replicate=null"]).sweep.replicates == []
+    with pytest.raises(ConfigError, match=r"sweep.replicate\[1\].size"):
+        load_experiment("scale_sweep", ["sweep.replicate=[{size: [16, 1]}, {size: [32]}]"])
+    with pytest.raises(ConfigError, match=r"sweep.replicate\b"):
+        load_experiment("scale_sweep", ["sweep.replicate={size: [16, 1], seeds: 2}"])

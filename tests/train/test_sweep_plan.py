@@ -102,3 +102,59 @@ def test_no_power_law_without_a_falling_trend():
     assert sweep_plan.fit_power_law([(1e10, 2.0), (1e11, 2.1), (1e12, 2.2)]) is None
     assert sweep_plan.fit_power_law([(1e10, 2.0), (1e11, 1.9)]) is None  # too few points
     assert math.isfinite(sweep_plan.fit_power_law([(1e10, 2.0), (1e11, 1.9), (1e12, 1.85)])[1])
+
+
+@given(st.floats(-1.5, 1.5), st.floats(0.05, 2.0), st.floats(1.0, 3.0))
+def test_optimal_size_is_the_vertex_of_an_exact_parabola(shift, curvature, floor):
+    # loss = floor + curvature * (ln N - ln N*)^2, sampled at a ladder that brackets N*
+    n_star = 5e4 * math.exp(shift)
+    ladder = [1e4, 2e4, 5e4, 1e5, 2.5e5]
+    pts = [(n, floor + curvature * math.log(n / n_star) ** 2) for n in ladder]
+    best = min(pts, key=lambda p: p[1])[0]
+    got = sweep_plan.optimal_size(pts)
+    if best in (ladder[0], ladder[-1]):
+        assert not got["bracketed"] and got["params_opt"] is None
+    else:
+        assert got["bracketed"] and got["params_opt"] == pytest.approx(n_star, rel=1e-6)
+
+
+def test_optimal_size_at_the_ladders_end_is_not_bracketed():
+    rising = [(1e4, 2.0), (2e4, 2.1), (5e4, 2.3)]
+    falling = [(1e4, 2.3), (2e4, 2.1), (5e4, 2.0)]
+    assert sweep_plan.optimal_size(rising) == {
+        "bracketed": False,
+        "params_opt": None,
+        "size_index": 0,
+    }
+    assert sweep_plan.optimal_size(falling)["size_index"] == 2
+    assert not sweep_plan.optimal_size(falling)["bracketed"]
+    flat = sweep_plan.optimal_size([(1e4, 2.0), (2e4, 2.0), (5e4, 2.0)])
+    assert flat["bracketed"] is False  # the first of equal losses: the smallest size
+    assert sweep_plan.optimal_size([])["params_opt"] is None
+
+
+@given(st.floats(0.1, 1.0), st.floats(1e-3, 10.0))
+def test_optimal_size_law_recovers_an_exact_exponent(a, k):
+    pts = [(c, k * c**a) for c in (1e11, 3e11, 1e12, 4e12)]
+    law = sweep_plan.fit_optimal_size_law(pts)
+    assert law["a"] == pytest.approx(a, rel=1e-6) and law["k"] == pytest.approx(k, rel=1e-6)
+    assert law["a_se"] == pytest.approx(0, abs=1e-6) and law["budgets"] == 4
+
+
+def test_optimal_size_law_error_grows_with_scatter_and_needs_two_budgets():
+    exact = [(1e11, 1e4), (1e12, 3e4), (1e13, 9e4)]
+    noisy = [(1e11, 1e4), (1e12, 4.5e4), (1e13, 9e4)]
+    assert (
+        sweep_plan.fit_optimal_size_law(noisy)["a_se"]
+        > sweep_plan.fit_optimal_size_law(exact)["a_se"]
+    )
+    two = sweep_plan.fit_optimal_size_law(exact[:2])
+    assert two["a_se"] is None and two["a"] == pytest.approx(math.log10(3))
+    assert sweep_plan.fit_optimal_size_law(exact[:1]) is None
+
+
+def test_ties_are_the_sizes_within_the_spread_of_the_optimum():
+    rows = _rows()  # at 2e12: a 2.8, b 2.6, c 2.7, b-s1 2.61
+    assert sweep_plan.ties_with_optimal(rows, 2e12, 0.11, exclude={"b-s1"}) == ["c"]
+    assert sweep_plan.ties_with_optimal(rows, 2e12, 0.05, exclude={"b-s1"}) == []
+    assert sorted(sweep_plan.ties_with_optimal(rows, 2e12, 1.0, exclude={"b-s1"})) == ["a", "c"]

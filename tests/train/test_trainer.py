@@ -91,7 +91,7 @@ SWEEP = [
     "model.k_neighbors=8",
     "train.progress=false",
     "train.threads=1",
-    "sweep.replicate={size: [8, 1], seed: 1}",
+    "sweep.replicate=[{size: [8, 1], seed: 1}, {size: [16, 2], seed: 1}]",
     "sweep.curve_flops=[0.25]",
     "sweep.overhead_s=0.1",
     "track.layer_every=0",
@@ -121,8 +121,8 @@ def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
         tiny_dataset, tmp_path, ["sweep.flop_budgets=[2.0e+8, 4.0e+8]", "sweep.max_minutes=null"]
     )
     assert [(r["size"], r["budget_flops"]) for r in rows] == [
-        (s, b) for s in ("h8-d1", "h8-d1-s1", "h16-d2") for b in (2e8, 4e8)
-    ]  # the replicate right after its size
+        (s, b) for s in ("h8-d1", "h8-d1-s1", "h16-d2", "h16-d2-s1") for b in (2e8, 4e8)
+    ]  # each replicate right after its size
     _assert_equal_compute(rows, [2e8, 4e8])
     small = [r for r in rows if r["size"] == "h8-d1"]
     big = [r for r in rows if r["size"] == "h16-d2"]
@@ -133,7 +133,7 @@ def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
     s = doc["summary"]
     assert [e["compute_optimal"] for e in s["budgets"]] == [
         min(
-            (r for r in rows if r["budget_flops"] == b and r["size"] != "h8-d1-s1"),
+            (r for r in rows if r["budget_flops"] == b and not r["size"].endswith("-s1")),
             key=lambda r: r["valid_loss"],
         )["size"]
         for b in (2e8, 4e8)
@@ -144,6 +144,15 @@ def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
         v == abs(a["valid_loss"] - b["valid_loss"])
         for v, a, b in zip(spread.values(), small, [r for r in rows if r["size"] == "h8-d1-s1"])
     )
+    assert [r["size"] for r in s["replicates"]] == ["h8-d1", "h16-d2"]
+    for e in s["budgets"]:  # the larger of the two spreads sets the ratio and the ties
+        largest = max(r["spread_loss"][str(e["budget_flops"])] for r in s["replicates"])
+        assert e["seed_spread_loss"] == largest
+        assert e["gap_over_spread"] == pytest.approx(e["size_gap_loss"] / largest)
+        other = ({"h8-d1", "h16-d2"} - {e["compute_optimal"]}).pop()
+        assert e["ties_with_optimal"] == ([other] if e["size_gap_loss"] <= largest else [])
+        assert e["bracketed"] is False  # two sizes bracket nothing
+    assert s["optimal_size_law"] is None
     runs = {r["size"]: r for r in doc["runs"]}
     assert len(runs["h8-d1"]["history"]) == 3  # the curve point + the two budgets
     header = (tmp_path / "scale_sweep.csv").read_text().splitlines()[0].split(",")
@@ -152,7 +161,7 @@ def test_scale_sweep_iso_flop_table_plot_and_aim_runs(tiny_dataset, tmp_path):
     assert "compute-optimal size" in md and "seed spread of h8-d1" in md
     assert (tmp_path / "scale_sweep.png").read_bytes()[:4] == b"\x89PNG"
     aim_runs = open_runs(tmp_path / "aim")
-    assert sorted(r.name for r in aim_runs) == ["h16-d2", "h8-d1", "h8-d1-s1"]
+    assert sorted(r.name for r in aim_runs) == ["h16-d2", "h16-d2-s1", "h8-d1", "h8-d1-s1"]
     assert {r.experiment for r in aim_runs} == {"scale_sweep"}
     _assert_docs_render(tmp_path, rows)
 
@@ -173,7 +182,8 @@ def _assert_docs_render(sweep_dir, rows):
     assert [ln.split(" | ")[0].lstrip("| ") for ln in lines[2:]] == [r["size"] for r in rows]
     assert sum("**" in ln for ln in lines) == 2  # one best perplexity per budget
     summary = render_scale_sweep_summary(results, "fresh_clone.json").splitlines()
-    assert len(summary) == 2 + 2 and "seed spread of h8-d1" in summary[0]
+    assert len(summary) == 2 + 2 and "seed spread of h16-d2" in summary[0]
+    assert [ln.split(" | ")[3] for ln in summary[2:]] == ["no", "no"]  # two sizes bracket nothing
 
 
 def test_scale_sweep_time_cap_shrinks_every_budget_alike(tiny_dataset, tmp_path, capsys):

@@ -80,37 +80,56 @@ def render_scale_sweep_table(results: Path, file: str) -> str:
 
 @renderer("scale_sweep_summary")
 def render_scale_sweep_summary(results: Path, file: str) -> str:
-    """Per budget: the compute-optimal size, its perplexity, the best-worst gap between sizes
-    and, for each seed replicate, the seed spread and the gap in units of it."""
+    """Per budget: the compute-optimal size, its perplexity, whether the ladder brackets it
+    (and the parabola's optimal parameter count), the best-worst gap between sizes, each seed
+    replicate's spread, the gap in units of the largest spread, and the sizes tied with the
+    optimum (within that spread)."""
     summary = _report(results, file)["summary"]
     reps = summary["replicates"]
     # JSON wrote the budgets (float keys) as strings
-    by_budget = [
-        (
-            {float(k): v for k, v in r["spread_loss"].items()},
-            {float(k): v for k, v in r["gap_over_spread"].items()},
-        )
-        for r in reps
-    ]
+    spreads = [{float(k): v for k, v in r["spread_loss"].items()} for r in reps]
     out = []
     for e in summary["budgets"]:
         b = float(e["budget_flops"])
-        row = [
-            _e(b),
-            e["compute_optimal"] or "—",
-            _g(e["valid_ppl"], ".2f"),
-            _g(e["size_gap_loss"], ".3f"),
-        ]
-        for spreads, ratios in by_budget:
-            ratio = ratios.get(b)
-            row += [_g(spreads.get(b), ".4f"), "—" if ratio is None else f"**{ratio:.1f}**"]
+        largest = max((s[b] for s in spreads if b in s), default=None)
+        ratio = e.get("gap_over_spread")
+        if ratio is None and largest and e["size_gap_loss"] is not None:
+            ratio = e["size_gap_loss"] / largest
+        if "bracketed" not in e:  # a report from before the sweep fitted its optimum
+            bracket = "—"
+        elif e["bracketed"]:
+            bracket = f"yes ({e['optimal_params']:,.0f})"
+        else:
+            bracket = "no"
+        ties = e.get("ties_with_optimal")
+        row = [_e(b), e["compute_optimal"] or "—", _g(e["valid_ppl"], ".2f"), bracket]
+        row += [_g(e["size_gap_loss"], ".3f"), *[_g(s.get(b), ".4f") for s in spreads]]
+        row += ["—" if ratio is None else f"**{ratio:.1f}**"]
+        row += ["—" if ties is None else ", ".join(ties) or "none"]
         out.append(row)
     header = [
         "budget (training FLOPs)",
         "compute-optimal size",
         "its valid ppl",
+        "bracketed (optimal params)",
         "best–worst gap (nats)",
     ]
-    for rep in reps:
-        header += [f"seed spread of {rep['size']} (nats)", "gap / spread"]
-    return table(header, ["---", "---", *["---:"] * (len(header) - 2)], out)
+    header += [f"seed spread of {rep['size']} (nats)" for rep in reps]
+    header += ["gap / largest spread", "tied with the optimum"]
+    return table(header, ["---", "---", "---:", "---", *["---:"] * (len(header) - 5), "---"], out)
+
+
+@renderer("scale_sweep_optimal_size_law")
+def render_scale_sweep_optimal_size_law(results: Path, file: str) -> str:
+    """``N_opt ∝ C^a`` over the bracketed budgets: ``a = 0.52 ± 0.10 (standard error, 3
+    bracketed budgets)``, or why there is no fit."""
+    law = _report(results, file)["summary"].get("optimal_size_law")
+    if not law:
+        return "not fitted (fewer than two budgets where the ladder brackets the optimum)"
+    se = "" if law["a_se"] is None else f" ± {law['a_se']:.2f} (standard error"
+    tail = (
+        f", {law['budgets']} bracketed budgets)"
+        if se
+        else f" ({law['budgets']} bracketed budgets, no error from two points)"
+    )
+    return f"a = {law['a']:.2f}{se}{tail}"
