@@ -399,28 +399,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=20.0, help="training minutes per arm")
     ap.add_argument("--seeds", type=int, default=2, help="initialisations; each runs every arm")
-    ap.add_argument(
-        "--tokens",
-        type=int,
-        default=None,
-        help="tokens per batch, every arm (default 1000; --tiny: 300)",
-    )
+    ap.add_argument("--tokens", type=int, help="tokens per batch (default 1000; --tiny: 300)")
     ap.add_argument("--grad-clip", type=float, default=0.0, help="every arm; <= 0: off")
     ap.add_argument("--valid-points", type=int, default=8)
-    ap.add_argument(
-        "--valid-proteins",
-        type=int,
-        default=40,
-        help="a seeded subset of db5.5 val, the same for every arm",
-    )
+    ap.add_argument("--valid-proteins", type=int, default=40, help="seeded db5.5 val subset")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="a few embedded proteins (CI)")
-    ap.add_argument(
-        "--reanalyse",
-        default=None,
-        metavar="FILE",
-        help="no training: the targets and speedups of FILE's curves again",
-    )
+    ap.add_argument("--reanalyse", metavar="FILE", help="FILE's targets, speedups again")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--out", default=None, help="also write the JSON here (and a .png beside)")
     a = ap.parse_args(argv)
@@ -460,17 +445,10 @@ def reanalyse(a, argv) -> dict:
         result = json.loads(Path(a.reanalyse).read_text())
         result["arms"]
     except (OSError, json.JSONDecodeError, KeyError) as e:
-        print(
-            f"benchmarks.time_to_quality: {a.reanalyse}: not a result with arms ({e})",
-            file=sys.stderr,
-        )
+        print(f"benchmarks.time_to_quality: {a.reanalyse}: no arms ({e})", file=sys.stderr)
         raise SystemExit(2) from None
-    result = compare(result)
-    result["analysis"] = {
-        "command": command("benchmarks.time_to_quality", argv),
-        "commit": git_commit(),
-    }
-    return result
+    analysis = {"command": command("benchmarks.time_to_quality", argv), "commit": git_commit()}
+    return {**compare(result), "analysis": analysis}
 
 
 def main(argv=None) -> dict:
