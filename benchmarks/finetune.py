@@ -237,17 +237,14 @@ def model_names(seeds: int) -> list[str]:
     return ["base"] + [f"{s}/seed{seed}" for s in SETTINGS for seed in range(seeds)]
 
 
-def signature(a) -> dict:
+def signature(a, cpu: str) -> dict:
     """What must agree for models measured in separate calls to share one result: the
     settings, and the CPU (minutes, and what ``precision: fast`` picks, depend on it)."""
     keys = ("base", "steps", "samples", "precision", "threads", "tiny")
-    return {k: getattr(a, k) for k in keys} | {
-        "evaluation_seed": EVAL_SEED,
-        "cpu": machine()["cpu"],
-    }
+    return {k: getattr(a, k) for k in keys} | {"evaluation_seed": EVAL_SEED, "cpu": cpu}
 
 
-def earlier_result(a) -> tuple[dict, list]:
+def earlier_result(a, mine: dict) -> tuple[dict, list]:
     """With ``--resume``: the models and calls ``--out`` already holds, when it was made with
     the same settings (else a one-line exit naming the first difference)."""
     path = Path(a.out) if a.out else None
@@ -259,23 +256,22 @@ def earlier_result(a) -> tuple[dict, list]:
         fail(f"{a.out}: not a finetune result ({e}); remove it or drop --resume")
     if "signature" not in earlier:
         fail(f"{a.out}: made without a signature, before --resume existed; drop --resume")
-    mine = signature(a)
     for key, value in mine.items():
-        if earlier.get("signature", {}).get(key) != value:
-            theirs = earlier.get("signature", {}).get(key)
+        theirs = earlier["signature"].get(key)
+        if theirs != value:
             fail(f"{a.out}: made with {key}={theirs!r}, this call has {value!r}")
     models = {k: v for k, v in earlier["models"].items() if k in model_names(a.seeds)}
     return models, earlier.get("calls", [])
 
 
-def result_of(a, argv, models: dict, sets: dict, train_chains: int, calls: list) -> dict:
+def result_of(a, argv, models: dict, sets: dict, train_chains: int, calls: list, sig) -> dict:
     missing = [m for m in model_names(a.seeds) if m not in models]
     return {
         "machine": calls[-1]["machine"],
         "command": command("benchmarks.finetune", argv),
         "complete": not missing,
         "missing": missing,
-        "signature": signature(a),
+        "signature": sig,
         "tiny": a.tiny,
         "base": a.base,
         "steps": a.steps,
@@ -295,7 +291,8 @@ def main(argv=None) -> dict:
     log = lambda *x: print(*x, file=sys.stderr, flush=True)
     torch.set_num_threads(a.threads)
     info, t0 = machine(), time.time()
-    models, calls = earlier_result(a)
+    sig = signature(a, info["cpu"])
+    models, calls = earlier_result(a, sig)
     todo = [m for m in a.only if m not in models]
     log(f"kept from {a.out}: {', '.join(models) or 'none'}; measuring: {', '.join(todo) or 'none'}")
     train, valid = load_records(a.tiny, 10**9)  # every validation chain; training reads 40
@@ -308,7 +305,7 @@ def main(argv=None) -> dict:
         models[name] = {**facts, "measured_at": {"commit": info["commit"], "call": len(calls)}}
         call.update(machine=finished(info), wall_minutes=(time.time() - t0) / 60)
         if a.out:
-            done = result_of(a, argv, models, sets, len(train), [*calls, call])
+            done = result_of(a, argv, models, sets, len(train), [*calls, call], sig)
             write_json(a.out, json.dumps(done, indent=1))
 
     if "base" in todo:
@@ -323,7 +320,7 @@ def main(argv=None) -> dict:
             measured(name, {**facts, **evaluate(model)})
             log(f"{name}: {facts['steps']} steps, {facts['minutes']:.1f} min")
     call.update(machine=finished(info), wall_minutes=(time.time() - t0) / 60)
-    result = result_of(a, argv, models, sets, len(train), [*calls, call])
+    result = result_of(a, argv, models, sets, len(train), [*calls, call], sig)
     return emit(result, a, json.dumps, indent=1)
 
 

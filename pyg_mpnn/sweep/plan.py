@@ -98,21 +98,27 @@ def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
-def fit_power_law(points: list[tuple[float, float]]) -> tuple[float, float] | None:
-    """Least-squares fit of ``loss = a * flops ** -b`` in log-log space; ``(a, b)``, or ``None``
-    with fewer than 3 points or a non-decreasing trend (no power law to fit)."""
-    pts = [(math.log(f), math.log(loss)) for f, loss in points if f > 0 and loss > 0]
-    if len(pts) < 3:
-        return None
+def _line_fit(pts: list[tuple[float, float]]) -> tuple[float, float, float, float] | None:
+    """Least-squares ``y = intercept + slope * x``: ``(slope, intercept, sxx, residual)``, or
+    ``None`` when every ``x`` is the same."""
     n = len(pts)
     mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
     sxx = sum((x - mx) ** 2 for x, _ in pts)
     if sxx == 0:
         return None
     slope = sum((x - mx) * (y - my) for x, y in pts) / sxx
-    if slope >= 0:
+    residual = sum((y - my - slope * (x - mx)) ** 2 for x, y in pts)
+    return slope, my - slope * mx, sxx, residual
+
+
+def fit_power_law(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares fit of ``loss = a * flops ** -b`` in log-log space; ``(a, b)``, or ``None``
+    with fewer than 3 points or a non-decreasing trend (no power law to fit)."""
+    pts = [(math.log(f), math.log(loss)) for f, loss in points if f > 0 and loss > 0]
+    fit = _line_fit(pts) if len(pts) >= 3 else None
+    if fit is None or fit[0] >= 0:
         return None
-    return math.exp(my - slope * mx), -slope
+    return math.exp(fit[1]), -fit[0]
 
 
 def seed_spread(rows: list[dict], size: str, replicate: str) -> dict[float, float]:
@@ -154,30 +160,30 @@ def fit_optimal_size_law(points: list[tuple[float, float]]) -> dict | None:
     ``{a, a_se, k, budgets}``, ``a_se`` the standard error of ``a`` (``None`` with two
     budgets: no residual left to estimate it). ``None`` with fewer than two budgets."""
     pts = [(math.log(c), math.log(n)) for c, n in points if c > 0 and n and n > 0]
-    n = len(pts)
-    if n < 2:
+    fit = _line_fit(pts) if len(pts) >= 2 else None
+    if fit is None:
         return None
-    mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
-    sxx = sum((x - mx) ** 2 for x, _ in pts)
-    if sxx == 0:
-        return None
-    a = sum((x - mx) * (y - my) for x, y in pts) / sxx
-    residual = sum((y - my - a * (x - mx)) ** 2 for x, y in pts)
-    se = math.sqrt(residual / (n - 2) / sxx) if n > 2 else None
-    return {"a": a, "a_se": se, "k": math.exp(my - a * mx), "budgets": n}
+    a, intercept, sxx, residual = fit
+    se = math.sqrt(residual / (len(pts) - 2) / sxx) if len(pts) > 2 else None
+    return {"a": a, "a_se": se, "k": math.exp(intercept), "budgets": len(pts)}
+
+
+def _losses_at(rows: list[dict], budget: float, exclude=frozenset()) -> dict[str, float]:
+    """``{size: valid_loss}`` of the complete rows at FLOP ``budget``, ``exclude`` left out."""
+    return {
+        r["size"]: r["valid_loss"]
+        for r in rows
+        if r["budget_flops"] == budget
+        and r["valid_loss"] is not None
+        and r.get("reached", True)
+        and r["size"] not in exclude
+    }
 
 
 def ties_with_optimal(rows: list[dict], budget: float, spread: float, exclude=frozenset()):
     """Sizes other than the compute-optimal one whose loss at ``budget`` is within ``spread``
     (the seed-to-seed spread) of it: at this budget they cannot be told apart."""
-    at = {
-        r["size"]: r["valid_loss"]
-        for r in rows
-        if r["budget_flops"] == budget
-        and r["size"] not in exclude
-        and r["valid_loss"] is not None
-        and r.get("reached", True)
-    }
+    at = _losses_at(rows, budget, exclude)
     if not at:
         return []
     best = min(at, key=at.get)
@@ -186,14 +192,7 @@ def ties_with_optimal(rows: list[dict], budget: float, spread: float, exclude=fr
 
 def size_gap(rows: list[dict], budget: float, exclude: set[str] = frozenset()) -> float | None:
     """Best-to-worst validation-loss gap between sizes at ``budget`` (replicates excluded)."""
-    losses = [
-        r["valid_loss"]
-        for r in rows
-        if r["budget_flops"] == budget
-        and r["valid_loss"] is not None
-        and r.get("reached", True)
-        and r["size"] not in exclude
-    ]
+    losses = list(_losses_at(rows, budget, exclude).values())
     return max(losses) - min(losses) if len(losses) >= 2 else None
 
 
