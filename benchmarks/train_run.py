@@ -10,7 +10,8 @@ residues seen, the validation curve (step, wall time, perplexity, accuracy), the
 best validation perplexity (with its step), the training perplexity at the end, the median
 residues/s and step time over logged steps, the peak memory the run logged and the child's peak
 resident set size. With ``--figures`` the run's curves and per-layer norms are drawn there
-(``python -m pyg_mpnn.track.plot``). Run it on an otherwise idle machine: the run is timed.
+(``python -m pyg_mpnn.track.plot``); with ``--keep DIR`` the run folder stays at ``DIR`` for
+``pyg_mpnn.diagnose`` and ``studies.layer_norms --from-run``. Run it on an otherwise idle machine: the run is timed.
 """
 
 from __future__ import annotations
@@ -92,7 +93,14 @@ def parse_args(argv=None):
     ap.add_argument("--figures", default=None, help="also draw the run's figures here")
     ap.add_argument("--prefix", default=None, help="the figures' file prefix (default: --exp)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
-    return ap.parse_args(argv)
+    ap.add_argument(
+        "--keep", default=None, help="train into this run folder and keep it (default: scratch)"
+    )
+    a = ap.parse_args(argv)
+    if a.keep and Path(a.keep).exists():
+        print(f"benchmarks.train_run: --keep {a.keep}: already exists", file=sys.stderr)
+        raise SystemExit(2)
+    return a
 
 
 def main(argv=None) -> dict:
@@ -104,7 +112,7 @@ def main(argv=None) -> dict:
         raise SystemExit(2) from None
     info, t0 = machine(cfg.train.threads), time.time()
     with tempfile.TemporaryDirectory(dir=a.work) as tmp:
-        run = Path(tmp) / a.exp
+        run = Path(a.keep).resolve() if a.keep else Path(tmp) / a.exp
         args = ["--exp", a.exp, "--out", str(run)]
         args += ["--data", str(Path(a.data).resolve())] if a.data else []
         args += [x for kv in a.set for x in ("--set", kv)]
@@ -117,7 +125,7 @@ def main(argv=None) -> dict:
             figures = str(Path(a.figures).resolve())
             plot = [*python_m("pyg_mpnn.track.plot"), str(run), "--out", figures]
             subprocess.run([*plot, "--prefix", a.prefix or a.exp], cwd=REPO, check=True)
-    shown = {"--out": lambda _: "RUN", "--data": shown_path}
+    shown = {"--out": lambda x: shown_path(x) if a.keep else "RUN", "--data": shown_path}
     shown_args = [shown.get(prev, str)(x) for prev, x in zip([None, *args], args)]
     result = {
         "machine": finished(info),

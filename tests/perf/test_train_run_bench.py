@@ -32,3 +32,16 @@ def test_a_bad_experiment_is_one_line_and_exit_2_before_anything_runs(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and "no_such_experiment" in err[0]
     assert not (tmp_path / "x.json").exists()
+
+
+def test_keep_leaves_the_run_folder_and_refuses_an_existing_one(tmp_path, capsys):
+    run, out = tmp_path / "kept", tmp_path / "run.json"
+    argv = ["--exp", "smoke", "--out", str(out), "--keep", str(run)]
+    train_run.main([*argv, *[x for kv in FAST for x in ("--set", kv)]])
+    shown = json.loads(out.read_text())["run_command"]
+    assert (run / "metrics.csv").is_file() and "--out kept" in shown
+    out.unlink()
+    with pytest.raises(SystemExit) as e:
+        train_run.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "--keep" in err[-1] and not out.exists()

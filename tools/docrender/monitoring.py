@@ -147,3 +147,40 @@ def render_layer_norms_params(results: Path, file: str) -> str:
         rows.append([f"`{layer}`"] + [_trail(q[c], steps) if c in q else "–" for c in cols])
     header = ["layer", "weight RMS", "gradient RMS", "update / weight"]
     return table(header, ["---"] + ["---:"] * 3, rows)
+
+
+# -- training.md: one training run as a user starts it (benchmarks/train_run.py) -------------------
+@renderer("train_run_table")
+def render_train_run_table(results: Path, file: str) -> str:
+    """One row: steps, training minutes, validation perplexity at the end and at its best,
+    accuracy, training perplexity, median rate and the memory of a ``train_run`` result."""
+    r = load(results, file)
+    rate = r["median_residues_per_s"]
+    row = [
+        r["precision"],
+        f"{r['steps']:,}",
+        f"{r['training_minutes']:.1f}",
+        f"**{r['final_valid_ppl']:.2f}**",
+        f"{r['best_valid_ppl']:.2f} (step {r['best_valid_step']:,})",
+        "–" if r["final_valid_acc"] is None else f"{100 * r['final_valid_acc']:.1f} %",
+        "–" if r["final_train_ppl"] is None else f"{r['final_train_ppl']:.2f}",
+        "–" if rate is None else f"{rate:,.0f}",
+        "–" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:,.0f} MB",
+        f"{r['child_peak_rss_mb']:,.0f} MB",
+    ]
+    header = ["precision", "steps", "training minutes", "valid ppl (end)"]
+    header += ["best valid ppl", "valid acc (end)", "train ppl (end)", "residues/s (median)"]
+    header += ["peak memory (logged)", "peak RSS (process)"]
+    return table(header, ["---"] + ["---:"] * 9, [row])
+
+
+@renderer("train_run_machine")
+def render_train_run_machine(results: Path, file: str) -> str:
+    """CPU, threads, load and the commit of a ``train_run`` result, and its command."""
+    r = load(results, file)
+    m = r["machine"]
+    return (
+        f"`{r['command']}` at commit {m['commit']}, on a {m['logical_cpus']}-core {m['cpu']} "
+        f"(load average {m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}); the run: "
+        f"`{r['run_command']}`"
+    )
