@@ -11,6 +11,9 @@ budget, the seed spread) is kept whole, and its figure copied beside the result.
 Run on an otherwise idle machine (docs/training.md, README.md render from its JSON)::
 
     python -m benchmarks.fresh_clone --json --out benchmarks/results/fresh_clone.json
+    # the summary again from the stored rows, with the current analysis code:
+    python -m benchmarks.fresh_clone --json --reanalyse benchmarks/results/fresh_clone.json \
+        --out benchmarks/results/fresh_clone.json
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from benchmarks.common import (
     result_parser,
     shown_path,
 )
+from pyg_mpnn.sweep.report import summary as sweep_summary
 
 SHARED = REPO.parent / "shared"
 
@@ -46,9 +50,15 @@ def timed(cmd: list[str], cwd: Path, log: Path, env: dict) -> dict:
     with open(log, "w") as f:
         rc = subprocess.call(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env)
     seconds = time.perf_counter() - t0
-    tail = log.read_text(errors="replace").splitlines()[-4:]
+    tail = kept_tail(log.read_text(errors="replace").splitlines())
     print(f"[fresh_clone]   {seconds:.0f} s, exit {rc}", file=sys.stderr, flush=True)
     return {"seconds": round(seconds, 1), "minutes": round(seconds / 60, 1), "rc": rc, "tail": tail}
+
+
+def kept_tail(lines: list[str], n: int = 4) -> list[str]:
+    """A command's last ``n`` lines less pip's notes on this machine's own package locations
+    (they name its folders)."""
+    return [x for x in lines if not x.startswith("WARNING: Location 'file:")][-n:]
 
 
 def clone(into: Path, with_shared: bool) -> Path:
@@ -88,11 +98,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--no-run", action="store_true", help="time the installs only")
     ap.add_argument("--no-source", action="store_true", help="skip the install from source")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument(
+        "--reanalyse", metavar="FILE", help="FILE's scale_sweep summary again from its rows"
+    )
     return ap.parse_args(argv)
+
+
+def reanalyse(args, argv) -> dict:
+    """``--reanalyse FILE``: the scale_sweep summary of a result computed again from its rows
+    and runs (the measurement unchanged; the frontier's power law, which needs the runs'
+    histories, kept as it was), with the command and commit that did it; the install tails as
+    :func:`kept_tail` keeps them."""
+    try:
+        result = json.loads(Path(args.reanalyse).read_text())
+        sweep = result["scale_sweep"]
+        rows, runs = sweep["rows"], sweep["runs"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        print(f"error: {args.reanalyse}: no scale_sweep rows ({e})", file=sys.stderr)
+        raise SystemExit(2) from None
+    for run in result.get("installs", []):
+        run["tail"] = kept_tail(run.get("tail", []))
+    fresh = sweep_summary(rows, [{**r, "history": []} for r in runs], [])
+    sweep["summary"] = {**fresh, "power_law": sweep["summary"].get("power_law")}
+    result["analysis"] = {
+        "command": command("benchmarks.fresh_clone", argv),
+        "commit": git_commit(),
+    }
+    return result
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.reanalyse:
+        emit(reanalyse(args, argv), args, json.dumps)
+        return 0
     if git_commit() is None:
         print(
             "error: fresh_clone clones this repository's HEAD: not a git checkout", file=sys.stderr

@@ -13,6 +13,7 @@ so). All functions here are pure, so the arithmetic is tested without training a
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -166,6 +167,35 @@ def fit_optimal_size_law(points: list[tuple[float, float]]) -> dict | None:
     a, intercept, sxx, residual = fit
     se = math.sqrt(residual / (len(pts) - 2) / sxx) if len(pts) > 2 else None
     return {"a": a, "a_se": se, "k": math.exp(intercept), "budgets": len(pts)}
+
+
+def optimal_size_law_over_seeds(rows: list[dict], reps: dict[str, str]) -> list[float]:
+    """The exponent ``a`` of ``N_opt = k C^a`` refitted with each replicated size's losses
+    taken from either of its seeds (``reps``: ``{replicate: size}``): one ``a`` per choice of
+    seeds that brackets at least two budgets. Its range is how far seed noise moves ``a``."""
+    options = [[None, rep] for rep in reps]  # None: the size's own seed
+    exponents = []
+    for choice in itertools.product(*options):
+        swap = {reps[rep]: rep for rep in choice if rep}
+        losses = {
+            (r["size"], r["budget_flops"]): r["valid_loss"]
+            for r in rows
+            if r.get("reached", True) and r["valid_loss"] is not None
+        }
+        points = []
+        for b in sorted({r["budget_flops"] for r in rows}):
+            at = [
+                (r["params"], losses.get((swap.get(r["size"], r["size"]), b)))
+                for r in rows
+                if r["budget_flops"] == b and r["size"] not in reps and r.get("reached", True)
+            ]
+            optimum = optimal_size(at)
+            if optimum["bracketed"]:
+                points.append((b, optimum["params_opt"]))
+        law = fit_optimal_size_law(points)
+        if law:
+            exponents.append(law["a"])
+    return exponents
 
 
 def _losses_at(rows: list[dict], budget: float, exclude=frozenset()) -> dict[str, float]:

@@ -139,7 +139,10 @@ def summary(rows: list[dict], results: list[dict], budgets: list[float]) -> dict
             }
         )
     bracketed = [(e["budget_flops"], e["optimal_params"]) for e in out["budgets"] if e["bracketed"]]
-    out["optimal_size_law"] = sweep_plan.fit_optimal_size_law(bracketed)
+    out["optimal_size_law"] = law = sweep_plan.fit_optimal_size_law(bracketed)
+    if law and reps:
+        exponents = sweep_plan.optimal_size_law_over_seeds(rows, reps)
+        law["a_over_seeds"] = {"min": min(exponents), "max": max(exponents), "fits": len(exponents)}
     if budgets:
         out["power_law"] = _frontier_laws(rows, results, reps)
     return out
@@ -203,6 +206,12 @@ def _summary_md(s: dict, scale: float) -> list[str]:
             f"\noptimal size: N_opt = {law['k']:.3g} * C^{law['a']:.3f}{se} "
             f"(standard error), fitted over {law['budgets']} bracketed budgets"
         )
+        seeds = law.get("a_over_seeds")
+        if seeds:
+            md.append(
+                f"\nwith either seed of each replicated size: a from {seeds['min']:.3f} to "
+                f"{seeds['max']:.3f} ({seeds['fits']} fits)"
+            )
     front = (s.get("power_law") or {}).get("frontier_at_budgets")
     if front:
         md.append(f"\nfrontier power law: valid loss = {front['a']:.3g} * C^-{front['b']:.4f}")

@@ -158,3 +158,29 @@ def test_ties_are_the_sizes_within_the_spread_of_the_optimum():
     assert sweep_plan.ties_with_optimal(rows, 2e12, 0.11, exclude={"b-s1"}) == ["c"]
     assert sweep_plan.ties_with_optimal(rows, 2e12, 0.05, exclude={"b-s1"}) == []
     assert sorted(sweep_plan.ties_with_optimal(rows, 2e12, 1.0, exclude={"b-s1"})) == ["a", "c"]
+
+
+def _parabola_rows(n_star: dict, ladder=(1e4, 3e4, 1e5, 3e5), replicate=None) -> list[dict]:
+    """Rows of exact iso-FLOP parabolas, optimum ``n_star[budget]``; ``replicate``: a
+    ``(size index, name, loss shift per budget)`` second seed of one size."""
+    rows = []
+    for b, star in n_star.items():
+        for i, n in enumerate(ladder):
+            loss = 2.0 + 0.1 * math.log(n / star) ** 2
+            rows.append({"size": f"s{i}", "params": n, "budget_flops": b, "valid_loss": loss})
+            if replicate and replicate[0] == i:
+                rep = {**rows[-1], "size": replicate[1]}
+                rows.append({**rep, "valid_loss": loss + replicate[2][b]})
+    return rows
+
+
+def test_the_exponent_over_seeds_spans_the_replicates_choices():
+    stars = {1e11: 2e4, 1e12: 6e4}  # a = log10(3)
+    same = _parabola_rows(stars, replicate=(1, "s1-s1", {1e11: 0.0, 1e12: 0.0}))
+    a = sweep_plan.optimal_size_law_over_seeds(same, {"s1-s1": "s1"})
+    assert a == pytest.approx([math.log10(3)] * 2, rel=1e-6)
+    # the replicate of the size next to the optimum is worse at the larger budget: with it
+    # the parabola's vertex moves away from that size, and a with it
+    moved = _parabola_rows(stars, replicate=(1, "s1-s1", {1e11: 0.0, 1e12: 0.02}))
+    a = sweep_plan.optimal_size_law_over_seeds(moved, {"s1-s1": "s1"})
+    assert len(a) == 2 and a[0] == pytest.approx(math.log10(3), rel=1e-6) and a[1] > a[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.docrender.core import RenderError, load, lookup, num, renderer, table  # noqa: F401
+from tools.docrender.core import RenderError, load, lookup, num, renderer, table
 
 
 # -- monitoring: the noise-module control and pre/post-LayerNorm norms -----------------------------
@@ -184,3 +184,29 @@ def render_train_run_machine(results: Path, file: str) -> str:
         f"(load average {m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}); the run: "
         f"`{r['run_command']}`"
     )
+
+
+@renderer("layer_norms_value")
+def render_layer_norms_value(results: Path, file: str, layer: str, kind: str, step: str) -> str:
+    """One tracked value (two significant digits): ``layer``'s ``kind`` at ``step``; ``step``
+    ``A/B`` gives the ratio of the value at A to the value at B (``×`` one decimal)."""
+    q = load(results, file)["layers"].get(layer, {}).get(kind)
+    if q is None:
+        raise RenderError(f"{results / file}: no {kind!r} tracked for layer {layer!r}")
+    at = step.split("/")
+    missing = [s for s in at if s not in q]
+    if missing:
+        raise RenderError(f"{results / file}: {layer} {kind} not tracked at step {missing[0]}")
+    if len(at) == 2:
+        return f"{q[at[0]] / q[at[1]]:.1f}×"
+    return sig(q[at[0]])
+
+
+@renderer("train_run_epoch")
+def render_train_run_epoch(results: Path, file: str, residues: str) -> str:
+    """How long ``residues`` training residues take at a ``train_run``'s median rate, in the
+    largest of years, days, hours or minutes that is at least 2 of it."""
+    seconds = float(residues) / load(results, file)["median_residues_per_s"]
+    units = (("years", 365 * 86400), ("days", 86400), ("h", 3600), ("min", 60))
+    unit, size = next((u, n) for u, n in units if seconds >= 2 * n or u == "min")
+    return f"{num(seconds / size)} {unit}"

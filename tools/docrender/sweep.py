@@ -122,7 +122,7 @@ def render_scale_sweep_summary(results: Path, file: str) -> str:
 @renderer("scale_sweep_optimal_size_law")
 def render_scale_sweep_optimal_size_law(results: Path, file: str) -> str:
     """``N_opt ∝ C^a`` over the bracketed budgets: ``a = 0.52 ± 0.10 (standard error, 3
-    bracketed budgets)``, or why there is no fit."""
+    bracketed budgets)``, or why there is no fit; then the range of ``a`` over seeds."""
     law = _report(results, file)["summary"].get("optimal_size_law")
     if not law:
         return "not fitted (fewer than two budgets where the ladder brackets the optimum)"
@@ -130,6 +130,12 @@ def render_scale_sweep_optimal_size_law(results: Path, file: str) -> str:
     tail = (
         f", {law['budgets']} bracketed budgets)"
         if se
-        else f" ({law['budgets']} bracketed budgets, no error from two points)"
+        else f" ({law['budgets']} bracketed budgets, no standard error from two points)"
     )
+    seeds = law.get("a_over_seeds")
+    if seeds:
+        tail += (
+            f"; with each replicated size's loss from either of its seeds, a = "
+            f"{seeds['min']:.2f}–{seeds['max']:.2f} ({seeds['fits']} fits)"
+        )
     return f"a = {law['a']:.2f}{se}{tail}"
