@@ -250,6 +250,42 @@ def test_finetune_tables_render_every_model_with_its_interval(tmp_path):
     )
     with pytest.raises(render_docs.RenderError, match="base has no 'db5.5_test'"):
         render_docs.RENDERERS["finetune_test"](tmp_path, "f.json", "db5.5_test")
+    value = render_docs.RENDERERS["finetune_value"]
+    assert value(tmp_path, "f.json", "full/seed1", "ts50", "perplexity") == "5.119"
+    assert value(tmp_path, "f.json", "base", "ts50", "mean_recovery") == "45.0"
+    assert value(tmp_path, "f.json", "base", "ts50", "chains") == "123"
+    with pytest.raises(render_docs.RenderError, match="no 'db5.5_test' result"):
+        value(tmp_path, "f.json", "base", "db5.5_test", "perplexity")
+
+
+def test_a_training_run_renders_its_row_and_epoch_times(tmp_path):
+    run = {"precision": "fp32", "steps": 849, "training_minutes": 30.17, "final_valid_ppl": 13.33}
+    run.update(best_valid_ppl=13.2, best_valid_step=820, final_valid_acc=0.2033)
+    run.update(final_train_ppl=12.52, median_residues_per_s=500.0, peak_memory_mb=1470.9)
+    run.update(child_peak_rss_mb=1500.2)
+    (tmp_path / "r.json").write_text(json.dumps(run))
+    row = render_docs.RENDERERS["train_run_table"](tmp_path, "r.json").splitlines()[2]
+    assert row == (
+        "| fp32 | 849 | 30.2 | **13.33** | 13.20 (step 820) | 20.3 % | 12.52 | 500 | 1,471 MB "
+        "| 1,500 MB |"
+    )
+    epoch = render_docs.RENDERERS["train_run_epoch"]
+    assert epoch(tmp_path, "r.json", "3.0e5") == "10 min"  # 600 s
+    assert epoch(tmp_path, "r.json", "1.08e7") == "6.0 h"
+    assert epoch(tmp_path, "r.json", "1.3e8") == "3.0 days"
+    assert epoch(tmp_path, "r.json", "3.1536e10") == "2.0 years"
+
+
+def test_layer_norm_values_and_ratios_render_from_tracked_steps(tmp_path):
+    layers = {"decoder.0": {"gradient": {"1": 7.8e-4, "280": 5.7e-6}}}
+    (tmp_path / "ln.json").write_text(json.dumps({"layers": layers}))
+    value = render_docs.RENDERERS["layer_norms_value"]
+    assert value(tmp_path, "ln.json", "decoder.0", "gradient", "280") == "5.7e-06"
+    assert value(tmp_path, "ln.json", "decoder.0", "gradient", "1/280") == "136.8×"
+    with pytest.raises(render_docs.RenderError, match="not tracked at step 400"):
+        value(tmp_path, "ln.json", "decoder.0", "gradient", "1/400")
+    with pytest.raises(render_docs.RenderError, match="no 'weight' tracked"):
+        value(tmp_path, "ln.json", "decoder.0", "weight", "1")
 
 
 def both(shards, foldcomp) -> dict:

@@ -68,3 +68,19 @@ def render_finetune_test(results: Path, file: str, held_out: str) -> str:
     header = ["weights", "ppl", "acc %", "recovery % mean (95 % CI)", "median (95 % CI)"]
     header.append("chains × samples")
     return table(header, ["---", "---:", "---:", "---:", "---:", "---:"], rows)
+
+
+@renderer("finetune_value")
+def render_finetune_value(results: Path, file: str, model: str, held_out: str, key: str) -> str:
+    """One model's value on one held-out set (counts as integers, ``perplexity`` with three
+    decimals, anything else with one): names with dots (``db5.5_test``) need this rather than
+    ``json``."""
+    models = load(results, file)["models"]
+    if model not in models or held_out not in models[model]:
+        raise RenderError(f"{results / file}: no {held_out!r} result for model {model!r}")
+    value = models[model][held_out].get(key)
+    if not isinstance(value, (int, float)):
+        raise RenderError(f"{results / file}: {model} {held_out} has no number {key!r}")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.3f}" if key == "perplexity" else f"{value:.1f}"
