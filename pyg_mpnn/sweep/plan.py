@@ -174,14 +174,14 @@ def optimal_size_law_over_seeds(rows: list[dict], reps: dict[str, str]) -> list[
     taken from either of its seeds (``reps``: ``{replicate: size}``): one ``a`` per choice of
     seeds that brackets at least two budgets. Its range is how far seed noise moves ``a``."""
     options = [[None, rep] for rep in reps]  # None: the size's own seed
+    losses = {
+        (r["size"], r["budget_flops"]): r["valid_loss"]
+        for r in rows
+        if r.get("reached", True) and r["valid_loss"] is not None
+    }
     exponents = []
     for choice in itertools.product(*options):
         swap = {reps[rep]: rep for rep in choice if rep}
-        losses = {
-            (r["size"], r["budget_flops"]): r["valid_loss"]
-            for r in rows
-            if r.get("reached", True) and r["valid_loss"] is not None
-        }
         points = []
         for b in sorted({r["budget_flops"] for r in rows}):
             at = [
