@@ -18,14 +18,21 @@ For a whole training run use ``python -m pyg_mpnn.train --exp base --profile``
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from benchmarks.common import TRAIN, command, emit, finished, machine, pick_graphs
+from benchmarks.common import (
+    TRAIN,
+    command,
+    emit,
+    finished,
+    machine,
+    pick_graphs,
+    result_parser,
+)
 from benchmarks.train_step import build
 
 PHASES = ("forward", "backward", "optimizer")
@@ -66,17 +73,15 @@ def summarize(prof: profile, top: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--residues", type=int, default=5000)
-    ap.add_argument("--steps", type=int, default=1)
-    ap.add_argument("--top", type=int, default=20)
+    ap = result_parser(__doc__)
+    ap.add_argument("--residues", type=int, default=5000, help="residues in the batch")
+    ap.add_argument("--steps", type=int, default=1, help="profiled steps")
+    ap.add_argument("--top", type=int, default=20, help="operators listed, by self CPU time")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--impl", default="ours", help="a train_step implementation (default ours)")
-    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast")
     ap.add_argument("--data", type=Path, default=TRAIN)
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)

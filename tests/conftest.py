@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _shared_audit
 import pytest
 import torch
 from _train_tiny import make_tiny_dataset
@@ -29,6 +30,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Commands the tests start as processes inherit it.
 os.environ["PYG_MPNN_CACHE"] = tempfile.mkdtemp(prefix="pyg_mpnn-test-cache-")
 atexit.register(shutil.rmtree, os.environ["PYG_MPNN_CACHE"], ignore_errors=True)
+
+
+def pytest_configure(config):
+    # PYG_MPNN_TEST_LOG=FILE: which test files read the shared data, and every test's outcome
+    config.pluginmanager.register(_shared_audit, "shared_audit")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _shared_audit import note_shared_use
 
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "data" / "default.jsonl.gz"
@@ -31,6 +32,7 @@ def need_shared(what: str) -> Path:
     path = SHARED_DATA / what
     if not path.exists():
         pytest.skip(f"needs shared data {what} (not at {path}; PYG_MPNN_SHARED_DATA)")
+    note_shared_use()
     return path
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tools import render_docs
-from tools.docrender.core import runnable
+from tools.docrender.core import machine_cpu, machine_load, machine_threads, runnable
 from tools.docrender.typed import QuoteError, typed_numbers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -397,3 +397,23 @@ def test_data_scale_rows_renders_without_and_with_its_result(tmp_path):
     ]
     assert rows[1].split(" | ")[1:] == ["8", "3,126", "8.4", "40", "5", "yes |"]
     assert "2,000,000 rows, 2 workers" in after
+
+
+def test_machine_helpers_name_the_cpu_threads_and_load():
+    m = {
+        "logical_cpus": 2,
+        "cpu": "AMD EPYC",
+        "arch": "x86_64",
+        "cpu_flags": ["avx2"],
+        "threads": 1,
+        "loadavg_start": [0.04, 0.1, 0.1],
+        "loadavg_end": [1.96, 1.0, 0.5],
+    }
+    assert machine_cpu(m) == "2-core AMD EPYC"
+    assert machine_cpu(m, flags=True) == "2-core AMD EPYC (x86_64, avx2)"
+    assert machine_threads(m) == "1 thread"
+    assert machine_threads({**m, "threads": 2}) == "2 threads"
+    assert machine_load(m) == "0.0 → 2.0"
+    m.pop("loadavg_end"), m.pop("cpu_flags")
+    assert machine_load(m) == "0.0"  # older results: no load at the end
+    assert machine_cpu(m, flags=True) == "2-core AMD EPYC (x86_64)"

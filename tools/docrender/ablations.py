@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.docrender.core import (  # noqa: F401
+from tools.docrender.core import (
     RenderError,
     load,
-    lookup,
-    num,
+    machine_cpu,
+    machine_load,
+    machine_threads,
     renderer,
     runnable,
     table,
@@ -43,11 +44,9 @@ def render_ablation_machine(results: Path, file: str) -> str:
     """Where and how an ablation ran: CPU, threads, load, its minutes and its command."""
     r = load(results, file)
     m = r["machine"]
-    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])
     return (
-        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} thread"
-        f"{'s' * (m['threads'] != 1)}, load average {m['loadavg_start'][0]:.1f} → "
-        f"{m['loadavg_end'][0]:.1f}, {r['minutes']:.1f} minutes in all; "
+        f"{machine_cpu(m, flags=True)}, {machine_threads(m)}, load average {machine_load(m)}, "
+        f"{r['minutes']:.1f} minutes in all; "
         f"`{runnable(r['command'])}` (`benchmarks/results/{file}`)"
     )
 

@@ -44,6 +44,24 @@ def lookup(data, path: str, where: str):
     return data
 
 
+def machine_cpu(m: dict, flags: bool = False) -> str:
+    """``2-core AMD EPYC ...`` from a result's ``machine``; with ``flags``, its architecture and
+    CPU flags in brackets (absent from older results: the architecture alone)."""
+    arch = f" ({', '.join([m['arch'], *m.get('cpu_flags', [])])})" if flags else ""
+    return f"{m['logical_cpus']}-core {m['cpu']}{arch}"
+
+
+def machine_threads(m: dict) -> str:
+    """``1 thread`` or ``N threads``."""
+    return f"{m['threads']} thread{'s' * (m['threads'] != 1)}"
+
+
+def machine_load(m: dict) -> str:
+    """The 1-minute load average at the start and the end, ``a → b`` (``a`` with no end)."""
+    end = f" → {m['loadavg_end'][0]:.1f}" if "loadavg_end" in m else ""
+    return f"{m['loadavg_start'][0]:.1f}{end}"
+
+
 def num(x: float) -> str:
     """Below 10 with one decimal, else a whole number with thousands separators."""
     return f"{x:.1f}" if abs(x) < 10 else f"{x:,.0f}"

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.docrender.core import RenderError, load, lookup, num, renderer, table  # noqa: F401
+from tools.docrender.core import (
+    RenderError,
+    load,
+    machine_load,
+    machine_threads,
+    renderer,
+    table,
+)
 
 # -- categorical Jacobian study ------------------------------------------------------------------
 JAC_LABELS = {
@@ -54,9 +61,8 @@ def render_jacobian_study_setup(results: Path, file: str) -> str:
         f"acids per site; the model: hidden {mod['hidden_dim']}, {mod['num_encoder_layers']}+"
         f"{mod['num_decoder_layers']} layers, k = {mod['k_neighbors']}; checkpoints at steps "
         f"{', '.join(map(str, run['steps']))}; training {r['seconds']['train']:.0f} s, maps "
-        f"{r['seconds']['evaluate']:.0f} s on {m['cpu']}, {m['threads']} thread"
-        f"{'s' * (m['threads'] != 1)}, load average {m['loadavg_start'][0]:.1f} → "
-        f"{m['loadavg_end'][0]:.1f}; `benchmarks/results/{file}`"
+        f"{r['seconds']['evaluate']:.0f} s on {m['cpu']}, {machine_threads(m)}, load average "
+        f"{machine_load(m)}; `benchmarks/results/{file}`"
     )
 
 

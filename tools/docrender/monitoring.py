@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.docrender.core import RenderError, load, lookup, num, renderer, table
+from tools.docrender.core import (
+    RenderError,
+    load,
+    lookup,
+    machine_cpu,
+    machine_load,
+    machine_threads,
+    num,
+    renderer,
+    table,
+)
 
 
 # -- monitoring: the noise-module control and pre/post-LayerNorm norms -----------------------------
@@ -19,8 +29,8 @@ def render_run_machine(results: Path, file: str) -> str:
     r = load(results, file)
     m = r["machine"]
     return (
-        f"{m['logical_cpus']}-core {m['cpu']}, {m['threads']} thread, load average "
-        f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}, {r['seconds']:.0f} s in all; "
+        f"{machine_cpu(m)}, {machine_threads(m)}, load average {machine_load(m)}, "
+        f"{r['seconds']:.0f} s in all; "
         f"`benchmarks/results/{file}`"
     )
 
@@ -180,8 +190,8 @@ def render_train_run_machine(results: Path, file: str) -> str:
     r = load(results, file)
     m = r["machine"]
     return (
-        f"`{r['command']}` at commit {m['commit']}, on a {m['logical_cpus']}-core {m['cpu']} "
-        f"(load average {m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}); the run: "
+        f"`{r['command']}` at commit {m['commit']}, on a {machine_cpu(m)} "
+        f"(load average {machine_load(m)}); the run: "
         f"`{r['run_command']}`"
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.docrender.core import load, renderer, table
+from tools.docrender.core import load, machine_cpu, machine_load, renderer, table
 
 METRICS = (  # (key, label, format, difference as percent or points)
     ("perplexity", "perplexity", ".3f", "percent"),
@@ -40,9 +40,8 @@ def render_ts50_setup(results: Path, file: str) -> str:
     """What was compared: chains, residues, weights, machine and load."""
     r = load(results, file)
     first, m = r["runs"][0]["ours"], r["machine"]
-    load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
     return (
         f"{first['chains']} chains, {first['residues']:,} residues, weights `{r['weights']}`, "
-        f"{m['logical_cpus']}-core {m['cpu']}, {r['threads']} thread(s), load average "
-        f"{load_avg}; `benchmarks/results/{file}`"
+        f"{machine_cpu(m)}, {r['threads']} thread(s), load average {machine_load(m)}; "
+        f"`benchmarks/results/{file}`"
     )

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.docrender.core import RenderError, load, lookup, renderer, table
+from tools.docrender.core import (
+    RenderError,
+    load,
+    lookup,
+    machine_cpu,
+    machine_load,
+    machine_threads,
+    renderer,
+    table,
+)
 
 # -- train_step ----------------------------------------------------------------------------------
 IMPL_LABELS = {
@@ -36,14 +45,11 @@ def render_train_step_machine(results: Path, file: str) -> str:
     """What the run was: CPU, threads, precision, batch, rounds, load."""
     r = load(results, file)
     m = r["machine"]
-    load_avg = f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}"
-    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])  # flags: absent from older results
     precisions = sorted({v.get("precision", r["precision"]) for v in r["impls"].values()})
     return (
-        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, "
-        f"{' and '.join(precisions)}, {r['residues']:,} residues in {r['chains']} chains "
+        f"{machine_cpu(m, flags=True)}, {machine_threads(m)}, {' and '.join(precisions)}, {r['residues']:,} residues in {r['chains']} chains "
         f"({r['padded_tokens']:,} padded tokens for the original), {r['repeats']} interleaved "
-        f"rounds, load average {load_avg}; `benchmarks/results/{file}`"
+        f"rounds, load average {machine_load(m)}; `benchmarks/results/{file}`"
     )
 
 
@@ -51,13 +57,9 @@ def render_train_step_machine(results: Path, file: str) -> str:
 def render_machine(results: Path, file: str) -> str:
     """The machine a result was measured on: CPU, flags, threads, load; and its file."""
     m = load(results, file)["machine"]
-    arch = ", ".join([m["arch"], *m.get("cpu_flags", [])])
-    load_avg = f"{m['loadavg_start'][0]:.1f}"
-    if "loadavg_end" in m:
-        load_avg += f" → {m['loadavg_end'][0]:.1f}"
     return (
-        f"{m['logical_cpus']}-core {m['cpu']} ({arch}), {m['threads']} threads, load average "
-        f"{load_avg}; `benchmarks/results/{file}`"
+        f"{machine_cpu(m, flags=True)}, {machine_threads(m)}, load average {machine_load(m)}; "
+        f"`benchmarks/results/{file}`"
     )
 
 
