@@ -75,7 +75,7 @@ def pytest_collectstart(collector) -> None:
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """The ``shared_data`` fixture is made once a session: its users are known from their
+    """The ``shared_data`` fixture is made once per test run: its users are known from their
     signatures."""
     _shared_files.update(
         item.nodeid.split("::", 1)[0]
