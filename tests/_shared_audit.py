@@ -31,6 +31,10 @@ _roots: tuple[str, ...] = ()  # the shared folder as given and resolved, each en
 _rootdir = Path.cwd()  # test files are named relative to pytest's rootdir, as in node ids
 
 
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def note_shared_use() -> None:
     """Record that the running test (or the file being collected) uses the shared data."""
     if LOG and _current:
@@ -78,7 +82,7 @@ def pytest_collection_modifyitems(items) -> None:
     """The ``shared_data`` fixture is made once per test run: its users are known from their
     signatures."""
     _shared_files.update(
-        item.nodeid.split("::", 1)[0]
+        _file_of(item.nodeid)
         for item in items
         if "shared_data" in getattr(item, "fixturenames", ())
     )
@@ -91,7 +95,7 @@ def pytest_collectreport(report) -> None:
 
 def pytest_runtest_logstart(nodeid: str, location) -> None:
     global _current
-    _current = nodeid.split("::", 1)[0]
+    _current = _file_of(nodeid)
 
 
 def pytest_runtest_logfinish(nodeid: str, location) -> None:

@@ -47,7 +47,8 @@ def render_train_step_machine(results: Path, file: str) -> str:
     m = r["machine"]
     precisions = sorted({v.get("precision", r["precision"]) for v in r["impls"].values()})
     return (
-        f"{machine_cpu(m, flags=True)}, {machine_threads(m)}, {' and '.join(precisions)}, {r['residues']:,} residues in {r['chains']} chains "
+        f"{machine_cpu(m, flags=True)}, {machine_threads(m)}, {' and '.join(precisions)}, "
+        f"{r['residues']:,} residues in {r['chains']} chains "
         f"({r['padded_tokens']:,} padded tokens for the original), {r['repeats']} interleaved "
         f"rounds, load average {machine_load(m)}; `benchmarks/results/{file}`"
     )
